@@ -1,0 +1,32 @@
+"""Packaging for tfp_emerging: invertible convolutions for TensorFlow Probability."""
+import setuptools
+
+setuptools.setup(
+    name="tfp_emerging",
+    version="0.1.0",
+    description=("Emerging, periodic and 1x1 invertible convolutions as "
+                 "TensorFlow Probability bijectors, and Glow-style image flows."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["tfp_emerging", "tfp_emerging.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.18",
+        "tensorflow-probability>=0.25",
+        "tf-keras",
+        "numpy",
+        "scikit-learn",
+    ],
+    extras_require={
+        "test": [
+            "pytest",
+            "scipy",
+            "matplotlib",
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+        ],
+        "datasets": ["tensorflow-datasets"],
+    },
+    entry_points={"console_scripts": ["tfp-emerging=tfp_emerging.cli:main"]},
+)
