@@ -118,3 +118,80 @@ for k in (1, 3):
           ({"channels": 1}, "channels"),
           ({"hidden_channels": 0}, "hidden_channels"),
           ({"kernel_size": 2}, "kernel_size"))))
+
+
+def _rotation(channels, seed):
+  q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=[channels] * 2))
+  return q * np.sign(np.diag(r))
+
+
+def _periodic(dtype, kernel_size, forward_path, channels=3, **overrides):
+  kwargs = dict(channels=channels, kernel_size=kernel_size,
+                forward_path=forward_path, dtype=dtype)
+  kwargs.update(overrides)
+  layer = bijectors.PeriodicConv2D(**kwargs)
+  if "kernel" not in overrides:
+    # Taps of 0.3 / k around a scaled rotation: per-frequency condition
+    # numbers about 5 on the contract's images.
+    kernel = np.random.default_rng(40).normal(0., 0.3 / kernel_size,
+                                              layer.kernel.shape)
+    p = (kernel_size - 1) // 2
+    kernel[p, p] += _rotation(channels, 140) * np.exp(
+        np.random.default_rng(240).normal(0., 0.4, channels))
+    layer.kernel.assign(tf.constant(kernel, layer.dtype))
+  return layer
+
+
+def _conv1x1(dtype, parameterization, channels=3, **overrides):
+  """Every parameterisation starts from the same trained-looking `W`."""
+  matrix = _rotation(3, 50) * np.exp(
+      np.random.default_rng(51).normal(0., 0.4, 3)) + trained(
+          [3, 3], 0.2, 52, tf.float64).numpy()
+  if parameterization == "plain":
+    matrix = tf.Variable(matrix, dtype=dtype if dtype.is_floating else None)
+  kwargs = dict(channels=channels, parameterization=parameterization,
+                matrix=matrix, dtype=dtype)
+  kwargs.update(overrides)
+  return bijectors.Conv1x1(**kwargs)
+
+
+def _check_periodic(bijector, jacobian, event_shape):
+  from tests.bijectors import test_periodic_conv2d
+  test_periodic_conv2d.assert_circulant_blocks(bijector, jacobian, event_shape)
+
+
+def _check_conv1x1(bijector, jacobian):
+  from tests.bijectors import test_conv1x1
+  test_conv1x1.assert_block_diagonal(bijector, jacobian)
+
+
+# Odd and even kernel sizes, heights and widths; the cost rule picks the
+# spatial route for k = 3 and the FFT for k = 4 on these images.
+for k, event_shape, path in [(3, (5, 6, 3), "auto"), (4, (4, 7, 3), "auto"),
+                             (2, (6, 5, 3), "spatial")]:
+  CASES.append(contract.Case(
+      name=f"periodic-k{k}-{'x'.join(map(str, event_shape[:2]))}-{path}",
+      make=functools.partial(_periodic, kernel_size=k, forward_path=path),
+      event_shape=event_shape,
+      bad_arguments=COMMON_BAD_ARGUMENTS + (
+          ({"kernel_size": 0}, "kernel_size"),
+          ({"kernel_size": 2.5}, "kernel_size"),
+          ({"forward_path": "guess"}, "forward_path"),
+          ({"dtype": tf.float16}, "dtype"),
+          ({"kernel": np.ones([3, 3, 2, 3])}, "kernel")),
+      check_jacobian=functools.partial(_check_periodic,
+                                       event_shape=event_shape)))
+for parameterization in ("qr", "lu", "plain"):
+  CASES.append(contract.Case(
+      name=f"conv1x1-{parameterization}",
+      make=functools.partial(_conv1x1, parameterization=parameterization),
+      event_shape=(4, 5, 3),
+      bad_arguments=COMMON_BAD_ARGUMENTS + (
+          ({"parameterization": "svd"}, "parameterization"),
+          ({"dtype": tf.float16}, "dtype"),
+          ({"matrix": np.ones([2, 2])}, "matrix"),
+          ({"householder": np.ones([3, 3]), "parameterization": "lu"},
+           "householder"),
+          ({"permutation": [0, 1, 2], "parameterization": "qr"},
+           "permutation")),
+      check_jacobian=_check_conv1x1))

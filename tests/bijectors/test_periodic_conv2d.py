@@ -1,0 +1,247 @@
+"""PeriodicConv2D beyond the shared contract: references, shifts, conditioning."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tests import contract
+from tests.bijectors import registry
+from tfp_emerging import bijectors
+
+
+def dense_reference(kernel, height, width):
+  """`[D, D]` matrix of the periodic convolution, from its definition.
+
+  Output pixel `(i, j)` channel `o` reads input `((i + a - p) % H,
+  (j + b - p) % W)` channel `c` with weight `K[a, b, c, o]`.
+  """
+  k, _, c_in, c_out = kernel.shape
+  p = (k - 1) // 2
+  dense = np.zeros([height, width, c_out, height, width, c_in])
+  for i, j, a, b in itertools.product(range(height), range(width), range(k),
+                                      range(k)):
+    dense[i, j, :, (i + a - p) % height, (j + b - p) % width] += kernel[a, b].T
+  return dense.reshape(height * width * c_out, height * width * c_in)
+
+
+def assert_circulant_blocks(bijector, jacobian, event_shape):
+  """The dense Jacobian is the block-circulant matrix of the kernel."""
+  height, width, _ = event_shape
+  kernel = tf.convert_to_tensor(bijector.kernel).numpy()
+  expected = dense_reference(kernel.astype(np.float64), height, width)
+  atol = 1e-5 if jacobian.dtype == np.float32 else 1e-12
+  np.testing.assert_allclose(jacobian, expected, rtol=0, atol=atol)
+  assert np.count_nonzero(expected) > 0
+
+
+def numpy_forward(x, kernel):
+  """Independent spatial circular convolution: a sum of rolled images."""
+  k = kernel.shape[0]
+  p = (k - 1) // 2
+  y = np.zeros(x.shape[:-1] + (kernel.shape[-1],))
+  for a, b in itertools.product(range(k), repeat=2):
+    y += np.roll(x, (p - a, p - b), axis=(-3, -2)) @ kernel[a, b]
+  return y
+
+
+def layer(kernel_size, dtype=tf.float64, forward_path="auto", channels=3):
+  return registry._periodic(dtype, kernel_size, forward_path,
+                            channels=channels)
+
+
+SHAPES = [(1, 3, 3), (2, 2, 5), (2, 3, 3), (3, 5, 6), (3, 6, 5), (4, 4, 7),
+          (4, 8, 4), (5, 5, 5), (5, 7, 9), (6, 6, 7)]
+
+
+@pytest.mark.parametrize("path", ["fft", "spatial"])
+@pytest.mark.parametrize("k,height,width", SHAPES)
+def test_forward_matches_spatial_reference(k, height, width, path):
+  bijector = layer(k, forward_path=path)
+  x = contract.random([2, height, width, 3], tf.float64)
+  expected = numpy_forward(x.numpy(), bijector.kernel.numpy())
+  np.testing.assert_allclose(bijector.forward(x).numpy(), expected,
+                             atol=1e-12)
+
+
+@pytest.mark.parametrize("k,height,width", SHAPES)
+def test_log_det_and_inverse_for_any_size(k, height, width):
+  """Odd, even and non-square images, `k` up to `min(H, W)`, float64."""
+  bijector = layer(k)
+  kernel = bijector.kernel.numpy()
+  dense = dense_reference(kernel, height, width)
+  x = contract.random([height, width, 3], tf.float64)
+  np.testing.assert_allclose(
+      bijector.forward_log_det_jacobian(x, event_ndims=3).numpy(),
+      np.linalg.slogdet(dense)[1], rtol=1e-10)
+  y = bijector.forward(x)
+  np.testing.assert_allclose(
+      bijector.inverse(tf.identity(y)).numpy().ravel(),
+      np.linalg.solve(dense, y.numpy().ravel()), atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64], ids=str)
+@pytest.mark.parametrize("k,height,width", [(3, 5, 6), (4, 4, 7), (2, 3, 3)])
+def test_fft_and_spatial_forward_agree_in_every_mode(k, height, width, dtype):
+  fft, spatial = layer(k, dtype, "fft"), layer(k, dtype, "spatial")
+  x = contract.random([2, height, width, 3], dtype)
+  atol = 1e-5 if dtype == tf.float32 else 1e-12
+  want = spatial.forward(x).numpy()
+  for mode in (lambda f: f, tf.function, lambda f: tf.function(
+      f, jit_compile=True)):
+    for bijector in (fft, spatial):
+      got = mode(bijector.forward)(tf.identity(x))
+      np.testing.assert_allclose(got.numpy(), want, atol=atol)
+
+
+@pytest.mark.parametrize("path", ["fft", "spatial"])
+@pytest.mark.parametrize("k,height,width", [(3, 4, 5), (4, 5, 4)])
+def test_shift_equivariance_for_every_shift(k, height, width, path):
+  bijector = layer(k, forward_path=path)
+  x = contract.random([height, width, 3], tf.float64)
+  y = bijector.forward(x)
+  x_again = bijector.inverse(tf.identity(y))
+  for shift in itertools.product(range(height), range(width)):
+    rolled = tf.roll(x, shift, axis=[0, 1])
+    np.testing.assert_allclose(
+        bijector.forward(rolled).numpy(),
+        np.roll(y.numpy(), shift, axis=(0, 1)), atol=1e-12)
+    np.testing.assert_allclose(
+        bijector.inverse(tf.roll(y, shift, axis=[0, 1])).numpy(),
+        np.roll(x_again.numpy(), shift, axis=(0, 1)), atol=1e-12)
+
+
+def nearly_singular(epsilon, channels=3, kernel_size=3, seed=0):
+  """A kernel whose `G(u, 0)` has singular value `epsilon` for every `u`.
+
+  `K[p, p] = I`, `K[p, p + 1] = -(1 - epsilon) v v^T` for a unit `v`:
+  `G(u, v) = I - (1 - epsilon) e^{2 pi i v / W} v v^T`, so
+  `log|det J| = H sum_v log|1 - (1 - epsilon) e^{2 pi i v / W}|`.
+  """
+  p = (kernel_size - 1) // 2
+  v = np.random.default_rng(seed).normal(size=channels)
+  v /= np.linalg.norm(v)
+  kernel = np.zeros([kernel_size, kernel_size, channels, channels])
+  kernel[p, p] = np.eye(channels)
+  kernel[p, p + 1] = -(1 - epsilon) * np.outer(v, v)
+  return kernel
+
+
+@pytest.mark.parametrize("dtype,epsilons", [
+    (tf.float64, [1e-2, 1e-4, 1e-6, 1e-8]),
+    (tf.float32, [1e-1, 1e-2, 1e-3]),
+])
+def test_nearly_singular_kernel(dtype, epsilons):
+  """Finite, correct log-det; inverse error within 10 cond(J) eps |y|.
+
+  cond(J) = max sigma / min sigma over all frequencies = (2 - eps) / eps.
+  Measured (`max|x - f^-1(f(x))| / (cond(J) eps_machine max|x|)`, the
+  ratio this test bounds by 10) stays below 0.15 here and down to
+  epsilon = 1e-12 (float64) or 1e-5 (float32).
+  """
+  height, width = 4, 6
+  machine = np.finfo(dtype.as_numpy_dtype).eps
+  x = contract.random([2, height, width, 3], dtype)
+  for epsilon in epsilons:
+    kernel = nearly_singular(epsilon)
+    bijector = bijectors.PeriodicConv2D(3, 3, kernel=kernel.astype(
+        dtype.as_numpy_dtype), dtype=dtype)
+    v = np.arange(width)
+    expected = height * np.sum(
+        np.log(np.abs(1 - (1 - epsilon) * np.exp(2j * np.pi * v / width))))
+    log_det = bijector.forward_log_det_jacobian(x, event_ndims=3).numpy()
+    assert np.all(np.isfinite(log_det))
+    # The log-det's absolute error is about (number of frequencies) x
+    # machine eps / sigma_min relative to the smallest singular value.
+    np.testing.assert_allclose(log_det, expected, rtol=0,
+                               atol=100 * machine / epsilon)
+    cond = (2 - epsilon) / epsilon
+    y = tf.identity(bijector.forward(x))
+    error = np.abs(bijector.inverse(y).numpy() - x.numpy()).max()
+    assert error <= 10 * cond * machine * np.abs(x.numpy()).max(), (
+        epsilon, error)
+
+
+def test_kernel_larger_than_the_image_raises():
+  bijector = layer(4)
+  for shape in ([3, 5, 3], [5, 3, 3]):
+    for method in (bijector.forward, bijector.inverse):
+      with pytest.raises(ValueError, match="kernel_size"):
+        method(tf.zeros(shape, tf.float64))
+    with pytest.raises(ValueError, match="kernel_size"):
+      bijector.forward_log_det_jacobian(tf.zeros(shape, tf.float64), 3)
+  strict = registry._periodic(tf.float64, 4, "auto", validate_args=True)
+  inverse = tf.function(strict.inverse, input_signature=[
+      tf.TensorSpec([None, None, None, 3], tf.float64)])
+  with pytest.raises(tf.errors.InvalidArgumentError, match="kernel_size"):
+    inverse(tf.zeros([1, 3, 5, 3], tf.float64))
+
+
+def test_image_size_is_fixed_only_at_call_time():
+  bijector = layer(3, tf.float32)
+  spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
+  forward = tf.function(bijector.forward, input_signature=spec)
+  inverse = tf.function(bijector.inverse, input_signature=spec)
+  log_det = tf.function(
+      lambda x: bijector.forward_log_det_jacobian(x, event_ndims=3),
+      input_signature=spec)
+  for height, width in [(3, 3), (4, 7), (8, 5)]:
+    x = contract.random([2, height, width, 3], tf.float32)
+    np.testing.assert_allclose(forward(x).numpy(), bijector.forward(x).numpy(),
+                               atol=1e-5)
+    np.testing.assert_allclose(inverse(forward(x)).numpy(), x.numpy(),
+                               atol=1e-4)
+    np.testing.assert_allclose(
+        log_det(x).numpy(),
+        bijector.forward_log_det_jacobian(x, event_ndims=3).numpy(),
+        rtol=1e-5)
+
+
+def test_default_initialisation():
+  a = bijectors.PeriodicConv2D(4, 3, seed=3, dtype=tf.float64)
+  b = bijectors.PeriodicConv2D(4, 3, seed=3, dtype=tf.float64)
+  np.testing.assert_array_equal(a.kernel.numpy(), b.kernel.numpy())
+  centre = a.kernel.numpy()[1, 1]
+  np.testing.assert_allclose(centre @ centre.T, np.eye(4), atol=1e-12)
+  np.testing.assert_allclose(np.linalg.det(centre), 1., atol=1e-12)
+  others = np.abs(a.kernel.numpy()).copy()
+  others[1, 1] = 0
+  assert 0 < others.max() < 0.2
+  x = contract.random([6, 6, 4], tf.float64)
+  assert abs(a.forward_log_det_jacobian(x, 3).numpy()) < 0.5
+  assert [v.name for v in a.trainable_variables] == ["periodic_conv2d/kernel:0"]
+  even = bijectors.PeriodicConv2D(2, 4, seed=1)
+  assert even.kernel.shape == [4, 4, 2, 2]
+  constant = bijectors.PeriodicConv2D(2, 1, kernel=np.eye(2)[None, None])
+  assert not constant.trainable_variables
+
+
+def test_gradients_compile_with_xla():
+  bijector = layer(4, tf.float32)
+  dist = tfp.distributions.TransformedDistribution(
+      tfp.distributions.Sample(tfp.distributions.Normal(0., 1.), [4, 7, 3]),
+      bijector)
+  x = contract.random([2, 4, 7, 3], tf.float32)
+
+  def grads(x):
+    with tf.GradientTape() as tape:
+      loss = -tf.reduce_mean(dist.log_prob(x))
+    return tape.gradient(loss, bijector.trainable_variables)
+
+  for want, got in zip(grads(x), tf.function(grads, jit_compile=True)(x)):
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_composite_tensor_round_trip_through_tf_function():
+  bijector = layer(3, tf.float32)
+  x = contract.random([2, 5, 6, 3], tf.float32)
+
+  @tf.function
+  def forward(b, x):
+    return b.forward(x)
+
+  np.testing.assert_allclose(forward(bijector, x).numpy(),
+                             bijector.forward(x).numpy(), atol=1e-6)

@@ -1,0 +1,325 @@
+"""Invertible 1x1 convolutions: QR (Hoogeboom et al. 2019), LU and plain (Glow)."""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+from tensorflow_probability.python.internal import parameter_properties
+from tensorflow_probability.python.internal import tensor_util
+
+from tfp_emerging.ops import checks
+from tfp_emerging.ops import initializers
+
+__all__ = ["Conv1x1", "PARAMETERIZATIONS", "householder_product",
+           "householder_qr"]
+
+PARAMETERIZATIONS = ("qr", "lu", "plain")
+# The constructor's factor arguments each parameterisation uses.
+FACTORS = {
+    "qr": ("householder", "upper", "log_abs_s", "sign"),
+    "lu": ("permutation", "lower", "upper", "log_abs_s", "sign"),
+    "plain": ("matrix",),
+}
+_CONSTANTS = ("sign", "permutation")
+
+
+def householder_product(vectors):
+  """`Q = H_1 H_2 ... H_C`, `H_i = I - 2 v_i v_i^T / (v_i^T v_i)`; `v_i = vectors[i]`.
+
+  Orthogonal for any nonzero rows of `vectors` (`[C, C]`). `C` rank-one
+  updates `Q <- Q - 2 (Q v) v^T / (v^T v)`: `O(C^3)`.
+  """
+  channels = vectors.shape[0]
+  q = tf.eye(channels, dtype=vectors.dtype)
+  for i in range(channels):
+    v = vectors[i][:, None]
+    q -= 2. * tf.matmul(tf.matmul(q, v), v, transpose_b=True) / tf.reduce_sum(
+        v * v)
+  return q
+
+
+def householder_qr(matrix):
+  """Householder vectors `V` and upper triangular `R` with `matrix = Q(V) R`.
+
+  `Q(V)` is `householder_product(V)`. Classic Householder QR: step `i`
+  reflects column `i` below the diagonal onto `e_i`, with the vector
+  `v_i = x + sign(x_0) |x| e_0` (zeros above row `i`). `matrix` must be
+  invertible. `O(C^3)`; used at construction only.
+  """
+  channels = matrix.shape[0]
+  a = tf.convert_to_tensor(matrix)
+  vectors = []
+  for i in range(channels):
+    x = a[i:, i]
+    sign = tf.where(x[0] < 0, -tf.ones_like(x[0]), tf.ones_like(x[0]))
+    v = tf.concat([tf.zeros([i], a.dtype),
+                   [x[0] + sign * tf.norm(x)], x[1:]], axis=0)
+    a -= 2. * v[:, None] * tf.matmul(v[None, :], a) / tf.reduce_sum(v * v)
+    vectors.append(v)
+  return tf.stack(vectors), tf.linalg.band_part(a, 0, -1)
+
+
+def _solve_upper_right(rows, upper):
+  """`rows @ upper^{-1}` for `[M, C]` rows: `upper^T z^T = rows^T`, `O(M C^2)`."""
+  return tf.transpose(tf.linalg.triangular_solve(
+      upper, tf.transpose(rows), lower=False, adjoint=True))
+
+
+class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
+  """An invertible 1x1 convolution `y[i, j] = x[i, j] @ W`, `W` `C x C`.
+
+  On events `[H, W, C]` every pixel's channels are multiplied by the same
+  invertible `W`; `log|det J| = H W log|det W|`. Three parameterisations:
+
+  * `"qr"` (Hoogeboom et al. 2019, section 3.4): `W = Q (R + diag(s))`,
+    `Q = H_1 ... H_C` a product of Householder reflections
+    `H_i = I - 2 v_i v_i^T / |v_i|^2`, each from its own free vector `v_i`
+    (`householder`, `[C, C]`, row `i` is `v_i`); `R` the strict upper triangle
+    of the free `upper`; `s = sign * exp(log_abs_s)` with `sign` fixed (a
+    constant) and `log_abs_s` free, so `s` is never zero. `log|det W| =
+    sum log_abs_s`. The inverse is a `triangular_solve` with `R + diag(s)`
+    followed by `Q^T`: no matrix inverse, no `slogdet`.
+  * `"lu"` (Glow): `W = P L U` with a fixed permutation `P` (`permutation`,
+    `x @ P = gather(x, permutation)`), `L` unit lower triangular (the strict
+    lower triangle of the free `lower`), `U` the strict upper triangle of the
+    free `upper` plus `diag(s)`, `s` as above. `log|det W| = sum log_abs_s`;
+    the inverse is two triangular solves and the inverse permutation.
+  * `"plain"` (Glow's baseline): `W` is the free `matrix`. Log-det and inverse
+    go through the QR factorisation `W = Q_W R_W` (`tf.linalg.qr`, which XLA
+    compiles, unlike `slogdet`): `log|det W| = sum log|diag R_W|`, and
+    `x = y R_W^{-1} Q_W^T` by a triangular solve. `W` may become singular in
+    training; nothing prevents it.
+
+  All three start from a random rotation (`initializers.random_rotation`),
+  like Glow: `W` orthogonal with determinant +1, decomposed into the factors.
+  Given `matrix`, `"qr"` and `"lu"` start from its decomposition instead, so
+  the three can represent the same `W`.
+
+  Directions and cost (`M = N H W` pixels in the batch):
+
+  * forward: `W` from its factors, `O(C^3)` for `"qr"` (`C` rank-one
+    updates) and `"lu"`, then one matmul, `O(M C^2)`.
+  * inverse: `"qr"` and `"lu"`: triangular solves, `O(M C^2)`, plus `O(C^3)`
+    for `Q` (`"qr"`); `"plain"`: QR of `W`, `O(C^3)`, then a triangular solve
+    and a matmul, `O(M C^2)`.
+  * log-det: `H W sum log_abs_s`, `O(C)` (`"qr"`, `"lu"`); `O(C^3)` for the QR
+    of `W` (`"plain"`). Shaped like the batch.
+
+  #### Example
+
+  ```python
+  layer = Conv1x1(channels=3, parameterization="qr")
+  y = layer.forward(tf.random.normal([8, 16, 16, 3]))
+  x = layer.inverse(tf.identity(y))   # tf.identity skips TFP's cache
+  ```
+  """
+
+  def __init__(self,
+               channels,
+               parameterization="qr",
+               matrix=None,
+               householder=None,
+               lower=None,
+               upper=None,
+               log_abs_s=None,
+               sign=None,
+               permutation=None,
+               seed=None,
+               dtype=tf.float32,
+               validate_args=False,
+               name="conv1x1"):
+    """Creates the layer and, unless given, its variables.
+
+    Args:
+      channels: number of channels `C` of the events `[H, W, C]`.
+      parameterization: `"qr"` (default), `"lu"` or `"plain"`.
+      matrix: optional `[C, C]` matrix `W`. For `"plain"`, the weight itself
+        (a value or `tf.Variable`, used as given). For `"qr"` and `"lu"`, an
+        invertible initial `W` decomposed into new trainable variables
+        (`sign` and `permutation` become constants). Default: a random
+        rotation from `seed`.
+      householder: `"qr"` only: `[C, C]`, row `i` is the vector of `H_i`.
+      lower: `"lu"` only: `[C, C]`, its strict lower triangle is `L`'s.
+      upper: `"qr"` and `"lu"`: `[C, C]`, its strict upper triangle is used.
+      log_abs_s: `"qr"` and `"lu"`: `[C]`, `log|s|`.
+      sign: `"qr"` and `"lu"`: `[C]` of +-1, the fixed signs of `s`.
+      permutation: `"lu"` only: `[C]` int32, a permutation of `0..C-1`.
+      seed: optional int seed for the default random rotation.
+      dtype: `float32` or `float64`.
+      validate_args: if `True`, check channels and finiteness at run time.
+      name: name scope of the ops and variables.
+
+    Factor arguments left `None` come from the decomposition of `matrix` (or
+    of the random rotation).
+
+    Raises:
+      ValueError: a bad `channels`, `parameterization`, `dtype`, a factor of
+        the wrong shape or one the parameterisation does not use.
+    """
+    parameters = dict(locals())
+    channels = checks.positive_int(channels, "channels")
+    dtype = checks.float_dtype(dtype)
+    if dtype not in (tf.float32, tf.float64):
+      raise ValueError(f"`dtype` must be float32 or float64; got {dtype.name}.")
+    if parameterization not in PARAMETERIZATIONS:
+      raise ValueError(f"`parameterization` must be one of {PARAMETERIZATIONS}"
+                       f"; got {parameterization!r}.")
+    given = dict(householder=householder, lower=lower, upper=upper,
+                 log_abs_s=log_abs_s, sign=sign, permutation=permutation)
+    for argument, value in given.items():
+      if value is not None and argument not in FACTORS[parameterization]:
+        raise ValueError(f"`{argument}` is not a factor of the "
+                         f"{parameterization!r} parameterization.")
+    given["matrix"] = matrix
+    with tf.name_scope(name) as name:
+      if matrix is None:
+        matrix = initializers.random_rotation(channels, seed, dtype)
+        if parameterization == "plain":
+          matrix = tf.Variable(matrix, name="matrix")
+      checks.matrix_shape(matrix, [channels, channels], "matrix")
+      if parameterization == "plain":
+        factors = dict(matrix=matrix)
+      else:
+        missing = [f for f in FACTORS[parameterization] if given[f] is None]
+        decomposed = self._decompose(tf.cast(matrix, dtype), parameterization)
+        factors = {f: given[f] for f in FACTORS[parameterization]}
+        for factor in missing:
+          factors[factor] = (decomposed[factor] if factor in _CONSTANTS else
+                             tf.Variable(decomposed[factor], name=factor))
+        parameters["matrix"] = None
+      for factor, value in factors.items():
+        shape = ([channels] if factor in ("log_abs_s", "sign", "permutation")
+                 else [channels, channels])
+        checks.matrix_shape(value, shape, factor)
+        parameters[factor] = value
+        setattr(self, "_" + factor, tensor_util.convert_nonref_to_tensor(
+            value, dtype=tf.int32 if factor == "permutation" else dtype,
+            name=factor))
+      self._channels = channels
+      self._parameterization = parameterization
+      super().__init__(
+          forward_min_event_ndims=3,
+          dtype=dtype,
+          validate_args=validate_args,
+          parameters=parameters,
+          name=name)
+
+  @staticmethod
+  def _decompose(matrix, parameterization):
+    """The factors of an invertible `matrix` (eager, at construction)."""
+    if parameterization == "qr":
+      householder, r = householder_qr(matrix)
+      s = tf.linalg.diag_part(r)
+      return dict(householder=householder, upper=r - tf.linalg.diag(s),
+                  log_abs_s=tf.math.log(tf.abs(s)), sign=tf.sign(s))
+    # tf.linalg.lu: gather(matrix, permutation) = L U, so matrix = P L U with
+    # P the transpose of that row permutation: x @ P = gather(x, permutation,
+    # axis=-1).
+    lower_upper, permutation = tf.linalg.lu(matrix)
+    s = tf.linalg.diag_part(lower_upper)
+    return dict(permutation=permutation,
+                lower=tf.linalg.band_part(lower_upper, -1, 0) -
+                tf.linalg.diag(s),
+                upper=tf.linalg.band_part(lower_upper, 0, -1) -
+                tf.linalg.diag(s),
+                log_abs_s=tf.math.log(tf.abs(s)), sign=tf.sign(s))
+
+  @classmethod
+  def _parameter_properties(cls, dtype):
+    matrix = parameter_properties.ParameterProperties(event_ndims=2)
+    vector = parameter_properties.ParameterProperties(event_ndims=1)
+    return dict(matrix=matrix, householder=matrix, lower=matrix, upper=matrix,
+                log_abs_s=vector, sign=vector, permutation=vector)
+
+  @property
+  def channels(self):
+    return self._channels
+
+  @property
+  def parameterization(self):
+    return self._parameterization
+
+  def factor(self, name):
+    """The given or created factor `name` (e.g. `"householder"`), as stored."""
+    if name not in FACTORS[self._parameterization]:
+      raise ValueError(f"`{name}` is not a factor of the "
+                       f"{self._parameterization!r} parameterization.")
+    return getattr(self, "_" + name)
+
+  def _s(self):
+    """`s = sign * exp(log_abs_s)`, the diagonal of `R + diag(s)` or `U`."""
+    return tf.convert_to_tensor(self._sign) * tf.exp(
+        tf.convert_to_tensor(self._log_abs_s))
+
+  def _upper_with_s(self):
+    """`U`: the strict upper triangle of `upper` plus `diag(s)`."""
+    upper = tf.convert_to_tensor(self._upper)
+    return (tf.linalg.band_part(upper, 0, -1) - tf.linalg.band_part(upper, 0, 0)
+            + tf.linalg.diag(self._s()))
+
+  def _unit_lower(self):
+    lower = tf.convert_to_tensor(self._lower)
+    return (tf.linalg.band_part(lower, -1, 0) - tf.linalg.band_part(lower, 0, 0)
+            + tf.eye(self._channels, dtype=self.dtype))
+
+  def _inverse_permutation(self):
+    """`q` with `P @ M = gather(M, q)` and `M @ P^T = gather(M, q, axis=1)`."""
+    return tf.math.invert_permutation(tf.convert_to_tensor(self._permutation))
+
+  def weight(self):
+    """The `[C, C]` matrix `W` of `y = x @ W` (`O(C^3)` for `"qr"`, `"lu"`)."""
+    if self._parameterization == "plain":
+      return tf.convert_to_tensor(self._matrix)
+    if self._parameterization == "qr":
+      return tf.matmul(
+          householder_product(tf.convert_to_tensor(self._householder)),
+          self._upper_with_s())
+    return tf.gather(tf.matmul(self._unit_lower(), self._upper_with_s()),
+                     self._inverse_permutation(), axis=0)
+
+  def _check(self, z, name):
+    assertions = checks.image_event(z, self._channels, self.dtype, name,
+                                    self.validate_args)
+    with tf.control_dependencies(assertions):
+      return tf.shape(z)
+
+  def _forward(self, x):
+    shape = self._check(x, "x")
+    rows = tf.reshape(x, [-1, self._channels])
+    return tf.reshape(tf.matmul(rows, self.weight()), shape)
+
+  def _inverse(self, y):
+    shape = self._check(y, "y")
+    rows = tf.reshape(y, [-1, self._channels])
+    if self._parameterization == "lu":
+      # x P L U = y: undo U, then L, then P.
+      rows = _solve_upper_right(rows, self._upper_with_s())
+      rows = tf.transpose(tf.linalg.triangular_solve(
+          self._unit_lower(), tf.transpose(rows), lower=True, adjoint=True))
+      x = tf.gather(rows, self._inverse_permutation(), axis=1)
+    else:
+      # x Q U = y: x = (y U^{-1}) Q^T.
+      if self._parameterization == "qr":
+        q = householder_product(tf.convert_to_tensor(self._householder))
+        upper = self._upper_with_s()
+      else:
+        q, upper = tf.linalg.qr(tf.convert_to_tensor(self._matrix))
+      x = tf.matmul(_solve_upper_right(rows, upper), q, transpose_b=True)
+    return tf.reshape(x, shape)
+
+  def log_abs_det_weight(self):
+    """`log|det W|`: `sum log_abs_s`, or `sum log|diag R_W|` for `"plain"`."""
+    if self._parameterization == "plain":
+      _, r = tf.linalg.qr(tf.convert_to_tensor(self._matrix))
+      return tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(r))))
+    return tf.reduce_sum(tf.convert_to_tensor(self._log_abs_s))
+
+  def _log_det(self, z, name):
+    checks.image_event(z, self._channels, self.dtype, name, False)
+    shape = tf.shape(z)
+    pixels = tf.cast(shape[-3] * shape[-2], self.dtype)
+    return tf.fill(shape[:-3], pixels * self.log_abs_det_weight())
+
+  def _forward_log_det_jacobian(self, x):
+    return self._log_det(x, "x")
+
+  def _inverse_log_det_jacobian(self, y):
+    return -self._log_det(y, "y")

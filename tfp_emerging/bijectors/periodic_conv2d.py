@@ -1,0 +1,227 @@
+"""The invertible periodic convolution: a k x k convolution with wrap-around."""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+from tensorflow_probability.python.internal import parameter_properties
+from tensorflow_probability.python.internal import tensor_util
+
+from tfp_emerging.ops import checks
+from tfp_emerging.ops import fourier
+from tfp_emerging.ops import initializers
+
+__all__ = ["PeriodicConv2D", "FORWARD_PATHS"]
+
+FORWARD_PATHS = ("auto", "fft", "spatial")
+
+
+class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
+  """A `k x k` convolution with periodic boundaries, inverted in Fourier space.
+
+  On events `x` of shape `[H, W, C]`, with `p = (k - 1) // 2`,
+
+      y[i, j] = sum_{a, b = 0..k-1} x[(i + a - p) % H, (j + b - p) % W] @ K[a, b]
+
+  (Hoogeboom et al. 2019, section 3.3; any odd or even `k <= min(H, W)`, any
+  `H`, `W`). By the convolution theorem, with `X = DFT_2(x)` per channel,
+
+      Y(u, v) = X(u, v) @ G(u, v),   G(u, v) = sum_{a,b} K[a, b]
+                                         exp(2 pi i (u (a-p) / H + v (b-p) / W)),
+
+  one complex `C x C` matrix per frequency (`tfp_emerging.ops.fourier`). The
+  DFT is unitary up to a scale that cancels, so
+
+      log|det J| = sum_{u < H, v < W} log|det G(u, v)|,
+
+  computed on the half spectrum of `rfft2d` with each of the `H W` frequencies
+  counted exactly once, through the QR factorisation of the real `2C x 2C`
+  representation of each `G(u, v)` (XLA has no complex `slogdet` on CPU). The
+  inverse solves `X(u, v) = Y(u, v) G(u, v)^{-1}` with the same factorisation
+  and `triangular_solve`, then applies `irfft2d`: exact, no iteration.
+
+  Parameterisation. `kernel` (`[k, k, C, C]`, HWIO) is free. By default its
+  centre tap `K[p, p]` is a random rotation and its other taps are small, so
+  the layer starts invertible. As in the paper, invertibility is *not*
+  guaranteed by construction: training may drive some `G(u, v)` towards
+  singularity. The log-det stays finite and correct while `det G(u, v) != 0`
+  (tested down to a smallest singular value of 1e-6 in float64); the
+  inverse's round-trip error grows like `cond(J) eps max|x|`, with
+  `cond(J) = max sigma_max(G) / min sigma_min(G)` over frequencies and `eps`
+  the machine epsilon: measured at most `0.15 cond(J) eps max|x|` for
+  `cond(J)` from 2e2 to 2e12 in float64 and 2e1 to 2e5 in float32
+  (`test_nearly_singular_kernel` bounds it by `10 cond(J) eps max|x|`).
+
+  Directions and cost (`N` = batch size):
+
+  * forward: by default (`forward_path="auto"`) the cheaper of the spatial
+    route, wrap padding and one VALID convolution, `O(N H W k^2 C^2)`, and the
+    FFT route, `O(N H W log(H W) C + N H W C^2)` plus `O(H W log(H W) C^2)`
+    for the kernel's FFT; `fourier.spatial_is_cheaper` states the rule. Both
+    give the same result.
+  * inverse: FFTs `O(N H W log(H W) C)`, the per-frequency factorisation
+    `O(H W C^3)` (once per call), the solves `O(N H W C^2)`.
+  * log-det: the kernel's FFT and the per-frequency factorisation,
+    `O(H W log(H W) C^2 + H W C^3)`, independent of the batch.
+
+  #### Example
+
+  ```python
+  layer = PeriodicConv2D(channels=3, kernel_size=3)
+  y = layer.forward(tf.random.normal([8, 16, 16, 3]))
+  x = layer.inverse(tf.identity(y))   # tf.identity skips TFP's cache
+  ```
+  """
+
+  def __init__(self,
+               channels,
+               kernel_size=3,
+               kernel=None,
+               forward_path="auto",
+               seed=None,
+               dtype=tf.float32,
+               validate_args=False,
+               name="periodic_conv2d"):
+    """Creates the layer and, unless given, its kernel variable.
+
+    Args:
+      channels: number of channels `C` of the events `[H, W, C]`.
+      kernel_size: `k >= 1`, odd or even; events need `H, W >= k`.
+      kernel: optional initial value (or `tf.Variable`) of shape
+        `[k, k, C, C]` (HWIO). Default: a trainable variable whose centre tap
+        is a random rotation and whose other taps are drawn from
+        `N(0, 0.05^2 / (k^2 C))`.
+      forward_path: `"auto"` (the cheaper by `fourier.spatial_is_cheaper`,
+        FFT when `H` or `W` is not known at trace time), `"fft"` or
+        `"spatial"`.
+      seed: optional int seed for the default initial kernel.
+      dtype: `float32` (FFTs in complex64) or `float64` (complex128).
+      validate_args: if `True`, check channels, finiteness and `H, W >= k` at
+        run time.
+      name: name scope of the ops and variables.
+
+    Raises:
+      ValueError: a bad `channels`, `kernel_size`, `forward_path`, `dtype`, or
+        a `kernel` of the wrong shape.
+    """
+    parameters = dict(locals())
+    channels = checks.positive_int(channels, "channels")
+    kernel_size = checks.positive_int(kernel_size, "kernel_size")
+    dtype = checks.float_dtype(dtype)
+    if dtype not in (tf.float32, tf.float64):
+      raise ValueError(f"`dtype` must be float32 or float64 (the FFTs' real "
+                       f"types); got {dtype.name}.")
+    if forward_path not in FORWARD_PATHS:
+      raise ValueError(f"`forward_path` must be one of {FORWARD_PATHS}; got "
+                       f"{forward_path!r}.")
+    with tf.name_scope(name) as name:
+      if kernel is None:
+        kernel = tf.Variable(
+            self._initial_kernel(channels, kernel_size, seed, dtype),
+            name="kernel")
+      checks.matrix_shape(kernel, [kernel_size, kernel_size, channels,
+                                   channels], "kernel")
+      parameters.update(kernel=kernel)
+      self._kernel = tensor_util.convert_nonref_to_tensor(
+          kernel, dtype=dtype, name="kernel")
+      self._channels = channels
+      self._kernel_size = kernel_size
+      self._forward_path = forward_path
+      super().__init__(
+          forward_min_event_ndims=3,
+          dtype=dtype,
+          validate_args=validate_args,
+          parameters=parameters,
+          name=name)
+
+  @staticmethod
+  def _initial_kernel(channels, kernel_size, seed, dtype):
+    """Small random taps around a random rotation at the centre `[p, p]`."""
+    p = fourier.kernel_offset(kernel_size)
+    taps = initializers.normal(
+        [kernel_size, kernel_size, channels, channels],
+        0.05 / np.sqrt(kernel_size * kernel_size * channels), seed, dtype)
+    rotation = initializers.random_rotation(
+        channels, None if seed is None else seed + 1, dtype)
+    return tf.tensor_scatter_nd_update(taps, [[p, p]], [rotation])
+
+  @classmethod
+  def _parameter_properties(cls, dtype):
+    return dict(kernel=parameter_properties.ParameterProperties(event_ndims=4))
+
+  @property
+  def channels(self):
+    return self._channels
+
+  @property
+  def kernel_size(self):
+    return self._kernel_size
+
+  @property
+  def forward_path(self):
+    return self._forward_path
+
+  @property
+  def kernel(self):
+    """The free `[k, k, C, C]` kernel (HWIO); tap `[p, p]` is the centre."""
+    return self._kernel
+
+  def frequency_matrices(self, height, width):
+    """`G(u, v)` on the half spectrum, `[H, W // 2 + 1, C, C]` complex."""
+    return fourier.kernel_spectrum(tf.convert_to_tensor(self._kernel), height,
+                                   width)
+
+  def _check(self, z, name):
+    """Checks `z` `[..., H, W, C]`; returns its shape and run-time assertions."""
+    assertions = checks.image_event(z, self._channels, self.dtype, name,
+                                    self.validate_args)
+    k = self._kernel_size
+    static = z.shape[-3:-1] if z.shape.rank is not None else [None, None]
+    if any(size is not None and size < k for size in static):
+      raise ValueError(
+          f"`kernel_size` ({k}) must be at most the height and width of "
+          f"`{name}`; got shape {z.shape}.")
+    shape = tf.shape(z)
+    if self.validate_args:
+      assertions.append(tf.debugging.assert_greater_equal(
+          tf.reduce_min(shape[-3:-1]), k,
+          message=f"`kernel_size` must be at most `{name}`'s height and width."))
+    return shape, assertions
+
+  def _use_spatial(self, z):
+    if self._forward_path != "auto":
+      return self._forward_path == "spatial"
+    height, width = z.shape[-3], z.shape[-2]
+    if height is None or width is None:
+      return False
+    return fourier.spatial_is_cheaper(self._kernel_size, self._channels,
+                                      height, width)
+
+  def _forward(self, x):
+    shape, assertions = self._check(x, "x")
+    with tf.control_dependencies(assertions):
+      images = tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0))
+    kernel = tf.convert_to_tensor(self._kernel)
+    if self._use_spatial(x):
+      y = fourier.circular_conv2d(images, kernel)
+    else:
+      y = fourier.fft_conv2d(images, kernel)
+    return tf.reshape(y, shape)
+
+  def _inverse(self, y):
+    shape, assertions = self._check(y, "y")
+    with tf.control_dependencies(assertions):
+      images = tf.reshape(y, tf.concat([[-1], shape[-3:]], axis=0))
+    x = fourier.fft_solve(images, tf.convert_to_tensor(self._kernel))
+    return tf.reshape(x, shape)
+
+  def _log_det(self, z, name):
+    shape, _ = self._check(z, name)
+    log_det = fourier.log_abs_det(tf.convert_to_tensor(self._kernel),
+                                  shape[-3], shape[-2])
+    return tf.fill(shape[:-3], log_det)
+
+  def _forward_log_det_jacobian(self, x):
+    return self._log_det(x, "x")
+
+  def _inverse_log_det_jacobian(self, y):
+    return -self._log_det(y, "y")
