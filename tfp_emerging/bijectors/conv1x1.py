@@ -115,37 +115,38 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
   def __init__(self,
                channels,
                parameterization="qr",
+               seed=None,
+               dtype=tf.float32,
+               validate_args=False,
+               name="conv1x1",
                matrix=None,
                householder=None,
                lower=None,
                upper=None,
                log_abs_s=None,
                sign=None,
-               permutation=None,
-               seed=None,
-               dtype=tf.float32,
-               validate_args=False,
-               name="conv1x1"):
+               permutation=None):
     """Creates the layer and, unless given, its variables.
 
     Args:
       channels: number of channels `C` of the events `[H, W, C]`.
       parameterization: `"qr"` (default), `"lu"` or `"plain"`.
+      seed: optional int seed for the default random rotation.
+      dtype: `float32` or `float64`.
+      validate_args: if `True`, check channels and finiteness at run time.
+      name: name scope of the ops and variables.
       matrix: optional `[C, C]` matrix `W`. For `"plain"`, the weight itself
         (a value or `tf.Variable`, used as given). For `"qr"` and `"lu"`, an
         invertible initial `W` decomposed into new trainable variables
         (`sign` and `permutation` become constants). Default: a random
         rotation from `seed`.
-      householder: `"qr"` only: `[C, C]`, row `i` is the vector of `H_i`.
+      householder: `"qr"` only: `[C, C]`, row `i` is the vector of `H_i`;
+        every row must stay nonzero (a zero row makes `Q` NaN).
       lower: `"lu"` only: `[C, C]`, its strict lower triangle is `L`'s.
       upper: `"qr"` and `"lu"`: `[C, C]`, its strict upper triangle is used.
       log_abs_s: `"qr"` and `"lu"`: `[C]`, `log|s|`.
       sign: `"qr"` and `"lu"`: `[C]` of +-1, the fixed signs of `s`.
       permutation: `"lu"` only: `[C]` int32, a permutation of `0..C-1`.
-      seed: optional int seed for the default random rotation.
-      dtype: `float32` or `float64`.
-      validate_args: if `True`, check channels and finiteness at run time.
-      name: name scope of the ops and variables.
 
     Factor arguments left `None` come from the decomposition of `matrix` (or
     of the random rotation).

@@ -62,6 +62,8 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     `O(H W C^3)` (once per call), the solves `O(N H W C^2)`.
   * log-det: the kernel's FFT and the per-frequency factorisation,
     `O(H W log(H W) C^2 + H W C^3)`, independent of the batch.
+    (`log_prob` calls both the inverse and its log-det, so it factorises
+    twice unless the compiler merges the identical computations.)
 
   #### Example
 
@@ -75,17 +77,22 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
   def __init__(self,
                channels,
                kernel_size=3,
-               kernel=None,
-               forward_path="auto",
                seed=None,
                dtype=tf.float32,
                validate_args=False,
-               name="periodic_conv2d"):
+               name="periodic_conv2d",
+               kernel=None,
+               forward_path="auto"):
     """Creates the layer and, unless given, its kernel variable.
 
     Args:
       channels: number of channels `C` of the events `[H, W, C]`.
       kernel_size: `k >= 1`, odd or even; events need `H, W >= k`.
+      seed: optional int seed for the default initial kernel.
+      dtype: `float32` (FFTs in complex64) or `float64` (complex128).
+      validate_args: if `True`, check channels, finiteness and `H, W >= k` at
+        run time.
+      name: name scope of the ops and variables.
       kernel: optional initial value (or `tf.Variable`) of shape
         `[k, k, C, C]` (HWIO). Default: a trainable variable whose centre tap
         is a random rotation and whose other taps are drawn from
@@ -93,11 +100,6 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       forward_path: `"auto"` (the cheaper by `fourier.spatial_is_cheaper`,
         FFT when `H` or `W` is not known at trace time), `"fft"` or
         `"spatial"`.
-      seed: optional int seed for the default initial kernel.
-      dtype: `float32` (FFTs in complex64) or `float64` (complex128).
-      validate_args: if `True`, check channels, finiteness and `H, W >= k` at
-        run time.
-      name: name scope of the ops and variables.
 
     Raises:
       ValueError: a bad `channels`, `kernel_size`, `forward_path`, `dtype`, or
@@ -170,10 +172,10 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return fourier.kernel_spectrum(tf.convert_to_tensor(self._kernel), height,
                                    width)
 
-  def _check(self, z, name):
+  def _check(self, z, name, validate_args):
     """Checks `z` `[..., H, W, C]`; returns its shape and run-time assertions."""
     assertions = checks.image_event(z, self._channels, self.dtype, name,
-                                    self.validate_args)
+                                    validate_args)
     k = self._kernel_size
     static = z.shape[-3:-1] if z.shape.rank is not None else [None, None]
     if any(size is not None and size < k for size in static):
@@ -181,7 +183,7 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
           f"`kernel_size` ({k}) must be at most the height and width of "
           f"`{name}`; got shape {z.shape}.")
     shape = tf.shape(z)
-    if self.validate_args:
+    if validate_args:
       assertions.append(tf.debugging.assert_greater_equal(
           tf.reduce_min(shape[-3:-1]), k,
           message=f"`kernel_size` must be at most `{name}`'s height and width."))
@@ -197,7 +199,7 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
                                       height, width)
 
   def _forward(self, x):
-    shape, assertions = self._check(x, "x")
+    shape, assertions = self._check(x, "x", self.validate_args)
     with tf.control_dependencies(assertions):
       images = tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0))
     kernel = tf.convert_to_tensor(self._kernel)
@@ -208,14 +210,14 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return tf.reshape(y, shape)
 
   def _inverse(self, y):
-    shape, assertions = self._check(y, "y")
+    shape, assertions = self._check(y, "y", self.validate_args)
     with tf.control_dependencies(assertions):
       images = tf.reshape(y, tf.concat([[-1], shape[-3:]], axis=0))
     x = fourier.fft_solve(images, tf.convert_to_tensor(self._kernel))
     return tf.reshape(x, shape)
 
   def _log_det(self, z, name):
-    shape, _ = self._check(z, name)
+    shape, _ = self._check(z, name, validate_args=False)
     log_det = fourier.log_abs_det(tf.convert_to_tensor(self._kernel),
                                   shape[-3], shape[-2])
     return tf.fill(shape[:-3], log_det)
