@@ -125,7 +125,9 @@ def test_fft_solve_inverts_fft_conv(k, height, width):
 
 
 def test_cost_rule_examples():
-  assert fourier.spatial_is_cheaper(3, 3, 5, 6)
-  assert not fourier.spatial_is_cheaper(4, 3, 5, 6)
-  assert not fourier.spatial_is_cheaper(3, 16, 32, 32)
-  assert fourier.spatial_is_cheaper(1, 64, 2, 2)
+  assert fourier.spatial_is_cheaper(9, 3, 5, 6)
+  assert not fourier.spatial_is_cheaper(10, 3, 5, 6)
+  assert fourier.spatial_is_cheaper(6, 16, 32, 32)
+  assert not fourier.spatial_is_cheaper(7, 16, 32, 32)
+  assert fourier.spatial_is_cheaper(4, 48, 16, 16)
+  assert not fourier.spatial_is_cheaper(5, 48, 16, 16)
