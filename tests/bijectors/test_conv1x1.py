@@ -140,6 +140,13 @@ def test_s_never_vanishes():
                              atol=1e-9)
 
 
+def test_matrix_and_every_factor_is_ambiguous():
+  with pytest.raises(ValueError, match="matrix"):
+    bijectors.Conv1x1(2, "qr", matrix=np.eye(2), householder=np.eye(2),
+                      upper=np.zeros([2, 2]), log_abs_s=[0., 0.],
+                      sign=[1., 1.])
+
+
 def test_given_factors_are_used_as_is_and_the_rest_decomposed():
   sign = tf.constant([1., 1., -1.], tf.float64)
   layer = bijectors.Conv1x1(3, "qr", matrix=np.diag([1., 2., 3.]), sign=sign,
@@ -174,9 +181,10 @@ def test_composite_tensor_round_trip_through_tf_function(p):
   layer = registry._conv1x1(tf.float32, p)
   x = contract.random([2, 4, 5, 3], tf.float32)
 
-  @tf.function
   def forward(b, x):
     return b.forward(x)
 
-  np.testing.assert_allclose(forward(layer, x).numpy(),
-                             layer.forward(x).numpy(), atol=1e-6)
+  for compiled in (tf.function(forward),
+                   tf.function(forward, jit_compile=True)):
+    np.testing.assert_allclose(compiled(layer, x).numpy(),
+                               layer.forward(x).numpy(), atol=1e-6)

@@ -239,9 +239,10 @@ def test_composite_tensor_round_trip_through_tf_function():
   bijector = layer(3, tf.float32)
   x = contract.random([2, 5, 6, 3], tf.float32)
 
-  @tf.function
   def forward(b, x):
     return b.forward(x)
 
-  np.testing.assert_allclose(forward(bijector, x).numpy(),
-                             bijector.forward(x).numpy(), atol=1e-6)
+  for compiled in (tf.function(forward),
+                   tf.function(forward, jit_compile=True)):
+    np.testing.assert_allclose(compiled(bijector, x).numpy(),
+                               bijector.forward(x).numpy(), atol=1e-6)

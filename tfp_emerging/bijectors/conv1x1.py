@@ -169,22 +169,24 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       if value is not None and argument not in FACTORS[parameterization]:
         raise ValueError(f"`{argument}` is not a factor of the "
                          f"{parameterization!r} parameterization.")
-    given["matrix"] = matrix
-    with tf.name_scope(name) as name:
-      if matrix is None:
-        matrix = initializers.random_rotation(channels, seed, dtype)
-        if parameterization == "plain":
-          matrix = tf.Variable(matrix, name="matrix")
+    factors = {f: given.get(f, matrix) for f in FACTORS[parameterization]}
+    missing = [f for f, value in factors.items() if value is None]
+    if matrix is not None:
       checks.matrix_shape(matrix, [channels, channels], "matrix")
-      if parameterization == "plain":
-        factors = dict(matrix=matrix)
-      else:
-        missing = [f for f in FACTORS[parameterization] if given[f] is None]
-        decomposed = self._decompose(tf.cast(matrix, dtype), parameterization)
-        factors = {f: given[f] for f in FACTORS[parameterization]}
+      if parameterization != "plain" and not missing:
+        raise ValueError("`matrix` would be ignored: every factor of the "
+                         f"{parameterization!r} parameterization is given.")
+    with tf.name_scope(name) as name:
+      if missing:
+        if matrix is None:
+          matrix = initializers.random_rotation(channels, seed, dtype)
+        decomposed = (dict(matrix=matrix) if parameterization == "plain" else
+                      self._decompose(tf.cast(matrix, dtype),
+                                      parameterization))
         for factor in missing:
           factors[factor] = (decomposed[factor] if factor in _CONSTANTS else
                              tf.Variable(decomposed[factor], name=factor))
+      if parameterization != "plain":
         parameters["matrix"] = None
       for factor, value in factors.items():
         shape = ([channels] if factor in ("log_abs_s", "sign", "permutation")
