@@ -25,8 +25,8 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
   (Hoogeboom et al. 2019, section 3.3; any odd or even `k <= min(H, W)`, any
   `H`, `W`). By the convolution theorem, with `X = DFT_2(x)` per channel,
 
-      Y(u, v) = X(u, v) @ G(u, v),   G(u, v) = sum_{a,b} K[a, b]
-                                         exp(2 pi i (u (a-p) / H + v (b-p) / W)),
+      Y(u, v) = X(u, v) @ G(u, v),
+      G(u, v) = sum_{a,b} K[a, b] exp(2 pi i (u (a-p) / H + v (b-p) / W)),
 
   one complex `C x C` matrix per frequency (`tfp_emerging.ops.fourier`). The
   DFT is unitary up to a scale that cancels, so
@@ -186,7 +186,8 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     if validate_args:
       assertions.append(tf.debugging.assert_greater_equal(
           tf.reduce_min(shape[-3:-1]), k,
-          message=f"`kernel_size` must be at most `{name}`'s height and width."))
+          message=f"`kernel_size` must be at most `{name}`'s height and "
+          "width."))
     return shape, assertions
 
   def _use_spatial(self, z):

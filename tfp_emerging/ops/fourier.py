@@ -10,8 +10,9 @@ more pixel after the centre than before it), is a circular convolution
 (`embed_kernel`). By the convolution theorem it is one `C x C` complex matrix
 per frequency `(u, v)`:
 
-    Y(u, v) = X(u, v) @ G(u, v),    G = DFT_2(g),   X = DFT_2(x)  (rows = pixels'
-                                                                  channels)
+    Y(u, v) = X(u, v) @ G(u, v),    G = DFT_2(g),   X = DFT_2(x),
+
+with `X(u, v)` the row vector of the `C` channels' transforms at `(u, v)`.
 
 Real images have Hermitian spectra, `X(-u, -v) = conj(X(u, v))`, so only the
 half spectrum `v = 0 .. floor(W/2)` of `tf.signal.rfft2d` is computed. Its
@@ -47,11 +48,6 @@ __all__ = [
 def kernel_offset(kernel_size):
   """`p = (k - 1) // 2`: tap `(a, b)` reads pixel `(i + a - p, j + b - p)`."""
   return (kernel_size - 1) // 2
-
-
-def complex_dtype(dtype):
-  """complex64 for float32 (and narrower), complex128 for float64."""
-  return tf.complex128 if dtype == tf.float64 else tf.complex64
 
 
 def embed_kernel(kernel, height, width):
