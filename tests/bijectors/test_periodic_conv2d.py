@@ -83,7 +83,7 @@ def test_log_det_and_inverse_for_any_size(k, height, width):
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64], ids=str)
-@pytest.mark.parametrize("k,height,width", [(3, 5, 6), (4, 4, 7), (2, 3, 3)])
+@pytest.mark.parametrize("k,height,width", [(3, 5, 6), (4, 4, 7)])
 def test_fft_and_spatial_forward_agree_in_every_mode(k, height, width, dtype):
   fft, spatial = layer(k, dtype, "fft"), layer(k, dtype, "spatial")
   x = contract.random([2, height, width, 3], dtype)
