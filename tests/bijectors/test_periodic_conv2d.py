@@ -158,6 +158,9 @@ def test_nearly_singular_kernel(dtype, epsilons):
     np.testing.assert_allclose(log_det, expected, rtol=0,
                                atol=100 * machine / epsilon)
     cond = (2 - epsilon) / epsilon
+    sigma = np.linalg.svd(bijector.frequency_matrices(height, width).numpy(),
+                          compute_uv=False)
+    np.testing.assert_allclose(sigma.max() / sigma.min(), cond, rtol=1e-3)
     y = tf.identity(bijector.forward(x))
     error = np.abs(bijector.inverse(y).numpy() - x.numpy()).max()
     assert error <= 10 * cond * machine * np.abs(x.numpy()).max(), (
