@@ -1,56 +1,79 @@
 """Quadrant-masked convolutions and their exact inverses (triangular solves).
 
-All functions here work on the *canonical* problem: a top-left quadrant mask.
-A kernel `K` of shape `[m, m, C, C]` (TensorFlow's HWIO layout) acts as
+The masked convolution. A kernel `K` of shape `[m, m, C, C]` (TensorFlow's
+HWIO layout), `p = m - 1`, dilation `d`, acts with the top-left mask as
 
-    y[i, j] = sum_{a, b = 0..m-1} x[i - (m-1-a) d, j - (m-1-b) d] @ K[a, b]
+    y[i, j] = sum_{a, b = 0..p} x[i - a d, j - b d] @ K[p - a, p - b]
 
-with zeros outside the image, so pixel `(i, j)` reads only pixels above and to
-its left. The centre tap `K[m-1, m-1]` is upper triangular in `(in, out)`
-(output channel `c` reads input channels `c' <= c`) with a nonzero diagonal,
-so the Jacobian is triangular in raster order and the map is inverted by
-forward substitution. The opposite (bottom-right) mask is this one with the
-rows, columns and channels of the image reversed (`reverse_image`) and all
-four axes of the kernel reversed (`reverse_kernel`).
+with zeros outside the image: pixel `(i, j)` reads only pixels up to `p d`
+above and to its left. The centre tap `U = K[p, p]` is upper triangular in
+`(in, out)` with a nonzero diagonal, so the Jacobian is triangular in raster
+order. The bottom-right mask reads `x[i + a d, j + b d] @ K[a, b]`, centre
+`K[0, 0]` lower triangular: flipping the image's rows and columns and the
+kernel's two spatial axes turns it into the top-left problem (*canonical
+form*) with a lower triangular centre. Both solvers below work on the
+canonical form and accept either triangle.
 
-Solvers (both exact, pure TensorFlow, `tf.while_loop`, XLA-compilable):
-
-* `raster`: one pixel a step, `H * W` sequential steps of `O(N m^2 C^2)`.
-  The reference.
-* `wavefront`: every pixel on one anti-diagonal `t = i + j` at once. A pixel
-  reads only taps with `a + b >= 1` back along the axes, all on earlier
-  anti-diagonals, so `H + W - 1` sequential steps of `O(N W m^2 C^2)` suffice.
-  The image is *skewed* so that anti-diagonal `t` is row `t` of a
-  `[N, H + W - 1, W, C]` array; each step reads the previous `2 (m - 1)` rows
-  (a contiguous window kept in the loop state) and writes one row. In skewed
-  coordinates the tap at offset `(-a, -b)` sits at row `-(a + b)`, column
-  `-b`, so the contributions of all solved pixels are one small VALID
-  convolution of the window.
-
-Dilation `d > 1` couples only pixels whose coordinates agree modulo `d`; the
-image splits into `d^2` independent undilated problems of size
-`ceil(H/d) x ceil(W/d)` (`split_dilation`), so the wavefront takes
-`ceil(H/d) + ceil(W/d) - 1` steps.
-
-Both solvers fold the centre tap's inverse `U^-1` (computed once by
+Solving. Both solvers fold the centre's inverse `U^-1` (one
 `tf.linalg.triangular_solve`, `O(C^3)`) into the right-hand side and the
-off-centre taps, so a step is: read, one convolution or gather-matmul,
-subtract, store.
+off-centre taps, `y' = y U^-1` and `K'[.] = K[.] U^-1`; then
+
+    x[i, j] = y'[i, j] - sum_{(a, b) != (0, 0)} x[i - a d, j - b d] @ K'[p - a, p - b]
+
+and a pixel is known as soon as the pixels it reads are.
+
+Dilation. Tap offsets are multiples of `d`, so only pixels whose coordinates
+agree modulo `d` interact: the image splits into `d^2` independent undilated
+problems of size `ceil(H/d) x ceil(W/d)`, stacked along the batch
+(`pixel_major`). Both solvers run on that undilated problem.
+
+Ordering (wavefront). In the undilated problem pixel `(i, j)` reads
+`(i - a, j - b)` for `0 <= a, b <= p`, `a + b >= 1`: every read lies on an
+anti-diagonal `t' = t - (a + b)` with `t = i + j`, between 1 and `2 p` earlier.
+So all pixels of one anti-diagonal are independent and anti-diagonals can be
+solved in order `t = 0, 1, ..., H + W - 2`: `H + W - 1` sequential steps for
+any kernel size, each reading the `2 p` previous anti-diagonals. No ordering
+has fewer steps: the taps `(1, 0)` and `(0, 1)` alone chain `(0, 0)` to
+`(H - 1, W - 1)` through `H + W - 1` pixels. With dilation the steps are
+`ceil(H/d) + ceil(W/d) - 1`.
+
+Layout (wavefront). The problem is kept *pixel major*, `[H, W, B, C]` (`B`
+the batch times `d^2`), and *skewed* by one gather (`skew_indices`):
+anti-diagonal `t` becomes a contiguous row of `H B` vectors whose slot
+`(i, n)` holds pixel `(i, t - i)` of image `n`. Slots with `t - i` outside
+`[0, W)` are padding, left (`t - i < 0`) or right (`t - i >= W`) of the
+image. The pixel `(i - a, j - b)` that `(i, j)` reads through tap `(a, b)`
+sits in row `t - (a + b)` at slot `i - a`, `a B` slots before `(i, n)`: each
+tap reads a whole earlier row shifted by `a B` slots, zeros shifted in for
+pixels above the image. With `R_{t-s, a}` row `t - s` shifted by `a`, a step
+is
+
+    x_t = (y'_skewed[t] - [R_{t-s, a} for (s, a) in taps] @ K'') * inside[t]
+
+over the nonzero taps `s = a + b = 1..2p`, `max(0, s - p) <= a <= min(s, p)`
+(`m^2 - 1` blocks, 3 for `k = 3`, oldest row first; `_window_taps`), `K''`
+stacking the matching folded taps, `[(m^2 - 1) C, C]`. The loop state keeps
+the shifted copies of the last `2 p` rows that are still to be read.
+`inside[t]` is 0 on padding slots: the left ones are read by the pixels of
+the first `p` columns (as the zeros left of the image); the right ones are
+never read by real pixels but would hold the solution continued past the
+image's right edge, which can overflow and turn gradients into NaN. A step is
+one gather of `y'`, one concat, one `O(H B (m^2 - 1) C^2)` matmul, a subtract
+and the mask's multiply, a pad and `p` slices for the shifted copies of `x_t`,
+one `TensorArray` write: about ten small ops on contiguous `[H B, C]` blocks.
+A last gather (`unskew_indices`) returns the pixels to raster order; the
+flip of the bottom-right mask rides on both gathers' indices.
+
+Raster (the reference): one pixel a step, `H W` sequential steps of
+`O(B m^2 C^2)`, gathering the solved neighbours from a `TensorArray`.
+
+Both solvers are exact (forward substitution, no iteration to convergence),
+pure TensorFlow (`tf.while_loop`) and compile with XLA.
 """
 
 import tensorflow as tf
 
 SOLVERS = ("wavefront", "raster")
-
-
-def reverse_image(x):
-  """Reverses rows, columns and channels of `[N, H, W, C]`."""
-  return tf.reverse(x, axis=[1, 2, 3])
-
-
-def reverse_kernel(kernel):
-  """Reverses all four axes of an `[m, m, C, C]` kernel."""
-  return tf.reverse(kernel, axis=[0, 1, 2, 3])
 
 
 def quadrant_conv(x, kernel, dilation, top_left=True):
@@ -76,151 +99,182 @@ def quadrant_conv(x, kernel, dilation, top_left=True):
   return tf.nn.convolution(x, kernel, padding="VALID", dilations=dilation)
 
 
-def split_dilation(x, dilation):
-  """`[N, H, W, C]` -> `[N d^2, ceil(H/d), ceil(W/d), C]`, one image per residue.
+def pixel_major(x, dilation):
+  """`[N, H, W, C]` -> `[ceil(H/d), ceil(W/d), N d^2, C]`, one transpose.
 
-  Pads the bottom and right with zeros to multiples of `d`; padding there never
-  influences the canonical problem's real pixels.
+  Image `n d^2 + r d + q` of the result is the residue class
+  `x[n, r::d, q::d]`: the `d^2` independent undilated problems of a dilation
+  `d` masked convolution. The bottom and right are zero-padded to multiples
+  of `d`; padding there never influences real pixels of either mask's problem
+  (it sits after them in the top-left order and is cut by `image_major`).
   """
-  if dilation == 1:
-    return x
   shape = tf.shape(x)
   n, h, w, c = shape[0], shape[1], shape[2], x.shape[-1]
+  if dilation == 1:
+    return tf.transpose(x, [1, 2, 0, 3])
   hd, wd = -(-h // dilation), -(-w // dilation)
   x = tf.pad(x, [[0, 0], [0, hd * dilation - h], [0, wd * dilation - w],
                  [0, 0]])
   x = tf.reshape(x, [n, hd, dilation, wd, dilation, c])
-  x = tf.transpose(x, [0, 2, 4, 1, 3, 5])
-  return tf.reshape(x, [n * dilation * dilation, hd, wd, c])
+  x = tf.transpose(x, [1, 3, 0, 2, 4, 5])
+  return tf.reshape(x, [hd, wd, n * dilation * dilation, c])
 
 
-def merge_dilation(x, dilation, height, width):
-  """Inverse of `split_dilation`: back to `[N, height, width, C]`."""
+def image_major(x, dilation, height, width):
+  """Inverse of `pixel_major`: back to `[N, height, width, C]`."""
   if dilation == 1:
-    return x
+    return tf.transpose(x, [2, 0, 1, 3])
   shape = tf.shape(x)
-  hd, wd, c = shape[1], shape[2], x.shape[-1]
-  n = shape[0] // (dilation * dilation)
-  x = tf.reshape(x, [n, dilation, dilation, hd, wd, c])
-  x = tf.transpose(x, [0, 3, 1, 4, 2, 5])
+  hd, wd, c = shape[0], shape[1], x.shape[-1]
+  n = shape[2] // (dilation * dilation)
+  x = tf.reshape(x, [hd, wd, n, dilation, dilation, c])
+  x = tf.transpose(x, [2, 0, 3, 1, 4, 5])
   x = tf.reshape(x, [n, hd * dilation, wd * dilation, c])
   return x[:, :height, :width, :]
 
 
-def skew(x):
-  """`[N, H, W, C]` -> `[N, H + W - 1, W, C]` with `s[:, i + j, j] = x[:, i, j]`.
+def skew_indices(height, width):
+  """Where each slot of the skewed layout reads from, in raster order.
 
-  Entries that no pixel maps to are zero. Pure pad/reshape/transpose.
+  Returns:
+    `(index, inside)`, both `[H + W - 1, H]`: slot `(t, i)` holds pixel
+    `(i, t - i)`, raster index `index[t, i] = i W + (t - i)`; `inside[t, i]`
+    is whether `0 <= t - i < W`. Outside slots get some valid index (their
+    content is masked away).
   """
-  shape = tf.shape(x)
-  n, h, w, c = shape[0], shape[1], shape[2], x.shape[-1]
-  length = h + w - 1
-  cols = tf.transpose(x, [0, 2, 1, 3])                       # [N, W, H, C]
-  cols = tf.pad(cols, [[0, 0], [0, 0], [0, length + 1 - h], [0, 0]])
-  flat = tf.reshape(cols, [n, w * (length + 1), c])[:, :w * length]
-  return tf.transpose(tf.reshape(flat, [n, w, length, c]), [0, 2, 1, 3])
+  length = height + width - 1
+  rows = tf.range(height)[None, :]
+  cols = tf.range(length)[:, None] - rows
+  inside = (cols >= 0) & (cols < width)
+  return rows * width + tf.clip_by_value(cols, 0, width - 1), inside
 
 
-def unskew(s, height):
-  """Inverse of `skew`: `[N, H + W - 1, W, C]` -> `[N, height, W, C]`."""
-  shape = tf.shape(s)
-  n, length, w, c = shape[0], shape[1], shape[2], s.shape[-1]
-  cols = tf.reshape(tf.transpose(s, [0, 2, 1, 3]), [n, w * length, c])
-  cols = tf.pad(cols, [[0, 0], [0, w], [0, 0]])
-  cols = tf.reshape(cols, [n, w, length + 1, c])[:, :, :height]
-  return tf.transpose(cols, [0, 2, 1, 3])
+def unskew_indices(height, width):
+  """`[H W]`: pixel `(i, j)` (raster order) sits at slot `(i + j) H + i`."""
+  rows = tf.range(height)[:, None]
+  cols = tf.range(width)[None, :]
+  return tf.reshape((rows + cols) * height + rows, [-1])
 
 
-def _fold_centre_inverse(kernel):
-  """Returns `(U^-1, kernel @ U^-1)` for the centre tap `U = K[m-1, m-1]`."""
+def _fold_centre_inverse(kernel, lower):
+  """`(U^-1, K @ U^-1)` for the canonical centre tap `U = K[m-1, m-1]`."""
   m, channels = kernel.shape[0], kernel.shape[-1]
-  centre = kernel[m - 1, m - 1]
   centre_inv = tf.linalg.triangular_solve(
-      centre, tf.eye(channels, dtype=kernel.dtype), lower=False)
+      kernel[m - 1, m - 1], tf.eye(channels, dtype=kernel.dtype), lower=lower)
   return centre_inv, tf.einsum("abij,jk->abik", kernel, centre_inv)
 
 
-def _raster_solve(y, kernel):
-  """Canonical undilated solve, one pixel a step (the reference solver)."""
+def _raster_solve(x, kernel, lower, flip):
+  """Pixel-major `[H, W, B, C]` canonical solve, one pixel a step.
+
+  `flip`: the pixels come in the bottom-right mask's order; reversed to the
+  canonical raster order on the way in and back on the way out.
+  """
   m, channels = kernel.shape[0], kernel.shape[-1]
   p = m - 1
-  centre_inv, folded = _fold_centre_inverse(kernel)
-  shape = tf.shape(y)
-  n, h, w = shape[0], shape[1], shape[2]
-  rhs = tf.reshape(tf.einsum("nhwi,ij->hwnj", y, centre_inv),
-                   [h * w, n, channels])
-  # Off-centre taps as offsets (a, b) back along rows and columns.
+  centre_inv, folded = _fold_centre_inverse(kernel, lower)
+  shape = tf.shape(x)
+  h, w, batch = shape[0], shape[1], shape[2]
+  rhs = tf.reshape(x, [h * w, batch, channels]) @ centre_inv
+  if flip:
+    rhs = tf.reverse(rhs, [0])
   offsets = [(a, b) for a in range(m) for b in range(m) if a or b]
-  if not offsets:
-    return y @ centre_inv
-  taps = tf.stack([folded[p - a, p - b] for a, b in offsets])  # [T, C, C]
-  rows_back = tf.constant([a for a, _ in offsets])
-  cols_back = tf.constant([b for _, b in offsets])
+  if offsets:
+    taps = tf.stack([folded[p - a, p - b] for a, b in offsets])  # [T, C, C]
+    rows_back = tf.constant([a for a, _ in offsets])
+    cols_back = tf.constant([b for _, b in offsets])
+    solved = tf.TensorArray(x.dtype, size=h * w,
+                            element_shape=[None, channels],
+                            clear_after_read=False)
+    solved = solved.write(0, rhs[0])
 
-  solved = tf.TensorArray(y.dtype, size=h * w, element_shape=[None, channels],
-                          clear_after_read=False)
-  solved = solved.write(0, rhs[0])
+    def body(k, solved):
+      i, j = k // w, k % w
+      src_i, src_j = i - rows_back, j - cols_back
+      valid = (src_i >= 0) & (src_j >= 0)
+      index = tf.where(valid, src_i * w + src_j, 0)
+      neighbours = solved.gather(index)                        # [T, B, C]
+      neighbours *= tf.cast(valid, x.dtype)[:, None, None]
+      x_k = rhs[k] - tf.einsum("tni,tij->nj", neighbours, taps)
+      return k + 1, solved.write(k, x_k)
 
-  def body(k, solved):
-    i, j = k // w, k % w
-    src_i, src_j = i - rows_back, j - cols_back
-    valid = (src_i >= 0) & (src_j >= 0)
-    index = tf.where(valid, src_i * w + src_j, 0)
-    neighbours = solved.gather(index)                          # [T, N, C]
-    neighbours *= tf.cast(valid, y.dtype)[:, None, None]
-    x_k = rhs[k] - tf.einsum("tni,tij->nj", neighbours, taps)
-    return k + 1, solved.write(k, x_k)
-
-  _, solved = tf.while_loop(lambda k, _: k < h * w, body,
-                            (tf.constant(1), solved))
-  x = tf.reshape(solved.stack(), [h, w, n, channels])
-  return tf.transpose(x, [2, 0, 1, 3])
+    _, solved = tf.while_loop(lambda k, _: k < h * w, body,
+                              (tf.constant(1), solved))
+    rhs = solved.stack()
+  if flip:
+    rhs = tf.reverse(rhs, [0])
+  return tf.reshape(rhs, shape)
 
 
-def _wavefront_solve(y, kernel):
-  """Canonical undilated solve, one anti-diagonal a step."""
+def _window_taps(p):
+  """The `(s, a)` blocks of the wavefront window: row `t - s` shifted by `a`.
+
+  Tap `(a, b)` reads row `t - (a + b)` shifted by `a`, so the nonzero taps are
+  the pairs `s = 1..2p`, `max(0, s - p) <= a <= min(s, p)`; oldest row first.
+  """
+  return [(s, a) for s in range(2 * p, 0, -1)
+          for a in range(max(0, s - p), min(s, p) + 1)]
+
+
+def _wavefront_solve(x, kernel, lower, flip):
+  """Pixel-major `[H, W, B, C]` canonical solve, one anti-diagonal a step.
+
+  `flip`: the pixels come in the bottom-right mask's order; the skewing and
+  unskewing gathers read and write them reversed, at no extra cost.
+  """
   m, channels = kernel.shape[0], kernel.shape[-1]
   p = m - 1
-  centre_inv, folded = _fold_centre_inverse(kernel)
-  rhs = y @ centre_inv
+  centre_inv, folded = _fold_centre_inverse(kernel, lower)
+  shape = tf.shape(x)
+  h, w, batch = shape[0], shape[1], shape[2]
+  rhs = tf.reshape(x, [h * w, batch, channels]) @ centre_inv
   if p == 0:
-    return rhs
-  shape = tf.shape(y)
-  n, h, w = shape[0], shape[1], shape[2]
+    return tf.reshape(rhs, shape)
   length = h + w - 1
-  rhs = tf.transpose(skew(rhs), [1, 0, 2, 3])                 # [L, N, W, C]
-  # Skewed kernel: the tap at offset (-a, -b) moves to row 2p - (a + b) of a
-  # window of the 2p previous anti-diagonals and to column p - b.
-  rows = []
-  for r in range(2 * p):
-    row = []
-    for col in range(m):
-      b = p - col
-      a = 2 * p - r - b
-      if 0 <= a <= p and a + b >= 1:
-        row.append(folded[p - a, p - b])
-      else:
-        row.append(tf.zeros([channels, channels], kernel.dtype))
-    rows.append(tf.stack(row))
-  skewed_kernel = tf.stack(rows)                              # [2p, m, C, C]
-  # Row t holds pixels (t - j, j); those with t - j outside [0, H) are padding
-  # and must stay zero, since later pixels read them as the image's border.
-  t_minus_j = tf.range(length)[:, None] - tf.range(w)[None, :]
-  inside = tf.cast((t_minus_j >= 0) & (t_minus_j < h), y.dtype)[..., None]
+  slots = h * batch
+  index, inside = skew_indices(h, w)
+  unskew_index = unskew_indices(h, w)
+  if flip:
+    index, unskew_index = h * w - 1 - index, tf.reverse(unskew_index, [0])
+  rhs = tf.reshape(tf.gather(rhs, index), [length, slots, channels])
+  inside = tf.reshape(
+      tf.repeat(tf.cast(inside, x.dtype), batch, axis=1), [length, slots, 1])
+  window_taps = _window_taps(p)
+  taps = tf.concat([folded[p - a, p - (s - a)] for s, a in window_taps], 0)
 
-  def body(t, window, solved):
-    contribution = tf.nn.conv2d(window, skewed_kernel, 1, "VALID")[:, 0]
-    x_t = (rhs[t] - contribution) * inside[t]                 # [N, W, C]
-    new_row = tf.pad(x_t, [[0, 0], [p, 0], [0, 0]])[:, None]
-    window = tf.concat([window[:, 1:], new_row], axis=1)
-    return t + 1, window, solved.write(t, x_t)
+  def lowest(s):
+    """Row `t - s` is kept shifted by `lowest(s)..p`, as read now and later."""
+    return max(0, s - p)
 
-  window = tf.zeros([n, 2 * p, w + p, channels], y.dtype)
-  solved = tf.TensorArray(y.dtype, size=length,
-                          element_shape=[None, None, channels])
+  # Loop-invariant arguments of the pad and slices, built once.
+  padding = tf.stack([tf.stack([p * batch, 0]), [0, 0]])
+  size = tf.stack([slots, channels])
+  begins = [tf.stack([(p - a) * batch, 0]) for a in range(1, m)]
+
+  def body(t, history, solved):
+    # history[k] is row t - (2p - k) as its shifted copies.
+    window = tf.concat([history[2 * p - s][a - lowest(s)]
+                        for s, a in window_taps], -1)
+    x_t = (tf.gather(rhs, t) - window @ taps) * tf.gather(inside, t)
+    padded = tf.pad(x_t, padding)
+    shifted = [x_t]
+    for begin in begins:
+      shifted.append(tf.slice(padded, begin, size))
+      shifted[-1].set_shape(x_t.shape)
+    history = tuple(
+        history[2 * p - s][lowest(s + 1) - lowest(s):]
+        for s in range(2 * p - 1, 0, -1)) + (tuple(shifted),)
+    return t + 1, history, solved.write(t, x_t)
+
+  history = tuple(
+      tuple(tf.zeros([slots, channels], x.dtype) for _ in range(lowest(s), m))
+      for s in range(2 * p, 0, -1))
+  solved = tf.TensorArray(x.dtype, size=length,
+                          element_shape=[None, channels])
   _, _, solved = tf.while_loop(lambda t, *_: t < length, body,
-                               (tf.constant(0), window, solved))
-  return unskew(tf.transpose(solved.stack(), [1, 0, 2, 3]), h)
+                               (tf.constant(0), history, solved))
+  solved = tf.reshape(solved.stack(), [length * h, batch, channels])
+  return tf.reshape(tf.gather(solved, unskew_index), shape)
 
 
 _SOLVE = {"raster": _raster_solve, "wavefront": _wavefront_solve}
@@ -245,9 +299,8 @@ def quadrant_solve(y, kernel, dilation, top_left=True, solver="wavefront"):
   if solver not in _SOLVE:
     raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
   if not top_left:
-    return reverse_image(
-        quadrant_solve(reverse_image(y), reverse_kernel(kernel), dilation,
-                       top_left=True, solver=solver))
+    kernel = tf.reverse(kernel, [0, 1])
   shape = tf.shape(y)
-  x = _SOLVE[solver](split_dilation(y, dilation), kernel)
-  return merge_dilation(x, dilation, shape[1], shape[2])
+  x = _SOLVE[solver](pixel_major(y, dilation), kernel, lower=not top_left,
+                     flip=not top_left)
+  return image_major(x, dilation, shape[1], shape[2])

@@ -1,0 +1,157 @@
+"""The solvers of `tfp_emerging.ops.autoregressive` against numpy references."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfp_emerging.ops import autoregressive
+
+RNG = np.random.default_rng(5)
+
+
+def masked_kernel(m, channels, top_left, scale=0.25):
+  """A random quadrant kernel with a well-conditioned triangular centre."""
+  kernel = RNG.normal(0., scale / m, [m, m, channels, channels])
+  centre = m - 1 if top_left else 0
+  triangle = np.triu if top_left else np.tril
+  kernel[centre, centre] = (
+      triangle(kernel[centre, centre], 1 if top_left else -1) +
+      np.diag(np.exp(RNG.normal(0., 0.4, channels))))
+  return kernel
+
+
+def numpy_solve(y, kernel, dilation, top_left):
+  """Forward substitution pixel by pixel, written from the mask's definition.
+
+  Top-left: `y[i, j] = sum_{a, b} x[i - a d, j - b d] @ K[p - a, p - b]`;
+  bottom-right: `y[i, j] = sum_{a, b} x[i + a d, j + b d] @ K[a, b]`.
+  """
+  n, h, w, c = y.shape
+  m = kernel.shape[0]
+  p = m - 1
+  x = np.zeros_like(y)
+  pixels = list(itertools.product(range(h), range(w)))
+  sign = -1 if top_left else 1
+  for i, j in pixels if top_left else reversed(pixels):
+    rhs = y[:, i, j].copy()
+    for a, b in itertools.product(range(m), repeat=2):
+      if a == b == 0:
+        continue
+      si, sj = i + sign * a * dilation, j + sign * b * dilation
+      if 0 <= si < h and 0 <= sj < w:
+        tap = kernel[p - a, p - b] if top_left else kernel[a, b]
+        rhs -= x[:, si, sj] @ tap
+    centre = kernel[p, p] if top_left else kernel[0, 0]
+    x[:, i, j] = np.linalg.solve(centre.T, rhs.T).T
+  return x
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+def test_pixel_major_holds_residue_classes_and_round_trips(dilation):
+  x = RNG.normal(size=[2, 7, 5, 3])
+  pm = autoregressive.pixel_major(tf.constant(x), dilation).numpy()
+  hd, wd = -(-7 // dilation), -(-5 // dilation)
+  assert pm.shape == (hd, wd, 2 * dilation**2, 3)
+  for n, r, q in itertools.product(range(2), range(dilation), range(dilation)):
+    sub = x[n, r::dilation, q::dilation]
+    got = pm[:, :, n * dilation**2 + r * dilation + q]
+    np.testing.assert_array_equal(got[:sub.shape[0], :sub.shape[1]], sub)
+    np.testing.assert_array_equal(got[sub.shape[0]:], 0)
+    np.testing.assert_array_equal(got[:, sub.shape[1]:], 0)
+  back = autoregressive.image_major(tf.constant(pm), dilation, 7, 5)
+  np.testing.assert_array_equal(back.numpy(), x)
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (1, 6), (5, 1), (4, 7),
+                                          (6, 3)])
+def test_skew_puts_anti_diagonals_in_rows_and_unskew_inverts_it(height,
+                                                                width):
+  x = RNG.normal(size=[height * width, 2])
+  index, inside = autoregressive.skew_indices(height, width)
+  skewed = tf.gather(x, index).numpy() * inside.numpy()[..., None]
+  assert skewed.shape == (height + width - 1, height, 2)
+  for t, i in itertools.product(range(height + width - 1), range(height)):
+    j = t - i
+    expected = x[i * width + j] if 0 <= j < width else 0.
+    np.testing.assert_array_equal(skewed[t, i], expected)
+    assert inside[t, i].numpy() == (0 <= j < width)
+  flat = skewed.reshape(-1, 2)
+  back = tf.gather(flat, autoregressive.unskew_indices(height, width))
+  np.testing.assert_array_equal(back.numpy(), x)
+
+
+@pytest.mark.parametrize("solver", autoregressive.SOLVERS)
+@pytest.mark.parametrize("top_left", [True, False])
+@pytest.mark.parametrize("kernel_size,dilation", [(1, 1), (3, 1), (3, 2),
+                                                  (5, 1), (5, 3), (7, 2)])
+def test_solvers_match_numpy_forward_substitution(solver, top_left,
+                                                   kernel_size, dilation):
+  m = (kernel_size + 1) // 2
+  kernel = masked_kernel(m, 3, top_left)
+  for h, w in [(6, 5), (1, 7), (4, 1)]:
+    y = RNG.normal(size=[2, h, w, 3])
+    expected = numpy_solve(y, kernel, dilation, top_left)
+    x = autoregressive.quadrant_solve(tf.constant(y), tf.constant(kernel),
+                                      dilation, top_left, solver)
+    np.testing.assert_allclose(x.numpy(), expected, atol=1e-10)
+    back = autoregressive.quadrant_conv(x, tf.constant(kernel), dilation,
+                                        top_left)
+    np.testing.assert_allclose(back.numpy(), y, atol=1e-10)
+
+
+@pytest.mark.parametrize("top_left", [True, False])
+def test_wavefront_agrees_with_raster_in_float32_under_xla(top_left):
+  kernel = tf.constant(masked_kernel(2, 12, top_left), tf.float32)
+  y = tf.constant(RNG.normal(size=[3, 13, 17, 12]), tf.float32)
+
+  def solve(solver):
+    return tf.function(
+        lambda y: autoregressive.quadrant_solve(y, kernel, 2, top_left,
+                                                solver),
+        jit_compile=True)(y)
+
+  np.testing.assert_allclose(solve("wavefront").numpy(),
+                             solve("raster").numpy(), atol=1e-5)
+
+
+def test_gradients_of_both_solvers_agree():
+  kernel = tf.constant(masked_kernel(3, 2, False))
+  y = tf.constant(RNG.normal(size=[2, 5, 6, 2]))
+  cotangent = tf.constant(RNG.normal(size=[2, 5, 6, 2]))
+  grads = []
+  for solver in autoregressive.SOLVERS:
+    with tf.GradientTape() as tape:
+      tape.watch([y, kernel])
+      x = autoregressive.quadrant_solve(y, kernel, 1, False, solver)
+      loss = tf.reduce_sum(x * cotangent)
+    grads.append(tape.gradient(loss, [y, kernel]))
+  for wave, raster in zip(*grads):
+    np.testing.assert_allclose(wave.numpy(), raster.numpy(), atol=1e-10)
+
+
+def test_padding_slots_stay_zero_where_the_continuation_overflows():
+  """A tall one-column image: the skewed rows carry up to H - 1 padding slots.
+
+  Continued past the right edge with `x[i, j] = -10 x[i, j - 1]`, the
+  solution would pass float32's range within 39 columns; the real column does
+  not grow. The solve and its gradient must stay finite.
+  """
+  kernel = np.zeros([2, 2, 1, 1], np.float32)
+  kernel[1, 1] = 1.
+  kernel[1, 0] = 10.   # tap (a, b) = (0, 1): the pixel to the left.
+  kernel = tf.constant(kernel)
+  y = tf.constant(RNG.normal(size=[1, 40, 1, 1]), tf.float32)
+  with tf.GradientTape() as tape:
+    tape.watch(kernel)
+    x = autoregressive.quadrant_solve(y, kernel, 1, True, "wavefront")
+    loss = tf.reduce_sum(x)
+  np.testing.assert_allclose(x.numpy(), y.numpy())
+  assert np.all(np.isfinite(tape.gradient(loss, kernel).numpy()))
+
+
+def test_unknown_solver_is_rejected():
+  with pytest.raises(ValueError, match="solver"):
+    autoregressive.quadrant_solve(tf.zeros([1, 2, 2, 1]), tf.ones([2, 2, 1, 1]),
+                                  1, solver="guess")
