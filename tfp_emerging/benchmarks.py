@@ -1,0 +1,342 @@
+"""Speed benchmarks: `tfp-emerging benchmark [--json] [--quick] [--only S]`.
+
+Every measurement is the median wall time of `repeats` (default 7, at least
+5) calls of a `tf.function` after two warm-up calls (the first traces and,
+with `jit`, compiles), in float32, once without and once with XLA
+(`jit_compile=True`). Ratios are taken between measurements of the same run,
+so the load of a shared machine cancels out as far as it can.
+
+Layers, on `(batch, H, W, C)` in `SHAPES`, kernel size `KERNEL_SIZE`:
+
+* `conv2d`: a dense `k x k` `tf.nn.conv2d`, SAME padding: the reference.
+* `AutoregressiveConv2D`, `EmergingConv2D` (forward; inverse with each
+  solver), `PeriodicConv2D`, `Conv1x1[qr|lu|plain]`: forward and inverse.
+
+Ratios: a forward is divided by `conv2d`'s forward; an inverse by the same
+layer's forward, except the raster solver's inverse, divided by the
+wavefront solver's inverse of the same layer (the speed-up of the default).
+
+Whole flows (`GLOWS`): a `Glow` per mixing of `tfp_emerging.flows.MIXINGS`;
+`train_step` is one gradient step on `-mean(log_prob)` (gradients and a
+plain SGD update), `sample` is `forward` of a batch of latents; each is
+divided by the same op of the `"1x1"` mixing.
+
+Output: a table, or with `--json` one JSON object per line with the fields
+`layer, op, solver, shape, jit, seconds, ratio, ratio_to` (`solver`, `ratio`
+and `ratio_to` may be null), and with `--out FILE` the records as a JSON list
+too. `targets(records)` checks the issue's targets against a run.
+"""
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+__all__ = ["GLOWS", "KERNEL_SIZE", "PAPER_INVERSE_SECONDS", "QUICK_GLOWS",
+           "QUICK_SHAPES", "Record", "SHAPES", "main", "run", "targets"]
+
+SHAPES = ((16, 32, 32, 12), (64, 32, 32, 48), (4, 64, 64, 12),
+          (16, 16, 16, 48))
+QUICK_SHAPES = ((2, 8, 8, 4),)
+KERNEL_SIZE = 3
+REPEATS = 7
+MIN_REPEATS = 5
+
+# `(name, batch, image_shape, num_levels, num_steps, hidden_channels)`.
+GLOWS = (("digits", 64, (8, 8, 1), 1, 4, 32),
+         ("32x32x3", 16, (32, 32, 3), 3, 4, 64))
+QUICK_GLOWS = (("tiny", 2, (8, 8, 1), 1, 1, 4),)
+# `--quick` runs the Glow code path for the baseline and one other mixing.
+QUICK_MIXINGS = ("1x1", "emerging")
+
+# The paper's C (Cython, OpenMP, 2 threads) pixel-by-pixel inverse of ONE
+# autoregressive convolution, k = 3, float64, on a 2-core machine (issue 5).
+PAPER_INVERSE_SECONDS = {(16, 32, 32, 12): 0.019, (64, 32, 32, 48): 1.1,
+                         (16, 16, 16, 48): 0.068, (4, 64, 64, 12): 0.019}
+
+DENSE = "conv2d"
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+  """One measurement; `ratio = seconds / seconds of ratio_to`."""
+  layer: str
+  op: str
+  solver: object
+  shape: list
+  jit: bool
+  seconds: float
+  ratio: object = None
+  ratio_to: object = None
+
+
+def _median_seconds(fn, arg, repeats):
+  """Median wall time of `fn(arg)` after two warm-up calls.
+
+  Eager execution on CPU is synchronous: the call returns once its outputs
+  are computed.
+  """
+  fn(arg)
+  fn(arg)
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn(arg)
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def _layers(channels, quick):
+  """`(name, solver, bijector)` for every layer measured on a shape."""
+  from tfp_emerging import bijectors  # pylint: disable=g-import-not-at-top
+  layers = []
+  for cls in (bijectors.AutoregressiveConv2D, bijectors.EmergingConv2D):
+    for solver in ("wavefront", "raster"):
+      layers.append((cls.__name__, solver,
+                     cls(channels, KERNEL_SIZE, solver=solver, seed=1)))
+  layers.append(("PeriodicConv2D", None,
+                 bijectors.PeriodicConv2D(channels, KERNEL_SIZE, seed=1)))
+  parameterizations = ("qr",) if quick else ("qr", "lu", "plain")
+  for parameterization in parameterizations:
+    layers.append((f"Conv1x1[{parameterization}]", None,
+                   bijectors.Conv1x1(channels, parameterization, seed=1)))
+  return layers
+
+
+def _layer_records(shape, jit, repeats, quick, selected):
+  """Records of the dense reference and every layer on one shape."""
+  images = tf.random.stateless_normal(shape, seed=[1, 2])
+  channels = shape[-1]
+  kernel = tf.random.stateless_normal(
+      [KERNEL_SIZE, KERNEL_SIZE, channels, channels], seed=[3, 4]) * 0.1
+  dense = _median_seconds(
+      tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"),
+                  jit_compile=jit), images, repeats)
+  records = [Record(DENSE, "forward", None, list(shape), jit, dense)]
+  forwards, wavefronts = {}, {}
+  for name, solver, layer in _layers(channels, quick):
+    if not selected(name):
+      continue
+    if name not in forwards:
+      seconds = _median_seconds(
+          tf.function(layer.forward, jit_compile=jit), images, repeats)
+      forwards[name] = seconds
+      records.append(Record(name, "forward", None, list(shape), jit, seconds,
+                            seconds / dense, f"{DENSE} forward"))
+    # tf.identity: a fresh tensor, so TFP's cache cannot answer the inverse.
+    outputs = tf.identity(layer.forward(images))
+    seconds = _median_seconds(
+        tf.function(layer.inverse, jit_compile=jit), outputs, repeats)
+    if solver == "raster" and name in wavefronts:
+      ratio, ratio_to = seconds / wavefronts[name], f"{name} inverse wavefront"
+    else:
+      ratio, ratio_to = seconds / forwards[name], f"{name} forward"
+    if solver == "wavefront":
+      wavefronts[name] = seconds
+    records.append(Record(name, "inverse", solver, list(shape), jit, seconds,
+                          ratio, ratio_to))
+  return records
+
+
+def _glow_records(config, jit, repeats, quick, selected):
+  """Training-step and sampling time of a `Glow` per mixing, vs `"1x1"`."""
+  from tfp_emerging import flows  # pylint: disable=g-import-not-at-top
+  name, batch, image_shape, num_levels, num_steps, hidden = config
+  shape = [batch, *image_shape]
+  images = tf.random.stateless_uniform(shape, seed=[5, 6]) - 0.5
+  latents = tf.random.stateless_normal(shape, seed=[7, 8]) * 0.7
+  records, baseline = [], {}
+  for mixing in QUICK_MIXINGS if quick else flows.MIXINGS:
+    layer = f"Glow[{name}, {mixing}]"
+    if mixing != "1x1" and not selected(layer):
+      continue
+    glow = flows.Glow(image_shape, num_levels, num_steps, mixing=mixing,
+                      hidden_channels=hidden, kernel_size=KERNEL_SIZE, seed=0)
+    glow.initialize(images)
+    model = tfp.distributions.TransformedDistribution(
+        glow.base_distribution(), glow)
+    variables = glow.trainable_variables
+
+    def train_step(x, model=model, variables=variables):
+      with tf.GradientTape() as tape:
+        loss = -tf.reduce_mean(model.log_prob(x))
+      for variable, grad in zip(variables, tape.gradient(loss, variables)):
+        variable.assign_sub(1e-5 * grad)
+      return loss
+
+    for op, fn, arg in (("train_step", train_step, images),
+                        ("sample", glow.forward, latents)):
+      seconds = _median_seconds(tf.function(fn, jit_compile=jit), arg,
+                                repeats)
+      if mixing == "1x1":
+        baseline[op] = seconds
+      records.append(Record(
+          layer, op, None, shape, jit, seconds, seconds / baseline[op],
+          f"Glow[{name}, 1x1] {op}"))
+  return records
+
+
+def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
+        glows=True, log=None):
+  """Runs the suite and returns its `Record`s.
+
+  Args:
+    quick: tiny shapes, one `Conv1x1` parameterisation, a tiny Glow with
+      `QUICK_MIXINGS`: a smoke test of the suite's code paths, not a
+      measurement.
+    repeats: timed calls per measurement (at least `MIN_REPEATS`).
+    only: optional substring; only layers (and Glow mixings, as
+      `Glow[<config>, <mixing>]`) whose name contains it are measured. The
+      dense reference (and Glow's 1x1) always run: the ratios need them.
+    jit_modes: which of `jit_compile=False, True` to run.
+    glows: whether to measure the whole flows.
+    log: optional callable receiving each `Record` as it is measured.
+  """
+  if repeats < MIN_REPEATS:
+    raise ValueError(f"`repeats` must be at least {MIN_REPEATS}; got "
+                     f"{repeats}.")
+  selected = lambda name: only is None or only in name
+  records = []
+
+  def add(new):
+    for record in new:
+      records.append(record)
+      if log is not None:
+        log(record)
+
+  for jit in jit_modes:
+    for shape in QUICK_SHAPES if quick else SHAPES:
+      add(_layer_records(shape, jit, repeats, quick, selected))
+    if glows:
+      for config in QUICK_GLOWS if quick else GLOWS:
+        if only is None or selected(f"Glow[{config[0]}, "):
+          add(_glow_records(config, jit, repeats, quick, selected))
+  return records
+
+
+def _find(records, layer, op, shape, jit, solver=None):
+  for record in records:
+    if (record.layer, record.op, list(record.shape), record.jit,
+        record.solver) == (layer, op, list(shape), jit, solver):
+      return record
+  return None
+
+
+def targets(records):
+  """`(target, measured, met)` for each of the issue's targets a run covers.
+
+  `measured` is a string; `met` is a bool, or None where the run lacks the
+  measurement.
+  """
+  rows = []
+
+  def check(target, value, bound, fmt="{:.2f}x"):
+    if value is None:
+      rows.append((target, "not measured", None))
+    else:
+      rows.append((target, fmt.format(value), value <= bound))
+
+  for jit in sorted({r.jit for r in records}):
+    mode = "xla" if jit else "no xla"
+    main_shape = (16, 32, 32, 12)
+    get = lambda *a, **k: _find(records, *a, jit=jit, **k)
+    ratio = lambda r: None if r is None else r.ratio
+    forward = get("EmergingConv2D", "forward", main_shape)
+    check(f"[{mode}] EmergingConv2D forward <= 1.5x dense 3x3 conv",
+          ratio(forward), 1.5)
+    for shape, bound in ((main_shape, 10.), ((4, 64, 64, 12), 15.)):
+      inverse = get("EmergingConv2D", "inverse", shape, solver="wavefront")
+      check(f"[{mode}] EmergingConv2D inverse <= {bound:g}x forward at "
+            f"{tuple(shape)}", ratio(inverse), bound)
+    for shape in (main_shape, (4, 64, 64, 12)):
+      raster = get("EmergingConv2D", "inverse", shape, solver="raster")
+      speedup = None if raster is None else 1. / raster.ratio
+      rows.append((f"[{mode}] wavefront >= 10x faster than raster at "
+                   f"{tuple(shape)}",
+                   "not measured" if speedup is None else f"{speedup:.1f}x",
+                   None if speedup is None else speedup >= 10.))
+    check(f"[{mode}] PeriodicConv2D forward <= 2x dense conv",
+          ratio(get("PeriodicConv2D", "forward", main_shape)), 2.)
+    check(f"[{mode}] PeriodicConv2D inverse <= 2x its forward",
+          ratio(get("PeriodicConv2D", "inverse", main_shape)), 2.)
+    for config in GLOWS:
+      shape = [config[1], *config[2]]
+      layer = f"Glow[{config[0]}, emerging]"
+      check(f"[{mode}] {layer} train_step <= 1.4x 1x1's",
+            ratio(get(layer, "train_step", shape)), 1.4)
+      check(f"[{mode}] {layer} sample <= 5x 1x1's",
+            ratio(get(layer, "sample", shape)), 5.)
+    for shape, paper in PAPER_INVERSE_SECONDS.items():
+      inverse = get("EmergingConv2D", "inverse", shape, solver="wavefront")
+      check(f"[{mode}] EmergingConv2D inverse at {shape} < paper's one "
+            f"solve, {paper * 1e3:g} ms",
+            None if inverse is None else inverse.seconds * 1e3,
+            paper * 1e3, "{:.1f} ms")
+  return rows
+
+
+def _format(record):
+  ratio = "" if record.ratio is None else (
+      f"{record.ratio:7.2f}x {record.ratio_to}")
+  solver = record.solver or ""
+  shape = "x".join(str(s) for s in record.shape)
+  jit = "xla" if record.jit else "   "
+  return (f"{record.layer:28s} {record.op:10s} {solver:9s} {shape:14s} "
+          f"{jit} {record.seconds * 1e3:10.2f} ms {ratio}")
+
+
+def build_parser():
+  parser = argparse.ArgumentParser(
+      prog="tfp-emerging benchmark", description=__doc__.split("\n\n")[0])
+  parser.add_argument("--json", action="store_true",
+                      help="one JSON record per line instead of a table")
+  parser.add_argument("--quick", action="store_true",
+                      help="tiny shapes: checks the suite runs, in seconds")
+  parser.add_argument("--only", default=None,
+                      help="only layers whose name contains this string")
+  parser.add_argument("--repeats", type=int, default=REPEATS,
+                      help=f"timed calls per measurement (>= {MIN_REPEATS})")
+  parser.add_argument("--jit", choices=("both", "on", "off"), default="both",
+                      help="XLA compilation: both (default), on or off")
+  parser.add_argument("--no-glow", action="store_true",
+                      help="skip the whole-flow measurements")
+  parser.add_argument("--out", default=None,
+                      help="also write the records to this file (JSON list)")
+  return parser
+
+
+def main(argv=None):
+  """Runs the suite from the command line; returns the exit status."""
+  args = build_parser().parse_args(argv)
+  if args.repeats < MIN_REPEATS:
+    print(f"--repeats must be at least {MIN_REPEATS}", file=sys.stderr)
+    return 2
+  jit_modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.jit]
+
+  def log(record):
+    if args.json:
+      print(json.dumps(dataclasses.asdict(record)), flush=True)
+    else:
+      print(_format(record), flush=True)
+
+  records = run(quick=args.quick, repeats=args.repeats, only=args.only,
+                jit_modes=jit_modes, glows=not args.no_glow, log=log)
+  if not args.json:
+    print("\nTargets (issue 5):")
+    for target, measured, met in targets(records):
+      if met is not None:
+        print(f"  {'met ' if met else 'MISS'} {target}: {measured}")
+  if args.out:
+    with open(args.out, "w", encoding="utf-8") as f:
+      json.dump([dataclasses.asdict(r) for r in records], f, indent=1)
+      f.write("\n")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
