@@ -16,6 +16,7 @@ setuptools.setup(
         "tf-keras",
         "numpy",
         "scikit-learn",
+        "scikit-image",
     ],
     extras_require={
         "test": [

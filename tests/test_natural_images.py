@@ -1,0 +1,110 @@
+"""Tests of the scikit-image crops: shapes, determinism, no train/test overlap."""
+
+import numpy as np
+import pytest
+
+from tfp_emerging import natural_images
+
+
+@pytest.fixture(scope="module")
+def crops():
+  return natural_images.load_crops(num_train=3000, num_test=600, seed=0,
+                                   return_boxes=True)
+
+
+@pytest.fixture(scope="module")
+def sources():
+  return natural_images.source_images()
+
+
+def test_sources_are_bundled_colour_photos(sources):
+  assert len(sources) == len(natural_images.SOURCES)
+  for image in sources:
+    assert image.dtype == np.uint8
+    assert image.ndim == 3 and image.shape[-1] == 3
+    assert min(image.shape[:2]) >= 256
+    assert image.std() > 10  # a photograph, not a constant
+
+
+def test_shapes_dtype_and_bins(crops):
+  data, _, _ = crops
+  assert data.name == "skimage-crops"
+  assert data.train.shape == (3000, 16, 16, 3)
+  assert data.test.shape == (600, 16, 16, 3)
+  assert data.train.dtype == np.uint8 and data.test.dtype == np.uint8
+  assert data.num_bins == 256
+  assert data.image_shape == (16, 16, 3)
+
+
+def test_crops_are_the_pixels_of_their_boxes(crops, sources):
+  data, train_boxes, test_boxes = crops
+  for images, boxes in ((data.train, train_boxes), (data.test, test_boxes)):
+    for k in range(0, images.shape[0], 97):
+      i, t, l = boxes.image[k], boxes.top[k], boxes.left[k]
+      np.testing.assert_array_equal(images[k],
+                                    sources[i][t:t + 16, l:l + 16])
+
+
+def test_no_test_crop_shares_a_pixel_with_a_train_crop(crops, sources):
+  _, train_boxes, test_boxes = crops
+  for index, image in enumerate(sources):
+    masks = []
+    for boxes in (train_boxes, test_boxes):
+      mask = np.zeros(image.shape[:2], bool)
+      for i, t, l in zip(boxes.image, boxes.top, boxes.left):
+        if i == index:
+          assert 0 <= t and t + 16 <= image.shape[0]
+          assert 0 <= l and l + 16 <= image.shape[1]
+          mask[t:t + 16, l:l + 16] = True
+      masks.append(mask)
+    train_mask, test_mask = masks
+    assert test_mask.any() and train_mask.any(), natural_images.SOURCES[index]
+    assert not (train_mask & test_mask).any(), natural_images.SOURCES[index]
+
+
+def test_no_textured_test_crop_equals_a_train_crop(crops):
+  # Disjoint pixels can still hold equal constant crops (the black sky of
+  # the Hubble field); any crop with texture must be unique to its split.
+  data, _, _ = crops
+  train = {crop.tobytes() for crop in data.train}
+  textured = [crop for crop in data.test if crop.max() > crop.min()]
+  assert len(textured) > 0.9 * data.test.shape[0]
+  assert not any(crop.tobytes() in train for crop in textured)
+
+
+def test_deterministic_and_seeded():
+  a = natural_images.load_crops(num_train=50, num_test=20, seed=3)
+  b = natural_images.load_crops(num_train=50, num_test=20, seed=3)
+  c = natural_images.load_crops(num_train=50, num_test=20, seed=4)
+  np.testing.assert_array_equal(a.train, b.train)
+  np.testing.assert_array_equal(a.test, b.test)
+  assert not np.array_equal(a.train, c.train)
+
+
+def test_test_share_of_columns_follows_test_every():
+  shapes = [(100, 480)]
+  train = natural_images.crop_boxes(shapes, 2000, 16, 48, 4, test=False,
+                                    seed=0)
+  test = natural_images.crop_boxes(shapes, 2000, 16, 48, 4, test=True, seed=0)
+  # Ten 48-px bands: 3, 7 are test bands; the others train bands.
+  assert set(np.unique(test.left // 48)) == {3, 7}
+  assert set(np.unique(train.left // 48)) == {0, 1, 2, 4, 5, 6, 8, 9}
+  assert ((train.left % 48) + 16 <= 48).all()
+  assert ((test.left % 48) + 16 <= 48).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(band_width=8), "band_width"),
+    (dict(test_every=1), "test_every"),
+])
+def test_bad_arguments(kwargs, message):
+  args = dict(shapes=[(64, 64)], num_crops=5, size=16, band_width=32,
+              test_every=2, test=True, seed=0)
+  args.update(kwargs)
+  with pytest.raises(ValueError, match=message):
+    natural_images.crop_boxes(**args)
+
+
+def test_no_band_of_the_split_raises():
+  with pytest.raises(ValueError, match="no band"):
+    natural_images.crop_boxes([(64, 40)], 5, 16, 32, 2, test=True, seed=0)
