@@ -1,0 +1,91 @@
+"""Uniform dequantisation of n-bit images and bits per dimension.
+
+Pixels are integers `k` in `0..B-1` (`B = num_bins`, 256 for 8-bit data, 17
+for sklearn's digits). Uniform dequantisation adds `u ~ U[0, 1)^D` and maps
+to the flow's domain `[-0.5, 0.5)^D` (Glow's convention):
+
+    x = (k + u) / B - 1/2.
+
+Let `p` be the flow's density on `x`. The density of `y = k + u` on
+`[0, B)^D` is `p(y / B - 1/2) / B^D` (the scaling's Jacobian; the shift has
+none), and by Jensen's inequality the discrete model `P(k) = int p_y(k + u)
+du` satisfies
+
+    -log2 P(k) <= E_u[-log p(x)] / log 2 + D log2 B.
+
+Bits per dimension are this bound divided by `D`:
+
+    bpd = -(log p(x) - D log B) / (D log 2).
+
+A model with `p = 1` on the cube (uniform) has `bpd = log2 B`, 8 for 8-bit
+data. With `centered=False` the domain is `[0, 1)^D` instead; the shift by
+1/2 has unit Jacobian, so the bits per dimension are the same formula.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_emerging.ops import checks
+
+__all__ = ["dequantize", "quantize", "bits_per_dim"]
+
+
+def dequantize(images, num_bins=256, seed=None, centered=True,
+               dtype=tf.float32):
+  """`x = (k + u) / B - 1/2` with `u ~ U[0, 1)`, elementwise.
+
+  Args:
+    images: integer (or integer-valued) pixels `k` in `0..num_bins-1`, any
+      shape.
+    num_bins: `B >= 2`.
+    seed: optional stateless seed (int or shape-[2] int tensor); `None`
+      draws fresh noise from the global generator.
+    centered: `True` for `[-0.5, 0.5)`, `False` for `[0, 1)`.
+    dtype: floating dtype of the result.
+
+  Returns:
+    Continuous values, same shape as `images`. Cost `O(size)`.
+  """
+  num_bins = checks.positive_int(num_bins, "num_bins", minimum=2)
+  dtype = checks.float_dtype(dtype)
+  k = tf.cast(images, dtype)
+  if seed is None:
+    u = tf.random.uniform(tf.shape(k), dtype=dtype)
+  else:
+    if isinstance(seed, (int, np.integer)):
+      seed = [seed, 0]
+    u = tf.random.stateless_uniform(tf.shape(k), seed=seed, dtype=dtype)
+  x = (k + u) / num_bins
+  return x - 0.5 if centered else x
+
+
+def quantize(x, num_bins=256, centered=True):
+  """Inverse of `dequantize` up to the noise: `clip(floor((x + 1/2) B))`, int32.
+
+  Values outside the domain (e.g. samples at a high temperature) are clipped
+  to `0..num_bins-1`. Cost `O(size)`.
+  """
+  num_bins = checks.positive_int(num_bins, "num_bins", minimum=2)
+  x = tf.convert_to_tensor(x)
+  if centered:
+    x = x + 0.5
+  k = tf.floor(x * num_bins)
+  return tf.cast(tf.clip_by_value(k, 0., num_bins - 1.), tf.int32)
+
+
+def bits_per_dim(log_prob, num_dims, num_bins=256):
+  """`-(log p(x) - D log B) / (D log 2)` for the continuous `log p(x)`.
+
+  Args:
+    log_prob: the flow's log-density of the dequantised `x` (any shape).
+    num_dims: `D`, the number of dimensions per image (`H W C`).
+    num_bins: `B`.
+
+  Returns:
+    Bits per dimension, shaped like `log_prob`.
+  """
+  num_dims = checks.positive_int(num_dims, "num_dims")
+  num_bins = checks.positive_int(num_bins, "num_bins", minimum=2)
+  log_prob = tf.convert_to_tensor(log_prob)
+  nats = log_prob - num_dims * np.log(num_bins)
+  return -nats / (num_dims * np.log(2.))

@@ -1,0 +1,361 @@
+"""Glow (Kingma & Dhariwal 2018) with pluggable invertible convolutions."""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+from tensorflow_probability.python.internal import cache_util
+
+from tfp_emerging.bijectors.actnorm import ActNorm
+from tfp_emerging.bijectors.affine_coupling import AffineCoupling
+from tfp_emerging.bijectors.conv1x1 import Conv1x1
+from tfp_emerging.bijectors.emerging_conv2d import EmergingConv2D
+from tfp_emerging.bijectors.periodic_conv2d import PeriodicConv2D
+from tfp_emerging.flows import priors
+from tfp_emerging.ops import checks
+
+tfb = tfp.bijectors
+tfd = tfp.distributions
+
+__all__ = ["Glow", "MIXINGS", "squeeze", "unsqueeze"]
+
+MIXINGS = ("1x1", "lu", "qr", "emerging", "periodic")
+
+# Seeds of consecutive layers are this far apart (a layer may use a few).
+_SEED_STRIDE = 10
+
+
+def squeeze(x):
+  """`[N, H, W, C]` -> `[N, H/2, W/2, 4C]`: each 2x2 block becomes channels.
+
+  Output channel `(2a + b) C + c` of pixel `(i, j)` is input pixel
+  `(2i + a, 2j + b)`, channel `c`. A permutation: no log-det.
+  """
+  shape = tf.shape(x)
+  n, h, w, c = shape[0], shape[1], shape[2], x.shape[-1]
+  x = tf.reshape(x, [n, h // 2, 2, w // 2, 2, c])
+  x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
+  return tf.reshape(x, [n, h // 2, w // 2, 4 * c])
+
+
+def unsqueeze(x):
+  """Inverse of `squeeze`: `[N, H, W, 4C]` -> `[N, 2H, 2W, C]`."""
+  shape = tf.shape(x)
+  n, h, w, c = shape[0], shape[1], shape[2], x.shape[-1] // 4
+  x = tf.reshape(x, [n, h, w, 2, 2, c])
+  x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
+  return tf.reshape(x, [n, 2 * h, 2 * w, c])
+
+
+def _mixing_layers(mixing, channels, kernel_size, seed, dtype, validate_args):
+  """The mixing layers of one step, in the density (convolution) direction."""
+  seed_2 = None if seed is None else seed + _SEED_STRIDE // 2
+  common = dict(dtype=dtype, validate_args=validate_args)
+  if callable(mixing):
+    return [mixing(channels=channels, seed=seed, dtype=dtype)]
+  if mixing == "1x1":
+    return [Conv1x1(channels, "plain", seed=seed, **common)]
+  if mixing in ("lu", "qr"):
+    return [Conv1x1(channels, mixing, seed=seed, **common)]
+  if mixing == "emerging":
+    return [Conv1x1(channels, "qr", seed=seed, **common),
+            EmergingConv2D(channels, kernel_size, seed=seed_2, **common)]
+  return [PeriodicConv2D(channels, kernel_size, seed=seed, **common)]
+
+
+class Glow(tfb.Bijector):
+  """Glow's multi-scale flow, latent -> image, with a standard normal base.
+
+  The direction matches TFP's `tfb.Glow`: `forward` maps a latent `z` of the
+  image's shape `[H, W, C]` to an image `x`, so
+
+      distribution = tfd.TransformedDistribution(glow.base_distribution(), glow)
+
+  is the density model, and `log_prob` runs `inverse` (image -> latent).
+
+  Architecture, in the density direction (image -> latent), as in the paper:
+  `L = num_levels` levels; level `l` receives `h` of shape
+  `[H / 2^l, W / 2^l, C_l]` (`C_0 = C`) and
+
+  1. squeezes it to `[H / 2^(l+1), W / 2^(l+1), 4 C_l]`;
+  2. applies `K = num_steps` steps, each
+     `ActNorm` (data-dependent initialisation, `initialize`) -> mixing ->
+     `AffineCoupling` (`hidden_channels` wide, last layer zero-initialised,
+     scale `sigmoid(h + 2)`);
+  3. if not the last level, splits the channels in halves `h_1, h_2`,
+     standardises `h_2` under the learned conditional prior
+     `N(mu(h_1), sigma(h_1)^2)` (`priors.ConditionalNormalPrior`) and passes
+     `h_1` (`2 C_l` channels) to level `l + 1`; the last level standardises
+     all of `h` under a learned per-channel `N(mu, sigma^2)`
+     (`priors.LearnedNormalPrior`).
+
+  The standardised noise of each level, concatenated with the latent coming
+  back from the next level and unsqueezed, fills the latent `z` of shape
+  `[H, W, C]`. Because every prior is an affine map of a standard normal,
+  the base distribution is `N(0, I)` and sampling at temperature `T` (Glow's
+  temperature: every prior's `sigma` scaled by `T`) is
+  `forward(T * base.sample())`.
+
+  Mixing (`mixing`, see `MIXINGS`), each layer initialised as in the paper:
+  `"1x1"`: Glow's plain 1x1 convolution (`Conv1x1`, `"plain"`); `"lu"`,
+  `"qr"`: the LU and QR parameterised 1x1; `"emerging"`: a QR 1x1 followed by
+  an emerging `k x k` (`EmergingConv2D`); `"periodic"`: a periodic `k x k`
+  (`PeriodicConv2D`, which needs `k <= min(H, W) / 2^L`). A callable `mixing(channels=, seed=, dtype=)` returning
+  a bijector on `[H, W, channels]` events plugs in any other layer; its
+  `forward` is used in the density direction.
+
+  Directions and cost. `inverse` (density) runs every layer's `forward`: the
+  convolutions, never a solve. With `N` images, `D = H W C`, `F` hidden
+  channels and `k x k` kernels, one step at level `l` costs about
+  `O(N (D / 4^l) (k^2 F / 2 + F^2 / (4 C_l) + k^2 F / 2))` for the coupling
+  network (dominant for Glow's widths) plus the mixing's convolutions,
+  `O(N D C_l)` (1x1) or `O(N D k^2 C_l)` (emerging, periodic). `forward`
+  (sampling) runs every layer's `inverse`: the same network passes plus the
+  mixings' solves (triangular solves; `H / 2^l + W / 2^l - 1` sequential
+  wavefront steps per emerging layer; FFT solves for periodic). The log-det
+  comes out of the same pass: `inverse` puts it in TFP's bijector cache, so
+  `TransformedDistribution.log_prob` evaluates the flow once.
+
+  Variables: every layer's, plus the priors'; `trainable_variables` lists
+  them all, `variables` adds each ActNorm's `initialized` flag.
+  """
+
+  _cache = cache_util.BijectorCacheWithGreedyAttrs(
+      forward_name="_augmented_forward", inverse_name="_augmented_inverse")
+
+  def __init__(self,
+               image_shape,
+               num_levels,
+               num_steps,
+               mixing="emerging",
+               hidden_channels=512,
+               kernel_size=3,
+               seed=None,
+               dtype=tf.float32,
+               validate_args=False,
+               name="glow"):
+    """Builds the flow and all its variables.
+
+    Args:
+      image_shape: `(H, W, C)`, Python ints; `H` and `W` divisible by
+        `2 ** num_levels`.
+      num_levels: `L >= 1`.
+      num_steps: `K >= 1`, steps per level.
+      mixing: one of `MIXINGS`, or a callable (see the class docstring).
+      hidden_channels: width of each coupling network.
+      kernel_size: odd size of the coupling networks' and priors' first and
+        last convolutions and of the emerging or periodic kernels.
+      seed: optional int seed; each layer derives its own from it.
+      dtype: floating dtype.
+      validate_args: passed to every layer.
+      name: name scope.
+
+    Raises:
+      ValueError: bad `image_shape`, `num_levels`, `num_steps`, `mixing`,
+        `hidden_channels`, `kernel_size` (also: larger than the last level
+        for `"periodic"`) or `dtype`.
+    """
+    parameters = dict(locals())
+    try:
+      height, width, channels = (int(s) for s in image_shape)
+    except (TypeError, ValueError) as e:
+      raise ValueError("`image_shape` must be (H, W, C) of ints; got "
+                       f"{image_shape!r}.") from e
+    for value in (height, width, channels):
+      checks.positive_int(value, "image_shape")
+    num_levels = checks.positive_int(num_levels, "num_levels")
+    num_steps = checks.positive_int(num_steps, "num_steps")
+    hidden_channels = checks.positive_int(hidden_channels, "hidden_channels")
+    kernel_size = checks.odd_kernel_size(kernel_size)
+    dtype = checks.float_dtype(dtype)
+    factor = 2 ** num_levels
+    if height % factor or width % factor:
+      raise ValueError(
+          f"`image_shape` must have H and W divisible by 2**num_levels = "
+          f"{factor}; got {tuple(image_shape)}.")
+    if not callable(mixing) and mixing not in MIXINGS:
+      raise ValueError(
+          f"`mixing` must be one of {MIXINGS} or a callable; got {mixing!r}.")
+    smallest = min(height, width) // factor
+    if mixing == "periodic" and kernel_size > smallest:
+      raise ValueError(
+          f"`kernel_size` ({kernel_size}) must be at most the last level's "
+          f"height and width ({smallest}) for mixing='periodic'; use a "
+          f"smaller kernel_size or num_levels.")
+    self._image_shape = (height, width, channels)
+    self._num_levels = num_levels
+    self._num_steps = num_steps
+    self._mixing = mixing
+    layer_seed = iter(range(0, 10 ** 9, _SEED_STRIDE))
+
+    def next_seed():
+      offset = next(layer_seed)
+      return None if seed is None else seed + offset
+
+    with tf.name_scope(name) as name:
+      self._steps = []
+      self._priors = []
+      level_channels = channels
+      for level in range(num_levels):
+        c = 4 * level_channels
+        layers = []
+        with tf.name_scope(f"level_{level}"):
+          for step in range(num_steps):
+            with tf.name_scope(f"step_{step}"):
+              layers.append(ActNorm(c, dtype=dtype,
+                                    validate_args=validate_args))
+              layers.extend(_mixing_layers(mixing, c, kernel_size,
+                                           next_seed(), dtype, validate_args))
+              layers.append(AffineCoupling(
+                  c, hidden_channels, kernel_size, seed=next_seed(),
+                  dtype=dtype, validate_args=validate_args))
+          if level < num_levels - 1:
+            self._priors.append(priors.ConditionalNormalPrior(
+                c - c // 2, c // 2, kernel_size, dtype=dtype,
+                name="split_prior"))
+          else:
+            self._priors.append(priors.LearnedNormalPrior(
+                c, dtype=dtype, name="top_prior"))
+        self._steps.append(layers)
+        level_channels = c - c // 2
+      super().__init__(
+          forward_min_event_ndims=3,
+          dtype=dtype,
+          validate_args=validate_args,
+          parameters=parameters,
+          name=name)
+
+  @classmethod
+  def _parameter_properties(cls, dtype):
+    return {}
+
+  @property
+  def image_shape(self):
+    """`(H, W, C)`."""
+    return self._image_shape
+
+  @property
+  def num_levels(self):
+    return self._num_levels
+
+  @property
+  def num_steps(self):
+    return self._num_steps
+
+  @property
+  def mixing(self):
+    return self._mixing
+
+  @property
+  def steps(self):
+    """Per level, the list of layers in the density direction."""
+    return [list(layers) for layers in self._steps]
+
+  @property
+  def priors(self):
+    """Per level, its prior (conditional split priors, then the top prior)."""
+    return list(self._priors)
+
+  @property
+  def actnorms(self):
+    return [layer for layers in self._steps for layer in layers
+            if isinstance(layer, ActNorm)]
+
+  def base_distribution(self):
+    """`N(0, I)` on events `[H, W, C]` in the flow's dtype."""
+    zero = tf.zeros([], self.dtype)
+    return tfd.Sample(tfd.Normal(zero, zero + 1.), self._image_shape,
+                      name="standard_normal")
+
+  def is_initialized(self):
+    """Whether every ActNorm has had its data-dependent initialisation."""
+    return all(bool(layer.initialized.numpy()) for layer in self.actnorms)
+
+  def initialize(self, images):
+    """Data-dependent initialisation of every ActNorm from a batch.
+
+    Runs the density direction on `images` (`[N, H, W, C]`, already in the
+    flow's continuous domain), initialising each ActNorm from the
+    activations it receives, in order, so each sees its predecessors'
+    initialised outputs (Glow's scheme). Cost: one density pass.
+    """
+    with tf.name_scope(self.name):
+      x = tf.convert_to_tensor(images, self.dtype)
+      self._normalize(self._as_images(x, "images")[0], initialize=True)
+
+  def _as_images(self, z, name):
+    checks.image_event(z, self._image_shape[-1], self.dtype, name,
+                       self.validate_args)
+    if (z.shape.rank is not None and
+        not z.shape[-3:].is_compatible_with(self._image_shape)):
+      raise ValueError(f"`{name}` must have events of shape "
+                       f"{list(self._image_shape)}; got shape {z.shape}.")
+    shape = tf.shape(z)
+    return tf.reshape(z, [-1, *self._image_shape]), shape[:-3]
+
+  def _normalize(self, x, level=0, initialize=False):
+    """Density direction from `level` on: `(z, log-det)` for `[N, ...]` x."""
+    h = squeeze(x)
+    log_det = tf.zeros(tf.shape(x)[:1], self.dtype)
+    for layer in self._steps[level]:
+      if initialize and isinstance(layer, ActNorm):
+        layer.initialize(h)
+      h_next = layer.forward(h)
+      log_det += layer.forward_log_det_jacobian(h, event_ndims=3)
+      h = h_next
+    prior = self._priors[level]
+    if level == self._num_levels - 1:
+      z, prior_log_det = prior.standardize(h)
+      return unsqueeze(z), log_det + prior_log_det
+    half = h.shape[-1] // 2
+    h_1, h_2 = h[..., half:], h[..., :half]
+    eps, prior_log_det = prior.standardize(h_2, h_1)
+    z_1, inner_log_det = self._normalize(h_1, level + 1, initialize)
+    z = unsqueeze(tf.concat([z_1, eps], axis=-1))
+    return z, log_det + prior_log_det + inner_log_det
+
+  def _generate(self, z, level=0):
+    """Sampling direction from `level` on: `(x, log-det)` for `[N, ...]` z."""
+    h = squeeze(z)
+    if level == self._num_levels - 1:
+      h, log_det = self._priors[level].unstandardize(h)
+    else:
+      half = h.shape[-1] // 2
+      z_1, eps = h[..., :-half], h[..., -half:]
+      h_1, log_det = self._generate(z_1, level + 1)
+      h_2, prior_log_det = self._priors[level].unstandardize(eps, h_1)
+      h = tf.concat([h_2, h_1], axis=-1)
+      log_det += prior_log_det
+    for layer in reversed(self._steps[level]):
+      h_next = layer.inverse(h)
+      log_det += layer.inverse_log_det_jacobian(h, event_ndims=3)
+      h = h_next
+    return unsqueeze(h), log_det
+
+  def _augmented_forward(self, z):
+    images, batch_shape = self._as_images(z, "z")
+    x, fldj = self._generate(images)
+    fldj = tf.reshape(fldj, batch_shape)
+    return tf.reshape(x, tf.shape(z)), {"fldj": fldj, "ildj": -fldj}
+
+  def _augmented_inverse(self, x):
+    images, batch_shape = self._as_images(x, "x")
+    z, ildj = self._normalize(images)
+    ildj = tf.reshape(ildj, batch_shape)
+    return tf.reshape(z, tf.shape(x)), {"ildj": ildj, "fldj": -ildj}
+
+  def _forward(self, z):
+    return self._augmented_forward(z)[0]
+
+  def _inverse(self, x):
+    return self._augmented_inverse(x)[0]
+
+  def _forward_log_det_jacobian(self, z):
+    cached = self._cache.forward_attributes(z)
+    if "fldj" not in cached:
+      cached.update(self._augmented_forward(z)[1])
+    return cached["fldj"]
+
+  def _inverse_log_det_jacobian(self, x):
+    cached = self._cache.inverse_attributes(x)
+    if "ildj" not in cached:
+      cached.update(self._augmented_inverse(x)[1])
+    return cached["ildj"]
