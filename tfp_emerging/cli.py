@@ -1,0 +1,284 @@
+"""The `tfp-emerging` command line (also `python -m tfp_emerging`).
+
+Subcommands:
+
+* `train --dataset digits --mixing emerging --epochs N --out DIR [--resume]`:
+  trains a Glow flow, writing `DIR/config.json`, `DIR/checkpoints/`,
+  `DIR/metrics.json` and `DIR/samples.png` (see `tfp_emerging.training`).
+* `evaluate --run DIR [--json]`: test bits/dim of the run's latest checkpoint.
+* `sample --run DIR --n 64 --temperature 0.7 --out grid.png`: a PNG grid of
+  samples.
+* `demo [--mixing M] [--out runs/demo]`: train + evaluate + sample on the
+  digits with the small model of `DEMO` (a few minutes on 2 CPU cores).
+* `benchmark ...`: the arguments go to `tfp_emerging.benchmarks.main`.
+
+Exit status: 0 on success, 2 for bad arguments, data or run directories, 1
+when training diverged, 130 when interrupted.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+
+from tfp_emerging import data as data_lib
+from tfp_emerging import training
+
+__all__ = ["DEMO", "build_parser", "main"]
+
+# The demo's run: digits, small enough for a few minutes on 2 CPU cores.
+DEMO = dict(dataset="digits", num_levels=2, num_steps=4, hidden_channels=64,
+            epochs=20, batch_size=64, learning_rate=2e-3, warmup_steps=100)
+DEMO_SAMPLE_TEMPERATURE = 0.7
+
+# Options of `train` that define the run; `--resume` takes them from the run.
+_RUN_OPTIONS = ("dataset", "data_dir", "mixing", "num_levels", "num_steps",
+                "hidden_channels", "kernel_size", "batch_size",
+                "learning_rate", "warmup_steps", "seed", "keep_checkpoints",
+                "sample_temperature")
+
+
+def _mixings():
+  from tfp_emerging import flows  # pylint: disable=g-import-not-at-top
+  return tuple(flows.MIXINGS)
+
+
+def _add_run_options(parser, defaults):
+  """Options of a run; `defaults` overrides `RunConfig`'s defaults."""
+  base = dataclasses.asdict(training.RunConfig())
+  base.update(defaults)
+  parser.add_argument(
+      "--dataset", default=None,
+      help=("'digits' (bundled, default), a tensorflow-datasets name such as "
+            "'mnist' or 'cifar10' (needs the [datasets] extra), an .npz file "
+            "or a folder of PNG images"))
+  parser.add_argument("--data-dir", default=None,
+                      help="tensorflow-datasets data folder")
+  parser.add_argument("--mixing", default=None, choices=_mixings(),
+                      help=f"channel mixing (default {base['mixing']})")
+  for flag, kind, text in (
+      ("num_levels", int, "squeeze levels"),
+      ("num_steps", int, "flow steps per level"),
+      ("hidden_channels", int, "width of the coupling networks"),
+      ("kernel_size", int, "kernel size of the mixing convolutions"),
+      ("batch_size", int, "batch size"),
+      ("learning_rate", float, "Adam's peak learning rate"),
+      ("warmup_steps", int, "steps of the linear learning-rate warm-up"),
+      ("seed", int, "seed of the weights, data order and samples"),
+      ("keep_checkpoints", int, "newest per-epoch checkpoints to keep"),
+      ("sample_temperature", float, "temperature of samples.png")):
+    parser.add_argument("--" + flag.replace("_", "-"), type=kind, default=None,
+                        help=f"{text} (default {base[flag]})")
+  parser.add_argument("--epochs", type=int, default=None,
+                      help=f"total number of epochs (default {base['epochs']})")
+  parser.set_defaults(run_defaults=defaults)
+
+
+def build_parser():
+  """The `argparse` parser of `tfp-emerging`."""
+  parser = argparse.ArgumentParser(
+      prog="tfp-emerging",
+      description=("Train, evaluate and sample Glow flows with emerging, "
+                   "periodic and 1x1 convolutions."))
+  commands = parser.add_subparsers(dest="command", required=True)
+
+  train = commands.add_parser("train", help="train a flow on images")
+  _add_run_options(train, {})
+  train.add_argument("--out", required=True, help="the run directory")
+  train.add_argument(
+      "--resume", action="store_true",
+      help=("continue the run in --out from its latest checkpoint up to "
+            "--epochs; the other options come from its config.json"))
+
+  evaluate = commands.add_parser("evaluate", help="test bits/dim of a run")
+  evaluate.add_argument("--run", required=True, help="the run directory")
+  evaluate.add_argument("--json", action="store_true",
+                        help="print one JSON object")
+
+  sample = commands.add_parser("sample", help="a PNG grid of samples")
+  sample.add_argument("--run", required=True, help="the run directory")
+  sample.add_argument("--n", type=int, default=64, help="number of samples")
+  sample.add_argument("--temperature", type=float, default=1.0,
+                      help="standard deviation of the latent Gaussian")
+  sample.add_argument("--columns", type=int, default=None,
+                      help="images per row (default ceil(sqrt(n)))")
+  sample.add_argument("--seed", type=int, default=None,
+                      help="sampling seed (default: the run's seed)")
+  sample.add_argument("--out", required=True, help="the PNG file to write")
+
+  demo = commands.add_parser(
+      "demo", help="train + evaluate + sample on the digits (a few minutes)")
+  _add_run_options(demo, DEMO)
+  demo.add_argument("--out", default=os.path.join("runs", "demo"),
+                    help="the run directory, replaced if it holds a run")
+
+  commands.add_parser(
+      "benchmark", add_help=False,
+      help=("speed benchmarks: the remaining arguments go to "
+            "tfp_emerging.benchmarks (see `tfp-emerging benchmark --help`)"))
+  return parser
+
+
+def _run_config(args):
+  """A `RunConfig` from the parsed options and the subcommand's defaults."""
+  values = dataclasses.asdict(training.RunConfig())
+  values.update(args.run_defaults)
+  values.update(_given_options(args))
+  for name in ("num_levels", "num_steps", "hidden_channels", "kernel_size",
+               "epochs", "batch_size", "keep_checkpoints"):
+    if values[name] < 1:
+      raise training.RunError(
+          f"--{name.replace('_', '-')} must be >= 1; got {values[name]}.")
+  return training.RunConfig(**values)
+
+
+def _given_options(args):
+  """The run options given on the command line, dataset paths made absolute."""
+  given = {name: getattr(args, name) for name in _RUN_OPTIONS + ("epochs",)
+           if getattr(args, name) is not None}
+  dataset = given.get("dataset")
+  if dataset is not None and dataset != "digits" and os.path.exists(dataset):
+    given["dataset"] = os.path.abspath(dataset)
+  return given
+
+
+def _train(args):
+  if not args.resume:
+    _train_and_report(_run_config(args), args.out, None)
+    return 0
+  stored = training.read_config(args.out)
+  given = _given_options(args)
+  epochs = given.pop("epochs", None)
+  clashes = [f"--{name.replace('_', '-')} {value} (the run has "
+             f"{getattr(stored, name)})" for name, value in given.items()
+             if value != getattr(stored, name)]
+  if clashes:
+    raise training.RunError(
+        f"{args.out}: --resume continues the stored run; these options "
+        f"differ from its config.json: {', '.join(clashes)}.")
+  _train_and_report(stored, args.out, epochs)
+  return 0
+
+
+def _train_and_report(config, run_dir, resume_epochs):
+  """Trains `config` in `run_dir`, or resumes it if `resume_epochs`."""
+  try:
+    if resume_epochs is None:
+      metrics = training.train(config, run_dir)
+    else:
+      metrics = training.resume(run_dir, epochs=resume_epochs)
+  except KeyboardInterrupt:
+    print(f"\ninterrupted; every finished epoch is checkpointed. Continue "
+          f"with: tfp-emerging train --out {run_dir} --resume", file=sys.stderr)
+    raise
+  if metrics:
+    print(f"test bits/dim after epoch {metrics[-1]['epoch']}: "
+          f"{metrics[-1]['test_bits_per_dim']:.4f}")
+  print(f"wrote {run_dir}/{{{training.CONFIG_FILE}, {training.METRICS_FILE}, "
+        f"{training.SAMPLES_FILE}, {training.CHECKPOINT_DIR}/}}")
+  return metrics
+
+
+def _evaluate(run_dir, as_json):
+  config, model, epoch, path = training.load_run(run_dir)
+  data = training.load_data(config)
+  bpd = training.evaluate_bits_per_dim(model, data.test, config.batch_size,
+                                       seed=config.seed)
+  result = {
+      "bits_per_dim": bpd,
+      "split": "test",
+      "dataset": config.dataset,
+      "mixing": config.mixing,
+      "num_examples": int(data.test.shape[0]),
+      "num_bins": config.num_bins,
+      "image_shape": config.image_shape,
+      "epoch": epoch,
+      "checkpoint": path,
+  }
+  if as_json:
+    print(json.dumps(result))
+  else:
+    print(f"test bits/dim: {bpd:.4f} ({config.dataset}, {config.mixing} "
+          f"mixing, {result['num_examples']} test images, epoch {epoch})")
+  return result
+
+
+def _sample(run_dir, n, temperature, out, seed=None, columns=None):
+  if n < 1:
+    raise training.RunError(f"--n must be >= 1; got {n}.")
+  config, model, _, _ = training.load_run(run_dir)
+  grid = training.sample_grid(
+      model, config.num_bins, n, temperature,
+      seed=config.seed if seed is None else seed, columns=columns)
+  folder = os.path.dirname(os.path.abspath(out))
+  os.makedirs(folder, exist_ok=True)
+  training.write_png(out, grid)
+  print(f"wrote {n} samples at temperature {temperature} to {out}")
+
+
+def _demo(args):
+  run_dir = args.out
+  if os.path.exists(os.path.join(run_dir, training.CONFIG_FILE)):
+    shutil.rmtree(run_dir)
+  elif os.path.isdir(run_dir) and os.listdir(run_dir):
+    raise training.RunError(f"{run_dir}: not empty and not a run; choose "
+                            f"another --out.")
+  config = _run_config(args)
+  print(f"demo: {config.mixing} Glow ({config.num_levels} levels x "
+        f"{config.num_steps} steps, {config.hidden_channels} hidden channels) "
+        f"on {config.dataset}, {config.epochs} epochs -> {run_dir}")
+  _train_and_report(config, run_dir, None)
+  _evaluate(run_dir, as_json=False)
+  _sample(run_dir, 64, DEMO_SAMPLE_TEMPERATURE,
+          os.path.join(run_dir, "samples_demo.png"))
+  return 0
+
+
+def _benchmark(args):
+  try:
+    from tfp_emerging import benchmarks  # pylint: disable=g-import-not-at-top
+  except ModuleNotFoundError as e:
+    if e.name != "tfp_emerging.benchmarks":
+      raise
+    raise training.RunError(
+        "the benchmark subcommand needs the module tfp_emerging.benchmarks, "
+        "which this installation does not have.") from e
+  return benchmarks.main(args.args)
+
+
+def main(argv=None):
+  """Runs `tfp-emerging` with `argv` (default `sys.argv[1:]`).
+
+  Returns:
+    The exit status.
+  """
+  argv = sys.argv[1:] if argv is None else list(argv)
+  parser = build_parser()
+  if argv[:1] == ["benchmark"]:
+    # Everything after `benchmark` belongs to the benchmarks' own parser.
+    args = argparse.Namespace(command="benchmark", args=argv[1:])
+  else:
+    args = parser.parse_args(argv)
+  try:
+    if args.command == "train":
+      return _train(args)
+    if args.command == "evaluate":
+      _evaluate(args.run, args.json)
+      return 0
+    if args.command == "sample":
+      _sample(args.run, args.n, args.temperature, args.out, seed=args.seed,
+              columns=args.columns)
+      return 0
+    if args.command == "demo":
+      return _demo(args)
+    return _benchmark(args) or 0
+  except (data_lib.DataError, training.RunError) as e:
+    print(f"tfp-emerging {args.command}: error: {e}", file=sys.stderr)
+    return 2
+  except training.TrainingDiverged as e:
+    print(f"tfp-emerging {args.command}: error: {e}", file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    return 130
