@@ -3,8 +3,10 @@
 Every measurement is the median wall time of `repeats` (default 7, at least
 5) calls of a `tf.function` after two warm-up calls (the first traces and,
 with `jit`, compiles), in float32, once without and once with XLA
-(`jit_compile=True`). Ratios are taken between measurements of the same run,
-so the load of a shared machine cancels out as far as it can.
+(`jit_compile=True`). The functions of one group (all layers on one shape,
+or all mixings of one Glow) take turns call by call, and ratios are taken
+within a group, so the load of a shared machine hits numerator and
+denominator alike.
 
 Layers, on `(batch, H, W, C)` in `SHAPES`, kernel size `KERNEL_SIZE`:
 
@@ -75,20 +77,24 @@ class Record:
   ratio_to: object = None
 
 
-def _median_seconds(fn, arg, repeats):
-  """Median wall time of `fn(arg)` after two warm-up calls.
+def _median_seconds(calls, repeats):
+  """Median wall time of each `fn(arg)` of `calls`, interleaved.
 
-  Eager execution on CPU is synchronous: the call returns once its outputs
-  are computed.
+  Every call is warmed up twice (the first traces and compiles), then the
+  calls take turns for `repeats` rounds, so a change in the machine's load
+  hits all of them alike. Eager execution on CPU is synchronous: a call
+  returns once its outputs are computed.
   """
-  fn(arg)
-  fn(arg)
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
+  for fn, arg in calls:
     fn(arg)
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+    fn(arg)
+  times = [[] for _ in calls]
+  for _ in range(repeats):
+    for (fn, arg), samples in zip(calls, times):
+      start = time.perf_counter()
+      fn(arg)
+      samples.append(time.perf_counter() - start)
+  return [statistics.median(samples) for samples in times]
 
 
 def _layers(channels, quick):
@@ -114,32 +120,34 @@ def _layer_records(shape, jit, repeats, quick, selected):
   channels = shape[-1]
   kernel = tf.random.stateless_normal(
       [KERNEL_SIZE, KERNEL_SIZE, channels, channels], seed=[3, 4]) * 0.1
-  dense = _median_seconds(
-      tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"),
-                  jit_compile=jit), images, repeats)
-  records = [Record(DENSE, "forward", None, list(shape), jit, dense)]
-  forwards, wavefronts = {}, {}
+  compile_ = lambda fn: tf.function(fn, jit_compile=jit)
+  # (layer, op, solver, fn, arg), timed together below.
+  plan = [(DENSE, "forward", None,
+           compile_(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME")), images)]
   for name, solver, layer in _layers(channels, quick):
     if not selected(name):
       continue
-    if name not in forwards:
-      seconds = _median_seconds(
-          tf.function(layer.forward, jit_compile=jit), images, repeats)
-      forwards[name] = seconds
-      records.append(Record(name, "forward", None, list(shape), jit, seconds,
-                            seconds / dense, f"{DENSE} forward"))
+    if solver != "raster":
+      plan.append((name, "forward", None, compile_(layer.forward), images))
     # tf.identity: a fresh tensor, so TFP's cache cannot answer the inverse.
     outputs = tf.identity(layer.forward(images))
-    seconds = _median_seconds(
-        tf.function(layer.inverse, jit_compile=jit), outputs, repeats)
-    if solver == "raster" and name in wavefronts:
-      ratio, ratio_to = seconds / wavefronts[name], f"{name} inverse wavefront"
+    plan.append((name, "inverse", solver, compile_(layer.inverse), outputs))
+  seconds = _median_seconds([(fn, arg) for *_, fn, arg in plan], repeats)
+  measured = {key[:3]: t for key, t in zip(plan, seconds)}
+  records = []
+  for (name, op, solver, _, _), t in zip(plan, seconds):
+    if name == DENSE:
+      ratio_to = None
+    elif op == "forward":
+      ratio_to = (DENSE, "forward", None)
+    elif solver == "raster":
+      ratio_to = (name, "inverse", "wavefront")
     else:
-      ratio, ratio_to = seconds / forwards[name], f"{name} forward"
-    if solver == "wavefront":
-      wavefronts[name] = seconds
-    records.append(Record(name, "inverse", solver, list(shape), jit, seconds,
-                          ratio, ratio_to))
+      ratio_to = (name, "forward", None)
+    records.append(Record(
+        name, op, solver, list(shape), jit, t,
+        None if ratio_to is None else t / measured[ratio_to],
+        None if ratio_to is None else " ".join(filter(None, ratio_to))))
   return records
 
 
@@ -150,7 +158,7 @@ def _glow_records(config, jit, repeats, quick, selected):
   shape = [batch, *image_shape]
   images = tf.random.stateless_uniform(shape, seed=[5, 6]) - 0.5
   latents = tf.random.stateless_normal(shape, seed=[7, 8]) * 0.7
-  records, baseline = [], {}
+  plan = []
   for mixing in QUICK_MIXINGS if quick else flows.MIXINGS:
     layer = f"Glow[{name}, {mixing}]"
     if mixing != "1x1" and not selected(layer):
@@ -169,16 +177,16 @@ def _glow_records(config, jit, repeats, quick, selected):
         variable.assign_sub(1e-5 * grad)
       return loss
 
-    for op, fn, arg in (("train_step", train_step, images),
-                        ("sample", glow.forward, latents)):
-      seconds = _median_seconds(tf.function(fn, jit_compile=jit), arg,
-                                repeats)
-      if mixing == "1x1":
-        baseline[op] = seconds
-      records.append(Record(
-          layer, op, None, shape, jit, seconds, seconds / baseline[op],
-          f"Glow[{name}, 1x1] {op}"))
-  return records
+    plan.append((layer, "train_step",
+                 tf.function(train_step, jit_compile=jit), images))
+    plan.append((layer, "sample", tf.function(glow.forward, jit_compile=jit),
+                 latents))
+  seconds = _median_seconds([(fn, arg) for *_, fn, arg in plan], repeats)
+  baseline = {op: t for (layer, op, _, _), t in zip(plan, seconds)
+              if layer == f"Glow[{name}, 1x1]"}
+  return [Record(layer, op, None, shape, jit, t, t / baseline[op],
+                 f"Glow[{name}, 1x1] {op}")
+          for (layer, op, _, _), t in zip(plan, seconds)]
 
 
 def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
