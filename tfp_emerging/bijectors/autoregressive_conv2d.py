@@ -212,13 +212,8 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
                    [0, 0]])
 
   def _as_images(self, x, name):
-    """Checks `x` and reshapes `[..., H, W, C]` to `[N, H, W, C]`."""
-    assertions = checks.image_event(x, self._channels, self.dtype, name,
-                                    self.validate_args)
-    with tf.control_dependencies(assertions):
-      shape = tf.shape(x)
-    images = tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0))
-    return images, shape
+    return checks.as_images(x, self._channels, self.dtype, name,
+                            self.validate_args)
 
   def _forward(self, x):
     images, shape = self._as_images(x, "x")

@@ -172,23 +172,24 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return fourier.kernel_spectrum(tf.convert_to_tensor(self._kernel), height,
                                    width)
 
-  def _check(self, z, name, validate_args):
-    """Checks `z` `[..., H, W, C]`; returns its shape and run-time assertions."""
-    assertions = checks.image_event(z, self._channels, self.dtype, name,
-                                    validate_args)
+  def _kernel_fits(self, z, name, validate_args):
+    """Raises unless `kernel_size <= H, W` statically; run-time assertions."""
     k = self._kernel_size
     static = z.shape[-3:-1] if z.shape.rank is not None else [None, None]
     if any(size is not None and size < k for size in static):
       raise ValueError(
           f"`kernel_size` ({k}) must be at most the height and width of "
           f"`{name}`; got shape {z.shape}.")
-    shape = tf.shape(z)
-    if validate_args:
-      assertions.append(tf.debugging.assert_greater_equal(
-          tf.reduce_min(shape[-3:-1]), k,
-          message=f"`kernel_size` must be at most `{name}`'s height and "
-          "width."))
-    return shape, assertions
+    if not validate_args:
+      return []
+    return [tf.debugging.assert_greater_equal(
+        tf.reduce_min(tf.shape(z)[-3:-1]), k,
+        message=f"`kernel_size` must be at most `{name}`'s height and width.")]
+
+  def _as_images(self, z, name):
+    return checks.as_images(
+        z, self._channels, self.dtype, name, self.validate_args,
+        assertions=self._kernel_fits(z, name, self.validate_args))
 
   def _use_spatial(self, z):
     if self._forward_path != "auto":
@@ -200,9 +201,7 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
                                       height, width)
 
   def _forward(self, x):
-    shape, assertions = self._check(x, "x", self.validate_args)
-    with tf.control_dependencies(assertions):
-      images = tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0))
+    images, shape = self._as_images(x, "x")
     kernel = tf.convert_to_tensor(self._kernel)
     if self._use_spatial(x):
       y = fourier.circular_conv2d(images, kernel)
@@ -211,14 +210,14 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return tf.reshape(y, shape)
 
   def _inverse(self, y):
-    shape, assertions = self._check(y, "y", self.validate_args)
-    with tf.control_dependencies(assertions):
-      images = tf.reshape(y, tf.concat([[-1], shape[-3:]], axis=0))
+    images, shape = self._as_images(y, "y")
     x = fourier.fft_solve(images, tf.convert_to_tensor(self._kernel))
     return tf.reshape(x, shape)
 
   def _log_det(self, z, name):
-    shape, _ = self._check(z, name, validate_args=False)
+    checks.image_event(z, self._channels, self.dtype, name, False)
+    self._kernel_fits(z, name, validate_args=False)
+    shape = tf.shape(z)
     log_det = fourier.log_abs_det(tf.convert_to_tensor(self._kernel),
                                   shape[-3], shape[-2])
     return tf.fill(shape[:-3], log_det)

@@ -83,6 +83,24 @@ def image_event(x, channels, dtype, name, validate_args):
   ]
 
 
+def as_images(x, channels, dtype, name, validate_args, assertions=()):
+  """Checks `x` (`image_event`) and flattens `[..., H, W, C]` to `[N, H, W, C]`.
+
+  Args:
+    x, channels, dtype, name, validate_args: as for `image_event`.
+    assertions: further run-time assertions the reshape must wait for.
+
+  Returns:
+    `(images, shape)`: `images` `[N, H, W, C]` and `shape`, the dynamic shape
+    of `x`, to reshape results back with `tf.reshape(result, shape)`.
+  """
+  assertions = list(assertions) + image_event(x, channels, dtype, name,
+                                              validate_args)
+  with tf.control_dependencies(assertions):
+    shape = tf.shape(x)
+  return tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0)), shape
+
+
 def matrix_shape(value, shape, name):
   """Raises `ValueError` unless the static shape of `value` equals `shape`."""
   static = tuple(tf.TensorShape(getattr(value, "shape", np.shape(value))))
