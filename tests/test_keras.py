@@ -184,11 +184,11 @@ _TF_KERAS_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from tests import test_keras as t
     from tfp_emerging import keras as tfe_keras
-    model, snapshot, history = t.trained("lu")
+    model, snapshot, history = t.trained("1x1")
     images = t.digits()[t.TEST]
     want = model.bits_per_dim(images, seed=3).numpy()
     model.save_weights(sys.argv[2])
-    fresh = t.make_model("lu")
+    fresh = t.make_model("1x1")
     fresh.load_weights(sys.argv[2])
     moved = [bool(np.any(v.numpy() != b)) for v, b in
              zip(model.flow.variables, snapshot.values) if v.trainable]

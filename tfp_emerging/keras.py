@@ -214,11 +214,11 @@ class FlowModel(keras.Model):
     return self._seeded_bits_fn(tf.convert_to_tensor(images),
                                 tf.constant([seed, 0], tf.int64))
 
-  @tf.function
+  @tf.function(reduce_retracing=True)
   def _bits_fn(self, images):
     return self._noisy_bits(images)
 
-  @tf.function
+  @tf.function(reduce_retracing=True)
   def _seeded_bits_fn(self, images, seed):
     return self._noisy_bits(images, seed=seed)
 
@@ -236,7 +236,7 @@ class FlowModel(keras.Model):
     x = self._generate(z * tf.cast(temperature, z.dtype))
     return dequantization.quantize(x, self.num_bins)
 
-  @tf.function
+  @tf.function(reduce_retracing=True)
   def _generate(self, z):
     return self._flow.forward(z)
 
