@@ -166,3 +166,12 @@ def test_log_prob_evaluates_the_flow_once():
   convolutions = sum(op.type == "Conv2D" for op in graph.get_operations())
   # 2 couplings x 3 convolutions + 1 split prior convolution.
   assert convolutions == 7
+
+
+def test_squeeze_moves_each_2x2_block_into_channels():
+  x = np.arange(2 * 4 * 6 * 3, dtype=np.float32).reshape(2, 4, 6, 3)
+  y = flows.glow.squeeze(tf.constant(x)).numpy()
+  assert y.shape == (2, 2, 3, 12)
+  for i, j, a, b, c in np.ndindex(2, 3, 2, 2, 3):
+    assert y[1, i, j, (2 * a + b) * 3 + c] == x[1, 2 * i + a, 2 * j + b, c]
+  np.testing.assert_array_equal(flows.glow.unsqueeze(tf.constant(y)), x)

@@ -167,11 +167,8 @@ class AffineCoupling(tfp.bijectors.AutoCompositeTensorBijector):
     return out[..., 0::2], tf.math.log_sigmoid(out[..., 1::2] + SCALE_OFFSET)
 
   def _split(self, z, name):
-    assertions = checks.image_event(z, self._channels, self.dtype, name,
-                                    self.validate_args)
-    with tf.control_dependencies(assertions):
-      shape = tf.shape(z)
-    images = tf.reshape(z, tf.concat([[-1], shape[-3:]], axis=0))
+    images, shape = checks.as_images(z, self._channels, self.dtype, name,
+                                     self.validate_args)
     c_a = self._channels // 2
     return images[..., :c_a], images[..., c_a:], shape
 

@@ -23,14 +23,21 @@ MIXINGS = ("1x1", "lu", "qr", "emerging", "periodic")
 _SEED_STRIDE = 10
 
 
+def _dimensions(x):
+  """`[N, H, W, C]` of `x`: Python ints where static, else scalar tensors."""
+  dynamic = tf.shape(x)
+  return [size if size is not None else dynamic[i]
+          for i, size in enumerate(x.shape.as_list())]
+
+
 def squeeze(x):
   """`[N, H, W, C]` -> `[N, H/2, W/2, 4C]`: each 2x2 block becomes channels.
 
   Output channel `(2a + b) C + c` of pixel `(i, j)` is input pixel
-  `(2i + a, 2j + b)`, channel `c`. A permutation: no log-det.
+  `(2i + a, 2j + b)`, channel `c`. A permutation: no log-det. Static sizes
+  stay static.
   """
-  shape = tf.shape(x)
-  n, h, w, c = shape[0], shape[1], shape[2], x.shape[-1]
+  n, h, w, c = _dimensions(x)
   x = tf.reshape(x, [n, h // 2, 2, w // 2, 2, c])
   x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
   return tf.reshape(x, [n, h // 2, w // 2, 4 * c])
@@ -38,8 +45,8 @@ def squeeze(x):
 
 def unsqueeze(x):
   """Inverse of `squeeze`: `[N, H, W, 4C]` -> `[N, 2H, 2W, C]`."""
-  shape = tf.shape(x)
-  n, h, w, c = shape[0], shape[1], shape[2], x.shape[-1] // 4
+  n, h, w, c = _dimensions(x)
+  c //= 4
   x = tf.reshape(x, [n, h, w, 2, 2, c])
   x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
   return tf.reshape(x, [n, 2 * h, 2 * w, c])
