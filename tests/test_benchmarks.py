@@ -86,3 +86,16 @@ def test_repeats_below_five_are_refused():
   with pytest.raises(ValueError, match="repeats"):
     benchmarks.run(quick=True, repeats=3)
   assert benchmarks.main(["--quick", "--repeats", "2"]) == 2
+
+
+def test_only_selects_layers_and_mixings_keeping_the_baselines():
+  records = benchmarks.run(quick=True, only="emerging", jit_modes=(False,))
+  layers = {(r.layer, r.op, r.solver) for r in records}
+  assert layers == {
+      ("conv2d", "forward", None), ("EmergingConv2D", "forward", None),
+      ("EmergingConv2D", "inverse", "wavefront"),
+      ("EmergingConv2D", "inverse", "raster"),
+      ("Glow[tiny, 1x1]", "train_step", None),
+      ("Glow[tiny, 1x1]", "sample", None),
+      ("Glow[tiny, emerging]", "train_step", None),
+      ("Glow[tiny, emerging]", "sample", None)}

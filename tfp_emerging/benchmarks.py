@@ -151,6 +151,11 @@ def _layer_records(shape, jit, repeats, quick, selected):
   return records
 
 
+def _glow_mixings(quick):
+  from tfp_emerging import flows  # pylint: disable=g-import-not-at-top
+  return QUICK_MIXINGS if quick else flows.MIXINGS
+
+
 def _glow_records(config, jit, repeats, quick, selected):
   """Training-step and sampling time of a `Glow` per mixing, vs `"1x1"`."""
   from tfp_emerging import flows  # pylint: disable=g-import-not-at-top
@@ -159,7 +164,7 @@ def _glow_records(config, jit, repeats, quick, selected):
   images = tf.random.stateless_uniform(shape, seed=[5, 6]) - 0.5
   latents = tf.random.stateless_normal(shape, seed=[7, 8]) * 0.7
   plan = []
-  for mixing in QUICK_MIXINGS if quick else flows.MIXINGS:
+  for mixing in _glow_mixings(quick):
     layer = f"Glow[{name}, {mixing}]"
     if mixing != "1x1" and not selected(layer):
       continue
@@ -198,9 +203,10 @@ def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
       `QUICK_MIXINGS`: a smoke test of the suite's code paths, not a
       measurement.
     repeats: timed calls per measurement (at least `MIN_REPEATS`).
-    only: optional substring; only layers (and Glow mixings, as
+    only: optional substring (any case); only layers (and Glow mixings, as
       `Glow[<config>, <mixing>]`) whose name contains it are measured. The
-      dense reference (and Glow's 1x1) always run: the ratios need them.
+      dense reference (and, for a Glow, its 1x1) always run: the ratios need
+      them.
     jit_modes: which of `jit_compile=False, True` to run.
     glows: whether to measure the whole flows.
     log: optional callable receiving each `Record` as it is measured.
@@ -208,7 +214,7 @@ def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
   if repeats < MIN_REPEATS:
     raise ValueError(f"`repeats` must be at least {MIN_REPEATS}; got "
                      f"{repeats}.")
-  selected = lambda name: only is None or only in name
+  selected = lambda name: only is None or only.lower() in name.lower()
   records = []
 
   def add(new):
@@ -222,7 +228,8 @@ def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
       add(_layer_records(shape, jit, repeats, quick, selected))
     if glows:
       for config in QUICK_GLOWS if quick else GLOWS:
-        if only is None or selected(f"Glow[{config[0]}, "):
+        if any(selected(f"Glow[{config[0]}, {mixing}]")
+               for mixing in _glow_mixings(quick)):
           add(_glow_records(config, jit, repeats, quick, selected))
   return records
 
