@@ -91,6 +91,9 @@ def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
   assert "resumed from" in out and "(epoch 1)" in out
   with open(os.path.join(trained_run, "metrics.json"), encoding="utf-8") as f:
     assert [m["epoch"] for m in json.load(f)["epochs"]] == [1]
+  # Without --epochs: the stored number (1), so again nothing to train.
+  assert cli.main(["train", "--out", trained_run, "--resume"]) == 0
+  assert "(epoch 1)" in capsys.readouterr().out
 
 
 def test_resume_needs_a_run(tmp_path, capsys):
@@ -118,12 +121,34 @@ def test_bad_data_exits_2_naming_the_file(tmp_path, capsys, images, problem):
   assert not os.path.exists(tmp_path / "run")
 
 
-def test_bad_option_values(tmp_path, capsys):
-  assert cli.main(["train", "--out", str(tmp_path), "--num-steps", "0"]) == 2
-  assert "--num-steps must be >= 1; got 0" in capsys.readouterr().err
+@pytest.mark.parametrize("option, message", [
+    (["--num-steps", "0"], "--num-steps must be >= 1; got 0"),
+    (["--warmup-steps", "-1"], "--warmup-steps must be >= 0; got -1"),
+    (["--learning-rate", "0"], "--learning-rate must be > 0; got 0.0"),
+    # Checked by Glow; nothing is written for a run that cannot be built.
+    (["--kernel-size", "2"], "invalid model options: `kernel_size` must be "
+     "odd"),
+    (["--mixing", "periodic", "--num-levels", "2"],
+     "invalid model options: `kernel_size` (3) must be at most"),
+])
+def test_bad_option_values(tmp_path, capsys, option, message):
+  run = tmp_path / "run"
+  assert cli.main(["train", "--out", str(run)] + option) == 2
+  assert message in capsys.readouterr().err
+  assert not run.exists()
+
+
+def test_bad_mixing_and_sample_options(trained_run, tmp_path, capsys):
   with pytest.raises(SystemExit):
     cli.main(["train", "--out", str(tmp_path), "--mixing", "nonsense"])
   assert "invalid choice: 'nonsense'" in capsys.readouterr().err
+  for option, message in ((["--n", "0"], "--n must be >= 1; got 0"),
+                          (["--columns", "0"], "--columns must be >= 1"),
+                          (["--temperature", "-1"], "--temperature must be")):
+    assert cli.main(["sample", "--run", trained_run, "--out",
+                     str(tmp_path / "g.png")] + option) == 2
+    assert message in capsys.readouterr().err
+  assert not (tmp_path / "g.png").exists()
 
 
 def test_evaluate_and_sample_need_a_run(tmp_path, capsys):

@@ -9,7 +9,8 @@ Subcommands:
 * `sample --run DIR --n 64 --temperature 0.7 --out grid.png`: a PNG grid of
   samples.
 * `demo [--mixing M] [--out runs/demo]`: train + evaluate + sample on the
-  digits with the small model of `DEMO` (a few minutes on 2 CPU cores).
+  digits with the default options (`training.RunConfig`: about two minutes
+  of CPU).
 * `benchmark ...`: the arguments go to `tfp_emerging.benchmarks.main`.
 
 Exit status: 0 on success, 2 for bad arguments, data or run directories, 1
@@ -26,12 +27,8 @@ import sys
 from tfp_emerging import data as data_lib
 from tfp_emerging import training
 
-__all__ = ["DEMO", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
 
-# The demo's run: digits, small enough for a few minutes on 2 CPU cores.
-DEMO = dict(dataset="digits", num_levels=2, num_steps=4, hidden_channels=64,
-            epochs=20, batch_size=64, learning_rate=2e-3, warmup_steps=100)
-DEMO_SAMPLE_TEMPERATURE = 0.7
 
 # Options of `train` that define the run; `--resume` takes them from the run.
 _RUN_OPTIONS = ("dataset", "data_dir", "mixing", "num_levels", "num_steps",
@@ -45,10 +42,9 @@ def _mixings():
   return tuple(flows.MIXINGS)
 
 
-def _add_run_options(parser, defaults):
-  """Options of a run; `defaults` overrides `RunConfig`'s defaults."""
+def _add_run_options(parser):
+  """Options of a run, defaulting to `RunConfig`'s."""
   base = dataclasses.asdict(training.RunConfig())
-  base.update(defaults)
   parser.add_argument(
       "--dataset", default=None,
       help=("'digits' (bundled, default), a tensorflow-datasets name such as "
@@ -73,7 +69,6 @@ def _add_run_options(parser, defaults):
                         help=f"{text} (default {base[flag]})")
   parser.add_argument("--epochs", type=int, default=None,
                       help=f"total number of epochs (default {base['epochs']})")
-  parser.set_defaults(run_defaults=defaults)
 
 
 def build_parser():
@@ -85,7 +80,7 @@ def build_parser():
   commands = parser.add_subparsers(dest="command", required=True)
 
   train = commands.add_parser("train", help="train a flow on images")
-  _add_run_options(train, {})
+  _add_run_options(train)
   train.add_argument("--out", required=True, help="the run directory")
   train.add_argument(
       "--resume", action="store_true",
@@ -110,7 +105,7 @@ def build_parser():
 
   demo = commands.add_parser(
       "demo", help="train + evaluate + sample on the digits (a few minutes)")
-  _add_run_options(demo, DEMO)
+  _add_run_options(demo)
   demo.add_argument("--out", default=os.path.join("runs", "demo"),
                     help="the run directory, replaced if it holds a run")
 
@@ -124,13 +119,17 @@ def build_parser():
 def _run_config(args):
   """A `RunConfig` from the parsed options and the subcommand's defaults."""
   values = dataclasses.asdict(training.RunConfig())
-  values.update(args.run_defaults)
   values.update(_given_options(args))
-  for name in ("num_levels", "num_steps", "hidden_channels", "kernel_size",
-               "epochs", "batch_size", "keep_checkpoints"):
-    if values[name] < 1:
+  for name, low in (("num_levels", 1), ("num_steps", 1),
+                    ("hidden_channels", 1), ("kernel_size", 1), ("epochs", 1),
+                    ("batch_size", 1), ("keep_checkpoints", 1),
+                    ("warmup_steps", 0), ("sample_temperature", 0)):
+    if values[name] < low:
       raise training.RunError(
-          f"--{name.replace('_', '-')} must be >= 1; got {values[name]}.")
+          f"--{name.replace('_', '-')} must be >= {low}; got {values[name]}.")
+  if not values["learning_rate"] > 0:
+    raise training.RunError(
+        f"--learning-rate must be > 0; got {values['learning_rate']}.")
   return training.RunConfig(**values)
 
 
@@ -146,7 +145,7 @@ def _given_options(args):
 
 def _train(args):
   if not args.resume:
-    _train_and_report(_run_config(args), args.out, None)
+    _train_and_report(_run_config(args), args.out)
     return 0
   stored = training.read_config(args.out)
   given = _given_options(args)
@@ -158,17 +157,17 @@ def _train(args):
     raise training.RunError(
         f"{args.out}: --resume continues the stored run; these options "
         f"differ from its config.json: {', '.join(clashes)}.")
-  _train_and_report(stored, args.out, epochs)
+  _train_and_report(stored, args.out, resume=True, epochs=epochs)
   return 0
 
 
-def _train_and_report(config, run_dir, resume_epochs):
-  """Trains `config` in `run_dir`, or resumes it if `resume_epochs`."""
+def _train_and_report(config, run_dir, resume=False, epochs=None):
+  """Trains `config` in `run_dir`, or resumes the run there up to `epochs`."""
   try:
-    if resume_epochs is None:
-      metrics = training.train(config, run_dir)
+    if resume:
+      metrics = training.resume(run_dir, epochs=epochs)
     else:
-      metrics = training.resume(run_dir, epochs=resume_epochs)
+      metrics = training.train(config, run_dir)
   except KeyboardInterrupt:
     print(f"\ninterrupted; every finished epoch is checkpointed. Continue "
           f"with: tfp-emerging train --out {run_dir} --resume", file=sys.stderr)
@@ -208,6 +207,10 @@ def _evaluate(run_dir, as_json):
 def _sample(run_dir, n, temperature, out, seed=None, columns=None):
   if n < 1:
     raise training.RunError(f"--n must be >= 1; got {n}.")
+  if columns is not None and columns < 1:
+    raise training.RunError(f"--columns must be >= 1; got {columns}.")
+  if temperature < 0:
+    raise training.RunError(f"--temperature must be >= 0; got {temperature}.")
   config, model, _, _ = training.load_run(run_dir)
   grid = training.sample_grid(
       model, config.num_bins, n, temperature,
@@ -220,18 +223,18 @@ def _sample(run_dir, n, temperature, out, seed=None, columns=None):
 
 def _demo(args):
   run_dir = args.out
+  config = _run_config(args)
   if os.path.exists(os.path.join(run_dir, training.CONFIG_FILE)):
     shutil.rmtree(run_dir)
   elif os.path.isdir(run_dir) and os.listdir(run_dir):
     raise training.RunError(f"{run_dir}: not empty and not a run; choose "
                             f"another --out.")
-  config = _run_config(args)
-  print(f"demo: {config.mixing} Glow ({config.num_levels} levels x "
-        f"{config.num_steps} steps, {config.hidden_channels} hidden channels) "
+  print(f"demo: {config.mixing} Glow (levels {config.num_levels}, steps per "
+        f"level {config.num_steps}, {config.hidden_channels} hidden channels) "
         f"on {config.dataset}, {config.epochs} epochs -> {run_dir}")
-  _train_and_report(config, run_dir, None)
+  _train_and_report(config, run_dir)
   _evaluate(run_dir, as_json=False)
-  _sample(run_dir, 64, DEMO_SAMPLE_TEMPERATURE,
+  _sample(run_dir, 64, config.sample_temperature,
           os.path.join(run_dir, "samples_demo.png"))
   return 0
 

@@ -75,6 +75,11 @@ class RunError(ValueError):
 class RunConfig:
   """Everything that defines a run; stored as `config.json`.
 
+  The defaults are `make demo`'s run: sized for the 8x8 digits, about two
+  minutes of CPU. One level (8x8x1 squeezed to 4x4x4) keeps every mixing
+  usable there: the periodic convolution's 3x3 kernel must fit the last
+  level's 4x4. Larger images want more levels and wider couplings.
+
   Attributes:
     dataset: `"digits"`, a `tensorflow-datasets` name, or an absolute path to
       an `.npz` file or a PNG folder (see `tfp_emerging.data.load`).
@@ -97,14 +102,14 @@ class RunConfig:
   """
   dataset: str = "digits"
   mixing: str = "emerging"
-  num_levels: int = 2
-  num_steps: int = 4
+  num_levels: int = 1
+  num_steps: int = 8
   hidden_channels: int = 64
   kernel_size: int = 3
-  epochs: int = 10
+  epochs: int = 40
   batch_size: int = 64
-  learning_rate: float = 1e-3
-  warmup_steps: int = 200
+  learning_rate: float = 2e-3
+  warmup_steps: int = 100
   seed: int = 0
   keep_checkpoints: int = 3
   sample_temperature: float = 0.7
@@ -195,14 +200,17 @@ def _flow_modules():
 def build_model(config):
   """The compiled `FlowModel` of `config` (its data fields must be set)."""
   flows, flow_keras = _flow_modules()
-  flow = flows.Glow(
-      image_shape=tuple(config.image_shape),
-      num_levels=config.num_levels,
-      num_steps=config.num_steps,
-      mixing=config.mixing,
-      hidden_channels=config.hidden_channels,
-      kernel_size=config.kernel_size,
-      seed=config.seed)
+  try:
+    flow = flows.Glow(
+        image_shape=tuple(config.image_shape),
+        num_levels=config.num_levels,
+        num_steps=config.num_steps,
+        mixing=config.mixing,
+        hidden_channels=config.hidden_channels,
+        kernel_size=config.kernel_size,
+        seed=config.seed)
+  except ValueError as e:  # names the argument and what it expected
+    raise RunError(f"invalid model options: {e}") from e
   model = flow_keras.FlowModel(flow, num_bins=config.num_bins)
   schedule = flow_keras.WarmupSchedule(config.learning_rate,
                                        config.warmup_steps)
@@ -353,11 +361,10 @@ def _fit(config, run_dir, resuming, on_batch, log):
   data = load_data(config)
   config.num_bins = data.num_bins
   config.image_shape = list(data.image_shape)
+  tf.random.set_seed(config.seed)
+  model = build_model(config)  # before any file: bad options leave no run
   os.makedirs(run_dir, exist_ok=True)
   write_json(os.path.join(run_dir, CONFIG_FILE), dataclasses.asdict(config))
-
-  tf.random.set_seed(config.seed)
-  model = build_model(config)
   state = _State(model, run_dir, config.keep_checkpoints)
   restored = state.restore() if resuming else None
   if restored:
