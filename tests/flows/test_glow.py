@@ -16,19 +16,21 @@ SOLVE_OPS = {"MatrixTriangularSolve", "MatrixSolve", "MatrixInverse",
              "BatchMatrixTriangularSolve", "While", "StatelessWhile"}
 
 
-def small_glow(mixing, dtype=tf.float64, seed=1):
+def small_glow(mixing, dtype=tf.float64, seed=1, **overrides):
   """A tiny Glow with variables moved off their initial values.
 
   4x4x2 images and two levels, except `periodic`, whose kernel needs the
   last level to be at least 3x3: 6x6x1 and one level there.
   """
   shape, levels = ((6, 6, 1), 1) if mixing == "periodic" else ((4, 4, 2), 2)
-  glow = flows.Glow(shape, num_levels=levels, num_steps=1, mixing=mixing,
-                    hidden_channels=6, seed=seed, dtype=dtype)
-  glow.initialize(contract.random([8, *shape], dtype, seed=10) * 0.3)
+  kwargs = dict(image_shape=shape, num_levels=levels, num_steps=1,
+                mixing=mixing, hidden_channels=8, seed=seed, dtype=dtype)
+  kwargs.update(overrides)
+  glow = flows.Glow(**kwargs)
+  glow.initialize(contract.random([8, *shape], glow.dtype, seed=10) * 0.3)
   rng = np.random.default_rng(seed)
   for v in glow.trainable_variables:
-    v.assign_add(tf.constant(rng.normal(0., 0.1, v.shape), dtype))
+    v.assign_add(tf.constant(rng.normal(0., 0.1, v.shape), glow.dtype))
   return glow
 
 
@@ -175,3 +177,20 @@ def test_squeeze_moves_each_2x2_block_into_channels():
   for i, j, a, b, c in np.ndindex(2, 3, 2, 2, 3):
     assert y[1, i, j, (2 * a + b) * 3 + c] == x[1, 2 * i + a, 2 * j + b, c]
   np.testing.assert_array_equal(flows.glow.unsqueeze(tf.constant(y)), x)
+
+
+def test_contract_gradients_and_bad_input():
+  """Two checks of the shared contract on the whole flow (the others, XLA
+  included, pass too but cost minutes: the dense Jacobian tests above cover
+  the log-det)."""
+  case = contract.Case(
+      name="glow-emerging",
+      make=lambda dtype, mixing="emerging", **overrides: small_glow(
+          mixing, dtype, seed=3, **overrides),
+      event_shape=(4, 4, 2),
+      bad_arguments=(({"mixing": "svd"}, "mixing"),
+                     ({"image_shape": (6, 4, 2)}, "image_shape"),
+                     ({"dtype": tf.int32}, "dtype")))
+  glow = case.make(tf.float32)
+  contract.check_gradients(glow, case.event_shape, tf.float32)
+  contract.check_bad_input(case, glow, tf.float32)

@@ -289,13 +289,15 @@ class Glow(tfb.Bijector):
       self._normalize(self._as_images(x, "images")[0], initialize=True)
 
   def _as_images(self, z, name):
-    checks.image_event(z, self._image_shape[-1], self.dtype, name,
-                       self.validate_args)
+    """Checks `z` and flattens it to `[N, H, W, C]` with static event sizes."""
+    assertions = checks.image_event(z, self._image_shape[-1], self.dtype,
+                                    name, self.validate_args)
     if (z.shape.rank is not None and
         not z.shape[-3:].is_compatible_with(self._image_shape)):
       raise ValueError(f"`{name}` must have events of shape "
                        f"{list(self._image_shape)}; got shape {z.shape}.")
-    shape = tf.shape(z)
+    with tf.control_dependencies(assertions):
+      shape = tf.shape(z)
     return tf.reshape(z, [-1, *self._image_shape]), shape[:-3]
 
   def _normalize(self, x, level=0, initialize=False):
