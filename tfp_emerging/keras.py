@@ -85,6 +85,11 @@ class FlowModel(keras.Model):
     `0..num_bins-1`: `flow.forward(temperature * base sample)`, quantised.
   * `initialize(images)`: the flow's data-dependent initialisation from one
     dequantised batch.
+  * `save_weights(path)` / `load_weights(path)` (Keras 3 wants a path ending
+    in `.weights.h5`) and `tf.train.Checkpoint(model=model, ...)` hold every
+    flow variable and the ActNorm `initialized` flags. They do not hold
+    constants a layer derives from its `seed` (e.g. `Conv1x1`'s fixed signs
+    and permutation): restore into a flow built with the same `seed`.
 
   Cost per training image: one density pass of the flow (its `inverse`:
   convolutions only, no solves) and its gradient.
@@ -164,8 +169,16 @@ class FlowModel(keras.Model):
     images = _images_of(data)
     with tf.GradientTape() as tape:
       loss = tf.reduce_mean(self._noisy_bits(images))
+      # Under tf.distribute each replica holds its share of the global batch
+      # and the optimizer sums the replicas' gradients: dividing by their
+      # number makes the update that of the global batch's mean loss.
+      scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
+      if KERAS_3:
+        # The identity unless the optimizer is Keras 3's LossScaleOptimizer
+        # (mixed_float16), which unscales the gradients it is given.
+        scaled = self.optimizer.scale_loss(scaled)
     variables = self.trainable_weights
-    gradients = tape.gradient(loss, variables)
+    gradients = tape.gradient(scaled, variables)
     self.optimizer.apply_gradients(zip(gradients, variables))
     return self._record(loss)
 
@@ -184,7 +197,8 @@ class FlowModel(keras.Model):
     if KERAS_3 and not self.optimizer.built:
       # Creating the slots here, not in the first traced step, spares Keras
       # a second trace of the whole training step.
-      self.optimizer.build(self.trainable_variables)
+      with self.distribute_strategy.scope():
+        self.optimizer.build(self.trainable_variables)
     return super().fit(x, y, batch_size=batch_size, **kwargs)
 
   def is_initialized(self):
