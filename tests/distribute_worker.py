@@ -1,0 +1,143 @@
+"""Run by tests/test_distribute.py in a fresh process: two logical CPUs.
+
+Logical devices must be configured before TensorFlow initialises its
+devices, hence a process of its own. Prints one JSON line of results.
+
+The dequantisation noise is replaced by a fixed function of each image (its
+pixel values and positions), so that a global batch gets the same noise
+however it is split over replicas; everything else is `FlowModel`'s own.
+"""
+
+import json
+import sys
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from sklearn.datasets import load_digits
+
+from tfp_emerging import distribute
+from tfp_emerging import flows
+from tfp_emerging import keras as tfe_keras
+from tfp_emerging.flows import dequantization
+from tfp_emerging.flows import glow as glow_lib
+
+NUM_BINS = 17
+IMAGES = load_digits().images.astype(np.uint8)[:64, ..., None]
+
+
+def per_image_dequantize(images, num_bins=256, seed=None, centered=True,
+                         dtype=tf.float32):
+  del seed, centered
+  k = tf.cast(images, dtype)
+  position = tf.reshape(tf.range(tf.size(k[0]), dtype=dtype), tf.shape(k[0]))
+  u = 0.5 + 0.45 * tf.sin(1.3 * k + 0.7 * position)
+  return (k + u) / num_bins - 0.5
+
+
+dequantization.dequantize = per_image_dequantize
+
+
+def build(strategy):
+  with strategy.scope():
+    flow = flows.Glow((8, 8, 1), num_levels=2, num_steps=1, mixing="emerging",
+                      hidden_channels=8, seed=0)
+    model = tfe_keras.FlowModel(flow, num_bins=NUM_BINS)
+    model.compile(optimizer=tfe_keras.keras.optimizers.SGD(
+        0.01, momentum=0.9))
+  return model
+
+
+class Recorder(tfe_keras.keras.callbacks.Callback):
+
+  def __init__(self):
+    super().__init__()
+    self.losses = []
+
+  def on_train_begin(self, logs=None):
+    self.actnorm_bias = self.model.flow.actnorms[0].bias.numpy().tolist()
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.losses.append(float(logs["loss"]))
+
+
+def train(strategy):
+  model = build(strategy)
+  recorder = Recorder()
+  data = tf.data.Dataset.from_tensor_slices(IMAGES).batch(16)
+  model.fit(data, epochs=2, verbose=0, callbacks=[recorder])
+  return model, recorder
+
+
+def values(model):
+  return [v.numpy() for v in model.flow.variables]
+
+
+def slots(model):
+  return [v.numpy() for v in model.optimizer.variables]
+
+
+def max_difference(a, b):
+  return max(float(np.max(np.abs(np.asarray(x, np.float64) - y)))
+             for x, y in zip(a, b))
+
+
+def restored(strategy, path):
+  model = build(strategy)
+  with strategy.scope():
+    model.optimizer.build(model.trainable_weights)
+  tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(
+      path).assert_consumed()
+  return model
+
+
+def main():
+  default = distribute.make_strategy("default")
+  mirrored = distribute.make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+  one, one_log = train(default)
+  two, two_log = train(mirrored)
+  first = per_image_dequantize(IMAGES[:16], NUM_BINS)
+  mean = tf.reduce_mean(glow_lib.squeeze(first), axis=[0, 1, 2]).numpy()
+  half = tf.reduce_mean(glow_lib.squeeze(first[:8]), axis=[0, 1, 2]).numpy()
+
+  folder = tempfile.mkdtemp()
+  from_two = tf.train.Checkpoint(model=two, optimizer=two.optimizer).save(
+      folder + "/mirrored")
+  from_one = tf.train.Checkpoint(model=one, optimizer=one.optimizer).save(
+      folder + "/default")
+  one_again = restored(default, from_two)
+  two_again = restored(mirrored, from_one)
+  replica_values = [[r.numpy() for r in v.values] for v in
+                    two_again.flow.trainable_variables]
+  result = {
+      "replicas": mirrored.num_replicas_in_sync,
+      "losses_default": one_log.losses,
+      "losses_mirrored": two_log.losses,
+      "variables_difference": max_difference(values(one), values(two)),
+      "actnorm_bias_mirrored": two_log.actnorm_bias,
+      "actnorm_bias_default": one_log.actnorm_bias,
+      "global_batch_mean": mean.tolist(),
+      "replica_share_mean": half.tolist(),
+      "mirrored_to_default": max_difference(values(one_again), values(two)),
+      "mirrored_to_default_slots": max_difference(slots(one_again),
+                                                  slots(two)),
+      "default_to_mirrored": max_difference(values(two_again), values(one)),
+      "default_to_mirrored_replicas": max(
+          max_difference(r, [v.numpy()] * len(r)) for r, v in
+          zip(replica_values, one.flow.trainable_variables)),
+      "restored_bits_mirrored_to_default": max_difference(
+          [one_again.bits_per_dim(IMAGES[:8], seed=1)],
+          [two.bits_per_dim(IMAGES[:8], seed=1)]),
+      "slots": len(slots(two)),
+  }
+  json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+  main()
