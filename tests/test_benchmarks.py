@@ -99,3 +99,23 @@ def test_only_selects_layers_and_mixings_keeping_the_baselines():
       ("Glow[tiny, 1x1]", "sample", None),
       ("Glow[tiny, emerging]", "train_step", None),
       ("Glow[tiny, emerging]", "sample", None)}
+
+
+def test_targets_read_the_ratios_the_right_way_round():
+  shape = [16, 32, 32, 12]
+  record = lambda layer, op, solver, seconds, ratio: benchmarks.Record(
+      layer, op, solver, shape, False, seconds, ratio, "x")
+  rows = dict(
+      (target, (measured, met)) for target, measured, met in
+      benchmarks.targets([
+          record("EmergingConv2D", "forward", None, 0.004, 1.6),
+          record("EmergingConv2D", "inverse", "wavefront", 0.012, 3.),
+          record("EmergingConv2D", "inverse", "raster", 0.144, 12.)]))
+  assert rows["[no xla] EmergingConv2D forward <= 1.5x dense 3x3 conv"] == (
+      "1.60x", False)
+  assert rows["[no xla] EmergingConv2D inverse <= 10x forward at "
+              "(16, 32, 32, 12)"] == ("3.00x", True)
+  assert rows["[no xla] wavefront >= 10x faster than raster at "
+              "(16, 32, 32, 12)"] == ("12.0x", True)
+  assert rows["[no xla] EmergingConv2D inverse at (16, 32, 32, 12) < "
+              "paper's one solve, 19 ms"] == ("12.0 ms", True)

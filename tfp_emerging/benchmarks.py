@@ -270,7 +270,7 @@ def targets(records):
             f"{tuple(shape)}", ratio(inverse), bound)
     for shape in (main_shape, (4, 64, 64, 12)):
       raster = get("EmergingConv2D", "inverse", shape, solver="raster")
-      speedup = None if raster is None else 1. / raster.ratio
+      speedup = None if raster is None else raster.ratio
       rows.append((f"[{mode}] wavefront >= 10x faster than raster at "
                    f"{tuple(shape)}",
                    "not measured" if speedup is None else f"{speedup:.1f}x",
