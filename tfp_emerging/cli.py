@@ -11,6 +11,9 @@ Subcommands:
 * `demo [--mixing M] [--out runs/demo]`: train + evaluate + sample on the
   digits with the default options (`training.RunConfig`: about two minutes
   of CPU).
+* `export --run DIR --out SAVEDMODEL`: the run's latest checkpoint as a
+  `tf.saved_model` with `log_prob` and `sample` signatures
+  (`tfp_emerging.export`).
 * `benchmark ...`: the arguments go to `tfp_emerging.benchmarks.main`.
 
 Exit status: 0 on success, 2 for bad arguments, data or run directories, 1
@@ -108,6 +111,12 @@ def build_parser():
   _add_run_options(demo)
   demo.add_argument("--out", default=os.path.join("runs", "demo"),
                     help="the run directory, replaced if it holds a run")
+
+  export = commands.add_parser(
+      "export", help="a SavedModel with log_prob and sample signatures")
+  export.add_argument("--run", required=True, help="the run directory")
+  export.add_argument("--out", required=True,
+                      help="the SavedModel folder to write")
 
   commands.add_parser(
       "benchmark", add_help=False,
@@ -239,6 +248,14 @@ def _demo(args):
   return 0
 
 
+def _export(run_dir, out):
+  from tfp_emerging import export  # pylint: disable=g-import-not-at-top
+  _, model, epoch, _ = training.load_run(run_dir)
+  export.export(model, out)
+  print(f"wrote a SavedModel of {run_dir} (epoch {epoch}) with signatures "
+        f"log_prob and sample to {out}")
+
+
 def _benchmark(args):
   try:
     from tfp_emerging import benchmarks  # pylint: disable=g-import-not-at-top
@@ -276,6 +293,9 @@ def main(argv=None):
       return 0
     if args.command == "demo":
       return _demo(args)
+    if args.command == "export":
+      _export(args.run, args.out)
+      return 0
     return _benchmark(args) or 0
   except (data_lib.DataError, training.RunError) as e:
     print(f"tfp-emerging {args.command}: error: {e}", file=sys.stderr)
