@@ -16,6 +16,14 @@ __all__ = ["AffineCoupling"]
 SCALE_OFFSET = 2.
 
 
+def _policy_compute_dtype(dtype):
+  """The Keras global policy's compute dtype if it is mixed over `dtype`."""
+  policy = tf.keras.mixed_precision.global_policy()
+  if policy.variable_dtype == dtype.name:
+    return tf.as_dtype(policy.compute_dtype)
+  return dtype
+
+
 class AffineCoupling(tfp.bijectors.AutoCompositeTensorBijector):
   """Affine coupling: `y_b = (x_b + t(x_a)) * sigmoid(h(x_a) + 2)` (Glow).
 
@@ -68,6 +76,7 @@ class AffineCoupling(tfp.bijectors.AutoCompositeTensorBijector):
                output_bias=None,
                seed=None,
                dtype=tf.float32,
+               compute_dtype=None,
                validate_args=False,
                name="affine_coupling"):
     """Creates the layer and, unless given, its network's variables.
@@ -83,19 +92,32 @@ class AffineCoupling(tfp.bijectors.AutoCompositeTensorBijector):
       output_kernel: optional `W_3`, `[k, k, F, 2 C_b]`.
       output_bias: optional `b_3`, `[2 C_b]`.
       seed: optional int seed for the default initial `W_1`, `W_2`.
-      dtype: floating dtype.
+      dtype: floating dtype of the variables, events and log-det.
+      compute_dtype: floating dtype the network computes in (its weights and
+        `x_a` are cast to it; `t` and `log s` come back in `dtype`, so the
+        coupling itself and its log-det stay in `dtype`). Default: under a
+        Keras mixed precision global policy whose variable dtype is `dtype`
+        (`keras.mixed_precision.set_global_policy("mixed_float16")`), its
+        compute dtype (`float16`); otherwise `dtype`.
       validate_args: if `True`, check channels and finiteness at run time.
       name: name scope.
 
     Raises:
       ValueError: bad `channels`, `hidden_channels`, `kernel_size`, `dtype`,
-        or a weight of the wrong shape.
+        `compute_dtype`, or a weight of the wrong shape.
     """
     parameters = dict(locals())
     channels = checks.positive_int(channels, "channels", minimum=2)
     hidden = checks.positive_int(hidden_channels, "hidden_channels")
     k = checks.odd_kernel_size(kernel_size)
     dtype = checks.float_dtype(dtype)
+    if compute_dtype is None:
+      compute_dtype = _policy_compute_dtype(dtype)
+    compute_dtype = tf.as_dtype(compute_dtype)
+    if not compute_dtype.is_floating:
+      raise ValueError("`compute_dtype` must be a floating dtype; got "
+                       f"{compute_dtype!r}.")
+    parameters["compute_dtype"] = compute_dtype
     c_a = channels // 2
     c_b = channels - c_a
     shapes = dict(hidden_kernel=[k, k, c_a, hidden], hidden_bias=[hidden],
@@ -122,6 +144,7 @@ class AffineCoupling(tfp.bijectors.AutoCompositeTensorBijector):
         weights[key] = tensor_util.convert_nonref_to_tensor(
             value, dtype=dtype, name=key)
       self._weights = weights
+      self._compute_dtype = compute_dtype
       self._channels = channels
       self._hidden_channels = hidden
       self._kernel_size = k
@@ -152,18 +175,28 @@ class AffineCoupling(tfp.bijectors.AutoCompositeTensorBijector):
     return self._kernel_size
 
   @property
+  def compute_dtype(self):
+    """The dtype of the network's convolutions (see `__init__`)."""
+    return self._compute_dtype
+
+  @property
   def weights(self):
     """Dict of the network's six weights, keyed by constructor argument."""
     return dict(self._weights)
 
   def shift_and_log_scale(self, x_a):
-    """`(t, log s)` for conditioning channels `x_a` of `[N, H, W, C_a]`."""
-    w = self._weights
+    """`(t, log s)` for conditioning channels `x_a` of `[N, H, W, C_a]`.
+
+    The network runs in `compute_dtype`; `t` and `log s` are in `dtype`.
+    """
+    w = {key: tf.cast(value, self._compute_dtype)
+         for key, value in self._weights.items()}
+    x_a = tf.cast(x_a, self._compute_dtype)
     g = tf.nn.relu(tf.nn.convolution(x_a, w["hidden_kernel"], padding="SAME")
                    + w["hidden_bias"])
     g = tf.nn.relu(tf.nn.convolution(g, w["middle_kernel"]) + w["middle_bias"])
-    out = (tf.nn.convolution(g, w["output_kernel"], padding="SAME") +
-           w["output_bias"])
+    out = tf.cast(tf.nn.convolution(g, w["output_kernel"], padding="SAME") +
+                  w["output_bias"], self.dtype)
     return out[..., 0::2], tf.math.log_sigmoid(out[..., 1::2] + SCALE_OFFSET)
 
   def _split(self, z, name):
