@@ -117,12 +117,11 @@ def test_starts_from_a_random_rotation(p):
                 for v in a.trainable_variables) == expected
 
 
-def test_lu_permutation_and_signs_are_fixed_constants():
+def test_lu_permutation_and_signs_are_fixed_but_saved():
   layer = registry._conv1x1(tf.float64, "lu")
   permutation = layer.factor("permutation")
-  assert isinstance(permutation, tf.Tensor)
+  assert not permutation.trainable and not layer.factor("sign").trainable
   assert sorted(permutation.numpy()) == [0, 1, 2]
-  assert isinstance(layer.factor("sign"), tf.Tensor)
   assert set(layer.factor("sign").numpy()) <= {-1., 1.}
   with pytest.raises(ValueError, match="householder"):
     layer.factor("householder")
@@ -188,3 +187,16 @@ def test_composite_tensor_round_trip_through_tf_function(p):
                    tf.function(forward, jit_compile=True)):
     np.testing.assert_allclose(compiled(layer, x).numpy(),
                                layer.forward(x).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("parameterization", ["qr", "lu"])
+def test_checkpoint_restores_the_layer_built_from_another_seed(
+    parameterization, tmp_path):
+  """Signs and permutation are state: a restored layer is the saved one."""
+  saved = bijectors.Conv1x1(5, parameterization, seed=0, dtype=tf.float64)
+  other = bijectors.Conv1x1(5, parameterization, seed=5, dtype=tf.float64)
+  path = tf.train.Checkpoint(layer=saved).write(str(tmp_path / "ckpt"))
+  tf.train.Checkpoint(layer=other).read(path).assert_consumed()
+  x = tf.random.stateless_normal([2, 3, 4, 5], [1, 2], dtype=tf.float64)
+  np.testing.assert_array_equal(other.forward(x).numpy(),
+                                saved.forward(x).numpy())

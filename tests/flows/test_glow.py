@@ -88,7 +88,9 @@ def test_structure_and_variables():
   assert [type(p).__name__ for p in glow.priors] == [
       "ConditionalNormalPrior", "ConditionalNormalPrior",
       "LearnedNormalPrior"]
-  assert len(glow.variables) == len(glow.trainable_variables) + 6
+  # Non-trainable state: 6 ActNorm `initialized` flags and the fixed signs
+  # of the 6 QR 1x1 convolutions.
+  assert len(glow.variables) == len(glow.trainable_variables) + 6 + 6
   assert not glow.is_initialized()
   glow.initialize(tf.random.uniform([4, 8, 8, 3]) - 0.5)
   assert glow.is_initialized()

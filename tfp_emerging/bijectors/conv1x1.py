@@ -18,7 +18,9 @@ FACTORS = {
     "lu": ("permutation", "lower", "upper", "log_abs_s", "sign"),
     "plain": ("matrix",),
 }
-_CONSTANTS = ("sign", "permutation")
+# Fixed at construction, never trained, but part of the model's state:
+# non-trainable variables, so that checkpoints and saved weights hold them.
+_FIXED = ("sign", "permutation")
 
 
 def householder_product(vectors):
@@ -74,7 +76,7 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     `H_i = I - 2 v_i v_i^T / |v_i|^2`, each from its own free vector `v_i`
     (`householder`, `[C, C]`, row `i` is `v_i`); `R` the strict upper triangle
     of the free `upper`; `s = sign * exp(log_abs_s)` with `sign` fixed (a
-    constant) and `log_abs_s` free, so `s` is never zero. `log|det W| =
+    non-trainable variable) and `log_abs_s` free, so `s` is never zero. `log|det W| =
     sum log_abs_s`. The inverse is a `triangular_solve` with `R + diag(s)`
     followed by `Q^T`: no matrix inverse, no `slogdet`.
   * `"lu"` (Glow): `W = P L U` with a fixed permutation `P` (`permutation`,
@@ -138,7 +140,8 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       matrix: optional `[C, C]` matrix `W`. For `"plain"`, the weight itself
         (a value or `tf.Variable`, used as given). For `"qr"` and `"lu"`, an
         invertible initial `W` decomposed into new trainable variables
-        (`sign` and `permutation` become constants). Default: a random
+        (`sign` and `permutation` become non-trainable variables, saved with
+        the model's weights and checkpoints). Default: a random
         rotation from `seed`.
       householder: `"qr"` only: `[C, C]`, row `i` is the vector of `H_i`;
         every row must stay nonzero (a zero row makes `Q` NaN).
@@ -184,8 +187,8 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
                       self._decompose(tf.cast(matrix, dtype),
                                       parameterization))
         for factor in missing:
-          factors[factor] = (decomposed[factor] if factor in _CONSTANTS else
-                             tf.Variable(decomposed[factor], name=factor))
+          factors[factor] = tf.Variable(decomposed[factor], name=factor,
+                                        trainable=factor not in _FIXED)
       if parameterization != "plain":
         parameters["matrix"] = None
       for factor, value in factors.items():
