@@ -160,7 +160,8 @@ def test_evaluate_and_sample_need_a_run(tmp_path, capsys):
 
 
 def test_diverged_training_exits_1(monkeypatch, tmp_path, capsys):
-  def diverge(config, run_dir):
+  def diverge(config, run_dir, **options):
+    del config, run_dir, options
     raise training.TrainingDiverged("training diverged in epoch 3: ...")
   monkeypatch.setattr(training, "train", diverge)
   assert cli.main(["train", "--out", str(tmp_path / "run")]) == 1
