@@ -2,10 +2,10 @@
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import cache_util
 from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import tensor_util
 
+from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import initializers
 
@@ -24,7 +24,8 @@ def _policy_compute_dtype(dtype):
   return dtype
 
 
-class AffineCoupling(tfp.bijectors.AutoCompositeTensorBijector):
+class AffineCoupling(OnePassLogDet,
+                     tfp.bijectors.AutoCompositeTensorBijector):
   """Affine coupling: `y_b = (x_b + t(x_a)) * sigmoid(h(x_a) + 2)` (Glow).
 
   The `C` channels of the events `[H, W, C]` split into `x_a` (the first
@@ -60,9 +61,6 @@ class AffineCoupling(tfp.bijectors.AutoCompositeTensorBijector):
   y = layer.forward(tf.random.normal([8, 16, 16, 4]))
   ```
   """
-
-  _cache = cache_util.BijectorCacheWithGreedyAttrs(
-      forward_name="_augmented_forward", inverse_name="_augmented_inverse")
 
   def __init__(self,
                channels,
@@ -220,21 +218,3 @@ class AffineCoupling(tfp.bijectors.AutoCompositeTensorBijector):
     x = tf.reshape(tf.concat([y_a, x_b], axis=-1), shape)
     ildj = -tf.reshape(tf.reduce_sum(log_scale, axis=[1, 2, 3]), shape[:-3])
     return x, {"ildj": ildj, "fldj": -ildj}
-
-  def _forward(self, x):
-    return self._augmented_forward(x)[0]
-
-  def _inverse(self, y):
-    return self._augmented_inverse(y)[0]
-
-  def _forward_log_det_jacobian(self, x):
-    cached = self._cache.forward_attributes(x)
-    if "fldj" not in cached:
-      cached.update(self._augmented_forward(x)[1])
-    return cached["fldj"]
-
-  def _inverse_log_det_jacobian(self, y):
-    cached = self._cache.inverse_attributes(y)
-    if "ildj" not in cached:
-      cached.update(self._augmented_inverse(y)[1])
-    return cached["ildj"]

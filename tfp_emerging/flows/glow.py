@@ -2,12 +2,12 @@
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import cache_util
 
 from tfp_emerging.bijectors.actnorm import ActNorm
 from tfp_emerging.bijectors.affine_coupling import AffineCoupling
 from tfp_emerging.bijectors.conv1x1 import Conv1x1
 from tfp_emerging.bijectors.emerging_conv2d import EmergingConv2D
+from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
 from tfp_emerging.bijectors.periodic_conv2d import PeriodicConv2D
 from tfp_emerging.flows import priors
 from tfp_emerging.ops import checks
@@ -68,7 +68,7 @@ def _mixing_layers(mixing, channels, kernel_size, seed, dtype, validate_args):
   return [PeriodicConv2D(channels, kernel_size, seed=seed, **common)]
 
 
-class Glow(tfb.Bijector):
+class Glow(OnePassLogDet, tfb.Bijector):
   """Glow's multi-scale flow, latent -> image, with a standard normal base.
 
   The direction matches TFP's `tfb.Glow`: `forward` maps a latent `z` of the
@@ -124,9 +124,6 @@ class Glow(tfb.Bijector):
   Variables: every layer's, plus the priors'; `trainable_variables` lists
   them all, `variables` adds each ActNorm's `initialized` flag.
   """
-
-  _cache = cache_util.BijectorCacheWithGreedyAttrs(
-      forward_name="_augmented_forward", inverse_name="_augmented_inverse")
 
   def __init__(self,
                image_shape,
@@ -350,21 +347,3 @@ class Glow(tfb.Bijector):
     z, ildj = self._normalize(images)
     ildj = tf.reshape(ildj, batch_shape)
     return tf.reshape(z, tf.shape(x)), {"ildj": ildj, "fldj": -ildj}
-
-  def _forward(self, z):
-    return self._augmented_forward(z)[0]
-
-  def _inverse(self, x):
-    return self._augmented_inverse(x)[0]
-
-  def _forward_log_det_jacobian(self, z):
-    cached = self._cache.forward_attributes(z)
-    if "fldj" not in cached:
-      cached.update(self._augmented_forward(z)[1])
-    return cached["fldj"]
-
-  def _inverse_log_det_jacobian(self, x):
-    cached = self._cache.inverse_attributes(x)
-    if "ildj" not in cached:
-      cached.update(self._augmented_inverse(x)[1])
-    return cached["ildj"]

@@ -1,0 +1,39 @@
+"""A mixin for bijectors whose log-det falls out of the same pass as the map."""
+
+from tensorflow_probability.python.internal import cache_util
+
+__all__ = ["OnePassLogDet"]
+
+
+class OnePassLogDet:
+  """Computes the map and its log-det in one pass, sharing TFP's cache.
+
+  A subclass defines `_augmented_forward(x)` and `_augmented_inverse(y)`, each
+  returning `(result, {"fldj": ..., "ildj": ...})`. TFP's greedy-attribute
+  cache keeps the dict beside the cached pair `(x, y)`, so `forward(x)`
+  followed by `forward_log_det_jacobian(x)` (or `inverse` and
+  `inverse_log_det_jacobian`, as in `TransformedDistribution.log_prob`) runs
+  the pass once. A log-det asked for a tensor that was never transformed runs
+  the pass then. Put this class first among the bases.
+  """
+
+  _cache = cache_util.BijectorCacheWithGreedyAttrs(
+      forward_name="_augmented_forward", inverse_name="_augmented_inverse")
+
+  def _forward(self, x):
+    return self._augmented_forward(x)[0]
+
+  def _inverse(self, y):
+    return self._augmented_inverse(y)[0]
+
+  def _forward_log_det_jacobian(self, x):
+    cached = self._cache.forward_attributes(x)
+    if "fldj" not in cached:
+      cached.update(self._augmented_forward(x)[1])
+    return cached["fldj"]
+
+  def _inverse_log_det_jacobian(self, y):
+    cached = self._cache.inverse_attributes(y)
+    if "ildj" not in cached:
+      cached.update(self._augmented_inverse(y)[1])
+    return cached["ildj"]
