@@ -112,6 +112,33 @@ def test_save_load_and_resume_after_interruption(digits_npz, tmp_path):
   assert training.resume(run, log=_quiet) == metrics
 
 
+@pytest.mark.parametrize("mixing", ["1x1", "lu", "qr", "emerging",
+                                    "periodic"])
+def test_checkpoint_holds_every_variable_of_every_mixing(digits_npz, tmp_path,
+                                                         mixing):
+  run = str(tmp_path / "run")
+  config = _config(digits_npz, mixing=mixing, num_bins=17,
+                   image_shape=[8, 8, 1])
+  os.makedirs(run)
+  training.write_json(os.path.join(run, "config.json"),
+                      dataclasses.asdict(config))
+  model = training.build_model(config)
+  state = training._State(model, run, keep_checkpoints=1)  # pylint: disable=protected-access
+  probe = data.load_npz(digits_npz).test[:4]
+  model.initialize(tf.constant(probe))
+  # Move every variable away from its seeded initial value, which a rebuilt
+  # model would reproduce without any checkpoint.
+  rng = np.random.default_rng(1)
+  for variable in model.flow.trainable_variables:
+    variable.assign_add(0.01 * rng.standard_normal(variable.shape).astype(
+        variable.dtype.as_numpy_dtype))
+  state.save(1, [])
+  _, restored, epoch, _ = training.load_run(run)
+  assert epoch == 1
+  np.testing.assert_array_equal(_log_prob(restored, probe),
+                                _log_prob(model, probe))
+
+
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(
     digits_npz, tmp_path):
   run = str(tmp_path / "run")
