@@ -8,6 +8,9 @@ pixel values and positions), so that a global batch gets the same noise
 however it is split over replicas; everything else is `FlowModel`'s own.
 """
 
+import contextlib
+import dataclasses
+import io
 import json
 import sys
 import tempfile
@@ -22,11 +25,13 @@ tf.config.set_logical_device_configuration(
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from sklearn.datasets import load_digits
 
+from tfp_emerging import cli
 from tfp_emerging import distribute
 from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 from tfp_emerging.flows import dequantization
 from tfp_emerging.flows import glow as glow_lib
+from tfp_emerging import training
 
 NUM_BINS = 17
 IMAGES = load_digits().images.astype(np.uint8)[:64, ..., None]
@@ -97,6 +102,55 @@ def restored(strategy, path):
   return model
 
 
+def quiet(message):
+  del message
+
+
+def runs(mirrored, folder):
+  """The command line's training runs under both strategies, crossed."""
+  config = training.RunConfig(
+      dataset="digits", mixing="1x1", num_levels=1, num_steps=1,
+      hidden_channels=8, epochs=1, batch_size=256, warmup_steps=1)
+  one = training.train(dataclasses.replace(config), folder + "/one", log=quiet)
+  two = training.train(dataclasses.replace(config), folder + "/two", log=quiet,
+                       strategy=mirrored)
+  # Each run's second epoch under the other strategy.
+  one_then_two = training.resume(folder + "/one", epochs=2, log=quiet,
+                                 strategy=mirrored)
+  two_then_one = training.resume(folder + "/two", epochs=2, log=quiet)
+  # The command line's --strategy, with its strategy made by make_strategy:
+  # the one MirroredStrategy of this process (two instances' collective ops
+  # would clash in one process).
+  asked = []
+
+  def make_strategy(name):
+    asked.append(name)
+    return mirrored
+
+  distribute.make_strategy = make_strategy
+  with contextlib.redirect_stdout(io.StringIO()):
+    status = cli.main(["train", "--out", folder + "/cli", "--strategy",
+                       "mirrored", "--epochs", "1", "--num-levels", "1",
+                       "--num-steps", "1", "--hidden-channels", "8",
+                       "--batch-size", "256", "--mixing", "1x1"])
+  odd = dataclasses.replace(config, batch_size=255)
+  try:
+    training.train(odd, folder + "/odd", log=quiet, strategy=mirrored)
+    odd_error = ""
+  except training.RunError as e:
+    odd_error = str(e)
+  key = ("train_bits_per_dim", "test_bits_per_dim")
+  return {
+      "run_default": [[m[k] for k in key] for m in one],
+      "run_mirrored": [[m[k] for k in key] for m in two],
+      "run_default_then_mirrored": [[m[k] for k in key] for m in one_then_two],
+      "run_mirrored_then_default": [[m[k] for k in key] for m in two_then_one],
+      "cli_status": status,
+      "cli_strategy": asked,
+      "odd_batch_error": odd_error,
+  }
+
+
 def main():
   default = distribute.make_strategy("default")
   mirrored = distribute.make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
@@ -136,6 +190,7 @@ def main():
           [two.bits_per_dim(IMAGES[:8], seed=1)]),
       "slots": len(slots(two)),
   }
+  result.update(runs(mirrored, folder))
   json.dump(result, sys.stdout)
 
 

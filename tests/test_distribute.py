@@ -76,3 +76,16 @@ def test_make_strategy_names_and_errors(monkeypatch):
   monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
   with pytest.raises(distribute.StrategyError, match="'task'"):
     distribute.make_strategy("multiworker")
+
+
+def test_command_line_runs_split_batches_and_resume_across_strategies(
+    results):
+  assert results["cli_status"] == 0
+  assert results["cli_strategy"] == ["mirrored"]  # from --strategy mirrored
+  np.testing.assert_allclose(results["run_mirrored"], results["run_default"],
+                             rtol=1e-5)
+  # Epoch 1 under one strategy, epoch 2 under the other: the same numbers.
+  np.testing.assert_allclose(results["run_default_then_mirrored"],
+                             results["run_mirrored_then_default"], rtol=1e-5)
+  assert len(results["run_default_then_mirrored"]) == 2
+  assert "divisible by the 2 replicas" in results["odd_batch_error"]

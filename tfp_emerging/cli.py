@@ -2,7 +2,8 @@
 
 Subcommands:
 
-* `train --dataset digits --mixing emerging --epochs N --out DIR [--resume]`:
+* `train --dataset digits --mixing emerging --epochs N --out DIR [--resume]
+  [--strategy default|mirrored|multiworker|tpu]`:
   trains a Glow flow, writing `DIR/config.json`, `DIR/checkpoints/`,
   `DIR/metrics.json` and `DIR/samples.png` (see `tfp_emerging.training`).
 * `evaluate --run DIR [--json]`: test bits/dim of the run's latest checkpoint.
@@ -74,6 +75,16 @@ def _add_run_options(parser):
                       help=f"total number of epochs (default {base['epochs']})")
 
 
+def _add_strategy_option(parser):
+  from tfp_emerging import distribute  # pylint: disable=g-import-not-at-top
+  parser.add_argument(
+      "--strategy", default="default", choices=distribute.STRATEGIES,
+      help=("tf.distribute strategy: 'mirrored' (all local GPUs), "
+            "'multiworker' (every worker runs this command with its own "
+            "TF_CONFIG), 'tpu' (the TPU VM's or TPU_NAME's TPU); each batch "
+            "is split evenly over the replicas (default: one device)"))
+
+
 def build_parser():
   """The `argparse` parser of `tfp-emerging`."""
   parser = argparse.ArgumentParser(
@@ -84,6 +95,7 @@ def build_parser():
 
   train = commands.add_parser("train", help="train a flow on images")
   _add_run_options(train)
+  _add_strategy_option(train)
   train.add_argument("--out", required=True, help="the run directory")
   train.add_argument(
       "--resume", action="store_true",
@@ -109,6 +121,7 @@ def build_parser():
   demo = commands.add_parser(
       "demo", help="train + evaluate + sample on the digits (a few minutes)")
   _add_run_options(demo)
+  _add_strategy_option(demo)
   demo.add_argument("--out", default=os.path.join("runs", "demo"),
                     help="the run directory, replaced if it holds a run")
 
@@ -154,7 +167,7 @@ def _given_options(args):
 
 def _train(args):
   if not args.resume:
-    _train_and_report(_run_config(args), args.out)
+    _train_and_report(_run_config(args), args.out, strategy=args.strategy)
     return 0
   stored = training.read_config(args.out)
   given = _given_options(args)
@@ -166,17 +179,24 @@ def _train(args):
     raise training.RunError(
         f"{args.out}: --resume continues the stored run; these options "
         f"differ from its config.json: {', '.join(clashes)}.")
-  _train_and_report(stored, args.out, resume=True, epochs=epochs)
+  _train_and_report(stored, args.out, resume=True, epochs=epochs,
+                    strategy=args.strategy)
   return 0
 
 
-def _train_and_report(config, run_dir, resume=False, epochs=None):
+def _train_and_report(config, run_dir, resume=False, epochs=None,
+                      strategy="default"):
   """Trains `config` in `run_dir`, or resumes the run there up to `epochs`."""
+  from tfp_emerging import distribute  # pylint: disable=g-import-not-at-top
+  try:
+    strategy = distribute.make_strategy(strategy)
+  except distribute.StrategyError as e:
+    raise training.RunError(str(e)) from e
   try:
     if resume:
-      metrics = training.resume(run_dir, epochs=epochs)
+      metrics = training.resume(run_dir, epochs=epochs, strategy=strategy)
     else:
-      metrics = training.train(config, run_dir)
+      metrics = training.train(config, run_dir, strategy=strategy)
   except KeyboardInterrupt:
     print(f"\ninterrupted; every finished epoch is checkpointed. Continue "
           f"with: tfp-emerging train --out {run_dir} --resume", file=sys.stderr)
@@ -241,7 +261,7 @@ def _demo(args):
   print(f"demo: {config.mixing} Glow (levels {config.num_levels}, steps per "
         f"level {config.num_steps}, {config.hidden_channels} hidden channels) "
         f"on {config.dataset}, {config.epochs} epochs -> {run_dir}")
-  _train_and_report(config, run_dir)
+  _train_and_report(config, run_dir, strategy=args.strategy)
   _evaluate(run_dir, as_json=False)
   _sample(run_dir, 64, config.sample_temperature,
           os.path.join(run_dir, "samples_demo.png"))

@@ -285,7 +285,7 @@ def _log(message):
   print(message, flush=True)
 
 
-def train(config, run_dir, on_batch=None, log=_log):
+def train(config, run_dir, on_batch=None, log=_log, strategy=None):
   """Trains a new run in `run_dir` for `config.epochs` epochs.
 
   Args:
@@ -296,6 +296,10 @@ def train(config, run_dir, on_batch=None, log=_log):
       training batch (`epoch` counts from 1, `step` from 0 within the epoch);
       a hook for tests and instrumentation.
     log: `log(message)` for progress lines.
+    strategy: optional `tf.distribute.Strategy` (`tfp_emerging.distribute.
+      make_strategy`); the model and optimizer are built in its scope and each
+      batch is split into equal consecutive shares, one per replica, so the
+      numbers equal those of one device. Default: TensorFlow's default.
 
   Returns:
     The run's metrics: a list of per-epoch dicts, as in `metrics.json`.
@@ -309,10 +313,10 @@ def train(config, run_dir, on_batch=None, log=_log):
   if os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
     raise RunError(f"{run_dir}: already holds a run ({CONFIG_FILE}); pass "
                    f"--resume to continue it or choose a new --out.")
-  return _fit(config, run_dir, False, on_batch, log)
+  return _fit(config, run_dir, False, on_batch, log, strategy)
 
 
-def resume(run_dir, epochs=None, on_batch=None, log=_log):
+def resume(run_dir, epochs=None, on_batch=None, log=_log, strategy=None):
   """Continues the run in `run_dir` from its latest checkpoint.
 
   Args:
@@ -320,6 +324,7 @@ def resume(run_dir, epochs=None, on_batch=None, log=_log):
     epochs: the new total number of epochs; default the stored one.
     on_batch: as in `train`.
     log: as in `train`.
+    strategy: as in `train`; need not be the one that wrote the checkpoints.
 
   Returns:
     The run's metrics, all epochs (restored and new).
@@ -332,7 +337,7 @@ def resume(run_dir, epochs=None, on_batch=None, log=_log):
   config = read_config(run_dir)
   if epochs is not None:
     config.epochs = epochs
-  return _fit(config, run_dir, True, on_batch, log)
+  return _fit(config, run_dir, True, on_batch, log, strategy)
 
 
 def read_config(run_dir):
@@ -356,16 +361,38 @@ def load_data(config):
   return data
 
 
-def _fit(config, run_dir, resuming, on_batch, log):
+def _split_over_replicas(strategy, batch):
+  """`batch` for one replica; else its equal consecutive shares, one each."""
+  replicas = strategy.num_replicas_in_sync
+  if replicas == 1:
+    return batch
+  share = batch.shape[0] // replicas
+
+  def replica_share(context):
+    start = context.replica_id_in_sync_group * share
+    return batch[start:start + share]
+
+  return strategy.experimental_distribute_values_from_function(replica_share)
+
+
+def _fit(config, run_dir, resuming, on_batch, log, strategy=None):
   """The training loop of `train` and `resume`."""
+  strategy = strategy or tf.distribute.get_strategy()
   data = load_data(config)
   config.num_bins = data.num_bins
   config.image_shape = list(data.image_shape)
+  batch_size = min(config.batch_size, data.train.shape[0])
+  if batch_size % strategy.num_replicas_in_sync:
+    raise RunError(
+        f"the batch size {batch_size} must be divisible by the "
+        f"{strategy.num_replicas_in_sync} replicas of the strategy.")
   tf.random.set_seed(config.seed)
-  model = build_model(config)  # before any file: bad options leave no run
+  with strategy.scope():
+    model = build_model(config)  # before any file: bad options leave no run
   os.makedirs(run_dir, exist_ok=True)
   write_json(os.path.join(run_dir, CONFIG_FILE), dataclasses.asdict(config))
-  state = _State(model, run_dir, config.keep_checkpoints)
+  with strategy.scope():
+    state = _State(model, run_dir, config.keep_checkpoints)
   restored = state.restore() if resuming else None
   if restored:
     log(f"resumed from {restored} (epoch {int(state.epoch.numpy())})")
@@ -377,7 +404,6 @@ def _fit(config, run_dir, resuming, on_batch, log):
   train_images = data.train
   # Full batches only (the last partial one of each epoch's permutation is
   # dropped): one batch shape, so the training step is traced once.
-  batch_size = min(config.batch_size, train_images.shape[0])
   num_batches = train_images.shape[0] // batch_size
   for epoch in range(int(state.epoch.numpy()) + 1, config.epochs + 1):
     start_time = time.time()
@@ -388,7 +414,8 @@ def _fit(config, run_dir, resuming, on_batch, log):
       if on_batch is not None:
         on_batch(epoch, step, model)
       batch = train_images[order[step * batch_size:(step + 1) * batch_size]]
-      loss = model.train_on_batch(tf.constant(batch))
+      loss = model.train_on_batch(
+          _split_over_replicas(strategy, tf.constant(batch)))
       loss = float(np.asarray(loss if np.ndim(loss) == 0 else loss[0]))
       if not math.isfinite(loss):
         _diverged(state, epoch, f"the training loss became {loss} at batch "
