@@ -53,7 +53,9 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     `O(N H W m^2 C^2)`.
   * inverse: an exact triangular solve by forward substitution in
     `tf.while_loop` (`tfp_emerging.ops.autoregressive`): `solver="wavefront"`
-    takes `ceil(H/d) + ceil(W/d) - 1` sequential steps of `O(N W m^2 C^2)`,
+    takes `ceil(H/d) + ceil(W/d) - 1` sequential steps, each one matmul of
+    `O(N d^2 ceil(H/d) (m^2 - 1) C^2)` over a skewed row of the image
+    (padding slots included; about `O(N H (m^2 - 1) C^2)` for `d = 1`),
     `solver="raster"` `H W` steps of `O(N m^2 C^2)`; plus `O(C^3)` once for
     the centre tap's inverse. Pure TensorFlow; compiles with XLA.
   * log-det: `H W sum_c s[c]`, `O(C)`, shaped like the batch.
