@@ -23,6 +23,7 @@ when training diverged, 130 when interrupted.
 
 import argparse
 import dataclasses
+import importlib
 import json
 import os
 import shutil
@@ -278,7 +279,7 @@ def _export(run_dir, out):
 
 def _benchmark(args):
   try:
-    from tfp_emerging import benchmarks  # pylint: disable=g-import-not-at-top
+    benchmarks = importlib.import_module("tfp_emerging.benchmarks")
   except ModuleNotFoundError as e:
     if e.name != "tfp_emerging.benchmarks":
       raise
