@@ -7,27 +7,16 @@ wrongly scaled gradient) under the default strategy and under
 `MirroredStrategy`, and checkpoints each to restore under the other.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
+from tests import workers
 from tfp_emerging import distribute
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def results():
-  env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  run = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "tests", "distribute_worker.py")],
-      capture_output=True, text=True, env=env, timeout=900, check=False)
-  assert run.returncode == 0, run.stderr[-3000:]
-  return json.loads(run.stdout.strip().splitlines()[-1])
+  return workers.run_json_worker("distribute_worker.py")
 
 
 def test_mirrored_fit_gives_the_losses_of_one_device(results):

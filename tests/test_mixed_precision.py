@@ -4,25 +4,15 @@ Runs `mixed_precision_worker.py` in a fresh process, since the Keras global
 policy is process-wide.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import workers
 
 
 @pytest.fixture(scope="module")
 def results():
-  env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  run = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "tests", "mixed_precision_worker.py")],
-      capture_output=True, text=True, env=env, timeout=900, check=False)
-  assert run.returncode == 0, run.stderr[-3000:]
-  return json.loads(run.stdout.strip().splitlines()[-1])
+  return workers.run_json_worker("mixed_precision_worker.py")
 
 
 def test_only_the_coupling_networks_run_in_float16(results):

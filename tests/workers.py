@@ -1,0 +1,22 @@
+"""Runs a test worker script in a fresh Python process.
+
+Some checks need a process of their own: logical CPU devices must be set
+before TensorFlow starts, and the mixed-precision policy is global.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_json_worker(script):
+  """Runs `tests/<script>`; returns the JSON object on its last output line."""
+  env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+  run = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "tests", script)],
+      capture_output=True, text=True, env=env, timeout=900, check=False)
+  assert run.returncode == 0, run.stderr[-3000:]
+  return json.loads(run.stdout.strip().splitlines()[-1])
