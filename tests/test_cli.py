@@ -11,21 +11,10 @@ import pytest
 import tensorflow as tf
 
 from tfp_emerging import cli
-from tfp_emerging import data
 from tfp_emerging import training
 
 TINY = ["--num-levels", "1", "--num-steps", "1", "--hidden-channels", "8",
         "--batch-size", "32", "--warmup-steps", "4"]
-
-
-@pytest.fixture(scope="module")
-def digits_npz(tmp_path_factory):
-  """96 training and 32 test digits (17 grey levels) as an .npz file."""
-  digits = data.load_digits()
-  path = str(tmp_path_factory.mktemp("data") / "digits_small.npz")
-  np.savez(path, train=digits.train[:96], test=digits.test[:32],
-           num_bins=np.int64(17))
-  return path
 
 
 @pytest.fixture(scope="module")

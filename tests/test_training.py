@@ -16,16 +16,6 @@ TINY = dict(num_levels=1, num_steps=1, hidden_channels=8, batch_size=32,
             learning_rate=1e-3, warmup_steps=4, keep_checkpoints=5)
 
 
-@pytest.fixture(scope="module")
-def digits_npz(tmp_path_factory):
-  """96 training and 32 test digits (17 grey levels) as an .npz file."""
-  digits = data.load_digits()
-  path = str(tmp_path_factory.mktemp("data") / "digits_small.npz")
-  np.savez(path, train=digits.train[:96], test=digits.test[:32],
-           num_bins=np.int64(17))
-  return path
-
-
 def _config(dataset, **overrides):
   values = dict(TINY, dataset=dataset, epochs=1)
   values.update(overrides)
