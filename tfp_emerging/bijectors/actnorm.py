@@ -148,10 +148,8 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
       return y * tf.exp(-self._log_scale) - self._bias
 
   def _log_det(self, z, name):
-    checks.image_event(z, self._channels, self.dtype, name, False)
-    shape = tf.shape(z)
-    pixels = tf.cast(shape[-3] * shape[-2], self.dtype)
-    return tf.fill(shape[:-3], pixels * tf.reduce_sum(self._log_scale))
+    return checks.pixelwise_log_det(z, self._channels, self.dtype, name,
+                                    tf.reduce_sum(self._log_scale))
 
   def _forward_log_det_jacobian(self, x):
     return self._log_det(x, "x")

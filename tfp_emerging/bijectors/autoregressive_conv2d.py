@@ -232,10 +232,8 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return tf.reshape(x, shape)
 
   def _log_det(self, z, name):
-    checks.image_event(z, self._channels, self.dtype, name, False)
-    shape = tf.shape(z)
-    pixels = tf.cast(shape[-3] * shape[-2], self.dtype)
-    return tf.fill(shape[:-3], pixels * tf.reduce_sum(self.bounded_log_diagonal()))
+    return checks.pixelwise_log_det(z, self._channels, self.dtype, name,
+                                    tf.reduce_sum(self.bounded_log_diagonal()))
 
   def _forward_log_det_jacobian(self, x):
     return self._log_det(x, "x")

@@ -319,10 +319,8 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     return tf.reduce_sum(tf.convert_to_tensor(self._log_abs_s))
 
   def _log_det(self, z, name):
-    checks.image_event(z, self._channels, self.dtype, name, False)
-    shape = tf.shape(z)
-    pixels = tf.cast(shape[-3] * shape[-2], self.dtype)
-    return tf.fill(shape[:-3], pixels * self.log_abs_det_weight())
+    return checks.pixelwise_log_det(z, self._channels, self.dtype, name,
+                                    self.log_abs_det_weight())
 
   def _forward_log_det_jacobian(self, x):
     return self._log_det(x, "x")

@@ -101,6 +101,19 @@ def as_images(x, channels, dtype, name, validate_args, assertions=()):
   return tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0)), shape
 
 
+def pixelwise_log_det(z, channels, dtype, name, per_pixel):
+  """`H W per_pixel` shaped like the batch of `z` `[..., H, W, C]`.
+
+  The log-det of a layer that applies the same map, of log-det `per_pixel`, to
+  every pixel (ActNorm, 1x1 convolutions, a masked convolution's triangular
+  Jacobian). Checks `z` statically as `image_event` does.
+  """
+  image_event(z, channels, dtype, name, False)
+  shape = tf.shape(z)
+  pixels = tf.cast(shape[-3] * shape[-2], dtype)
+  return tf.fill(shape[:-3], pixels * per_pixel)
+
+
 def matrix_shape(value, shape, name):
   """Raises `ValueError` unless the static shape of `value` equals `shape`."""
   static = tuple(tf.TensorShape(getattr(value, "shape", np.shape(value))))
