@@ -26,6 +26,8 @@ setuptools.setup(
             "nbclient",
             "nbformat",
             "ipykernel",
+            "tensorflow-datasets",  # tests of real builders with mock_data
+            "pillow",  # palette PNGs in tests/test_data.py
         ],
         "datasets": ["tensorflow-datasets"],
     },
