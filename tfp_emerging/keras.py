@@ -42,9 +42,9 @@ def _images_of(data):
   return data
 
 
-# The key of an evaluation batch `x` that holds already dequantised images
+# The key of a batch `x` (a dict) that holds already dequantised images
 # (float, in `[-0.5, 0.5)`), e.g. with noise seeded per image by the input
-# pipeline (`tfp_emerging.training.test_batches`).
+# pipeline (`tfp_emerging.training.train_batches` and `test_batches`).
 DEQUANTIZED = "dequantized"
 
 
@@ -171,10 +171,16 @@ class FlowModel(keras.Model):
     del training  # No layer behaves differently in training.
     return self._noisy_bits(inputs)
 
+  def _batch_bits(self, x):
+    """Per-image bits/dim of `x`: integer images (fresh noise), or a dict
+    whose `DEQUANTIZED` entry holds the dequantised images."""
+    if isinstance(x, dict):
+      return self._continuous_bits(x[DEQUANTIZED])
+    return self._noisy_bits(x)
+
   def train_step(self, data):
-    images = _images_of(data)
     with tf.GradientTape() as tape:
-      bits = self._noisy_bits(images)
+      bits = self._batch_bits(_images_of(data))
       loss = tf.reduce_mean(bits)
       # Under tf.distribute each replica holds its share of the global batch
       # and the optimizer sums the replicas' gradients: dividing by their
@@ -199,10 +205,7 @@ class FlowModel(keras.Model):
     batch so that every batch has one shape); `y` is not used.
     """
     x, _, weights = keras.utils.unpack_x_y_sample_weight(data)
-    if isinstance(x, dict):
-      bits = self._continuous_bits(x[DEQUANTIZED])
-    else:
-      bits = self._noisy_bits(x)
+    bits = self._batch_bits(x)
     if weights is not None:
       weights = tf.cast(weights, bits.dtype)
       # A padded image's bits never reach the mean, even if not finite.

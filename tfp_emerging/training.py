@@ -8,14 +8,16 @@ epoch), with the callbacks of `tfp_emerging.callbacks`. `evaluate` is the one
 evaluator (`FlowModel.evaluate` over `test_batches`), `build_model` the one
 model builder, and the data come only through `tfp_emerging.data.load`.
 
-Batches. Epoch `E`'s training images are the split (reordered once at the
-source by `seed`, `ImageDataset.images(shuffle_seed=seed)`) through a shuffle
-buffer of `min(N, SHUFFLE_BUFFER)` images seeded by `(seed, E)`, then cut into
-full batches (`drop_remainder`: one batch shape, traced once; the fewer than
+Batches. Epoch `E`'s training images are the split, reordered once at the
+source by `seed` (`ImageDataset.images(shuffle_seed=seed)`), then permuted
+within consecutive windows of `SHUFFLE_BUFFER_BYTES` worth of images (the
+whole split when it is smaller: a full permutation per epoch), each window's
+permutation drawn statelessly from `(seed, E, window)`; then cut into full
+batches (`drop_remainder`: one batch shape, traced once; the fewer than
 `batch_size` images left at the end of an epoch are not seen in that epoch)
-and prefetched. An interrupted and resumed run therefore sees the same
-batches as an uninterrupted one, and `initial_epoch` comes from the restored
-checkpoint. Under a `tf.distribute` strategy (build the model in its scope:
+and prefetched. The order depends on nothing else (not on TensorFlow's
+global seed): an interrupted and resumed run sees the same batches as an
+uninterrupted one, and `initial_epoch` comes from the restored checkpoint. Under a `tf.distribute` strategy (build the model in its scope:
 `build_model(config, strategy)`), `FlowModel.fit` splits each global batch
 over the replicas.
 
@@ -52,6 +54,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import tensorflow as tf
 
 from tfp_emerging import callbacks as callbacks_lib
@@ -59,10 +62,11 @@ from tfp_emerging import data as data_lib
 from tfp_emerging.flows import dequantization
 
 __all__ = [
-    "RESUMABLE_OPTIONS", "RunConfig", "RunError", "SHUFFLE_BUFFER",
-    "TrainingDiverged", "build_model", "evaluate", "fit", "load_data",
+    "RESUMABLE_OPTIONS", "RunConfig", "RunError", "SHUFFLE_BUFFER_BYTES",
+    "TrainingDiverged", "build_model", "evaluate", "first_images", "fit",
+    "load_data",
     "load_run", "read_config", "resume", "test_batches", "train",
-    "train_batches"
+    "train_batches", "window_size"
 ]
 
 CONFIG_FILE = callbacks_lib.CONFIG_FILE
@@ -71,9 +75,9 @@ SAMPLES_FILE = callbacks_lib.SAMPLES_FILE
 CHECKPOINT_DIR = callbacks_lib.CHECKPOINT_DIR
 TrainingDiverged = callbacks_lib.TrainingDiverged
 
-# The most images a training epoch's shuffle buffer holds (all of a smaller
-# training split: a full permutation per epoch).
-SHUFFLE_BUFFER = 10_000
+# The most bytes of images a training epoch permutes at once (all of a
+# smaller training split: a full permutation per epoch).
+SHUFFLE_BUFFER_BYTES = 2**26
 # The options `--resume` may change: they change neither the model nor the
 # data.
 RESUMABLE_OPTIONS = ("epochs", "batch_size", "learning_rate", "warmup_steps")
@@ -209,41 +213,106 @@ def _split(data, split, labels, num_examples, shuffle_seed=None):
   return images if num_examples is None else images.take(num_examples)
 
 
+def _stream_seed(seed, *keys):
+  """A stateless seed `[2]` for one use: `seed` with each key folded in."""
+  stream = tf.stack([tf.constant(seed, tf.int64), tf.constant(0, tf.int64)])
+  for key in keys:
+    stream = tf.random.experimental.stateless_fold_in(
+        stream, tf.cast(key, tf.int64))
+  return stream
+
+
+# The keys that keep the random streams of `train_batches` and
+# `test_batches` apart.
+_PERMUTATION, _TRAIN_NOISE, _TEST_NOISE = 0, 1, 2
+
+
+def window_size(data, batch_size, count):
+  """Images permuted together: `SHUFFLE_BUFFER_BYTES` of them (at least one
+  batch), at most the `count` training images."""
+  pixel_bytes = 1 if data.num_bins <= 256 else 2
+  image_bytes = pixel_bytes * int(np.prod(data.image_shape))
+  return max(1, min(count, max(batch_size,
+                               SHUFFLE_BUFFER_BYTES // image_bytes)))
+
+
+def _windows(data, batch_size, seed, num_examples, labels):
+  """`(windows, count)`: the training split, reordered at the source by
+  `seed`, in windows of `window_size` images; `count` training images."""
+  count = _count(data, "train", num_examples)
+  windows = _split(data, "train", labels, num_examples, shuffle_seed=seed)
+  return windows.batch(window_size(data, batch_size, count)), count
+
+
+def _epoch_images(windows, seed, epoch):
+  """Epoch `epoch`'s training elements (unbatched): each window permuted by
+  `argsort` of uniform keys drawn from `(seed, epoch, window)`."""
+
+  def permute(index, window):
+    size = tf.shape(tf.nest.flatten(window)[0])[0]
+    keys = tf.random.stateless_uniform(
+        [size], seed=_stream_seed(seed, epoch, _PERMUTATION, index))
+    order = tf.argsort(keys)
+    return tf.nest.map_structure(lambda t: tf.gather(t, order), window)
+
+  return windows.enumerate().map(permute).unbatch()
+
+
+def _dequantized(data, dtype, labels, seed_of):
+  """`map` function: element `(index, image or (image, label))` to
+  `({DEQUANTIZED: x}, label or None)`, `x` with noise from `seed_of(index)`."""
+  from tfp_emerging import keras as flow_keras  # pylint: disable=g-import-not-at-top
+
+  def dequantize(index, element):
+    image, label = element if labels else (element, None)
+    x = dequantization.dequantize(image, data.num_bins, seed=seed_of(index),
+                                  dtype=dtype)
+    return {flow_keras.DEQUANTIZED: x}, label
+
+  return dequantize
+
+
 def train_batches(data, batch_size, seed, first_epoch, last_epoch,
-                  num_examples=None, labels=False):
+                  dtype=tf.float32, num_examples=None, labels=False):
   """The training batches of epochs `first_epoch .. last_epoch` (from 1).
 
-  Every epoch `E` is the training split (reordered at the source by `seed`)
-  through a shuffle buffer seeded by `(seed, E)`, in `N // batch_size` full
-  batches. The shuffle also depends on TensorFlow's global seed when the
-  pipeline is built: `fit` sets it to `seed` first.
+  Epoch `E` is the training split (reordered at the source by `seed`) with
+  each window of `window_size(data, batch_size, N)` consecutive images
+  permuted by `argsort` of uniform keys drawn statelessly from `(seed, E,
+  window)`, in `N // batch_size` full batches; the image at position `p` of
+  epoch `E` is dequantised with noise drawn statelessly from `(seed, E, p)`.
+  Nothing else (not TensorFlow's global seed) changes the batches, so a
+  pipeline started at a later `first_epoch` (a resumed run) continues the
+  batches of an uninterrupted one exactly. Cost per epoch: reading the split
+  once, `O(N log window)` for the permutations and `O(N H W C)` for the
+  noise, in the `tf.data` threads; memory: about two windows.
 
   Args:
     data: a `tfp_emerging.data.ImageDataset`.
     batch_size: images per batch (the global batch).
     seed: the run's seed.
-    first_epoch: the first epoch of the pipeline (an epoch after a restored
+    first_epoch: the first epoch of the pipeline (the one after a restored
       checkpoint's).
     last_epoch: the last epoch.
+    dtype: the dequantised images' dtype (the model's).
     num_examples: use only the first `num_examples` training images.
-    labels: batches of `(images, labels)` instead of images.
+    labels: batches carry the labels (for conditional models).
 
   Returns:
-    `(dataset, steps_per_epoch)`: batches of uint8/uint16 images
-    `[batch_size, H, W, C]` (or `(images, labels)`), exactly
+    `(dataset, steps_per_epoch)`: batches `({"dequantized": x}, labels or
+    None)`, `x` `[batch_size, H, W, C]` of `dtype` in `[-0.5, 0.5)`, exactly
     `steps_per_epoch` per epoch, prefetched.
   """
-  count = _count(data, "train", num_examples)
+  windows, count = _windows(data, batch_size, seed, num_examples, labels)
   steps = count // batch_size
-  source = _split(data, "train", labels, num_examples, shuffle_seed=seed)
-  buffer = min(count, SHUFFLE_BUFFER)
 
   def epoch_batches(epoch):
-    # tf.data draws the shuffle from (global seed, this seed): (seed, epoch).
-    epoch_seed = tf.constant(seed, tf.int64) * 1_000_003 + epoch
-    return source.shuffle(buffer, seed=epoch_seed,
-                          reshuffle_each_iteration=False).batch(
-                              batch_size, drop_remainder=True)
+    noise = _dequantized(
+        data, dtype, labels,
+        lambda position: _stream_seed(seed, epoch, _TRAIN_NOISE, position))
+    return _epoch_images(windows, seed, epoch).enumerate().map(
+        noise, num_parallel_calls=tf.data.AUTOTUNE).batch(
+            batch_size, drop_remainder=True)
 
   epochs = tf.data.Dataset.range(first_epoch, last_epoch + 1)
   dataset = epochs.flat_map(epoch_batches).apply(
@@ -252,15 +321,22 @@ def train_batches(data, batch_size, seed, first_epoch, last_epoch,
   return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
+def first_images(data, batch_size, seed, epoch, num_examples=None):
+  """The integer images of the first batch of `train_batches`' epoch
+  `epoch`, for the data-dependent initialisation."""
+  windows, _ = _windows(data, batch_size, seed, num_examples, labels=False)
+  return next(iter(_epoch_images(windows, seed, epoch).batch(batch_size)))
+
+
 def test_batches(data, batch_size, seed, dtype=tf.float32, num_examples=None,
                  labels=False):
   """The evaluation batches of the test split, dequantised reproducibly.
 
   Image `i` (in the split's fixed order) is dequantised with noise drawn
-  statelessly from `[seed, i]` (`dequantization.dequantize`), independent of
-  the batching. The last batch is padded to `batch_size` with zero images of
-  weight 0, so every batch has one shape and `FlowModel.evaluate` counts
-  every test image exactly once.
+  statelessly from `(seed, i)`, independent of the batching and of the
+  number of replicas. The last batch is padded to `batch_size` with zero
+  images of weight 0, so every batch has one shape and `FlowModel.evaluate`
+  counts every test image exactly once.
 
   Returns:
     A dataset of `({"dequantized": x}, labels or None, weights)` batches:
@@ -269,16 +345,14 @@ def test_batches(data, batch_size, seed, dtype=tf.float32, num_examples=None,
   """
   from tfp_emerging import keras as flow_keras  # pylint: disable=g-import-not-at-top
   count = _count(data, "test", num_examples)
+  noise = _dequantized(data, dtype, labels,
+                       lambda index: _stream_seed(seed, _TEST_NOISE, index))
 
-  def dequantized(index, element):
-    image, label = element if labels else (element, None)
-    x = dequantization.dequantize(image, data.num_bins,
-                                  seed=tf.stack([tf.cast(seed, tf.int64),
-                                                 index]), dtype=dtype)
-    return {flow_keras.DEQUANTIZED: x}, label, tf.constant(1., tf.float32)
+  def weighted(index, element):
+    return (*noise(index, element), tf.constant(1., tf.float32))
 
   images = _split(data, "test", labels, num_examples).enumerate().map(
-      dequantized, num_parallel_calls=tf.data.AUTOTUNE)
+      weighted, num_parallel_calls=tf.data.AUTOTUNE)
   padding = (-count) % batch_size
   if padding:
     blank = ({flow_keras.DEQUANTIZED: tf.zeros(data.image_shape, dtype)},
@@ -318,8 +392,8 @@ def fit(model, data, config, initial_epoch=0, callbacks=(), verbose=0,
 
   The one training path: `FlowModel.fit` over `train_batches` (with
   `steps_per_epoch`, `initial_epoch`) and, at the end of every epoch,
-  `FlowModel.evaluate` over `test_batches`. Sets TensorFlow's global seed to
-  `config.seed` first (the shuffle and the training noise). No per-step
+  `FlowModel.evaluate` over `test_batches`. An uninitialised model first
+  gets its data-dependent initialisation from the first batch. No per-step
   host synchronisation: the callbacks read the epoch's logs.
 
   Args:
@@ -352,9 +426,13 @@ def fit(model, data, config, initial_epoch=0, callbacks=(), verbose=0,
   if initial_epoch >= config.epochs:
     return recorder.records
   batch_size = _batch_size(config, data, model, num_train)
-  tf.random.set_seed(config.seed)
+  if not model.is_initialized():
+    model.initialize(first_images(data, batch_size, config.seed,
+                                  initial_epoch + 1, num_examples=num_train),
+                     seed=config.seed)
   train, steps = train_batches(data, batch_size, config.seed,
                                initial_epoch + 1, config.epochs,
+                               dtype=model.distribution.dtype,
                                num_examples=num_train, labels=labels)
   test = test_batches(
       data, batch_size,
@@ -362,6 +440,7 @@ def fit(model, data, config, initial_epoch=0, callbacks=(), verbose=0,
       dtype=model.distribution.dtype, num_examples=num_test, labels=labels)
   model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
             steps_per_epoch=steps, validation_data=test, verbose=verbose,
+            shuffle=False,
             callbacks=[recorder, callbacks_lib.NaNGuard(advice),
                        _progress_bar(), *callbacks])
   return recorder.records
