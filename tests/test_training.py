@@ -17,6 +17,7 @@ from tfp_emerging import cli
 from tfp_emerging import data
 from tfp_emerging import training
 from tfp_emerging.keras import DEQUANTIZED
+from tfp_emerging.keras import WEIGHT
 
 # A tiny flow on a small slice of the real digits (96 train, 32 test images,
 # batch 32: 3 steps per epoch): seconds per epoch.
@@ -202,7 +203,7 @@ def _indices(images):
 def _epochs(dataset, steps, batch_size):
   """Per epoch: the image indices and the noise of each batch."""
   batches = [(np.floor((x[DEQUANTIZED].numpy() + 0.5) * 256).astype(int),
-              x[DEQUANTIZED].numpy()) for x, _ in dataset]
+              x[DEQUANTIZED].numpy()) for x in dataset]
   per_epoch = [batches[i:i + steps] for i in range(0, len(batches), steps)]
   assert all(b[0].shape[0] == batch_size for b in batches)
   return [([_indices(k) for k, _ in epoch], [u for _, u in epoch])
@@ -249,15 +250,15 @@ def test_evaluation_counts_every_test_image_once(digits_npz):
   model.initialize(_test_images(digits_npz, 32), seed=0)
   batches = list(training.test_batches(digits, 10, seed=5))
   assert len(batches) == 4  # 32 images: 3 full batches and one padded
-  weights = np.concatenate([w.numpy() for _, _, w in batches])
+  weights = np.concatenate([b[WEIGHT].numpy() for b in batches])
   np.testing.assert_array_equal(weights, [1.] * 32 + [0.] * 8)
-  x = np.concatenate([b[DEQUANTIZED].numpy() for b, _, _ in batches])[:32]
+  x = np.concatenate([b[DEQUANTIZED].numpy() for b in batches])[:32]
   # Dequantised images: the test images plus noise in [0, 1) / 17.
   np.testing.assert_array_equal(np.floor((x + 0.5) * 17),
                                 _test_images(digits_npz, 32))
   # The noise of an image does not depend on the batching.
   single = next(iter(training.test_batches(digits, 32, seed=5)))
-  np.testing.assert_array_equal(single[0][DEQUANTIZED].numpy(), x)
+  np.testing.assert_array_equal(single[DEQUANTIZED].numpy(), x)
   # The mean over images, computed from the log-density directly.
   log_prob = model.distribution.log_prob(x).numpy().astype(np.float64)
   expected = np.mean(-(log_prob - 64 * np.log(17)) / (64 * np.log(2)))

@@ -42,10 +42,13 @@ def _images_of(data):
   return data
 
 
-# The key of a batch `x` (a dict) that holds already dequantised images
-# (float, in `[-0.5, 0.5)`), e.g. with noise seeded per image by the input
-# pipeline (`tfp_emerging.training.train_batches` and `test_batches`).
+# The keys of a batch `x` given as a dict: `DEQUANTIZED`, the images already
+# dequantised (float, in `[-0.5, 0.5)`), e.g. with noise seeded per image by
+# the input pipeline (`tfp_emerging.training.train_batches` and
+# `test_batches`); optionally `WEIGHT`, each image's weight `[B]` in the
+# evaluation's mean (0 for padding).
 DEQUANTIZED = "dequantized"
+WEIGHT = "weight"
 
 
 def _first_batch(x, batch_size):
@@ -200,11 +203,14 @@ class FlowModel(keras.Model):
 
     `data` is `x`, `(x, y)` or `(x, y, sample_weight)`; `x` is a batch of
     integer images (fresh dequantisation noise) or a dict whose `DEQUANTIZED`
-    entry holds the dequantised images. `sample_weight` `[B]` weighs each
-    image in the mean (0 for padding: `training.test_batches` pads the last
-    batch so that every batch has one shape); `y` is not used.
+    entry holds the dequantised images. `sample_weight` `[B]`, or the dict's
+    `WEIGHT` entry, weighs each image in the mean (0 for padding:
+    `training.test_batches` pads the last batch so that every batch has one
+    shape); `y` is not used.
     """
     x, _, weights = keras.utils.unpack_x_y_sample_weight(data)
+    if isinstance(x, dict):
+      weights = x.get(WEIGHT, weights)
     bits = self._batch_bits(x)
     if weights is not None:
       weights = tf.cast(weights, bits.dtype)

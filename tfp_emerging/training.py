@@ -258,16 +258,19 @@ def _epoch_images(windows, seed, epoch):
   return windows.enumerate().map(permute).unbatch()
 
 
-def _dequantized(data, dtype, labels, seed_of):
+def _dequantized(data, dtype, labels, seed_of, weight=None):
   """`map` function: element `(index, image or (image, label))` to
-  `({DEQUANTIZED: x}, label or None)`, `x` with noise from `seed_of(index)`."""
+  `{DEQUANTIZED: x}` (with `WEIGHT: weight` if given), paired with the label
+  if `labels`; `x` is dequantised with noise from `seed_of(index)`."""
   from tfp_emerging import keras as flow_keras  # pylint: disable=g-import-not-at-top
 
   def dequantize(index, element):
     image, label = element if labels else (element, None)
-    x = dequantization.dequantize(image, data.num_bins, seed=seed_of(index),
-                                  dtype=dtype)
-    return {flow_keras.DEQUANTIZED: x}, label
+    x = {flow_keras.DEQUANTIZED: dequantization.dequantize(
+        image, data.num_bins, seed=seed_of(index), dtype=dtype)}
+    if weight is not None:
+      x[flow_keras.WEIGHT] = tf.constant(weight, tf.float32)
+    return (x, label) if labels else x
 
   return dequantize
 
@@ -299,9 +302,9 @@ def train_batches(data, batch_size, seed, first_epoch, last_epoch,
     labels: batches carry the labels (for conditional models).
 
   Returns:
-    `(dataset, steps_per_epoch)`: batches `({"dequantized": x}, labels or
-    None)`, `x` `[batch_size, H, W, C]` of `dtype` in `[-0.5, 0.5)`, exactly
-    `steps_per_epoch` per epoch, prefetched.
+    `(dataset, steps_per_epoch)`: batches `{"dequantized": x}` (or
+    `({"dequantized": x}, labels)`), `x` `[batch_size, H, W, C]` of `dtype` in
+    `[-0.5, 0.5)`, exactly `steps_per_epoch` per epoch, prefetched.
   """
   windows, count = _windows(data, batch_size, seed, num_examples, labels)
   steps = count // batch_size
@@ -339,25 +342,23 @@ def test_batches(data, batch_size, seed, dtype=tf.float32, num_examples=None,
   counts every test image exactly once.
 
   Returns:
-    A dataset of `({"dequantized": x}, labels or None, weights)` batches:
-    `x` `[batch_size, H, W, C]` of `dtype`, `weights` `[batch_size]` float32
-    (1 for an image, 0 for padding), prefetched.
+    A dataset of batches `{"dequantized": x, "weight": weights}` (or that
+    and the labels, paired): `x` `[batch_size, H, W, C]` of `dtype`,
+    `weights` `[batch_size]` float32 (1 for an image, 0 for padding),
+    prefetched.
   """
   from tfp_emerging import keras as flow_keras  # pylint: disable=g-import-not-at-top
   count = _count(data, "test", num_examples)
-  noise = _dequantized(data, dtype, labels,
-                       lambda index: _stream_seed(seed, _TEST_NOISE, index))
-
-  def weighted(index, element):
-    return (*noise(index, element), tf.constant(1., tf.float32))
-
   images = _split(data, "test", labels, num_examples).enumerate().map(
-      weighted, num_parallel_calls=tf.data.AUTOTUNE)
+      _dequantized(data, dtype, labels,
+                   lambda index: _stream_seed(seed, _TEST_NOISE, index),
+                   weight=1.), num_parallel_calls=tf.data.AUTOTUNE)
   padding = (-count) % batch_size
   if padding:
-    blank = ({flow_keras.DEQUANTIZED: tf.zeros(data.image_shape, dtype)},
-             tf.constant(0, tf.int32) if labels else None,
-             tf.constant(0., tf.float32))
+    blank = {flow_keras.DEQUANTIZED: tf.zeros(data.image_shape, dtype),
+             flow_keras.WEIGHT: tf.constant(0., tf.float32)}
+    if labels:
+      blank = (blank, tf.constant(0, tf.int32))
     images = images.concatenate(
         tf.data.Dataset.from_tensors(blank).repeat(padding))
   return images.batch(batch_size, drop_remainder=True).prefetch(
