@@ -269,10 +269,11 @@ def test_evaluation_counts_every_test_image_once(digits_npz):
       training.evaluate(model, digits, 32, seed=5))
 
 
-@pytest.mark.parametrize("mixing", ["1x1", "lu", "qr", "emerging",
-                                    "periodic"])
+@pytest.mark.parametrize("mixing, traced", [
+    ("1x1", False), ("lu", True), ("qr", False), ("emerging", True),
+    ("periodic", False)])
 def test_checkpoint_holds_every_variable_of_every_mixing(digits_npz, tmp_path,
-                                                         mixing):
+                                                         mixing, traced):
   run = str(tmp_path / "run")
   config = _config(digits_npz, mixing=mixing, num_bins=17,
                    image_shape=[8, 8, 1])
@@ -289,9 +290,16 @@ def test_checkpoint_holds_every_variable_of_every_mixing(digits_npz, tmp_path,
   for variable in model.flow.trainable_variables:
     variable.assign_add(0.01 * rng.standard_normal(variable.shape).astype(
         variable.dtype.as_numpy_dtype))
-  state.save(1, [])
+  state.save(1, [], traced=traced)
+  # The second save replaces the first (one kept): files and state file.
+  state.save(2, [{"epoch": 2}], traced=traced)
+  folder = os.path.join(run, "checkpoints")
+  files = sorted(os.listdir(folder))  # checkpoint, ckpt-2.data-*, .index
+  assert files[0] == "checkpoint" and "ckpt-2.index" in files
+  assert all(f.startswith("ckpt-2.") for f in files[1:]), files
+  assert tf.train.latest_checkpoint(folder) == os.path.join(folder, "ckpt-2")
   _, restored, epoch, _ = training.load_run(run)
-  assert epoch == 1
+  assert epoch == 2
   np.testing.assert_array_equal(_log_prob(restored, probe),
                                 _log_prob(model, probe))
 
