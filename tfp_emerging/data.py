@@ -163,27 +163,29 @@ class ImageDataset:
                                                     (int, np.integer))):
       raise ValueError(f"`shuffle_seed` must be None or an int; got "
                        f"{shuffle_seed!r}.")
+    if shuffle_seed is not None:
+      shuffle_seed = int(shuffle_seed)
     if labels and self.num_classes is None:
       raise DataError(f"{self.source}: has no class labels. "
                       f"{LABELLED_SOURCES}")
     elements = self._read(split, bool(labels), shuffle_seed)
-    if self.source_bins == self.num_bins:
+    if self._source_bins == self.num_bins:
       return elements
 
     def reduce(image, *label):
-      image = _reduce_bins(image, self.source_bins, self.num_bins)
+      image = _reduce_bins(image, self._source_bins, self.num_bins)
       return (image, *label) if label else image
 
     return elements.map(reduce, num_parallel_calls=tf.data.AUTOTUNE)
 
   @property
-  def source_bins(self):
-    """Grey levels of the pixels as stored; `images` reduces them to
+  def _source_bins(self):
+    """Grey levels of the pixels as read; `images` reduces them to
     `num_bins` when `load(..., bit_depth=8)` asked for fewer."""
     return self.num_bins
 
   def _read(self, split, labels, shuffle_seed):
-    """The split's elements at `source_bins` levels (see `images`)."""
+    """The split's elements at `_source_bins` levels (see `images`)."""
     raise NotImplementedError(f"{type(self).__name__} cannot read images.")
 
 
@@ -192,7 +194,8 @@ class _InMemoryDataset(ImageDataset):
   """Small data held as numpy arrays and served by `from_tensor_slices`.
 
   `arrays[split]` is `(pixels [N, H, W, C], labels [N] int32 or None)`.
-  Cost of `images`: a copy of the split when shuffled, else none.
+  Cost of `images`: one copy of the split's arrays into tensors (of the
+  permuted arrays when shuffled).
   """
   arrays: dict = dataclasses.field(repr=False, compare=False)
 
@@ -397,7 +400,7 @@ def _npz_layout(arrays, path, splits):
   Returns:
     `(image_keys, label_keys, split)`: the array names of the train and test
     images and of their labels (`None` when unlabelled), and whether one
-    array is to be split in two (`image_keys` then names it twice).
+    array is to be split in two (the keys then name it twice).
   """
   if splits is None and ({"train", "test"} & set(arrays)):
     missing = {"train", "test"} - set(arrays)
@@ -422,7 +425,7 @@ def _npz_layout(arrays, path, splits):
       have, lack = label_keys if present[0] else label_keys[::-1]
       raise DataError(f"{path}: has array '{have}' but not '{lack}'; label "
                       f"both splits or neither.")
-    return tuple(splits), label_keys if all(present) else None, False
+    return tuple(splits), label_keys if all(present) else (None, None), False
   candidates = sorted(set(arrays) - {"labels"})
   if "images" in arrays:
     key = "images"
@@ -432,8 +435,8 @@ def _npz_layout(arrays, path, splits):
     raise DataError(
         f"{path}: expected arrays 'train' and 'test', or one array 'images';"
         f" got {sorted(arrays) or 'no arrays'}.")
-  labels = ("labels", "labels") if "labels" in arrays else None
-  return (key, key), labels, True
+  labels = "labels" if "labels" in arrays else None
+  return (key, key), (labels, labels), True
 
 
 def _load_npz(path, splits, bit_depth):
@@ -445,37 +448,29 @@ def _load_npz(path, splits, bit_depth):
   if num_bins is None:
     num_bins = _npz_default_bins({key: arrays[key] for key in image_keys},
                                  path)
-  parts = {}
-  for split, key in zip(SPLITS, image_keys):
-    if key not in parts:
-      pixels = _as_pixels(arrays[key], f"{path}: array '{key}'", num_bins)
-      parts[key] = pixels
-  if label_keys is not None:
-    labels = {
-        key: _as_labels(arrays[key], len(parts[image]), f"{path}: array "
-                        f"'{key}'")
-        for key, image in zip(label_keys, image_keys)
-    }
+  columns = {}  # image array name -> (pixels, labels or None)
+  for image_key, label_key in dict.fromkeys(zip(image_keys, label_keys)):
+    pixels = _as_pixels(arrays[image_key], f"{path}: array '{image_key}'",
+                        num_bins)
+    columns[image_key] = (pixels, None if label_key is None else _as_labels(
+        arrays[label_key], len(pixels), f"{path}: array '{label_key}'"))
   if split_one:
-    key = image_keys[0]
-    orders = _split_order(len(parts[key]), f"{path}: array '{key}'")
+    pixels, labels = columns[image_keys[0]]
+    orders = _split_order(len(pixels), f"{path}: array '{image_keys[0]}'")
     split_arrays = {
-        split: (parts[key][order], None if label_keys is None else
-                labels["labels"][order])
+        split: (pixels[order], None if labels is None else labels[order])
         for split, order in zip(SPLITS, orders)
     }
   else:
-    train, test = (parts[key] for key in image_keys)
+    split_arrays = {
+        split: columns[key] for split, key in zip(SPLITS, image_keys)
+    }
+    train, test = (split_arrays[split][0] for split in SPLITS)
     if train.shape[1:] != test.shape[1:]:
       raise DataError(
           f"{path}: arrays '{image_keys[0]}' and '{image_keys[1]}' hold images "
           f"of different sizes: {train.shape[1:]} and {test.shape[1:]}.")
-    split_arrays = {
-        split: (parts[key], None if label_keys is None else labels[label])
-        for split, key, label in zip(SPLITS, image_keys, label_keys or
-                                     (None, None))
-    }
-  if label_keys is not None:
+  if label_keys[0] is not None:
     largest = max(int(classes.max()) for _, classes in split_arrays.values())
     if num_classes is None:
       num_classes = largest + 1
@@ -574,7 +569,7 @@ class _PngFolderDataset(ImageDataset):
   bits: int = 8
 
   @property
-  def source_bins(self):
+  def _source_bins(self):
     return MAX_BINS if self.bits == 16 else 256
 
   def _read(self, split, labels, shuffle_seed):
@@ -648,7 +643,7 @@ class _TfdsDataset(ImageDataset):
   feature_bins: int = 256
 
   @property
-  def source_bins(self):
+  def _source_bins(self):
     return self.feature_bins
 
   def _read(self, split, labels, shuffle_seed):
@@ -711,8 +706,8 @@ def _tfds_image(tfds, info, source):
         f"{source}: images have shape {shape}, not one fixed size [H, W, C]; "
         f"use a variant of fixed size (e.g. imagenet_resized/64x64) or resize "
         f"the images into an .npz file.")
-  return key, tuple(int(d) for d in shape), 256 if dtype == np.uint8 else \
-      MAX_BINS
+  levels = 256 if dtype == np.uint8 else MAX_BINS
+  return key, tuple(int(d) for d in shape), levels
 
 
 def _tfds_labels(tfds, info):
