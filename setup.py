@@ -26,8 +26,12 @@ setuptools.setup(
             "nbclient",
             "nbformat",
             "ipykernel",
+            "tensorflow-datasets",  # tests of real builders with mock_data
+            "pillow",  # palette PNGs in tests/test_data.py
+            "tensorboard",  # --tensorboard in tests/test_training.py
         ],
         "datasets": ["tensorflow-datasets"],
+        "tensorboard": ["tensorboard"],
     },
     entry_points={"console_scripts": ["tfp-emerging=tfp_emerging.cli:main"]},
 )

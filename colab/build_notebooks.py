@@ -6,10 +6,12 @@ both. The notebooks are written without outputs or execution counts, with
 fixed cell ids, so rebuilding an unchanged notebook changes no byte
 (`tests/test_notebooks.py` checks that the files match this script).
 
-Every notebook starts with the same two cells: one that installs the package
-from its repository when it runs on Colab (and does nothing elsewhere), and
-one that reads the size knob `TFP_EMERGING_NOTEBOOK_SCALE` (`"full"` by
-default, what a Colab user gets; `"small"` for the test suite).
+Every notebook starts with the same setup cell: it installs the package with
+pip from `TFP_EMERGING_SOURCE`, the one variable at its top, when it runs on
+Colab, and stops right there with a message naming the source and pip's error
+if that fails (elsewhere it only checks that the package imports). A later
+cell reads the size knob `TFP_EMERGING_NOTEBOOK_SCALE` (`"full"` by default,
+what a Colab user gets; `"small"` for the test suite).
 """
 
 import os
@@ -19,17 +21,40 @@ import nbformat
 
 COLAB_DIR = os.path.dirname(os.path.abspath(__file__))
 
-# Replace YOUR_GITHUB_USER with the repository's owner (here and in README).
-REPOSITORY_URL = "https://github.com/YOUR_GITHUB_USER/tfp_emerging"
+# What the notebooks' setup cell installs on Colab: anything `pip install`
+# takes. Replace YOUR_GITHUB_USER with the repository's owner (here and in
+# README's badges), then run this script.
+TFP_EMERGING_SOURCE = "git+https://github.com/YOUR_GITHUB_USER/tfp_emerging"
 
 INSTALL = f'''\
-# On Colab, install tfp_emerging from its repository; anywhere else (a local
-# checkout with the package installed) this cell does nothing.
+# Setup. On Colab this installs tfp_emerging with pip from TFP_EMERGING_SOURCE
+# (a git URL, a wheel or a PyPI name: anything `pip install` takes) and stops
+# here if that fails; anywhere else it only checks that the package imports.
+TFP_EMERGING_SOURCE = "{TFP_EMERGING_SOURCE}"
+
+import importlib.util
+import subprocess
 import sys
 
-REPOSITORY_URL = "{REPOSITORY_URL}"  # replace YOUR_GITHUB_USER
 if "google.colab" in sys.modules:
-    !pip install -q "git+{{REPOSITORY_URL}}"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", TFP_EMERGING_SOURCE],
+        capture_output=True, text=True)
+    if install.returncode != 0:
+        raise RuntimeError(
+            f"Could not install tfp_emerging from TFP_EMERGING_SOURCE = "
+            f"{{TFP_EMERGING_SOURCE!r}} (pip exit status "
+            f"{{install.returncode}}). Set TFP_EMERGING_SOURCE at the top of "
+            f"this cell to where the package is (e.g. "
+            f"'git+https://github.com/<owner>/tfp_emerging') and run it "
+            f"again. pip said:\\n" + install.stderr[-3000:])
+importlib.invalidate_caches()
+if importlib.util.find_spec("tfp_emerging") is None:
+    raise RuntimeError(
+        "tfp_emerging is not installed in this Python: on Colab set "
+        "TFP_EMERGING_SOURCE above and run this cell again; elsewhere run "
+        "`pip install -e .` in a checkout of the repository.")
+print("tfp_emerging from", importlib.util.find_spec("tfp_emerging").origin)
 '''
 
 SCALE = '''\
@@ -69,6 +94,7 @@ def show_digits(ax, images, columns, title=None, num_bins=17):
 '''
 
 NOTEBOOK_01 = [
+    ("code", INSTALL),
     ("markdown", '''\
 # Emerging convolutions
 
@@ -90,7 +116,6 @@ Composing the two gives a convolution whose receptive field is a full
 its masks and its equivalent kernel, checks its log-determinant against the
 dense Jacobian, inverts it and times both directions.
 '''),
-    ("code", INSTALL),
     ("code", SCALE),
     ("code", '''\
 import time
@@ -318,6 +343,7 @@ modelling: see `02_density_modeling.ipynb`.
 ]
 
 NOTEBOOK_02 = [
+    ("code", INSTALL),
     ("markdown", '''\
 # Density modelling of digits with Glow and emerging convolutions
 
@@ -325,12 +351,13 @@ We train a Glow flow (Kingma and Dhariwal, 2018) whose mixing layers are a
 QR-parameterised 1x1 convolution followed by an emerging `3 x 3` convolution
 (Hoogeboom et al., 2019), on scikit-learn's 8x8 handwritten digits: 17 grey
 levels, 1500 training and 297 test images, bundled with scikit-learn (no
-download). Training is ordinary `model.fit`; the loss is bits per dimension
-of the dequantised images. Then we sample at several temperatures,
+download). Training is `tfp_emerging.training.fit`, the command line's own
+path: Keras' `model.fit` over a `tf.data` pipeline, with a test evaluation
+after every epoch; the loss is bits per dimension of the dequantised images.
+Then we sample at several temperatures,
 reconstruct test digits through the latent space and interpolate between
 them.
 '''),
-    ("code", INSTALL),
     ("code", SCALE),
     ("code", '''\
 import matplotlib.pyplot as plt
@@ -338,10 +365,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_emerging import data
-from tfp_emerging.flows import Glow
+from tfp_emerging import training
 from tfp_emerging.flows import dequantization
-from tfp_emerging.keras import FlowModel
-from tfp_emerging.keras import WarmupSchedule
 
 SIZES = {
     "small": dict(num_levels=1, num_steps=1, hidden_channels=8, epochs=2,
@@ -349,16 +374,16 @@ SIZES = {
     "full": dict(num_levels=2, num_steps=4, hidden_channels=64, epochs=40,
                  train_images=None),
 }[SCALE]
-tf.keras.utils.set_random_seed(0)
 '''),
     ("code", TILE),
     ("code", '''\
-digits = data.load_digits()
-train = digits.train[:SIZES["train_images"]]
-print("train", train.shape, "test", digits.test.shape, "grey levels:",
+digits = data.load("digits")  # streams images("train") and images("test")
+test_images = np.stack(list(digits.images("test").as_numpy_iterator()))
+print(digits.num_examples, "images", digits.image_shape, "grey levels:",
       digits.num_bins)
 fig, ax = plt.subplots(figsize=(8, 2))
-show_digits(ax, digits.train[:32], 16, "training digits")
+show_digits(ax, np.stack(list(digits.images("train").take(32))), 16,
+            "training digits")
 plt.show()
 '''),
     ("markdown", '''\
@@ -367,32 +392,34 @@ plt.show()
 Two levels (one in the small run); each squeezes the image (2x2 blocks to
 channels) and applies `num_steps` steps of ActNorm, 1x1 (QR) + emerging
 convolution, affine coupling; between levels half the channels are split
-off under a learned conditional prior. `FlowModel` wraps the flow in a `keras.Model` that dequantises each
-batch with fresh uniform noise and reports bits/dim. A uniform model of
+off under a learned conditional prior. `training.build_model` wraps the flow
+in a `FlowModel` (a `keras.Model` that dequantises each batch and reports
+bits/dim), compiled with Adam after a linear warm-up. A uniform model of
 17-level pixels scores `log2(17) = 4.09` bits/dim.
 '''),
     ("code", '''\
-flow = Glow(digits.image_shape, num_levels=SIZES["num_levels"],
-            num_steps=SIZES["num_steps"],
-            mixing="emerging", hidden_channels=SIZES["hidden_channels"],
-            seed=0)
-model = FlowModel(flow, num_bins=digits.num_bins)
-model.compile(optimizer=tf.keras.optimizers.Adam(WarmupSchedule(1e-3, 100)))
+config = training.RunConfig(
+    dataset="digits", mixing="emerging", num_levels=SIZES["num_levels"],
+    num_steps=SIZES["num_steps"], hidden_channels=SIZES["hidden_channels"],
+    epochs=SIZES["epochs"], batch_size=64, learning_rate=1e-3,
+    warmup_steps=100, seed=0).with_data(digits)
+model = training.build_model(config)
+flow = model.flow
 print("trainable parameters:",
       sum(int(np.prod(v.shape)) for v in model.trainable_weights))
 
-history = model.fit(train, batch_size=64, epochs=SIZES["epochs"],
-                    validation_data=(digits.test,),
-                    verbose=2 if SCALE == "full" else 0)
-test_bits = float(np.mean(model.bits_per_dim(digits.test, seed=0)))
+history = training.fit(model, digits, config,
+                       num_train=SIZES["train_images"],
+                       verbose=2 if SCALE == "full" else 0)
+test_bits = history[-1]["test_bits_per_dim"]
 print(f"test bits/dim: {test_bits:.3f}")
 '''),
     ("code", '''\
-epochs = np.arange(1, SIZES["epochs"] + 1)
+epochs = [record["epoch"] for record in history]
 fig, ax = plt.subplots(figsize=(6, 4))
-ax.plot(epochs, history.history["bits_per_dim"], "o-",
+ax.plot(epochs, [record["train_bits_per_dim"] for record in history], "o-",
         label="train (mean over the epoch)")
-ax.plot(epochs, history.history["val_bits_per_dim"], "s-",
+ax.plot(epochs, [record["test_bits_per_dim"] for record in history], "s-",
         label="test (end of epoch)")
 ax.axhline(np.log2(digits.num_bins), color="gray", ls="--",
            label="uniform, log2(17)")
@@ -440,7 +467,7 @@ def decode(latents):
                                    digits.num_bins).numpy()
 
 
-originals = digits.test[:12]
+originals = test_images[:12]
 latents = encode(originals)
 reconstructions = decode(latents)
 assert np.array_equal(reconstructions, originals)
@@ -479,6 +506,7 @@ plt.show()
 ]
 
 NOTEBOOK_03 = [
+    ("code", INSTALL),
     ("markdown", '''\
 # Comparing mixing layers on the same budget
 
@@ -500,7 +528,6 @@ periodic convolution's `3 x 3` kernel within the image. On data this small
 the differences are small and a single seed is noisy: read the numbers as an
 illustration of the trade-off, not as the paper's results.
 '''),
-    ("code", INSTALL),
     ("code", SCALE),
     ("code", '''\
 import time
@@ -511,9 +538,7 @@ import tensorflow as tf
 from IPython.display import Markdown, display
 
 from tfp_emerging import data
-from tfp_emerging.flows import Glow
-from tfp_emerging.keras import FlowModel
-from tfp_emerging.keras import WarmupSchedule
+from tfp_emerging import training
 
 SIZES = {
     "small": dict(num_steps=1, hidden_channels=8, epochs=2, train_images=128,
@@ -525,23 +550,10 @@ MIXINGS = ["1x1", "qr", "emerging", "periodic"]
 SAMPLES = 64
 # Each model traces its own functions; keep TF's retracing notes quiet.
 tf.get_logger().setLevel("ERROR")
-digits = data.load_digits()
-train = digits.train[:SIZES["train_images"]]
+digits = data.load("digits")
+test_images = np.stack(list(digits.images("test").as_numpy_iterator()))
 '''),
     ("code", '''\
-class EpochTimer(tf.keras.callbacks.Callback):
-    """Wall-clock seconds of each epoch."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.start)
-
-
 def best_seconds(function, argument, repeats):
     function(argument)  # trace (and warm up)
     times = []
@@ -554,26 +566,28 @@ def best_seconds(function, argument, repeats):
 
 # The same latents (sampling) and images (density) for every model.
 latents = tf.random.stateless_normal([SAMPLES, *digits.image_shape], seed=[0, 0])
-images = tf.constant((digits.test[:SAMPLES] + 0.5) / digits.num_bins - 0.5,
+images = tf.constant((test_images[:SAMPLES] + 0.5) / digits.num_bins - 0.5,
                      tf.float32)
 results = {}
 for mixing in MIXINGS:
-    tf.keras.utils.set_random_seed(0)
-    flow = Glow(digits.image_shape, num_levels=1, num_steps=SIZES["num_steps"],
-                mixing=mixing, hidden_channels=SIZES["hidden_channels"], seed=0)
-    model = FlowModel(flow, num_bins=digits.num_bins)
-    model.compile(optimizer=tf.keras.optimizers.Adam(WarmupSchedule(1e-3, 100)))
-    timer = EpochTimer()
-    history = model.fit(train, batch_size=64, epochs=SIZES["epochs"],
-                        validation_data=(digits.test,), callbacks=[timer],
-                        verbose=0)
+    # The same data order, noise and seed for every model: only the mixing
+    # differs (training.fit is the command line's training path).
+    config = training.RunConfig(
+        dataset="digits", mixing=mixing, num_levels=1,
+        num_steps=SIZES["num_steps"], hidden_channels=SIZES["hidden_channels"],
+        epochs=SIZES["epochs"], batch_size=64, learning_rate=1e-3,
+        warmup_steps=100, seed=0).with_data(digits)
+    model = training.build_model(config)
+    history = training.fit(model, digits, config,
+                           num_train=SIZES["train_images"])
     results[mixing] = dict(
         parameters=sum(int(np.prod(v.shape)) for v in model.trainable_weights),
-        test_bits=float(np.mean(model.bits_per_dim(digits.test, seed=0))),
-        curve=history.history["val_bits_per_dim"],
+        test_bits=history[-1]["test_bits_per_dim"],
+        curve=[record["test_bits_per_dim"] for record in history],
         # The first epoch also traces the training step: leave it out.
-        epoch_seconds=float(np.median(timer.seconds[1:])),
-        sample_seconds=best_seconds(tf.function(flow.forward), latents,
+        epoch_seconds=float(np.median(
+            [record["train_seconds"] for record in history[1:]])),
+        sample_seconds=best_seconds(tf.function(model.flow.forward), latents,
                                       SIZES["timing_repeats"]),
         density_seconds=best_seconds(
             tf.function(model.distribution.log_prob), images,

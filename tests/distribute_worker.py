@@ -111,13 +111,14 @@ def runs(mirrored, folder):
   config = training.RunConfig(
       dataset="digits", mixing="1x1", num_levels=1, num_steps=1,
       hidden_channels=8, epochs=1, batch_size=256, warmup_steps=1)
-  one = training.train(dataclasses.replace(config), folder + "/one", log=quiet)
-  two = training.train(dataclasses.replace(config), folder + "/two", log=quiet,
+  one = training.train(config, folder + "/one", log=quiet, verbose=0)
+  two = training.train(config, folder + "/two", log=quiet, verbose=0,
                        strategy=mirrored)
   # Each run's second epoch under the other strategy.
   one_then_two = training.resume(folder + "/one", epochs=2, log=quiet,
-                                 strategy=mirrored)
-  two_then_one = training.resume(folder + "/two", epochs=2, log=quiet)
+                                 verbose=0, strategy=mirrored)
+  two_then_one = training.resume(folder + "/two", epochs=2, log=quiet,
+                                 verbose=0)
   # The command line's --strategy, with its strategy made by make_strategy:
   # the one MirroredStrategy of this process (two instances' collective ops
   # would clash in one process).
@@ -135,7 +136,8 @@ def runs(mirrored, folder):
                        "--batch-size", "256", "--mixing", "1x1"])
   odd = dataclasses.replace(config, batch_size=255)
   try:
-    training.train(odd, folder + "/odd", log=quiet, strategy=mirrored)
+    training.train(odd, folder + "/odd", log=quiet, verbose=0,
+                   strategy=mirrored)
     odd_error = ""
   except training.RunError as e:
     odd_error = str(e)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import runpy
 import sys
 import types
@@ -48,6 +49,7 @@ def test_evaluate_json(trained_run, digits_npz, capsys):
   result = json.loads(out[0])
   assert result["dataset"] == digits_npz and result["mixing"] == "emerging"
   assert result["num_examples"] == 32 and result["split"] == "test"
+  assert result["source_split"] == "test"
   assert result["epoch"] == 1 and result["checkpoint"].endswith("ckpt-1")
   assert np.isfinite(result["bits_per_dim"]) and result["bits_per_dim"] > 0
   # Exactly the training's own test evaluation: same checkpoint, same
@@ -71,23 +73,90 @@ def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
   # (Resuming itself is tested in test_training.py; here only the options.)
   capsys.readouterr()
   assert cli.main(["train", "--out", trained_run, "--resume", "--mixing", "qr",
-                   "--epochs", "2"]) == 2
-  assert "--mixing qr (the run has emerging)" in capsys.readouterr().err
+                   "--epochs", "2", "--learning-rate", "0.01"]) == 2
+  err = capsys.readouterr().err
+  assert "cannot change: --mixing qr (the run has emerging) (only --epochs, " \
+         "--batch-size, --learning-rate, --warmup-steps can)" in err
+  assert training.read_config(trained_run).changes == []
+  assert cli.main(["train", "--out", trained_run, "--resume",
+                   "--batch-size", "0"]) == 2
+  assert "--batch-size must be >= 1" in capsys.readouterr().err
   # Options equal to the stored ones are fine; the run is complete at epoch 1.
   assert cli.main(["train", "--out", trained_run, "--resume", "--mixing",
                    "emerging", "--dataset", digits_npz, "--epochs", "1"]) == 0
   out = capsys.readouterr().out
   assert "resumed from" in out and "(epoch 1)" in out
+  assert training.read_config(trained_run).changes == []
+  # The options that change neither the model nor the data may change.
+  assert cli.main(["train", "--out", trained_run, "--resume", "--epochs", "2",
+                   "--batch-size", "16", "--learning-rate", "0.0005",
+                   "--warmup-steps", "2"]) == 0
+  out = capsys.readouterr().out
+  # One line per epoch from Keras (stdout is not a terminal): 96 // 16 steps.
+  assert len(re.findall(r"^6/6 - .*val_bits_per_dim: ", out, re.M)) == 1
+  config = training.read_config(trained_run)
+  assert (config.epochs, config.batch_size, config.learning_rate,
+          config.warmup_steps) == (2, 16, 0.0005, 2)
+  assert config.changes == [
+      {"epoch": 2, "option": "epochs", "old": 1, "new": 2},
+      {"epoch": 2, "option": "batch_size", "old": 32, "new": 16},
+      {"epoch": 2, "option": "learning_rate", "old": 0.002, "new": 0.0005},
+      {"epoch": 2, "option": "warmup_steps", "old": 4, "new": 2}]
   with open(os.path.join(trained_run, "metrics.json"), encoding="utf-8") as f:
-    assert [m["epoch"] for m in json.load(f)["epochs"]] == [1]
-  # Without --epochs: the stored number (1), so again nothing to train.
+    assert [m["epoch"] for m in json.load(f)["epochs"]] == [1, 2]
+  _, model, _, _ = training.load_run(trained_run)
+  assert int(model.optimizer.iterations.numpy()) == 3 + 6
+  # Without --epochs: the stored number (now 2), so nothing to train.
   assert cli.main(["train", "--out", trained_run, "--resume"]) == 0
-  assert "(epoch 1)" in capsys.readouterr().out
+  assert "(epoch 2)" in capsys.readouterr().out
 
 
 def test_resume_needs_a_run(tmp_path, capsys):
   assert cli.main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
   assert "no config.json" in capsys.readouterr().err
+
+
+def test_crops_by_name_with_tensorboard(tmp_path, capsys):
+  run, logs = tmp_path / "run", tmp_path / "logs"
+  assert cli.main(["train", "--dataset", "skimage-crops", "--out", str(run),
+                   "--epochs", "1", "--tensorboard", str(logs)] + TINY +
+                  ["--batch-size", "500"]) == 0
+  assert "test bits/dim after epoch 1: " in capsys.readouterr().out
+  config = training.read_config(str(run))
+  assert config.dataset == "skimage-crops"  # a name, not a path
+  assert (config.image_shape, config.num_bins) == ([16, 16, 3], 256)
+  with open(run / "metrics.json", encoding="utf-8") as f:
+    record = json.load(f)["epochs"][0]
+  assert 0 < record["test_bits_per_dim"] < 2 * 8
+  for split in ("train", "test"):
+    assert os.listdir(logs / split)
+
+
+def test_tensorboard_missing_exits_2_saying_what_to_install(
+    tmp_path, capsys, monkeypatch):
+  monkeypatch.setitem(sys.modules, "tensorboard", None)  # import fails
+  assert cli.main(["train", "--out", str(tmp_path / "run"), "--tensorboard",
+                   str(tmp_path / "logs")] + TINY) == 2
+  err = capsys.readouterr().err
+  assert "--tensorboard needs the package tensorboard" in err
+  assert 'pip install "tfp_emerging[tensorboard]"' in err
+  assert not (tmp_path / "run").exists()
+
+
+def test_split_names_reach_the_data(tmp_path, capsys):
+  path = str(tmp_path / "named.npz")
+  np.savez(path, fit=np.zeros((6, 4, 4), np.uint8),
+           held_out=np.ones((2, 4, 4), np.uint8), num_bins=np.int64(2))
+  args = cli.build_parser().parse_args(
+      ["train", "--out", "x", "--dataset", path, "--split", "fit,held_out"])
+  config = cli._run_config(args)  # pylint: disable=protected-access
+  assert config.splits == ["fit", "held_out"]
+  loaded = training.load_data(config)
+  assert loaded.num_examples == {"train": 6, "test": 2}
+  assert loaded.split_names == {"train": "fit", "test": "held_out"}
+  with pytest.raises(SystemExit):
+    cli.main(["train", "--out", "x", "--split", "train"])
+  assert "expected two split names TRAIN,TEST" in capsys.readouterr().err
 
 
 def test_train_refuses_an_existing_run(trained_run, capsys):

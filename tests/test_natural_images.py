@@ -8,8 +8,7 @@ from tfp_emerging import natural_images
 
 @pytest.fixture(scope="module")
 def crops():
-  return natural_images.load_crops(num_train=3000, num_test=600, seed=0,
-                                   return_boxes=True)
+  return natural_images.load_crops(num_train=3000, num_test=600, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -26,19 +25,16 @@ def test_sources_are_bundled_colour_photos(sources):
     assert image.std() > 10  # a photograph, not a constant
 
 
-def test_shapes_dtype_and_bins(crops):
-  data, _, _ = crops
-  assert data.name == "skimage-crops"
-  assert data.train.shape == (3000, 16, 16, 3)
-  assert data.test.shape == (600, 16, 16, 3)
-  assert data.train.dtype == np.uint8 and data.test.dtype == np.uint8
-  assert data.num_bins == 256
-  assert data.image_shape == (16, 16, 3)
+def test_shapes_and_dtype(crops):
+  assert crops.train.shape == (3000, 16, 16, 3)
+  assert crops.test.shape == (600, 16, 16, 3)
+  assert crops.train.dtype == np.uint8 and crops.test.dtype == np.uint8
+  assert "scikit-image" in crops.source
 
 
 def test_crops_are_the_pixels_of_their_boxes(crops, sources):
-  data, train_boxes, test_boxes = crops
-  for images, boxes in ((data.train, train_boxes), (data.test, test_boxes)):
+  for images, boxes in ((crops.train, crops.train_boxes),
+                        (crops.test, crops.test_boxes)):
     for k in range(0, images.shape[0], 97):
       i, t, l = boxes.image[k], boxes.top[k], boxes.left[k]
       np.testing.assert_array_equal(images[k],
@@ -46,10 +42,9 @@ def test_crops_are_the_pixels_of_their_boxes(crops, sources):
 
 
 def test_no_test_crop_shares_a_pixel_with_a_train_crop(crops, sources):
-  _, train_boxes, test_boxes = crops
   for index, image in enumerate(sources):
     masks = []
-    for boxes in (train_boxes, test_boxes):
+    for boxes in (crops.train_boxes, crops.test_boxes):
       mask = np.zeros(image.shape[:2], bool)
       for i, t, l in zip(boxes.image, boxes.top, boxes.left):
         if i == index:
@@ -65,10 +60,9 @@ def test_no_test_crop_shares_a_pixel_with_a_train_crop(crops, sources):
 def test_no_textured_test_crop_equals_a_train_crop(crops):
   # Disjoint pixels can still hold equal constant crops (the black sky of
   # the Hubble field); any crop with texture must be unique to its split.
-  data, _, _ = crops
-  train = {crop.tobytes() for crop in data.train}
-  textured = [crop for crop in data.test if crop.max() > crop.min()]
-  assert len(textured) > 0.9 * data.test.shape[0]
+  train = {crop.tobytes() for crop in crops.train}
+  textured = [crop for crop in crops.test if crop.max() > crop.min()]
+  assert len(textured) > 0.9 * crops.test.shape[0]
   assert not any(crop.tobytes() in train for crop in textured)
 
 

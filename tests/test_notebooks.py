@@ -6,14 +6,19 @@ running this very interpreter, at the small size
 error in any cell (including the notebooks' own `assert`s on log-dets,
 inverses and reconstructions) fails it. The other tests check that the
 committed files carry no outputs or execution counts and are exactly what
-`colab/build_notebooks.py` writes.
+`colab/build_notebooks.py` writes, and that the first cell installs from the
+one variable `TFP_EMERGING_SOURCE` and stops there, with a message, when the
+install fails.
 """
 
 import glob
 import importlib.util
 import json
 import os
+import re
+import subprocess
 import sys
+import types
 
 import nbformat
 import pytest
@@ -98,8 +103,52 @@ def test_notebook_matches_its_builder(path):
       "run `python colab/build_notebooks.py` and commit the notebooks")
 
 
-def test_colab_install_cell_is_colab_only():
-  for path in NOTEBOOKS:
-    install = nbformat.read(path, as_version=4).cells[1].source
-    assert 'if "google.colab" in sys.modules:' in install
-    assert "!pip install" in install.split("google.colab")[1]
+def _setup_cells():
+  return [nbformat.read(path, as_version=4).cells[0] for path in NOTEBOOKS]
+
+
+def test_first_cell_installs_from_the_one_source_variable():
+  source = _builder().TFP_EMERGING_SOURCE
+  for cell in _setup_cells():
+    assert cell.cell_type == "code"
+    code = [line for line in cell.source.splitlines()
+            if line and not line.startswith("#")]
+    # Set once, at the top; the URL appears nowhere else in the cell.
+    assert code[0] == f'TFP_EMERGING_SOURCE = "{source}"'
+    assert cell.source.count(source) == 1
+    assert '"pip", "install", "-q", TFP_EMERGING_SOURCE]' in cell.source
+
+
+def _run_setup(cell, monkeypatch, source=None):
+  """Runs a setup cell here as on Colab, with `TFP_EMERGING_SOURCE` set to
+  `source` as a user would edit it."""
+  code = cell.source
+  if source is not None:
+    code = re.sub(r'^TFP_EMERGING_SOURCE = .*$',
+                  f"TFP_EMERGING_SOURCE = {source!r}", code, flags=re.M)
+  monkeypatch.setitem(sys.modules, "google.colab",
+                      types.ModuleType("google.colab"))
+  monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+  namespace = {}
+  exec(compile(code, "setup-cell", "exec"), namespace)  # pylint: disable=exec-used
+  return namespace
+
+
+def test_a_failing_install_stops_in_the_setup_cell(monkeypatch, tmp_path):
+  missing = str(tmp_path / "no_such_tfp_emerging")
+  cell = _setup_cells()[0]
+  assert all(other.source == cell.source for other in _setup_cells())
+  with pytest.raises(RuntimeError) as info:
+    _run_setup(cell, monkeypatch, source=missing)
+  message = str(info.value)
+  assert message.startswith(
+      f"Could not install tfp_emerging from TFP_EMERGING_SOURCE = "
+      f"{missing!r} (pip exit status 1). Set TFP_EMERGING_SOURCE")
+  assert "does not exist" in message  # pip's own words follow
+  # Installed but not importable (say, a wrong package): the same cell stops.
+  monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+  monkeypatch.setattr(subprocess, "run", lambda *a, **k: types.SimpleNamespace(
+      returncode=0, stderr=""))
+  with pytest.raises(RuntimeError, match="tfp_emerging is not installed in "
+                     "this Python"):
+    _run_setup(cell, monkeypatch)

@@ -3,9 +3,12 @@
 Subcommands:
 
 * `train --dataset digits --mixing emerging --epochs N --out DIR [--resume]
-  [--strategy default|mirrored|multiworker|tpu]`:
-  trains a Glow flow, writing `DIR/config.json`, `DIR/checkpoints/`,
+  [--strategy default|mirrored|multiworker|tpu] [--tensorboard LOGDIR]`:
+  trains a Glow flow with `tfp_emerging.training.fit` (Keras `fit` over
+  `tf.data`), writing `DIR/config.json`, `DIR/checkpoints/`,
   `DIR/metrics.json` and `DIR/samples.png` (see `tfp_emerging.training`).
+  With `--resume`, `--epochs`, `--batch-size`, `--learning-rate` and
+  `--warmup-steps` may change (recorded in `config.json`'s `changes`).
 * `evaluate --run DIR [--json]`: test bits/dim of the run's latest checkpoint.
 * `sample --run DIR --n 64 --temperature 0.7 --out grid.png`: a PNG grid of
   samples.
@@ -29,17 +32,21 @@ import os
 import shutil
 import sys
 
+from tfp_emerging import callbacks
 from tfp_emerging import data as data_lib
 from tfp_emerging import training
 
 __all__ = ["build_parser", "main"]
 
 
-# Options of `train` that define the run; `--resume` takes them from the run.
-_RUN_OPTIONS = ("dataset", "data_dir", "mixing", "num_levels", "num_steps",
-                "hidden_channels", "kernel_size", "batch_size",
-                "learning_rate", "warmup_steps", "seed", "keep_checkpoints",
-                "sample_temperature")
+# Options of `train` that define the run; `--resume` takes them from the run
+# and accepts new values only for `training.RESUMABLE_OPTIONS`.
+_RUN_OPTIONS = ("dataset", "data_dir", "splits", "bit_depth", "mixing",
+                "num_levels", "num_steps", "hidden_channels", "kernel_size",
+                "batch_size", "learning_rate", "warmup_steps", "seed",
+                "keep_checkpoints", "sample_temperature", "epochs")
+# Dataset names that are not paths even if a file of that name exists here.
+_NAMED_DATASETS = ("digits", "skimage-crops")
 
 
 def _mixings():
@@ -52,11 +59,21 @@ def _add_run_options(parser):
   base = dataclasses.asdict(training.RunConfig())
   parser.add_argument(
       "--dataset", default=None,
-      help=("'digits' (bundled, default), a tensorflow-datasets name such as "
-            "'mnist' or 'cifar10' (needs the [datasets] extra), an .npz file "
-            "or a folder of PNG images"))
+      help=("'digits' (bundled, default), 'skimage-crops' (16x16 crops of "
+            "scikit-image's bundled photos), a tensorflow-datasets name such "
+            "as 'mnist' or 'cifar10' (needs the [datasets] extra), an .npz "
+            "file or a folder of PNG images"))
   parser.add_argument("--data-dir", default=None,
                       help="tensorflow-datasets data folder")
+  parser.add_argument(
+      "--split", dest="splits", default=None, type=_split_names,
+      metavar="TRAIN,TEST",
+      help=("the source's split names for training and testing, e.g. "
+            "'train,validation' or 'train[:90%%],train[90%%:]' (default: the "
+            "source's own: train/test, or train/validation)"))
+  parser.add_argument(
+      "--bit-depth", type=int, default=None, choices=(8,),
+      help="reduce 16-bit data to 8 bits (default: keep the data's depth)")
   parser.add_argument("--mixing", default=None, choices=_mixings(),
                       help=f"channel mixing (default {base['mixing']})")
   for flag, kind, text in (
@@ -76,14 +93,29 @@ def _add_run_options(parser):
                       help=f"total number of epochs (default {base['epochs']})")
 
 
-def _add_strategy_option(parser):
+def _split_names(value):
+  names = [name.strip() for name in value.split(",")]
+  if len(names) != 2 or not all(names):
+    raise argparse.ArgumentTypeError(
+        f"expected two split names TRAIN,TEST (e.g. train,validation); got "
+        f"{value!r}")
+  return names
+
+
+def _add_training_options(parser):
+  """Options of how `train` and `demo` run, not stored with the run."""
   from tfp_emerging import distribute  # pylint: disable=g-import-not-at-top
   parser.add_argument(
       "--strategy", default="default", choices=distribute.STRATEGIES,
       help=("tf.distribute strategy: 'mirrored' (all local GPUs), "
             "'multiworker' (every worker runs this command with its own "
-            "TF_CONFIG), 'tpu' (the TPU VM's or TPU_NAME's TPU); each batch "
-            "is split evenly over the replicas (default: one device)"))
+            "TF_CONFIG), 'tpu' (the TPU VM's or TPU_NAME's TPU); Keras' fit "
+            "splits each batch over the replicas (default: one device)"))
+  parser.add_argument(
+      "--tensorboard", default=None, metavar="LOGDIR",
+      help=("write TensorBoard summaries to LOGDIR: train and test bits/dim "
+            "and a grid of samples per epoch (needs the [tensorboard] "
+            "extra); view with tensorboard --logdir LOGDIR"))
 
 
 def build_parser():
@@ -96,12 +128,14 @@ def build_parser():
 
   train = commands.add_parser("train", help="train a flow on images")
   _add_run_options(train)
-  _add_strategy_option(train)
+  _add_training_options(train)
   train.add_argument("--out", required=True, help="the run directory")
   train.add_argument(
       "--resume", action="store_true",
       help=("continue the run in --out from its latest checkpoint up to "
-            "--epochs; the other options come from its config.json"))
+            "--epochs; --batch-size, --learning-rate and --warmup-steps may "
+            "change too (recorded in config.json), the other options come "
+            "from its config.json"))
 
   evaluate = commands.add_parser("evaluate", help="test bits/dim of a run")
   evaluate.add_argument("--run", required=True, help="the run directory")
@@ -122,7 +156,7 @@ def build_parser():
   demo = commands.add_parser(
       "demo", help="train + evaluate + sample on the digits (a few minutes)")
   _add_run_options(demo)
-  _add_strategy_option(demo)
+  _add_training_options(demo)
   demo.add_argument("--out", default=os.path.join("runs", "demo"),
                     help="the run directory, replaced if it holds a run")
 
@@ -158,46 +192,56 @@ def _run_config(args):
 
 def _given_options(args):
   """The run options given on the command line, dataset paths made absolute."""
-  given = {name: getattr(args, name) for name in _RUN_OPTIONS + ("epochs",)
+  given = {name: getattr(args, name) for name in _RUN_OPTIONS
            if getattr(args, name) is not None}
   dataset = given.get("dataset")
-  if dataset is not None and dataset != "digits" and os.path.exists(dataset):
+  if (dataset is not None and dataset not in _NAMED_DATASETS and
+      os.path.exists(dataset)):
     given["dataset"] = os.path.abspath(dataset)
   return given
 
 
+def _option(name):
+  return "--" + {"splits": "split"}.get(name, name).replace("_", "-")
+
+
 def _train(args):
   if not args.resume:
-    _train_and_report(_run_config(args), args.out, strategy=args.strategy)
+    _train_and_report(_run_config(args), args.out, args)
     return 0
   stored = training.read_config(args.out)
   given = _given_options(args)
-  epochs = given.pop("epochs", None)
-  clashes = [f"--{name.replace('_', '-')} {value} (the run has "
+  changes = {name: given.pop(name) for name in training.RESUMABLE_OPTIONS
+             if name in given}
+  _run_config(args)  # checks the values given
+  clashes = [f"{_option(name)} {value} (the run has "
              f"{getattr(stored, name)})" for name, value in given.items()
              if value != getattr(stored, name)]
   if clashes:
     raise training.RunError(
         f"{args.out}: --resume continues the stored run; these options "
-        f"differ from its config.json: {', '.join(clashes)}.")
-  _train_and_report(stored, args.out, resume=True, epochs=epochs,
-                    strategy=args.strategy)
+        f"differ from its config.json and cannot change: "
+        f"{', '.join(clashes)} (only "
+        f"{', '.join(_option(n) for n in training.RESUMABLE_OPTIONS)} can).")
+  _train_and_report(stored, args.out, args, resume=changes)
   return 0
 
 
-def _train_and_report(config, run_dir, resume=False, epochs=None,
-                      strategy="default"):
-  """Trains `config` in `run_dir`, or resumes the run there up to `epochs`."""
+def _train_and_report(config, run_dir, args, resume=None):
+  """Trains `config` in `run_dir`, or resumes the run there with the
+  options in the dict `resume` changed."""
   from tfp_emerging import distribute  # pylint: disable=g-import-not-at-top
   try:
-    strategy = distribute.make_strategy(strategy)
+    strategy = distribute.make_strategy(args.strategy)
   except distribute.StrategyError as e:
     raise training.RunError(str(e)) from e
   try:
-    if resume:
-      metrics = training.resume(run_dir, epochs=epochs, strategy=strategy)
+    if resume is not None:
+      metrics = training.resume(run_dir, strategy=strategy,
+                                tensorboard=args.tensorboard, **resume)
     else:
-      metrics = training.train(config, run_dir, strategy=strategy)
+      metrics = training.train(config, run_dir, strategy=strategy,
+                               tensorboard=args.tensorboard)
   except KeyboardInterrupt:
     print(f"\ninterrupted; every finished epoch is checkpointed. Continue "
           f"with: tfp-emerging train --out {run_dir} --resume", file=sys.stderr)
@@ -213,14 +257,15 @@ def _train_and_report(config, run_dir, resume=False, epochs=None,
 def _evaluate(run_dir, as_json):
   config, model, epoch, path = training.load_run(run_dir)
   data = training.load_data(config)
-  bpd = training.evaluate_bits_per_dim(model, data.test, config.batch_size,
-                                       seed=config.seed)
+  config.with_data(data)  # the same image shape and levels
+  bpd = training.evaluate(model, data, config.batch_size, seed=config.seed)
   result = {
       "bits_per_dim": bpd,
       "split": "test",
+      "source_split": data.split_names["test"],
       "dataset": config.dataset,
       "mixing": config.mixing,
-      "num_examples": int(data.test.shape[0]),
+      "num_examples": data.num_examples["test"],
       "num_bins": config.num_bins,
       "image_shape": config.image_shape,
       "epoch": epoch,
@@ -242,12 +287,12 @@ def _sample(run_dir, n, temperature, out, seed=None, columns=None):
   if temperature < 0:
     raise training.RunError(f"--temperature must be >= 0; got {temperature}.")
   config, model, _, _ = training.load_run(run_dir)
-  grid = training.sample_grid(
-      model, config.num_bins, n, temperature,
-      seed=config.seed if seed is None else seed, columns=columns)
+  grid = callbacks.sample_grid(model, n, temperature,
+                               seed=config.seed if seed is None else seed,
+                               columns=columns)
   folder = os.path.dirname(os.path.abspath(out))
   os.makedirs(folder, exist_ok=True)
-  training.write_png(out, grid)
+  callbacks.write_png(out, grid)
   print(f"wrote {n} samples at temperature {temperature} to {out}")
 
 
@@ -262,7 +307,7 @@ def _demo(args):
   print(f"demo: {config.mixing} Glow (levels {config.num_levels}, steps per "
         f"level {config.num_steps}, {config.hidden_channels} hidden channels) "
         f"on {config.dataset}, {config.epochs} epochs -> {run_dir}")
-  _train_and_report(config, run_dir, strategy=args.strategy)
+  _train_and_report(config, run_dir, args)
   _evaluate(run_dir, as_json=False)
   _sample(run_dir, 64, config.sample_temperature,
           os.path.join(run_dir, "samples_demo.png"))

@@ -42,6 +42,15 @@ def _images_of(data):
   return data
 
 
+# The keys of a batch `x` given as a dict: `DEQUANTIZED`, the images already
+# dequantised (float, in `[-0.5, 0.5)`), e.g. with noise seeded per image by
+# the input pipeline (`tfp_emerging.training.train_batches` and
+# `test_batches`); optionally `WEIGHT`, each image's weight `[B]` in the
+# evaluation's mean (0 for padding).
+DEQUANTIZED = "dequantized"
+WEIGHT = "weight"
+
+
 def _first_batch(x, batch_size):
   """The first batch `fit` will see, for the data-dependent initialisation."""
   if isinstance(x, tf.data.Dataset):
@@ -165,10 +174,17 @@ class FlowModel(keras.Model):
     del training  # No layer behaves differently in training.
     return self._noisy_bits(inputs)
 
+  def _batch_bits(self, x):
+    """Per-image bits/dim of `x`: integer images (fresh noise), or a dict
+    whose `DEQUANTIZED` entry holds the dequantised images."""
+    if isinstance(x, dict):
+      return self._continuous_bits(x[DEQUANTIZED])
+    return self._noisy_bits(x)
+
   def train_step(self, data):
-    images = _images_of(data)
     with tf.GradientTape() as tape:
-      loss = tf.reduce_mean(self._noisy_bits(images))
+      bits = self._batch_bits(_images_of(data))
+      loss = tf.reduce_mean(bits)
       # Under tf.distribute each replica holds its share of the global batch
       # and the optimizer sums the replicas' gradients: dividing by their
       # number makes the update that of the global batch's mean loss.
@@ -180,14 +196,37 @@ class FlowModel(keras.Model):
     variables = self.trainable_weights
     gradients = tape.gradient(scaled, variables)
     self.optimizer.apply_gradients(zip(gradients, variables))
-    return self._record(loss)
+    return self._record(bits)
 
   def test_step(self, data):
-    return self._record(tf.reduce_mean(self._noisy_bits(_images_of(data))))
+    """Per-image bits/dim of a batch, added to the running per-image mean.
 
-  def _record(self, loss):
-    self._loss_tracker.update_state(loss)
-    self._bits_tracker.update_state(loss)
+    `data` is `x`, `(x, y)` or `(x, y, sample_weight)`; `x` is a batch of
+    integer images (fresh dequantisation noise) or a dict whose `DEQUANTIZED`
+    entry holds the dequantised images. `sample_weight` `[B]`, or the dict's
+    `WEIGHT` entry, weighs each image in the mean (0 for padding:
+    `training.test_batches` pads the last batch so that every batch has one
+    shape); `y` is not used.
+    """
+    x, _, weights = keras.utils.unpack_x_y_sample_weight(data)
+    if isinstance(x, dict):
+      weights = x.get(WEIGHT, weights)
+    bits = self._batch_bits(x)
+    if weights is not None:
+      weights = tf.cast(weights, bits.dtype)
+      # A padded image's bits never reach the mean, even if not finite.
+      bits = tf.where(weights > 0, bits, tf.zeros_like(bits))
+    return self._record(bits, weights)
+
+  def _record(self, bits, weights=None):
+    """Adds per-image bits/dim `[B]` to the epoch's per-image means.
+
+    Under `tf.distribute` each replica adds its share; the metrics' totals
+    and counts are summed over the replicas, so the result is the mean over
+    every image of the global batches.
+    """
+    self._loss_tracker.update_state(bits, sample_weight=weights)
+    self._bits_tracker.update_state(bits, sample_weight=weights)
     return {m.name: m.result() for m in self.metrics}
 
   def fit(self, x=None, y=None, batch_size=None, **kwargs):

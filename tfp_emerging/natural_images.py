@@ -4,8 +4,10 @@
 default) out of the colour photographs bundled in the scikit-image wheel
 (`SOURCES`: astronaut, chelsea the cat, coffee, rocket, the Hubble deep
 field, an immunohistochemistry slide and the left motorcycle stereo view; no
-download, no network). The result is a `tfp_emerging.data.ImageData` of
-uint8 pixels `[N, size, size, 3]` with `num_bins = 256`.
+download, no network): uint8 pixels `[N, size, size, 3]`, 256 levels. With
+the defaults (`NUM_TRAIN` and `NUM_TEST` crops of 16x16) they are the
+dataset `"skimage-crops"` of `tfp_emerging.data.load`, which is how training
+reads them.
 
 No overlap between train and test. Every source image is cut into vertical
 bands `band_width` pixels wide; bands alternate train, train, ..., test
@@ -25,9 +27,14 @@ import dataclasses
 
 import numpy as np
 
-from tfp_emerging import data as data_lib
+__all__ = ["NAME", "NUM_TEST", "NUM_TRAIN", "SOURCES", "CropBoxes", "Crops",
+           "crop_boxes", "load_crops", "source_images"]
 
-__all__ = ["SOURCES", "CropBoxes", "crop_boxes", "load_crops", "source_images"]
+# The name of the default crops as a dataset of `tfp_emerging.data.load`.
+NAME = "skimage-crops"
+# The default numbers of train and test crops.
+NUM_TRAIN = 4000
+NUM_TEST = 1000
 
 # The scikit-image loaders of the bundled RGB photographs used as sources.
 SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
@@ -110,6 +117,24 @@ def crop_boxes(shapes, num_crops, size, band_width, test_every, test, seed):
   return CropBoxes(image=image, top=top, left=left, size=size)
 
 
+@dataclasses.dataclass(frozen=True)
+class Crops:
+  """The crops of both splits and where they come from.
+
+  Attributes:
+    train: uint8 array `[num_train, size, size, 3]`.
+    test: uint8 array `[num_test, size, size, 3]`.
+    train_boxes: the `CropBoxes` of `train`.
+    test_boxes: the `CropBoxes` of `test`.
+    source: a description of the crops, for messages.
+  """
+  train: np.ndarray
+  test: np.ndarray
+  train_boxes: CropBoxes
+  test_boxes: CropBoxes
+  source: str
+
+
 def _cut(images, boxes):
   size = boxes.size
   return np.stack([
@@ -118,8 +143,8 @@ def _cut(images, boxes):
   ])
 
 
-def load_crops(num_train=6000, num_test=1000, size=16, band_width=48,
-               test_every=4, seed=0, return_boxes=False):
+def load_crops(num_train=NUM_TRAIN, num_test=NUM_TEST, size=16,
+               band_width=48, test_every=4, seed=0):
   """Random RGB crops of scikit-image's photographs, train and test disjoint.
 
   Args:
@@ -131,11 +156,9 @@ def load_crops(num_train=6000, num_test=1000, size=16, band_width=48,
     test_every: every `test_every`-th band is a test band (4: a quarter of
       each image's columns are test pixels).
     seed: seed of the crop positions (test positions use `seed + 1`).
-    return_boxes: also return the `CropBoxes` of train and test.
 
   Returns:
-    An `ImageData` named `"skimage-crops"`, uint8, `num_bins = 256`; with
-    `return_boxes`, `(data, train_boxes, test_boxes)`.
+    A `Crops` of uint8 pixels (256 levels).
   """
   images = source_images()
   shapes = [image.shape[:2] for image in images]
@@ -143,14 +166,11 @@ def load_crops(num_train=6000, num_test=1000, size=16, band_width=48,
                            test=False, seed=seed)
   test_boxes = crop_boxes(shapes, num_test, size, band_width, test_every,
                           test=True, seed=seed + 1)
-  data = data_lib.ImageData(
-      name="skimage-crops",
+  return Crops(
       train=_cut(images, train_boxes),
       test=_cut(images, test_boxes),
-      num_bins=256,
+      train_boxes=train_boxes,
+      test_boxes=test_boxes,
       source=(f"{size}x{size} random crops of scikit-image's bundled photos "
               f"({', '.join(SOURCES)}); every {test_every}th {band_width}-px "
               f"vertical band is test-only"))
-  if return_boxes:
-    return data, train_boxes, test_boxes
-  return data

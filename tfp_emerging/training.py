@@ -1,70 +1,86 @@
-"""Training runs of `FlowModel`: epochs, checkpoints, metrics, samples.
+"""Training runs of `FlowModel`: the one training path, and run directories.
 
-A run lives in one directory:
+`fit(model, data, config)` is the one way this package trains: the command
+line (`train`, `resume`), the comparison study (`benchmarks/compare.py`) and
+the notebooks call it. It runs `FlowModel.fit` over the `tf.data` pipelines
+of `train_batches` and `test_batches` (the evaluation at the end of every
+epoch), with the callbacks of `tfp_emerging.callbacks`. `evaluate` is the one
+evaluator (`FlowModel.evaluate` over `test_batches`), `build_model` the one
+model builder, and the data come only through `tfp_emerging.data.load`.
 
-* `config.json`: everything needed to rebuild the model and reload the data
-  (written once, atomically, before the first epoch).
+Batches. Epoch `E`'s training images are the split, reordered once at the
+source by `seed` (`ImageDataset.images(shuffle_seed=seed)`), then permuted
+within consecutive windows of `SHUFFLE_BUFFER_BYTES` worth of images (the
+whole split when it is smaller: a full permutation per epoch), each window's
+permutation drawn statelessly from `(seed, E, window)`; then cut into full
+batches (`drop_remainder`: one batch shape, traced once; the fewer than
+`batch_size` images left at the end of an epoch are not seen in that epoch)
+and prefetched. The order depends on nothing else (not on TensorFlow's
+global seed): an interrupted and resumed run sees the same batches as an
+uninterrupted one, and `initial_epoch` comes from the restored checkpoint. Under a `tf.distribute` strategy (build the model in its scope:
+`build_model(config, strategy)`), `FlowModel.fit` splits each global batch
+over the replicas.
+
+Bits/dim (`metrics.json`): the train bits/dim of an epoch is the mean loss
+of its images (weights changing as it goes); the test bits/dim is the mean
+over every test image, measured after the epoch, each image dequantised with
+noise drawn statelessly from `(evaluation seed, index of the image)` (the
+evaluation seed is the run's `seed`), so that it does not depend on the batch
+size or the number of replicas. The last test batch is padded to a full
+batch with images of weight 0, so every image counts exactly once.
+
+A run lives in one directory (written by `tfp_emerging.callbacks`):
+
+* `config.json`: everything needed to rebuild the model and reload the data,
+  and `changes`, the options changed on `--resume`.
 * `checkpoints/ckpt-E`: a `tf.train.CheckpointManager` checkpoint after every
-  finished epoch `E` (the newest `keep_checkpoints` are kept). It holds the
-  model, the optimizer (with its step counter, which drives the warm-up), the
-  epoch counter and the metrics so far.
+  finished epoch `E` (the newest `keep_checkpoints` are kept): the model, the
+  optimizer (with its step counter, which drives the warm-up), the epoch and
+  the metrics so far.
 * `metrics.json`: `{"epochs": [{"epoch", "train_bits_per_dim",
-  "test_bits_per_dim", "seconds"}, ...]}`, rewritten atomically after every
-  checkpoint from the metrics stored in that checkpoint (`seconds`: the
-  epoch's wall time, training and test evaluation).
+  "test_bits_per_dim", "seconds", "train_seconds", "test_seconds"}, ...]}`,
+  rewritten atomically after every checkpoint from the metrics stored in
+  that checkpoint.
 * `samples.png`: a grid of samples from the final model.
 
-Atomicity: `Checkpoint.save` writes the variables under a temporary prefix
-(`ckpt-E_temp/`) and renames them into place when complete; only then does
-`CheckpointManager` rewrite its state file `checkpoints/checkpoint`, and it
-does so with `atomic_write_string_to_file` (write a temporary file, rename).
-`latest_checkpoint` therefore always names a complete checkpoint: a run killed
-at any moment resumes (`resume`) from its last finished epoch. JSON and
-PNG files are written to a temporary file in the same folder and renamed over
-the old one (`os.replace`), so they are never seen half written. The metrics
-travel inside the checkpoint, so a kill between the checkpoint and
-`metrics.json` loses nothing: resuming rewrites `metrics.json` from the
-checkpoint.
-
-The order of the training images in epoch `E` is a permutation seeded by
-`(seed, E)`, so an interrupted and resumed run sees the same batches as an
-uninterrupted one. Every batch is full: the fewer than `batch_size` images
-left at the end of an epoch's permutation wait for a later epoch. The train
-bits/dim of an epoch is the mean loss of its batches (weights changing as it
-goes); the test bits/dim is measured on the whole test set after the epoch,
-with dequantisation noise seeded by `seed`.
-
-Divergence: after every batch the loss is checked; a NaN or infinite loss (or
-test bits/dim) stops training with `TrainingDiverged` before anything is
-saved, so the last good checkpoint stays the latest.
+Divergence: a NaN or infinite train or test bits/dim in an epoch stops
+training with `TrainingDiverged` before anything of that epoch is saved, so
+the last good checkpoint stays the latest; the message says how to resume
+from it with a lower learning rate.
 """
 
 import dataclasses
 import json
-import math
 import os
-import tempfile
-import time
+import sys
 
 import numpy as np
 import tensorflow as tf
 
+from tfp_emerging import callbacks as callbacks_lib
 from tfp_emerging import data as data_lib
+from tfp_emerging.flows import dequantization
 
 __all__ = [
-    "RunConfig", "RunError", "TrainingDiverged", "evaluate_bits_per_dim",
-    "image_grid", "load_data", "load_run", "read_config", "resume",
-    "sample_grid", "train", "write_json", "write_png"
+    "RESUMABLE_OPTIONS", "RunConfig", "RunError", "SHUFFLE_BUFFER_BYTES",
+    "TrainingDiverged", "build_model", "evaluate", "first_images", "fit",
+    "load_data",
+    "load_run", "read_config", "resume", "test_batches", "train",
+    "train_batches", "window_size"
 ]
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-SAMPLES_FILE = "samples.png"
-CHECKPOINT_DIR = "checkpoints"
+CONFIG_FILE = callbacks_lib.CONFIG_FILE
+METRICS_FILE = callbacks_lib.METRICS_FILE
+SAMPLES_FILE = callbacks_lib.SAMPLES_FILE
+CHECKPOINT_DIR = callbacks_lib.CHECKPOINT_DIR
+TrainingDiverged = callbacks_lib.TrainingDiverged
 
-
-class TrainingDiverged(RuntimeError):
-  """The loss became NaN or infinite; the last good checkpoint is kept."""
+# The most bytes of images a training epoch permutes at once (all of a
+# smaller training split: a full permutation per epoch).
+SHUFFLE_BUFFER_BYTES = 2**26
+# The options `--resume` may change: they change neither the model nor the
+# data.
+RESUMABLE_OPTIONS = ("epochs", "batch_size", "learning_rate", "warmup_steps")
 
 
 class RunError(ValueError):
@@ -81,8 +97,9 @@ class RunConfig:
   level's 4x4. Larger images want more levels and wider couplings.
 
   Attributes:
-    dataset: `"digits"`, a `tensorflow-datasets` name, or an absolute path to
-      an `.npz` file or a PNG folder (see `tfp_emerging.data.load`).
+    dataset: `"digits"`, `"skimage-crops"`, a `tensorflow-datasets` name, or
+      an absolute path to an `.npz` file or a PNG folder (see
+      `tfp_emerging.data.load`).
     mixing: the channel mixing of every flow step, one of
       `tfp_emerging.flows.MIXINGS`.
     num_levels: squeeze levels of the Glow flow.
@@ -90,15 +107,23 @@ class RunConfig:
     hidden_channels: width of the coupling networks.
     kernel_size: kernel size of the mixing convolutions.
     epochs: total number of epochs of the run.
-    batch_size: training and evaluation batch size.
+    batch_size: training and evaluation batch size (the global batch under
+      a distribution strategy).
     learning_rate: Adam's peak learning rate.
     warmup_steps: steps of the linear learning-rate warm-up.
-    seed: seed of the initial weights, the data order and the samples.
+    seed: seed of the initial weights, the data order, the evaluation noise
+      and the samples.
     keep_checkpoints: how many of the newest per-epoch checkpoints to keep.
     sample_temperature: temperature of `samples.png`.
     data_dir: `tensorflow-datasets` data folder, or `None`.
+    splits: `[train, test]` split names of the source, or `None` for the
+      source's own (`tfp_emerging.data.load`'s `splits`).
+    bit_depth: `None` (keep the data's depth) or 8 (reduce 16-bit data).
     num_bins: grey levels per channel (set from the data).
     image_shape: `[H, W, C]` (set from the data).
+    changes: the options changed when the run was resumed: a list of
+      `{"epoch": first epoch trained with the new value, "option", "old",
+      "new"}`.
   """
   dataset: str = "digits"
   mixing: str = "emerging"
@@ -114,8 +139,11 @@ class RunConfig:
   keep_checkpoints: int = 3
   sample_temperature: float = 0.7
   data_dir: str = None
+  splits: list = None
+  bit_depth: int = None
   num_bins: int = None
   image_shape: list = None
+  changes: list = dataclasses.field(default_factory=list)
 
   @classmethod
   def from_json(cls, path):
@@ -127,66 +155,17 @@ class RunConfig:
     except (OSError, ValueError, TypeError) as e:
       raise RunError(f"{path}: not a readable run configuration ({e}).") from e
 
-
-def write_json(path, value):
-  """Writes `value` as JSON to `path` atomically (temporary file, rename)."""
-  _write_atomic(path, (json.dumps(value, indent=2) + "\n").encode("utf-8"))
-
-
-def _write_atomic(path, payload):
-  """Writes bytes to a temporary file next to `path`, then renames it."""
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path),
-                             suffix=".tmp")
-  umask = os.umask(0)
-  os.umask(umask)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(payload)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's files are private (0600)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def image_grid(images, num_bins, columns=None, scale=None, padding=1):
-  """Tiles integer images into one uint8 grid image.
-
-  Args:
-    images: integer array `[N, H, W, C]` with values in `0 .. num_bins - 1`,
-      `C` in {1, 3}.
-    num_bins: grey levels; value `v` is shown as `round(255 v / (num_bins-1))`.
-    columns: images per row; default `ceil(sqrt(N))`.
-    scale: integer nearest-neighbour magnification; default
-      `max(1, 32 // max(H, W))`, so that small images stay visible.
-    padding: pixels of black border between tiles (before scaling).
-
-  Returns:
-    A uint8 array `[rows * (H + p) + p, columns * (W + p) + p, C] * scale`.
-  """
-  images = np.asarray(images)
-  n, height, width, channels = images.shape
-  columns = columns or int(math.ceil(math.sqrt(n)))
-  rows = int(math.ceil(n / columns))
-  scale = scale or max(1, 32 // max(height, width))
-  pixels = np.round(images.astype(np.float64) * 255. /
-                    (num_bins - 1)).clip(0, 255).astype(np.uint8)
-  grid = np.zeros((rows * (height + padding) + padding,
-                   columns * (width + padding) + padding, channels), np.uint8)
-  for i in range(n):
-    top = padding + (i // columns) * (height + padding)
-    left = padding + (i % columns) * (width + padding)
-    grid[top:top + height, left:left + width] = pixels[i]
-  return grid.repeat(scale, axis=0).repeat(scale, axis=1)
-
-
-def write_png(path, image):
-  """Writes a uint8 `[H, W, C]` image as a PNG, atomically."""
-  _write_atomic(path, tf.io.encode_png(image).numpy())
+  def with_data(self, data):
+    """This config with `num_bins` and `image_shape` of `data` (an
+    `ImageDataset`); `DataError` if they differ from values already set."""
+    shape = [int(d) for d in data.image_shape]
+    for name, value in (("image_shape", shape), ("num_bins", data.num_bins)):
+      stored = getattr(self, name)
+      if stored is not None and stored != value:
+        raise data_lib.DataError(
+            f"{data.source}: {name} is now {value}, but the run was trained "
+            f"with {stored}.")
+    return dataclasses.replace(self, num_bins=data.num_bins, image_shape=shape)
 
 
 def _flow_modules():
@@ -197,115 +176,329 @@ def _flow_modules():
   return flows, flow_keras
 
 
-def build_model(config):
-  """The compiled `FlowModel` of `config` (its data fields must be set)."""
+def build_model(config, strategy=None):
+  """The compiled `FlowModel` of `config` (its data fields must be set).
+
+  Built in `strategy.scope()` if a `tf.distribute.Strategy` is given: then
+  `fit` and `evaluate` distribute each batch over its replicas.
+  """
   flows, flow_keras = _flow_modules()
-  try:
-    flow = flows.Glow(
-        image_shape=tuple(config.image_shape),
-        num_levels=config.num_levels,
-        num_steps=config.num_steps,
-        mixing=config.mixing,
-        hidden_channels=config.hidden_channels,
-        kernel_size=config.kernel_size,
-        seed=config.seed)
-  except ValueError as e:  # names the argument and what it expected
-    raise RunError(f"invalid model options: {e}") from e
-  model = flow_keras.FlowModel(flow, num_bins=config.num_bins)
-  schedule = flow_keras.WarmupSchedule(config.learning_rate,
-                                       config.warmup_steps)
-  model.compile(optimizer=flow_keras.keras.optimizers.Adam(schedule))
+  strategy = strategy or tf.distribute.get_strategy()
+  with strategy.scope():
+    try:
+      flow = flows.Glow(
+          image_shape=tuple(config.image_shape),
+          num_levels=config.num_levels,
+          num_steps=config.num_steps,
+          mixing=config.mixing,
+          hidden_channels=config.hidden_channels,
+          kernel_size=config.kernel_size,
+          seed=config.seed)
+    except ValueError as e:  # names the argument and what it expected
+      raise RunError(f"invalid model options: {e}") from e
+    model = flow_keras.FlowModel(flow, num_bins=config.num_bins)
+    schedule = flow_keras.WarmupSchedule(config.learning_rate,
+                                         config.warmup_steps)
+    model.compile(optimizer=flow_keras.keras.optimizers.Adam(schedule))
   return model
 
 
-class _State:
-  """The model, optimizer, epoch counter and metrics of one checkpoint."""
-
-  def __init__(self, model, run_dir, keep_checkpoints):
-    self.model = model
-    # Keras builds the optimizer's slots lazily; build them now so that a
-    # restore fills them (Adam's moments and step counter) instead of
-    # dropping them.
-    model.optimizer.build(model.trainable_weights)
-    self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    self._metrics = tf.Variable("[]", dtype=tf.string, trainable=False,
-                                name="metrics")
-    self.checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=model.optimizer, epoch=self.epoch,
-        metrics=self._metrics)
-    self.manager = tf.train.CheckpointManager(
-        self.checkpoint, os.path.join(run_dir, CHECKPOINT_DIR),
-        max_to_keep=keep_checkpoints, checkpoint_name="ckpt")
-
-  @property
-  def metrics(self):
-    return json.loads(self._metrics.numpy().decode("utf-8"))
-
-  def restore(self):
-    """Restores the latest checkpoint; returns its path or `None`."""
-    path = self.manager.latest_checkpoint
-    if path:
-      self.checkpoint.restore(path).assert_consumed()
-    return path
-
-  def save(self, epoch, metrics):
-    self.epoch.assign(epoch)
-    self._metrics.assign(json.dumps(metrics))
-    return self.manager.save(checkpoint_number=epoch)
+def _count(data, split, num_examples):
+  total = data.num_examples[split]
+  return total if num_examples is None else min(num_examples, total)
 
 
-def evaluate_bits_per_dim(model, images, batch_size, seed=None):
-  """Mean bits/dim of `images`, one dequantisation draw per image.
+def _split(data, split, labels, num_examples, shuffle_seed=None):
+  images = data.images(split, labels=labels, shuffle_seed=shuffle_seed)
+  return images if num_examples is None else images.take(num_examples)
 
-  Every batch has `batch_size` images (the last is padded with copies of its
-  first image, which are not counted), so the evaluation is traced once.
-  With an int `seed` the noise of batch `i` is drawn statelessly from
-  `seed + i`, so the result is reproducible; otherwise it is fresh.
+
+def _stream_seed(seed, *keys):
+  """A stateless seed `[2]` for one use: `seed` with each key folded in."""
+  stream = tf.stack([tf.constant(seed, tf.int64), tf.constant(0, tf.int64)])
+  for key in keys:
+    stream = tf.random.experimental.stateless_fold_in(
+        stream, tf.cast(key, tf.int64))
+  return stream
+
+
+# The keys that keep the random streams of `train_batches` and
+# `test_batches` apart.
+_PERMUTATION, _TRAIN_NOISE, _TEST_NOISE = 0, 1, 2
+
+
+def window_size(data, batch_size, count):
+  """Images permuted together: `SHUFFLE_BUFFER_BYTES` of them (at least one
+  batch), at most the `count` training images."""
+  pixel_bytes = 1 if data.num_bins <= 256 else 2
+  image_bytes = pixel_bytes * int(np.prod(data.image_shape))
+  return max(1, min(count, max(batch_size,
+                               SHUFFLE_BUFFER_BYTES // image_bytes)))
+
+
+def _windows(data, batch_size, seed, num_examples, labels):
+  """`(windows, count)`: the training split, reordered at the source by
+  `seed`, in windows of `window_size` images; `count` training images."""
+  count = _count(data, "train", num_examples)
+  windows = _split(data, "train", labels, num_examples, shuffle_seed=seed)
+  return windows.batch(window_size(data, batch_size, count)), count
+
+
+def _epoch_images(windows, seed, epoch):
+  """Epoch `epoch`'s training elements (unbatched): each window permuted by
+  `argsort` of uniform keys drawn from `(seed, epoch, window)`."""
+
+  def permute(index, window):
+    size = tf.shape(tf.nest.flatten(window)[0])[0]
+    keys = tf.random.stateless_uniform(
+        [size], seed=_stream_seed(seed, epoch, _PERMUTATION, index))
+    order = tf.argsort(keys)
+    return tf.nest.map_structure(lambda t: tf.gather(t, order), window)
+
+  return windows.enumerate().map(permute).unbatch()
+
+
+def _dequantized(data, dtype, labels, seed_of, weight=None):
+  """`map` function: element `(index, image or (image, label))` to
+  `{DEQUANTIZED: x}` (with `WEIGHT: weight` if given), paired with the label
+  if `labels`; `x` is dequantised with noise from `seed_of(index)`."""
+  from tfp_emerging import keras as flow_keras  # pylint: disable=g-import-not-at-top
+
+  def dequantize(index, element):
+    image, label = element if labels else (element, None)
+    x = {flow_keras.DEQUANTIZED: dequantization.dequantize(
+        image, data.num_bins, seed=seed_of(index), dtype=dtype)}
+    if weight is not None:
+      x[flow_keras.WEIGHT] = tf.constant(weight, tf.float32)
+    return (x, label) if labels else x
+
+  return dequantize
+
+
+def train_batches(data, batch_size, seed, first_epoch, last_epoch,
+                  dtype=tf.float32, num_examples=None, labels=False):
+  """The training batches of epochs `first_epoch .. last_epoch` (from 1).
+
+  Epoch `E` is the training split (reordered at the source by `seed`) with
+  each window of `window_size(data, batch_size, N)` consecutive images
+  permuted by `argsort` of uniform keys drawn statelessly from `(seed, E,
+  window)`, in `N // batch_size` full batches; the image at position `p` of
+  epoch `E` is dequantised with noise drawn statelessly from `(seed, E, p)`.
+  Nothing else (not TensorFlow's global seed) changes the batches, so a
+  pipeline started at a later `first_epoch` (a resumed run) continues the
+  batches of an uninterrupted one exactly. Cost per epoch: reading the split
+  once, `O(N log window)` for the permutations and `O(N H W C)` for the
+  noise, in the `tf.data` threads; memory: about two windows.
+
+  Args:
+    data: a `tfp_emerging.data.ImageDataset`.
+    batch_size: images per batch (the global batch).
+    seed: the run's seed.
+    first_epoch: the first epoch of the pipeline (the one after a restored
+      checkpoint's).
+    last_epoch: the last epoch.
+    dtype: the dequantised images' dtype (the model's).
+    num_examples: use only the first `num_examples` training images.
+    labels: batches carry the labels (for conditional models).
+
+  Returns:
+    `(dataset, steps_per_epoch)`: batches `{"dequantized": x}` (or
+    `({"dequantized": x}, labels)`), `x` `[batch_size, H, W, C]` of `dtype` in
+    `[-0.5, 0.5)`, exactly `steps_per_epoch` per epoch, prefetched.
   """
-  total = 0.
-  for i, start in enumerate(range(0, images.shape[0], batch_size)):
-    batch = images[start:start + batch_size]
-    count = batch.shape[0]
-    if count < batch_size:
-      batch = np.concatenate([batch, np.repeat(batch[:1], batch_size - count,
-                                               axis=0)])
-    bpd = model.bits_per_dim(tf.constant(batch),
-                             seed=None if seed is None else seed + i)
-    total += float(np.sum(np.asarray(bpd, np.float64)[:count]))
-  return total / images.shape[0]
+  windows, count = _windows(data, batch_size, seed, num_examples, labels)
+  steps = count // batch_size
+
+  def epoch_batches(epoch):
+    noise = _dequantized(
+        data, dtype, labels,
+        lambda position: _stream_seed(seed, epoch, _TRAIN_NOISE, position))
+    return _epoch_images(windows, seed, epoch).enumerate().map(
+        noise, num_parallel_calls=tf.data.AUTOTUNE).batch(
+            batch_size, drop_remainder=True)
+
+  epochs = tf.data.Dataset.range(first_epoch, last_epoch + 1)
+  dataset = epochs.flat_map(epoch_batches).apply(
+      tf.data.experimental.assert_cardinality(
+          steps * max(0, last_epoch - first_epoch + 1)))
+  return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
-def sample_grid(model, num_bins, n, temperature, seed, columns=None):
-  """`n` samples of `model` at `temperature`, tiled by `image_grid`."""
-  samples = model.sample(n, temperature=temperature, seed=seed)
-  return image_grid(np.asarray(samples), num_bins, columns=columns)
+def first_images(data, batch_size, seed, epoch, num_examples=None):
+  """The integer images of the first batch of `train_batches`' epoch
+  `epoch`, for the data-dependent initialisation."""
+  windows, _ = _windows(data, batch_size, seed, num_examples, labels=False)
+  return next(iter(_epoch_images(windows, seed, epoch).batch(batch_size)))
+
+
+def test_batches(data, batch_size, seed, dtype=tf.float32, num_examples=None,
+                 labels=False):
+  """The evaluation batches of the test split, dequantised reproducibly.
+
+  Image `i` (in the split's fixed order) is dequantised with noise drawn
+  statelessly from `(seed, i)`, independent of the batching and of the
+  number of replicas. The last batch is padded to `batch_size` with zero
+  images of weight 0, so every batch has one shape and `FlowModel.evaluate`
+  counts every test image exactly once.
+
+  Returns:
+    A dataset of batches `{"dequantized": x, "weight": weights}` (or that
+    and the labels, paired): `x` `[batch_size, H, W, C]` of `dtype`,
+    `weights` `[batch_size]` float32 (1 for an image, 0 for padding),
+    prefetched.
+  """
+  from tfp_emerging import keras as flow_keras  # pylint: disable=g-import-not-at-top
+  count = _count(data, "test", num_examples)
+  images = _split(data, "test", labels, num_examples).enumerate().map(
+      _dequantized(data, dtype, labels,
+                   lambda index: _stream_seed(seed, _TEST_NOISE, index),
+                   weight=1.), num_parallel_calls=tf.data.AUTOTUNE)
+  padding = (-count) % batch_size
+  if padding:
+    blank = {flow_keras.DEQUANTIZED: tf.zeros(data.image_shape, dtype),
+             flow_keras.WEIGHT: tf.constant(0., tf.float32)}
+    if labels:
+      blank = (blank, tf.constant(0, tf.int32))
+    images = images.concatenate(
+        tf.data.Dataset.from_tensors(blank).repeat(padding))
+  return images.batch(batch_size, drop_remainder=True).prefetch(
+      tf.data.AUTOTUNE)
+
+
+def _progress_bar():
+  """A Keras `ProgbarLogger` that Keras may call off the training thread."""
+  bar = callbacks_lib.keras.callbacks.ProgbarLogger()
+  # Keras dispatches the default progress bar's per-batch updates
+  # asynchronously (no host sync per step); this one, listed explicitly so
+  # that it prints before the checkpoint line, is the same logger.
+  bar.async_safe = True
+  return bar
+
+
+def _batch_size(config, data, model, num_examples=None):
+  """The training batch: `config.batch_size`, at most the training split."""
+  size = min(config.batch_size, _count(data, "train", num_examples))
+  replicas = model.distribute_strategy.num_replicas_in_sync
+  if size % replicas:
+    raise RunError(
+        f"the batch size {size} must be divisible by the {replicas} "
+        f"replicas of the strategy.")
+  return size
+
+
+def fit(model, data, config, initial_epoch=0, callbacks=(), verbose=0,
+        recorder=None, advice=None, num_train=None, num_test=None,
+        evaluation_seed=None, labels=False):
+  """Trains `model` on `data` from `initial_epoch` to `config.epochs`.
+
+  The one training path: `FlowModel.fit` over `train_batches` (with
+  `steps_per_epoch`, `initial_epoch`) and, at the end of every epoch,
+  `FlowModel.evaluate` over `test_batches`. An uninitialised model first
+  gets its data-dependent initialisation from the first batch. No per-step
+  host synchronisation: the callbacks read the epoch's logs.
+
+  Args:
+    model: a compiled `FlowModel` (`build_model`); under a distribution
+      strategy, built in its scope.
+    data: a `tfp_emerging.data.ImageDataset`.
+    config: a `RunConfig` (`epochs`, `batch_size`, `seed` are used).
+    initial_epoch: epochs already done (a restored checkpoint's).
+    callbacks: further Keras callbacks, called after the built-in
+      `EpochRecorder`, `NaNGuard` and progress bar.
+    verbose: Keras' `verbose`: 0 silent, 1 a progress bar inside each epoch,
+      2 one line per epoch.
+    recorder: the `callbacks.EpochRecorder` to use (e.g. holding restored
+      records); default a new one.
+    advice: `NaNGuard`'s `advice`.
+    num_train: use only the first `num_train` training images.
+    num_test: use only the first `num_test` test images.
+    evaluation_seed: the test noise's seed; default `config.seed`.
+    labels: feed `(images, labels)` (for conditional models).
+
+  Returns:
+    The `recorder`'s records: one dict per epoch (see
+    `callbacks.EpochRecorder`).
+
+  Raises:
+    RunError: a batch size not divisible by the replicas.
+    TrainingDiverged: an epoch's train or test bits/dim is not finite.
+  """
+  recorder = recorder if recorder is not None else callbacks_lib.EpochRecorder()
+  if initial_epoch >= config.epochs:
+    return recorder.records
+  batch_size = _batch_size(config, data, model, num_train)
+  if not model.is_initialized():
+    model.initialize(first_images(data, batch_size, config.seed,
+                                  initial_epoch + 1, num_examples=num_train),
+                     seed=config.seed)
+  train, steps = train_batches(data, batch_size, config.seed,
+                               initial_epoch + 1, config.epochs,
+                               dtype=model.distribution.dtype,
+                               num_examples=num_train, labels=labels)
+  test = test_batches(
+      data, batch_size,
+      config.seed if evaluation_seed is None else evaluation_seed,
+      dtype=model.distribution.dtype, num_examples=num_test, labels=labels)
+  model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
+            steps_per_epoch=steps, validation_data=test, verbose=verbose,
+            shuffle=False,
+            callbacks=[recorder, callbacks_lib.NaNGuard(advice),
+                       _progress_bar(), *callbacks])
+  return recorder.records
+
+
+def evaluate(model, data, batch_size, seed, num_examples=None, labels=False):
+  """Mean test bits/dim of `model` on every test image (`test_batches`).
+
+  The same evaluation as the one at the end of each epoch of `fit` (with
+  `seed` the run's seed: the same number as the epoch's
+  `test_bits_per_dim`).
+  """
+  logs = model.evaluate(
+      test_batches(data, batch_size, seed, dtype=model.distribution.dtype,
+                   num_examples=num_examples, labels=labels),
+      verbose=0, return_dict=True)
+  return float(logs["bits_per_dim"])
 
 
 def _log(message):
   print(message, flush=True)
 
 
-def train(config, run_dir, on_batch=None, log=_log, strategy=None):
+def _verbosity(verbose):
+  """Keras' `verbose` for `"auto"`: a progress bar on a terminal, else one
+  line per epoch."""
+  if verbose != "auto":
+    return verbose
+  isatty = getattr(sys.stdout, "isatty", None)
+  return 1 if isatty is not None and isatty() else 2
+
+
+def train(config, run_dir, log=_log, strategy=None, verbose="auto",
+          tensorboard=None, callbacks=()):
   """Trains a new run in `run_dir` for `config.epochs` epochs.
 
   Args:
     config: a `RunConfig`; its `num_bins` and `image_shape` are set from the
       data.
     run_dir: the run directory; created if missing; must not hold a run.
-    on_batch: optional `on_batch(epoch, step, model)` called before every
-      training batch (`epoch` counts from 1, `step` from 0 within the epoch);
-      a hook for tests and instrumentation.
     log: `log(message)` for progress lines.
     strategy: optional `tf.distribute.Strategy` (`tfp_emerging.distribute.
-      make_strategy`); the model and optimizer are built in its scope and each
-      batch is split into equal consecutive shares, one per replica, so the
-      numbers equal those of one device. Default: TensorFlow's default.
+      make_strategy`); the model and optimizer are built in its scope and
+      `FlowModel.fit` splits each batch over its replicas. Default:
+      TensorFlow's default.
+    verbose: Keras' `verbose`; `"auto"`: a progress bar inside each epoch
+      when standard output is a terminal, else one line per epoch.
+    tensorboard: optional folder for TensorBoard summaries
+      (`callbacks.TensorBoardLogger`).
+    callbacks: further Keras callbacks for `fit`.
 
   Returns:
     The run's metrics: a list of per-epoch dicts, as in `metrics.json`.
 
   Raises:
-    RunError: `run_dir` already holds a run.
+    RunError: `run_dir` already holds a run; `tensorboard` without the
+      tensorboard package.
     tfp_emerging.data.DataError: the data cannot be loaded or does not fit.
     TrainingDiverged: a NaN or infinite loss; the latest checkpoint is the
       last good epoch.
@@ -313,18 +506,30 @@ def train(config, run_dir, on_batch=None, log=_log, strategy=None):
   if os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
     raise RunError(f"{run_dir}: already holds a run ({CONFIG_FILE}); pass "
                    f"--resume to continue it or choose a new --out.")
-  return _fit(config, run_dir, False, on_batch, log, strategy)
+  return _run(config, run_dir, None, log, strategy, verbose, tensorboard,
+              callbacks)
 
 
-def resume(run_dir, epochs=None, on_batch=None, log=_log, strategy=None):
+def resume(run_dir, epochs=None, batch_size=None, learning_rate=None,
+           warmup_steps=None, log=_log, strategy=None, verbose="auto",
+           tensorboard=None, callbacks=()):
   """Continues the run in `run_dir` from its latest checkpoint.
+
+  `epochs`, `batch_size`, `learning_rate` and `warmup_steps` (the
+  `RESUMABLE_OPTIONS`; `None` keeps the stored value) may change: they change
+  neither the model nor the data. Each change is appended to the config's
+  `changes` with the first epoch it applies to. The warm-up counts the
+  optimizer's restored step counter.
 
   Args:
     run_dir: a run directory with a `config.json`.
-    epochs: the new total number of epochs; default the stored one.
-    on_batch: as in `train`.
-    log: as in `train`.
-    strategy: as in `train`; need not be the one that wrote the checkpoints.
+    epochs: the new total number of epochs.
+    batch_size: the new batch size.
+    learning_rate: the new peak learning rate.
+    warmup_steps: the new length of the warm-up, in steps from the start of
+      the run.
+    log, strategy, verbose, tensorboard, callbacks: as in `train`; the
+      strategy need not be the one that wrote the checkpoints.
 
   Returns:
     The run's metrics, all epochs (restored and new).
@@ -335,9 +540,12 @@ def resume(run_dir, epochs=None, on_batch=None, log=_log, strategy=None):
     TrainingDiverged: as in `train`.
   """
   config = read_config(run_dir)
-  if epochs is not None:
-    config.epochs = epochs
-  return _fit(config, run_dir, True, on_batch, log, strategy)
+  changed = {name: value for name, value in (
+      ("epochs", epochs), ("batch_size", batch_size),
+      ("learning_rate", learning_rate), ("warmup_steps", warmup_steps))
+             if value is not None and value != getattr(config, name)}
+  return _run(config, run_dir, changed, log, strategy, verbose, tensorboard,
+              callbacks)
 
 
 def read_config(run_dir):
@@ -350,109 +558,75 @@ def read_config(run_dir):
 
 
 def load_data(config):
-  """The run's data, checked against the stored image shape if there is one."""
-  data = data_lib.load(config.dataset, num_levels=config.num_levels,
-                       data_dir=config.data_dir)
-  if (config.image_shape is not None and
-      list(data.image_shape) != list(config.image_shape)):
-    raise data_lib.DataError(
-        f"{data.source}: images are now {list(data.image_shape)}, but the run "
-        f"was trained on {config.image_shape}.")
-  return data
+  """The run's `ImageDataset`, through `tfp_emerging.data.load`."""
+  return data_lib.load(config.dataset, num_levels=config.num_levels,
+                       data_dir=config.data_dir,
+                       splits=None if config.splits is None else tuple(
+                           config.splits),
+                       bit_depth=config.bit_depth)
 
 
-def _split_over_replicas(strategy, batch):
-  """`batch` for one replica; else its equal consecutive shares, one each."""
-  replicas = strategy.num_replicas_in_sync
-  if replicas == 1:
-    return batch
-  share = batch.shape[0] // replicas
-
-  def replica_share(context):
-    start = context.replica_id_in_sync_group * share
-    return batch[start:start + share]
-
-  return strategy.experimental_distribute_values_from_function(replica_share)
+def _tensorboard_logger(folder, config):
+  if folder is None:
+    return None
+  try:
+    return callbacks_lib.TensorBoardLogger(folder, config.sample_temperature,
+                                           config.seed)
+  except callbacks_lib.TensorBoardMissing as e:
+    raise RunError(str(e)) from e
 
 
-def _fit(config, run_dir, resuming, on_batch, log, strategy=None):
-  """The training loop of `train` and `resume`."""
-  strategy = strategy or tf.distribute.get_strategy()
+def _run(config, run_dir, changed, log, strategy, verbose, tensorboard,
+         extra_callbacks):
+  """`train` (`changed is None`) or `resume` (`changed`: the new options)."""
+  resuming = changed is not None
   data = load_data(config)
-  config.num_bins = data.num_bins
-  config.image_shape = list(data.image_shape)
-  batch_size = min(config.batch_size, data.train.shape[0])
-  if batch_size % strategy.num_replicas_in_sync:
-    raise RunError(
-        f"the batch size {batch_size} must be divisible by the "
-        f"{strategy.num_replicas_in_sync} replicas of the strategy.")
-  tf.random.set_seed(config.seed)
-  with strategy.scope():
-    model = build_model(config)  # before any file: bad options leave no run
+  stored = config = config.with_data(data)
+  if resuming:
+    config = dataclasses.replace(config, **changed)
+  # Everything that can fail on the options comes before the first write.
+  model = build_model(config, strategy)
+  _batch_size(config, data, model)
+  logger = _tensorboard_logger(tensorboard, config)
   os.makedirs(run_dir, exist_ok=True)
-  write_json(os.path.join(run_dir, CONFIG_FILE), dataclasses.asdict(config))
-  with strategy.scope():
-    state = _State(model, run_dir, config.keep_checkpoints)
+  state = callbacks_lib.RunState(model, run_dir, config.keep_checkpoints)
   restored = state.restore() if resuming else None
+  initial_epoch = int(state.epoch.numpy())
   if restored:
-    log(f"resumed from {restored} (epoch {int(state.epoch.numpy())})")
-  else:
-    model.initialize(tf.constant(data.train[:config.batch_size * 4]))
-  metrics = state.metrics
-  write_json(os.path.join(run_dir, METRICS_FILE), {"epochs": metrics})
+    log(f"resumed from {restored} (epoch {initial_epoch})")
+  if resuming:
+    config.changes = list(stored.changes) + [
+        {"epoch": initial_epoch + 1, "option": name,
+         "old": getattr(stored, name), "new": value}
+        for name, value in changed.items()]
+  callbacks_lib.write_json(os.path.join(run_dir, CONFIG_FILE),
+                           dataclasses.asdict(config))
+  recorder = callbacks_lib.EpochRecorder(state.metrics)
+  callbacks_lib.write_json(os.path.join(run_dir, METRICS_FILE),
+                           {"epochs": recorder.records})
 
-  train_images = data.train
-  # Full batches only (the last partial one of each epoch's permutation is
-  # dropped): one batch shape, so the training step is traced once.
-  num_batches = train_images.shape[0] // batch_size
-  for epoch in range(int(state.epoch.numpy()) + 1, config.epochs + 1):
-    start_time = time.time()
-    order = np.random.default_rng([config.seed, epoch]).permutation(
-        train_images.shape[0])
-    losses = []
-    for step in range(num_batches):
-      if on_batch is not None:
-        on_batch(epoch, step, model)
-      batch = train_images[order[step * batch_size:(step + 1) * batch_size]]
-      loss = model.train_on_batch(
-          _split_over_replicas(strategy, tf.constant(batch)))
-      loss = float(np.asarray(loss if np.ndim(loss) == 0 else loss[0]))
-      if not math.isfinite(loss):
-        _diverged(state, epoch, f"the training loss became {loss} at batch "
-                  f"{step + 1} of {num_batches}", config)
-      losses.append(loss)
-    train_bpd = float(np.mean(losses))
-    test_bpd = evaluate_bits_per_dim(model, data.test, config.batch_size,
-                                     seed=config.seed)
-    if not math.isfinite(test_bpd):
-      _diverged(state, epoch, f"the test bits/dim became {test_bpd}", config)
-    metrics.append({
-        "epoch": epoch,
-        "train_bits_per_dim": train_bpd,
-        "test_bits_per_dim": test_bpd,
-        "seconds": round(time.time() - start_time, 3),
-    })
-    path = state.save(epoch, metrics)
-    write_json(os.path.join(run_dir, METRICS_FILE), {"epochs": metrics})
-    log(f"epoch {epoch}/{config.epochs}: train {train_bpd:.4f} bits/dim, "
-        f"test {test_bpd:.4f} bits/dim ({metrics[-1]['seconds']:.1f} s) -> "
-        f"{path}")
+  def advice():
+    last = state.latest
+    kept = (f"The last good checkpoint {last} (epoch "
+            f"{int(state.epoch.numpy())}) is kept" if last else
+            "No epoch had finished, so there is no checkpoint yet")
+    return (f"{kept}. Resume with a lower learning rate, e.g. tfp-emerging "
+            f"train --out {run_dir} --resume --learning-rate "
+            f"{config.learning_rate / 4:g} (now {config.learning_rate:g}), "
+            f"and/or a longer warm-up, --warmup-steps "
+            f"{max(100, 4 * config.warmup_steps)} (now "
+            f"{config.warmup_steps}).")
 
-  grid = sample_grid(model, config.num_bins, 64, config.sample_temperature,
-                     seed=config.seed)
-  write_png(os.path.join(run_dir, SAMPLES_FILE), grid)
+  run_callbacks = [callbacks_lib.Checkpointer(state, recorder, run_dir, log)]
+  if logger is not None:
+    run_callbacks.append(logger)
+  metrics = fit(model, data, config, initial_epoch=initial_epoch,
+                callbacks=run_callbacks + list(extra_callbacks),
+                verbose=_verbosity(verbose), recorder=recorder,
+                advice=advice)
+  callbacks_lib.write_samples(run_dir, model, config.sample_temperature,
+                              config.seed)
   return metrics
-
-
-def _diverged(state, epoch, what, config):
-  last = state.manager.latest_checkpoint
-  kept = (f"the last good checkpoint {last} (epoch "
-          f"{int(state.epoch.numpy())}) is kept" if last else
-          "no checkpoint had been written yet")
-  raise TrainingDiverged(
-      f"training diverged in epoch {epoch}: {what}. Nothing of this epoch was "
-      f"saved; {kept}. Lower --learning-rate (now {config.learning_rate}) or "
-      f"lengthen --warmup-steps (now {config.warmup_steps}).")
 
 
 def load_run(run_dir):
@@ -469,7 +643,7 @@ def load_run(run_dir):
   """
   config = read_config(run_dir)
   model = build_model(config)
-  state = _State(model, run_dir, config.keep_checkpoints)
+  state = callbacks_lib.RunState(model, run_dir, config.keep_checkpoints)
   path = state.restore()
   if not path:
     raise RunError(f"{run_dir}: no checkpoint yet (no epoch finished); train "
