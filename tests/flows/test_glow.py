@@ -226,6 +226,10 @@ def test_first_log_prob_initialises_every_actnorm_in_order(mode):
   # The batch was evaluated by the initialised flow.
   np.testing.assert_allclose(log_prob, dist.log_prob(tf.identity(x)).numpy(),
                              rtol=1e-5)
+  if mode == "eager":
+    # A graph traced after the initialisation has no cond and no check.
+    traced = _op_types(tf.function(dist.log_prob).get_concrete_function(x))
+    assert not traced & {"If", "StatelessIf", "Assert"}, traced
   # The same values as the explicit initialize().
   explicit = new_glow()
   explicit.initialize(x)

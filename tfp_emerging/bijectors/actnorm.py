@@ -28,7 +28,10 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
     sees while `initialized` is `False` (as TFP's `tfb.Glow` actnorm does):
     `forward` is the density direction in this library, so a flow's first
     `log_prob` initialises it from data. This works eagerly, in `tf.function`
-    and under XLA (a `tf.cond` on the flag; later calls only read it);
+    and under XLA: a graph traced while the layer is uninitialised holds a
+    `tf.cond` on the flag; one traced after it (e.g. `fit`'s training step,
+    traced after `FlowModel.fit` initialised the flow) just reads the
+    variables, at no cost;
   * or explicitly with `initialize(x)`, which also re-initialises.
 
   An uninitialised layer is never evaluated silently. `inverse` (sampling)
@@ -164,39 +167,44 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
         self._log_scale.assign(-tf.math.log(tf.sqrt(variance) + 1e-6))]):
       return self._initialized.assign(True, read_value=False)
 
-  def _initialized_before(self, x):
-    """Control inputs that initialise the layer from `x` unless it already is.
-
-    Outside a replica context and with an assignable flag: a `tf.cond` on
-    `initialized` (Glow's implicit initialisation). Otherwise `None`: the
-    layer cannot initialise itself here.
-    """
-    if (not hasattr(self._initialized, "assign") or
-        (tf.distribute.has_strategy() and
-         not tf.distribute.in_cross_replica_context())):
-      return None
-
-    def initialize():
-      with tf.control_dependencies([self._assign_moments(x)]):
-        return tf.constant(True)
-
-    return [tf.cond(self._initialized, lambda: tf.constant(False), initialize)]
+  def _initialized_now(self):
+    """Whether the flag is `True` now: read eagerly, even while tracing."""
+    static = tf.get_static_value(self._initialized)
+    if static is not None:  # A constant.
+      return bool(static)
+    try:
+      with tf.init_scope():
+        return bool(self._initialized.numpy())
+    except (AttributeError, NotImplementedError, ValueError,
+            tf.errors.OpError):
+      return False  # Unreadable here: keep the run-time cond or check.
 
   def _checked_parameters(self, x=None):
     """`(bias, log_scale)`, never those of an uninitialised layer.
 
-    With `x` (the forward direction's input), initialises from `x` if needed
-    and possible (`_initialized_before`). Otherwise an uninitialised layer
-    fails an assertion naming the remedy, and, where assertions are dropped
-    (XLA), its parameters are NaN.
+    An initialised layer (when the graph is built: a graph traced after the
+    initialisation has no cond and no check) reads its variables. Otherwise,
+    with `x` (the forward direction's input), outside a replica context and
+    with an assignable flag, a `tf.cond` on `initialized` initialises the
+    layer from `x` first. Otherwise an uninitialised layer fails an
+    assertion naming the remedy, and, where assertions are dropped (XLA),
+    its parameters are NaN.
     """
-    initialization = None if x is None else self._initialized_before(x)
-    if initialization is not None:
-      with tf.control_dependencies(initialization):
-        return tf.identity(self._bias), tf.identity(self._log_scale)
-    if bool(tf.get_static_value(self._initialized)):  # A constant True.
+    if self._initialized_now():
       return (tf.convert_to_tensor(self._bias),
               tf.convert_to_tensor(self._log_scale))
+    if (x is not None and hasattr(self._initialized, "assign") and
+        not (tf.distribute.has_strategy() and
+             not tf.distribute.in_cross_replica_context())):
+
+      def initialize():
+        with tf.control_dependencies([self._assign_moments(x)]):
+          return tf.constant(True)
+
+      initialization = tf.cond(self._initialized, lambda: tf.constant(False),
+                               initialize)
+      with tf.control_dependencies([initialization]):
+        return tf.identity(self._bias), tf.identity(self._log_scale)
     initialized = tf.convert_to_tensor(self._initialized)
     message = (
         f"ActNorm {self.name!r} is not initialised: evaluate the flow's "
