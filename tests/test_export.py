@@ -57,10 +57,11 @@ def reload_in_fresh_process(path, x, tmp_path):
   return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def trained_looking_model(base_distribution=None, num_levels=2):
+def trained_looking_model(base_distribution=None, num_levels=2,
+                          mixing="emerging"):
   """A tiny initialised FlowModel with no zero weight left, as if trained."""
   glow = flows.Glow((8, 8, 1), num_levels=num_levels, num_steps=1,
-                    mixing="emerging", hidden_channels=8, seed=0)
+                    mixing=mixing, hidden_channels=8, seed=0)
   model = tfe_keras.FlowModel(glow, num_bins=17,
                               base_distribution=base_distribution)
   model.initialize(np.random.default_rng(0).integers(0, 17, (16, 8, 8, 1)))
@@ -100,7 +101,7 @@ def test_model_export_serves_log_prob_and_samples_its_own_base(tmp_path):
   loc = np.linspace(-0.3, 0.3, 64, dtype=np.float32).reshape(8, 8, 1)
   scale = np.linspace(0.5, 1.5, 64, dtype=np.float32).reshape(8, 8, 1)
   base = tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=3)
-  model = trained_looking_model(base, num_levels=1)
+  model = trained_looking_model(base, num_levels=1, mixing="lu")
   path = str(tmp_path / "exported")
   model.export(path, verbose=False)
   loaded = tf.saved_model.load(path)
