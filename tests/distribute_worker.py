@@ -17,6 +17,7 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
@@ -100,6 +101,46 @@ def restored(strategy, path):
   tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(
       path).assert_consumed()
   return model
+
+
+def implicit_initialisation(mirrored):
+  """ActNorm's own initialisation under the mirrored strategy.
+
+  Inside `strategy.run` an uninitialised flow raises (no replica initialises
+  from its share); `fit` of a flow without `initialize` (a `tfb.Chain`)
+  initialises it from the first global batch, by one `log_prob` outside the
+  replicas.
+  """
+  with mirrored.scope():
+    flow = flows.Glow((8, 8, 1), num_levels=1, num_steps=1, mixing="1x1",
+                      hidden_channels=8, seed=0)
+    distribution = tfp.distributions.TransformedDistribution(
+        flow.base_distribution(), flow)
+
+  @tf.function
+  def replica_log_prob(x):
+    return mirrored.run(distribution.log_prob, args=(x,))
+
+  first = per_image_dequantize(IMAGES[:16], NUM_BINS)
+  try:
+    replica_log_prob(first)
+    error = ""
+  except tf.errors.InvalidArgumentError as e:
+    error = e.message
+  with mirrored.scope():
+    chain = tfp.bijectors.Chain([flow])
+    model = tfe_keras.FlowModel(chain, num_bins=NUM_BINS,
+                                base_distribution=flow.base_distribution())
+    model.compile(optimizer=tfe_keras.keras.optimizers.SGD(0.01))
+  biases = []
+  begin = tfe_keras.keras.callbacks.LambdaCallback(
+      on_train_begin=lambda logs: biases.append(
+          flow.actnorms[0].bias.numpy().tolist()))
+  model.fit(tf.data.Dataset.from_tensor_slices(IMAGES[:32]).batch(16),
+            epochs=1, verbose=0, callbacks=[begin])
+  return {"replica_uninitialised_error": error,
+          "chain_actnorm_bias_mirrored": biases[0],
+          "chain_initialized": model.is_initialized()}
 
 
 def quiet(message):
@@ -192,6 +233,7 @@ def main():
           [two.bits_per_dim(IMAGES[:8], seed=1)]),
       "slots": len(slots(two)),
   }
+  result.update(implicit_initialisation(mirrored))
   result.update(runs(mirrored, folder))
   json.dump(result, sys.stdout)
 

@@ -41,6 +41,18 @@ def test_actnorm_initialises_from_the_global_batch(results):
       1e-3)
 
 
+def test_no_replica_initialises_actnorm_alone(results):
+  # Inside strategy.run, an uninitialised flow raises instead of letting
+  # each replica initialise from its share of the batch.
+  assert "is not initialised" in results["replica_uninitialised_error"]
+  # fit of a flow without `initialize` (a tfb.Chain) initialises it from the
+  # first global batch, outside the replicas.
+  assert results["chain_initialized"]
+  np.testing.assert_allclose(results["chain_actnorm_bias_mirrored"],
+                             -np.asarray(results["global_batch_mean"]),
+                             rtol=1e-6)
+
+
 def test_checkpoints_restore_across_strategies(results):
   assert results["slots"] > 0  # momentum slots travel too
   assert results["mirrored_to_default"] == 0.

@@ -6,13 +6,16 @@ shared by the tests through `trained`.
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 from sklearn.datasets import load_digits
 
 from tfp_emerging import flows
@@ -20,8 +23,13 @@ from tfp_emerging import keras as tfe_keras
 from tfp_emerging.flows import dequantization
 
 keras = tfe_keras.keras
+tfb = tfp.bijectors
+tfd = tfp.distributions
 NUM_BINS = 17
 TRAIN, TEST = slice(0, 512), slice(1500, 1700)
+# The full-model checkpoints that `trained` writes every epoch, by mixing.
+CHECKPOINTS = {mixing: os.path.join(tempfile.mkdtemp(), f"{mixing}.keras")
+               for mixing in ("emerging", "1x1")}
 
 
 def digits():
@@ -67,8 +75,12 @@ def trained(mixing):
     test = (tf.data.Dataset.from_tensor_slices(images[TEST]).batch(100)
             if mixing == "emerging" else None)
     snapshot = _Snapshot(images[TEST])
+    callbacks = [snapshot]
+    if mixing in CHECKPOINTS:
+      callbacks.append(keras.callbacks.ModelCheckpoint(
+          CHECKPOINTS[mixing], save_weights_only=False))
     history = model.fit(train, epochs=2, validation_data=test, verbose=0,
-                        callbacks=[snapshot])
+                        callbacks=callbacks)
     _TRAINED[mixing] = model, snapshot, history
   return _TRAINED[mixing]
 
@@ -129,9 +141,9 @@ def test_save_and_load_weights_restore_identical_log_prob(tmp_path):
   want = model.bits_per_dim(images, seed=3).numpy()
   path = str(tmp_path / "model.weights.h5")
   model.save_weights(path)
-  # The same seed: Conv1x1's fixed signs (constants, not variables) come
-  # from it. The trained variables differ from the fresh ones all the same.
-  fresh = make_model("emerging")
+  # Another seed: other initial values, Conv1x1 signs included, all of which
+  # the weights file restores.
+  fresh = make_model("emerging", seed=5)
   assert np.all(fresh.bits_per_dim(images, seed=3).numpy() != want)
   fresh.load_weights(path)
   assert fresh.is_initialized()
@@ -140,7 +152,7 @@ def test_save_and_load_weights_restore_identical_log_prob(tmp_path):
   # And through tf.train.Checkpoint, with the optimizer.
   prefix = tf.train.Checkpoint(model=model, optimizer=model.optimizer).save(
       str(tmp_path / "ckpt"))
-  other = make_model("emerging")
+  other = make_model("emerging", seed=5)
   other.optimizer.build(other.trainable_variables)
   tf.train.Checkpoint(model=other, optimizer=other.optimizer).restore(
       prefix).assert_existing_objects_matched()
@@ -149,6 +161,180 @@ def test_save_and_load_weights_restore_identical_log_prob(tmp_path):
       model.optimizer.iterations.numpy())
   np.testing.assert_array_equal(other.bits_per_dim(images, seed=3).numpy(),
                                 want)
+
+
+def _lu_model_off_its_seed():
+  """An "lu" model with every variable, signs and permutation included,
+  away from what its config's seed gives, and a non-standard base."""
+  glow = flows.Glow((8, 8, 1), num_levels=1, num_steps=1, mixing="lu",
+                    hidden_channels=8, seed=0)
+  base = tfd.Sample(tfd.Normal(0.1, 0.7), (8, 8, 1))
+  model = tfe_keras.FlowModel(glow, num_bins=NUM_BINS, base_distribution=base)
+  model.compile(optimizer=keras.optimizers.Adam(
+      tfe_keras.WarmupSchedule(1e-3, 10)))
+  model.optimizer.build(model.trainable_variables)
+  model.initialize(digits()[:64])
+  rng = np.random.default_rng(0)
+  for v in glow.trainable_variables:
+    v.assign_add(tf.constant(rng.normal(0., 0.05, v.shape), v.dtype))
+  conv = glow.steps[0][1]
+  conv.factor("sign").assign(-conv.factor("sign"))
+  conv.factor("permutation").assign(conv.factor("permutation")[::-1])
+  return model
+
+
+def test_keras_file_restores_the_whole_model(tmp_path):
+  model = _lu_model_off_its_seed()
+  path = str(tmp_path / "m.keras")
+  model.save(path)
+  loaded = keras.models.load_model(path)
+  assert type(loaded) is tfe_keras.FlowModel
+  assert loaded is not model and loaded.flow is not model.flow
+  assert loaded.get_config() == model.get_config()
+  assert loaded.num_bins == NUM_BINS and loaded.is_initialized()
+  for v, w in zip(model.flow.variables, loaded.flow.variables):
+    np.testing.assert_array_equal(w.numpy(), v.numpy(), err_msg=v.name)
+  # The same dequantised points, the same log_prob: exactly.
+  x = dequantization.dequantize(digits()[TEST], NUM_BINS, seed=[1, 2])
+  np.testing.assert_array_equal(loaded.distribution.log_prob(x).numpy(),
+                                model.distribution.log_prob(x).numpy())
+  np.testing.assert_array_equal(
+      loaded.bits_per_dim(digits()[TEST], seed=3).numpy(),
+      model.bits_per_dim(digits()[TEST], seed=3).numpy())
+  assert loaded.optimizer.get_config() == model.optimizer.get_config()
+  assert "WarmupSchedule" in str(loaded.optimizer.get_config())
+  # A flow without a config cannot be saved this way: a clear error.
+  chain = tfe_keras.FlowModel(tfb.Chain([model.flow]), num_bins=NUM_BINS,
+                              base_distribution=model.distribution.distribution)
+  with pytest.raises(ValueError, match="get_config"):
+    chain.save(str(tmp_path / "chain.keras"))
+
+
+def checkpoint_restores_the_trained_model(mixing):
+  """Whether `trained(mixing)`'s ModelCheckpoint file is that model."""
+  model, _, _ = trained(mixing)
+  loaded = keras.models.load_model(CHECKPOINTS[mixing])  # after epoch 2
+  return (np.array_equal(loaded.bits_per_dim(digits()[TEST], seed=3).numpy(),
+                         model.bits_per_dim(digits()[TEST], seed=3).numpy())
+          and int(loaded.optimizer.iterations.numpy()) ==
+          int(model.optimizer.iterations.numpy()) > 0)
+
+
+def test_full_model_checkpoint_callback_writes_a_loadable_model():
+  assert checkpoint_restores_the_trained_model("emerging")
+
+
+def _part_sizes(model):
+  """Parameters per part, counted on the bijectors' own variables."""
+  sizes = []
+  for layer in model.layers:
+    sizes.append(sum(int(np.prod(v.shape)) for v in layer.part.variables))
+  return sizes
+
+
+def test_summary_lists_every_part_of_the_flow():
+  model, _, _ = trained("emerging")
+  step = ["actnorm (ActNorm)", "conv1x1 (Conv1x1)",
+          "emerging_conv2d (EmergingConv2D)",
+          "affine_coupling (AffineCoupling)"]
+  expected = ([f"level0_step0_{s}" for s in step] +
+              ["level0_split_prior (ConditionalNormalPrior)"] +
+              [f"level1_step0_{s}" for s in step] +
+              ["level1_top_prior (LearnedNormalPrior)"])
+  assert [f"{layer.name} ({type(layer).__name__})"
+          for layer in model.layers] == expected
+  sizes = _part_sizes(model)
+  assert [layer.count_params() for layer in model.layers] == sizes
+  assert sum(sizes) == sum(int(np.prod(v.shape))
+                           for v in model.flow.variables)
+  lines = []
+  # 80 columns: what rich renders when the output is not a terminal.
+  model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line),
+                line_length=80, positions=[.62, .75, 1.])
+  rows = [re.sub(r"[^\w().,:? ]+", " ", line).split()
+          for line in "\n".join(lines).splitlines()]
+  table = [(row[0], row[1], int(row[-1].replace(",", ""))) for row in rows
+           if len(row) == 4 and row[2] == "?"]
+  assert [f"{name} {kind}" for name, kind, _ in table] == expected
+  assert [size for _, _, size in table] == sizes
+  trainable = sum(int(np.prod(v.shape))
+                  for v in model.flow.trainable_variables)
+  assert f"Trainable params: {trainable:,} " in lines[-1]
+  assert f"Non-trainable params: {sum(sizes) - trainable:,} " in lines[-1]
+
+
+def _record_variables():
+  """A variable creator scope and the list of variables it sees created."""
+  created = []
+
+  def record(next_creator, **kwargs):
+    created.append(next_creator(**kwargs))
+    return created[-1]
+
+  return tf.variable_creator_scope(record), created
+
+
+def _fit_moves_every_variable(make_flow_and_base):
+  """Builds a flow and its FlowModel, fits it; checks every variable."""
+  scope, created = _record_variables()
+  with scope:
+    flow, base = make_flow_and_base()
+    model = tfe_keras.FlowModel(flow, num_bins=NUM_BINS,
+                                base_distribution=base)
+  trainable = [v for v in created if v.trainable]
+  assert trainable
+  assert ({id(v) for v in trainable} ==
+          {id(_underlying(w)) for w in model.trainable_weights})
+  assert not model.is_initialized()
+  model.compile(optimizer=keras.optimizers.Adam(1e-2))
+  before = [v.numpy().copy() for v in trainable]
+  images = digits()[TRAIN][:128]
+  model.fit(tf.data.Dataset.from_tensor_slices(images).batch(
+      32, drop_remainder=True), epochs=1, verbose=0)
+  assert model.is_initialized()
+  for v, value in zip(trainable, before):
+    assert np.any(v.numpy() != value), f"fit did not change {v.name}"
+  assert model.sample(2, seed=1).shape == (2, 8, 8, 1)
+  return model
+
+
+@pytest.mark.skipif(not tfe_keras.KERAS_3, reason="Keras 3 layers")
+def test_tfp_glow_with_lazily_built_networks_is_a_flow():
+  def make():
+    def network(shape):  # No Input: Keras builds it on the first call.
+      return keras.Sequential([
+          keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+          keras.layers.Conv2D(2 * shape[-1], 3, padding="same",
+                              kernel_initializer="zeros")])
+
+    glow = tfb.Glow(output_shape=(8, 8, 1), num_glow_blocks=1,
+                    num_steps_per_block=1, coupling_bijector_fn=network,
+                    seed=0)
+    return glow, tfd.Sample(tfd.Normal(0., 1.),
+                            glow.inverse_event_shape((8, 8, 1)))
+
+  model = _fit_moves_every_variable(make)
+  assert [type(layer).__name__ for layer in model.layers] == [
+      "ActivationNormalization", "Invert", "Invert"]
+
+
+def test_chain_is_a_flow_and_initialises_its_actnorm():
+  def make():
+    glow = flows.Glow((8, 8, 1), num_levels=1, num_steps=1, mixing="lu",
+                      hidden_channels=8, seed=0)
+    chain = tfb.Chain([tfb.Scale(tf.Variable(1.)), tfb.Shift(tf.Variable(0.)),
+                       glow])
+    assert chain.dtype is None
+    return chain, glow.base_distribution()
+
+  model = _fit_moves_every_variable(make)
+  assert [layer.name for layer in model.layers][:3] == [
+      "0_scale", "1_shift", "2_level0_step0_actnorm"]
+
+
+def test_sample_of_an_uninitialised_model_is_an_error():
+  with pytest.raises(ValueError, match="not initialised"):
+    make_model("1x1").sample(2)
 
 
 def test_sample():
@@ -178,20 +364,27 @@ def test_warmup_schedule():
 
 
 _TF_KERAS_SCRIPT = textwrap.dedent("""
-    import json, sys
+    import json, os, sys
     import numpy as np
     import tensorflow as tf
     sys.path.insert(0, sys.argv[1])
     from tests import test_keras as t
     from tfp_emerging import keras as tfe_keras
+    from tfp_emerging.flows import dequantization
     model, snapshot, history = t.trained("1x1")
     images = t.digits()[t.TEST]
     want = model.bits_per_dim(images, seed=3).numpy()
-    model.save_weights(sys.argv[2])
-    fresh = t.make_model("1x1")
-    fresh.load_weights(sys.argv[2])
+    model.save_weights(os.path.join(sys.argv[2], "model.weights.h5"))
+    fresh = t.make_model("1x1", seed=5)
+    fresh.load_weights(os.path.join(sys.argv[2], "model.weights.h5"))
     moved = [bool(np.any(v.numpy() != b)) for v, b in
              zip(model.flow.variables, snapshot.values) if v.trainable]
+    lu = t._lu_model_off_its_seed()
+    lu.save(os.path.join(sys.argv[2], "m.keras"))
+    loaded = t.keras.models.load_model(os.path.join(sys.argv[2], "m.keras"))
+    x = dequantization.dequantize(images, t.NUM_BINS, seed=[1, 2])
+    lu.export(os.path.join(sys.argv[2], "exported"), verbose=False)
+    served = tf.saved_model.load(os.path.join(sys.argv[2], "exported"))
     print(json.dumps(dict(
         keras=type(model).__mro__[1].__module__,
         keras_3=tfe_keras.KERAS_3,
@@ -203,7 +396,18 @@ _TF_KERAS_SCRIPT = textwrap.dedent("""
         after=float(model.bits_per_dim(images, seed=7).numpy().mean()),
         restored=bool(np.array_equal(
             fresh.bits_per_dim(images, seed=3).numpy(), want)),
-        sample=list(model.sample(2, seed=1).shape))))
+        sample=list(model.sample(2, seed=1).shape),
+        keras_file=bool(np.array_equal(
+            loaded.distribution.log_prob(x).numpy(),
+            lu.distribution.log_prob(x).numpy())),
+        keras_file_flags=loaded.is_initialized(),
+        checkpoint=t.checkpoint_restores_the_trained_model("1x1"),
+        layers=[[layer.name, type(layer).__name__, layer.count_params()]
+                for layer in model.layers],
+        part_sizes=t._part_sizes(model),
+        exported=bool(np.array_equal(
+            served.signatures["log_prob"](x=x)["log_prob"].numpy(),
+            lu.distribution.log_prob(x).numpy())))))
 """)
 
 
@@ -212,8 +416,7 @@ def test_tf_keras_flavour(tmp_path):
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
   result = subprocess.run(
-      [sys.executable, "-c", _TF_KERAS_SCRIPT, root,
-       str(tmp_path / "model.weights.h5")],
+      [sys.executable, "-c", _TF_KERAS_SCRIPT, root, str(tmp_path)],
       env=env, capture_output=True, text=True, timeout=600, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -225,3 +428,14 @@ def test_tf_keras_flavour(tmp_path):
   assert report["after"] < report["before"] - 0.1, report
   assert report["restored"]
   assert report["sample"] == [2, 8, 8, 1]
+  assert report["keras_file"] and report["keras_file_flags"]
+  assert report["checkpoint"]  # a full-model ModelCheckpoint during fit
+  assert report["exported"]
+  step = [["actnorm", "ActNorm"], ["conv1x1", "Conv1x1"],
+          ["affine_coupling", "AffineCoupling"]]
+  expected = ([[f"level0_step0_{n}", k] for n, k in step] +
+              [["level0_split_prior", "ConditionalNormalPrior"]] +
+              [[f"level1_step0_{n}", k] for n, k in step] +
+              [["level1_top_prior", "LearnedNormalPrior"]])
+  assert [layer[:2] for layer in report["layers"]] == expected
+  assert [layer[2] for layer in report["layers"]] == report["part_sizes"]

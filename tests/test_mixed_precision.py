@@ -35,6 +35,12 @@ def test_mixed_log_prob_is_float32_and_close_to_float32_model(results):
   assert results["round_trip_error"] < 1e-4  # exact inverse in float32
 
 
+def test_first_log_prob_initialises_actnorm_under_mixed_float16(results):
+  assert results["implicit_initialized"]
+  assert results["actnorm_moved"] > 1e-3  # initialisation changed them
+  assert results["implicit_actnorm_difference"] < 1e-5
+
+
 def test_training_under_mixed_float16(results):
   assert results["optimizer"] == "LossScaleOptimizer"
   losses = results["losses"]

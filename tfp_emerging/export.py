@@ -1,21 +1,27 @@
 """Export a trained flow as a TensorFlow SavedModel with two signatures.
 
     export(model, "exported/")                       # a FlowModel (or a flow)
+    model.export("exported/")                        # the same, Keras' way
     loaded = tf.saved_model.load("exported/")        # no tfp_emerging needed
     loaded.signatures["log_prob"](x=x)["log_prob"]   # [N]
     loaded.signatures["sample"](n=tf.constant(16), temperature=tf.constant(.7),
                                 seed=tf.constant([1, 2]))["images"]
 
-* `log_prob(x)`: `x` float32 `[N, H, W, C]` in the flow's domain
-  (`[-0.5, 0.5)` for `FlowModel`'s dequantised pixels); returns `log_prob`
-  `[N]` (nats) and `bits_per_dim` `[N]` (for `FlowModel`s: `x` read as
-  dequantised pixels, see `tfp_emerging.flows.dequantization`). Cost: one
-  density pass (convolutions only).
+* `log_prob(x)` (also the `serving_default` signature): `x` float32
+  `[N, H, W, C]` in the flow's domain (`[-0.5, 0.5)` for `FlowModel`'s
+  dequantised pixels); returns `log_prob` `[N]` (nats) and `bits_per_dim`
+  `[N]` (for `FlowModel`s: `x` read as dequantised pixels, see
+  `tfp_emerging.flows.dequantization`). Cost: one density pass
+  (convolutions only).
 * `sample(n, temperature, seed)`: `n` int32 scalar, `temperature` float32
-  scalar (Glow's: the base Gaussian's standard deviation), `seed` int32 `[2]`
-  (stateless: the same seed gives the same samples). Returns `x` float32
-  `[n, H, W, C]` and, for `FlowModel`s, `images` int32 `[n, H, W, C]`, `x`
-  quantised to `0..num_bins-1`. Cost: one sampling pass (the solves).
+  scalar, `seed` int32 `[2]` (stateless: the same seed gives the same
+  samples). The latent is drawn from the model's own base distribution,
+  `z = base.sample(n, seed)`, and tempered (`tempered_sample`): `m + T (z -
+  m)`, `m` the base's mode, so that for a Gaussian base `T` scales its
+  standard deviation (Glow's temperature; `T = 0` gives the image of the
+  mode). Returns `x = flow.forward(z)` float32 `[n, H, W, C]` and, for
+  `FlowModel`s, `images` int32 `[n, H, W, C]`, `x` quantised to
+  `0..num_bins-1`. Cost: one sampling pass (the solves).
 
 The same functions are attributes of the loaded object (`loaded.log_prob(x)`,
 `loaded.sample(n, temperature, seed)`); the flow's variables are saved with
@@ -29,7 +35,33 @@ import tensorflow_probability as tfp
 
 from tfp_emerging.flows import dequantization
 
-__all__ = ["FlowExport", "export"]
+__all__ = ["FlowExport", "export", "tempered_sample"]
+
+
+def tempered_sample(base_distribution, n, temperature=1.0, seed=None):
+  """`n` latents from `base_distribution` at `temperature`.
+
+  `m + T (z - m)` with `z = base_distribution.sample(n, seed=seed)` and `m`
+  its mode: every latent's deviation from the mode scaled by `T`. For a
+  Gaussian base `N(mu, sigma^2)` that is `N(mu, (T sigma)^2)`, Glow's
+  temperature (for the standard normal, exactly `T z`); `T = 1` is the base
+  itself and `T = 0` its mode. A tensor `seed` of shape `[2]` samples
+  statelessly.
+
+  Raises:
+    ValueError: `temperature` may differ from 1 but the base has no mode.
+  """
+  z = base_distribution.sample(n, seed=seed)
+  if isinstance(temperature, (int, float)) and temperature == 1:
+    return z
+  try:
+    mode = base_distribution.mode()
+  except NotImplementedError as e:
+    raise ValueError(
+        f"A temperature needs the base distribution's mode, which "
+        f"{type(base_distribution).__name__} does not implement; sample at "
+        f"temperature 1.") from e
+  return mode + tf.cast(temperature, z.dtype) * (z - mode)
 
 
 class FlowExport(tf.Module):
@@ -52,9 +84,9 @@ class FlowExport(tf.Module):
     self.flow = flow
     self._distribution = tfp.distributions.TransformedDistribution(
         base_distribution, flow)
-    self._event_shape = [int(s) for s in base_distribution.event_shape]
+    self._event_shape = [int(s) for s in self._distribution.event_shape]
     self._num_bins = num_bins
-    dtype = flow.dtype
+    dtype = self._distribution.dtype  # a tfb.Chain's own dtype is None
     self.log_prob = tf.function(self._log_prob, input_signature=[
         tf.TensorSpec([None, *self._event_shape], dtype, name="x")])
     self.sample = tf.function(self._sample, input_signature=[
@@ -71,10 +103,8 @@ class FlowExport(tf.Module):
     return result
 
   def _sample(self, n, temperature, seed):
-    z = tf.random.stateless_normal(
-        tf.concat([[n], self._event_shape], axis=0), seed=seed,
-        dtype=self.flow.dtype)
-    x = self.flow.forward(z * temperature)
+    z = tempered_sample(self._distribution.distribution, n, temperature, seed)
+    x = self.flow.forward(z)
     result = {"x": x}
     if self._num_bins is not None:
       result["images"] = dequantization.quantize(x, self._num_bins)
@@ -83,6 +113,9 @@ class FlowExport(tf.Module):
 
 def export(model, path):
   """Writes `model` (a `FlowModel` or a flow) as a SavedModel to `path`.
+
+  A `FlowModel` is exported with its base distribution and `num_bins`; a
+  bare flow with `flow.base_distribution()` and no `num_bins`.
 
   Returns:
     The `FlowExport` that was saved.
@@ -93,5 +126,6 @@ def export(model, path):
   else:
     module = FlowExport(model)
   tf.saved_model.save(module, path, signatures={
-      "log_prob": module.log_prob, "sample": module.sample})
+      "serving_default": module.log_prob, "log_prob": module.log_prob,
+      "sample": module.sample})
   return module

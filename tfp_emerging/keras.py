@@ -4,33 +4,38 @@ Works with the Keras that TensorFlow selects (`tf.keras`): Keras 3 by
 default, `tf_keras` when `TF_USE_LEGACY_KERAS=1` is set before TensorFlow is
 imported.
 
-Variable tracking. The flow's bijectors own plain `tf.Variable`s. `tf_keras`
-tracks them through the flow (a `tf.Module`) held as an attribute, and
-`FlowModel` also lists them as the model's own weights, which `tf_keras`'s h5
-weights files need. Keras 3
-tracks neither raw `tf.Variable`s nor `tf.Module`s, so under Keras 3
-`FlowModel` wraps each of the flow's variables in a `keras.Variable` built
-*on* that very `tf.Variable` (`keras.Variable(v)` keeps `v` as its value):
-the optimizer's updates, `save_weights` and `load_weights` act on exactly the
-variables the bijectors read. Either way `model.trainable_weights` lists each
-trainable flow variable once and `model.non_trainable_weights` holds the
-ActNorm `initialized` flags, so `save_weights`/`load_weights` and
-`tf.train.Checkpoint(model=model)` capture the data-dependent init state.
+Variable tracking. The flow's bijectors own plain `tf.Variable`s, which
+Keras 3 does not track (nor `tf.Module`s such as bijectors). `FlowModel`
+therefore holds one Keras layer per part of the flow (`FlowLayer`: each
+bijector of a `Glow` step, each prior, each bijector of a `tfb.Chain`...),
+and each layer owns that part's variables: under Keras 3 as `keras.Variable`s
+built *on* the very `tf.Variable`s (`keras.Variable(v)` keeps `v` as its
+value), under `tf_keras` as the `tf.Variable`s themselves. So the
+optimizer's updates, `summary()`, `save_weights`/`load_weights`, `.keras`
+files and `tf.train.Checkpoint(model=model)` all act on exactly the
+variables the bijectors read, non-trainable ones included (ActNorm's
+`initialized` flags, `Conv1x1`'s fixed signs and permutation). Wrapping
+beats re-creating the variables as Keras weights: the bijectors stay plain
+TFP bijectors, usable without Keras, and any TFP bijector can be a flow.
 """
 
 import re
+import sys
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_emerging import export as export_lib
 from tfp_emerging.flows import dequantization
+from tfp_emerging.flows import glow as glow_lib
 from tfp_emerging.ops import checks
 
 keras = tf.keras
+tfb = tfp.bijectors
 tfd = tfp.distributions
 
-__all__ = ["FlowModel", "WarmupSchedule"]
+__all__ = ["FlowLayer", "FlowModel", "WarmupSchedule"]
 
 KERAS_3 = hasattr(keras, "Variable")
 
@@ -63,12 +68,230 @@ def _first_batch(x, batch_size):
       "`model.initialize(images)` before `fit`.")
 
 
+def _snake_case(name):
+  """`name` as a Keras layer or variable name: `[A-Za-z0-9_.-]`, no `/`."""
+  name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.split(":")[0])
+  return re.sub(r"[^\w.-]+", "_", name).strip("_").lower() or "part"
+
+
+class FlowLayer(keras.layers.Layer):
+  """One part of a flow (a bijector or a prior) as a Keras layer.
+
+  Owns the part's variables (see the module docstring), so that Keras
+  counts, trains and saves them. `summary()` shows each layer with the
+  class name of its part (e.g. `level0_step0_actnorm (ActNorm)`): the layer
+  of a part of class `C` is an instance of a subclass of `FlowLayer` named
+  `C`, made once per class (`for_part`). The layer has no `call`; the flow
+  itself computes, through its bijectors.
+  """
+
+  _subclasses = {}
+
+  def __init__(self, part, variables, networks=(), name=None):
+    """Wraps `part`.
+
+    Args:
+      part: the bijector or prior (a `tf.Module`).
+      variables: the `tf.Variable`s this layer owns (the part's, less any an
+        earlier layer owns).
+      networks: Keras layers (of the active Keras) inside `part`, tracked as
+        sublayers.
+      name: the layer's name.
+    """
+    super().__init__(name=name)
+    object.__setattr__(self, "_part", part)  # Not tracked: the model is.
+    if KERAS_3:
+      self._part_variables = [
+          keras.Variable(v, trainable=v.trainable, name=_snake_case(v.name))
+          for v in variables]
+    else:
+      for v in variables:
+        (self._trainable_weights if v.trainable else
+         self._non_trainable_weights).append(v)
+    self._networks = list(networks)
+    self.built = True
+
+  @classmethod
+  def for_part(cls, part, variables, networks, name):
+    """A layer for `part`, of the `FlowLayer` subclass named like its class."""
+    kind = type(part)
+    if kind not in cls._subclasses:
+      shown = kind.__name__.lstrip("_")  # TFP's Invert class is `_Invert`.
+      cls._subclasses[kind] = type(shown, (cls,), {
+          "__module__": __name__, "__doc__": f"`FlowLayer` of a `{shown}`."})
+    return cls._subclasses[kind](part, variables, networks, name)
+
+  @property
+  def part(self):
+    """The wrapped bijector or prior."""
+    return self._part
+
+
+def _flow_parts(flow, prefix=""):
+  """`(name, part)` for each part of `flow` that gets a `FlowLayer`.
+
+  A `Glow`: each layer of each step (`level0_step0_actnorm`, ...) and each
+  level's prior; a `tfb.Chain` (any composition) or the `tfb.Invert` of one:
+  the parts of its bijectors, in its list's order; any other bijector
+  (including the `tfb.Invert` of one, which may hold its network, as in
+  TFP's `tfb.Glow`): itself.
+  """
+  if isinstance(flow, glow_lib.Glow):
+    for level, (layers, prior) in enumerate(zip(flow.steps, flow.priors)):
+      per_step = len(layers) // flow.num_steps
+      for i, layer in enumerate(layers):
+        yield (f"{prefix}level{level}_step{i // per_step}_"
+               f"{_snake_case(layer.name)}", layer)
+      yield f"{prefix}level{level}_{_snake_case(prior.name)}", prior
+  elif isinstance(flow, tfb.Composition):
+    for i, bijector in enumerate(flow.bijectors):
+      yield from _flow_parts(bijector, f"{prefix}{i}_")
+  elif isinstance(flow, tfb.Invert) and isinstance(
+      flow.bijector, (tfb.Composition, glow_lib.Glow)):
+    yield from _flow_parts(flow.bijector, prefix)
+  else:
+    yield f"{prefix}{_snake_case(flow.name)}", flow
+
+
+def _keras_layer_classes():
+  """The `Layer` classes of the Keras packages loaded in this process."""
+  return tuple(module.layers.Layer for module in
+               (sys.modules.get("keras"), sys.modules.get("tf_keras"))
+               if module is not None and hasattr(module, "layers"))
+
+
+def _flow_layers(flow):
+  """One `FlowLayer` per part of `flow` that owns variables, in flow order.
+
+  Each variable belongs to the first part that holds it; variables of the
+  flow that no part holds go to a last layer named after the flow. Keras
+  layers of the active Keras inside a part (Keras 3 layers own
+  `keras.Variable`s, which `tf.Module` does not see) become its sublayers.
+  """
+  claimed, layers, names = set(), [], {}
+
+  def take(module):
+    variables = [v for v in module.variables if v.ref() not in claimed]
+    networks = [] if not KERAS_3 else [
+        layer for layer in module._flatten(  # pylint: disable=protected-access
+            predicate=lambda m: isinstance(m, keras.layers.Layer))
+        if id(layer) not in claimed]
+    claimed.update(v.ref() for v in variables)
+    claimed.update(id(layer) for layer in networks)
+    return variables, networks
+
+  parts = list(_flow_parts(flow))
+  parts.append((f"{_snake_case(flow.name)}_other", flow))
+  for name, part in parts:
+    variables, networks = take(part)
+    if variables or networks:
+      count = names.get(name, 0)
+      names[name] = count + 1
+      layers.append(FlowLayer.for_part(
+          part, variables, networks, name if not count else f"{name}_{count}"))
+  return layers
+
+
+def _build_lazy_variables(distribution, event_shape, dtype):
+  """Creates the variables of Keras networks that build on first call.
+
+  Traces `distribution.log_prob` on a symbolic batch of one image (nothing
+  runs: no data-dependent initialisation happens), only when the flow holds
+  an unbuilt Keras layer (e.g. a network without an `Input` in TFP's
+  `tfb.Glow`). A static batch size, as some TFP bijectors need one.
+  """
+  unbuilt = list(distribution.bijector._flatten(  # pylint: disable=protected-access
+      predicate=lambda m: isinstance(m, _keras_layer_classes()) and
+      not m.built, recursive=True))
+  if unbuilt:
+    tf.function(distribution.log_prob).get_concrete_function(
+        tf.TensorSpec([1, *event_shape], dtype))
+
+
+def _array_config(value):
+  array = tf.get_static_value(value)
+  if array is None:
+    raise ValueError(
+        f"cannot save a base distribution parameter {value!r}: only "
+        f"constants (not variables) are saved in a config.")
+  array = np.asarray(array)
+  return {"array": array.tolist(), "dtype": array.dtype.name}
+
+
+def _distribution_config(distribution):
+  """A JSON description of a `tfd` distribution with constant parameters."""
+  kind = type(distribution)
+  if getattr(tfd, kind.__name__, None) is not kind:
+    raise ValueError(
+        f"cannot save a base distribution of class {kind.__name__}: only "
+        f"`tfp.distributions` classes are saved in a config.")
+  config = {}
+  for key, value in distribution.parameters.items():
+    if isinstance(value, tfd.Distribution):
+      value = {"distribution": _distribution_config(value)}
+    elif hasattr(value, "trainable"):  # tf.Variable, keras.Variable
+      raise ValueError(
+          f"cannot save the base distribution's `{key}`, a variable: only "
+          f"constant parameters are saved in a config.")
+    elif value is not None and not isinstance(value, (bool, int, float, str)):
+      value = _array_config(value)
+    config[key] = value
+  return {"class_name": kind.__name__, "config": config}
+
+
+def _distribution_from_config(config):
+  """The distribution `_distribution_config` describes."""
+  kind = getattr(tfd, config["class_name"], None)
+  if not (isinstance(kind, type) and issubclass(kind, tfd.Distribution)):
+    raise ValueError(f"unknown distribution {config['class_name']!r}.")
+  arguments = {}
+  for key, value in config["config"].items():
+    if isinstance(value, dict) and "distribution" in value:
+      value = _distribution_from_config(value["distribution"])
+    elif isinstance(value, dict):
+      value = np.asarray(value["array"], value["dtype"])
+    arguments[key] = value
+  return kind(**arguments)
+
+
+def _flow_config(flow):
+  """`{"class_name", "config"}` of a flow registered with Keras."""
+  name = keras.utils.get_registered_name(type(flow))
+  if (not hasattr(flow, "get_config") or
+      keras.utils.get_registered_object(name) is not type(flow)):
+    raise ValueError(
+        f"A FlowModel saves its flow by config: the flow's class "
+        f"({type(flow).__name__}) needs `get_config`/`from_config` and "
+        f"`keras.utils.register_keras_serializable` (tfp_emerging's Glow has "
+        f"both). Without them, use `save_weights` or `tf.train.Checkpoint` "
+        f"and rebuild the flow in code.")
+  return {"class_name": name, "config": flow.get_config()}
+
+
+def _flow_from_config(config):
+  kind = keras.utils.get_registered_object(config["class_name"])
+  if kind is None:
+    raise ValueError(
+        f"unknown flow class {config['class_name']!r}: register it with "
+        f"`keras.utils.register_keras_serializable` before loading.")
+  return kind.from_config(config["config"])
+
+
+keras.utils.register_keras_serializable(package="tfp_emerging")(
+    glow_lib.Glow)
+
+
+@keras.utils.register_keras_serializable(package="tfp_emerging")
 class FlowModel(keras.Model):
   """A `keras.Model` that trains a flow on n-bit images, in bits per dimension.
 
   `FlowModel(flow, num_bins)` holds `distribution =
   tfd.TransformedDistribution(base, flow)`, `base` being
   `flow.base_distribution()` (e.g. `Glow`'s standard normal) unless given.
+  `flow` is any TFP bijector latent -> image: a `Glow`, a `tfb.Chain`, TFP's
+  own `tfb.Glow` (with `base_distribution=tfd.Sample(tfd.Normal(0., 1.),
+  glow.inverse_event_shape(image_shape))`). The image shape `[H, W, C]` is
+  the distribution's event shape.
   Inputs are integer-valued pixels `[B, H, W, C]` (uint8, int or float) in
   `0..num_bins-1`, e.g. 17 levels for sklearn's digits. Each batch is
   dequantised with fresh uniform noise to `x = (k + u) / B - 1/2` and the
@@ -82,23 +305,34 @@ class FlowModel(keras.Model):
   * `compile(optimizer=...)` needs no loss; `fit(data, epochs=...,
     validation_data=...)` with a `tf.data.Dataset` of image batches (or
     `(images, anything)` pairs) or an image array. `fit` runs the flow's
-    data-dependent initialisation on the first batch unless already done
-    (for other inputs, call `initialize` yourself). The logs (and progress
-    bar) report `loss` and `bits_per_dim`, both the mean bits/dim of the
-    epoch's batches (`val_...` for the validation data).
+    data-dependent initialisation on the first (global) batch, eagerly and
+    outside any replica context, unless already done (for other inputs, call
+    `initialize` yourself). The logs (and progress bar) report `loss` and
+    `bits_per_dim`, both the mean bits/dim of the epoch's batches (`val_...`
+    for the validation data).
   * `evaluate` returns `[loss, bits_per_dim]` (both bits/dim; a dict with
     `return_dict=True`), with fresh dequantisation noise.
   * `bits_per_dim(images, seed=None)`: per image, `[B]`; reproducible when
     `seed` is an int (the noise is drawn statelessly from it).
   * `sample(n, temperature=1.0, seed=None)`: int32 images `[n, H, W, C]` in
-    `0..num_bins-1`: `flow.forward(temperature * base sample)`, quantised.
+    `0..num_bins-1`, `flow.forward` of a tempered base sample
+    (`tfp_emerging.export.tempered_sample`: Glow's temperature, the base's
+    deviation from its mode scaled by `temperature`), quantised.
   * `initialize(images)`: the flow's data-dependent initialisation from one
     dequantised batch.
-  * `save_weights(path)` / `load_weights(path)` (Keras 3 wants a path ending
-    in `.weights.h5`) and `tf.train.Checkpoint(model=model, ...)` hold every
-    flow variable and the ActNorm `initialized` flags. They do not hold
-    constants a layer derives from its `seed` (e.g. `Conv1x1`'s fixed signs
-    and permutation): restore into a flow built with the same `seed`.
+  * `summary()` lists one layer per part of the flow (`FlowLayer`: each
+    bijector of each step, each prior, ...) with its parameter count.
+  * Saving: `model.save("m.keras")` and `keras.models.load_model("m.keras")`
+    (the flow is rebuilt from its config: a `Glow`, or any flow class with
+    `get_config`/`from_config` registered with Keras; a base distribution
+    given explicitly must be a `tfp.distributions` class with constant
+    parameters), a full-model `keras.callbacks.ModelCheckpoint`,
+    `save_weights(path)` / `load_weights(path)` (Keras 3 wants a path ending
+    in `.weights.h5`) and `tf.train.Checkpoint(model=model, ...)` all hold
+    every variable of the flow, the non-trainable ones included (ActNorm's
+    `initialized` flags, `Conv1x1`'s fixed signs and permutation).
+  * `export(path)`: a SavedModel serving `log_prob` and `sample`, no input
+    signature needed (`tfp_emerging.export`).
 
   Cost per training image: one density pass of the flow (its `inverse`:
   convolutions only, no solves) and its gradient.
@@ -109,18 +343,22 @@ class FlowModel(keras.Model):
     """Wraps `flow`.
 
     Args:
-      flow: a bijector latent -> image on events `[H, W, C]`, such as
-        `tfp_emerging.flows.Glow`.
+      flow: a TFP bijector latent -> image on events `[H, W, C]`, such as
+        `tfp_emerging.flows.Glow`, a `tfb.Chain` or TFP's `tfb.Glow`.
       num_bins: `B >= 2`, the number of pixel levels (256 for 8 bits).
       base_distribution: optional base; default `flow.base_distribution()`.
       name: the model's name.
       **kwargs: passed to `keras.Model`.
 
     Raises:
-      ValueError: a bad `num_bins`, or no base distribution.
+      ValueError: a bad `num_bins`, a `flow` that is no bijector, no base
+        distribution, or images that are not `[H, W, C]` of known size.
     """
     super().__init__(name=name, **kwargs)
     self.num_bins = checks.positive_int(num_bins, "num_bins", minimum=2)
+    if not isinstance(flow, tfb.Bijector):
+      raise ValueError(f"`flow` must be a TFP bijector; got {flow!r}.")
+    self._base_given = base_distribution is not None
     if base_distribution is None:
       if not hasattr(flow, "base_distribution"):
         raise ValueError("`base_distribution` must be given for a flow "
@@ -128,23 +366,48 @@ class FlowModel(keras.Model):
       base_distribution = flow.base_distribution()
     self._flow = flow
     self._density = tfd.TransformedDistribution(base_distribution, flow)
-    self._event_shape = tuple(base_distribution.event_shape.as_list())
+    event_shape = self._density.event_shape
+    if event_shape.rank != 3 or not event_shape.is_fully_defined():
+      raise ValueError(
+          f"The flow must map the base distribution to images [H, W, C] of "
+          f"known size; its events have shape {event_shape}.")
+    self._event_shape = tuple(event_shape.as_list())
     self._num_dims = int(np.prod(self._event_shape))
-    if KERAS_3:
-      self._flow_variables = [
-          keras.Variable(v, trainable=v.trainable,
-                         name=f"{i:04d}_" + re.sub(r"[^\w.-]", "_",
-                                                   v.name.split(":")[0]))
-          for i, v in enumerate(flow.variables)]
-    else:
-      # tf_keras already finds them through `self._flow`, but its h5 weights
-      # files hold only a model's own lists; the lists are deduplicated.
-      for v in flow.variables:
-        (self._trainable_weights if v.trainable else
-         self._non_trainable_weights).append(v)
+    # A tfb.Chain's dtype is None: the images have the distribution's.
+    self._event_dtype = tf.as_dtype(self._density.dtype)
+    _build_lazy_variables(self._density, self._event_shape,
+                          self._event_dtype)
+    self._flow_layers = _flow_layers(flow)
     self._loss_tracker = keras.metrics.Mean(name="loss")
     self._bits_tracker = keras.metrics.Mean(name="bits_per_dim")
     self.built = True
+
+  def get_config(self):
+    """`flow` (by config), `num_bins`, an explicit base distribution, `name`.
+
+    Raises:
+      ValueError: a flow or base distribution that has no config (see the
+        class docstring).
+    """
+    return {
+        "flow": _flow_config(self._flow),
+        "num_bins": self.num_bins,
+        "base_distribution": (
+            _distribution_config(self._density.distribution)
+            if self._base_given else None),
+        "name": self.name,
+    }
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    """A new, untrained `FlowModel` of the same flow (`get_config`)."""
+    del custom_objects  # Flows are found through Keras' registry.
+    config = dict(config)
+    flow = _flow_from_config(config.pop("flow"))
+    base = config.pop("base_distribution", None)
+    if base is not None:
+      base = _distribution_from_config(base)
+    return cls(flow, base_distribution=base, **config)
 
   @property
   def flow(self):
@@ -154,6 +417,11 @@ class FlowModel(keras.Model):
   def distribution(self):
     """`tfd.TransformedDistribution(base, flow)` on the `[-0.5, 0.5)` images."""
     return self._density
+
+  @property
+  def image_shape(self):
+    """`(H, W, C)`, the shape of one image."""
+    return self._event_shape
 
   @property
   def metrics(self):
@@ -166,7 +434,7 @@ class FlowModel(keras.Model):
 
   def _noisy_bits(self, images, seed=None):
     x = dequantization.dequantize(images, self.num_bins, seed=seed,
-                                  dtype=self._flow.dtype)
+                                  dtype=self._event_dtype)
     return self._continuous_bits(x)
 
   def call(self, inputs, training=False):
@@ -241,20 +509,35 @@ class FlowModel(keras.Model):
     return super().fit(x, y, batch_size=batch_size, **kwargs)
 
   def is_initialized(self):
-    """Whether the flow's data-dependent initialisation has run (or is none)."""
+    """Whether the flow's data-dependent initialisation has run (or is none).
+
+    The flow's own `is_initialized()` if it has one (`Glow`); otherwise
+    whether every boolean variable of the flow, the `initialized` flags of
+    its data-dependent layers (this library's `ActNorm`, TFP's
+    `ActivationNormalization`), is `True`.
+    """
     check = getattr(self._flow, "is_initialized", None)
-    return check is None or check()
+    if check is not None:
+      return bool(check())
+    return all(bool(v.numpy()) for v in self._flow.variables
+               if v.dtype == tf.bool)
 
   def initialize(self, images, seed=None):
     """Data-dependent initialisation of the flow from integer `images`.
 
     Dequantises `images` (noise from `seed` if given) and calls
-    `flow.initialize`; a flow without one needs nothing.
+    `flow.initialize`, or, for a flow without one, evaluates `log_prob`
+    once, which initialises the layers that initialise themselves from
+    their first batch (this library's `ActNorm`, TFP's `tfb.Glow`).
+    Call it eagerly, outside `strategy.run`, with a global batch.
     """
+    x = dequantization.dequantize(images, self.num_bins, seed=seed,
+                                  dtype=self._event_dtype)
     initialize = getattr(self._flow, "initialize", None)
     if initialize is not None:
-      initialize(dequantization.dequantize(images, self.num_bins, seed=seed,
-                                           dtype=self._flow.dtype))
+      initialize(x)
+    else:
+      self._density.log_prob(x)
 
   def bits_per_dim(self, images, seed=None):
     """Bits/dim per image, `[B]`, of integer `images` `[B, H, W, C]`.
@@ -278,20 +561,71 @@ class FlowModel(keras.Model):
   def sample(self, n, temperature=1.0, seed=None):
     """`n` integer images `[n, H, W, C]` (int32, `0..num_bins-1`).
 
-    `x = flow.forward(temperature * z)`, `z` from the base distribution
-    (Glow's temperature), quantised with clipping. An int `seed` gives the
-    same images on every call. Cost: one sampling pass of the flow (its
-    solves).
+    `x = flow.forward(z)`, `z` the base sample at `temperature`
+    (`tfp_emerging.export.tempered_sample`: `m + T (z - m)`, `m` the base's
+    mode; for a Gaussian base its standard deviation scaled by `T`, Glow's
+    temperature), quantised with clipping. An int `seed` gives the same
+    images on every call. Cost: one sampling pass of the flow (its solves).
+
+    Raises:
+      ValueError: the flow is not initialised yet (`initialize`, `fit`).
     """
+    if not self.is_initialized():
+      raise ValueError(
+          "The flow is not initialised: fit the model, or call "
+          "`initialize(images)` (or evaluate it on data) before sampling.")
     if isinstance(seed, (int, np.integer)):
       seed = tf.constant([seed, 0], tf.int32)  # Stateless: reproducible.
-    z = self._density.distribution.sample(n, seed=seed)
-    x = self._generate(z * tf.cast(temperature, z.dtype))
-    return dequantization.quantize(x, self.num_bins)
+    z = export_lib.tempered_sample(self._density.distribution, n,
+                                   temperature, seed)
+    return dequantization.quantize(self._generate(z), self.num_bins)
 
   @tf.function(reduce_retracing=True)
   def _generate(self, z):
     return self._flow.forward(z)
+
+  def export(self, filepath, format="tf_saved_model", verbose=None,  # pylint: disable=redefined-builtin
+             input_signature=None, **kwargs):
+    """Writes a TensorFlow SavedModel serving `log_prob` and `sample`.
+
+    `keras.Model.export`'s signature; the SavedModel is
+    `tfp_emerging.export.export(self, filepath)`'s: signatures `log_prob`
+    (also `serving_default`) and `sample`. No input signature is needed: the
+    image shape is known.
+
+    Args:
+      filepath: the SavedModel's directory.
+      format: `"tf_saved_model"`, the only one.
+      verbose: print where it went (default `True`).
+      input_signature: optional; must accept `[None, H, W, C]` images of the
+        model's dtype.
+      **kwargs: none are supported.
+
+    Returns:
+      The exported `tfp_emerging.export.FlowExport`.
+
+    Raises:
+      ValueError: another `format`, an incompatible `input_signature`, or
+        other arguments.
+    """
+    if format != "tf_saved_model":
+      raise ValueError(f"FlowModel.export writes format='tf_saved_model' "
+                       f"only; got format={format!r}.")
+    if kwargs:
+      raise ValueError(f"FlowModel.export takes no {sorted(kwargs)}.")
+    if input_signature is not None:
+      specs = tf.nest.flatten(input_signature)
+      expected = tf.TensorSpec([None, *self._event_shape], self._event_dtype)
+      if len(specs) != 1 or not (
+          tf.as_dtype(specs[0].dtype) == expected.dtype and
+          tf.TensorShape(specs[0].shape).is_compatible_with(expected.shape)):
+        raise ValueError(f"`input_signature` must describe images {expected}"
+                         f"; got {input_signature!r}.")
+    module = export_lib.export(self, filepath)
+    if verbose is None or verbose:
+      print(f"Saved a SavedModel at '{filepath}' with signatures log_prob "
+            f"(serving_default) and sample.")
+    return module
 
 
 @keras.utils.register_keras_serializable(package="tfp_emerging")

@@ -94,6 +94,7 @@ def _actnorm(dtype, channels=3, **overrides):
   if "bias" not in overrides:
     layer.bias.assign(trained([layer.channels], 0.5, 40, layer.dtype))
     layer.log_scale.assign(trained([layer.channels], 0.4, 41, layer.dtype))
+    layer.initialized.assign(True)  # trained, so no data-dependent init
   return layer
 
 

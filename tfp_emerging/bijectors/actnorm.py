@@ -18,13 +18,33 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
       y[i, j, c] = (x[i, j, c] + bias[c]) * exp(log_scale[c])
       log |det dy/dx| = H W sum_c log_scale[c]
 
-  Data-dependent initialisation (`initialize(x)`): `bias = -mean(x)` and
+  Data-dependent initialisation: `bias = -mean(x)` and
   `log_scale = -log(std(x) + 1e-6)` per channel, over every axis but the
   last, so the layer's output on that batch has zero mean and unit variance
-  per channel. `initialize` also sets the non-trainable `initialized` flag,
-  a variable that checkpoints carry with the others. Calling the layer before
-  `initialize` applies the current values (the identity for the defaults);
-  nothing is initialised implicitly by `forward` or `inverse`.
+  per channel, and the non-trainable `initialized` flag (a variable that
+  checkpoints carry with the others) becomes `True`. It happens
+
+  * implicitly, on the first batch `forward` or `forward_log_det_jacobian`
+    sees while `initialized` is `False` (as TFP's `tfb.Glow` actnorm does):
+    `forward` is the density direction in this library, so a flow's first
+    `log_prob` initialises it from data. This works eagerly, in `tf.function`
+    and under XLA: a graph traced while the layer is uninitialised holds a
+    `tf.cond` on the flag; one traced after it (e.g. `fit`'s training step,
+    traced after `FlowModel.fit` initialised the flow) just reads the
+    variables, at no cost;
+  * or explicitly with `initialize(x)`, which also re-initialises.
+
+  An uninitialised layer is never evaluated silently. `inverse` (sampling)
+  and `inverse_log_det_jacobian` do not initialise from their input, a
+  latent rather than data: on an uninitialised layer they raise
+  `InvalidArgumentError` (and, under XLA, which drops assertions, return
+  NaN). Neither does `forward` inside a replica context of a
+  `tf.distribute` strategy (`strategy.run`, or `fit` under
+  `MirroredStrategy`): a replica sees only its share of the batch, and
+  mirrored variables cannot be assigned inside a `tf.cond` there; it raises
+  the same way. Initialise from a global batch beforehand, in the
+  cross-replica context, as `FlowModel.fit` does (`initialize`, or one
+  `log_prob` outside `strategy.run`).
 
   Directions and cost (`N` = batch size): forward and inverse are one
   elementwise multiply-add, `O(N H W C)`; log-det `O(C)`, shaped like the
@@ -35,7 +55,8 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
   ```python
   layer = ActNorm(channels=3)
   x = tf.random.normal([16, 8, 8, 3]) * 4. + 1.
-  layer.initialize(x)          # now layer.forward(x) is standardised
+  y = layer.forward(x)         # the first batch initialises: y standardised
+  layer.initialize(x)          # the same, explicitly
   ```
   """
 
@@ -57,7 +78,8 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
         Default: a trainable variable of zeros.
       initialized: optional boolean `tf.Variable` (or value), whether the
         data-dependent initialisation has run. Default: a non-trainable
-        variable `False`.
+        variable, `True` if both `bias` and `log_scale` are given (their
+        values are kept), else `False`.
       dtype: floating dtype of the variables and events.
       validate_args: if `True`, check channels and finiteness at run time.
       name: name scope of the ops and variables.
@@ -75,7 +97,10 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
       if log_scale is None:
         log_scale = tf.Variable(tf.zeros([channels], dtype), name="log_scale")
       if initialized is None:
-        initialized = tf.Variable(False, trainable=False, name="initialized")
+        initialized = tf.Variable(
+            parameters["bias"] is not None and
+            parameters["log_scale"] is not None,
+            trainable=False, name="initialized")
       checks.matrix_shape(bias, [channels], "bias")
       checks.matrix_shape(log_scale, [channels], "log_scale")
       parameters.update(bias=bias, log_scale=log_scale,
@@ -116,24 +141,81 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
 
   @property
   def initialized(self):
-    """Boolean variable: whether `initialize` has run."""
+    """Boolean variable: whether the data-dependent initialisation has run."""
     return self._initialized
 
   def initialize(self, x):
     """Data-dependent initialisation from a batch `x` of `[..., H, W, C]` inputs.
 
     Sets `bias = -mean(x)`, `log_scale = -log(std(x) + 1e-6)` per channel
-    (moments over every axis but the last) and `initialized = True`. Needs
-    `bias`, `log_scale` and `initialized` to be variables. Cost `O(N H W C)`.
+    (moments over every axis but the last) and `initialized = True`, whether
+    or not the layer was initialised before. Needs `bias`, `log_scale` and
+    `initialized` to be variables. Cost `O(N H W C)`.
     """
     with tf.name_scope(self.name):
       x = tf.convert_to_tensor(x, self.dtype)
       checks.image_event(x, self._channels, self.dtype, "x", False)
-      axes = list(range(x.shape.rank - 1))
-      mean, variance = tf.nn.moments(x, axes)
-      self._bias.assign(-mean)
-      self._log_scale.assign(-tf.math.log(tf.sqrt(variance) + 1e-6))
-      self._initialized.assign(True)
+      self._assign_moments(x)
+
+  def _assign_moments(self, x):
+    """Assigns the data-dependent values from `x`; returns the flag's update."""
+    axes = tf.range(tf.rank(x) - 1)
+    mean = tf.reduce_mean(x, axes)
+    variance = tf.reduce_mean(tf.math.squared_difference(x, mean), axes)
+    with tf.control_dependencies([
+        self._bias.assign(-mean),
+        self._log_scale.assign(-tf.math.log(tf.sqrt(variance) + 1e-6))]):
+      return self._initialized.assign(True, read_value=False)
+
+  def _initialized_now(self):
+    """Whether the flag is `True` now: read eagerly, even while tracing."""
+    static = tf.get_static_value(self._initialized)
+    if static is not None:  # A constant.
+      return bool(static)
+    try:
+      with tf.init_scope():
+        return bool(self._initialized.numpy())
+    except (AttributeError, NotImplementedError, ValueError,
+            tf.errors.OpError):
+      return False  # Unreadable here: keep the run-time cond or check.
+
+  def _checked_parameters(self, x=None):
+    """`(bias, log_scale)`, never those of an uninitialised layer.
+
+    An initialised layer (when the graph is built: a graph traced after the
+    initialisation has no cond and no check) reads its variables. Otherwise,
+    with `x` (the forward direction's input), outside a replica context and
+    with an assignable flag, a `tf.cond` on `initialized` initialises the
+    layer from `x` first. Otherwise an uninitialised layer fails an
+    assertion naming the remedy, and, where assertions are dropped (XLA),
+    its parameters are NaN.
+    """
+    if self._initialized_now():
+      return (tf.convert_to_tensor(self._bias),
+              tf.convert_to_tensor(self._log_scale))
+    if (x is not None and hasattr(self._initialized, "assign") and
+        not (tf.distribute.has_strategy() and
+             not tf.distribute.in_cross_replica_context())):
+
+      def initialize():
+        with tf.control_dependencies([self._assign_moments(x)]):
+          return tf.constant(True)
+
+      initialization = tf.cond(self._initialized, lambda: tf.constant(False),
+                               initialize)
+      with tf.control_dependencies([initialization]):
+        return tf.identity(self._bias), tf.identity(self._log_scale)
+    initialized = tf.convert_to_tensor(self._initialized)
+    message = (
+        f"ActNorm {self.name!r} is not initialised: evaluate the flow's "
+        f"log_prob on a batch of data first (the forward direction "
+        f"initialises it, outside a tf.distribute replica context), or call "
+        f"initialize(x).")
+    with tf.control_dependencies([tf.debugging.Assert(initialized,
+                                                      [message])]):
+      nan = tf.constant(float("nan"), self.dtype)
+      return (tf.where(initialized, self._bias, nan),
+              tf.where(initialized, self._log_scale, nan))
 
   def _check(self, x, name):
     return checks.image_event(x, self._channels, self.dtype, name,
@@ -141,18 +223,20 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
 
   def _forward(self, x):
     with tf.control_dependencies(self._check(x, "x")):
-      return (x + self._bias) * tf.exp(self._log_scale)
+      bias, log_scale = self._checked_parameters(x)
+      return (x + bias) * tf.exp(log_scale)
 
   def _inverse(self, y):
     with tf.control_dependencies(self._check(y, "y")):
-      return y * tf.exp(-self._log_scale) - self._bias
+      bias, log_scale = self._checked_parameters()
+      return y * tf.exp(-log_scale) - bias
 
-  def _log_det(self, z, name):
+  def _log_det(self, z, name, log_scale):
     return checks.pixelwise_log_det(z, self._channels, self.dtype, name,
-                                    tf.reduce_sum(self._log_scale))
+                                    tf.reduce_sum(log_scale))
 
   def _forward_log_det_jacobian(self, x):
-    return self._log_det(x, "x")
+    return self._log_det(x, "x", self._checked_parameters(x)[1])
 
   def _inverse_log_det_jacobian(self, y):
-    return -self._log_det(y, "y")
+    return -self._log_det(y, "y", self._checked_parameters()[1])

@@ -205,6 +205,15 @@ class Glow(OnePassLogDet, tfb.Bijector):
   comes out of the same pass: `inverse` puts it in TFP's bijector cache, so
   `TransformedDistribution.log_prob` evaluates the flow once.
 
+  Data-dependent initialisation: the first density evaluation of a new flow
+  (`log_prob`, or `inverse`) initialises every ActNorm from that batch, in
+  order, each from the activations its initialised predecessors produce
+  (Glow's scheme, as in TFP's `tfb.Glow`); `initialize(images)` does the same
+  explicitly and re-initialises. It works eagerly, in `tf.function` and under
+  XLA; in a `tf.distribute` replica context, initialise beforehand (see
+  `ActNorm`). Sampling (`forward`) from an uninitialised flow raises
+  `InvalidArgumentError`: a latent is no data to initialise from.
+
   Variables: every layer's (custom coupling networks' included), plus the
   priors'; `trainable_variables` lists them all, `variables` adds each
   ActNorm's `initialized` flag.
@@ -362,6 +371,34 @@ class Glow(OnePassLogDet, tfb.Bijector):
   def _parameter_properties(cls, dtype):
     return {}
 
+  def get_config(self):
+    """The constructor's arguments as JSON values (dtype by name).
+
+    `Glow.from_config(glow.get_config())` builds the same architecture with
+    new variables; `FlowModel`'s `.keras` files store this config and the
+    variables' values. Raises `ValueError` for an argument that has no JSON
+    form (a callable `mixing`).
+    """
+    config = {}
+    for key, value in self.parameters.items():
+      if isinstance(value, tf.dtypes.DType):
+        value = value.name
+      elif isinstance(value, tuple):
+        value = list(value)
+      if value is not None and not isinstance(value, (bool, int, float, str,
+                                                      list)):
+        raise ValueError(
+            f"A Glow with `{key}`={value!r} has no config: only arguments "
+            f"given by value (e.g. `mixing` by name, one of {MIXINGS}) can be "
+            f"saved in a config.")
+      config[key] = value
+    return config
+
+  @classmethod
+  def from_config(cls, config):
+    """A new `Glow` from `get_config()`'s arguments."""
+    return cls(**config)
+
   @property
   def image_shape(self):
     """`(H, W, C)`."""
@@ -421,7 +458,9 @@ class Glow(OnePassLogDet, tfb.Bijector):
     flow's continuous domain; with their labels `conditional_input` for a
     class-conditional flow), initialising each ActNorm from the
     activations it receives, in order, so each sees its predecessors'
-    initialised outputs (Glow's scheme). Cost: one density pass.
+    initialised outputs (Glow's scheme), whether or not it was initialised
+    before. The first `log_prob` of a new flow does the same implicitly.
+    Cost: one density pass.
     """
     with tf.name_scope(self.name):
       x = tf.convert_to_tensor(images, self.dtype)
