@@ -97,7 +97,9 @@ class AffineCoupling(OnePassLogDet,
         Keras mixed precision global policy whose variable dtype is `dtype`
         (`keras.mixed_precision.set_global_policy("mixed_float16")`), its
         compute dtype (`float16`); otherwise `dtype`.
-      validate_args: if `True`, check channels and finiteness at run time.
+      validate_args: if `True`, assert at run time that the inputs of every
+        direction and log-det are finite (a channel count unknown at trace
+        time is asserted whatever it is: `tfp_emerging.ops.checks`).
       name: name scope.
 
     Raises:
