@@ -119,12 +119,14 @@ def as_images(x, channels, dtype, name, validate_args, assertions=()):
     assertions: further run-time assertions the reshape must wait for.
 
   Returns:
-    `(images, shape)`: `images` `[N, H, W, C]` and `shape`, the dynamic shape
-    of `x`, to reshape results back with `tf.reshape(result, shape)`.
+    `(images, shape)`: `images` `[N, H, W, C]`, with `C = channels` static
+    even where the channel axis of `x` was not (the checks assert it), and
+    `shape`, the dynamic shape of `x`, to reshape results back with
+    `tf.reshape(result, shape)`.
   """
   x = checked(x, channels, dtype, name, validate_args, assertions)
   shape = tf.shape(x)
-  return tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0)), shape
+  return tf.reshape(x, [-1, shape[-3], shape[-2], channels]), shape
 
 
 def pixelwise_log_det(z, channels, dtype, name, per_pixel, validate_args):
