@@ -32,7 +32,7 @@ LOG_DET_RTOL = {tf.float32: 1e-4, tf.float64: 1e-8}
 # Eager vs tf.function vs XLA: the same ops, reassociated at most.
 MODES_RTOL = {tf.float32: 1e-5, tf.float64: 1e-12}
 # The four methods of a bijector, in the order the checks call them.
-_METHODS = ("forward", "inverse", "forward_log_det_jacobian",
+METHODS = ("forward", "inverse", "forward_log_det_jacobian",
             "inverse_log_det_jacobian")
 
 
@@ -130,7 +130,7 @@ def check_modes_agree(bijector, event_shape, dtype):
   for mode, compiled in (("tf.function", tf.function(run)),
                          ("jit_compile=True",
                           tf.function(run, jit_compile=True))):
-    for method, want, got in zip(_METHODS, eager, compiled(x, y)):
+    for method, want, got in zip(METHODS, eager, compiled(x, y)):
       np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=rtol,
                                  atol=rtol, err_msg=f"{mode}: {method}")
 
@@ -226,7 +226,7 @@ def _assert_rejected(call, message, what):
   except TypeError as e:  # TFP's own dtype check may come first.
     assert message == "dtype", f"{what}: {e}"
   else:
-    raise AssertionError(f"{what} accepted a bad {message}")
+    raise AssertionError(f"{what} accepted bad {message}")
 
 
 def _check_bad_event(bijector, event, message):
@@ -273,11 +273,12 @@ def check_non_finite(case, bijector, dtype):
   for value in (np.nan, np.inf):
     bad = np.zeros([1, *case.event_shape], dtype.as_numpy_dtype)
     bad[0, 0, 0, 0] = value
-    for method in _METHODS:
+    for method in METHODS:
       try:
         _call(strict, method, tf.constant(bad))
       except (tf.errors.InvalidArgumentError, ValueError) as e:
-        assert "finite" in str(e), f"{method}: {e}"
+        assert "finite" in str(e), (
+            f"{method}: the error does not say 'finite': {e}")
       else:
         raise AssertionError(
             f"{method} with validate_args=True accepted a {value}")
@@ -298,7 +299,7 @@ def check_unknown_channels(case, bijector, dtype):
   right = random([1, h, w, c], dtype, seed=11)
   wrong = tf.zeros([1, h, w, 1 if c > 1 else 2], dtype)
   spec = tf.TensorSpec([None] * 4, dtype)
-  for validate_args, methods in ((False, _METHODS), (True, _METHODS[2:])):
+  for validate_args, methods in ((False, METHODS), (True, METHODS[2:])):
     layer = case.make(dtype, validate_args=validate_args)
     for method in methods:
       traced = tf.function(lambda z, m=method: _call(layer, m, z),
@@ -311,7 +312,8 @@ def check_unknown_channels(case, bijector, dtype):
       try:
         traced(wrong)
       except tf.errors.InvalidArgumentError as e:
-        assert "channels" in e.message, f"{what}: {e.message}"
+        assert "channels" in e.message, (
+            f"{what}: the error does not say 'channels': {e.message}")
       else:
         raise AssertionError(f"{what} accepted {wrong.shape[-1]} channels "
                              f"for {c}")
