@@ -26,6 +26,7 @@ setuptools.setup(
             "nbclient",
             "nbformat",
             "ipykernel",
+            "hypothesis",
         ],
         "datasets": ["tensorflow-datasets"],
     },

@@ -113,10 +113,7 @@ class AffineCoupling(OnePassLogDet,
     dtype = checks.float_dtype(dtype)
     if compute_dtype is None:
       compute_dtype = _policy_compute_dtype(dtype)
-    compute_dtype = tf.as_dtype(compute_dtype)
-    if not compute_dtype.is_floating:
-      raise ValueError("`compute_dtype` must be a floating dtype; got "
-                       f"{compute_dtype!r}.")
+    compute_dtype = checks.float_dtype(compute_dtype, "compute_dtype")
     parameters["compute_dtype"] = compute_dtype
     c_a = channels // 2
     c_b = channels - c_a

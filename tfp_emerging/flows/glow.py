@@ -159,12 +159,12 @@ class Glow(OnePassLogDet, tfb.Bijector):
     """
     parameters = dict(locals())
     try:
-      height, width, channels = (int(s) for s in image_shape)
+      height, width, channels = image_shape
     except (TypeError, ValueError) as e:
       raise ValueError("`image_shape` must be (H, W, C) of ints; got "
                        f"{image_shape!r}.") from e
-    for value in (height, width, channels):
-      checks.positive_int(value, "image_shape")
+    height, width, channels = (checks.positive_int(s, "image_shape")
+                               for s in (height, width, channels))
     num_levels = checks.positive_int(num_levels, "num_levels")
     num_steps = checks.positive_int(num_steps, "num_steps")
     hidden_channels = checks.positive_int(hidden_channels, "hidden_channels")
