@@ -350,3 +350,96 @@ CHECKS = {
     "batch_shapes": check_batch_shapes,
     "transformed_distribution": check_transformed_distribution,
 }
+
+
+def check_conditional(bijector, event_shape, dtype, conditional_inputs):
+  """A conditional bijector (TFP's `conditional_input` kwarg), per condition.
+
+  `conditional_inputs`: at least two conditions for events of batch shape
+  `[2]`. For each: the round trip both ways; `log_prob` of a
+  `TransformedDistribution` given `bijector_kwargs={"conditional_input": c}`
+  against `log N(z) + slogdet` of the dense Jacobian of `inverse(., c)`;
+  fldj = -ildj(f(x)). Across them: `log_prob` changes with the condition,
+  and TFP's cache never hands one condition's result or log-det to another.
+  Gradients of the loss over all conditions reach every trainable variable.
+  """
+  assert len(conditional_inputs) >= 2, "give two conditions at least"
+  atol = ROUND_TRIP_ATOL[dtype]
+  rtol = LOG_DET_RTOL[dtype]
+  base = _base(event_shape, dtype)
+  dist = tfd.TransformedDistribution(base, bijector)
+  x = random([2, *event_shape], dtype, seed=11)
+  log_probs = []
+  for c in conditional_inputs:
+    kwargs = {"conditional_input": c}
+    y = bijector.forward(x, **kwargs)
+    np.testing.assert_allclose(
+        bijector.inverse(tf.identity(y), **kwargs).numpy(), x.numpy(), rtol=0,
+        atol=atol)
+    z = bijector.inverse(x, **kwargs)
+    np.testing.assert_allclose(
+        bijector.forward(tf.identity(z), **kwargs).numpy(), x.numpy(), rtol=0,
+        atol=atol)
+    log_prob = dist.log_prob(tf.identity(x), bijector_kwargs=kwargs).numpy()
+    expected = (base.log_prob(z).numpy() + slogdet(dense_jacobian(
+        lambda v, kwargs=kwargs: bijector.inverse(v, **kwargs), x)))
+    np.testing.assert_allclose(log_prob, expected, rtol=rtol, atol=rtol)
+    fldj = bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=3,
+                                             **kwargs)
+    ildj = bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3,
+                                             **kwargs)
+    np.testing.assert_allclose(fldj.numpy(), -ildj.numpy(), rtol=rtol,
+                               atol=rtol)
+    log_probs.append(log_prob)
+  for i in range(len(log_probs)):
+    for j in range(i):
+      assert np.max(np.abs(log_probs[i] - log_probs[j])) > 1e-3, (
+          "log_prob does not depend on the condition", i, j)
+  # The cache: results of one condition are not reused for another.
+  first = {"conditional_input": conditional_inputs[0]}
+  second = {"conditional_input": conditional_inputs[1]}
+  y = bijector.forward(x, **first)
+  fresh = bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=3,
+                                            **second)
+  np.testing.assert_allclose(
+      bijector.forward_log_det_jacobian(x, event_ndims=3, **second).numpy(),
+      fresh.numpy(), rtol=rtol, atol=rtol)
+  np.testing.assert_allclose(
+      bijector.inverse(y, **second).numpy(),
+      bijector.inverse(tf.identity(y), **second).numpy(), rtol=rtol, atol=rtol)
+  assert np.max(np.abs(bijector.inverse(y, **second) - x)) > 1e-3
+  # Gradients.
+  variables = bijector.trainable_variables
+  with tf.GradientTape() as tape:
+    loss = -tf.add_n([tf.reduce_mean(dist.log_prob(
+        x, bijector_kwargs={"conditional_input": c}))
+                      for c in conditional_inputs])
+  for v, g in zip(variables, tape.gradient(loss, variables)):
+    assert g is not None, f"no gradient reaches {v.name}"
+    g = tf.convert_to_tensor(g).numpy()
+    assert np.all(np.isfinite(g)), v.name
+    assert np.any(g != 0), f"zero gradient for {v.name}"
+
+
+def check_conditional_modes(bijector, event_shape, dtype, conditional_inputs):
+  """Eager = `tf.function` = `jit_compile=True`, for `log_prob` (through
+  `bijector_kwargs`) and `forward`, per condition. Give conditions of one
+  shape and dtype: one trace serves them all."""
+  dist = tfd.TransformedDistribution(_base(event_shape, dtype), bijector)
+  x = random([2, *event_shape], dtype, seed=11)
+  z = random([2, *event_shape], dtype, seed=12)
+
+  def run(x, z, c):
+    kwargs = {"conditional_input": c}
+    return (dist.log_prob(x, bijector_kwargs=kwargs),
+            bijector.forward(z, **kwargs))
+
+  compiled_runs = (tf.function(run), tf.function(run, jit_compile=True))
+  for c in conditional_inputs:
+    c = tf.convert_to_tensor(c)
+    eager = run(x, z, c)
+    for compiled in compiled_runs:
+      for want, got in zip(eager, compiled(x, z, c)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(),
+                                   rtol=MODES_RTOL[dtype],
+                                   atol=MODES_RTOL[dtype])

@@ -108,6 +108,32 @@ def _coupling(dtype, channels=3, kernel_size=3, **overrides):
   return layer
 
 
+def keras_coupling_network(channels, dtype, seed=60):
+  """A Keras network `[N, H, W, C_a]` -> `[N, H, W, 2 C_b]`, any `H`, `W`."""
+  keras = tf.keras
+  c_a = channels // 2
+  dtype = dtype.name
+
+  def init(offset):
+    return keras.initializers.RandomNormal(stddev=0.3, seed=seed + offset)
+
+  return keras.Sequential([
+      keras.Input((None, None, c_a), dtype=dtype),
+      keras.layers.Conv2D(4, 3, padding="same", activation="relu",
+                          kernel_initializer=init(0),
+                          bias_initializer=init(1), dtype=dtype),
+      keras.layers.Conv2D(2 * (channels - c_a), 1, kernel_initializer=init(2),
+                          bias_initializer=init(3), dtype=dtype)])
+
+
+def _coupling_with_network(dtype, channels=3, **overrides):
+  network_dtype = dtype if dtype.is_floating else tf.float32
+  kwargs = dict(channels=channels, dtype=dtype,
+                network=keras_coupling_network(channels, network_dtype))
+  kwargs.update(overrides)
+  return bijectors.AffineCoupling(**kwargs)
+
+
 CASES.append(contract.Case(
     name="actnorm", make=_actnorm, bad_arguments=COMMON_BAD_ARGUMENTS))
 for k in (1, 3):
@@ -118,6 +144,13 @@ for k in (1, 3):
           ({"channels": 1}, "channels"),
           ({"hidden_channels": 0}, "hidden_channels"),
           ({"kernel_size": 2}, "kernel_size"))))
+CASES.append(contract.Case(
+    name="affine-coupling-keras-network",
+    make=_coupling_with_network,
+    bad_arguments=(
+        ({"dtype": tf.int32}, "dtype"),
+        ({"network": lambda x_a: x_a}, "network"),
+        ({"hidden_bias": np.zeros([4])}, "network"))))
 
 
 def _rotation(channels, seed):

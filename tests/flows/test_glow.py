@@ -1,14 +1,21 @@
 """Glow: change of variables against a dense Jacobian, structure, directions."""
 
+import pathlib
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tests import contract
+from tests.bijectors import registry
 from tfp_emerging import bijectors
 from tfp_emerging import flows
+from tfp_emerging import keras as tfe_keras
 
+keras = tfe_keras.keras
+tfb = tfp.bijectors
 tfd = tfp.distributions
 
 # Ops that solve a linear system or iterate: allowed only when sampling.
@@ -27,7 +34,9 @@ def small_glow(mixing, dtype=tf.float64, seed=1, **overrides):
                 mixing=mixing, hidden_channels=8, seed=seed, dtype=dtype)
   kwargs.update(overrides)
   glow = flows.Glow(**kwargs)
-  glow.initialize(contract.random([8, *shape], glow.dtype, seed=10) * 0.3)
+  labels = None if glow.num_classes is None else np.arange(8) % glow.num_classes
+  glow.initialize(contract.random([8, *shape], glow.dtype, seed=10) * 0.3,
+                  conditional_input=labels)
   rng = np.random.default_rng(seed)
   for v in glow.trainable_variables:
     v.assign_add(tf.constant(rng.normal(0., 0.1, v.shape), glow.dtype))
@@ -116,7 +125,16 @@ def test_bad_arguments():
       (dict(num_steps=0), "num_steps"),
       (dict(hidden_channels=0), "hidden_channels"),
       (dict(kernel_size=2), "kernel_size"),
-      (dict(mixing="periodic", kernel_size=5), "kernel_size")]:
+      (dict(mixing="periodic", kernel_size=5), "kernel_size"),
+      (dict(num_classes=0), "num_classes"),
+      (dict(condition_couplings=True), "num_classes"),
+      (dict(num_classes=2, condition_couplings="yes"), "condition_couplings"),
+      (dict(coupling_network_fn="conv"), "coupling_network_fn"),
+      (dict(coupling_network_fn=lambda **kwargs: 3), "coupling_network_fn"),
+      (dict(coupling_network_fn=lambda input_shape, output_channels, name:
+            registry.keras_coupling_network(2 * input_shape[-1] + 1,
+                                            tf.float32)),  # 2 C_b + 2 out.
+       "coupling_network_fn")]:
     arguments = dict(image_shape=(8, 8, 1), num_levels=1, num_steps=1)
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=name):
@@ -213,3 +231,254 @@ def test_shapes_unknown_at_trace_time_are_checked_at_run_time():
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=r"events of shape \[2, 2, 1\]"):
     inverse(tf.zeros([1, 4, 2, 1]))
+
+
+# Labels of events with batch shape [2]: ids, one-hot vectors. (One id for
+# a whole batch: test_label_enters_as_documented.)
+NUM_CLASSES = 3
+LABELS = ([0, 2], [1, 1], np.eye(NUM_CLASSES)[[2, 0]])
+
+
+class ConditionalConvNet(keras.layers.Layer):
+  """A custom coupling network: the label's one-hot `[N, K]` sets a bias."""
+
+  def __init__(self, output_channels, hidden=8, dtype="float64", **kwargs):
+    super().__init__(dtype=dtype, **kwargs)
+    self.seen_conditions = []
+    self.hidden = keras.layers.Conv2D(hidden, 3, padding="same",
+                                      activation="relu", dtype=dtype)
+    self.embed = keras.layers.Dense(hidden, dtype=dtype)
+    self.out = keras.layers.Conv2D(output_channels, 3, padding="same",
+                                   dtype=dtype)
+
+  def call(self, x_a, conditional_input=None):
+    self.seen_conditions.append(conditional_input)
+    bias = self.embed(conditional_input)
+    return self.out(self.hidden(x_a) + bias[:, None, None, :])
+
+
+def _conditional_network(input_shape, output_channels, name):
+  del input_shape  # Convolutions: any size.
+  return ConditionalConvNet(output_channels, name=name)
+
+
+@pytest.mark.parametrize("coupling_network_fn", [None, _conditional_network],
+                         ids=["default-network", "custom-network"])
+def test_conditional_contract(coupling_network_fn):
+  """Per label: round trips, log_prob against the dense Jacobian, a new
+  label changes log_prob, no cache reuse across labels, gradients reach
+  every variable (the class terms of the priors and couplings too)."""
+  glow = small_glow("lu", seed=4, num_classes=NUM_CLASSES,
+                    condition_couplings=True,
+                    coupling_network_fn=coupling_network_fn)
+  contract.check_conditional(glow, glow.image_shape, tf.float64, LABELS)
+  if coupling_network_fn is not None:  # It gets the one-hot labels, [N, K].
+    glow.inverse(tf.zeros([2, *glow.image_shape], tf.float64),
+                 conditional_input=[2, 0])
+    seen = glow.steps[0][-1].network.seen_conditions[-1]
+    np.testing.assert_array_equal(seen, np.eye(NUM_CLASSES)[[2, 0]])
+
+
+def test_conditional_modes_agree():
+  """Eager = tf.function = XLA with labels, both directions."""
+  glow = small_glow("lu", tf.float32, seed=4, num_classes=NUM_CLASSES,
+                    condition_couplings=True)
+  contract.check_conditional_modes(glow, glow.image_shape, tf.float32,
+                                   [tf.constant([0, 2]), tf.constant([1, 1])])
+
+
+def _unconditional_twin(glow, label):
+  """An unconditional Glow that computes what `glow` does for `label`.
+
+  Built like `glow`, with its variables, and each class term of the
+  docstring's math folded into the bias it adds to: the top prior's `loc`
+  and `log_scale`, the split priors' `bias` and the couplings' first
+  hidden bias.
+  """
+  names = ("image_shape", "num_levels", "num_steps", "mixing",
+           "hidden_channels", "kernel_size", "seed", "dtype")
+  twin = flows.Glow(**{name: glow.parameters[name] for name in names})
+  for layers, twin_layers in zip(glow.steps, twin.steps):
+    for layer, twin_layer in zip(layers, twin_layers):
+      if isinstance(layer, bijectors.AffineCoupling):
+        weights = layer.weights
+        for key, weight in twin_layer.weights.items():
+          weight.assign(weights[key])
+        if glow.condition_couplings:
+          twin_layer.weights["hidden_bias"].assign_add(
+              weights["condition_kernel"][label])
+      else:
+        for v, twin_v in zip(layer.variables, twin_layer.variables):
+          twin_v.assign(v)
+  *splits, top = glow.priors
+  *twin_splits, twin_top = twin.priors
+  for prior, twin_prior in zip(splits, twin_splits):
+    twin_prior.kernel.assign(prior.kernel)
+    twin_prior.bias.assign(prior.bias + prior.class_bias[label])
+  twin_top.loc.assign(top.loc + top.class_loc[label])
+  twin_top.log_scale.assign(top.log_scale + top.class_log_scale[label])
+  return twin
+
+
+def test_label_enters_as_documented():
+  glow = small_glow("lu", seed=5, num_classes=NUM_CLASSES,
+                    condition_couplings=True)
+  x = contract.random([2, *glow.image_shape], tf.float64, seed=13) * 0.3
+  for label in range(NUM_CLASSES):
+    twin = _unconditional_twin(glow, label)
+    for conditional_input in (label, np.eye(NUM_CLASSES)[[label] * 2]):
+      np.testing.assert_allclose(
+          glow.inverse(x, conditional_input=conditional_input),
+          twin.inverse(x), rtol=1e-12, atol=1e-12)
+      np.testing.assert_allclose(
+          glow.inverse_log_det_jacobian(x, event_ndims=3,
+                                        conditional_input=conditional_input),
+          twin.inverse_log_det_jacobian(x, event_ndims=3), rtol=1e-12)
+    np.testing.assert_allclose(glow.forward(x, conditional_input=label),
+                               twin.forward(x), rtol=1e-10, atol=1e-10)
+
+
+def test_new_conditional_glow_is_standard_normal_for_every_label():
+  """Class terms start at zero: after the data-dependent init, the latent of
+  the init batch is the same for every label."""
+  glow = flows.Glow((8, 8, 1), num_levels=2, num_steps=1, mixing="lu",
+                    hidden_channels=4, num_classes=NUM_CLASSES,
+                    condition_couplings=True, seed=0)
+  x = contract.random([32, 8, 8, 1], tf.float32, seed=3) * 0.2 + 0.1
+  glow.initialize(x, conditional_input=np.arange(32) % NUM_CLASSES)
+  z = [glow.inverse(x, conditional_input=label).numpy()
+       for label in range(NUM_CLASSES)]
+  np.testing.assert_array_equal(z[0], z[1])
+  np.testing.assert_array_equal(z[0], z[2])
+  assert abs(z[0].mean()) < 0.1 and 0.8 < z[0].std() < 1.2
+
+
+def test_sampling_and_chains_route_the_label():
+  """`sample` and `log_prob` pass `bijector_kwargs` on; a `tfb.Chain` routes
+  them to the Glow by its name, as TFP does."""
+  glow = small_glow("lu", seed=6, num_classes=NUM_CLASSES)
+  base = glow.base_distribution()
+  dist = tfd.TransformedDistribution(base, glow)
+  eps = base.sample(3, seed=(1, 2))
+  samples = {label: dist.sample(3, seed=(1, 2), bijector_kwargs={
+      "conditional_input": label}).numpy() for label in range(NUM_CLASSES)}
+  for label, images in samples.items():
+    np.testing.assert_allclose(
+        images, glow.forward(eps, conditional_input=[label] * 3).numpy(),
+        rtol=1e-12)
+  assert np.max(np.abs(samples[0] - samples[1])) > 1e-3
+  chain = tfb.Chain([tfb.Shift(tf.constant(0.25, tf.float64)), glow,
+                     tfb.Scale(tf.constant(1.5, tf.float64))])
+  chained = tfd.TransformedDistribution(base, chain)
+  x = contract.random([2, *glow.image_shape], tf.float64, seed=14) * 0.3
+  labels = [2, 0]
+  kwargs = {glow.name: {"conditional_input": labels}}
+  assert glow.name == "glow"
+  log_prob = chained.log_prob(x, bijector_kwargs=kwargs).numpy()
+  z = chain.inverse(tf.identity(x), **kwargs)
+  expected = base.log_prob(z).numpy() + contract.slogdet(
+      contract.dense_jacobian(lambda v: chain.inverse(v, **kwargs), x))
+  np.testing.assert_allclose(log_prob, expected, rtol=1e-10)
+
+
+def test_bad_labels():
+  glow = small_glow("lu", dtype=tf.float32, num_classes=NUM_CLASSES)
+  plain = small_glow("lu", dtype=tf.float32)
+  dist = tfd.TransformedDistribution(glow.base_distribution(), glow)
+  x = tf.zeros([2, *glow.image_shape])
+  for call, message in [
+      (lambda: glow.forward(x), "is conditional"),
+      (lambda: glow.inverse(x), "is conditional"),
+      (lambda: dist.log_prob(x), "is conditional"),
+      (lambda: glow.initialize(x), "is conditional"),
+      (lambda: plain.inverse(x, conditional_input=[0, 1]), "unconditional"),
+      (lambda: glow.inverse(x, conditional_input=[0, 3]), r"0\.\.2; got \[3\]"),
+      (lambda: glow.forward(x, conditional_input=-1), r"got \[-1\]"),
+      (lambda: glow.inverse(x, conditional_input=[[0, 1, 2]] * 2),
+       "one-hot vectors as floats"),
+      (lambda: glow.inverse(x, conditional_input=np.eye(4)[:2]),
+       r"\[\.\.\., 3\]"),
+      (lambda: glow.inverse(x, conditional_input=[True, False]), "dtype"),
+      (lambda: dist.sample(3, bijector_kwargs={"conditional_input": [0, 1]}),
+       "broadcast")]:
+    with pytest.raises(ValueError, match=message):
+      call()
+  # Ids known only at run time: an assertion.
+  inverse = tf.function(lambda x, y: glow.inverse(x, conditional_input=y))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="class ids"):
+    inverse(x, tf.constant([0, 5]))
+
+
+def test_custom_coupling_network_replaces_the_default_and_is_tracked():
+  made = []
+
+  def coupling_network_fn(input_shape, output_channels, name):
+    made.append((input_shape, output_channels, name))
+    return keras.Sequential([
+        keras.layers.Conv2D(6, 3, padding="same", activation="relu"),
+        keras.layers.Conv2D(output_channels, 3, padding="same",
+                            kernel_initializer="zeros")])
+
+  default = flows.Glow((8, 8, 1), num_levels=2, num_steps=1, mixing="lu",
+                       hidden_channels=4, seed=0)
+  glow = flows.Glow((8, 8, 1), num_levels=2, num_steps=1, mixing="lu",
+                    hidden_channels=4, seed=0,
+                    coupling_network_fn=coupling_network_fn)
+  # Squeezed: 4x4x4 (C_a = 2, 2 C_b = 4), then 2x2x8.
+  assert made == [((4, 4, 2), 4, "coupling_network_0_0"),
+                  ((2, 2, 4), 8, "coupling_network_1_0")]
+  couplings = [layers[-1] for layers in glow.steps]
+  behind = [getattr(w, "value", w)
+            for c in couplings for w in c.network.weights]
+  tracked = {id(v) for v in glow.trainable_variables}
+  assert len(behind) == 8 and all(id(v) in tracked for v in behind)
+  assert all(isinstance(v, tf.Variable) for v in behind)
+  assert (len(glow.trainable_variables) ==
+          len(default.trainable_variables) - 2 * 6 + 8)
+  # A zero last layer: like the default network, a new coupling is
+  # y_b = sigmoid(2) x_b, so both flows agree.
+  x = contract.random([2, 8, 8, 1], tf.float32, seed=15) * 0.3
+  np.testing.assert_allclose(glow.inverse(x), default.inverse(x), rtol=1e-5,
+                             atol=1e-6)
+
+
+def test_fit_trains_the_custom_coupling_network():
+  network = []
+
+  def coupling_network_fn(input_shape, output_channels, name):
+    network.append(keras.Sequential([
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+        keras.layers.Conv2D(output_channels, 1, kernel_initializer="zeros")],
+                                    name=name))
+    return network[-1]
+
+  glow = flows.Glow((8, 8, 1), num_levels=1, num_steps=1, mixing="lu",
+                    hidden_channels=4, seed=0,
+                    coupling_network_fn=coupling_network_fn)
+  model = tfe_keras.FlowModel(glow, num_bins=17)
+  model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
+  before = [w.numpy().copy() for w in network[0].weights]
+  images = np.random.default_rng(0).integers(0, 17, [24, 8, 8, 1])
+  model.fit(images, batch_size=8, epochs=1, verbose=0)  # 3 steps.
+  for old, new in zip(before, network[0].weights):
+    assert np.any(old != new.numpy()), new.name
+
+
+def test_log_prob_with_labels_evaluates_the_flow_once():
+  glow = small_glow("lu", dtype=tf.float32, num_classes=NUM_CLASSES,
+                    condition_couplings=True)
+  dist = tfd.TransformedDistribution(glow.base_distribution(), glow)
+  x = tf.zeros([2, *glow.image_shape])
+  graph = tf.function(
+      lambda x, y: dist.log_prob(x, bijector_kwargs={"conditional_input": y})
+  ).get_concrete_function(x, tf.constant([0, 1])).graph
+  convolutions = sum(op.type == "Conv2D" for op in graph.get_operations())
+  assert convolutions == 7  # As without labels.
+
+
+def test_readme_conditioning_example_runs():
+  readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+  section = readme.split("### Conditioning", 1)[1].split("\n## ", 1)[0]
+  code = re.findall(r"```python\n(.*?)```", section, re.S)
+  assert code, "README's Conditioning section has no python example"
+  exec(compile(code[0], "README.md", "exec"), {})  # pylint: disable=exec-used

@@ -7,6 +7,7 @@ from tensorflow_probability.python.internal import tensor_util
 
 from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
 from tfp_emerging.ops import checks
+from tfp_emerging.ops import conditions
 from tfp_emerging.ops import initializers
 
 __all__ = ["AffineCoupling"]
@@ -22,6 +23,35 @@ def _policy_compute_dtype(dtype):
   if policy.variable_dtype == dtype.name:
     return tf.as_dtype(policy.compute_dtype)
   return dtype
+
+
+def _variables_of(network):
+  """The `tf.Variable`s of a Keras layer (Keras 3 or tf_keras) or tf.Module.
+
+  Keras 3 keeps each weight in a `keras.Variable` whose `.value` is the
+  `tf.Variable` the layer reads; that one is returned, so that whoever trains
+  the bijector's `trainable_variables` trains the network.
+  """
+  weights = getattr(network, "weights", None)  # Keras 3 and tf_keras.
+  if weights is None:
+    weights = getattr(network, "variables", None)  # tf.Module.
+  if weights is None:
+    raise ValueError(
+        "`network` must be a Keras layer or a `tf.Module` (the coupling "
+        f"lists and trains its variables); got {network!r}.")
+  found = []
+  for weight in weights:
+    variable = weight if isinstance(weight, tf.Variable) else getattr(
+        weight, "value", None)
+    if not isinstance(variable, tf.Variable):
+      raise ValueError(f"`network` holds {weight!r}, which is not backed by "
+                       "a tf.Variable.")
+    found.append(variable)
+  if not found:
+    raise ValueError(
+        "`network` has no variables yet: build it first (call it once on an "
+        "input, or begin a keras.Sequential with keras.Input).")
+  return tuple(found)
 
 
 class AffineCoupling(OnePassLogDet,
@@ -47,6 +77,31 @@ class AffineCoupling(OnePassLogDet,
   scale lies in `(0, 1)` for every value of the variables, which keeps deep
   stacks from blowing up early in training.
 
+  Conditioning (`conditional_size=M`): every call takes a condition vector
+  `c` (`conditional_input`, `[..., M]`, its batch shape broadcasting to the
+  events'), TFP's convention (`forward(x, conditional_input=c)`,
+  `bijector_kwargs`). The default network adds a learned linear map of it to
+  its first hidden layer, the same for every pixel,
+
+      g_1 = relu(conv_{k x k}(x_a; W_1) + b_1 + c W_c),   W_c [M, F],
+
+  `W_c` (`condition_kernel`) starting at zero, so a new conditional layer is
+  the unconditional one; with a one-hot class label `c` this is a learned
+  per-class bias. The log-det is `sum log s` as before, now depending on
+  `c`: TFP's cache keys include `conditional_input`, so a log-det is reused
+  only for the same `x` and the same condition.
+
+  Custom network (`network`): any Keras layer (Keras 3 or tf_keras) or
+  `tf.Module` replaces `NN`. It is called as `network(x_a)`, or
+  `network(x_a, conditional_input=c)` with `c` `[N, M]` in `dtype` when
+  conditional, and returns `[N, H, W, 2 C_b]`: `t` in channels `0::2`, `h`
+  in `1::2`, the coupling then as above (its output is cast to `dtype`; it
+  computes in its own dtype). Its variables must exist (build it first);
+  the layer lists them, the `tf.Variable`s behind Keras 3's
+  `keras.Variable`s, among its `trainable_variables` and `variables`.
+  Zero-initialise its last layer to start, as Glow does, at the identity
+  up to `sigmoid(2)`.
+
   Directions and cost (`N` = batch size, `F` = hidden channels): forward,
   inverse and log-det each cost one pass of `NN`,
   `O(N H W F (k^2 C_a + F + 2 k^2 C_b))`; the inverse is
@@ -59,6 +114,12 @@ class AffineCoupling(OnePassLogDet,
   ```python
   layer = AffineCoupling(channels=4, hidden_channels=32)
   y = layer.forward(tf.random.normal([8, 16, 16, 4]))
+
+  conditional = AffineCoupling(channels=4, hidden_channels=32,
+                               conditional_size=10)
+  c = tf.one_hot([3] * 8, 10)                    # [8, 10]
+  y = conditional.forward(tf.random.normal([8, 16, 16, 4]),
+                          conditional_input=c)
   ```
   """
 
@@ -72,6 +133,10 @@ class AffineCoupling(OnePassLogDet,
                middle_bias=None,
                output_kernel=None,
                output_bias=None,
+               condition_kernel=None,
+               network=None,
+               network_variables=None,
+               conditional_size=None,
                seed=None,
                dtype=tf.float32,
                compute_dtype=None,
@@ -89,6 +154,17 @@ class AffineCoupling(OnePassLogDet,
       middle_bias: optional `b_2`, `[F]`.
       output_kernel: optional `W_3`, `[k, k, F, 2 C_b]`.
       output_bias: optional `b_3`, `[2 C_b]`.
+      condition_kernel: optional `W_c`, `[M, F]`, for a conditional layer
+        with the default network.
+      network: optional Keras layer or `tf.Module` replacing the default
+        network (see the class docstring); then none of the default
+        network's weights may be given, and `hidden_channels`,
+        `kernel_size` and `compute_dtype` do not apply.
+      network_variables: optional `tf.Variable`s of `network`, for a
+        network that is neither a Keras layer nor a `tf.Module` (e.g. a
+        function closing over variables). Default: found in the network.
+      conditional_size: optional `M >= 1`: the layer then takes
+        `conditional_input` vectors `[..., M]` in every call.
       seed: optional int seed for the default initial `W_1`, `W_2`.
       dtype: floating dtype of the variables, events and log-det.
       compute_dtype: floating dtype the network computes in (its weights and
@@ -104,7 +180,9 @@ class AffineCoupling(OnePassLogDet,
 
     Raises:
       ValueError: bad `channels`, `hidden_channels`, `kernel_size`, `dtype`,
-        `compute_dtype`, or a weight of the wrong shape.
+        `compute_dtype`, `conditional_size`, a weight of the wrong shape, or
+        a `network` given with weights, without variables, or not a Keras
+        layer or `tf.Module`.
     """
     parameters = dict(locals())
     channels = checks.positive_int(channels, "channels", minimum=2)
@@ -115,6 +193,9 @@ class AffineCoupling(OnePassLogDet,
       compute_dtype = _policy_compute_dtype(dtype)
     compute_dtype = checks.float_dtype(compute_dtype, "compute_dtype")
     parameters["compute_dtype"] = compute_dtype
+    if conditional_size is not None:
+      conditional_size = checks.positive_int(conditional_size,
+                                             "conditional_size")
     c_a = channels // 2
     c_b = channels - c_a
     shapes = dict(hidden_kernel=[k, k, c_a, hidden], hidden_bias=[hidden],
@@ -124,6 +205,28 @@ class AffineCoupling(OnePassLogDet,
     given = dict(hidden_kernel=hidden_kernel, hidden_bias=hidden_bias,
                  middle_kernel=middle_kernel, middle_bias=middle_bias,
                  output_kernel=output_kernel, output_bias=output_bias)
+    if conditional_size is not None:
+      shapes["condition_kernel"] = [conditional_size, hidden]
+      given["condition_kernel"] = condition_kernel
+    elif condition_kernel is not None:
+      raise ValueError("`condition_kernel` needs `conditional_size`.")
+    if network is not None:
+      if not callable(network):
+        raise ValueError(f"`network` must be callable; got {network!r}.")
+      if any(value is not None for value in given.values()):
+        raise ValueError("Give either `network` or the default network's "
+                         "weights, not both.")
+      given = {}
+      if network_variables is None:
+        network_variables = _variables_of(network)
+      network_variables = tuple(network_variables)
+      if not all(isinstance(v, tf.Variable) for v in network_variables):
+        raise ValueError("`network_variables` must be tf.Variables; got "
+                         f"{network_variables!r}.")
+    elif network_variables is not None:
+      raise ValueError("`network_variables` needs `network`.")
+    else:
+      network_variables = ()
     defaults = dict(
         hidden_kernel=lambda: initializers.normal(
             shapes["hidden_kernel"], 0.05, seed, dtype),
@@ -141,6 +244,13 @@ class AffineCoupling(OnePassLogDet,
         weights[key] = tensor_util.convert_nonref_to_tensor(
             value, dtype=dtype, name=key)
       self._weights = weights
+      self._network = network
+      # A parameter, so that `tf.Module` finds them also where it expands
+      # this (composite tensor) bijector into its parameters, e.g. inside a
+      # Glow; it does not look inside Keras 3 layers.
+      self._network_variables = network_variables
+      parameters["network_variables"] = network_variables
+      self._conditional_size = conditional_size
       self._compute_dtype = compute_dtype
       self._channels = channels
       self._hidden_channels = hidden
@@ -157,7 +267,9 @@ class AffineCoupling(OnePassLogDet,
     kernel = parameter_properties.ParameterProperties(event_ndims=4)
     bias = parameter_properties.ParameterProperties(event_ndims=1)
     return dict(hidden_kernel=kernel, hidden_bias=bias, middle_kernel=kernel,
-                middle_bias=bias, output_kernel=kernel, output_bias=bias)
+                middle_bias=bias, output_kernel=kernel, output_bias=bias,
+                condition_kernel=parameter_properties.ParameterProperties(
+                    event_ndims=2))
 
   @property
   def channels(self):
@@ -177,23 +289,61 @@ class AffineCoupling(OnePassLogDet,
     return self._compute_dtype
 
   @property
+  def conditional_size(self):
+    """`M`, the length of the `conditional_input` vectors, or `None`."""
+    return self._conditional_size
+
+  @property
+  def network(self):
+    """The custom network, or `None` for the default one."""
+    return self._network
+
+  @property
   def weights(self):
-    """Dict of the network's six weights, keyed by constructor argument."""
+    """Dict of the default network's weights, keyed by constructor argument.
+
+    Six, plus `condition_kernel` when conditional; empty with a custom
+    `network` (see `network` and `trainable_variables`).
+    """
     return dict(self._weights)
 
-  def shift_and_log_scale(self, x_a):
-    """`(t, log s)` for conditioning channels `x_a` of `[N, H, W, C_a]`.
-
-    The network runs in `compute_dtype`; `t` and `log s` are in `dtype`.
-    """
+  def _network_output(self, x_a, condition):
+    """`[N, H, W, 2 C_b]` from `x_a` `[N, H, W, C_a]` (and `c` `[N, M]`)."""
+    if self._network is not None:
+      if condition is None:
+        out = self._network(x_a)
+      else:
+        out = self._network(x_a, conditional_input=condition)
+      out = tf.convert_to_tensor(out)
+      expected = [*x_a.shape[:-1], 2 * (self._channels - x_a.shape[-1])]
+      if not out.shape.is_compatible_with(expected):
+        raise ValueError(f"`network` must map x_a of shape {x_a.shape} to "
+                         f"shape {expected}; got shape {out.shape}.")
+      return tf.cast(out, self.dtype)
     w = {key: tf.cast(value, self._compute_dtype)
          for key, value in self._weights.items()}
     x_a = tf.cast(x_a, self._compute_dtype)
-    g = tf.nn.relu(tf.nn.convolution(x_a, w["hidden_kernel"], padding="SAME")
-                   + w["hidden_bias"])
+    pre = (tf.nn.convolution(x_a, w["hidden_kernel"], padding="SAME") +
+           w["hidden_bias"])
+    if condition is not None:
+      c = tf.matmul(tf.cast(condition, self._compute_dtype),
+                    w["condition_kernel"])
+      pre += tf.reshape(c, [-1, 1, 1, self._hidden_channels])
+    g = tf.nn.relu(pre)
     g = tf.nn.relu(tf.nn.convolution(g, w["middle_kernel"]) + w["middle_bias"])
-    out = tf.cast(tf.nn.convolution(g, w["output_kernel"], padding="SAME") +
-                  w["output_bias"], self.dtype)
+    return tf.cast(tf.nn.convolution(g, w["output_kernel"], padding="SAME") +
+                   w["output_bias"], self.dtype)
+
+  def shift_and_log_scale(self, x_a, condition=None):
+    """`(t, log s)` for conditioning channels `x_a` of `[N, H, W, C_a]`.
+
+    `condition`: the `[N, M]` condition vectors of a conditional layer, one
+    row per image. The default network runs in `compute_dtype`; `t` and
+    `log s` are in `dtype`.
+    """
+    conditions.require(condition, self._conditional_size is not None,
+                       self.name)
+    out = self._network_output(x_a, condition)
     return out[..., 0::2], tf.math.log_sigmoid(out[..., 1::2] + SCALE_OFFSET)
 
   def _split(self, z, name):
@@ -202,17 +352,28 @@ class AffineCoupling(OnePassLogDet,
     c_a = self._channels // 2
     return images[..., :c_a], images[..., c_a:], shape
 
-  def _augmented_forward(self, x):
+  def _condition(self, conditional_input, z):
+    """The `[N, M]` condition rows of events `z`, or `None` (unconditional)."""
+    conditions.require(conditional_input, self._conditional_size is not None,
+                       self.name)
+    if conditional_input is None:
+      return None
+    return conditions.vectors(conditional_input, self._conditional_size, z,
+                              self.dtype, self.validate_args)
+
+  def _augmented_forward(self, x, conditional_input=None):
     x_a, x_b, shape = self._split(x, "x")
-    shift, log_scale = self.shift_and_log_scale(x_a)
+    condition = self._condition(conditional_input, x)
+    shift, log_scale = self.shift_and_log_scale(x_a, condition)
     y_b = (x_b + shift) * tf.exp(log_scale)
     y = tf.reshape(tf.concat([x_a, y_b], axis=-1), shape)
     fldj = tf.reshape(tf.reduce_sum(log_scale, axis=[1, 2, 3]), shape[:-3])
     return y, {"fldj": fldj, "ildj": -fldj}
 
-  def _augmented_inverse(self, y):
+  def _augmented_inverse(self, y, conditional_input=None):
     y_a, y_b, shape = self._split(y, "y")
-    shift, log_scale = self.shift_and_log_scale(y_a)
+    condition = self._condition(conditional_input, y)
+    shift, log_scale = self.shift_and_log_scale(y_a, condition)
     x_b = y_b * tf.exp(-log_scale) - shift
     x = tf.reshape(tf.concat([y_a, x_b], axis=-1), shape)
     ildj = -tf.reshape(tf.reduce_sum(log_scale, axis=[1, 2, 3]), shape[:-3])

@@ -15,25 +15,29 @@ class OnePassLogDet:
   `inverse_log_det_jacobian`, as in `TransformedDistribution.log_prob`) runs
   the pass once. A log-det asked for a tensor that was never transformed runs
   the pass then. Put this class first among the bases.
+
+  Bijector kwargs (e.g. `conditional_input`) go to both `_augmented_*`
+  methods; TFP's cache keys include them, so a log-det is reused only for
+  the same input and the same kwargs (tensors compared by identity).
   """
 
   _cache = cache_util.BijectorCacheWithGreedyAttrs(
       forward_name="_augmented_forward", inverse_name="_augmented_inverse")
 
-  def _forward(self, x):
-    return self._augmented_forward(x)[0]
+  def _forward(self, x, **kwargs):
+    return self._augmented_forward(x, **kwargs)[0]
 
-  def _inverse(self, y):
-    return self._augmented_inverse(y)[0]
+  def _inverse(self, y, **kwargs):
+    return self._augmented_inverse(y, **kwargs)[0]
 
-  def _forward_log_det_jacobian(self, x):
-    cached = self._cache.forward_attributes(x)
+  def _forward_log_det_jacobian(self, x, **kwargs):
+    cached = self._cache.forward_attributes(x, **kwargs)
     if "fldj" not in cached:
-      cached.update(self._augmented_forward(x)[1])
+      cached.update(self._augmented_forward(x, **kwargs)[1])
     return cached["fldj"]
 
-  def _inverse_log_det_jacobian(self, y):
-    cached = self._cache.inverse_attributes(y)
+  def _inverse_log_det_jacobian(self, y, **kwargs):
+    cached = self._cache.inverse_attributes(y, **kwargs)
     if "ildj" not in cached:
-      cached.update(self._augmented_inverse(y)[1])
+      cached.update(self._augmented_inverse(y, **kwargs)[1])
     return cached["ildj"]

@@ -11,6 +11,7 @@ from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
 from tfp_emerging.bijectors.periodic_conv2d import PeriodicConv2D
 from tfp_emerging.flows import priors
 from tfp_emerging.ops import checks
+from tfp_emerging.ops import conditions
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -68,6 +69,34 @@ def _mixing_layers(mixing, channels, kernel_size, seed, dtype, validate_args):
   return [PeriodicConv2D(channels, kernel_size, seed=seed, **common)]
 
 
+def _custom_coupling_network(coupling_network_fn, input_shape,
+                             output_channels, conditional_size, dtype, name):
+  """Makes a coupling network with `coupling_network_fn` and builds it.
+
+  Calls the network once on zeros (and a zero condition), which creates the
+  variables of a Keras layer built on first call, and checks the shape of
+  its output early, with a `ValueError`.
+  """
+  network = coupling_network_fn(input_shape=input_shape,
+                                output_channels=output_channels, name=name)
+  if not callable(network):
+    raise ValueError("`coupling_network_fn` must return a callable network; "
+                     f"got {network!r}.")
+  x_a = tf.zeros([1, *input_shape], dtype)
+  if conditional_size is None:
+    out = network(x_a)
+  else:
+    out = network(x_a, conditional_input=tf.zeros([1, conditional_size],
+                                                  dtype))
+  expected = [1, *input_shape[:2], output_channels]
+  if list(tf.convert_to_tensor(out).shape) != expected:
+    raise ValueError(
+        f"`coupling_network_fn`'s network must map [N, H, W, C_a] = "
+        f"{[1, *input_shape]} to [N, H, W, 2 C_b] = {expected}; got shape "
+        f"{list(out.shape)}.")
+  return network
+
+
 class Glow(OnePassLogDet, tfb.Bijector):
   """Glow's multi-scale flow, latent -> image, with a standard normal base.
 
@@ -109,6 +138,61 @@ class Glow(OnePassLogDet, tfb.Bijector):
   a bijector on `[H, W, channels]` events plugs in any other layer; its
   `forward` is used in the density direction.
 
+  Class-conditional flow (`num_classes=K`, the Glow paper's
+  class-conditional model): every call takes the label `y` as
+  `conditional_input`, TFP's convention for conditional bijectors,
+
+      x = glow.forward(z, conditional_input=y)
+      z = glow.inverse(x, conditional_input=y)
+      glow.forward_log_det_jacobian(z, event_ndims=3, conditional_input=y)
+      dist.log_prob(x, bijector_kwargs={"conditional_input": y})
+      dist.sample(n, bijector_kwargs={"conditional_input": y})
+      tfb.Chain([..., glow, ...]).forward(
+          z, **{glow.name: {"conditional_input": y}})
+
+  `y` is either integer class ids `[...]` in `0..K-1` or floating vectors
+  `[..., K]` (one-hot, or class weights that mix the classes' terms
+  linearly); its batch shape `[...]` broadcasts to that of the events (one
+  label may serve a whole batch). The label enters as its one-hot vector
+  `e_y`:
+
+  * the top prior: `mu = mu_0 + e_y E_mu`, `log sigma = log sigma_0 +
+    e_y E_sigma` per channel (`E` `[K, C_L]`): a learned per-class mean
+    and scale;
+  * each split prior: `[mu, log sigma] = conv(h_1) + b + e_y E` (`E`
+    `[K, 2 C_2]`, the same for every pixel);
+  * with `condition_couplings=True`, every coupling network too: the
+    default one adds `e_y W_c` (`[K, F]`, a per-class bias) to its first
+    hidden layer; a custom one gets `conditional_input=e_y` (`[N, K]`).
+
+  Every such `E` and `W_c` starts at zero, so a new conditional Glow is the
+  unconditional one, `N(0, I)` for every label after the data-dependent
+  initialisation. The base stays `N(0, I)`: sampling class `y` is
+  `forward(T * base.sample(n), conditional_input=y)`. A conditional Glow
+  called without `conditional_input`, or an unconditional one given one,
+  raises a `ValueError`. TFP's bijector cache keys include
+  `conditional_input` (tensors by identity), so a result or log-det is
+  reused only for the same input and the same label tensor.
+
+  Coupling network (`coupling_network_fn`): by default each step's
+  coupling is `AffineCoupling`'s network of three convolutions. A callable
+
+      coupling_network_fn(input_shape, output_channels, name) -> network
+
+  called with keywords, `input_shape = (H_l, W_l, C_a)` (the level's
+  squeezed size and the `C_a = C_l // 2` channels the network reads) and
+  `output_channels = 2 C_b` (`C_b = C_l - C_a`), replaces it; compare
+  `tfb.Glow`'s `coupling_bijector_fn`. `network(x_a)` (or
+  `network(x_a, conditional_input=e_y)` with `condition_couplings`) maps
+  `[N, H_l, W_l, C_a]` to `[N, H_l, W_l, 2 C_b]`: the shift `t` in
+  channels `0::2`, the pre-sigmoid scale `h` in `1::2` (see
+  `AffineCoupling`). `network` is a Keras layer (Keras 3 or tf_keras, e.g. a
+  `keras.Sequential` of `Conv2D`s) or a `tf.Module`; the Glow calls it once
+  on zeros when it is built, which creates its variables and checks the
+  output shape, and lists the `tf.Variable`s behind them in
+  `trainable_variables`, so `FlowModel` and any `tf.GradientTape` train
+  them. Zero-initialise its last layer, as Glow does.
+
   Directions and cost. `inverse` (density) runs every layer's `forward`: the
   convolutions, never a solve. With `N` images, `D = H W C`, `F` hidden
   channels and `k x k` kernels, one step at level `l` costs about
@@ -121,8 +205,22 @@ class Glow(OnePassLogDet, tfb.Bijector):
   comes out of the same pass: `inverse` puts it in TFP's bijector cache, so
   `TransformedDistribution.log_prob` evaluates the flow once.
 
-  Variables: every layer's, plus the priors'; `trainable_variables` lists
-  them all, `variables` adds each ActNorm's `initialized` flag.
+  Variables: every layer's (custom coupling networks' included), plus the
+  priors'; `trainable_variables` lists them all, `variables` adds each
+  ActNorm's `initialized` flag.
+
+  #### Example
+
+  ```python
+  glow = Glow((8, 8, 1), num_levels=2, num_steps=2, hidden_channels=16,
+              num_classes=10)
+  dist = tfd.TransformedDistribution(glow.base_distribution(), glow)
+  x = tf.random.uniform([4, 8, 8, 1]) - 0.5
+  y = [0, 1, 2, 3]                                   # class ids, [4]
+  glow.initialize(x, conditional_input=y)
+  log_prob = dist.log_prob(x, bijector_kwargs={"conditional_input": y})
+  sevens = dist.sample(5, bijector_kwargs={"conditional_input": 7})
+  ```
   """
 
   def __init__(self,
@@ -132,6 +230,9 @@ class Glow(OnePassLogDet, tfb.Bijector):
                mixing="emerging",
                hidden_channels=512,
                kernel_size=3,
+               num_classes=None,
+               condition_couplings=False,
+               coupling_network_fn=None,
                seed=None,
                dtype=tf.float32,
                validate_args=False,
@@ -147,6 +248,13 @@ class Glow(OnePassLogDet, tfb.Bijector):
       hidden_channels: width of each coupling network.
       kernel_size: odd size of the coupling networks' and priors' first and
         last convolutions and of the emerging or periodic kernels.
+      num_classes: optional `K >= 1`: a class-conditional flow whose priors
+        depend on a label given as `conditional_input` (see the class
+        docstring).
+      condition_couplings: whether the coupling networks depend on the label
+        too; needs `num_classes`.
+      coupling_network_fn: optional callable making each coupling network
+        (see the class docstring); default: `AffineCoupling`'s.
       seed: optional int seed; each layer derives its own from it.
       dtype: floating dtype.
       validate_args: passed to every layer.
@@ -155,7 +263,9 @@ class Glow(OnePassLogDet, tfb.Bijector):
     Raises:
       ValueError: bad `image_shape`, `num_levels`, `num_steps`, `mixing`,
         `hidden_channels`, `kernel_size` (also: larger than the last level
-        for `"periodic"`) or `dtype`.
+        for `"periodic"`), `num_classes`, `condition_couplings` (without
+        `num_classes`), `coupling_network_fn` (or the network it makes: not
+        a Keras layer or `tf.Module`, or the wrong output shape) or `dtype`.
     """
     parameters = dict(locals())
     try:
@@ -178,6 +288,16 @@ class Glow(OnePassLogDet, tfb.Bijector):
     if not callable(mixing) and mixing not in MIXINGS:
       raise ValueError(
           f"`mixing` must be one of {MIXINGS} or a callable; got {mixing!r}.")
+    if num_classes is not None:
+      num_classes = checks.positive_int(num_classes, "num_classes")
+    if not isinstance(condition_couplings, bool):
+      raise ValueError("`condition_couplings` must be a bool; got "
+                       f"{condition_couplings!r}.")
+    if condition_couplings and num_classes is None:
+      raise ValueError("`condition_couplings=True` needs `num_classes`.")
+    if coupling_network_fn is not None and not callable(coupling_network_fn):
+      raise ValueError("`coupling_network_fn` must be callable; got "
+                       f"{coupling_network_fn!r}.")
     smallest = min(height, width) // factor
     if mixing == "periodic" and kernel_size > smallest:
       raise ValueError(
@@ -188,6 +308,9 @@ class Glow(OnePassLogDet, tfb.Bijector):
     self._num_levels = num_levels
     self._num_steps = num_steps
     self._mixing = mixing
+    self._num_classes = num_classes
+    self._condition_couplings = condition_couplings
+    coupling_conditions = num_classes if condition_couplings else None
     layer_seed = iter(range(0, 10 ** 9, _SEED_STRIDE))
 
     def next_seed():
@@ -200,6 +323,7 @@ class Glow(OnePassLogDet, tfb.Bijector):
       level_channels = channels
       for level in range(num_levels):
         c = 4 * level_channels
+        size = (height // 2 ** (level + 1), width // 2 ** (level + 1))
         layers = []
         with tf.name_scope(f"level_{level}"):
           for step in range(num_steps):
@@ -208,16 +332,23 @@ class Glow(OnePassLogDet, tfb.Bijector):
                                     validate_args=validate_args))
               layers.extend(_mixing_layers(mixing, c, kernel_size,
                                            next_seed(), dtype, validate_args))
+              network = None
+              if coupling_network_fn is not None:
+                network = _custom_coupling_network(
+                    coupling_network_fn, (*size, c // 2), 2 * (c - c // 2),
+                    coupling_conditions, dtype,
+                    f"coupling_network_{level}_{step}")
               layers.append(AffineCoupling(
-                  c, hidden_channels, kernel_size, seed=next_seed(),
+                  c, hidden_channels, kernel_size, network=network,
+                  conditional_size=coupling_conditions, seed=next_seed(),
                   dtype=dtype, validate_args=validate_args))
           if level < num_levels - 1:
             self._priors.append(priors.ConditionalNormalPrior(
-                c - c // 2, c // 2, kernel_size, dtype=dtype,
-                name="split_prior"))
+                c - c // 2, c // 2, kernel_size, num_classes=num_classes,
+                dtype=dtype, name="split_prior"))
           else:
             self._priors.append(priors.LearnedNormalPrior(
-                c, dtype=dtype, name="top_prior"))
+                c, num_classes=num_classes, dtype=dtype, name="top_prior"))
         self._steps.append(layers)
         level_channels = c - c // 2
       super().__init__(
@@ -249,6 +380,16 @@ class Glow(OnePassLogDet, tfb.Bijector):
     return self._mixing
 
   @property
+  def num_classes(self):
+    """`K` for a class-conditional flow, else `None`."""
+    return self._num_classes
+
+  @property
+  def condition_couplings(self):
+    """Whether the coupling networks depend on the label."""
+    return self._condition_couplings
+
+  @property
   def steps(self):
     """Per level, the list of layers in the density direction."""
     return [list(layers) for layers in self._steps]
@@ -273,17 +414,20 @@ class Glow(OnePassLogDet, tfb.Bijector):
     """Whether every ActNorm has had its data-dependent initialisation."""
     return all(bool(layer.initialized.numpy()) for layer in self.actnorms)
 
-  def initialize(self, images):
+  def initialize(self, images, conditional_input=None):
     """Data-dependent initialisation of every ActNorm from a batch.
 
     Runs the density direction on `images` (`[N, H, W, C]`, already in the
-    flow's continuous domain), initialising each ActNorm from the
+    flow's continuous domain; with their labels `conditional_input` for a
+    class-conditional flow), initialising each ActNorm from the
     activations it receives, in order, so each sees its predecessors'
     initialised outputs (Glow's scheme). Cost: one density pass.
     """
     with tf.name_scope(self.name):
       x = tf.convert_to_tensor(images, self.dtype)
-      self._normalize(self._as_images(x, "images")[0], initialize=True)
+      images = self._as_images(x, "images")[0]
+      self._normalize(images, self._labels(conditional_input, x),
+                      initialize=True)
 
   def _as_images(self, z, name):
     """Checks `z` and flattens it to `[N, H, W, C]` with static event sizes.
@@ -306,53 +450,76 @@ class Glow(OnePassLogDet, tfb.Bijector):
         z = tf.identity(z)
     return tf.reshape(z, [-1, *self._image_shape]), tf.shape(z)[:-3]
 
-  def _normalize(self, x, level=0, initialize=False):
-    """Density direction from `level` on: `(z, log-det)` for `[N, ...]` x."""
+  def _labels(self, conditional_input, events):
+    """The one-hot labels `[N, K]` of a conditional flow's events, or `None`."""
+    conditions.require(conditional_input, self._num_classes is not None,
+                       self.name)
+    if conditional_input is None:
+      return None
+    return conditions.class_vectors(conditional_input, self._num_classes,
+                                    events, self.dtype, self.validate_args)
+
+  def _layer_kwargs(self, layer, labels):
+    """The bijector kwargs of one step's layer: the label for couplings."""
+    if self._condition_couplings and isinstance(layer, AffineCoupling):
+      return {"conditional_input": labels}
+    return {}
+
+  def _normalize(self, x, labels=None, level=0, initialize=False):
+    """Density direction from `level` on: `(z, log-det)` for `[N, ...]` x.
+
+    `labels`: `[N, K]` one-hot labels of a conditional flow, else `None`.
+    """
     h = squeeze(x)
     log_det = tf.zeros(tf.shape(x)[:1], self.dtype)
     for layer in self._steps[level]:
       if initialize and isinstance(layer, ActNorm):
         layer.initialize(h)
-      h_next = layer.forward(h)
-      log_det += layer.forward_log_det_jacobian(h, event_ndims=3)
+      kwargs = self._layer_kwargs(layer, labels)
+      h_next = layer.forward(h, **kwargs)
+      log_det += layer.forward_log_det_jacobian(h, event_ndims=3, **kwargs)
       h = h_next
     prior = self._priors[level]
     if level == self._num_levels - 1:
-      z, prior_log_det = prior.standardize(h)
+      z, prior_log_det = prior.standardize(h, labels=labels)
       return unsqueeze(z), log_det + prior_log_det
     half = h.shape[-1] // 2
     h_1, h_2 = h[..., half:], h[..., :half]
-    eps, prior_log_det = prior.standardize(h_2, h_1)
-    z_1, inner_log_det = self._normalize(h_1, level + 1, initialize)
+    eps, prior_log_det = prior.standardize(h_2, h_1, labels=labels)
+    z_1, inner_log_det = self._normalize(h_1, labels, level + 1, initialize)
     z = unsqueeze(tf.concat([z_1, eps], axis=-1))
     return z, log_det + prior_log_det + inner_log_det
 
-  def _generate(self, z, level=0):
+  def _generate(self, z, labels=None, level=0):
     """Sampling direction from `level` on: `(x, log-det)` for `[N, ...]` z."""
     h = squeeze(z)
+    prior = self._priors[level]
     if level == self._num_levels - 1:
-      h, log_det = self._priors[level].unstandardize(h)
+      h, log_det = prior.unstandardize(h, labels=labels)
     else:
       half = h.shape[-1] // 2
       z_1, eps = h[..., :-half], h[..., -half:]
-      h_1, log_det = self._generate(z_1, level + 1)
-      h_2, prior_log_det = self._priors[level].unstandardize(eps, h_1)
+      h_1, log_det = self._generate(z_1, labels, level + 1)
+      h_2, prior_log_det = prior.unstandardize(eps, h_1, labels=labels)
       h = tf.concat([h_2, h_1], axis=-1)
       log_det += prior_log_det
     for layer in reversed(self._steps[level]):
-      h_next = layer.inverse(h)
-      log_det += layer.inverse_log_det_jacobian(h, event_ndims=3)
+      kwargs = self._layer_kwargs(layer, labels)
+      h_next = layer.inverse(h, **kwargs)
+      log_det += layer.inverse_log_det_jacobian(h, event_ndims=3, **kwargs)
       h = h_next
     return unsqueeze(h), log_det
 
-  def _augmented_forward(self, z):
+  def _augmented_forward(self, z, conditional_input=None):
     images, batch_shape = self._as_images(z, "z")
-    x, fldj = self._generate(images)
+    labels = self._labels(conditional_input, z)
+    x, fldj = self._generate(images, labels)
     fldj = tf.reshape(fldj, batch_shape)
     return tf.reshape(x, tf.shape(z)), {"fldj": fldj, "ildj": -fldj}
 
-  def _augmented_inverse(self, x):
+  def _augmented_inverse(self, x, conditional_input=None):
     images, batch_shape = self._as_images(x, "x")
-    z, ildj = self._normalize(images)
+    labels = self._labels(conditional_input, x)
+    z, ildj = self._normalize(images, labels)
     ildj = tf.reshape(ildj, batch_shape)
     return tf.reshape(z, tf.shape(x)), {"ildj": ildj, "fldj": -ildj}

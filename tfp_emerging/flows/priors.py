@@ -9,7 +9,14 @@ base. Each prior exposes both directions with their log-determinants:
 * `unstandardize`: `h = mu + sigma eps`, log-det `+sum log sigma`
   (the sampling direction).
 
-Both cost `O(N H W C)` plus, for the conditional prior, one convolution.
+Class-conditional priors (`num_classes=K`, as in Glow's class-conditional
+model) add to `[mu, log sigma]` a learned linear map of the label's one-hot
+vector `y` (`labels`, `[N, K]`): a per-class term `y E`, `E` starting at
+zero so that a new prior is the unconditional one. Floating `labels` other
+than one-hot mix the classes' terms linearly.
+
+Both directions cost `O(N H W C)` plus, for the split prior, one convolution
+and, with labels, one `[N, K] x [K, 2 C]` product.
 """
 
 import tensorflow as tf
@@ -23,18 +30,40 @@ def _sum_over_event(values):
   return tf.reduce_sum(values, axis=[-3, -2, -1])
 
 
-class ConditionalNormalPrior(tf.Module):
-  """Glow's split prior `N(mu(h_1), sigma(h_1)^2)` on the split-off half `h_2`.
+def _class_embedding(num_classes, width, dtype, name):
+  """A zero `[K, width]` variable, or `None` for an unconditional prior."""
+  if num_classes is None:
+    return None
+  num_classes = checks.positive_int(num_classes, "num_classes")
+  return tf.Variable(tf.zeros([num_classes, width], dtype), name=name)
 
-  `[mu, log sigma] = conv_{k x k}(h_1; W) + b`, with `W` (`[k, k, C_1,
-  2 C_2]`) and `b` (`[2 C_2]`) starting at zero, so a new prior is
-  `N(0, 1)`. `mu` is channels `0::2` of the convolution, `log sigma`
+
+def _class_term(embedding, labels):
+  """`labels E` as `[N, 1, 1, width]`, for broadcasting over pixels."""
+  if (embedding is None) != (labels is None):
+    raise ValueError(
+        "`labels` must be given exactly when the prior is class-conditional "
+        f"(num_classes set); the prior is "
+        f"{'un' if embedding is None else ''}conditional.")
+  term = tf.matmul(labels, embedding)
+  return tf.reshape(term, [-1, 1, 1, embedding.shape[-1]])
+
+
+class ConditionalNormalPrior(tf.Module):
+  """Glow's split prior `N(mu(h_1, y), sigma(h_1, y)^2)` on the split-off `h_2`.
+
+  `[mu, log sigma] = conv_{k x k}(h_1; W) + b (+ y E)`, with `W` (`[k, k,
+  C_1, 2 C_2]`), `b` (`[2 C_2]`) and, when class-conditional, `E`
+  (`class_bias`, `[K, 2 C_2]`, the same for every pixel) starting at zero,
+  so a new prior is `N(0, 1)`. `mu` is channels `0::2`, `log sigma`
   channels `1::2`. Shapes: `h_1` `[N, H, W, C_1]`, `h_2` and `eps`
-  `[N, H, W, C_2]`; log-dets `[N]`. Cost `O(N H W k^2 C_1 C_2)`.
+  `[N, H, W, C_2]`, `labels` `y` `[N, K]`; log-dets `[N]`. Cost
+  `O(N H W k^2 C_1 C_2)`.
   """
 
   def __init__(self, condition_channels, channels, kernel_size=3,
-               dtype=tf.float32, name="conditional_normal_prior"):
+               num_classes=None, dtype=tf.float32,
+               name="conditional_normal_prior"):
     super().__init__(name=name)
     condition_channels = checks.positive_int(condition_channels,
                                              "condition_channels")
@@ -47,31 +76,40 @@ class ConditionalNormalPrior(tf.Module):
           name="kernel")
       self.bias = tf.Variable(tf.zeros([2 * self.channels], dtype),
                               name="bias")
+      self.class_bias = _class_embedding(num_classes, 2 * self.channels,
+                                         dtype, "class_bias")
 
-  def mean_and_log_scale(self, condition):
-    """`(mu, log sigma)`, each `[N, H, W, C_2]`, from `h_1`."""
+  def mean_and_log_scale(self, condition, labels=None):
+    """`(mu, log sigma)`, each `[N, H, W, C_2]`, from `h_1` (and `y`)."""
     out = tf.nn.convolution(condition, self.kernel, padding="SAME") + self.bias
+    if self.class_bias is not None or labels is not None:
+      out += _class_term(self.class_bias, labels)
     return out[..., 0::2], out[..., 1::2]
 
-  def standardize(self, h, condition):
+  def standardize(self, h, condition, labels=None):
     """`eps = (h_2 - mu) / sigma` and its log-det `-sum log sigma`."""
-    mean, log_scale = self.mean_and_log_scale(condition)
+    mean, log_scale = self.mean_and_log_scale(condition, labels)
     return (h - mean) * tf.exp(-log_scale), -_sum_over_event(log_scale)
 
-  def unstandardize(self, eps, condition):
+  def unstandardize(self, eps, condition, labels=None):
     """`h_2 = mu + sigma eps` and its log-det `+sum log sigma`."""
-    mean, log_scale = self.mean_and_log_scale(condition)
+    mean, log_scale = self.mean_and_log_scale(condition, labels)
     return mean + eps * tf.exp(log_scale), _sum_over_event(log_scale)
 
 
 class LearnedNormalPrior(tf.Module):
-  """Glow's top prior: `N(mu, sigma^2)` per channel, learned, starting at N(0, 1).
+  """Glow's top prior: `N(mu (+ y E_mu), exp(log sigma (+ y E_sigma))^2)`.
 
-  `mu` and `log sigma` are `[C]` variables shared by every pixel. Shapes:
+  `mu` (`loc`) and `log sigma` (`log_scale`) are `[C]` variables shared by
+  every pixel, starting at `N(0, 1)`. When class-conditional, the label's
+  one-hot `y` (`labels`, `[N, K]`) adds `y E_mu` and `y E_sigma`
+  (`class_loc`, `class_log_scale`, each `[K, C]`, starting at zero): Glow's
+  class-conditional top prior, a learned per-class mean and scale. Shapes:
   `h` and `eps` `[N, H, W, C]`, log-dets `[N]`. Cost `O(N H W C)`.
   """
 
-  def __init__(self, channels, dtype=tf.float32, name="learned_normal_prior"):
+  def __init__(self, channels, num_classes=None, dtype=tf.float32,
+               name="learned_normal_prior"):
     super().__init__(name=name)
     self.channels = checks.positive_int(channels, "channels")
     dtype = checks.float_dtype(dtype)
@@ -79,18 +117,30 @@ class LearnedNormalPrior(tf.Module):
       self.loc = tf.Variable(tf.zeros([self.channels], dtype), name="loc")
       self.log_scale = tf.Variable(tf.zeros([self.channels], dtype),
                                    name="log_scale")
+      self.class_loc = _class_embedding(num_classes, self.channels, dtype,
+                                        "class_loc")
+      self.class_log_scale = _class_embedding(num_classes, self.channels,
+                                              dtype, "class_log_scale")
 
-  def _log_det(self, h):
+  def _loc_and_log_scale(self, h, labels):
+    """`(mu, log sigma, log-det)`: `[C]`, `[C]`, `[N]`, or per image."""
     shape = tf.shape(h)
     pixels = tf.cast(shape[-3] * shape[-2], h.dtype)
-    return tf.fill(shape[:-3], pixels * tf.reduce_sum(self.log_scale))
+    if self.class_loc is None and labels is None:
+      return (self.loc, self.log_scale,
+              tf.fill(shape[:-3], pixels * tf.reduce_sum(self.log_scale)))
+    loc = self.loc + _class_term(self.class_loc, labels)
+    log_scale = self.log_scale + _class_term(self.class_log_scale, labels)
+    return loc, log_scale, pixels * _sum_over_event(log_scale)
 
-  def standardize(self, h, condition=None):
+  def standardize(self, h, condition=None, labels=None):
     """`eps = (h - mu) / sigma` and its log-det `-H W sum log sigma`."""
-    del condition  # Unconditional.
-    return (h - self.loc) * tf.exp(-self.log_scale), -self._log_det(h)
+    del condition  # The top prior has no h_1.
+    loc, log_scale, log_det = self._loc_and_log_scale(h, labels)
+    return (h - loc) * tf.exp(-log_scale), -log_det
 
-  def unstandardize(self, eps, condition=None):
+  def unstandardize(self, eps, condition=None, labels=None):
     """`h = mu + sigma eps` and its log-det `+H W sum log sigma`."""
-    del condition  # Unconditional.
-    return self.loc + eps * tf.exp(self.log_scale), self._log_det(eps)
+    del condition  # The top prior has no h_1.
+    loc, log_scale, log_det = self._loc_and_log_scale(eps, labels)
+    return loc + eps * tf.exp(log_scale), log_det
