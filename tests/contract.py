@@ -375,21 +375,24 @@ def check_conditional(bijector, event_shape, dtype, conditional_inputs):
     y = bijector.forward(x, **kwargs)
     np.testing.assert_allclose(
         bijector.inverse(tf.identity(y), **kwargs).numpy(), x.numpy(), rtol=0,
-        atol=atol)
+        atol=atol, err_msg="conditional round trip x -> f -> f^-1")
     z = bijector.inverse(x, **kwargs)
     np.testing.assert_allclose(
         bijector.forward(tf.identity(z), **kwargs).numpy(), x.numpy(), rtol=0,
-        atol=atol)
+        atol=atol, err_msg="conditional round trip x -> f^-1 -> f")
     log_prob = dist.log_prob(tf.identity(x), bijector_kwargs=kwargs).numpy()
     expected = (base.log_prob(z).numpy() + slogdet(dense_jacobian(
         lambda v, kwargs=kwargs: bijector.inverse(v, **kwargs), x)))
-    np.testing.assert_allclose(log_prob, expected, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(
+        log_prob, expected, rtol=rtol, atol=rtol,
+        err_msg="conditional log_prob against the change of variables")
     fldj = bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=3,
                                              **kwargs)
     ildj = bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3,
                                              **kwargs)
-    np.testing.assert_allclose(fldj.numpy(), -ildj.numpy(), rtol=rtol,
-                               atol=rtol)
+    np.testing.assert_allclose(
+        fldj.numpy(), -ildj.numpy(), rtol=rtol, atol=rtol,
+        err_msg="conditional fldj(x) against -ildj(f(x))")
     log_probs.append(log_prob)
   for i in range(len(log_probs)):
     for j in range(i):
@@ -403,11 +406,14 @@ def check_conditional(bijector, event_shape, dtype, conditional_inputs):
                                             **second)
   np.testing.assert_allclose(
       bijector.forward_log_det_jacobian(x, event_ndims=3, **second).numpy(),
-      fresh.numpy(), rtol=rtol, atol=rtol)
+      fresh.numpy(), rtol=rtol, atol=rtol,
+      err_msg="the cache gave another condition's fldj")
   np.testing.assert_allclose(
       bijector.inverse(y, **second).numpy(),
-      bijector.inverse(tf.identity(y), **second).numpy(), rtol=rtol, atol=rtol)
-  assert np.max(np.abs(bijector.inverse(y, **second) - x)) > 1e-3
+      bijector.inverse(tf.identity(y), **second).numpy(), rtol=rtol, atol=rtol,
+      err_msg="the cache gave another condition's inverse")
+  assert np.max(np.abs(bijector.inverse(y, **second) - x)) > 1e-3, (
+      "the inverse under another condition gave back x")
   # Gradients.
   variables = bijector.trainable_variables
   with tf.GradientTape() as tape:
@@ -415,10 +421,11 @@ def check_conditional(bijector, event_shape, dtype, conditional_inputs):
         x, bijector_kwargs={"conditional_input": c}))
                       for c in conditional_inputs])
   for v, g in zip(variables, tape.gradient(loss, variables)):
-    assert g is not None, f"no gradient reaches {v.name}"
+    assert g is not None, f"conditional: no gradient reaches {v.name}"
     g = tf.convert_to_tensor(g).numpy()
-    assert np.all(np.isfinite(g)), v.name
-    assert np.any(g != 0), f"zero gradient for {v.name}"
+    assert np.all(np.isfinite(g)), (
+        f"conditional: non-finite gradient for {v.name}")
+    assert np.any(g != 0), f"conditional: zero gradient for {v.name}"
 
 
 def check_conditional_modes(bijector, event_shape, dtype, conditional_inputs):
@@ -438,8 +445,11 @@ def check_conditional_modes(bijector, event_shape, dtype, conditional_inputs):
   for c in conditional_inputs:
     c = tf.convert_to_tensor(c)
     eager = run(x, z, c)
-    for compiled in compiled_runs:
-      for want, got in zip(eager, compiled(x, z, c)):
+    for mode, compiled in zip(("tf.function", "jit_compile=True"),
+                              compiled_runs):
+      for what, want, got in zip(("log_prob", "forward"), eager,
+                                 compiled(x, z, c)):
         np.testing.assert_allclose(got.numpy(), want.numpy(),
                                    rtol=MODES_RTOL[dtype],
-                                   atol=MODES_RTOL[dtype])
+                                   atol=MODES_RTOL[dtype],
+                                   err_msg=f"conditional, {mode}: {what}")

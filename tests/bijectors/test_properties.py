@@ -400,8 +400,9 @@ def emerging_arguments(draw):
   return bijectors.EmergingConv2D, dict(channels=c, kernel_size=k), draw(_bad(
       channels=NOT_POSITIVE_INTS,
       kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
-      dilation=NOT_POSITIVE_INTS, solver=_not_one_of(autoregressive_ops.SOLVERS),
-      dtype=NOT_FLOAT_DTYPES, first=wrong_part, second=wrong_part))
+      dilation=NOT_POSITIVE_INTS,
+      solver=_not_one_of(autoregressive_ops.SOLVERS), dtype=NOT_FLOAT_DTYPES,
+      first=wrong_part, second=wrong_part))
 
 
 @st.composite
