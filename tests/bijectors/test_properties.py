@@ -24,6 +24,7 @@ tests/bijectors/test_properties.py`.
 
 import dataclasses
 import os
+import re
 import tempfile
 from typing import Callable, Sequence
 
@@ -35,6 +36,8 @@ import pytest
 import tensorflow as tf
 
 from tests import contract
+from tests import test_contract_can_fail as can_fail
+from tests.bijectors import registry
 from tfp_emerging import bijectors
 from tfp_emerging import flows
 from tfp_emerging.bijectors import autoregressive_conv2d
@@ -336,6 +339,26 @@ def test_bijector_properties(family, data):
 def test_glow_properties(mixing, data):
   assert_bijector_properties(data.draw(glow(mixing), label=mixing))
 
+
+# The properties are not vacuous: each fails on a broken layer (defects of
+# tests/test_contract_can_fail.py). "ildj(y) against -fldj(f^-1(y))" checks
+# the identity of "ildj(f(x)) against -fldj(x)" at other points.
+BROKEN = [
+    (can_fail.WrongInverse, "round trip x -> f -> f^-1"),
+    (can_fail.BoundedRange, "round trip y -> f^-1 -> f"),
+    (can_fail.ForgetsConstant, "fldj(x) against slogdet"),
+    (can_fail.InconsistentInverseLogDet, "ildj(f(x)) against -fldj(x)"),
+]
+
+
+@pytest.mark.parametrize("defect,label", BROKEN,
+                         ids=[defect.__name__ for defect, _ in BROKEN])
+def test_properties_catch_a_broken_layer(defect, label):
+  drawn = Drawn(
+      lambda dt: can_fail.mutate(registry._actnorm(dt), defect),
+      event_shape=[3, 4, 3], batch_shape=[2], dtype=tf.float64, seed=0)
+  with pytest.raises(AssertionError, match=re.escape(label)):
+    assert_bijector_properties(drawn)
 
 # Bad constructor arguments: `(argument, bad value)` strategies.
 
