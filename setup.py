@@ -29,6 +29,7 @@ setuptools.setup(
             "tensorflow-datasets",  # tests of real builders with mock_data
             "pillow",  # palette PNGs in tests/test_data.py
             "tensorboard",  # --tensorboard in tests/test_training.py
+            "hypothesis",  # property-based tests of every bijector
         ],
         "datasets": ["tensorflow-datasets"],
         "tensorboard": ["tensorboard"],

@@ -9,6 +9,10 @@ References are independent of the code under test: log-determinants come from
 and round trips from applying both directions. TFP caches `forward`/`inverse`
 pairs, so every second direction is given `tf.identity(...)` of the first's
 output: without it `inverse(forward(x))` just returns the cached `x`.
+
+Every assertion carries a label (e.g. "round trip y -> f^-1 -> f") that names
+what failed; `tests/test_contract_can_fail.py` shows each labelled assertion
+failing on a deliberately broken layer, so none of them is vacuous.
 """
 
 import dataclasses
@@ -27,6 +31,9 @@ ROUND_TRIP_ATOL = {tf.float32: 1e-4, tf.float64: 1e-9}
 LOG_DET_RTOL = {tf.float32: 1e-4, tf.float64: 1e-8}
 # Eager vs tf.function vs XLA: the same ops, reassociated at most.
 MODES_RTOL = {tf.float32: 1e-5, tf.float64: 1e-12}
+# The four methods of a bijector, in the order the checks call them.
+METHODS = ("forward", "inverse", "forward_log_det_jacobian",
+            "inverse_log_det_jacobian")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,10 +88,12 @@ def check_round_trip(bijector, event_shape, dtype):
   atol = ROUND_TRIP_ATOL[dtype]
   x = random([2, *event_shape], dtype, seed=1)
   x_again = bijector.inverse(tf.identity(bijector.forward(x)))
-  np.testing.assert_allclose(x_again.numpy(), x.numpy(), rtol=0, atol=atol)
+  np.testing.assert_allclose(x_again.numpy(), x.numpy(), rtol=0, atol=atol,
+                             err_msg="round trip x -> f -> f^-1")
   y = random([2, *event_shape], dtype, seed=2)
   y_again = bijector.forward(tf.identity(bijector.inverse(y)))
-  np.testing.assert_allclose(y_again.numpy(), y.numpy(), rtol=0, atol=atol)
+  np.testing.assert_allclose(y_again.numpy(), y.numpy(), rtol=0, atol=atol,
+                             err_msg="round trip y -> f^-1 -> f")
 
 
 def check_log_det(bijector, event_shape, dtype):
@@ -92,15 +101,18 @@ def check_log_det(bijector, event_shape, dtype):
   x = random([2, *event_shape], dtype, seed=3)
   expected = slogdet(dense_jacobian(bijector.forward, x))
   fldj = bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=3)
-  np.testing.assert_allclose(fldj.numpy(), expected, rtol=rtol, atol=rtol)
+  np.testing.assert_allclose(fldj.numpy(), expected, rtol=rtol, atol=rtol,
+                             err_msg="fldj(x) against slogdet(J_f(x))")
   y = tf.identity(bijector.forward(x))
   ildj = bijector.inverse_log_det_jacobian(y, event_ndims=3)
-  np.testing.assert_allclose(ildj.numpy(), -fldj.numpy(), rtol=rtol, atol=rtol)
+  np.testing.assert_allclose(ildj.numpy(), -fldj.numpy(), rtol=rtol, atol=rtol,
+                             err_msg="ildj(f(x)) against -fldj(x)")
   # ... and the inverse's own dense Jacobian.
   y = random([2, *event_shape], dtype, seed=4)
   expected = slogdet(dense_jacobian(bijector.inverse, y))
   ildj = bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3)
-  np.testing.assert_allclose(ildj.numpy(), expected, rtol=rtol, atol=rtol)
+  np.testing.assert_allclose(ildj.numpy(), expected, rtol=rtol, atol=rtol,
+                             err_msg="ildj(y) against slogdet(J_f^-1(y))")
 
 
 def check_modes_agree(bijector, event_shape, dtype):
@@ -115,10 +127,12 @@ def check_modes_agree(bijector, event_shape, dtype):
             bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3))
 
   eager = run(x, y)
-  for compiled in (tf.function(run), tf.function(run, jit_compile=True)):
-    for want, got in zip(eager, compiled(x, y)):
+  for mode, compiled in (("tf.function", tf.function(run)),
+                         ("jit_compile=True",
+                          tf.function(run, jit_compile=True))):
+    for method, want, got in zip(METHODS, eager, compiled(x, y)):
       np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=rtol,
-                                 atol=rtol)
+                                 atol=rtol, err_msg=f"{mode}: {method}")
 
 
 def _base(event_shape, dtype):
@@ -126,20 +140,26 @@ def _base(event_shape, dtype):
 
 
 def check_gradients(bijector, event_shape, dtype):
-  """Gradients of `log_prob` reach every trainable variable, finite."""
+  """Gradients of `log_prob` reach every trainable variable, finite.
+
+  Through the inverse (`log_prob` of the bijector's own flow) and through the
+  forward (`log_prob` of its `tfb.Invert`).
+  """
   variables = bijector.trainable_variables
   assert variables, "the bijector has no trainable variables"
   x = random([3, *event_shape], dtype, seed=6)
-  for flow in (bijector, tfb.Invert(bijector)):
+  for direction, flow in (("through the inverse", bijector),
+                          ("through the forward", tfb.Invert(bijector))):
     dist = tfd.TransformedDistribution(_base(event_shape, dtype), flow)
     with tf.GradientTape() as tape:
       loss = -tf.reduce_mean(dist.log_prob(tf.identity(x)))
     grads = tape.gradient(loss, variables)
     for v, g in zip(variables, grads):
-      assert g is not None, f"no gradient reaches {v.name}"
-      assert np.all(np.isfinite(tf.convert_to_tensor(g).numpy())), v.name
-      assert np.any(tf.convert_to_tensor(g).numpy() != 0), (
-          f"zero gradient for {v.name}")
+      assert g is not None, f"{direction}: no gradient reaches {v.name}"
+      g = tf.convert_to_tensor(g).numpy()
+      assert np.all(np.isfinite(g)), (
+          f"{direction}: non-finite gradient for {v.name}")
+      assert np.any(g != 0), f"{direction}: zero gradient for {v.name}"
 
 
 def check_gradients_compile(bijector, event_shape, dtype):
@@ -162,12 +182,14 @@ def check_batch_shapes(bijector, event_shape, dtype):
   for batch in ([], [2], [2, 3]):
     x = random(batch + list(event_shape), dtype, seed=8)
     y = bijector.forward(x)
-    assert y.shape == x.shape
-    assert bijector.inverse(tf.identity(y)).shape == x.shape
-    assert bijector.forward_log_det_jacobian(
-        x, event_ndims=3).shape == batch
-    assert bijector.inverse_log_det_jacobian(
-        tf.identity(y), event_ndims=3).shape == batch
+    assert y.shape == x.shape, f"forward: shape {y.shape} for {x.shape}"
+    x_again = bijector.inverse(tf.identity(y))
+    assert x_again.shape == x.shape, (
+        f"inverse: shape {x_again.shape} for {x.shape}")
+    fldj = bijector.forward_log_det_jacobian(x, event_ndims=3)
+    assert fldj.shape == batch, f"fldj: shape {fldj.shape} for batch {batch}"
+    ildj = bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3)
+    assert ildj.shape == batch, f"ildj: shape {ildj.shape} for batch {batch}"
 
 
 def check_transformed_distribution(bijector, event_shape, dtype):
@@ -182,50 +204,135 @@ def check_transformed_distribution(bijector, event_shape, dtype):
   base = _base(event_shape, dtype)
   dist = tfd.TransformedDistribution(base, chain)
   x = dist.sample(2, seed=(1, 2))
-  assert x.shape == [2, *event_shape]
+  assert x.shape == [2, *event_shape], f"sample: shape {x.shape}"
   log_prob = dist.log_prob(tf.identity(x)).numpy()
   z = chain.inverse(tf.identity(x))
   expected = (base.log_prob(z).numpy() -
               slogdet(dense_jacobian(chain.forward, z)))
-  np.testing.assert_allclose(log_prob, expected, rtol=rtol, atol=rtol)
+  np.testing.assert_allclose(
+      log_prob, expected, rtol=rtol, atol=rtol,
+      err_msg="log_prob against the change of variables")
+
+
+def _assert_rejected(call, message, what):
+  """`call()` must raise a `ValueError` (or TFP's `TypeError` for a dtype)
+  whose message contains `message`."""
+  try:
+    call()
+  except ValueError as e:
+    assert message in str(e), f"{what}: the error does not say {message!r}: {e}"
+  except TypeError as e:  # TFP's own dtype check may come first.
+    assert message == "dtype", f"{what}: {e}"
+  else:
+    raise AssertionError(f"{what} accepted bad {message}")
+
+
+def _check_bad_event(bijector, event, message):
+  for method in (bijector.forward, bijector.inverse):
+    _assert_rejected(lambda: method(event), message, method.__name__)
+
+
+def check_bad_rank(case, bijector, dtype):
+  """An event of rank 2 raises a `ValueError` that says "rank"."""
+  h, w, c = case.event_shape
+  _check_bad_event(bijector, tf.zeros([w, c], dtype), "rank")
+
+
+def check_bad_channels(case, bijector, dtype):
+  """An event with one channel too many raises a `ValueError` naming them."""
+  h, w, c = case.event_shape
+  _check_bad_event(bijector, tf.zeros([h, w, c + 1], dtype), "channels")
+
+
+def check_bad_dtype(case, bijector, dtype):
+  """An event of another floating dtype raises (no silent cast)."""
+  other = tf.float16 if dtype != tf.float16 else tf.float32
+  _check_bad_event(bijector, tf.zeros(case.event_shape, other), "dtype")
+
+
+def check_bad_arguments(case, bijector, dtype):
+  """Each of `case.bad_arguments` raises a `ValueError` naming the argument."""
+  del bijector  # Each bad argument makes its own.
+  for overrides, argument in case.bad_arguments:
+    _assert_rejected(lambda: case.make(**{"dtype": dtype, **overrides}),
+                     argument, f"the constructor with {overrides}")
+
+
+def _call(bijector, method, z):
+  if method.endswith("log_det_jacobian"):
+    return getattr(bijector, method)(z, event_ndims=3)
+  return getattr(bijector, method)(z)
+
+
+def check_non_finite(case, bijector, dtype):
+  """With `validate_args=True`, a NaN or an inf fails every direction."""
+  del bijector  # Needs validate_args=True.
+  strict = case.make(dtype, validate_args=True)
+  for value in (np.nan, np.inf):
+    bad = np.zeros([1, *case.event_shape], dtype.as_numpy_dtype)
+    bad[0, 0, 0, 0] = value
+    for method in METHODS:
+      try:
+        _call(strict, method, tf.constant(bad))
+      except (tf.errors.InvalidArgumentError, ValueError) as e:
+        assert "finite" in str(e), (
+            f"{method}: the error does not say 'finite': {e}")
+      else:
+        raise AssertionError(
+            f"{method} with validate_args=True accepted a {value}")
+
+
+def check_unknown_channels(case, bijector, dtype):
+  """Traced with every axis unknown, a wrong channel count fails at run time.
+
+  In every direction with `validate_args=False`, and in the log-dets (which
+  add the finiteness assertion to the same checks) with `validate_args=True`:
+  one channel, which per-channel parameters would otherwise silently
+  broadcast. The same traced functions give the eager results on events of
+  the right shape. Slower than the other input checks (it traces up to six
+  functions), so `tests/bijectors/test_contract.py` runs it in one dtype.
+  """
+  del bijector  # Made for each validate_args.
+  h, w, c = case.event_shape
+  right = random([1, h, w, c], dtype, seed=11)
+  wrong = tf.zeros([1, h, w, 1 if c > 1 else 2], dtype)
+  spec = tf.TensorSpec([None] * 4, dtype)
+  for validate_args, methods in ((False, METHODS), (True, METHODS[2:])):
+    layer = case.make(dtype, validate_args=validate_args)
+    for method in methods:
+      traced = tf.function(lambda z, m=method: _call(layer, m, z),
+                           input_signature=[spec])
+      what = f"{method} with validate_args={validate_args}"
+      np.testing.assert_allclose(
+          traced(right).numpy(), _call(layer, method, right).numpy(),
+          rtol=MODES_RTOL[dtype], atol=MODES_RTOL[dtype],
+          err_msg=f"{what}, traced with unknown shape")
+      try:
+        traced(wrong)
+      except tf.errors.InvalidArgumentError as e:
+        assert "channels" in e.message, (
+            f"{what}: the error does not say 'channels': {e.message}")
+      else:
+        raise AssertionError(f"{what} accepted {wrong.shape[-1]} channels "
+                             f"for {c}")
+
+
+# Checks of what a bijector does with bad input: each `(case, bijector,
+# dtype)`; the bijector is `case.make(dtype)`. `check_unknown_channels`, with
+# the same arguments, is apart: it is slower.
+INPUT_CHECKS = {
+    "bad_rank": check_bad_rank,
+    "bad_channels": check_bad_channels,
+    "bad_dtype": check_bad_dtype,
+    "bad_arguments": check_bad_arguments,
+    "non_finite": check_non_finite,
+}
 
 
 def check_bad_input(case, bijector, dtype):
-  """Bad events and constructor arguments raise clear errors."""
-  h, w, c = case.event_shape
-  bad_events = [
-      (tf.zeros([w, c], dtype), "rank"),
-      (tf.zeros([h, w, c + 1], dtype), "channels"),
-      (tf.zeros([h, w, c], tf.float16 if dtype != tf.float16 else tf.float32),
-       "dtype"),
-  ]
-  for event, message in bad_events:
-    for method in (bijector.forward, bijector.inverse):
-      try:
-        method(event)
-      except ValueError as e:
-        assert message in str(e), (message, str(e))
-      except TypeError as e:  # TFP's own dtype check may come first.
-        assert message == "dtype", str(e)
-      else:
-        raise AssertionError(f"{method.__name__} accepted a bad {message}")
-  for overrides, argument in case.bad_arguments:
-    try:
-      case.make(**{"dtype": dtype, **overrides})
-    except ValueError as e:
-      assert argument in str(e), (argument, str(e))
-    else:
-      raise AssertionError(f"constructor accepted {overrides}")
-  strict = case.make(dtype, validate_args=True)
-  bad = np.zeros([h, w, c], dtype.as_numpy_dtype)
-  bad[0, 0, 0] = np.nan
-  for method in (strict.forward, strict.inverse):
-    try:
-      method(tf.constant(bad))
-    except (tf.errors.InvalidArgumentError, ValueError) as e:
-      assert "finite" in str(e), str(e)
-    else:
-      raise AssertionError("validate_args=True accepted a NaN")
+  """Every check of `INPUT_CHECKS`, in turn."""
+  for check in INPUT_CHECKS.values():
+    check(case, bijector, dtype)
 
 
 def check_jacobian_structure(case, bijector, dtype):
@@ -268,21 +375,24 @@ def check_conditional(bijector, event_shape, dtype, conditional_inputs):
     y = bijector.forward(x, **kwargs)
     np.testing.assert_allclose(
         bijector.inverse(tf.identity(y), **kwargs).numpy(), x.numpy(), rtol=0,
-        atol=atol)
+        atol=atol, err_msg="conditional round trip x -> f -> f^-1")
     z = bijector.inverse(x, **kwargs)
     np.testing.assert_allclose(
         bijector.forward(tf.identity(z), **kwargs).numpy(), x.numpy(), rtol=0,
-        atol=atol)
+        atol=atol, err_msg="conditional round trip x -> f^-1 -> f")
     log_prob = dist.log_prob(tf.identity(x), bijector_kwargs=kwargs).numpy()
     expected = (base.log_prob(z).numpy() + slogdet(dense_jacobian(
         lambda v, kwargs=kwargs: bijector.inverse(v, **kwargs), x)))
-    np.testing.assert_allclose(log_prob, expected, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(
+        log_prob, expected, rtol=rtol, atol=rtol,
+        err_msg="conditional log_prob against the change of variables")
     fldj = bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=3,
                                              **kwargs)
     ildj = bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3,
                                              **kwargs)
-    np.testing.assert_allclose(fldj.numpy(), -ildj.numpy(), rtol=rtol,
-                               atol=rtol)
+    np.testing.assert_allclose(
+        fldj.numpy(), -ildj.numpy(), rtol=rtol, atol=rtol,
+        err_msg="conditional fldj(x) against -ildj(f(x))")
     log_probs.append(log_prob)
   for i in range(len(log_probs)):
     for j in range(i):
@@ -296,11 +406,14 @@ def check_conditional(bijector, event_shape, dtype, conditional_inputs):
                                             **second)
   np.testing.assert_allclose(
       bijector.forward_log_det_jacobian(x, event_ndims=3, **second).numpy(),
-      fresh.numpy(), rtol=rtol, atol=rtol)
+      fresh.numpy(), rtol=rtol, atol=rtol,
+      err_msg="the cache gave another condition's fldj")
   np.testing.assert_allclose(
       bijector.inverse(y, **second).numpy(),
-      bijector.inverse(tf.identity(y), **second).numpy(), rtol=rtol, atol=rtol)
-  assert np.max(np.abs(bijector.inverse(y, **second) - x)) > 1e-3
+      bijector.inverse(tf.identity(y), **second).numpy(), rtol=rtol, atol=rtol,
+      err_msg="the cache gave another condition's inverse")
+  assert np.max(np.abs(bijector.inverse(y, **second) - x)) > 1e-3, (
+      "the inverse under another condition gave back x")
   # Gradients.
   variables = bijector.trainable_variables
   with tf.GradientTape() as tape:
@@ -308,10 +421,11 @@ def check_conditional(bijector, event_shape, dtype, conditional_inputs):
         x, bijector_kwargs={"conditional_input": c}))
                       for c in conditional_inputs])
   for v, g in zip(variables, tape.gradient(loss, variables)):
-    assert g is not None, f"no gradient reaches {v.name}"
+    assert g is not None, f"conditional: no gradient reaches {v.name}"
     g = tf.convert_to_tensor(g).numpy()
-    assert np.all(np.isfinite(g)), v.name
-    assert np.any(g != 0), f"zero gradient for {v.name}"
+    assert np.all(np.isfinite(g)), (
+        f"conditional: non-finite gradient for {v.name}")
+    assert np.any(g != 0), f"conditional: zero gradient for {v.name}"
 
 
 def check_conditional_modes(bijector, event_shape, dtype, conditional_inputs):
@@ -331,8 +445,11 @@ def check_conditional_modes(bijector, event_shape, dtype, conditional_inputs):
   for c in conditional_inputs:
     c = tf.convert_to_tensor(c)
     eager = run(x, z, c)
-    for compiled in compiled_runs:
-      for want, got in zip(eager, compiled(x, z, c)):
+    for mode, compiled in zip(("tf.function", "jit_compile=True"),
+                              compiled_runs):
+      for what, want, got in zip(("log_prob", "forward"), eager,
+                                 compiled(x, z, c)):
         np.testing.assert_allclose(got.numpy(), want.numpy(),
                                    rtol=MODES_RTOL[dtype],
-                                   atol=MODES_RTOL[dtype])
+                                   atol=MODES_RTOL[dtype],
+                                   err_msg=f"conditional, {mode}: {what}")

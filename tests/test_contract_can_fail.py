@@ -1,93 +1,607 @@
-"""The contract's checks fail on broken bijectors: none of them is vacuous."""
+"""The contract's checks fail on broken bijectors: none of them is vacuous.
 
+Every labelled assertion of `tests/contract.py` is shown failing on a layer
+with one deliberate defect. A defect is a mixin put in front of a registered
+layer's class (`mutant`), so that one defect breaks several layer types; a
+row names the defect, the case, the dtype, the check and the label of the
+assertion that must fail (matched in the `AssertionError`'s message: another
+assertion failing first does not count). Where a tolerance depends on the
+dtype, a defect is shown in float32 and float64, on different layers.
+
+`AffineCoupling` computes both directions in `_augmented_forward` and
+`_augmented_inverse` (`OnePassLogDet`), so defects of `_forward` and
+`_inverse` do not reach it; it appears in the log-det rows, and as the
+conditional layer of `check_conditional`'s rows. TFP's
+`TransformedDistribution.log_prob` takes `-fldj(f^-1(y))`, not `ildj(y)`: a
+wrong `ildj` is caught by `check_log_det`, not by the distribution check.
+
+One assertion has no row of its own: `check_conditional`'s "the inverse under
+another condition gave back x" needs a layer whose conditions give the same
+forward at the test's `x` while its round trips, log-dets, `log_prob`s and
+caches are all right.
+"""
+
+import dataclasses
+import functools
+import re
+
+import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
 from tests import contract
 from tests.bijectors import registry
-from tfp_emerging import bijectors
 
-EVENT = (5, 7, 3)
+CASES = {case.name: case for case in registry.CASES}
+AR = "autoregressive-k3-d1-top_left-wavefront"
+EM = "emerging-k3-d1-wavefront"
+PER = "periodic-k3-5x6-fft"
+LU = "conv1x1-lu"
+AN = "actnorm"
+AC = "affine-coupling-k3"
+F32, F64 = tf.float32, tf.float64
 
 
-class WrongLogDet(bijectors.AutoregressiveConv2D):
-  """Forgets the factor H * W in the log-determinant."""
+@functools.cache
+def _mutant_class(defect, base):
+  return type(f"{defect.__name__}{base.__name__}", (defect, base), {})
+
+
+def mutate(layer, defect):
+  """`layer`, its class now a subclass with `defect` in front."""
+  layer.__class__ = _mutant_class(defect, type(layer))
+  if hasattr(layer, "_add_variables"):
+    layer._add_variables()
+  return layer
+
+
+def mutant(defect, case_name):
+  """The registered case `case_name` whose layers have `defect` in front."""
+  case = CASES[case_name]
+
+  def make(dtype, **overrides):
+    return mutate(case.make(dtype, **overrides), defect)
+
+  return dataclasses.replace(case, name=f"{defect.__name__}-{case_name}",
+                             make=make)
+
+
+# Defects of the maps.
+
+
+class ForgetsConstant:
+  """Both log-dets forget a constant term (consistently with each other)."""
 
   def _forward_log_det_jacobian(self, x):
-    return super()._forward_log_det_jacobian(x) / 35.
+    return super()._forward_log_det_jacobian(x) + 0.5
 
   def _inverse_log_det_jacobian(self, y):
-    return super()._inverse_log_det_jacobian(y) / 35.
+    return super()._inverse_log_det_jacobian(y) - 0.5
 
 
-class WrongInverse(bijectors.AutoregressiveConv2D):
-  """An inverse that ignores the off-centre taps: only TFP's cache hides it."""
+class InconsistentInverseLogDet:
+  """The inverse's log-det is off by a constant; the forward's is right."""
+
+  def _inverse_log_det_jacobian(self, y):
+    return super()._inverse_log_det_jacobian(y) + 0.5
+
+
+class WrongInverse:
+  """The inverse is 1% off (a wrong scale in a solve)."""
 
   def _inverse(self, y):
-    centre = self.masked_kernel()[-1, -1]
-    return y @ tf.linalg.inv(centre)
+    return super()._inverse(y) * 1.01
 
 
-class FrozenVariable(bijectors.AutoregressiveConv2D):
-  """Convolves with a detached copy of the kernel: no gradient reaches it."""
+class BoundedRange:
+  """`forward` maps onto a bounded set, through `2 tanh(x / 2)`; the inverse
+  is exact there and NaN outside: only a round trip from `y` sees it."""
 
-  def masked_kernel(self):
-    return tf.stop_gradient(super().masked_kernel()) + 0. * tf.exp(
-        self.bounded_log_diagonal())[None, None, None]
+  def _forward(self, x):
+    return super()._forward(2. * tf.tanh(x / 2.))
 
-
-class DropsBatchShape(bijectors.AutoregressiveConv2D):
-
-  def _forward_log_det_jacobian(self, x):
-    return tf.reduce_sum(super()._forward_log_det_jacobian(x))
+  def _inverse(self, y):
+    return 2. * tf.atanh(super()._inverse(y) / 2.)
 
 
-class TraceDependent(bijectors.AutoregressiveConv2D):
-  """Gives a different answer when traced than eagerly."""
+class KeepsFirstImage:
+  """`forward` returns the first image of the batch only."""
+
+  def _forward(self, x):
+    return super()._forward(x)[:1]
+
+
+class TraceDependent:
+  """Gives another answer when traced (Python state read at trace time)."""
 
   def _forward(self, x):
     y = super()._forward(x)
     return y if tf.executing_eagerly() else y * 1.01
 
-
-def broken(cls, dtype=tf.float64):
-  layer = cls(3, 3, dtype=dtype)
-  layer.kernel.assign(registry.trained(layer.kernel.shape, 0.2, 1, dtype))
-  layer.log_diagonal.assign(registry.trained([3], 0.4, 2, dtype))
-  return layer
+  def _inverse(self, y):
+    x = super()._inverse(y)
+    return x if tf.executing_eagerly() else x * 1.01
 
 
-@pytest.mark.parametrize("cls,check", [
-    (WrongLogDet, contract.check_log_det),
-    (WrongLogDet, contract.check_transformed_distribution),
-    (WrongInverse, contract.check_round_trip),
-    (FrozenVariable, contract.check_gradients),
-    (DropsBatchShape, contract.check_batch_shapes),
-    (TraceDependent, contract.check_modes_agree),
-], ids=lambda v: getattr(v, "__name__", str(v)))
-def test_check_catches_defect(cls, check):
-  with pytest.raises(AssertionError):
-    check(broken(cls), EVENT, tf.float64)
+class XlaDependent:
+  """Takes another (wrong) path in the inverse when compiled with XLA."""
+
+  def _inverse(self, y):
+    x = super()._inverse(y)
+    graph = tf.compat.v1.get_default_graph()
+    in_xla = control_flow_util.GraphOrParentsInXlaContext(graph)
+    return x * 1.01 if in_xla else x
 
 
-def test_bad_input_check_catches_silent_acceptance():
-  class Lenient(bijectors.AutoregressiveConv2D):
-    def _forward(self, x):
-      return x
+class ShapeDependent:
+  """Wrong when traced without a static shape (a static-shape code path)."""
 
-    def _inverse(self, y):
-      return y
-
-  case = contract.Case("lenient", make=lambda dtype, **kw: Lenient(
-      **{"channels": 3, "dtype": dtype, **kw}))
-  with pytest.raises(AssertionError):
-    contract.check_bad_input(case, case.make(tf.float64), tf.float64)
+  def _forward(self, x):
+    y = super()._forward(x)
+    return y if x.shape.is_fully_defined() else y * 1.01
 
 
-def test_structure_check_catches_a_leaking_mask():
-  layer = broken(bijectors.AutoregressiveConv2D)
-  x = contract.random([1, *EVENT], tf.float64)
+# Defects of the gradients.
+
+
+class DetachedForward:
+  """`forward` passes no gradient on to the variables."""
+
+  def _forward(self, x):
+    return tf.stop_gradient(super()._forward(x))
+
+
+class ZeroGradientInverse:
+  """The inverse's gradient with respect to everything is zero."""
+
+  def _inverse(self, y):
+    x = super()._inverse(y)
+    return tf.stop_gradient(x) + 0. * x
+
+
+class NanGradientInverse:
+  """The inverse's value is right, its gradient NaN (`tf.norm` at 0)."""
+
+  def _inverse(self, y):
+    x = super()._inverse(y)
+    return x + tf.norm(0. * x)
+
+
+# Defects of the shapes.
+
+
+def _flattened(z):
+  return tf.reshape(z, [-1, *z.shape[-3:]])
+
+
+class FlattensForward:
+
+  def _forward(self, x):
+    return _flattened(super()._forward(x))
+
+
+class FlattensInverse:
+
+  def _inverse(self, y):
+    return _flattened(super()._inverse(y))
+
+
+class SumsForwardLogDet:
+
+  def _forward_log_det_jacobian(self, x):
+    return tf.reduce_sum(super()._forward_log_det_jacobian(x))
+
+
+class SumsInverseLogDet:
+
+  def _inverse_log_det_jacobian(self, y):
+    return tf.reduce_sum(super()._inverse_log_det_jacobian(y))
+
+
+# Defects of the input checks.
+
+
+class Lenient:
+  """No checks at all: the identity in both directions."""
+
+  def _forward(self, x):
+    return tf.identity(x)
+
+  def _inverse(self, y):
+    return tf.identity(y)
+
+
+class CastsInput:
+  """Casts an input of another dtype instead of rejecting it."""
+
+  def forward(self, x, *args, **kwargs):
+    return super().forward(tf.cast(x, self.dtype), *args, **kwargs)
+
+  def inverse(self, y, *args, **kwargs):
+    return super().inverse(tf.cast(y, self.dtype), *args, **kwargs)
+
+
+class VagueErrors:
+  """Rejects every input with a message that names nothing."""
+
+  def _forward(self, x):
+    raise ValueError("bad input")
+
+  def _inverse(self, y):
+    raise ValueError("bad input")
+
+
+class VagueFiniteness:
+  """Rejects a NaN with a message that does not say what is wrong."""
+
+  def _forward(self, x):
+    return super()._forward(tf.debugging.check_numerics(x, "bad input"))
+
+
+class VagueChannelCheck:
+  """Asserts the channel count with a message that does not name it."""
+
+  def _forward(self, x):
+    with tf.control_dependencies([tf.debugging.assert_equal(
+        tf.shape(x)[-1], self.channels, message="bad input")]):
+      return tf.identity(x)
+
+
+@functools.cache
+def unchecked(method, only_validating=False):
+  """A defect: `method` skips every check (the identity, or a zero log-det);
+  with `only_validating`, only when the layer has `validate_args=True`."""
+
+  def skipping(self, z):
+    if only_validating and not self.validate_args:
+      return getattr(super(defect, self), "_" + method)(z)
+    if method.endswith("log_det_jacobian"):
+      return tf.zeros(tf.shape(z)[:-3], z.dtype)
+    return tf.identity(z)  # Not `z`: TFP's cache keys on the tensor.
+
+  suffix = "WhenValidating" if only_validating else ""
+  defect = type(f"Unchecked_{method}{suffix}", (), {"_" + method: skipping})
+  return defect
+
+
+# Cases without a mutant.
+
+FROZEN = contract.Case(
+    "frozen-actnorm", make=lambda dtype, **overrides: registry._actnorm(
+        dtype, bias=np.zeros(3), log_scale=np.zeros(3), **overrides))
+IGNORES_ARGUMENTS = contract.Case(
+    "ignores-arguments",
+    make=lambda dtype, **overrides: registry._actnorm(dtype),
+    bad_arguments=registry.COMMON_BAD_ARGUMENTS)
+
+
+def _vague_make(dtype, **overrides):
+  if set(overrides) - {"validate_args"}:
+    raise ValueError("invalid")
+  return registry._actnorm(dtype, **overrides)
+
+
+VAGUE_ARGUMENTS = dataclasses.replace(IGNORES_ARGUMENTS, name="vague-arguments",
+                                      make=_vague_make)
+
+
+# (case, dtype, check, label of the assertion that must fail).
+ROWS = [
+    # check_log_det: each of its three comparisons.
+    (mutant(ForgetsConstant, AR), F64, contract.check_log_det,
+     "fldj(x) against slogdet(J_f(x))"),
+    (mutant(ForgetsConstant, PER), F32, contract.check_log_det,
+     "fldj(x) against slogdet(J_f(x))"),
+    (mutant(InconsistentInverseLogDet, AN), F32, contract.check_log_det,
+     "ildj(f(x)) against -fldj(x)"),
+    (mutant(InconsistentInverseLogDet, AC), F64, contract.check_log_det,
+     "ildj(f(x)) against -fldj(x)"),
+    (mutant(WrongInverse, LU), F64, contract.check_log_det,
+     "ildj(y) against slogdet(J_f^-1(y))"),
+    (mutant(WrongInverse, PER), F32, contract.check_log_det,
+     "ildj(y) against slogdet(J_f^-1(y))"),
+    # check_round_trip: from x and from y.
+    (mutant(WrongInverse, AR), F32, contract.check_round_trip,
+     "round trip x -> f -> f^-1"),
+    (mutant(WrongInverse, EM), F64, contract.check_round_trip,
+     "round trip x -> f -> f^-1"),
+    (mutant(BoundedRange, LU), F64, contract.check_round_trip,
+     "round trip y -> f^-1 -> f"),
+    (mutant(BoundedRange, AN), F32, contract.check_round_trip,
+     "round trip y -> f^-1 -> f"),
+    # check_modes_agree: tf.function and XLA.
+    (mutant(TraceDependent, AN), F64, contract.check_modes_agree,
+     "tf.function: forward"),
+    (mutant(TraceDependent, EM), F32, contract.check_modes_agree,
+     "tf.function: forward"),
+    (mutant(XlaDependent, LU), F32, contract.check_modes_agree,
+     "jit_compile=True: inverse"),
+    (mutant(XlaDependent, AN), F64, contract.check_modes_agree,
+     "jit_compile=True: inverse"),
+    # check_gradients: each direction, each assertion.
+    (FROZEN, F32, contract.check_gradients,
+     "the bijector has no trainable variables"),
+    (mutant(DetachedForward, AR), F64, contract.check_gradients,
+     "through the forward: no gradient reaches"),
+    (mutant(DetachedForward, AN), F32, contract.check_gradients,
+     "through the forward: no gradient reaches"),
+    (mutant(ZeroGradientInverse, LU), F32, contract.check_gradients,
+     "through the inverse: zero gradient"),
+    (mutant(ZeroGradientInverse, AR), F64, contract.check_gradients,
+     "through the inverse: zero gradient"),
+    (mutant(NanGradientInverse, PER), F32, contract.check_gradients,
+     "through the inverse: non-finite gradient"),
+    (mutant(NanGradientInverse, EM), F64, contract.check_gradients,
+     "through the inverse: non-finite gradient"),
+    # check_gradients_compile.
+    (mutant(TraceDependent, AN), F32, contract.check_gradients_compile,
+     "Not equal to tolerance"),
+    (mutant(XlaDependent, LU), F64, contract.check_gradients_compile,
+     "Not equal to tolerance"),
+    # check_batch_shapes: each result.
+    (mutant(FlattensForward, AR), F32, contract.check_batch_shapes,
+     "forward: shape"),
+    (mutant(FlattensInverse, PER), F64, contract.check_batch_shapes,
+     "inverse: shape"),
+    (mutant(SumsForwardLogDet, LU), F64, contract.check_batch_shapes,
+     "fldj: shape"),
+    (mutant(SumsInverseLogDet, AC), F32, contract.check_batch_shapes,
+     "ildj: shape"),
+    # check_transformed_distribution: the sample's shape and log_prob.
+    (mutant(KeepsFirstImage, LU), F32, contract.check_transformed_distribution,
+     "sample: shape"),
+    (mutant(ForgetsConstant, AN), F32, contract.check_transformed_distribution,
+     "log_prob against the change of variables"),
+    (mutant(ForgetsConstant, EM), F64, contract.check_transformed_distribution,
+     "log_prob against the change of variables"),
+    # The input checks: silent acceptance, and errors that name nothing.
+    (mutant(Lenient, AR), F32, contract.check_bad_rank,
+     "forward accepted bad rank"),
+    (mutant(VagueErrors, LU), F64, contract.check_bad_rank,
+     "forward: the error does not say 'rank'"),
+    (mutant(Lenient, PER), F64, contract.check_bad_channels,
+     "forward accepted bad channels"),
+    (mutant(VagueErrors, PER), F32, contract.check_bad_channels,
+     "forward: the error does not say 'channels'"),
+    (mutant(CastsInput, AN), F32, contract.check_bad_dtype,
+     "forward accepted bad dtype"),
+    (IGNORES_ARGUMENTS, F64, contract.check_bad_arguments,
+     "the constructor with {'channels': 0} accepted bad channels"),
+    (VAGUE_ARGUMENTS, F32, contract.check_bad_arguments,
+     "the constructor with {'channels': 0}: the error does not say "
+     "'channels'"),
+    (mutant(VagueFiniteness, AN), F64, contract.check_non_finite,
+     "forward: the error does not say 'finite'"),
+    (mutant(VagueChannelCheck, LU), F32, contract.check_unknown_channels,
+     "forward with validate_args=False: the error does not say 'channels'"),
+    (mutant(ShapeDependent, AN), F32, contract.check_unknown_channels,
+     "forward with validate_args=False, traced with unknown shape"),
+    (mutant(unchecked("forward_log_det_jacobian", only_validating=True), AN),
+     F32, contract.check_unknown_channels,
+     "forward_log_det_jacobian with validate_args=True accepted 1 channels"),
+]
+# Each direction and log-det skipping its checks, on a different layer each.
+for method, name, dtype in zip(contract.METHODS, (AR, PER, EM, LU),
+                               (F32, F64, F32, F64)):
+  ROWS.append((mutant(unchecked(method), name), dtype,
+               contract.check_non_finite,
+               f"{method} with validate_args=True accepted a nan"))
+for method, name in zip(contract.METHODS, (AN, LU, AN, LU)):
+  ROWS.append((mutant(unchecked(method), name), F32,
+               contract.check_unknown_channels,
+               f"{method} with validate_args=False accepted 1 channels"))
+
+
+@pytest.mark.parametrize(
+    "case,dtype,check,label", ROWS,
+    ids=[f"{check.__name__[6:]}-{case.name}-{dtype.name}"
+         for case, dtype, check, _ in ROWS])
+def test_check_catches_defect(case, dtype, check, label):
+  if check in (*contract.INPUT_CHECKS.values(),
+               contract.check_unknown_channels):
+    run = lambda: check(case, case.make(dtype), dtype)
+  else:
+    run = lambda: check(case.make(dtype), case.event_shape, dtype)
+  with pytest.raises(AssertionError, match=re.escape(label)):
+    run()
+
+
+# Conditional layers (`check_conditional`, `check_conditional_modes`): a
+# conditional AffineCoupling, whose defects change its one-pass methods.
+
+
+class CondWrongInverse:
+
+  def _augmented_inverse(self, y, **kwargs):
+    x, log_dets = super()._augmented_inverse(y, **kwargs)
+    return x * 1.01, log_dets
+
+
+class CondBoundedRange:
+  """As `BoundedRange`: exact on the forward's bounded range only."""
+
+  def _augmented_forward(self, x, **kwargs):
+    return super()._augmented_forward(2. * tf.tanh(x / 2.), **kwargs)
+
+  def _augmented_inverse(self, y, **kwargs):
+    x, log_dets = super()._augmented_inverse(y, **kwargs)
+    return 2. * tf.atanh(x / 2.), log_dets
+
+
+def _shifted(log_dets, fldj=0., ildj=0.):
+  return {"fldj": log_dets["fldj"] + fldj, "ildj": log_dets["ildj"] + ildj}
+
+
+class CondForgetsConstant:
+
+  def _augmented_forward(self, x, **kwargs):
+    y, log_dets = super()._augmented_forward(x, **kwargs)
+    return y, _shifted(log_dets, 0.5, -0.5)
+
+  def _augmented_inverse(self, y, **kwargs):
+    x, log_dets = super()._augmented_inverse(y, **kwargs)
+    return x, _shifted(log_dets, 0.5, -0.5)
+
+
+class CondInconsistentForwardLogDet:
+  """The forward pass's log-det is off; the inverse pass's (which `log_prob`
+  uses) is right."""
+
+  def _augmented_forward(self, x, **kwargs):
+    y, log_dets = super()._augmented_forward(x, **kwargs)
+    return y, _shifted(log_dets, 0.5, -0.5)
+
+
+class CondIgnoresCondition:
+  """Every condition acts as zeros."""
+
+  def _augmented_forward(self, x, conditional_input):
+    return super()._augmented_forward(
+        x, conditional_input=tf.zeros_like(conditional_input))
+
+  def _augmented_inverse(self, y, conditional_input):
+    return super()._augmented_inverse(
+        y, conditional_input=tf.zeros_like(conditional_input))
+
+
+def _memo(layer):
+  return layer.__dict__.setdefault("_defect_memo", {})
+
+
+class LogDetMemoIgnoresCondition:
+  """Above TFP's cache (which keys on the condition too): remembers the
+  log-det of each input's first `forward`, whatever the condition."""
+
+  def forward(self, x, **kwargs):
+    _memo(self).setdefault(
+        x.ref(), super().forward_log_det_jacobian(x, event_ndims=3, **kwargs))
+    return super().forward(x, **kwargs)
+
+  def forward_log_det_jacobian(self, x, event_ndims=None, **kwargs):
+    if x.ref() in _memo(self):
+      return _memo(self)[x.ref()]
+    return super().forward_log_det_jacobian(x, event_ndims, **kwargs)
+
+
+class InverseMemoIgnoresCondition:
+  """Remembers the first input of each forward output, whatever the
+  condition."""
+
+  def _augmented_forward(self, x, **kwargs):
+    y, log_dets = super()._augmented_forward(x, **kwargs)
+    _memo(self).setdefault(y.ref(), x)
+    return y, log_dets
+
+  def _augmented_inverse(self, y, **kwargs):
+    x, log_dets = super()._augmented_inverse(y, **kwargs)
+    return _memo(self).get(y.ref(), x), log_dets
+
+
+class ExtraVariable:
+  """Gets a trainable variable `extra` (after construction, `mutate`) that
+  `_use` puts into the inverse's output with no effect on its value: the
+  gradients with respect to the input, and so the Jacobians, stay right."""
+
+  def _add_variables(self):
+    self.extra = tf.Variable(tf.ones([], self.dtype), name="extra")
+
+  def _augmented_inverse(self, y, **kwargs):
+    x, log_dets = super()._augmented_inverse(y, **kwargs)
+    return x + self._use(self.extra), log_dets
+
+
+class CondUnusedVariable(ExtraVariable):
+
+  def _augmented_inverse(self, y, **kwargs):
+    return super(ExtraVariable, self)._augmented_inverse(y, **kwargs)
+
+
+class CondZeroGradient(ExtraVariable):
+
+  def _use(self, v):
+    return 0. * v
+
+
+class CondNanGradient(ExtraVariable):
+
+  def _use(self, v):
+    return tf.norm(0. * v)  # Its gradient at 0 is NaN.
+
+
+class CondTraceDependent:
+
+  def _augmented_inverse(self, y, **kwargs):
+    x, log_dets = super()._augmented_inverse(y, **kwargs)
+    return (x if tf.executing_eagerly() else x * 1.01), log_dets
+
+
+class CondXlaDependent:
+
+  def _augmented_inverse(self, y, **kwargs):
+    x, log_dets = super()._augmented_inverse(y, **kwargs)
+    graph = tf.compat.v1.get_default_graph()
+    in_xla = control_flow_util.GraphOrParentsInXlaContext(graph)
+    return (x * 1.01 if in_xla else x), log_dets
+
+
+# (defect, dtype, check, label of the assertion that must fail).
+CONDITIONAL_ROWS = [
+    (CondWrongInverse, F64, contract.check_conditional,
+     "conditional round trip x -> f -> f^-1"),
+    (CondBoundedRange, F64, contract.check_conditional,
+     "conditional round trip x -> f^-1 -> f"),
+    (CondForgetsConstant, F32, contract.check_conditional,
+     "conditional log_prob against the change of variables"),
+    (CondInconsistentForwardLogDet, F64, contract.check_conditional,
+     "conditional fldj(x) against -ildj(f(x))"),
+    (CondIgnoresCondition, F64, contract.check_conditional,
+     "log_prob does not depend on the condition"),
+    (LogDetMemoIgnoresCondition, F64, contract.check_conditional,
+     "the cache gave another condition's fldj"),
+    (InverseMemoIgnoresCondition, F64, contract.check_conditional,
+     "the cache gave another condition's inverse"),
+    (CondUnusedVariable, F64, contract.check_conditional,
+     "conditional: no gradient reaches"),
+    (CondNanGradient, F32, contract.check_conditional,
+     "conditional: non-finite gradient"),
+    (CondZeroGradient, F64, contract.check_conditional,
+     "conditional: zero gradient"),
+    (CondTraceDependent, F64, contract.check_conditional_modes,
+     "conditional, tf.function: log_prob"),
+    (CondXlaDependent, F32, contract.check_conditional_modes,
+     "conditional, jit_compile=True: log_prob"),
+]
+
+
+@pytest.mark.parametrize(
+    "defect,dtype,check,label", CONDITIONAL_ROWS,
+    ids=[f"{defect.__name__}-{dtype.name}"
+         for defect, dtype, _, _ in CONDITIONAL_ROWS])
+def test_conditional_check_catches_defect(defect, dtype, check, label):
+  layer = mutate(registry._coupling(dtype, channels=3, conditional_size=2),
+                 defect)
+  conditions = [contract.random([2, 2], dtype, seed=s) for s in (1, 2)]
+  with pytest.raises(AssertionError, match=re.escape(label)):
+    check(layer, (4, 5, 3), dtype, conditions)
+
+
+def test_every_check_has_a_failing_case():
+  """Each `check_*` of the contract appears in a row (the structure check in
+  the test below; `check_bad_input` runs the input checks)."""
+  shown = {row[2] for row in ROWS + CONDITIONAL_ROWS}
+  names = {f.__name__ for f in shown} | {"check_jacobian_structure",
+                                         "check_bad_input"}
+  assert names == {name for name in dir(contract) if name.startswith("check_")}
+
+
+@pytest.mark.parametrize("case", [c for c in registry.CASES
+                                  if c.name in (AR, EM, PER, LU)], ids=repr)
+def test_structure_check_catches_a_stray_dependency(case):
+  """Output pixel 0 now reads the last input pixel, channel 2."""
+  layer = case.make(tf.float64)
+  x = contract.random([1, *case.event_shape], tf.float64)
   jacobian = contract.dense_jacobian(layer.forward, x)[0]
-  jacobian[0, -1] = 1.  # output pixel 0 now reads the last input pixel
+  jacobian[0, -1] += 1.
   with pytest.raises(AssertionError):
-    registry._check_masked(layer, jacobian)
+    case.check_jacobian(layer, jacobian)

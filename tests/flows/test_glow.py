@@ -216,6 +216,23 @@ def test_contract_gradients_and_bad_input():
   contract.check_bad_input(case, glow, tf.float32)
 
 
+def test_shapes_unknown_at_trace_time_are_checked_at_run_time():
+  """A channel count (contract) or image size that a traced function did not
+  know fails with a message naming it, whatever `validate_args` is. One
+  level on 2x2x1 images: each trace of the flow costs seconds."""
+  def make(dtype, **overrides):
+    return flows.Glow((2, 2, 1), num_levels=1, num_steps=1, mixing="qr",
+                      hidden_channels=2, seed=3, dtype=dtype, **overrides)
+
+  case = contract.Case(name="glow-qr", make=make, event_shape=(2, 2, 1))
+  contract.check_unknown_channels(case, None, tf.float32)
+  inverse = tf.function(make(tf.float32).inverse,
+                        input_signature=[tf.TensorSpec([None] * 4)])
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"events of shape \[2, 2, 1\]"):
+    inverse(tf.zeros([1, 4, 2, 1]))
+
+
 # Labels of events with batch shape [2]: ids, one-hot vectors. (One id for
 # a whole batch: test_label_enters_as_documented.)
 NUM_CLASSES = 3

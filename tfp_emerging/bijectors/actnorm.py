@@ -81,7 +81,9 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
         variable, `True` if both `bias` and `log_scale` are given (their
         values are kept), else `False`.
       dtype: floating dtype of the variables and events.
-      validate_args: if `True`, check channels and finiteness at run time.
+      validate_args: if `True`, assert at run time that the inputs of every
+        direction and log-det are finite (a channel count unknown at trace
+        time is asserted whatever it is: `tfp_emerging.ops.checks`).
       name: name scope of the ops and variables.
 
     Raises:
@@ -233,7 +235,8 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
 
   def _log_det(self, z, name, log_scale):
     return checks.pixelwise_log_det(z, self._channels, self.dtype, name,
-                                    tf.reduce_sum(log_scale))
+                                    tf.reduce_sum(log_scale),
+                                    self.validate_args)
 
   def _forward_log_det_jacobian(self, x):
     return self._log_det(x, "x", self._checked_parameters(x)[1])

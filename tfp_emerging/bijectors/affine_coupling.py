@@ -173,7 +173,9 @@ class AffineCoupling(OnePassLogDet,
         Keras mixed precision global policy whose variable dtype is `dtype`
         (`keras.mixed_precision.set_global_policy("mixed_float16")`), its
         compute dtype (`float16`); otherwise `dtype`.
-      validate_args: if `True`, check channels and finiteness at run time.
+      validate_args: if `True`, assert at run time that the inputs of every
+        direction and log-det are finite (a channel count unknown at trace
+        time is asserted whatever it is: `tfp_emerging.ops.checks`).
       name: name scope.
 
     Raises:
@@ -189,10 +191,7 @@ class AffineCoupling(OnePassLogDet,
     dtype = checks.float_dtype(dtype)
     if compute_dtype is None:
       compute_dtype = _policy_compute_dtype(dtype)
-    compute_dtype = tf.as_dtype(compute_dtype)
-    if not compute_dtype.is_floating:
-      raise ValueError("`compute_dtype` must be a floating dtype; got "
-                       f"{compute_dtype!r}.")
+    compute_dtype = checks.float_dtype(compute_dtype, "compute_dtype")
     parameters["compute_dtype"] = compute_dtype
     if conditional_size is not None:
       conditional_size = checks.positive_int(conditional_size,

@@ -97,7 +97,9 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       solver: `"wavefront"` (default) or `"raster"`, the inverse's algorithm.
       seed: optional int seed for the default initial kernel.
       dtype: floating dtype of the variables and events.
-      validate_args: if `True`, check channels and finiteness at run time.
+      validate_args: if `True`, assert at run time that the inputs of every
+        direction and log-det are finite (a channel count unknown at trace
+        time is asserted whatever it is: `tfp_emerging.ops.checks`).
       name: name scope of the ops and variables.
 
     Raises:
@@ -233,7 +235,8 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
 
   def _log_det(self, z, name):
     return checks.pixelwise_log_det(z, self._channels, self.dtype, name,
-                                    tf.reduce_sum(self.bounded_log_diagonal()))
+                                    tf.reduce_sum(self.bounded_log_diagonal()),
+                                    self.validate_args)
 
   def _forward_log_det_jacobian(self, x):
     return self._log_det(x, "x")

@@ -135,7 +135,9 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       parameterization: `"qr"` (default), `"lu"` or `"plain"`.
       seed: optional int seed for the default random rotation.
       dtype: `float32` or `float64`.
-      validate_args: if `True`, check channels and finiteness at run time.
+      validate_args: if `True`, assert at run time that the inputs of every
+        direction and log-det are finite (a channel count unknown at trace
+        time is asserted whatever it is: `tfp_emerging.ops.checks`).
       name: name scope of the ops and variables.
       matrix: optional `[C, C]` matrix `W`. For `"plain"`, the weight itself
         (a value or `tf.Variable`, used as given). For `"qr"` and `"lu"`, an
@@ -282,18 +284,17 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
                      self._inverse_permutation(), axis=0)
 
   def _check(self, z, name):
-    assertions = checks.image_event(z, self._channels, self.dtype, name,
-                                    self.validate_args)
-    with tf.control_dependencies(assertions):
-      return tf.shape(z)
+    """`(z, shape)`: `z` once checked (`checks.checked`), its dynamic shape."""
+    z = checks.checked(z, self._channels, self.dtype, name, self.validate_args)
+    return z, tf.shape(z)
 
   def _forward(self, x):
-    shape = self._check(x, "x")
+    x, shape = self._check(x, "x")
     rows = tf.reshape(x, [-1, self._channels])
     return tf.reshape(tf.matmul(rows, self.weight()), shape)
 
   def _inverse(self, y):
-    shape = self._check(y, "y")
+    y, shape = self._check(y, "y")
     rows = tf.reshape(y, [-1, self._channels])
     if self._parameterization == "lu":
       # x P L U = y: undo U, then L, then P.
@@ -320,7 +321,8 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
 
   def _log_det(self, z, name):
     return checks.pixelwise_log_det(z, self._channels, self.dtype, name,
-                                    self.log_abs_det_weight())
+                                    self.log_abs_det_weight(),
+                                    self.validate_args)
 
   def _forward_log_det_jacobian(self, x):
     return self._log_det(x, "x")

@@ -62,7 +62,9 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       second: optional bottom-right `AutoregressiveConv2D` to use as `f_2`.
       seed: optional int seed for the default initial kernels.
       dtype: floating dtype.
-      validate_args: if `True`, check channels and finiteness at run time.
+      validate_args: if `True`, assert at run time that the inputs of every
+        direction and log-det are finite (a channel count unknown at trace
+        time is asserted whatever it is: `tfp_emerging.ops.checks`).
       name: name scope.
 
     Raises:
@@ -137,15 +139,25 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
         total += tf.pad(taps, [[a, m - 1 - a], [b, m - 1 - b], [0, 0], [0, 0]])
     return total
 
+  def _checked(self, z, name):
+    """`z` once checked with this layer's `validate_args` (`checks.checked`)."""
+    return checks.checked(z, self.channels, self.dtype, name,
+                          self.validate_args)
+
   def _forward(self, x):
-    return self._second.forward(self._first.forward(x))
+    return self._second.forward(self._first.forward(self._checked(x, "x")))
 
   def _inverse(self, y):
-    return self._first.inverse(self._second.inverse(y))
+    return self._first.inverse(self._second.inverse(self._checked(y, "y")))
+
+  def _log_det(self, z, name):
+    per_pixel = sum(tf.reduce_sum(part.bounded_log_diagonal())
+                    for part in self.bijectors)
+    return checks.pixelwise_log_det(z, self.channels, self.dtype, name,
+                                    per_pixel, self.validate_args)
 
   def _forward_log_det_jacobian(self, x):
-    return (self._first.forward_log_det_jacobian(x, event_ndims=3) +
-            self._second.forward_log_det_jacobian(x, event_ndims=3))
+    return self._log_det(x, "x")
 
   def _inverse_log_det_jacobian(self, y):
-    return -self._forward_log_det_jacobian(y)
+    return -self._log_det(y, "y")

@@ -90,8 +90,10 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       kernel_size: `k >= 1`, odd or even; events need `H, W >= k`.
       seed: optional int seed for the default initial kernel.
       dtype: `float32` (FFTs in complex64) or `float64` (complex128).
-      validate_args: if `True`, check channels, finiteness and `H, W >= k` at
-        run time.
+      validate_args: if `True`, assert at run time that the inputs of every
+        direction and log-det are finite (a channel count or `H, W >= k`
+        unknown at trace time is asserted whatever it is:
+        `tfp_emerging.ops.checks`).
       name: name scope of the ops and variables.
       kernel: optional initial value (or `tf.Variable`) of shape
         `[k, k, C, C]` (HWIO). Default: a trainable variable whose centre tap
@@ -172,24 +174,29 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return fourier.kernel_spectrum(tf.convert_to_tensor(self._kernel), height,
                                    width)
 
-  def _kernel_fits(self, z, name, validate_args):
-    """Raises unless `kernel_size <= H, W` statically; run-time assertions."""
+  def _kernel_fits(self, z, name):
+    """Checks `kernel_size <= H, W`: statically, else a run-time assertion.
+
+    The assertion (whatever `validate_args` is) exists only in graphs traced
+    with `H` or `W` unknown; `PeriodicConv2D` needs it there, or a too large
+    kernel fails deep inside the FFTs with a raw padding error.
+    """
     k = self._kernel_size
-    static = z.shape[-3:-1] if z.shape.rank is not None else [None, None]
+    rank = z.shape.rank
+    static = z.shape[-3:-1] if rank is not None and rank >= 3 else [None] * 2
+    message = (f"`kernel_size` ({k}) must be at most the height and width of "
+               f"`{name}`")
     if any(size is not None and size < k for size in static):
-      raise ValueError(
-          f"`kernel_size` ({k}) must be at most the height and width of "
-          f"`{name}`; got shape {z.shape}.")
-    if not validate_args:
+      raise ValueError(f"{message}; got shape {z.shape}.")
+    if all(size is not None for size in static):
       return []
     return [tf.debugging.assert_greater_equal(
-        tf.reduce_min(tf.shape(z)[-3:-1]), k,
-        message=f"`kernel_size` must be at most `{name}`'s height and width.")]
+        tf.reduce_min(tf.shape(z)[-3:-1]), k, message=f"{message}.")]
 
   def _as_images(self, z, name):
-    return checks.as_images(
-        z, self._channels, self.dtype, name, self.validate_args,
-        assertions=self._kernel_fits(z, name, self.validate_args))
+    return checks.as_images(z, self._channels, self.dtype, name,
+                            self.validate_args,
+                            assertions=self._kernel_fits(z, name))
 
   def _use_spatial(self, z):
     if self._forward_path != "auto":
@@ -215,9 +222,9 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return tf.reshape(x, shape)
 
   def _log_det(self, z, name):
-    checks.image_event(z, self._channels, self.dtype, name, False)
-    self._kernel_fits(z, name, validate_args=False)
-    shape = tf.shape(z)
+    shape = tf.shape(checks.checked(z, self._channels, self.dtype, name,
+                                    self.validate_args,
+                                    assertions=self._kernel_fits(z, name)))
     log_det = fourier.log_abs_det(tf.convert_to_tensor(self._kernel),
                                   shape[-3], shape[-2])
     return tf.fill(shape[:-3], log_det)

@@ -278,12 +278,12 @@ class Glow(OnePassLogDet, tfb.Bijector):
     """
     parameters = dict(locals())
     try:
-      height, width, channels = (int(s) for s in image_shape)
+      height, width, channels = image_shape
     except (TypeError, ValueError) as e:
       raise ValueError("`image_shape` must be (H, W, C) of ints; got "
                        f"{image_shape!r}.") from e
-    for value in (height, width, channels):
-      checks.positive_int(value, "image_shape")
+    height, width, channels = (checks.positive_int(s, "image_shape")
+                               for s in (height, width, channels))
     num_levels = checks.positive_int(num_levels, "num_levels")
     num_steps = checks.positive_int(num_steps, "num_steps")
     hidden_channels = checks.positive_int(hidden_channels, "hidden_channels")
@@ -469,16 +469,25 @@ class Glow(OnePassLogDet, tfb.Bijector):
                       initialize=True)
 
   def _as_images(self, z, name):
-    """Checks `z` and flattens it to `[N, H, W, C]` with static event sizes."""
+    """Checks `z` and flattens it to `[N, H, W, C]` with static event sizes.
+
+    An event shape not fully known at trace time is asserted at run time,
+    whatever `validate_args` is (`tfp_emerging.ops.checks`).
+    """
     assertions = checks.image_event(z, self._image_shape[-1], self.dtype,
                                     name, self.validate_args)
+    message = f"`{name}` must have events of shape {list(self._image_shape)}"
     if (z.shape.rank is not None and
         not z.shape[-3:].is_compatible_with(self._image_shape)):
-      raise ValueError(f"`{name}` must have events of shape "
-                       f"{list(self._image_shape)}; got shape {z.shape}.")
-    with tf.control_dependencies(assertions):
-      shape = tf.shape(z)
-    return tf.reshape(z, [-1, *self._image_shape]), shape[:-3]
+      raise ValueError(f"{message}; got shape {z.shape}.")
+    if not z.shape[-3:].is_fully_defined():
+      with tf.control_dependencies(assertions):
+        assertions.append(tf.debugging.assert_equal(
+            tf.shape(z)[-3:], self._image_shape, message=f"{message}."))
+    if assertions:
+      with tf.control_dependencies(assertions):
+        z = tf.identity(z)
+    return tf.reshape(z, [-1, *self._image_shape]), tf.shape(z)[:-3]
 
   def _labels(self, conditional_input, events):
     """The one-hot labels `[N, K]` of a conditional flow's events, or `None`."""

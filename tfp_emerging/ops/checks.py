@@ -1,9 +1,18 @@
-"""Argument checks shared by every layer: loud, early `ValueError`s.
+"""Argument checks shared by every layer: loud, early errors.
 
 Static facts (Python ints, dtypes, statically known shapes) are checked at
 construction or trace time and raise `ValueError` naming the argument and what
-was expected. Facts known only at run time (dynamic channel counts, finiteness)
-become `tf.debugging` assertions when the layer has `validate_args=True`.
+was expected. Facts known only at run time become `tf.debugging` assertions
+(`tf.errors.InvalidArgumentError` naming the argument), which the layer's
+computation waits for:
+
+* a rank, channel count (or, in `PeriodicConv2D` and `Glow`, image size) that
+  is not known statically is asserted at run time whatever `validate_args`
+  is. Such an assertion only appears in graphs traced with that axis unknown
+  (e.g. `tf.TensorSpec([None, None, None, None])`), so in normal use, where
+  the axis is static, it costs nothing: no op is added;
+* finiteness is asserted only when the layer has `validate_args=True`, in
+  every direction: `forward`, `inverse` and both log-determinants.
 """
 
 import numpy as np
@@ -48,11 +57,12 @@ def image_event(x, channels, dtype, name, validate_args):
     channels: the expected size of the last axis.
     dtype: the bijector's dtype.
     name: the argument's name in messages (`"x"` or `"y"`).
-    validate_args: whether to add run-time assertions for what is not known
-      statically (the channel count, finiteness).
+    validate_args: whether to assert finiteness at run time.
 
   Returns:
-    A list of assertion ops (empty unless `validate_args`).
+    A list of assertion ops: the rank and channel count where they are not
+    known statically, finiteness if `validate_args`. Empty for a statically
+    shaped `x` without `validate_args`.
 
   Raises:
     ValueError: statically wrong rank, channel count or dtype.
@@ -70,46 +80,64 @@ def image_event(x, channels, dtype, name, validate_args):
     raise ValueError(
         f"`{name}` must have {channels} channels in its last axis; got shape "
         f"{x.shape}.")
-  if not validate_args:
-    return []
-  return [
-      tf.debugging.assert_rank_at_least(
-          x, 3, message=f"`{name}` must be shaped [..., H, W, C]."),
-      tf.debugging.assert_equal(
+  assertions = []
+  if rank is None:
+    assertions.append(tf.debugging.assert_rank_at_least(
+        x, 3, message=f"`{name}` must be shaped [..., H, W, C]."))
+  if rank is None or x.shape[-1] is None:
+    with tf.control_dependencies(assertions):
+      assertions.append(tf.debugging.assert_equal(
           tf.shape(x)[-1], channels,
-          message=f"`{name}` must have {channels} channels."),
-      tf.debugging.assert_all_finite(
-          x, message=f"`{name}` must be finite."),
-  ]
+          message=f"`{name}` must have {channels} channels in its last axis."))
+  if validate_args:
+    assertions.append(tf.debugging.assert_all_finite(
+        x, message=f"`{name}` must be finite."))
+  return assertions
+
+
+def checked(x, channels, dtype, name, validate_args, assertions=()):
+  """`x` once `image_event`'s checks and `assertions` have passed.
+
+  Ops that read the result run after the assertions, so a bad input fails
+  with the assertion's message, never with an error from deeper inside the
+  layer. Without assertions (static shapes, no `validate_args`) returns `x`
+  itself: no op is added.
+  """
+  assertions = list(assertions) + image_event(x, channels, dtype, name,
+                                              validate_args)
+  if not assertions:
+    return x
+  with tf.control_dependencies(assertions):
+    return tf.identity(x)
 
 
 def as_images(x, channels, dtype, name, validate_args, assertions=()):
-  """Checks `x` (`image_event`) and flattens `[..., H, W, C]` to `[N, H, W, C]`.
+  """Checks `x` (`checked`) and flattens `[..., H, W, C]` to `[N, H, W, C]`.
 
   Args:
     x, channels, dtype, name, validate_args: as for `image_event`.
     assertions: further run-time assertions the reshape must wait for.
 
   Returns:
-    `(images, shape)`: `images` `[N, H, W, C]` and `shape`, the dynamic shape
-    of `x`, to reshape results back with `tf.reshape(result, shape)`.
+    `(images, shape)`: `images` `[N, H, W, C]`, with `C = channels` static
+    even where the channel axis of `x` was not (the checks assert it), and
+    `shape`, the dynamic shape of `x`, to reshape results back with
+    `tf.reshape(result, shape)`.
   """
-  assertions = list(assertions) + image_event(x, channels, dtype, name,
-                                              validate_args)
-  with tf.control_dependencies(assertions):
-    shape = tf.shape(x)
-  return tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0)), shape
+  x = checked(x, channels, dtype, name, validate_args, assertions)
+  shape = tf.shape(x)
+  return tf.reshape(x, [-1, shape[-3], shape[-2], channels]), shape
 
 
-def pixelwise_log_det(z, channels, dtype, name, per_pixel):
+def pixelwise_log_det(z, channels, dtype, name, per_pixel, validate_args):
   """`H W per_pixel` shaped like the batch of `z` `[..., H, W, C]`.
 
   The log-det of a layer that applies the same map, of log-det `per_pixel`, to
   every pixel (ActNorm, 1x1 convolutions, a masked convolution's triangular
-  Jacobian). Checks `z` statically as `image_event` does.
+  Jacobian). Checks `z` as `checked` does, so that with `validate_args` a
+  non-finite `z` fails here as it does in `forward` and `inverse`.
   """
-  image_event(z, channels, dtype, name, False)
-  shape = tf.shape(z)
+  shape = tf.shape(checked(z, channels, dtype, name, validate_args))
   pixels = tf.cast(shape[-3] * shape[-2], dtype)
   return tf.fill(shape[:-3], pixels * per_pixel)
 
