@@ -259,6 +259,8 @@ def glow(draw, mixing):
     if not values:
       for v in flow.trainable_variables:
         v.assign_add(_as(dt, rng.normal(0., 0.1, v.shape)))
+      for actnorm in flow.actnorms:  # Its values are set: no data init.
+        actnorm.initialized.assign(True)
       values.extend(v.numpy() for v in flow.variables)
     for v, value in zip(flow.variables, values):
       v.assign(value.astype(v.dtype.as_numpy_dtype))

@@ -221,8 +221,11 @@ def test_shapes_unknown_at_trace_time_are_checked_at_run_time():
   know fails with a message naming it, whatever `validate_args` is. One
   level on 2x2x1 images: each trace of the flow costs seconds."""
   def make(dtype, **overrides):
-    return flows.Glow((2, 2, 1), num_levels=1, num_steps=1, mixing="qr",
+    glow = flows.Glow((2, 2, 1), num_levels=1, num_steps=1, mixing="qr",
                       hidden_channels=2, seed=3, dtype=dtype, **overrides)
+    glow.initialize(
+        tf.random.stateless_normal([4, 2, 2, 1], [1, 2], dtype=dtype))
+    return glow
 
   case = contract.Case(name="glow-qr", make=make, event_shape=(2, 2, 1))
   contract.check_unknown_channels(case, None, tf.float32)
