@@ -375,7 +375,8 @@ def test_callbacks_leave_the_batches_to_keras():
   # Keras calls per-batch hooks from a thread, without waiting for each
   # step, only when no callback overrides them (or says it is safe).
   for cls in (callbacks.EpochRecorder, callbacks.NaNGuard,
-              callbacks.Checkpointer, callbacks.TensorBoardLogger):
+              callbacks.UniformCheck, callbacks.Checkpointer,
+              callbacks.TensorBoardLogger):
     for hook in ("on_batch_end", "on_train_batch_end"):
       assert hook not in vars(cls), (cls, hook)
 
