@@ -101,11 +101,13 @@ def test_train_writes_config_checkpoints_metrics_and_samples(uninterrupted,
   assert config["dataset"] == digits_npz and config["num_bins"] == 17
   assert config["image_shape"] == [8, 8, 1] and config["mixing"] == "emerging"
   assert config["changes"] == []
-  stored = _read_json(run, "metrics.json")["epochs"]
+  document = _read_json(run, "metrics.json")
+  stored = document["epochs"]
   assert stored == metrics and [m["epoch"] for m in stored] == [1, 2]
   for record in stored:
     assert set(record) == {"epoch", "train_bits_per_dim", "test_bits_per_dim",
-                           "seconds", "train_seconds", "test_seconds"}
+                           "seconds", "train_seconds", "test_seconds",
+                           "worse_than_uniform"}
     assert 0 < record["train_bits_per_dim"] < 2 * np.log2(17)
     assert 0 < record["test_bits_per_dim"] < 2 * np.log2(17)
     assert record["seconds"] >= record["train_seconds"] + record[
@@ -114,13 +116,35 @@ def test_train_writes_config_checkpoints_metrics_and_samples(uninterrupted,
     assert os.path.exists(os.path.join(run, "checkpoints",
                                        f"ckpt-{epoch}.index"))
   # No temporary files are left behind by the atomic writes.
-  assert sorted(os.listdir(run)) == ["checkpoints", "config.json",
-                                     "metrics.json", "samples.png"]
+  assert sorted(os.listdir(run)) == [".tfp-emerging-run", "checkpoints",
+                                     "config.json", "metrics.json",
+                                     "samples.png"]
+  assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == [
+      "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
+      "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
   with open(os.path.join(run, "samples.png"), "rb") as f:
     grid = tf.io.decode_png(f.read()).numpy()
   # 64 samples: 8 x 8 tiles of 8 x 8 pixels with 1-pixel borders, 4x zoom.
   assert grid.shape == ((8 * 9 + 1) * 4, (8 * 9 + 1) * 4, 1)
   assert grid.max() > 0
+
+
+def test_epochs_worse_than_uniform_after_the_warm_up_are_flagged(
+    uninterrupted):
+  run, _, metrics, _ = uninterrupted
+  document = _read_json(run, "metrics.json")
+  uniform = np.log2(17)
+  assert document["uniform_bits_per_dim"] == pytest.approx(uniform, rel=1e-12)
+  # 3 steps per epoch, a warm-up of 4 steps: epoch 1 ends inside it (step
+  # 3), epoch 2 after it (step 6).
+  for record, steps in zip(metrics, (3, 6)):
+    assert record["worse_than_uniform"] == (
+        steps >= 4 and record["test_bits_per_dim"] > uniform)
+  # This tiny run is still worse than uniform after epoch 2 (so both
+  # branches are seen here); the top-level flag is the last epoch's.
+  assert [r["worse_than_uniform"] for r in metrics] == [False, True]
+  assert metrics[0]["test_bits_per_dim"] > uniform
+  assert document["worse_than_uniform"] is True
 
 
 def test_tensorboard_gets_both_curves_and_a_sample_grid(uninterrupted):
@@ -351,7 +375,8 @@ def test_callbacks_leave_the_batches_to_keras():
   # Keras calls per-batch hooks from a thread, without waiting for each
   # step, only when no callback overrides them (or says it is safe).
   for cls in (callbacks.EpochRecorder, callbacks.NaNGuard,
-              callbacks.Checkpointer, callbacks.TensorBoardLogger):
+              callbacks.UniformCheck, callbacks.Checkpointer,
+              callbacks.TensorBoardLogger):
     for hook in ("on_batch_end", "on_train_batch_end"):
       assert hook not in vars(cls), (cls, hook)
 
@@ -366,6 +391,11 @@ def test_run_directory_errors(digits_npz, tmp_path):
   callbacks.write_json(os.path.join(run, "config.json"),
                        dataclasses.asdict(_config(
                            digits_npz, num_bins=17, image_shape=[8, 8, 1])))
+  with pytest.raises(training.RunError,
+                     match="holds a config.json but is not marked as a run "
+                     "directory of tfp-emerging"):
+    training.train(_config(digits_npz), run)
+  callbacks.claim_run_dir(run)
   with pytest.raises(training.RunError, match="already holds a run"):
     training.train(_config(digits_npz), run)
   with pytest.raises(training.RunError, match="no checkpoint yet"):

@@ -11,26 +11,61 @@ list order):
   `TrainingDiverged` from `on_epoch_end`, before any later callback runs:
   nothing of that epoch is saved, so the last good checkpoint stays the
   latest.
-* `Checkpointer`: an atomic `tf.train.CheckpointManager` checkpoint of the
-  `RunState` (model, optimizer with its step counter, epoch, metrics so
-  far), then `metrics.json` rewritten atomically from those metrics.
+* `UniformCheck`: flags (`"worse_than_uniform"` in the record) and warns
+  about an epoch that ends after the warm-up with a test bits/dim above the
+  uniform model's, `log2(num_bins)`.
+* `Checkpointer`: a checkpoint of the `RunState` (model, optimizer with its
+  step counter, epoch, metrics so far), then `metrics.json` rewritten
+  atomically from those metrics.
 * `TensorBoardLogger`: the train and test bits/dim curves and a grid of
   samples per epoch, for TensorBoard (`tensorboard --logdir DIR`).
 
-The run directory's files are written here only: `write_json`, `write_png`,
+The run directory's files are written here only: `claim_run_dir` (the
+marker `RUN_MARKER`), `remove_run_files`, `write_json`, `write_png`,
 `write_samples` and `RunState`'s checkpoints.
 
-Atomicity: a checkpoint is written under a temporary prefix (`ckpt-E_temp/`)
-and renamed into place when complete (TensorFlow's `SaveV2` and
-`MergeV2Checkpoints`, as in `Checkpoint.save`); only then is the state file
-`checkpoints/checkpoint` (the one `tf.train.CheckpointManager` and
-`tf.train.latest_checkpoint` read) rewritten, through a temporary file and a
-rename. The latest checkpoint is therefore always complete. JSON and
-PNG files are written to a temporary file in the same folder and renamed over
+Ownership: a run directory holds the marker file `.tfp-emerging-run`,
+written when the run starts in it (`claim_run_dir`). Only a folder with that
+marker is ever cleared (`remove_run_files`), and then only of the files a run
+writes (`RUN_FILES`, `checkpoints/`'s checkpoint files and the temporary
+files of interrupted writes); anything else in it is left alone.
+
+Atomicity: `RunState.save` writes checkpoint `ckpt-E` under a temporary
+prefix (`.ckpt-E.tmp.index` and `.data-*`, with TensorFlow's `SaveV2` and
+`MergeV2Checkpoints`, eagerly or through a traced `tf.function` that has
+returned when they are complete), deletes an older `ckpt-E` if there is one
+(index first), renames the data files to `ckpt-E.data-*` and then, last,
+the index to `ckpt-E.index` (`os.replace`, atomic). A checkpoint counts as
+written only when its `.index` exists, which is only once all of it is in
+place: a process killed at any moment leaves complete checkpoints and
+temporary files (deleted by the next `save`), never a half-written
+`ckpt-E`. Only then is the state file `checkpoints/checkpoint` (read by
+`tf.train.latest_checkpoint` and `tf.train.CheckpointManager`) rewritten,
+through a temporary file and a rename, and the checkpoints beyond the newest
+`keep_checkpoints` deleted (each one's index first); the state file only
+names checkpoints for TensorFlow's readers, `restore` does not depend on it.
+Checkpoint files are not synced to disk (`fsync`): after a power cut a
+renamed checkpoint may be incomplete on disk, which `restore` detects and
+skips. JSON and PNG
+files are written to a temporary file in the same folder and renamed over
 the old one (`os.replace`), so they are never seen half written. The metrics
 travel inside the checkpoint, so a kill between the checkpoint and
 `metrics.json` loses nothing: resuming rewrites `metrics.json` from the
 checkpoint.
+
+Restoring (`RunState.restore`) tries the checkpoints on disk and in the
+state file, newest epoch first, and takes the first one that restores
+completely; each one that does not (a truncated or corrupted file: sizes and
+per-tensor checksums are verified) is named in a warning. A missing or
+unreadable state file is thereby recovered from the `ckpt-*` files. If none
+restores, `CorruptCheckpointError`. Restoring writes nothing.
+
+Testing: `TFP_EMERGING_TEST_PAUSE=<point>` in the environment makes the
+process print `TFP_EMERGING_TEST_PAUSE: paused at <point>` and then wait
+forever at that point, for tests that kill a training process there:
+`checkpoint-write:E` (in `RunState.save` of epoch `E`, its data files renamed
+into place but not its index) and `epoch-begin:E` (at the start of epoch
+`E`, inside `fit`).
 """
 
 import glob
@@ -38,7 +73,11 @@ import importlib
 import json
 import math
 import os
+import re
+import shutil
+import sys
 import tempfile
+import threading
 import time
 
 from google.protobuf import text_format
@@ -46,16 +85,27 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "CHECKPOINT_DIR", "CONFIG_FILE", "Checkpointer", "EpochRecorder",
-    "METRICS_FILE", "NaNGuard", "RunState", "SAMPLES_FILE",
+    "CHECKPOINT_DIR", "CONFIG_FILE", "Checkpointer", "CorruptCheckpointError",
+    "DEMO_SAMPLES_FILE", "EpochRecorder", "METRICS_FILE", "NaNGuard",
+    "RUN_FILES", "RUN_MARKER", "RunState", "SAMPLES_FILE",
     "TensorBoardLogger", "TensorBoardMissing", "TrainingDiverged",
-    "image_grid", "sample_grid", "write_json", "write_png", "write_samples"
+    "UniformCheck", "claim_run_dir", "image_grid", "is_marked_run",
+    "metrics_document", "print_warning", "remove_run_files", "sample_grid",
+    "write_json", "write_png", "write_samples"
 ]
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 SAMPLES_FILE = "samples.png"
+DEMO_SAMPLES_FILE = "samples_demo.png"  # written by `tfp-emerging demo`
 CHECKPOINT_DIR = "checkpoints"
+# The marker of a run directory: written when a run starts in a folder, it
+# is what allows `remove_run_files` to clear that folder.
+RUN_MARKER = ".tfp-emerging-run"
+# The files of a run directory besides the marker and `CHECKPOINT_DIR`.
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SAMPLES_FILE, DEMO_SAMPLES_FILE)
+# The environment variable of the test hook (see the module docstring).
+PAUSE_ENV = "TFP_EMERGING_TEST_PAUSE"
 # A run with at least this many epochs to go after its first checkpoint
 # writes them all through a traced function: its one-off trace (a few
 # seconds) costs about as much as this many eager writes of the demo's model.
@@ -74,6 +124,72 @@ class TrainingDiverged(RuntimeError):
 
 class TensorBoardMissing(ImportError):
   """`--tensorboard` was asked for, but the `tensorboard` package is missing."""
+
+
+class CorruptCheckpointError(RuntimeError):
+  """A run has checkpoints, but none of them can be restored."""
+
+
+def _pause_for_tests(point):
+  """The test hook: waits forever at `point` if `PAUSE_ENV` names it."""
+  if os.environ.get(PAUSE_ENV) == point:
+    print(f"{PAUSE_ENV}: paused at {point}", flush=True)
+    threading.Event().wait()
+
+
+def is_marked_run(run_dir):
+  """Whether `run_dir` holds the marker of a run directory (`RUN_MARKER`)."""
+  return os.path.isfile(os.path.join(run_dir, RUN_MARKER))
+
+
+def claim_run_dir(run_dir):
+  """Creates `run_dir` if needed and marks it as a run directory."""
+  os.makedirs(run_dir, exist_ok=True)
+  if not is_marked_run(run_dir):
+    write_json(os.path.join(run_dir, RUN_MARKER), {
+        "written_by": "tfp_emerging",
+        "meaning": ("this folder is a training run of tfp-emerging; `tfp-"
+                    "emerging demo --out` may replace the run's files in it "
+                    "(and only those)")})
+
+
+def _remove_temporaries(folder, names):
+  """Deletes the temporary files `_write_atomic` left for `names` in
+  `folder` (a write killed half-way)."""
+  for name in names:
+    for path in glob.glob(os.path.join(glob.escape(folder),
+                                       "." + glob.escape(name) + "*.tmp")):
+      os.remove(path)
+
+
+def remove_run_files(run_dir):
+  """Deletes the files a run wrote in the marked run directory `run_dir`.
+
+  Deletes `RUN_FILES`, and in `checkpoints/` the checkpoints, the state file
+  and the temporary files of interrupted writes (then `checkpoints/` itself
+  if that leaves it empty). Everything else (the marker, a user's notes) is
+  kept.
+
+  Raises:
+    ValueError: `run_dir` holds no `RUN_MARKER`.
+  """
+  if not is_marked_run(run_dir):
+    raise ValueError(f"{run_dir}: not marked as a run directory "
+                     f"({RUN_MARKER}); nothing is deleted.")
+  for name in RUN_FILES:
+    path = os.path.join(run_dir, name)
+    if os.path.isfile(path):
+      os.remove(path)
+  _remove_temporaries(run_dir, RUN_FILES)
+  folder = os.path.join(run_dir, CHECKPOINT_DIR)
+  if os.path.isdir(folder):
+    _remove_checkpoint_files(folder, keep=())
+    state = os.path.join(folder, "checkpoint")
+    if os.path.isfile(state):
+      os.remove(state)
+    _remove_temporaries(folder, ["checkpoint"])
+    if not os.listdir(folder):
+      os.rmdir(folder)
 
 
 def write_json(path, value):
@@ -149,19 +265,105 @@ def write_samples(run_dir, model, temperature, seed):
             sample_grid(model, NUM_SAMPLES, temperature, seed))
 
 
+def print_warning(message):
+  """The default `warn`: `warning: message` on standard error."""
+  print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+_CHECKPOINT_NAME = re.compile(r"ckpt-([0-9]+)")
+# What a failed restore raises: TensorFlow's read errors (`DataLossError`,
+# `NotFoundError`...), `IndexError` (a truncated file), `ValueError`, and
+# `AssertionError` from `assert_consumed` (a checkpoint of another model).
+_RESTORE_ERRORS = (tf.errors.OpError, IndexError, ValueError, AssertionError,
+                   OSError)
+
+
+def _epoch_of(name):
+  """`E` of a checkpoint name `ckpt-E`, else `None`."""
+  match = _CHECKPOINT_NAME.fullmatch(name)
+  return int(match.group(1)) if match else None
+
+
+def _files_by_checkpoint(folder):
+  """`{name: [paths]}` of every `ckpt-E.*` file in `folder`."""
+  files = {}
+  for path in glob.glob(os.path.join(glob.escape(folder), "ckpt-*.*")):
+    name = os.path.basename(path).split(".", 1)[0]
+    if _epoch_of(name) is not None:
+      files.setdefault(name, []).append(path)
+  return files
+
+
+def _written_checkpoints(folder):
+  """The names of the checkpoints in `folder` whose index exists (written
+  completely, see the module docstring), oldest epoch first."""
+  names = [name for name, paths in _files_by_checkpoint(folder).items()
+           if os.path.join(folder, name + ".index") in paths]
+  return sorted(names, key=_epoch_of)
+
+
+def _listed_checkpoints(folder):
+  """The checkpoint names in the state file `folder/checkpoint`, or `None`
+  if it is missing or unreadable."""
+  try:
+    state = tf.train.get_checkpoint_state(folder)
+  except (ValueError, UnicodeDecodeError):  # e.g. an empty state file
+    return None
+  if state is None:
+    return None
+  names = [os.path.basename(p) for p in state.all_model_checkpoint_paths]
+  names.append(os.path.basename(state.model_checkpoint_path))
+  return [name for name in names if _epoch_of(name) is not None]
+
+
+def _delete_checkpoint(paths):
+  """Deletes one checkpoint's files, its index first (so that it never
+  looks complete while half deleted)."""
+  for path in sorted(paths, key=lambda p: not p.endswith(".index")):
+    os.remove(path)
+
+
+def _remove_temporary_checkpoints(folder):
+  """Deletes what interrupted checkpoint writes left in `folder`."""
+  for path in glob.glob(os.path.join(glob.escape(folder), ".ckpt-*.tmp*")):
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    else:
+      os.remove(path)
+
+
+def _remove_checkpoint_files(folder, keep):
+  """Deletes every checkpoint in `folder` not named in `keep`, and the
+  leftovers of interrupted writes."""
+  for name, paths in _files_by_checkpoint(folder).items():
+    if name not in keep:
+      _delete_checkpoint(paths)
+  _remove_temporary_checkpoints(folder)
+
+
+def _reason(error):
+  """`Type: first line of the message`, at most about 200 characters."""
+  lines = str(error).strip().splitlines() or [""]
+  text = lines[0] if len(lines[0]) <= 200 else lines[0][:200] + "..."
+  return f"{type(error).__name__}: {text}"
+
+
 class RunState:
   """The checkpointed state of a run: model, optimizer, epoch and metrics.
 
-  `save(epoch, metrics)` writes `checkpoints/ckpt-<epoch>` and keeps the
-  newest `keep_checkpoints`, in the layout of `tf.train.CheckpointManager`
-  (`manager`, which `restore()` and `latest` read). The metrics (a list of
-  per-epoch records) travel inside the checkpoint as a JSON string.
+  `save(epoch, metrics)` writes `checkpoints/ckpt-<epoch>` atomically (see
+  the module docstring), rewrites the state file `checkpoints/checkpoint` in
+  the layout of `tf.train.CheckpointManager` and keeps the newest
+  `keep_checkpoints`. `restore()` restores the newest checkpoint that is
+  intact, falling back past corrupt ones. The metrics (a list of per-epoch
+  records) travel inside the checkpoint as a JSON string.
 
   Cost: an eager write reads the few hundred variables one by one (about
   0.5 s for the demo's model on 2 CPU cores); `save(..., traced=True)`
   writes through one `tf.function` instead, which takes milliseconds after
   a one-off trace of a few seconds (`Checkpointer` uses it for runs with
-  `TRACED_SAVE_EPOCHS` or more epochs still to go).
+  `TRACED_SAVE_EPOCHS` or more epochs still to go). A restore reads each
+  checkpoint it tries once.
   """
 
   def __init__(self, model, run_dir, keep_checkpoints):
@@ -182,12 +384,7 @@ class RunState:
         metrics=self._metrics)
     self.checkpoint.save_counter.assign(0)  # created now: saved every time
     self._traced_write = tf.function(self.checkpoint.write, autograph=False)
-    self.manager = self._read_manager()
-
-  def _read_manager(self):
-    return tf.train.CheckpointManager(self.checkpoint, self._directory,
-                                      max_to_keep=self._keep,
-                                      checkpoint_name="ckpt")
+    self._latest = None
 
   @property
   def metrics(self):
@@ -196,45 +393,94 @@ class RunState:
 
   @property
   def latest(self):
-    """The path of the latest checkpoint, or `None`."""
-    return self.manager.latest_checkpoint
+    """The path of the checkpoint last restored or saved, or `None`."""
+    return self._latest
 
-  def restore(self):
-    """Restores the latest checkpoint; returns its path or `None`."""
-    path = self.manager.latest_checkpoint
-    if path:
-      self.checkpoint.restore(path).assert_consumed()
-    return path
+  def restore(self, warn=print_warning):
+    """Restores the newest intact checkpoint; returns its path or `None`.
+
+    The candidates are the checkpoints written completely (their `.index`
+    exists) and those the state file names, newest epoch first; the first
+    that restores completely (`assert_consumed`) is taken. Writes nothing.
+
+    Args:
+      warn: `warn(message)` for each checkpoint that cannot be restored, for
+        a missing or unreadable state file, and for a fallback.
+
+    Returns:
+      The restored checkpoint's path, or `None` if the run has none.
+
+    Raises:
+      CorruptCheckpointError: there are checkpoints, but none restores.
+    """
+    folder = self._directory
+    listed = _listed_checkpoints(folder)
+    written = _written_checkpoints(folder)
+    candidates = sorted(set(written) | set(listed or ()), key=_epoch_of,
+                        reverse=True)
+    if not candidates:
+      return None
+    if listed is None:
+      warn(f"the checkpoint state file {os.path.join(folder, 'checkpoint')} "
+           f"is missing or unreadable; using the checkpoint files on disk "
+           f"({', '.join(written)}).")
+    failed = []
+    for name in candidates:
+      path = os.path.join(folder, name)
+      try:
+        self.checkpoint.restore(path).assert_consumed()
+      except _RESTORE_ERRORS as e:
+        failed.append(f"{name} ({_reason(e)})")
+        warn(f"checkpoint {path} is corrupt or unreadable ({_reason(e)}); "
+             f"skipping it.")
+        continue
+      if failed:
+        warn(f"restored {path} (epoch {int(self.epoch.numpy())}), the newest "
+             f"intact checkpoint.")
+      self._latest = path
+      return path
+    raise CorruptCheckpointError(
+        f"{folder}: no checkpoint can be restored: {'; '.join(failed)}.")
 
   def save(self, epoch, metrics, traced=False):
     """Checkpoints the state after `epoch` with `metrics`; returns the path.
 
-    Writes `ckpt-<epoch>` (complete once its files are renamed into place;
-    eagerly, or through the traced writer if `traced`), then the state file
-    naming it the latest (a temporary file renamed over the old one), then
-    deletes the checkpoints beyond the newest `keep`.
+    Writes `ckpt-<epoch>` under a temporary prefix (eagerly, or through the
+    traced writer if `traced`), renames its data files and then its index
+    into place, rewrites the state file naming it the latest (a temporary
+    file renamed over the old one), then deletes the checkpoints beyond the
+    newest `keep`, any newer than `epoch` (superseded: this run continued
+    from an older one) and the leftovers of interrupted writes.
     """
     self.epoch.assign(epoch)
     self._metrics.assign(json.dumps(metrics))
     self.checkpoint.save_counter.assign_add(1)
+    folder = self._directory
     name = f"ckpt-{epoch}"
-    os.makedirs(self._directory, exist_ok=True)
+    final = os.path.join(folder, name)
+    temporary = os.path.join(folder, f".{name}.tmp")
+    os.makedirs(folder, exist_ok=True)
+    _remove_temporary_checkpoints(folder)
     write = self._traced_write if traced else self.checkpoint.write
-    write(tf.constant(os.path.join(self._directory, name)))
-    names = [os.path.basename(p) for p in self.manager.checkpoints]
-    names = [n for n in names if n != name] + [name]
+    write(tf.constant(temporary))
+    # A checkpoint of the same epoch (written before a fallback) goes first.
+    _delete_checkpoint(_files_by_checkpoint(folder).get(name, []))
+    for path in glob.glob(glob.escape(temporary) + ".data-*"):
+      os.replace(path, final + path[len(temporary):])
+    _pause_for_tests(f"checkpoint-write:{epoch}")
+    os.replace(temporary + ".index", final + ".index")  # now it counts
+    names = [n for n in _written_checkpoints(folder) if _epoch_of(n) < epoch]
+    kept = (names + [name])[-self._keep:]
     now = time.time()
     state = tf.compat.v1.train.generate_checkpoint_state_proto(
-        self._directory, name, all_model_checkpoint_paths=names[-self._keep:],
-        all_model_checkpoint_timestamps=[now] * len(names[-self._keep:]),
+        folder, name, all_model_checkpoint_paths=kept,
+        all_model_checkpoint_timestamps=[now] * len(kept),
         last_preserved_timestamp=now - 1)
-    _write_atomic(os.path.join(self._directory, "checkpoint"),
+    _write_atomic(os.path.join(folder, "checkpoint"),
                   text_format.MessageToString(state).encode("utf-8"))
-    for old in names[:-self._keep]:
-      for path in glob.glob(os.path.join(self._directory, old + ".*")):
-        os.remove(path)
-    self.manager = self._read_manager()
-    return self.manager.latest_checkpoint
+    _remove_checkpoint_files(folder, keep=kept)
+    self._latest = final
+    return final
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -318,6 +564,61 @@ class NaNGuard(keras.callbacks.Callback):
             f"is {float(value)}. Nothing of this epoch was saved. {advice}")
 
 
+def metrics_document(records, num_bins):
+  """The contents of `metrics.json` for the per-epoch `records`.
+
+  `{"epochs": records, "uniform_bits_per_dim": log2(num_bins),
+  "worse_than_uniform": the last record's flag (false if none)}`.
+  """
+  last = records[-1] if records else {}
+  return {"epochs": list(records),
+          "uniform_bits_per_dim": math.log2(num_bins),
+          "worse_than_uniform": bool(last.get("worse_than_uniform", False))}
+
+
+class UniformCheck(keras.callbacks.Callback):
+  """Flags epochs that end after the warm-up worse than the uniform model.
+
+  The uniform model gives each of the `num_bins` levels of every pixel the
+  same probability: `log2(num_bins)` bits/dim, the least any trained model
+  should beat. An epoch ends after the warm-up when the optimizer's step
+  counter at its end is at least `warmup_steps`. Its record (the last of
+  `recorder`, which must come before this callback) gets
+  `"worse_than_uniform"`: true when the epoch ends after the warm-up with a
+  test bits/dim above `log2(num_bins)`, else false; a true one is also
+  announced through `warn`. Training goes on: this is a warning, not an
+  error.
+
+  Args:
+    recorder: the run's `EpochRecorder`.
+    warmup_steps: the warm-up's length in optimizer steps.
+    warn: `warn(message)`.
+  """
+
+  def __init__(self, recorder, warmup_steps, warn=print_warning):
+    super().__init__()
+    self._recorder = recorder
+    self._warmup_steps = warmup_steps
+    self._warn = warn
+
+  def on_epoch_end(self, epoch, logs=None):
+    del logs
+    record = self._recorder.records[-1]
+    num_bins = self.model.num_bins
+    uniform = math.log2(num_bins)
+    steps = int(self.model.optimizer.iterations.numpy())
+    test = record["test_bits_per_dim"]
+    worse = steps >= self._warmup_steps and test > uniform
+    record["worse_than_uniform"] = bool(worse)
+    if worse:
+      self._warn(
+          f"epoch {epoch + 1}: the test bits/dim {test:.4f} is above the "
+          f"uniform model's {uniform:.4f} (log2 of {num_bins} levels) after "
+          f"the warm-up (step {steps} >= {self._warmup_steps}): the model "
+          f"is worse than guessing every pixel uniformly. Lower the learning "
+          f"rate or lengthen the warm-up.")
+
+
 class Checkpointer(keras.callbacks.Callback):
   """After every epoch: a checkpoint of `state`, then `metrics.json`.
 
@@ -337,6 +638,10 @@ class Checkpointer(keras.callbacks.Callback):
     self._log = log
     self._traced = None
 
+  def on_epoch_begin(self, epoch, logs=None):
+    del logs
+    _pause_for_tests(f"epoch-begin:{epoch + 1}")
+
   def on_epoch_end(self, epoch, logs=None):
     del logs
     metrics = self._recorder.records
@@ -344,7 +649,8 @@ class Checkpointer(keras.callbacks.Callback):
       epochs_to_go = self.params.get("epochs", 0) - (epoch + 1)
       self._traced = epochs_to_go >= TRACED_SAVE_EPOCHS
     path = self._state.save(epoch + 1, metrics, traced=self._traced)
-    write_json(os.path.join(self._run_dir, METRICS_FILE), {"epochs": metrics})
+    write_json(os.path.join(self._run_dir, METRICS_FILE),
+               metrics_document(metrics, self._state.model.num_bins))
     record = metrics[-1]
     self._log(f"epoch {record['epoch']}: train "
               f"{record['train_bits_per_dim']:.4f} bits/dim, test "

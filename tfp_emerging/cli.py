@@ -14,14 +14,25 @@ Subcommands:
   samples.
 * `demo [--mixing M] [--out runs/demo]`: train + evaluate + sample on the
   digits with the default options (`training.RunConfig`: about two minutes
-  of CPU).
+  of CPU). It replaces an earlier run in `--out` only if that folder is
+  marked as a run directory (`.tfp-emerging-run`), only once the options,
+  the data and the model have been checked, and deletes only the files a
+  run writes.
 * `export --run DIR --out SAVEDMODEL`: the run's latest checkpoint as a
   `tf.saved_model` with `log_prob` and `sample` signatures
   (`tfp_emerging.export`).
 * `benchmark ...`: the arguments go to `tfp_emerging.benchmarks.main`.
 
-Exit status: 0 on success, 2 for bad arguments, data or run directories, 1
-when training diverged, 130 when interrupted.
+`evaluate`, `sample`, `export` and `train --resume` restore the newest
+intact checkpoint, warning about each corrupt one they skip.
+
+Exit status: 0 on success (also when the test bits/dim ends above the
+uniform model's: a warning, and `worse_than_uniform` in `metrics.json`); 1
+when training diverged (NaN or infinite loss); 2 for bad arguments, data or
+run directories (an `--out` that is a file, or a folder that is not a run
+directory); 3 when the run's checkpoints exist but none can be restored
+(corrupt or truncated files); 130 when interrupted. Errors are one message
+on standard error, without a traceback.
 """
 
 import argparse
@@ -29,7 +40,6 @@ import dataclasses
 import importlib
 import json
 import os
-import shutil
 import sys
 
 from tfp_emerging import callbacks
@@ -47,6 +57,9 @@ _RUN_OPTIONS = ("dataset", "data_dir", "splits", "bit_depth", "mixing",
                 "keep_checkpoints", "sample_temperature", "epochs")
 # Dataset names that are not paths even if a file of that name exists here.
 _NAMED_DATASETS = ("digits", "skimage-crops")
+# The exit status of each error (see the module docstring).
+_EXIT_STATUSES = ((training.TrainingDiverged, 1), (data_lib.DataError, 2),
+                  (training.RunError, 2), (training.CorruptCheckpointError, 3))
 
 
 def _mixings():
@@ -157,8 +170,10 @@ def build_parser():
       "demo", help="train + evaluate + sample on the digits (a few minutes)")
   _add_run_options(demo)
   _add_training_options(demo)
-  demo.add_argument("--out", default=os.path.join("runs", "demo"),
-                    help="the run directory, replaced if it holds a run")
+  demo.add_argument(
+      "--out", default=os.path.join("runs", "demo"),
+      help=("the run directory: new, empty, or an earlier run directory of "
+            "tfp-emerging, whose run is replaced"))
 
   export = commands.add_parser(
       "export", help="a SavedModel with log_prob and sample signatures")
@@ -227,9 +242,9 @@ def _train(args):
   return 0
 
 
-def _train_and_report(config, run_dir, args, resume=None):
+def _train_and_report(config, run_dir, args, resume=None, replace=False):
   """Trains `config` in `run_dir`, or resumes the run there with the
-  options in the dict `resume` changed."""
+  options in the dict `resume` changed; `replace` as in `training.train`."""
   from tfp_emerging import distribute  # pylint: disable=g-import-not-at-top
   try:
     strategy = distribute.make_strategy(args.strategy)
@@ -241,7 +256,7 @@ def _train_and_report(config, run_dir, args, resume=None):
                                 tensorboard=args.tensorboard, **resume)
     else:
       metrics = training.train(config, run_dir, strategy=strategy,
-                               tensorboard=args.tensorboard)
+                               tensorboard=args.tensorboard, replace=replace)
   except KeyboardInterrupt:
     print(f"\ninterrupted; every finished epoch is checkpointed. Continue "
           f"with: tfp-emerging train --out {run_dir} --resume", file=sys.stderr)
@@ -249,9 +264,19 @@ def _train_and_report(config, run_dir, args, resume=None):
   if metrics:
     print(f"test bits/dim after epoch {metrics[-1]['epoch']}: "
           f"{metrics[-1]['test_bits_per_dim']:.4f}")
+    _warn_if_worse_than_uniform(metrics[-1], run_dir)
   print(f"wrote {run_dir}/{{{training.CONFIG_FILE}, {training.METRICS_FILE}, "
         f"{training.SAMPLES_FILE}, {training.CHECKPOINT_DIR}/}}")
   return metrics
+
+
+def _warn_if_worse_than_uniform(record, run_dir):
+  """A last warning if the final epoch is flagged `worse_than_uniform`."""
+  if record.get("worse_than_uniform"):
+    callbacks.print_warning(
+        f"the final test bits/dim {record['test_bits_per_dim']:.4f} is worse "
+        f"than the uniform model's (\"worse_than_uniform\": true in "
+        f"{os.path.join(run_dir, training.METRICS_FILE)}).")
 
 
 def _evaluate(run_dir, as_json):
@@ -286,36 +311,39 @@ def _sample(run_dir, n, temperature, out, seed=None, columns=None):
     raise training.RunError(f"--columns must be >= 1; got {columns}.")
   if temperature < 0:
     raise training.RunError(f"--temperature must be >= 0; got {temperature}.")
+  if os.path.isdir(out):
+    raise training.RunError(f"--out {out}: is a folder; give the PNG file to "
+                            f"write.")
   config, model, _, _ = training.load_run(run_dir)
   grid = callbacks.sample_grid(model, n, temperature,
                                seed=config.seed if seed is None else seed,
                                columns=columns)
-  folder = os.path.dirname(os.path.abspath(out))
-  os.makedirs(folder, exist_ok=True)
-  callbacks.write_png(out, grid)
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    callbacks.write_png(out, grid)
+  except OSError as e:
+    raise training.RunError(f"--out {out}: cannot write it ({e}).") from e
   print(f"wrote {n} samples at temperature {temperature} to {out}")
 
 
 def _demo(args):
   run_dir = args.out
   config = _run_config(args)
-  if os.path.exists(os.path.join(run_dir, training.CONFIG_FILE)):
-    shutil.rmtree(run_dir)
-  elif os.path.isdir(run_dir) and os.listdir(run_dir):
-    raise training.RunError(f"{run_dir}: not empty and not a run; choose "
-                            f"another --out.")
   print(f"demo: {config.mixing} Glow (levels {config.num_levels}, steps per "
         f"level {config.num_steps}, {config.hidden_channels} hidden channels) "
         f"on {config.dataset}, {config.epochs} epochs -> {run_dir}")
-  _train_and_report(config, run_dir, args)
+  _train_and_report(config, run_dir, args, replace=True)
   _evaluate(run_dir, as_json=False)
   _sample(run_dir, 64, config.sample_temperature,
-          os.path.join(run_dir, "samples_demo.png"))
+          os.path.join(run_dir, callbacks.DEMO_SAMPLES_FILE))
   return 0
 
 
 def _export(run_dir, out):
   from tfp_emerging import export  # pylint: disable=g-import-not-at-top
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise training.RunError(f"--out {out}: is a file; give the SavedModel "
+                            f"folder to write.")
   _, model, epoch, _ = training.load_run(run_dir)
   export.export(model, out)
   print(f"wrote a SavedModel of {run_dir} (epoch {epoch}) with signatures "
@@ -363,11 +391,9 @@ def main(argv=None):
       _export(args.run, args.out)
       return 0
     return _benchmark(args) or 0
-  except (data_lib.DataError, training.RunError) as e:
+  except tuple(kind for kind, _ in _EXIT_STATUSES) as e:
     print(f"tfp-emerging {args.command}: error: {e}", file=sys.stderr)
-    return 2
-  except training.TrainingDiverged as e:
-    print(f"tfp-emerging {args.command}: error: {e}", file=sys.stderr)
-    return 1
+    return next(status for kind, status in _EXIT_STATUSES
+                if isinstance(e, kind))
   except KeyboardInterrupt:
     return 130

@@ -31,22 +31,40 @@ batch with images of weight 0, so every image counts exactly once.
 
 A run lives in one directory (written by `tfp_emerging.callbacks`):
 
+* `.tfp-emerging-run`: the marker of a run directory, written when the run
+  starts there. A new run starts only in a folder that does not exist, is
+  empty, or is marked and holds no run yet; `train(..., replace=True)` (the
+  demo) also replaces the run of a marked folder, deleting only the files a
+  run writes, and only once the options, the data and the model have been
+  checked. A user's folder is never written into or deleted.
 * `config.json`: everything needed to rebuild the model and reload the data,
   and `changes`, the options changed on `--resume`.
-* `checkpoints/ckpt-E`: a `tf.train.CheckpointManager` checkpoint after every
-  finished epoch `E` (the newest `keep_checkpoints` are kept): the model, the
-  optimizer (with its step counter, which drives the warm-up), the epoch and
-  the metrics so far.
+* `checkpoints/ckpt-E`: a checkpoint after every finished epoch `E` (the
+  newest `keep_checkpoints` are kept), in `tf.train.CheckpointManager`'s
+  layout: the model, the optimizer (with its step counter, which drives the
+  warm-up), the epoch and the metrics so far. Written atomically; restoring
+  falls back to the newest intact one (see `tfp_emerging.callbacks`).
 * `metrics.json`: `{"epochs": [{"epoch", "train_bits_per_dim",
-  "test_bits_per_dim", "seconds", "train_seconds", "test_seconds"}, ...]}`,
-  rewritten atomically after every checkpoint from the metrics stored in
-  that checkpoint.
+  "test_bits_per_dim", "seconds", "train_seconds", "test_seconds",
+  "worse_than_uniform"}, ...], "uniform_bits_per_dim",
+  "worse_than_uniform"}`, rewritten atomically after every checkpoint from
+  the metrics stored in that checkpoint.
 * `samples.png`: a grid of samples from the final model.
+
+Resuming (`resume`, and `load_run` for evaluating, sampling, exporting)
+restores the newest intact checkpoint, with a warning for each corrupt one,
+before anything in the run directory is rewritten; a missing state file is
+recovered from the `ckpt-*` files. `CorruptCheckpointError` when the run has
+checkpoints (or `metrics.json` records finished epochs) but none can be
+restored.
 
 Divergence: a NaN or infinite train or test bits/dim in an epoch stops
 training with `TrainingDiverged` before anything of that epoch is saved, so
 the last good checkpoint stays the latest; the message says how to resume
-from it with a lower learning rate.
+from it with a lower learning rate. An epoch that ends after the warm-up
+with a test bits/dim above the uniform model's (`log2(num_bins)`) is
+flagged `worse_than_uniform` and warned about, and training goes on
+(`callbacks.UniformCheck`).
 """
 
 import dataclasses
@@ -62,9 +80,9 @@ from tfp_emerging import data as data_lib
 from tfp_emerging.flows import dequantization
 
 __all__ = [
-    "RESUMABLE_OPTIONS", "RunConfig", "RunError", "SHUFFLE_BUFFER_BYTES",
-    "TrainingDiverged", "build_model", "evaluate", "first_images", "fit",
-    "load_data",
+    "CorruptCheckpointError", "RESUMABLE_OPTIONS", "RunConfig", "RunError",
+    "SHUFFLE_BUFFER_BYTES", "TrainingDiverged", "build_model", "evaluate",
+    "first_images", "fit", "load_data",
     "load_run", "read_config", "resume", "test_batches", "train",
     "train_batches", "window_size"
 ]
@@ -74,6 +92,7 @@ METRICS_FILE = callbacks_lib.METRICS_FILE
 SAMPLES_FILE = callbacks_lib.SAMPLES_FILE
 CHECKPOINT_DIR = callbacks_lib.CHECKPOINT_DIR
 TrainingDiverged = callbacks_lib.TrainingDiverged
+CorruptCheckpointError = callbacks_lib.CorruptCheckpointError
 
 # The most bytes of images a training epoch permutes at once (all of a
 # smaller training split: a full permutation per epoch).
@@ -475,13 +494,16 @@ def _verbosity(verbose):
 
 
 def train(config, run_dir, log=_log, strategy=None, verbose="auto",
-          tensorboard=None, callbacks=()):
+          tensorboard=None, callbacks=(), warn=callbacks_lib.print_warning,
+          replace=False):
   """Trains a new run in `run_dir` for `config.epochs` epochs.
 
   Args:
     config: a `RunConfig`; its `num_bins` and `image_shape` are set from the
       data.
-    run_dir: the run directory; created if missing; must not hold a run.
+    run_dir: the run directory: a folder that does not exist yet (it is
+      created), an empty folder, or a marked run directory without a run
+      (see the module docstring); it is marked as a run directory.
     log: `log(message)` for progress lines.
     strategy: optional `tf.distribute.Strategy` (`tfp_emerging.distribute.
       make_strategy`); the model and optimizer are built in its scope and
@@ -492,34 +514,82 @@ def train(config, run_dir, log=_log, strategy=None, verbose="auto",
     tensorboard: optional folder for TensorBoard summaries
       (`callbacks.TensorBoardLogger`).
     callbacks: further Keras callbacks for `fit`.
+    warn: `warn(message)` for warnings (epochs worse than uniform).
+    replace: a marked run directory's run may be replaced: its run files
+      are deleted once the options, the data and the model are checked.
 
   Returns:
     The run's metrics: a list of per-epoch dicts, as in `metrics.json`.
 
   Raises:
-    RunError: `run_dir` already holds a run; `tensorboard` without the
-      tensorboard package.
+    RunError: `run_dir` already holds a run (without `replace`), is a file,
+      or is a folder that is not empty and not a run directory;
+      `tensorboard` without the tensorboard package.
     tfp_emerging.data.DataError: the data cannot be loaded or does not fit.
     TrainingDiverged: a NaN or infinite loss; the latest checkpoint is the
       last good epoch.
   """
-  if os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
+  _check_new_run_dir(run_dir, replace)
+  return _run(config, run_dir, None, log, strategy, verbose, tensorboard,
+              callbacks, warn=warn, replace=replace)
+
+
+def _check_new_run_dir(run_dir, replace):
+  """Raises `RunError` unless a new run may start in `run_dir` (see
+  `train`); reads, never writes."""
+  path = os.path.abspath(run_dir)
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    where = "is a file" if existing == path else f"{existing} is a file"
+    raise RunError(f"{run_dir}: {where}, not a folder; choose another --out.")
+  if existing != path:
+    return
+  entries = sorted(os.listdir(path))
+  holds_run = CONFIG_FILE in entries
+  if not entries or (callbacks_lib.is_marked_run(path) and
+                     (replace or not holds_run)):
+    return
+  if callbacks_lib.is_marked_run(path):
     raise RunError(f"{run_dir}: already holds a run ({CONFIG_FILE}); pass "
                    f"--resume to continue it or choose a new --out.")
-  return _run(config, run_dir, None, log, strategy, verbose, tensorboard,
-              callbacks)
+  if holds_run:
+    raise RunError(
+        f"{run_dir}: holds a {CONFIG_FILE} but is not marked as a run "
+        f"directory of tfp-emerging (no {callbacks_lib.RUN_MARKER}), so "
+        f"nothing in it is replaced. Choose a new or empty --out (if it is a "
+        f"run of an older tfp-emerging, continue it with tfp-emerging train "
+        f"--out {run_dir} --resume, or delete it yourself).")
+  shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+  raise RunError(f"{run_dir}: not empty ({shown}) and not a run directory; "
+                 f"choose a new or empty --out.")
+
+
+def _claim_run_dir(run_dir, replace):
+  """Marks `run_dir` as the new run's directory, first deleting the run
+  files of the marked run there if `replace`."""
+  _check_new_run_dir(run_dir, replace)
+  try:
+    if replace and callbacks_lib.is_marked_run(run_dir):
+      callbacks_lib.remove_run_files(run_dir)
+    callbacks_lib.claim_run_dir(run_dir)
+  except OSError as e:
+    raise RunError(f"{run_dir}: cannot write the run directory ({e}).") from e
 
 
 def resume(run_dir, epochs=None, batch_size=None, learning_rate=None,
            warmup_steps=None, log=_log, strategy=None, verbose="auto",
-           tensorboard=None, callbacks=()):
+           tensorboard=None, callbacks=(), warn=callbacks_lib.print_warning):
   """Continues the run in `run_dir` from its latest checkpoint.
 
   `epochs`, `batch_size`, `learning_rate` and `warmup_steps` (the
   `RESUMABLE_OPTIONS`; `None` keeps the stored value) may change: they change
   neither the model nor the data. Each change is appended to the config's
   `changes` with the first epoch it applies to. The warm-up counts the
-  optimizer's restored step counter.
+  optimizer's restored step counter. The newest intact checkpoint is
+  restored (a warning through `warn` for each corrupt one) before anything
+  in `run_dir` is rewritten.
 
   Args:
     run_dir: a run directory with a `config.json`.
@@ -528,14 +598,16 @@ def resume(run_dir, epochs=None, batch_size=None, learning_rate=None,
     learning_rate: the new peak learning rate.
     warmup_steps: the new length of the warm-up, in steps from the start of
       the run.
-    log, strategy, verbose, tensorboard, callbacks: as in `train`; the
-      strategy need not be the one that wrote the checkpoints.
+    log, strategy, verbose, tensorboard, callbacks, warn: as in `train`;
+      the strategy need not be the one that wrote the checkpoints.
 
   Returns:
     The run's metrics, all epochs (restored and new).
 
   Raises:
     RunError: `run_dir` holds no run.
+    CorruptCheckpointError: the run has checkpoints, or `metrics.json`
+      records finished epochs, but no checkpoint can be restored.
     tfp_emerging.data.DataError: the data cannot be loaded or changed shape.
     TrainingDiverged: as in `train`.
   """
@@ -545,7 +617,7 @@ def resume(run_dir, epochs=None, batch_size=None, learning_rate=None,
       ("learning_rate", learning_rate), ("warmup_steps", warmup_steps))
              if value is not None and value != getattr(config, name)}
   return _run(config, run_dir, changed, log, strategy, verbose, tensorboard,
-              callbacks)
+              callbacks, warn=warn)
 
 
 def read_config(run_dir):
@@ -576,8 +648,33 @@ def _tensorboard_logger(folder, config):
     raise RunError(str(e)) from e
 
 
+def _restore(state, run_dir, warn):
+  """`state.restore(warn)`, with advice added to a `CorruptCheckpointError`;
+  also that error if the run has no checkpoint but `metrics.json` records
+  finished epochs (so that nothing trains over them silently)."""
+  advice = (f"Start a new run with another --out, or delete "
+            f"{os.path.join(run_dir, CHECKPOINT_DIR)} and "
+            f"{os.path.join(run_dir, METRICS_FILE)} to train this one again "
+            f"from epoch 1 (--resume).")
+  try:
+    path = state.restore(warn)
+  except CorruptCheckpointError as e:
+    raise CorruptCheckpointError(f"{e} {advice}") from e
+  if path is None:
+    try:
+      with open(os.path.join(run_dir, METRICS_FILE), encoding="utf-8") as f:
+        recorded = len(json.load(f)["epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+      recorded = 0
+    if recorded:
+      raise CorruptCheckpointError(
+          f"{run_dir}: {METRICS_FILE} records {recorded} finished epochs, "
+          f"but {CHECKPOINT_DIR}/ holds no checkpoint of them. {advice}")
+  return path
+
+
 def _run(config, run_dir, changed, log, strategy, verbose, tensorboard,
-         extra_callbacks):
+         extra_callbacks, warn=callbacks_lib.print_warning, replace=False):
   """`train` (`changed is None`) or `resume` (`changed`: the new options)."""
   resuming = changed is not None
   data = load_data(config)
@@ -588,9 +685,11 @@ def _run(config, run_dir, changed, log, strategy, verbose, tensorboard,
   model = build_model(config, strategy)
   _batch_size(config, data, model)
   logger = _tensorboard_logger(tensorboard, config)
-  os.makedirs(run_dir, exist_ok=True)
+  if not resuming:
+    _claim_run_dir(run_dir, replace)
   state = callbacks_lib.RunState(model, run_dir, config.keep_checkpoints)
-  restored = state.restore() if resuming else None
+  # Nothing in the run directory is rewritten before this has succeeded.
+  restored = _restore(state, run_dir, warn) if resuming else None
   initial_epoch = int(state.epoch.numpy())
   if restored:
     log(f"resumed from {restored} (epoch {initial_epoch})")
@@ -602,8 +701,9 @@ def _run(config, run_dir, changed, log, strategy, verbose, tensorboard,
   callbacks_lib.write_json(os.path.join(run_dir, CONFIG_FILE),
                            dataclasses.asdict(config))
   recorder = callbacks_lib.EpochRecorder(state.metrics)
-  callbacks_lib.write_json(os.path.join(run_dir, METRICS_FILE),
-                           {"epochs": recorder.records})
+  callbacks_lib.write_json(
+      os.path.join(run_dir, METRICS_FILE),
+      callbacks_lib.metrics_document(recorder.records, config.num_bins))
 
   def advice():
     last = state.latest
@@ -617,7 +717,9 @@ def _run(config, run_dir, changed, log, strategy, verbose, tensorboard,
             f"{max(100, 4 * config.warmup_steps)} (now "
             f"{config.warmup_steps}).")
 
-  run_callbacks = [callbacks_lib.Checkpointer(state, recorder, run_dir, log)]
+  run_callbacks = [
+      callbacks_lib.UniformCheck(recorder, config.warmup_steps, warn),
+      callbacks_lib.Checkpointer(state, recorder, run_dir, log)]
   if logger is not None:
     run_callbacks.append(logger)
   metrics = fit(model, data, config, initial_epoch=initial_epoch,
@@ -629,22 +731,24 @@ def _run(config, run_dir, changed, log, strategy, verbose, tensorboard,
   return metrics
 
 
-def load_run(run_dir):
-  """Rebuilds a run's model from its latest checkpoint.
+def load_run(run_dir, warn=callbacks_lib.print_warning):
+  """Rebuilds a run's model from its newest intact checkpoint.
 
   Args:
     run_dir: a run directory written by `train`.
+    warn: `warn(message)` for each checkpoint that cannot be restored.
 
   Returns:
     `(config, model, epoch, checkpoint_path)`.
 
   Raises:
     RunError: no run or no checkpoint in `run_dir`.
+    CorruptCheckpointError: checkpoints, but none can be restored.
   """
   config = read_config(run_dir)
   model = build_model(config)
   state = callbacks_lib.RunState(model, run_dir, config.keep_checkpoints)
-  path = state.restore()
+  path = _restore(state, run_dir, warn)
   if not path:
     raise RunError(f"{run_dir}: no checkpoint yet (no epoch finished); train "
                    f"it with --resume first.")
