@@ -64,13 +64,14 @@ one `TensorArray` write: about ten small ops on contiguous `[H B, C]` blocks.
 A last gather (`unskew_indices`) returns the pixels to raster order; the
 flip of the bottom-right mask rides on both gathers' indices.
 
-Raster (the reference): one pixel a step, `H W` sequential steps of
-`O(B m^2 C^2)`, gathering the solved neighbours from a `TensorArray`.
+Raster: one pixel a step, `H W` sequential steps of `O(B m^2 C^2)`, reading
+the solved neighbours from a buffer of the last `p W + p` pixels.
 
 Both solvers are exact (forward substitution, no iteration to convergence),
 pure TensorFlow (`tf.while_loop`) and compile with XLA.
 """
 
+import numpy as np
 import tensorflow as tf
 
 SOLVERS = ("wavefront", "raster")
@@ -167,8 +168,12 @@ def _fold_centre_inverse(kernel, lower):
 def _raster_solve(x, kernel, lower, flip):
   """Pixel-major `[H, W, B, C]` canonical solve, one pixel a step.
 
-  `flip`: the pixels come in the bottom-right mask's order; reversed to the
-  canonical raster order on the way in and back on the way out.
+  The loop keeps the last `p W + p` solved pixels (all a tap can reach, zeros
+  before the first) as `[B, p W + p, C]`; a step gathers the `m^2 - 1` taps'
+  pixels at fixed offsets from its end, zeroes those left of the image, does
+  one `[B, (m^2 - 1) C] @ [(m^2 - 1) C, C]` matmul and shifts the new pixel
+  in. `flip`: the pixels come in the bottom-right mask's order; reversed to
+  the canonical raster order on the way in and back on the way out.
   """
   m, channels = kernel.shape[0], kernel.shape[-1]
   p = m - 1
@@ -180,26 +185,25 @@ def _raster_solve(x, kernel, lower, flip):
     rhs = tf.reverse(rhs, [0])
   offsets = [(a, b) for a in range(m) for b in range(m) if a or b]
   if offsets:
-    taps = tf.stack([folded[p - a, p - b] for a, b in offsets])  # [T, C, C]
-    rows_back = tf.constant([a for a, _ in offsets])
+    taps = tf.concat([folded[p - a, p - b] for a, b in offsets], 0)
+    reach = p * w + p
+    positions = reach - tf.stack([a * w + b for a, b in offsets])
     cols_back = tf.constant([b for _, b in offsets])
+    width = len(offsets) * channels
+
+    def body(k, recent, solved):
+      left_of_image = tf.cast(k % w >= cols_back, x.dtype)[:, None]
+      neighbours = tf.gather(recent, positions, axis=1) * left_of_image
+      x_k = rhs[k] - tf.reshape(neighbours, [-1, width]) @ taps
+      recent = tf.concat([recent[:, 1:], x_k[:, None]], 1)
+      return k + 1, recent, solved.write(k, x_k)
+
     solved = tf.TensorArray(x.dtype, size=h * w,
-                            element_shape=[None, channels],
-                            clear_after_read=False)
-    solved = solved.write(0, rhs[0])
-
-    def body(k, solved):
-      i, j = k // w, k % w
-      src_i, src_j = i - rows_back, j - cols_back
-      valid = (src_i >= 0) & (src_j >= 0)
-      index = tf.where(valid, src_i * w + src_j, 0)
-      neighbours = solved.gather(index)                        # [T, B, C]
-      neighbours *= tf.cast(valid, x.dtype)[:, None, None]
-      x_k = rhs[k] - tf.einsum("tni,tij->nj", neighbours, taps)
-      return k + 1, solved.write(k, x_k)
-
-    _, solved = tf.while_loop(lambda k, _: k < h * w, body,
-                              (tf.constant(1), solved))
+                            element_shape=[None, channels])
+    _, _, solved = tf.while_loop(
+        lambda k, *_: k < h * w, body,
+        (tf.constant(0), tf.zeros([batch, reach, channels], x.dtype),
+         solved))
     rhs = solved.stack()
   if flip:
     rhs = tf.reverse(rhs, [0])
@@ -280,14 +284,50 @@ def _wavefront_solve(x, kernel, lower, flip):
 _SOLVE = {"raster": _raster_solve, "wavefront": _wavefront_solve}
 
 
+def adjoint_kernel(kernel):
+  """The kernel of the transposed masked convolution, opposite quadrant.
+
+  `quadrant_conv(., K, d, top_left)` is linear; its transpose is
+  `quadrant_conv(., adjoint_kernel(K), d, not top_left)` with
+  `adjoint_kernel(K)[a, b] = K[m - 1 - a, m - 1 - b]^T`: a tap that carries
+  pixel `(i - a d, j - b d)` to `(i, j)` carries it back, transposed. The
+  centre stays the centre, transposed: upper triangular becomes lower.
+  """
+  return tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+
+
+def _read_triangle(m, channels, top_left, dtype):
+  """Mask `[m, m, C, C]` of the kernel entries a solve reads.
+
+  Every off-centre tap, and the centre's upper (top-left) or lower
+  (bottom-right) triangle with the diagonal; the other strict triangle of the
+  centre is ignored by the solve, so its derivative is zero.
+  """
+  mask = np.ones([m, m, channels, channels], dtype.as_numpy_dtype)
+  centre = m - 1 if top_left else 0
+  mask[centre, centre] = (np.triu if top_left else np.tril)(
+      np.ones([channels, channels]))
+  return mask
+
+
 def quadrant_solve(y, kernel, dilation, top_left=True, solver="wavefront"):
   """Solves `quadrant_conv(x, kernel, dilation, top_left) = y` for `x`, exactly.
+
+  Gradients are implicit, not taken through the loop: with
+  `F(x) = quadrant_conv(x, kernel)` and `x = F^{-1}(y)`, a cotangent `g_x`
+  gives `g_y = F^{-T} g_x`, one solve of the transposed convolution (the
+  opposite quadrant, `adjoint_kernel`), and
+  `g_kernel = -d/dkernel <g_y, F(x)>` at fixed `x`, the kernel gradient of
+  one parallel convolution. So the backward pass costs one more solve and one
+  convolution, keeps no per-step state, and compiles with XLA (a loop's own
+  gradient needs `TensorArray` reads XLA cannot compile); the backward solve
+  has the same implicit gradient, so higher derivatives work too.
 
   Args:
     y: `[N, H, W, C]`.
     kernel: `[m, m, C, C]` as in `quadrant_conv`; its centre tap is upper
       (top-left) or lower (bottom-right) triangular in `(in, out)` with a
-      nonzero diagonal.
+      nonzero diagonal (the other strict triangle is not read).
     dilation: Python int.
     top_left: which quadrant.
     solver: `"wavefront"` (`ceil(H/d) + ceil(W/d) - 1` sequential steps) or
@@ -298,6 +338,29 @@ def quadrant_solve(y, kernel, dilation, top_left=True, solver="wavefront"):
   """
   if solver not in _SOLVE:
     raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
+
+  @tf.custom_gradient
+  def solve(y, kernel):
+    x = _solve(y, kernel, dilation, top_left, solver)
+
+    def gradient(g_x):
+      g_y = quadrant_solve(g_x, adjoint_kernel(kernel), dilation,
+                           not top_left, solver)
+      with tf.GradientTape() as tape:
+        tape.watch(kernel)
+        y_again = quadrant_conv(x, kernel, dilation, top_left)
+      g_kernel = -tape.gradient(y_again, kernel, output_gradients=g_y)
+      read = _read_triangle(kernel.shape[0], kernel.shape[-1], top_left,
+                            kernel.dtype)
+      return g_y, g_kernel * read
+
+    return x, gradient
+
+  return solve(y, kernel)
+
+
+def _solve(y, kernel, dilation, top_left, solver):
+  """`quadrant_solve` without its gradient: the solver on the canonical form."""
   if not top_left:
     kernel = tf.reverse(kernel, [0, 1])
   shape = tf.shape(y)
