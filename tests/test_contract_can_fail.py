@@ -50,6 +50,32 @@ class TraceDependent(bijectors.AutoregressiveConv2D):
     return y if tf.executing_eagerly() else y * 1.01
 
 
+class GradientChangesUnderXla(bijectors.AutoregressiveConv2D):
+  """Same values everywhere; its kernel's gradient is 1% off when traced."""
+
+  def masked_kernel(self):
+    kernel = super().masked_kernel()
+    if tf.executing_eagerly():
+      return kernel
+    return 1.01 * kernel - tf.stop_gradient(0.01 * kernel)
+
+
+class LoopInInverse(bijectors.AutoregressiveConv2D):
+  """Sends its inverse through a `while_loop` with a `TensorArray`.
+
+  The values compile with XLA; the loop's own gradient does not (its
+  accumulators have no fixed size), the failure of issue 12.
+  """
+
+  def _inverse(self, y):
+    x = super()._inverse(y)
+    rows = tf.shape(x)[0]
+    _, copy = tf.while_loop(
+        lambda i, _: i < rows, lambda i, ta: (i + 1, ta.write(i, x[i])),
+        (0, tf.TensorArray(x.dtype, size=rows)))
+    return copy.stack()
+
+
 def broken(cls, dtype=tf.float64):
   layer = cls(3, 3, dtype=dtype)
   layer.kernel.assign(registry.trained(layer.kernel.shape, 0.2, 1, dtype))
@@ -64,6 +90,8 @@ def broken(cls, dtype=tf.float64):
     (FrozenVariable, contract.check_gradients),
     (DropsBatchShape, contract.check_batch_shapes),
     (TraceDependent, contract.check_modes_agree),
+    (GradientChangesUnderXla, contract.check_gradients_compile),
+    (LoopInInverse, contract.check_gradients_compile),
 ], ids=lambda v: getattr(v, "__name__", str(v)))
 def test_check_catches_defect(cls, check):
   with pytest.raises(AssertionError):

@@ -157,12 +157,6 @@ def test_given_factors_are_used_as_is_and_the_rest_decomposed():
 
 
 @pytest.mark.parametrize("p", PARAMETERIZATIONS)
-def test_gradients_compile_with_xla(p):
-  contract.check_gradients_compile(registry._conv1x1(tf.float32, p),
-                                   (4, 5, 3), tf.float32)
-
-
-@pytest.mark.parametrize("p", PARAMETERIZATIONS)
 def test_composite_tensor_round_trip_through_tf_function(p):
   layer = registry._conv1x1(tf.float32, p)
   x = contract.random([2, 4, 5, 3], tf.float32)

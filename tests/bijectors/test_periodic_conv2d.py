@@ -220,11 +220,6 @@ def test_default_initialisation():
   assert not constant.trainable_variables
 
 
-def test_gradients_compile_with_xla():
-  contract.check_gradients_compile(layer(4, tf.float32), (4, 7, 3),
-                                   tf.float32)
-
-
 def test_composite_tensor_round_trip_through_tf_function():
   bijector = layer(3, tf.float32)
   x = contract.random([2, 5, 6, 3], tf.float32)
