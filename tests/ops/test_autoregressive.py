@@ -64,22 +64,33 @@ def test_pixel_major_holds_residue_classes_and_round_trips(dilation):
   np.testing.assert_array_equal(back.numpy(), x)
 
 
-@pytest.mark.parametrize("height,width", [(1, 1), (1, 6), (5, 1), (4, 7),
-                                          (6, 3)])
-def test_skew_puts_anti_diagonals_in_rows_and_unskew_inverts_it(height,
-                                                                width):
-  x = RNG.normal(size=[height * width, 2])
-  index, inside = autoregressive.skew_indices(height, width)
-  skewed = tf.gather(x, index).numpy() * inside.numpy()[..., None]
-  assert skewed.shape == (height + width - 1, height, 2)
-  for t, i in itertools.product(range(height + width - 1), range(height)):
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("height,width,dilation", [
+    (1, 1, 1), (1, 6, 1), (5, 1, 1), (4, 7, 1), (6, 3, 1), (7, 5, 2),
+    (4, 4, 2), (5, 8, 3)])
+def test_wavefront_layout_puts_anti_diagonals_in_rows_and_back(
+    height, width, dilation, flip):
+  """Slot `(t, i, g)` holds pixel `(i, t - i)` of residue class `g`."""
+  batch, d = 2, dilation
+  pixels = np.arange(batch * height * width) + 1.
+  skew, inside, unskew = autoregressive.wavefront_layout(
+      batch, height, width, d, flip)
+  table = np.append(pixels, 0.)  # the zero row read outside the image
+  skewed = table[skew.numpy()]
+  rows, columns = -(-height // d), -(-width // d)
+  groups = batch * d * d
+  assert skewed.shape == (rows + columns - 1, rows * groups)
+  images = pixels.reshape(batch, height, width)
+  for t, i, g in itertools.product(range(rows + columns - 1), range(rows),
+                                   range(groups)):
+    n, r, q = g // (d * d), g // d % d, g % d
     j = t - i
-    expected = x[i * width + j] if 0 <= j < width else 0.
-    np.testing.assert_array_equal(skewed[t, i], expected)
-    assert inside[t, i].numpy() == (0 <= j < width)
-  flat = skewed.reshape(-1, 2)
-  back = tf.gather(flat, autoregressive.unskew_indices(height, width))
-  np.testing.assert_array_equal(back.numpy(), x)
+    grid = (rows - 1 - i, columns - 1 - j) if flip else (i, j)
+    row, col = grid[0] * d + r, grid[1] * d + q
+    real = 0 <= j < columns and row < height and col < width
+    assert skewed[t, i * groups + g] == (images[n, row, col] if real else 0.)
+    assert inside.numpy()[t, i * groups + g] == (0 <= j < columns)
+  np.testing.assert_array_equal(skewed.reshape(-1)[unskew.numpy()], pixels)
 
 
 @pytest.mark.parametrize("solver", autoregressive.SOLVERS)
@@ -113,7 +124,7 @@ def test_wavefront_agrees_with_raster_in_float32_under_xla(top_left):
         jit_compile=True)(y)
 
   np.testing.assert_allclose(solve("wavefront").numpy(),
-                             solve("raster").numpy(), atol=1e-5)
+                             solve("raster").numpy(), rtol=1e-5, atol=1e-5)
 
 
 def dense_matrix(kernel, height, width, dilation, top_left):
