@@ -205,3 +205,38 @@ def test_unknown_solver_is_rejected():
   with pytest.raises(ValueError, match="solver"):
     autoregressive.quadrant_solve(tf.zeros([1, 2, 2, 1]), tf.ones([2, 2, 1, 1]),
                                   1, solver="guess")
+
+
+def test_raster_is_cheaper_examples():
+  rule = autoregressive.raster_is_cheaper
+  assert rule(64, 32, 32, 48, 3, 1, xla=True)       # large steps
+  assert rule(16, 8, 8, 24, 3, 1, xla=True)         # few steps
+  assert not rule(64, 32, 32, 48, 3, 1, xla=False)  # never without XLA
+  assert not rule(16, 32, 32, 12, 3, 1, xla=True)   # small steps
+  assert not rule(16, 16, 16, 48, 3, 1, xla=True)
+  assert not rule(4, 64, 64, 48, 3, 1, xla=True)    # wide images
+  assert not rule(None, 8, 8, 48, 3, 1, xla=True)   # batch unknown
+  # Dilation: d^2 more, d times narrower undilated images.
+  assert rule(16, 64, 64, 48, 3, 2, xla=True)
+
+
+def test_auto_resolves_at_trace_time_by_the_rule(monkeypatch):
+  """Traced only (no run): under `jit_compile=True` the XLA rule applies."""
+  picked = []
+  choose = autoregressive.choose_solver
+
+  def spy(*args):
+    picked.append(choose(*args))
+    return picked[-1]
+
+  monkeypatch.setattr(autoregressive, "choose_solver", spy)
+  kernel = tf.constant(masked_kernel(2, 48, True), tf.float32)
+  for shape, jit, expected in [((64, 32, 32, 48), True, "raster"),
+                               ((64, 32, 32, 48), False, "wavefront"),
+                               ((2, 32, 32, 48), True, "wavefront")]:
+    picked.clear()
+    solve = tf.function(
+        lambda y: autoregressive.quadrant_solve(y, kernel, 1, True, "auto"),
+        jit_compile=jit)
+    solve.get_concrete_function(tf.TensorSpec(shape, tf.float32))
+    assert picked == [expected], (shape, jit)

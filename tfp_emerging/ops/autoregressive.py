@@ -75,7 +75,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_probability.python.internal.implementation_selection import is_xla
 
-SOLVERS = ("wavefront", "raster")
+SOLVERS = ("auto", "wavefront", "raster")
 
 
 def quadrant_conv(x, kernel, dilation, top_left=True):
@@ -373,7 +373,60 @@ def _read_triangle(m, channels, top_left, dtype):
   return mask
 
 
-def quadrant_solve(y, kernel, dilation, top_left=True, solver="wavefront"):
+def raster_is_cheaper(batch, height, width, channels, kernel_size, dilation,
+                      xla):
+  """The solvers' cost rule: is the raster solve cheaper than the wavefront?
+
+  With `H' = ceil(H/d)`, `W' = ceil(W/d)`, `B = N d^2` undilated images and
+  `T = m^2 - 1` off-centre taps (`m = (k + 1) / 2`), the raster solve takes
+  `H' W'` steps of `B T C^2` multiply-adds and a copy of its `p W' + p`
+  pixels of history; the wavefront `H' + W' - 1` steps of `H' B T C^2`
+  (padding slots included): about twice the raster's arithmetic in many
+  fewer, larger steps. So the raster can only win where its steps are few
+  (narrow images) or large enough to hide their fixed cost, and that cost
+  is small:
+
+  * without XLA a step costs tens of microseconds of TensorFlow's executor;
+    the raster lost everywhere it was measured (3.7 to 39 times slower at
+    `(N, H, W, C)` = `(16, 32, 32, 12)`, `(64, 32, 32, 48)`, `(4, 64, 64,
+    12)`, `(16, 16, 16, 48)`, `k = 3`): never;
+  * under XLA a raster step costs a few microseconds: raster when
+    `W' <= 8`, or when `W' <= 32` and `B T C^2 >= 2 10^5`.
+
+  Measured under XLA on CPU (`k = 3`, one solve, raster / wavefront time,
+  medians of 2 to 4 runs on a loaded 2-core machine, where single runs
+  scatter by +-30%): 0.6 at `(16, 8, 8, 24)`, 0.82 at `(64, 8, 8, 48)`, 0.85
+  at `(64, 32, 32, 48)` (`B T C^2` = 442k); within 0.8 to 1.25, i.e. no
+  clear winner, at `(16, 16, 16, 12)`, `(16, 16, 16, 24)`, `(16, 16, 16, 48)`
+  (110k), `(64, 16, 16, 12)`, `(16, 32, 32, 12)`, `(16, 32, 32, 24)`,
+  `(64, 32, 32, 12)`; 1.36 at `(4, 32, 32, 48)`; 1.6 to 2.2 on 64 x 64
+  images (`(4, 64, 64, 12)`, `(16, 64, 64, 12)`, `(4, 64, 64, 48)`).
+  `benchmarks/solvers.py` reruns the comparison.
+
+  Python ints in (any of them `None`, not known at trace time, means the
+  wavefront), a Python bool out, decided at trace time.
+  """
+  if not xla or None in (batch, height, width):
+    return False
+  m = (kernel_size + 1) // 2
+  images = batch * dilation * dilation
+  columns = -(-width // dilation)
+  return columns <= 8 or (
+      columns <= 32 and images * (m * m - 1) * channels**2 >= 200_000)
+
+
+def choose_solver(solver, y, kernel, dilation):
+  """`solver`, or for `"auto"` the one `raster_is_cheaper` picks for `y`."""
+  if solver != "auto":
+    return solver
+  m, channels = kernel.shape[0], kernel.shape[-1]
+  batch, height, width = y.shape[0], y.shape[1], y.shape[2]
+  cheaper = raster_is_cheaper(batch, height, width, channels, 2 * m - 1,
+                              dilation, is_xla())
+  return "raster" if cheaper else "wavefront"
+
+
+def quadrant_solve(y, kernel, dilation, top_left=True, solver="auto"):
   """Solves `quadrant_conv(x, kernel, dilation, top_left) = y` for `x`, exactly.
 
   Gradients are implicit, not taken through the loop: with
@@ -393,13 +446,14 @@ def quadrant_solve(y, kernel, dilation, top_left=True, solver="wavefront"):
       nonzero diagonal (the other strict triangle is not read).
     dilation: Python int.
     top_left: which quadrant.
-    solver: `"wavefront"` (`ceil(H/d) + ceil(W/d) - 1` sequential steps) or
+    solver: `"auto"` (`choose_solver`: by `raster_is_cheaper`, at trace
+      time), `"wavefront"` (`ceil(H/d) + ceil(W/d) - 1` sequential steps) or
       `"raster"` (`H * W` sequential steps).
 
   Returns:
     `x`, `[N, H, W, C]`.
   """
-  if solver not in _SOLVE:
+  if solver not in SOLVERS:
     raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
 
   @tf.custom_gradient
@@ -424,4 +478,5 @@ def quadrant_solve(y, kernel, dilation, top_left=True, solver="wavefront"):
 
 def _solve(y, kernel, dilation, top_left, solver):
   """`quadrant_solve` without its gradient."""
-  return _SOLVE[solver](y, kernel, dilation, top_left)
+  return _SOLVE[choose_solver(solver, y, kernel, dilation)](
+      y, kernel, dilation, top_left)
