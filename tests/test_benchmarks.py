@@ -172,3 +172,9 @@ def test_the_readme_holds_the_tables_of_the_recorded_run():
   assert targets.readme_block(readme) == targets.markdown(targets.load())
   assert targets.replace_block(readme, targets.markdown(targets.load())) == (
       readme)
+
+
+def test_only_takes_several_names():
+  records = benchmarks.run(quick=True, only=["periodic", "lu"],
+                           jit_modes=(False,), glows=False)
+  assert {r.layer for r in records} == {"conv2d", "PeriodicConv2D"}

@@ -200,10 +200,10 @@ def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
       `QUICK_MIXINGS`: a smoke test of the suite's code paths, not a
       measurement.
     repeats: timed calls per measurement (at least `MIN_REPEATS`).
-    only: optional substring (any case); only layers (and Glow mixings, as
-      `Glow[<config>, <mixing>]`) whose name contains it are measured. The
-      dense reference (and, for a Glow, its 1x1) always run: the ratios need
-      them.
+    only: optional substring, or list of substrings (any case); only layers
+      (and Glow mixings, as `Glow[<config>, <mixing>]`) whose name contains
+      one are measured. The dense reference (and, for a Glow, its 1x1)
+      always run: the ratios need them.
     jit_modes: which of `jit_compile=False, True` to run.
     glows: whether to measure the whole flows.
     log: optional callable receiving each `Record` as it is measured.
@@ -211,7 +211,10 @@ def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
   if repeats < MIN_REPEATS:
     raise ValueError(f"`repeats` must be at least {MIN_REPEATS}; got "
                      f"{repeats}.")
-  selected = lambda name: only is None or only.lower() in name.lower()
+  if isinstance(only, str):
+    only = [only]
+  selected = lambda name: only is None or any(
+      part.lower() in name.lower() for part in only)
   records = []
 
   def add(new):
@@ -248,8 +251,9 @@ def build_parser():
                       help="one JSON record per line instead of a table")
   parser.add_argument("--quick", action="store_true",
                       help="tiny shapes: checks the suite runs, in seconds")
-  parser.add_argument("--only", default=None,
-                      help="only layers whose name contains this string")
+  parser.add_argument("--only", action="append", default=None,
+                      help="only layers whose name contains this string "
+                      "(repeat for several)")
   parser.add_argument("--repeats", type=int, default=REPEATS,
                       help=f"timed calls per measurement (>= {MIN_REPEATS})")
   parser.add_argument("--jit", choices=("both", "on", "off"), default="both",

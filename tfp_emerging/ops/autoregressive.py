@@ -24,8 +24,9 @@ and a pixel is known as soon as the pixels it reads are.
 
 Dilation. Tap offsets are multiples of `d`, so only pixels whose coordinates
 agree modulo `d` interact: the image splits into `d^2` independent undilated
-problems of size `ceil(H/d) x ceil(W/d)`, stacked along the batch
-(`pixel_major`). Both solvers run on that undilated problem.
+problems of size `ceil(H/d) x ceil(W/d)`, stacked along the batch (the
+wavefront's gathers, `wavefront_layout`; the raster's `pixel_major`). Both
+solvers run on that undilated problem.
 
 Ordering (wavefront). In the undilated problem pixel `(i, j)` reads
 `(i - a, j - b)` for `0 <= a, b <= p`, `a + b >= 1`: every read lies on an
@@ -37,10 +38,10 @@ has fewer steps: the taps `(1, 0)` and `(0, 1)` alone chain `(0, 0)` to
 `(H - 1, W - 1)` through `H + W - 1` pixels. With dilation the steps are
 `ceil(H/d) + ceil(W/d) - 1`.
 
-Layout (wavefront). The problem is kept *pixel major*, `[H, W, B, C]` (`B`
-the batch times `d^2`), and *skewed* by one gather (`skew_indices`):
-anti-diagonal `t` becomes a contiguous row of `H B` vectors whose slot
-`(i, n)` holds pixel `(i, t - i)` of image `n`. Slots with `t - i` outside
+Layout (wavefront). The problem is *skewed* by one gather straight from the
+image-major `[N H W, C]` rows (`wavefront_layout`): anti-diagonal `t`
+becomes a contiguous row of `H B` vectors (`B = N d^2`) whose slot `(i, n)`
+holds pixel `(i, t - i)` of undilated image `n`. Slots with `t - i` outside
 `[0, W)` are padding, left (`t - i < 0`) or right (`t - i >= W`) of the
 image. The pixel `(i - a, j - b)` that `(i, j)` reads through tap `(a, b)`
 sits in row `t - (a + b)` at slot `i - a`, `a B` slots before `(i, n)`: each
@@ -52,23 +53,29 @@ is
 
 over the nonzero taps `s = a + b = 1..2p`, `max(0, s - p) <= a <= min(s, p)`
 (`m^2 - 1` blocks, 3 for `k = 3`, oldest row first; `_window_taps`), `K''`
-stacking the matching folded taps, `[(m^2 - 1) C, C]`. The loop state keeps
-the shifted copies of the last `2 p` rows that are still to be read.
+stacking the matching folded taps, `[(m^2 - 1) C, C]`. The state keeps the
+shifted copies of the last `2 p` rows that are still to be read.
 `inside[t]` is 0 on padding slots: the left ones are read by the pixels of
 the first `p` columns (as the zeros left of the image); the right ones are
 never read by real pixels but would hold the solution continued past the
 image's right edge, which can overflow and turn gradients into NaN. A step is
-one gather of `y'`, one concat, one `O(H B (m^2 - 1) C^2)` matmul, a subtract
-and the mask's multiply, a pad and `p` slices for the shifted copies of `x_t`,
-one `TensorArray` write: about ten small ops on contiguous `[H B, C]` blocks.
-A last gather (`unskew_indices`) returns the pixels to raster order; the
-flip of the bottom-right mask rides on both gathers' indices.
+one concat, one `O(H B (m^2 - 1) C^2)` matmul, a subtract and the mask's
+multiply, a pad and `p` slices for the shifted copies of `x_t`: a handful of
+small ops on contiguous `[H B, C]` blocks. A last gather returns the pixels
+straight to the image-major layout; dilation and the flip of the
+bottom-right mask ride on both gathers' indices. The steps are unrolled when
+the image size is static and not under XLA (TensorFlow's executor then runs
+no loop bookkeeping and no `TensorArray`, about a third of a small solve);
+otherwise one `tf.while_loop` writes the rows to a `TensorArray`.
 
-Raster: one pixel a step, `H W` sequential steps of `O(B m^2 C^2)`, reading
-the solved neighbours from a buffer of the last `p W + p` pixels.
+Raster: one pixel a step, `H W` sequential steps of `O(B (m^2 - 1) C^2)`,
+reading the solved neighbours from a buffer of the last `p W + p` pixels.
+`solver="auto"` picks one of the two at trace time (`raster_is_cheaper`).
 
 Both solvers are exact (forward substitution, no iteration to convergence),
-pure TensorFlow (`tf.while_loop`) and compile with XLA.
+pure TensorFlow and compile with XLA. Their gradients are implicit
+(`quadrant_solve`): one solve of the transposed convolution and one
+convolution, never a differentiated loop.
 """
 
 import numpy as np
