@@ -59,7 +59,7 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     `solver="raster"` `H W` steps of `O(N d^2 (m^2 - 1) C^2)`; plus `O(C^3)`
     once for the centre tap's inverse. `solver="auto"` (the default) picks
     one at trace time by `autoregressive.raster_is_cheaper`: the wavefront,
-    except under XLA for large steps on narrow images. Pure TensorFlow;
+    except under XLA on images of at most 64 pixels. Pure TensorFlow;
     compiles with XLA. Gradients are implicit (one more solve of the
     transposed convolution and one convolution), not taken through the
     solve's steps, so they compile with XLA too.

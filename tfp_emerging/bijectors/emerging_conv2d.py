@@ -29,7 +29,7 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
   * inverse: the two triangular solves in reverse order (`f_2^-1`, then
     `f_1^-1`), each `ceil(H/d) + ceil(W/d) - 1` sequential steps with the
     wavefront solver, the one `solver="auto"` picks except under XLA for
-    large steps on narrow images (`AutoregressiveConv2D`).
+    images of at most 64 pixels (`AutoregressiveConv2D`).
   * log-det: the sum of the two, `H W sum_c (log_diagonal_1 + log_diagonal_2)`.
 
   #### Example

@@ -388,38 +388,35 @@ def raster_is_cheaper(batch, height, width, channels, kernel_size, dilation,
   `T = m^2 - 1` off-centre taps (`m = (k + 1) / 2`), the raster solve takes
   `H' W'` steps of `B T C^2` multiply-adds and a copy of its `p W' + p`
   pixels of history; the wavefront `H' + W' - 1` steps of `H' B T C^2`
-  (padding slots included): about twice the raster's arithmetic in many
-  fewer, larger steps. So the raster can only win where its steps are few
-  (narrow images) or large enough to hide their fixed cost, and that cost
-  is small:
+  (padding slots included): about twice the raster's arithmetic in far
+  fewer steps. So the raster can only win where it has few steps and a
+  step's fixed cost is small:
 
   * without XLA a step costs tens of microseconds of TensorFlow's executor;
-    the raster lost everywhere it was measured (3.7 to 39 times slower at
+    the raster lost everywhere it was measured (3.7 to 120 times slower at
     `(N, H, W, C)` = `(16, 32, 32, 12)`, `(64, 32, 32, 48)`, `(4, 64, 64,
     12)`, `(16, 16, 16, 48)`, `k = 3`): never;
-  * under XLA a raster step costs a few microseconds: raster when
-    `W' <= 8`, or when `W' <= 32` and `B T C^2 >= 2 10^5`.
+  * under XLA a raster step costs a few microseconds: raster when it has at
+    most 64 steps, `H' W' <= 64`.
 
   Measured under XLA on CPU (`k = 3`, one solve, raster / wavefront time,
-  medians of 2 to 4 runs on a loaded 2-core machine, where single runs
-  scatter by +-30%): 0.6 at `(16, 8, 8, 24)`, 0.82 at `(64, 8, 8, 48)`, 0.85
-  at `(64, 32, 32, 48)` (`B T C^2` = 442k); within 0.8 to 1.25, i.e. no
-  clear winner, at `(16, 16, 16, 12)`, `(16, 16, 16, 24)`, `(16, 16, 16, 48)`
-  (110k), `(64, 16, 16, 12)`, `(16, 32, 32, 12)`, `(16, 32, 32, 24)`,
-  `(64, 32, 32, 12)`; 1.36 at `(4, 32, 32, 48)`; 1.6 to 2.2 on 64 x 64
-  images (`(4, 64, 64, 12)`, `(16, 64, 64, 12)`, `(4, 64, 64, 48)`).
+  2 to 5 runs each on a loaded 2-core machine, where single runs scatter by
+  +-30%): 8 x 8 images 0.47 and 0.74 at `(16, 8, 8, 24)`, 0.78, 0.82 and
+  1.15 at `(64, 8, 8, 48)`; 16 x 16 and 32 x 32 images no clear winner
+  (medians 0.8 to 1.36, single runs 0.53 to 1.9, at `(16, 16, 16, 12)`,
+  `(16, 16, 16, 24)`, `(16, 16, 16, 48)`, `(64, 16, 16, 12)`,
+  `(16, 32, 32, 12)`, `(16, 32, 32, 24)`, `(64, 32, 32, 12)`,
+  `(4, 32, 32, 48)`, `(64, 32, 32, 48)`); 64 x 64 images 1.3 to 2.2
+  (`(4, 64, 64, 12)`, `(16, 64, 64, 12)`, `(4, 64, 64, 48)`).
   `benchmarks/solvers.py` reruns the comparison.
 
-  Python ints in (any of them `None`, not known at trace time, means the
-  wavefront), a Python bool out, decided at trace time.
+  Python ints in (`height` or `width` `None`, not known at trace time,
+  means the wavefront), a Python bool out, decided at trace time.
   """
-  if not xla or None in (batch, height, width):
+  del batch, channels, kernel_size  # the measurements show no clear effect
+  if not xla or None in (height, width):
     return False
-  m = (kernel_size + 1) // 2
-  images = batch * dilation * dilation
-  columns = -(-width // dilation)
-  return columns <= 8 or (
-      columns <= 32 and images * (m * m - 1) * channels**2 >= 200_000)
+  return -(-height // dilation) * -(-width // dilation) <= 64
 
 
 def choose_solver(solver, y, kernel, dilation):
