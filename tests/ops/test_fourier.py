@@ -101,9 +101,20 @@ def test_inverse_and_log_abs_det_match_numpy_and_tf_gradients(jit):
   inverse, log_abs_det = fourier.inverse_and_log_abs_det(matrices)
   np.testing.assert_allclose(inverse.numpy(), np.linalg.inv(matrices.numpy()),
                              atol=1e-12)
+  np.testing.assert_allclose(fourier.log_abs_dets(matrices).numpy(),
+                             log_abs_det.numpy(), rtol=1e-12)
   np.testing.assert_allclose(log_abs_det.numpy(),
                              np.linalg.slogdet(matrices.numpy())[1],
                              rtol=1e-12)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-10, atol=1e-10)
+  # The log-det alone: its gradient computes the inverse only then.
+  got = tf.function(lambda m: with_gradient(
+      lambda m: (tf.zeros_like(m), fourier.log_abs_dets(m)), m),
+                    jit_compile=jit)(matrices)
+  want = with_gradient(
+      lambda m: (tf.zeros_like(m), tf.math.real(tf.linalg.slogdet(m)[1])),
+      matrices)
   for g, w in zip(got, want):
     np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-10, atol=1e-10)
 

@@ -57,13 +57,13 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
 
   * forward: by default (`forward_path="auto"`) the cheaper of the spatial
     route, wrap padding and one VALID convolution, `O(N H W k^2 C^2)`, and the
-    FFT route, `O(N H W log(H W) C + N H W C^2)` plus `O(H W log(H W) C^2)`
-    for the kernel's FFT; `fourier.spatial_is_cheaper` states the rule. Both
+    FFT route, `O(N H W log(H W) C + N H W C^2)` plus `O(H W k C^2)` for the
+    kernel's spectrum; `fourier.spatial_is_cheaper` states the rule. Both
     give the same result.
   * inverse: FFTs `O(N H W log(H W) C)`, the per-frequency factorisation
     `O(H W C^3)` (once per call), the products `O(N H W C^2)`.
-  * log-det: the kernel's FFT and the per-frequency factorisation,
-    `O(H W log(H W) C^2 + H W C^3)`, independent of the batch. The inverse
+  * log-det: the kernel's spectrum and the per-frequency factorisation,
+    `O(H W k C^2 + H W C^3)`, independent of the batch. The inverse
     keeps its log-det beside TFP's cache (`OnePassLogDet`), so `inverse(y)`
     followed by `inverse_log_det_jacobian(y)`, as in
     `TransformedDistribution.log_prob`, factorises once.

@@ -43,7 +43,8 @@ from tensorflow_probability.python.internal import implementation_selection
 
 __all__ = [
     "kernel_offset", "kernel_spectrum", "frequency_weights",
-    "gauss_jordan", "inverse_and_log_abs_det", "circular_conv2d",
+    "gauss_jordan", "inverse_and_log_abs_det", "log_abs_dets",
+    "circular_conv2d",
     "fft_conv2d", "spectral_product", "inverse_spectrum_and_log_abs_det",
     "fft_solve", "log_abs_det",
     "spatial_is_cheaper",
@@ -170,15 +171,46 @@ def gauss_jordan(matrices, block=GAUSS_JORDAN_BLOCK):
   return tf.gather(t, pivot_rows, batch_dims=1), log_abs_det
 
 
-def _lu_inverse_and_log_abs_det(matrices):
-  """The same with `tf.linalg.lu` and `lu_solve`, for use outside XLA."""
+def _lu_log_abs_det(matrices):
+  """`(lower_upper, permutation, log|det|)` from `tf.linalg.lu`."""
   lower_upper, permutation = tf.linalg.lu(matrices)
   log_abs_det = tf.reduce_sum(
       tf.math.log(tf.abs(tf.linalg.diag_part(lower_upper))), -1)
-  identity = tf.eye(matrices.shape[-1], batch_shape=tf.shape(matrices)[:-2],
-                    dtype=matrices.dtype)
-  return (tf.linalg.lu_solve(lower_upper, permutation, identity),
-          log_abs_det)
+  return lower_upper, permutation, log_abs_det
+
+
+def _lu_inverse(lower_upper, permutation):
+  identity = tf.eye(lower_upper.shape[-1],
+                    batch_shape=tf.shape(lower_upper)[:-2],
+                    dtype=lower_upper.dtype)
+  return tf.linalg.lu_solve(lower_upper, permutation, identity)
+
+
+def _log_abs_det_gradient(inverses, log_abs_dets_bar, dtype):
+  """`l_bar G^{-H}`: the gradient of `log|det G|` (TensorFlow's convention)."""
+  return tf.cast(log_abs_dets_bar, dtype)[:, None, None] * (
+      tf.linalg.adjoint(inverses))
+
+
+@tf.custom_gradient
+def log_abs_dets(matrices):
+  """`log|det G|` of `[F, C, C]` matrices, one factorisation each.
+
+  As `inverse_and_log_abs_det`, but without XLA the inverse (for the
+  gradient, `l_bar G^{-H}`) is computed only when the gradient is: a
+  log-det alone costs one LU. Real `[F]`.
+  """
+  if implementation_selection.is_xla():
+    inverses, result = gauss_jordan(matrices)
+    inverse = lambda: inverses
+  else:
+    lower_upper, permutation, result = _lu_log_abs_det(matrices)
+    inverse = lambda: _lu_inverse(lower_upper, permutation)
+
+  def gradient(log_abs_dets_bar):
+    return _log_abs_det_gradient(inverse(), log_abs_dets_bar, matrices.dtype)
+
+  return result, gradient
 
 
 @tf.custom_gradient
@@ -199,21 +231,22 @@ def inverse_and_log_abs_det(matrices):
     `(inverses [F, C, C], log_abs_dets [F])`, the latter real.
   """
   if implementation_selection.is_xla():
-    inverses, log_abs_dets = gauss_jordan(matrices)
+    inverses, log_abs_det = gauss_jordan(matrices)
   else:
-    inverses, log_abs_dets = _lu_inverse_and_log_abs_det(matrices)
+    lower_upper, permutation, log_abs_det = _lu_log_abs_det(matrices)
+    inverses = _lu_inverse(lower_upper, permutation)
 
   def gradient(inverses_bar, log_abs_dets_bar):
-    adjoint = tf.linalg.adjoint(inverses)
     result = tf.zeros_like(matrices)
     if log_abs_dets_bar is not None:
-      result += tf.cast(log_abs_dets_bar, matrices.dtype)[:, None, None] * (
-          adjoint)
+      result += _log_abs_det_gradient(inverses, log_abs_dets_bar,
+                                      matrices.dtype)
     if inverses_bar is not None:
+      adjoint = tf.linalg.adjoint(inverses)
       result -= adjoint @ inverses_bar @ adjoint
     return result
 
-  return (inverses, log_abs_dets), gradient
+  return (inverses, log_abs_det), gradient
 
 
 def circular_conv2d(images, kernel):
@@ -268,7 +301,7 @@ def fft_conv2d(images, kernel):
   `Y(u, v) = X(u, v) @ G(u, v)` on the half spectrum, then `irfft2d`.
   `images` `[N, H, W, C_in]`, `kernel` `[k, k, C_in, C_out]`. Cost
   `O(N H W log(H W) C)` for the image FFTs, `O(N H W C_in C_out)` for the
-  per-frequency products, `O(H W log(H W) C_in C_out)` for the kernel's.
+  per-frequency products, `O(H W k C_in C_out)` for the kernel's spectrum.
   """
   shape = tf.shape(images)
   return spectral_product(images, kernel_spectrum(kernel, shape[1], shape[2]))
@@ -284,8 +317,8 @@ def inverse_spectrum_and_log_abs_det(kernel, height, width):
   """`G(u, v)^{-1}` on the half spectrum and `log|det J|`, one factorisation.
 
   Returns `([H, W // 2 + 1, C, C] complex, real scalar)`: what the inverse
-  and its log-determinant share. Cost `O(H W log(H W) C^2)` for the
-  kernel's FFT, `O(H W C^3)` for `inverse_and_log_abs_det`.
+  and its log-determinant share. Cost `O(H W k C^2)` for the kernel's
+  spectrum, `O(H W C^3)` for `inverse_and_log_abs_det`.
   """
   spectrum = kernel_spectrum(kernel, height, width)
   shape = tf.shape(spectrum)
@@ -312,10 +345,14 @@ def log_abs_det(kernel, height, width):
 
   `sum_{u, v} log|det G(u, v)|` over all `H W` frequencies: the half
   spectrum's columns weighted by `frequency_weights`. Cost
-  `O(H W log(H W) C^2)` for the kernel's FFT and `O(H W C^3)` for the
-  per-frequency factorisations. Returns a real scalar.
+  `O(H W k C^2)` for the kernel's spectrum and `O(H W C^3)` for the
+  per-frequency factorisations (`log_abs_dets`). Returns a real scalar.
   """
-  return inverse_spectrum_and_log_abs_det(kernel, height, width)[1]
+  spectrum = kernel_spectrum(kernel, height, width)
+  channels = kernel.shape[-1]
+  per_frequency = log_abs_dets(tf.reshape(spectrum, [-1, channels, channels]))
+  return _weighted_total(
+      tf.reshape(per_frequency, tf.shape(spectrum)[:2]), width)
 
 
 def spatial_is_cheaper(kernel_size, channels, height, width):
