@@ -1,10 +1,27 @@
-"""The benchmark suite's `--quick` run: well-formed records, never timings."""
+"""The benchmark suite's `--quick` run and `benchmarks/targets.py`: well-formed
+records, the targets read the right ratios, the README holds the tables the
+records make. Never timings."""
 
+import importlib.util
 import json
+import os
 
 import pytest
 
 from tfp_emerging import benchmarks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_targets():
+  spec = importlib.util.spec_from_file_location(
+      "benchmark_targets", os.path.join(ROOT, "benchmarks", "targets.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+targets = _load_targets()
 
 FIELDS = {"layer", "op", "solver", "shape", "jit", "seconds", "ratio",
           "ratio_to"}
@@ -42,8 +59,8 @@ def test_the_quick_run_covers_every_layer_op_and_mode(quick_run):
   seen = {(r["layer"], r["op"], r["solver"], r["jit"]) for r in records}
   expected = {("conv2d", "forward", None)}
   for layer in ("AutoregressiveConv2D", "EmergingConv2D"):
-    expected |= {(layer, "forward", None), (layer, "inverse", "wavefront"),
-                 (layer, "inverse", "raster")}
+    expected |= {(layer, "forward", None)} | {
+        (layer, "inverse", solver) for solver in benchmarks.SOLVERS}
   for layer in ("PeriodicConv2D", "Conv1x1[qr]"):
     expected |= {(layer, "forward", None), (layer, "inverse", None)}
   for mixing in benchmarks.QUICK_MIXINGS:
@@ -59,27 +76,34 @@ def test_ratios_divide_by_the_named_measurement_of_the_same_run(quick_run):
       assert record["layer"] == "conv2d"
       continue
     layer, op = record["ratio_to"].rsplit(" ", 1)
-    solver = None
-    if op == "wavefront":
-      layer, op = layer.rsplit(" ", 1)
-      solver = "wavefront"
     [base] = [r for r in records
               if (r["layer"], r["op"], r["solver"], r["shape"], r["jit"]) ==
-              (layer, op, solver, record["shape"], record["jit"])]
+              (layer, op, None, record["shape"], record["jit"])]
     assert record["ratio"] == pytest.approx(
         record["seconds"] / base["seconds"])
-  # The raster inverse is compared with the wavefront one, the others with
-  # their own forward.
-  raster = [r for r in records if r["solver"] == "raster"]
-  assert raster and all(r["ratio_to"].endswith("inverse wavefront")
-                        for r in raster)
+    # A forward against the dense convolution, an inverse against its own
+    # forward, a flow against the 1x1 mixing's same op.
+    if record["layer"].startswith("Glow["):
+      assert layer.endswith(", 1x1]") and op == record["op"]
+    elif record["op"] == "inverse":
+      assert (layer, op) == (record["layer"], "forward")
+    else:
+      assert (layer, op) == ("conv2d", "forward")
 
 
-def test_targets_are_reported_only_for_measured_shapes(quick_run):
-  records = [benchmarks.Record(**r) for r in quick_run[0]]
-  rows = benchmarks.targets(records)
-  assert rows and all(met is None for _, _, met in rows)
-  assert all(measured == "not measured" for _, measured, _ in rows)
+def test_the_suite_measures_every_ratio_a_target_names(quick_run):
+  measured = {(r["layer"].replace("tiny", "digits"), r["op"], r["solver"])
+              for r in quick_run[0]}
+  for target in targets.targets():
+    glow = target.layer.replace("32x32x3", "digits")
+    assert (glow, target.op, target.solver) in measured, target
+
+
+def test_targets_are_not_met_by_a_run_that_lacks_them(quick_run):
+  rows = targets.check(quick_run[0])  # tiny shapes and a tiny Glow only
+  assert len(rows) == len(targets.targets())
+  assert all(met is None and measured == "not measured"
+             for _, measured, met in rows)
 
 
 def test_repeats_below_five_are_refused():
@@ -93,6 +117,7 @@ def test_only_selects_layers_and_mixings_keeping_the_baselines():
   layers = {(r.layer, r.op, r.solver) for r in records}
   assert layers == {
       ("conv2d", "forward", None), ("EmergingConv2D", "forward", None),
+      ("EmergingConv2D", "inverse", "auto"),
       ("EmergingConv2D", "inverse", "wavefront"),
       ("EmergingConv2D", "inverse", "raster"),
       ("Glow[tiny, 1x1]", "train_step", None),
@@ -101,21 +126,55 @@ def test_only_selects_layers_and_mixings_keeping_the_baselines():
       ("Glow[tiny, emerging]", "sample", None)}
 
 
+def record(layer, op, solver, ratio, jit=False, shape=(16, 32, 32, 12),
+           seconds=0.01):
+  return dict(layer=layer, op=op, solver=solver, shape=list(shape), jit=jit,
+              seconds=seconds, ratio=ratio, ratio_to="x")
+
+
 def test_targets_read_the_ratios_the_right_way_round():
-  shape = [16, 32, 32, 12]
-  record = lambda layer, op, solver, seconds, ratio: benchmarks.Record(
-      layer, op, solver, shape, False, seconds, ratio, "x")
-  rows = dict(
-      (target, (measured, met)) for target, measured, met in
-      benchmarks.targets([
-          record("EmergingConv2D", "forward", None, 0.004, 1.6),
-          record("EmergingConv2D", "inverse", "wavefront", 0.012, 3.),
-          record("EmergingConv2D", "inverse", "raster", 0.144, 12.)]))
-  assert rows["[no xla] EmergingConv2D forward <= 1.5x dense 3x3 conv"] == (
-      "1.60x", False)
-  assert rows["[no xla] EmergingConv2D inverse <= 10x forward at "
-              "(16, 32, 32, 12)"] == ("3.00x", True)
-  assert rows["[no xla] wavefront >= 10x faster than raster at "
-              "(16, 32, 32, 12)"] == ("12.0x", True)
-  assert rows["[no xla] EmergingConv2D inverse at (16, 32, 32, 12) < "
-              "paper's one solve, 19 ms"] == ("12.0 ms", True)
+  rows = {target: (measured, met) for target, measured, met in targets.check([
+      record("EmergingConv2D", "forward", None, 1.6),
+      record("EmergingConv2D", "inverse", "auto", 3.),
+      record("EmergingConv2D", "inverse", "wavefront", 9.),
+      record("EmergingConv2D", "inverse", "auto", 2.5, jit=True),
+      record("PeriodicConv2D", "inverse", None, 2.01, shape=(4, 64, 64, 12)),
+      record("Glow[digits, emerging]", "sample", None, 1.4, jit=True,
+             shape=(64, 8, 8, 1))])}
+  assert rows["[no xla] EmergingConv2D forward <= 1.3x dense 3x3 conv2d at "
+              "16x32x32x12"] == ("1.60x", False)
+  assert rows["[no xla] EmergingConv2D inverse (auto) <= 3x its forward at "
+              "16x32x32x12"] == ("3.00x", True)
+  assert rows["[xla] EmergingConv2D inverse (auto) <= 2x its forward at "
+              "16x32x32x12"] == ("2.50x", False)
+  assert rows["[no xla] PeriodicConv2D inverse <= 2x its forward at "
+              "4x64x64x12"] == ("2.01x", False)
+  assert rows["[xla] Glow[digits, emerging] sample <= 1.5x 1x1's"] == (
+      "1.40x", True)
+  assert rows["[no xla] EmergingConv2D inverse (auto) <= 3x its forward at "
+              "64x32x32x48"] == ("not measured", None)
+
+
+def test_each_mode_gets_its_own_table():
+  """The README once printed the no-XLA table twice, the second time under
+  'With XLA': each table is made of its own mode's records only."""
+  records = [record("conv2d", "forward", None, None, jit, seconds=s)
+             for jit, s in ((False, 0.0777), (True, 0.0333))]
+  tables = targets.markdown(records)
+  without, with_xla = tables.split("Targets:")[0].split("With XLA")
+  assert "77.7" in without and "33.3" not in without
+  assert "33.3" in with_xla and "77.7" not in with_xla
+
+
+def test_the_readme_holds_the_tables_of_the_recorded_run():
+  with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    readme = f.read()
+  assert targets.readme_block(readme) == targets.markdown(targets.load())
+  assert targets.replace_block(readme, targets.markdown(targets.load())) == (
+      readme)
+
+
+def test_only_takes_several_names():
+  records = benchmarks.run(quick=True, only=["periodic", "lu"],
+                           jit_modes=(False,), glows=False)
+  assert {r.layer for r in records} == {"conv2d", "PeriodicConv2D"}

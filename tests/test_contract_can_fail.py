@@ -134,6 +134,32 @@ class XlaDependent:
     return x * 1.01 if in_xla else x
 
 
+class GradientChangesUnderXla:
+  """Same values everywhere; its kernel's gradient is 1% off when traced."""
+
+  def masked_kernel(self):
+    kernel = super().masked_kernel()
+    if tf.executing_eagerly():
+      return kernel
+    return 1.01 * kernel - tf.stop_gradient(0.01 * kernel)
+
+
+class LoopInInverse:
+  """Sends its inverse through a `while_loop` with a `TensorArray`.
+
+  The values compile with XLA; the loop's own gradient does not (its
+  accumulators have no fixed size), the failure of issue 12.
+  """
+
+  def _inverse(self, y):
+    x = super()._inverse(y)
+    rows = tf.shape(x)[0]
+    _, copy = tf.while_loop(
+        lambda i, _: i < rows, lambda i, ta: (i + 1, ta.write(i, x[i])),
+        (0, tf.TensorArray(x.dtype, size=rows)))
+    return copy.stack()
+
+
 class ShapeDependent:
   """Wrong when traced without a static shape (a static-shape code path)."""
 
@@ -339,6 +365,10 @@ ROWS = [
      "Not equal to tolerance"),
     (mutant(XlaDependent, LU), F64, contract.check_gradients_compile,
      "Not equal to tolerance"),
+    (mutant(GradientChangesUnderXla, AR), F32,
+     contract.check_gradients_compile, "bijector: "),
+    (mutant(LoopInInverse, AR), F32, contract.check_gradients_compile,
+     "the gradients do not compile with XLA"),
     # check_batch_shapes: each result.
     (mutant(FlattensForward, AR), F32, contract.check_batch_shapes,
      "forward: shape"),

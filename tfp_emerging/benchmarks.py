@@ -11,12 +11,12 @@ denominator alike.
 Layers, on `(batch, H, W, C)` in `SHAPES`, kernel size `KERNEL_SIZE`:
 
 * `conv2d`: a dense `k x k` `tf.nn.conv2d`, SAME padding: the reference.
-* `AutoregressiveConv2D`, `EmergingConv2D` (forward; inverse with each
-  solver), `PeriodicConv2D`, `Conv1x1[qr|lu|plain]`: forward and inverse.
+* `AutoregressiveConv2D`, `EmergingConv2D`: forward; inverse with each of
+  `SOLVERS` (`"auto"`, the default, then each solver it chooses from).
+* `PeriodicConv2D`, `Conv1x1[qr|lu|plain]`: forward and inverse.
 
-Ratios: a forward is divided by `conv2d`'s forward; an inverse by the same
-layer's forward, except the raster solver's inverse, divided by the
-wavefront solver's inverse of the same layer (the speed-up of the default).
+Ratios: a forward is divided by `conv2d`'s forward, an inverse by the same
+layer's forward.
 
 Whole flows (`GLOWS`): a `Glow` per mixing of `tfp_emerging.flows.MIXINGS`;
 `train_step` is one gradient step on `-mean(log_prob)` (gradients and a
@@ -26,7 +26,9 @@ divided by the same op of the `"1x1"` mixing.
 Output: a table, or with `--json` one JSON object per line with the fields
 `layer, op, solver, shape, jit, seconds, ratio, ratio_to` (`solver`, `ratio`
 and `ratio_to` may be null), and with `--out FILE` the records as a JSON list
-too. `targets(records)` checks the issue's targets against a run.
+too. The records hold every ratio the speed targets name; the targets
+themselves, and the README's tables, live in the repository's `benchmarks/`
+(`python benchmarks/targets.py FILE`).
 """
 
 import argparse
@@ -39,8 +41,8 @@ import time
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-__all__ = ["GLOWS", "KERNEL_SIZE", "PAPER_INVERSE_SECONDS", "QUICK_GLOWS",
-           "QUICK_SHAPES", "Record", "SHAPES", "main", "run", "targets"]
+__all__ = ["GLOWS", "KERNEL_SIZE", "QUICK_GLOWS", "QUICK_SHAPES", "Record",
+           "SHAPES", "SOLVERS", "main", "median_seconds", "run"]
 
 SHAPES = ((16, 32, 32, 12), (64, 32, 32, 48), (4, 64, 64, 12),
           (16, 16, 16, 48))
@@ -55,11 +57,8 @@ GLOWS = (("digits", 64, (8, 8, 1), 1, 4, 32),
 QUICK_GLOWS = (("tiny", 2, (8, 8, 1), 1, 1, 4),)
 # `--quick` runs the Glow code path for the baseline and one other mixing.
 QUICK_MIXINGS = ("1x1", "emerging")
-
-# The paper's C (Cython, OpenMP, 2 threads) pixel-by-pixel inverse of ONE
-# autoregressive convolution, k = 3, float64, on a 2-core machine (issue 5).
-PAPER_INVERSE_SECONDS = {(16, 32, 32, 12): 0.019, (64, 32, 32, 48): 1.1,
-                         (16, 16, 16, 48): 0.068, (4, 64, 64, 12): 0.019}
+# The autoregressive layers' inverses measured: the default, then each solver.
+SOLVERS = ("auto", "wavefront", "raster")
 
 DENSE = "conv2d"
 
@@ -77,7 +76,7 @@ class Record:
   ratio_to: object = None
 
 
-def _median_seconds(calls, repeats):
+def median_seconds(calls, repeats):
   """Median wall time of each `fn(arg)` of `calls`, interleaved.
 
   Every call is warmed up twice (the first traces and compiles), then the
@@ -102,7 +101,7 @@ def _layers(channels, quick):
   from tfp_emerging import bijectors  # pylint: disable=g-import-not-at-top
   layers = []
   for cls in (bijectors.AutoregressiveConv2D, bijectors.EmergingConv2D):
-    for solver in ("wavefront", "raster"):
+    for solver in SOLVERS:
       layers.append((cls.__name__, solver,
                      cls(channels, KERNEL_SIZE, solver=solver, seed=1)))
   layers.append(("PeriodicConv2D", None,
@@ -127,12 +126,12 @@ def _layer_records(shape, jit, repeats, quick, selected):
   for name, solver, layer in _layers(channels, quick):
     if not selected(name):
       continue
-    if solver != "raster":
+    if solver in (None, SOLVERS[0]):  # one forward per layer
       plan.append((name, "forward", None, compile_(layer.forward), images))
     # tf.identity: a fresh tensor, so TFP's cache cannot answer the inverse.
     outputs = tf.identity(layer.forward(images))
     plan.append((name, "inverse", solver, compile_(layer.inverse), outputs))
-  seconds = _median_seconds([(fn, arg) for *_, fn, arg in plan], repeats)
+  seconds = median_seconds([(fn, arg) for *_, fn, arg in plan], repeats)
   measured = {key[:3]: t for key, t in zip(plan, seconds)}
   records = []
   for (name, op, solver, _, _), t in zip(plan, seconds):
@@ -140,8 +139,6 @@ def _layer_records(shape, jit, repeats, quick, selected):
       ratio_to = None
     elif op == "forward":
       ratio_to = (DENSE, "forward", None)
-    elif solver == "raster":
-      ratio_to = (name, "inverse", "wavefront")
     else:
       ratio_to = (name, "forward", None)
     records.append(Record(
@@ -186,7 +183,7 @@ def _glow_records(config, jit, repeats, quick, selected):
                  tf.function(train_step, jit_compile=jit), images))
     plan.append((layer, "sample", tf.function(glow.forward, jit_compile=jit),
                  latents))
-  seconds = _median_seconds([(fn, arg) for *_, fn, arg in plan], repeats)
+  seconds = median_seconds([(fn, arg) for *_, fn, arg in plan], repeats)
   baseline = {op: t for (layer, op, _, _), t in zip(plan, seconds)
               if layer == f"Glow[{name}, 1x1]"}
   return [Record(layer, op, None, shape, jit, t, t / baseline[op],
@@ -203,10 +200,10 @@ def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
       `QUICK_MIXINGS`: a smoke test of the suite's code paths, not a
       measurement.
     repeats: timed calls per measurement (at least `MIN_REPEATS`).
-    only: optional substring (any case); only layers (and Glow mixings, as
-      `Glow[<config>, <mixing>]`) whose name contains it are measured. The
-      dense reference (and, for a Glow, its 1x1) always run: the ratios need
-      them.
+    only: optional substring, or list of substrings (any case); only layers
+      (and Glow mixings, as `Glow[<config>, <mixing>]`) whose name contains
+      one are measured. The dense reference (and, for a Glow, its 1x1)
+      always run: the ratios need them.
     jit_modes: which of `jit_compile=False, True` to run.
     glows: whether to measure the whole flows.
     log: optional callable receiving each `Record` as it is measured.
@@ -214,7 +211,10 @@ def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
   if repeats < MIN_REPEATS:
     raise ValueError(f"`repeats` must be at least {MIN_REPEATS}; got "
                      f"{repeats}.")
-  selected = lambda name: only is None or only.lower() in name.lower()
+  if isinstance(only, str):
+    only = [only]
+  selected = lambda name: only is None or any(
+      part.lower() in name.lower() for part in only)
   records = []
 
   def add(new):
@@ -234,67 +234,6 @@ def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
   return records
 
 
-def _find(records, layer, op, shape, jit, solver=None):
-  for record in records:
-    if (record.layer, record.op, list(record.shape), record.jit,
-        record.solver) == (layer, op, list(shape), jit, solver):
-      return record
-  return None
-
-
-def targets(records):
-  """`(target, measured, met)` for each of the issue's targets a run covers.
-
-  `measured` is a string; `met` is a bool, or None where the run lacks the
-  measurement.
-  """
-  rows = []
-
-  def check(target, value, bound, fmt="{:.2f}x"):
-    if value is None:
-      rows.append((target, "not measured", None))
-    else:
-      rows.append((target, fmt.format(value), value <= bound))
-
-  for jit in sorted({r.jit for r in records}):
-    mode = "xla" if jit else "no xla"
-    main_shape = (16, 32, 32, 12)
-    get = lambda *a, **k: _find(records, *a, jit=jit, **k)
-    ratio = lambda r: None if r is None else r.ratio
-    forward = get("EmergingConv2D", "forward", main_shape)
-    check(f"[{mode}] EmergingConv2D forward <= 1.5x dense 3x3 conv",
-          ratio(forward), 1.5)
-    for shape, bound in ((main_shape, 10.), ((4, 64, 64, 12), 15.)):
-      inverse = get("EmergingConv2D", "inverse", shape, solver="wavefront")
-      check(f"[{mode}] EmergingConv2D inverse <= {bound:g}x forward at "
-            f"{tuple(shape)}", ratio(inverse), bound)
-    for shape in (main_shape, (4, 64, 64, 12)):
-      raster = get("EmergingConv2D", "inverse", shape, solver="raster")
-      speedup = None if raster is None else raster.ratio
-      rows.append((f"[{mode}] wavefront >= 10x faster than raster at "
-                   f"{tuple(shape)}",
-                   "not measured" if speedup is None else f"{speedup:.1f}x",
-                   None if speedup is None else speedup >= 10.))
-    check(f"[{mode}] PeriodicConv2D forward <= 2x dense conv",
-          ratio(get("PeriodicConv2D", "forward", main_shape)), 2.)
-    check(f"[{mode}] PeriodicConv2D inverse <= 2x its forward",
-          ratio(get("PeriodicConv2D", "inverse", main_shape)), 2.)
-    for config in GLOWS:
-      shape = [config[1], *config[2]]
-      layer = f"Glow[{config[0]}, emerging]"
-      check(f"[{mode}] {layer} train_step <= 1.4x 1x1's",
-            ratio(get(layer, "train_step", shape)), 1.4)
-      check(f"[{mode}] {layer} sample <= 5x 1x1's",
-            ratio(get(layer, "sample", shape)), 5.)
-    for shape, paper in PAPER_INVERSE_SECONDS.items():
-      inverse = get("EmergingConv2D", "inverse", shape, solver="wavefront")
-      check(f"[{mode}] EmergingConv2D inverse at {shape} < paper's one "
-            f"solve, {paper * 1e3:g} ms",
-            None if inverse is None else inverse.seconds * 1e3,
-            paper * 1e3, "{:.1f} ms")
-  return rows
-
-
 def _format(record):
   ratio = "" if record.ratio is None else (
       f"{record.ratio:7.2f}x {record.ratio_to}")
@@ -312,8 +251,9 @@ def build_parser():
                       help="one JSON record per line instead of a table")
   parser.add_argument("--quick", action="store_true",
                       help="tiny shapes: checks the suite runs, in seconds")
-  parser.add_argument("--only", default=None,
-                      help="only layers whose name contains this string")
+  parser.add_argument("--only", action="append", default=None,
+                      help="only layers whose name contains this string "
+                      "(repeat for several)")
   parser.add_argument("--repeats", type=int, default=REPEATS,
                       help=f"timed calls per measurement (>= {MIN_REPEATS})")
   parser.add_argument("--jit", choices=("both", "on", "off"), default="both",
@@ -341,11 +281,6 @@ def main(argv=None):
 
   records = run(quick=args.quick, repeats=args.repeats, only=args.only,
                 jit_modes=jit_modes, glows=not args.no_glow, log=log)
-  if not args.json:
-    print("\nTargets (issue 5):")
-    for target, measured, met in targets(records):
-      if met is not None:
-        print(f"  {'met ' if met else 'MISS'} {target}: {measured}")
   if args.out:
     with open(args.out, "w", encoding="utf-8") as f:
       json.dump([dataclasses.asdict(r) for r in records], f, indent=1)

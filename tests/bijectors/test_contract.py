@@ -21,6 +21,12 @@ def test_contract(case, dtype, check):
   contract.CHECKS[check](bijector, case.event_shape, dtype)
 
 
+def test_gradients_compile(case):
+  """In float32 only: XLA's float64 convolutions on CPU crawl."""
+  contract.check_gradients_compile(case.make(tf.float32), case.event_shape,
+                                   tf.float32)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
 @pytest.mark.parametrize("check", sorted(contract.INPUT_CHECKS))
 def test_bad_input(case, dtype, check):

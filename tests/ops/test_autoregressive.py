@@ -64,22 +64,33 @@ def test_pixel_major_holds_residue_classes_and_round_trips(dilation):
   np.testing.assert_array_equal(back.numpy(), x)
 
 
-@pytest.mark.parametrize("height,width", [(1, 1), (1, 6), (5, 1), (4, 7),
-                                          (6, 3)])
-def test_skew_puts_anti_diagonals_in_rows_and_unskew_inverts_it(height,
-                                                                width):
-  x = RNG.normal(size=[height * width, 2])
-  index, inside = autoregressive.skew_indices(height, width)
-  skewed = tf.gather(x, index).numpy() * inside.numpy()[..., None]
-  assert skewed.shape == (height + width - 1, height, 2)
-  for t, i in itertools.product(range(height + width - 1), range(height)):
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("height,width,dilation", [
+    (1, 1, 1), (1, 6, 1), (5, 1, 1), (4, 7, 1), (6, 3, 1), (7, 5, 2),
+    (4, 4, 2), (5, 8, 3)])
+def test_wavefront_layout_puts_anti_diagonals_in_rows_and_back(
+    height, width, dilation, flip):
+  """Slot `(t, i, g)` holds pixel `(i, t - i)` of residue class `g`."""
+  batch, d = 2, dilation
+  pixels = np.arange(batch * height * width) + 1.
+  skew, inside, unskew = autoregressive.wavefront_layout(
+      batch, height, width, d, flip)
+  table = np.append(pixels, 0.)  # the zero row read outside the image
+  skewed = table[skew.numpy()]
+  rows, columns = -(-height // d), -(-width // d)
+  groups = batch * d * d
+  assert skewed.shape == (rows + columns - 1, rows * groups)
+  images = pixels.reshape(batch, height, width)
+  for t, i, g in itertools.product(range(rows + columns - 1), range(rows),
+                                   range(groups)):
+    n, r, q = g // (d * d), g // d % d, g % d
     j = t - i
-    expected = x[i * width + j] if 0 <= j < width else 0.
-    np.testing.assert_array_equal(skewed[t, i], expected)
-    assert inside[t, i].numpy() == (0 <= j < width)
-  flat = skewed.reshape(-1, 2)
-  back = tf.gather(flat, autoregressive.unskew_indices(height, width))
-  np.testing.assert_array_equal(back.numpy(), x)
+    grid = (rows - 1 - i, columns - 1 - j) if flip else (i, j)
+    row, col = grid[0] * d + r, grid[1] * d + q
+    real = 0 <= j < columns and row < height and col < width
+    assert skewed[t, i * groups + g] == (images[n, row, col] if real else 0.)
+    assert inside.numpy()[t, i * groups + g] == (0 <= j < columns)
+  np.testing.assert_array_equal(skewed.reshape(-1)[unskew.numpy()], pixels)
 
 
 @pytest.mark.parametrize("solver", autoregressive.SOLVERS)
@@ -113,22 +124,61 @@ def test_wavefront_agrees_with_raster_in_float32_under_xla(top_left):
         jit_compile=True)(y)
 
   np.testing.assert_allclose(solve("wavefront").numpy(),
-                             solve("raster").numpy(), atol=1e-5)
+                             solve("raster").numpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_gradients_of_both_solvers_agree():
-  kernel = tf.constant(masked_kernel(3, 2, False))
-  y = tf.constant(RNG.normal(size=[2, 5, 6, 2]))
-  cotangent = tf.constant(RNG.normal(size=[2, 5, 6, 2]))
-  grads = []
-  for solver in autoregressive.SOLVERS:
-    with tf.GradientTape() as tape:
-      tape.watch([y, kernel])
-      x = autoregressive.quadrant_solve(y, kernel, 1, False, solver)
-      loss = tf.reduce_sum(x * cotangent)
-    grads.append(tape.gradient(loss, [y, kernel]))
-  for wave, raster in zip(*grads):
-    np.testing.assert_allclose(wave.numpy(), raster.numpy(), atol=1e-10)
+def dense_matrix(kernel, height, width, dilation, top_left):
+  """`M` `[D, D]` with `flatten(quadrant_conv(x)) = flatten(x) @ M`, per image."""
+  size = height * width * kernel.shape[-1]
+  basis = tf.reshape(tf.eye(size, dtype=kernel.dtype),
+                     [size, height, width, kernel.shape[-1]])
+  return tf.reshape(
+      autoregressive.quadrant_conv(basis, kernel, dilation, top_left),
+      [size, size])
+
+
+@pytest.mark.parametrize("solver", autoregressive.SOLVERS)
+@pytest.mark.parametrize("top_left,kernel_size,dilation", [
+    (True, 3, 1), (False, 3, 2), (False, 5, 1)])
+def test_implicit_gradients_match_a_dense_solve(solver, top_left, kernel_size,
+                                                dilation):
+  """Gradients (first and second order) against autodiff of `tf.linalg.solve`.
+
+  The reference differentiates `x = y M(K)^{-1}` with `M(K)` the dense matrix
+  of the masked convolution; the solve's gradient is implicit (one adjoint
+  solve and one convolution), never taken through its loop.
+  """
+  m = (kernel_size + 1) // 2
+  kernel = tf.constant(masked_kernel(m, 2, top_left))
+  y = tf.constant(RNG.normal(size=[2, 4, 5, 2]))
+  cotangent = tf.constant(RNG.normal(size=[2, 4, 5, 2]))
+
+  def first_and_second(solve):
+    with tf.GradientTape() as outer:
+      outer.watch(kernel)
+      with tf.GradientTape() as tape:
+        tape.watch([y, kernel])
+        loss = tf.reduce_sum(solve(y, kernel) * cotangent)
+      g_y, g_kernel = tape.gradient(loss, [y, kernel])
+      second = tf.reduce_sum(g_y**2)
+    return g_y, g_kernel, outer.gradient(second, kernel)
+
+  def dense_solve(y, kernel):
+    matrix = dense_matrix(kernel, 4, 5, dilation, top_left)
+    flat = tf.transpose(tf.reshape(y, [2, -1]))
+    return tf.reshape(tf.transpose(tf.linalg.solve(matrix, flat, adjoint=True)),
+                      y.shape)
+
+  got = first_and_second(lambda y, k: autoregressive.quadrant_solve(
+      y, k, dilation, top_left, solver))
+  want = first_and_second(dense_solve)
+  # The solve reads one triangle of the centre tap: zero derivative for the
+  # other, which the dense matrix (built from the convolution) does read.
+  read = autoregressive._read_triangle(m, 2, top_left, tf.float64)
+  np.testing.assert_allclose(got[0].numpy(), want[0].numpy(), atol=1e-10)
+  for g, w in zip(got[1:], want[1:]):
+    np.testing.assert_allclose(g.numpy(), w.numpy() * read, atol=1e-9)
+    assert np.all(g.numpy()[read == 0] == 0.)
 
 
 def test_padding_slots_stay_zero_where_the_continuation_overflows():
@@ -155,3 +205,37 @@ def test_unknown_solver_is_rejected():
   with pytest.raises(ValueError, match="solver"):
     autoregressive.quadrant_solve(tf.zeros([1, 2, 2, 1]), tf.ones([2, 2, 1, 1]),
                                   1, solver="guess")
+
+
+def test_raster_is_cheaper_examples():
+  rule = autoregressive.raster_is_cheaper
+  assert rule(64, 8, 8, 48, 3, 1, xla=True)         # few raster steps
+  assert rule(16, 5, 7, 3, 5, 1, xla=True)
+  assert not rule(64, 8, 8, 48, 3, 1, xla=False)    # never without XLA
+  assert not rule(64, 16, 16, 48, 3, 1, xla=True)
+  assert not rule(4, 64, 64, 12, 3, 1, xla=True)
+  assert not rule(4, None, 8, 12, 3, 1, xla=True)   # size unknown
+  # Dilation: d times shorter and narrower undilated images.
+  assert rule(4, 16, 16, 12, 3, 2, xla=True)
+
+
+def test_auto_resolves_at_trace_time_by_the_rule(monkeypatch):
+  """Traced only (no run): under `jit_compile=True` the XLA rule applies."""
+  picked = []
+  choose = autoregressive.choose_solver
+
+  def spy(*args):
+    picked.append(choose(*args))
+    return picked[-1]
+
+  monkeypatch.setattr(autoregressive, "choose_solver", spy)
+  kernel = tf.constant(masked_kernel(2, 8, True), tf.float32)
+  for shape, jit, expected in [((16, 8, 8, 8), True, "raster"),
+                               ((16, 8, 8, 8), False, "wavefront"),
+                               ((16, 16, 8, 8), True, "wavefront")]:
+    picked.clear()
+    solve = tf.function(
+        lambda y: autoregressive.quadrant_solve(y, kernel, 1, True, "auto"),
+        jit_compile=jit)
+    solve.get_concrete_function(tf.TensorSpec(shape, tf.float32))
+    assert picked == [expected], (shape, jit)

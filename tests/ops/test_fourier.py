@@ -30,17 +30,6 @@ def numpy_spectrum(kernel, height, width):
 
 
 @pytest.mark.parametrize("k,height,width", SIZES)
-def test_embed_kernel_places_every_tap(k, height, width):
-  kernel = numpy_kernel(k, 2, 3)
-  p = (k - 1) // 2
-  expected = np.zeros([height, width, 2, 3])
-  for a, b in itertools.product(range(k), repeat=2):
-    expected[(p - a) % height, (p - b) % width] += kernel[a, b]
-  got = fourier.embed_kernel(tf.constant(kernel), height, width)
-  np.testing.assert_array_equal(got.numpy(), expected)
-
-
-@pytest.mark.parametrize("k,height,width", SIZES)
 def test_kernel_spectrum_is_the_half_of_the_dft(k, height, width):
   kernel = numpy_kernel(k, 2, 3)
   expected = numpy_spectrum(kernel, height, width)[:, :width // 2 + 1]
@@ -68,25 +57,66 @@ def random_complex(shape, seed):
   return rng.normal(size=shape) + 1j * rng.normal(size=shape)
 
 
-def test_real_representation_determinant():
-  matrix = random_complex([4, 3, 3], 1)
-  real = fourier.real_representation(tf.constant(matrix)).numpy()
-  np.testing.assert_allclose(np.linalg.det(real),
-                             np.abs(np.linalg.det(matrix))**2, rtol=1e-10)
+@pytest.mark.parametrize("channels,block", [(1, 4), (3, 4), (6, 4), (9, 4),
+                                            (5, 2), (7, 16)])
+def test_gauss_jordan_matches_numpy(channels, block):
+  """Complex and real, block sizes that do and do not divide `C`, and rows
+  that need pivoting (a zero first entry, a tiny second one)."""
+  matrices = random_complex([5, channels, channels], channels)
+  if channels > 1:
+    matrices[0, 0, 0] = 0.
+    matrices[1, :2, :2] = [[1e-12, 1.], [1., 1.]]
+  for m in (matrices, matrices.real):
+    inverse, log_abs_det = fourier.gauss_jordan(tf.constant(m), block)
+    np.testing.assert_allclose(inverse.numpy(), np.linalg.inv(m), atol=1e-9)
+    np.testing.assert_allclose(log_abs_det.numpy(), np.linalg.slogdet(m)[1],
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("jit", [False, True])
-def test_complex_log_abs_det_and_solve_match_numpy(jit):
-  matrix = random_complex([2, 5, 4, 4], 2)
-  rhs = random_complex([2, 5, 4, 3], 3)
-  log_det = tf.function(fourier.complex_log_abs_det, jit_compile=jit)
-  solve = tf.function(fourier.complex_solve, jit_compile=jit)
-  np.testing.assert_allclose(
-      log_det(tf.constant(matrix)).numpy(),
-      np.linalg.slogdet(matrix)[1], rtol=1e-10)
-  np.testing.assert_allclose(
-      solve(tf.constant(matrix), tf.constant(rhs)).numpy(),
-      np.linalg.solve(matrix, rhs), atol=1e-10)
+def test_inverse_and_log_abs_det_match_numpy_and_tf_gradients(jit):
+  """Without XLA the LU route, with XLA Gauss-Jordan; gradients against
+  `tf.linalg.inv` and `tf.linalg.slogdet` differentiated eagerly."""
+  matrices = tf.constant(random_complex([6, 4, 4], 2))
+  inverse_bar = tf.constant(random_complex([6, 4, 4], 3))
+  log_det_bar = tf.constant(np.random.default_rng(4).normal(size=[6]))
+
+  def loss(fn, m):
+    inverse, log_abs_det = fn(m)
+    return (tf.reduce_sum(tf.math.real(inverse * inverse_bar)) +
+            tf.reduce_sum(log_abs_det * log_det_bar))
+
+  def with_gradient(fn, m):
+    with tf.GradientTape() as tape:
+      tape.watch(m)
+      value = loss(fn, m)
+    return value, tape.gradient(value, m)
+
+  got = tf.function(
+      lambda m: with_gradient(fourier.inverse_and_log_abs_det, m),
+      jit_compile=jit)(matrices)
+  want = with_gradient(
+      lambda m: (tf.linalg.inv(m), tf.math.real(tf.linalg.slogdet(m)[1])),
+      matrices)
+  inverse, log_abs_det = fourier.inverse_and_log_abs_det(matrices)
+  np.testing.assert_allclose(inverse.numpy(), np.linalg.inv(matrices.numpy()),
+                             atol=1e-12)
+  np.testing.assert_allclose(fourier.log_abs_dets(matrices).numpy(),
+                             log_abs_det.numpy(), rtol=1e-12)
+  np.testing.assert_allclose(log_abs_det.numpy(),
+                             np.linalg.slogdet(matrices.numpy())[1],
+                             rtol=1e-12)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-10, atol=1e-10)
+  # The log-det alone: its gradient computes the inverse only then.
+  got = tf.function(lambda m: with_gradient(
+      lambda m: (tf.zeros_like(m), fourier.log_abs_dets(m)), m),
+                    jit_compile=jit)(matrices)
+  want = with_gradient(
+      lambda m: (tf.zeros_like(m), tf.math.real(tf.linalg.slogdet(m)[1])),
+      matrices)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("k,height,width", SIZES)

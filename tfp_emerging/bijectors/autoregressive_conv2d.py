@@ -51,13 +51,18 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
 
   * forward: one VALID convolution after one-sided padding,
     `O(N H W m^2 C^2)`.
-  * inverse: an exact triangular solve by forward substitution in
-    `tf.while_loop` (`tfp_emerging.ops.autoregressive`): `solver="wavefront"`
-    takes `ceil(H/d) + ceil(W/d) - 1` sequential steps, each one matmul of
+  * inverse: an exact triangular solve by forward substitution
+    (`tfp_emerging.ops.autoregressive`): `solver="wavefront"` takes
+    `ceil(H/d) + ceil(W/d) - 1` sequential steps, each one matmul of
     `O(N d^2 ceil(H/d) (m^2 - 1) C^2)` over a skewed row of the image
     (padding slots included; about `O(N H (m^2 - 1) C^2)` for `d = 1`),
-    `solver="raster"` `H W` steps of `O(N m^2 C^2)`; plus `O(C^3)` once for
-    the centre tap's inverse. Pure TensorFlow; compiles with XLA.
+    `solver="raster"` `H W` steps of `O(N d^2 (m^2 - 1) C^2)`; plus `O(C^3)`
+    once for the centre tap's inverse. `solver="auto"` (the default) picks
+    one at trace time by `autoregressive.raster_is_cheaper`: the wavefront,
+    except under XLA on images of at most 64 pixels. Pure TensorFlow;
+    compiles with XLA. Gradients are implicit (one more solve of the
+    transposed convolution and one convolution), not taken through the
+    solve's steps, so they compile with XLA too.
   * log-det: `H W sum_c s[c]`, `O(C)`, shaped like the batch.
 
   #### Example
@@ -77,7 +82,7 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
                dilation=1,
                kernel=None,
                log_diagonal=None,
-               solver="wavefront",
+               solver="auto",
                seed=None,
                dtype=tf.float32,
                validate_args=False,
@@ -94,7 +99,8 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
         drawn from `N(0, 0.05^2 / (m^2 C))`, close to the identity map.
       log_diagonal: optional initial value (or `tf.Variable`) of shape `[C]`.
         Default: a trainable variable of zeros.
-      solver: `"wavefront"` (default) or `"raster"`, the inverse's algorithm.
+      solver: `"auto"` (default), `"wavefront"` or `"raster"`, the inverse's
+        algorithm (`autoregressive.SOLVERS`).
       seed: optional int seed for the default initial kernel.
       dtype: floating dtype of the variables and events.
       validate_args: if `True`, assert at run time that the inputs of every

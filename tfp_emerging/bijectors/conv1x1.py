@@ -26,16 +26,23 @@ _FIXED = ("sign", "permutation")
 def householder_product(vectors):
   """`Q = H_1 H_2 ... H_C`, `H_i = I - 2 v_i v_i^T / (v_i^T v_i)`; `v_i = vectors[i]`.
 
-  Orthogonal for any nonzero rows of `vectors` (`[C, C]`). `C` rank-one
-  updates `Q <- Q - 2 (Q v) v^T / (v^T v)`: `O(C^3)`.
+  Orthogonal for any nonzero rows of `vectors` (`[C, C]`, or `[K, C]` for
+  `K` reflections). In compact WY form (Schreiber & Van Loan 1989; the
+  triangular factor as in Joffrain et al. 2006): with `V` the matrix whose
+  columns are the `v_i`,
+
+      Q = I - V S^{-1} V^T,   S = triu(V^T V) - diag(V^T V) / 2,
+
+  `S` upper triangular. One Gram matmul, one triangular solve and one matmul,
+  `O(C^3)`, instead of `C` sequential rank-one updates.
   """
-  channels = vectors.shape[0]
-  q = tf.eye(channels, dtype=vectors.dtype)
-  for i in range(channels):
-    v = vectors[i][:, None]
-    q -= 2. * tf.matmul(tf.matmul(q, v), v, transpose_b=True) / tf.reduce_sum(
-        v * v)
-  return q
+  gram = tf.matmul(vectors, vectors, transpose_b=True)
+  s = tf.linalg.band_part(gram, 0, -1) - 0.5 * tf.linalg.diag(
+      tf.linalg.diag_part(gram))
+  channels = vectors.shape[-1]
+  return tf.eye(channels, dtype=vectors.dtype) - tf.matmul(
+      vectors, tf.linalg.triangular_solve(s, vectors, lower=False),
+      transpose_a=True)
 
 
 def householder_qr(matrix):
@@ -97,8 +104,9 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
 
   Directions and cost (`M = N H W` pixels in the batch):
 
-  * forward: `W` from its factors, `O(C^3)` for `"qr"` (`C` rank-one
-    updates) and `"lu"`, then one matmul, `O(M C^2)`.
+  * forward: `W` from its factors, `O(C^3)` for `"qr"` (`Q` in compact WY
+    form: two matmuls and a triangular solve, `householder_product`) and
+    `"lu"`, then one matmul, `O(M C^2)`.
   * inverse: `"qr"` and `"lu"`: triangular solves, `O(M C^2)`, plus `O(C^3)`
     for `Q` (`"qr"`); `"plain"`: QR of `W`, `O(C^3)`, then a triangular solve
     and a matmul, `O(M C^2)`.

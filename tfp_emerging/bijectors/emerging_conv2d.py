@@ -28,7 +28,8 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     `O(N H W k^2 C^2)` of one dense `k x k` convolution for `k = 3`.
   * inverse: the two triangular solves in reverse order (`f_2^-1`, then
     `f_1^-1`), each `ceil(H/d) + ceil(W/d) - 1` sequential steps with the
-    default wavefront solver.
+    wavefront solver, the one `solver="auto"` picks except under XLA for
+    images of at most 64 pixels (`AutoregressiveConv2D`).
   * log-det: the sum of the two, `H W sum_c (log_diagonal_1 + log_diagonal_2)`.
 
   #### Example
@@ -44,7 +45,7 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
                channels,
                kernel_size=3,
                dilation=1,
-               solver="wavefront",
+               solver="auto",
                first=None,
                second=None,
                seed=None,
@@ -57,7 +58,8 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       channels: number of channels `C` of the events `[H, W, C]`.
       kernel_size: odd `k >= 1`, the side of the equivalent kernel.
       dilation: int `d >= 1`.
-      solver: `"wavefront"` (default) or `"raster"`, for both inverses.
+      solver: `"auto"` (default), `"wavefront"` or `"raster"`, for both
+        inverses.
       first: optional top-left `AutoregressiveConv2D` to use as `f_1`.
       second: optional bottom-right `AutoregressiveConv2D` to use as `f_2`.
       seed: optional int seed for the default initial kernels.

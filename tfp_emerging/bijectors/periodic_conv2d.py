@@ -6,6 +6,7 @@ import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import tensor_util
 
+from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import fourier
 from tfp_emerging.ops import initializers
@@ -15,7 +16,7 @@ __all__ = ["PeriodicConv2D", "FORWARD_PATHS"]
 FORWARD_PATHS = ("auto", "fft", "spatial")
 
 
-class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
+class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   """A `k x k` convolution with periodic boundaries, inverted in Fourier space.
 
   On events `x` of shape `[H, W, C]`, with `p = (k - 1) // 2`,
@@ -34,10 +35,11 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       log|det J| = sum_{u < H, v < W} log|det G(u, v)|,
 
   computed on the half spectrum of `rfft2d` with each of the `H W` frequencies
-  counted exactly once, through the QR factorisation of the real `2C x 2C`
-  representation of each `G(u, v)` (XLA has no complex `slogdet` on CPU). The
-  inverse solves `X(u, v) = Y(u, v) G(u, v)^{-1}` with the same factorisation
-  and `triangular_solve`, then applies `irfft2d`: exact, no iteration.
+  counted exactly once. One LU factorisation with partial pivoting per
+  frequency (`fourier.inverse_and_log_abs_det`: `tf.linalg.lu` without XLA, a
+  blocked Gauss-Jordan elimination under XLA, which has no `lu` kernel) gives
+  both `log|det G(u, v)|` and `G(u, v)^{-1}`; the inverse is
+  `X(u, v) = Y(u, v) G(u, v)^{-1}`, then `irfft2d`: exact, no iteration.
 
   Parameterisation. `kernel` (`[k, k, C, C]`, HWIO) is free. By default its
   centre tap `K[p, p]` is a random rotation and its other taps are small, so
@@ -55,15 +57,16 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
 
   * forward: by default (`forward_path="auto"`) the cheaper of the spatial
     route, wrap padding and one VALID convolution, `O(N H W k^2 C^2)`, and the
-    FFT route, `O(N H W log(H W) C + N H W C^2)` plus `O(H W log(H W) C^2)`
-    for the kernel's FFT; `fourier.spatial_is_cheaper` states the rule. Both
+    FFT route, `O(N H W log(H W) C + N H W C^2)` plus `O(H W k C^2)` for the
+    kernel's spectrum; `fourier.spatial_is_cheaper` states the rule. Both
     give the same result.
   * inverse: FFTs `O(N H W log(H W) C)`, the per-frequency factorisation
-    `O(H W C^3)` (once per call), the solves `O(N H W C^2)`.
-  * log-det: the kernel's FFT and the per-frequency factorisation,
-    `O(H W log(H W) C^2 + H W C^3)`, independent of the batch.
-    (`log_prob` calls both the inverse and its log-det, so it factorises
-    twice unless the compiler merges the identical computations.)
+    `O(H W C^3)` (once per call), the products `O(N H W C^2)`.
+  * log-det: the kernel's spectrum and the per-frequency factorisation,
+    `O(H W k C^2 + H W C^3)`, independent of the batch. The inverse
+    keeps its log-det beside TFP's cache (`OnePassLogDet`), so `inverse(y)`
+    followed by `inverse_log_det_jacobian(y)`, as in
+    `TransformedDistribution.log_prob`, factorises once.
 
   #### Example
 
@@ -207,19 +210,24 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return fourier.spatial_is_cheaper(self._kernel_size, self._channels,
                                       height, width)
 
-  def _forward(self, x):
+  def _augmented_forward(self, x):
     images, shape = self._as_images(x, "x")
     kernel = tf.convert_to_tensor(self._kernel)
     if self._use_spatial(x):
       y = fourier.circular_conv2d(images, kernel)
     else:
       y = fourier.fft_conv2d(images, kernel)
-    return tf.reshape(y, shape)
+    # The log-det needs the factorisation the forward does not: computed on
+    # demand by `_forward_log_det_jacobian`.
+    return tf.reshape(y, shape), {}
 
-  def _inverse(self, y):
+  def _augmented_inverse(self, y):
     images, shape = self._as_images(y, "y")
-    x = fourier.fft_solve(images, tf.convert_to_tensor(self._kernel))
-    return tf.reshape(x, shape)
+    inverse, log_det = fourier.inverse_spectrum_and_log_abs_det(
+        tf.convert_to_tensor(self._kernel), shape[-3], shape[-2])
+    x = tf.reshape(fourier.spectral_product(images, inverse), shape)
+    log_det = tf.fill(shape[:-3], log_det)
+    return x, {"ildj": -log_det, "fldj": log_det}
 
   def _log_det(self, z, name):
     shape = tf.shape(checks.checked(z, self._channels, self.dtype, name,
@@ -229,8 +237,12 @@ class PeriodicConv2D(tfp.bijectors.AutoCompositeTensorBijector):
                                   shape[-3], shape[-2])
     return tf.fill(shape[:-3], log_det)
 
+  # The log-det an inverse kept, else a factorisation of its own (no FFTs of
+  # the images, no products): not a second inverse.
   def _forward_log_det_jacobian(self, x):
-    return self._log_det(x, "x")
+    cached = self._cache.forward_attributes(x)
+    return cached["fldj"] if "fldj" in cached else self._log_det(x, "x")
 
   def _inverse_log_det_jacobian(self, y):
-    return -self._log_det(y, "y")
+    cached = self._cache.inverse_attributes(y)
+    return cached["ildj"] if "ildj" in cached else -self._log_det(y, "y")

@@ -24,8 +24,9 @@ and a pixel is known as soon as the pixels it reads are.
 
 Dilation. Tap offsets are multiples of `d`, so only pixels whose coordinates
 agree modulo `d` interact: the image splits into `d^2` independent undilated
-problems of size `ceil(H/d) x ceil(W/d)`, stacked along the batch
-(`pixel_major`). Both solvers run on that undilated problem.
+problems of size `ceil(H/d) x ceil(W/d)`, stacked along the batch (the
+wavefront's gathers, `wavefront_layout`; the raster's `pixel_major`). Both
+solvers run on that undilated problem.
 
 Ordering (wavefront). In the undilated problem pixel `(i, j)` reads
 `(i - a, j - b)` for `0 <= a, b <= p`, `a + b >= 1`: every read lies on an
@@ -37,10 +38,10 @@ has fewer steps: the taps `(1, 0)` and `(0, 1)` alone chain `(0, 0)` to
 `(H - 1, W - 1)` through `H + W - 1` pixels. With dilation the steps are
 `ceil(H/d) + ceil(W/d) - 1`.
 
-Layout (wavefront). The problem is kept *pixel major*, `[H, W, B, C]` (`B`
-the batch times `d^2`), and *skewed* by one gather (`skew_indices`):
-anti-diagonal `t` becomes a contiguous row of `H B` vectors whose slot
-`(i, n)` holds pixel `(i, t - i)` of image `n`. Slots with `t - i` outside
+Layout (wavefront). The problem is *skewed* by one gather straight from the
+image-major `[N H W, C]` rows (`wavefront_layout`): anti-diagonal `t`
+becomes a contiguous row of `H B` vectors (`B = N d^2`) whose slot `(i, n)`
+holds pixel `(i, t - i)` of undilated image `n`. Slots with `t - i` outside
 `[0, W)` are padding, left (`t - i < 0`) or right (`t - i >= W`) of the
 image. The pixel `(i - a, j - b)` that `(i, j)` reads through tap `(a, b)`
 sits in row `t - (a + b)` at slot `i - a`, `a B` slots before `(i, n)`: each
@@ -52,28 +53,36 @@ is
 
 over the nonzero taps `s = a + b = 1..2p`, `max(0, s - p) <= a <= min(s, p)`
 (`m^2 - 1` blocks, 3 for `k = 3`, oldest row first; `_window_taps`), `K''`
-stacking the matching folded taps, `[(m^2 - 1) C, C]`. The loop state keeps
-the shifted copies of the last `2 p` rows that are still to be read.
+stacking the matching folded taps, `[(m^2 - 1) C, C]`. The state keeps the
+shifted copies of the last `2 p` rows that are still to be read.
 `inside[t]` is 0 on padding slots: the left ones are read by the pixels of
 the first `p` columns (as the zeros left of the image); the right ones are
 never read by real pixels but would hold the solution continued past the
 image's right edge, which can overflow and turn gradients into NaN. A step is
-one gather of `y'`, one concat, one `O(H B (m^2 - 1) C^2)` matmul, a subtract
-and the mask's multiply, a pad and `p` slices for the shifted copies of `x_t`,
-one `TensorArray` write: about ten small ops on contiguous `[H B, C]` blocks.
-A last gather (`unskew_indices`) returns the pixels to raster order; the
-flip of the bottom-right mask rides on both gathers' indices.
+one concat, one `O(H B (m^2 - 1) C^2)` matmul, a subtract and the mask's
+multiply, a pad and `p` slices for the shifted copies of `x_t`: a handful of
+small ops on contiguous `[H B, C]` blocks. A last gather returns the pixels
+straight to the image-major layout; dilation and the flip of the
+bottom-right mask ride on both gathers' indices. The steps are unrolled when
+the image size is static and not under XLA (TensorFlow's executor then runs
+no loop bookkeeping and no `TensorArray`, about a third of a small solve);
+otherwise one `tf.while_loop` writes the rows to a `TensorArray`.
 
-Raster (the reference): one pixel a step, `H W` sequential steps of
-`O(B m^2 C^2)`, gathering the solved neighbours from a `TensorArray`.
+Raster: one pixel a step, `H W` sequential steps of `O(B (m^2 - 1) C^2)`,
+reading the solved neighbours from a buffer of the last `p W + p` pixels.
+`solver="auto"` picks one of the two at trace time (`raster_is_cheaper`).
 
 Both solvers are exact (forward substitution, no iteration to convergence),
-pure TensorFlow (`tf.while_loop`) and compile with XLA.
+pure TensorFlow and compile with XLA. Their gradients are implicit
+(`quadrant_solve`): one solve of the transposed convolution and one
+convolution, never a differentiated loop.
 """
 
+import numpy as np
 import tensorflow as tf
+from tensorflow_probability.python.internal.implementation_selection import is_xla
 
-SOLVERS = ("wavefront", "raster")
+SOLVERS = ("auto", "wavefront", "raster")
 
 
 def quadrant_conv(x, kernel, dilation, top_left=True):
@@ -133,27 +142,54 @@ def image_major(x, dilation, height, width):
   return x[:, :height, :width, :]
 
 
-def skew_indices(height, width):
-  """Where each slot of the skewed layout reads from, in raster order.
+def wavefront_layout(batch, height, width, dilation, flip):
+  """Where each slot of the skewed layout reads from, and back.
+
+  The undilated problems (the `d^2` residue classes of each image, the
+  `G = N d^2` groups) have `H' = ceil(H/d)` rows and `W' = ceil(W/d)`
+  columns. Slot `(t, i, g)`, `t < H' + W' - 1`, `i < H'`, holds pixel
+  `(i, t - i)` of group `g = n d^2 + r d + q`, which is pixel
+  `(i d + r, (t - i) d + q)` of image `n`; with `flip`, the bottom-right
+  mask's canonical order, pixel `(H' - 1 - i, W' - 1 - (t - i))` of the
+  residue grid instead.
+
+  Args:
+    batch, height, width: `N`, `H`, `W` (ints or scalar tensors).
+    dilation: Python int `d`.
+    flip: whether the pixels are read in reverse order.
 
   Returns:
-    `(index, inside)`, both `[H + W - 1, H]`: slot `(t, i)` holds pixel
-    `(i, t - i)`, raster index `index[t, i] = i W + (t - i)`; `inside[t, i]`
-    is whether `0 <= t - i < W`. Outside slots get some valid index (their
-    content is masked away).
+    `(skew, inside, unskew)`: `skew` `[H' + W' - 1, H' G]`, the row of the
+    image-major `[N H W, C]` each slot reads, or `N H W` (a zero row appended
+    by the caller) where it reads outside the image; `inside` `[H' + W' - 1,
+    H' G]` bool, whether `0 <= t - i < W'`; `unskew` `[N H W]`, the slot (in
+    the flattened `[(H' + W' - 1) H' G]` layout) of each image-major pixel.
   """
-  length = height + width - 1
-  rows = tf.range(height)[None, :]
-  cols = tf.range(length)[:, None] - rows
-  inside = (cols >= 0) & (cols < width)
-  return rows * width + tf.clip_by_value(cols, 0, width - 1), inside
-
-
-def unskew_indices(height, width):
-  """`[H W]`: pixel `(i, j)` (raster order) sits at slot `(i + j) H + i`."""
-  rows = tf.range(height)[:, None]
-  cols = tf.range(width)[None, :]
-  return tf.reshape((rows + cols) * height + rows, [-1])
+  d = dilation
+  rows, columns = -(-height // d), -(-width // d)
+  groups = batch * d * d
+  length = rows + columns - 1
+  t = tf.range(length)[:, None, None]
+  i = tf.range(rows)[None, :, None]
+  group = tf.range(groups)[None, None, :]
+  image, r, q = group // (d * d), group // d % d, group % d
+  inside = (t - i >= 0) & (t - i < columns)
+  grid_i, grid_j = (rows - 1 - i, columns - 1 - (t - i)) if flip else (i, t - i)
+  row, col = grid_i * d + r, grid_j * d + q
+  skew = tf.where(inside & (row < height) & (col < width),
+                  (image * height + row) * width + col, batch * height * width)
+  image = tf.range(batch)[:, None, None]
+  row = tf.range(height)[None, :, None]
+  col = tf.range(width)[None, None, :]
+  grid_i, grid_j = row // d, col // d
+  if flip:
+    grid_i, grid_j = rows - 1 - grid_i, columns - 1 - grid_j
+  group = image * d * d + row % d * d + col % d
+  unskew = ((grid_i + grid_j) * rows + grid_i) * groups + group
+  inside = tf.broadcast_to(inside, [length, rows, groups])
+  return (tf.reshape(skew, [length, rows * groups]),
+          tf.reshape(inside, [length, rows * groups]),
+          tf.reshape(unskew, [-1]))
 
 
 def _fold_centre_inverse(kernel, lower):
@@ -167,8 +203,12 @@ def _fold_centre_inverse(kernel, lower):
 def _raster_solve(x, kernel, lower, flip):
   """Pixel-major `[H, W, B, C]` canonical solve, one pixel a step.
 
-  `flip`: the pixels come in the bottom-right mask's order; reversed to the
-  canonical raster order on the way in and back on the way out.
+  The loop keeps the last `p W + p` solved pixels (all a tap can reach, zeros
+  before the first) as `[B, p W + p, C]`; a step gathers the `m^2 - 1` taps'
+  pixels at fixed offsets from its end, zeroes those left of the image, does
+  one `[B, (m^2 - 1) C] @ [(m^2 - 1) C, C]` matmul and shifts the new pixel
+  in. `flip`: the pixels come in the bottom-right mask's order; reversed to
+  the canonical raster order on the way in and back on the way out.
   """
   m, channels = kernel.shape[0], kernel.shape[-1]
   p = m - 1
@@ -180,26 +220,25 @@ def _raster_solve(x, kernel, lower, flip):
     rhs = tf.reverse(rhs, [0])
   offsets = [(a, b) for a in range(m) for b in range(m) if a or b]
   if offsets:
-    taps = tf.stack([folded[p - a, p - b] for a, b in offsets])  # [T, C, C]
-    rows_back = tf.constant([a for a, _ in offsets])
+    taps = tf.concat([folded[p - a, p - b] for a, b in offsets], 0)
+    reach = p * w + p
+    positions = reach - tf.stack([a * w + b for a, b in offsets])
     cols_back = tf.constant([b for _, b in offsets])
+    width = len(offsets) * channels
+
+    def body(k, recent, solved):
+      left_of_image = tf.cast(k % w >= cols_back, x.dtype)[:, None]
+      neighbours = tf.gather(recent, positions, axis=1) * left_of_image
+      x_k = rhs[k] - tf.reshape(neighbours, [-1, width]) @ taps
+      recent = tf.concat([recent[:, 1:], x_k[:, None]], 1)
+      return k + 1, recent, solved.write(k, x_k)
+
     solved = tf.TensorArray(x.dtype, size=h * w,
-                            element_shape=[None, channels],
-                            clear_after_read=False)
-    solved = solved.write(0, rhs[0])
-
-    def body(k, solved):
-      i, j = k // w, k % w
-      src_i, src_j = i - rows_back, j - cols_back
-      valid = (src_i >= 0) & (src_j >= 0)
-      index = tf.where(valid, src_i * w + src_j, 0)
-      neighbours = solved.gather(index)                        # [T, B, C]
-      neighbours *= tf.cast(valid, x.dtype)[:, None, None]
-      x_k = rhs[k] - tf.einsum("tni,tij->nj", neighbours, taps)
-      return k + 1, solved.write(k, x_k)
-
-    _, solved = tf.while_loop(lambda k, _: k < h * w, body,
-                              (tf.constant(1), solved))
+                            element_shape=[None, channels])
+    _, _, solved = tf.while_loop(
+        lambda k, *_: k < h * w, body,
+        (tf.constant(0), tf.zeros([batch, reach, channels], x.dtype),
+         solved))
     rhs = solved.stack()
   if flip:
     rhs = tf.reverse(rhs, [0])
@@ -216,29 +255,34 @@ def _window_taps(p):
           for a in range(max(0, s - p), min(s, p) + 1)]
 
 
-def _wavefront_solve(x, kernel, lower, flip):
-  """Pixel-major `[H, W, B, C]` canonical solve, one anti-diagonal a step.
+def _wavefront_solve(y, kernel, dilation, top_left):
+  """Image-major `[N, H, W, C]` solve, one anti-diagonal a step.
 
-  `flip`: the pixels come in the bottom-right mask's order; the skewing and
-  unskewing gathers read and write them reversed, at no extra cost.
+  The right-hand side is folded (`y U^-1`) as one `[N H W, C]` matmul and
+  skewed by one gather straight from the image-major layout
+  (`wavefront_layout`, dilation and the bottom-right flip included), and
+  the solution is gathered straight back: no transposes. The steps run in a
+  `tf.while_loop` when the image size is not known at trace time or under
+  XLA (one compiled loop); otherwise they are unrolled, which spares
+  TensorFlow's executor the loop's bookkeeping and `TensorArray`, about a
+  third of the time of a small solve.
   """
+  if not top_left:
+    kernel = tf.reverse(kernel, [0, 1])
   m, channels = kernel.shape[0], kernel.shape[-1]
   p = m - 1
-  centre_inv, folded = _fold_centre_inverse(kernel, lower)
-  shape = tf.shape(x)
-  h, w, batch = shape[0], shape[1], shape[2]
-  rhs = tf.reshape(x, [h * w, batch, channels]) @ centre_inv
+  centre_inv, folded = _fold_centre_inverse(kernel, lower=not top_left)
+  shape = tf.shape(y)
+  pixels = tf.reshape(y, [-1, channels]) @ centre_inv
   if p == 0:
-    return tf.reshape(rhs, shape)
-  length = h + w - 1
-  slots = h * batch
-  index, inside = skew_indices(h, w)
-  unskew_index = unskew_indices(h, w)
-  if flip:
-    index, unskew_index = h * w - 1 - index, tf.reverse(unskew_index, [0])
-  rhs = tf.reshape(tf.gather(rhs, index), [length, slots, channels])
-  inside = tf.reshape(
-      tf.repeat(tf.cast(inside, x.dtype), batch, axis=1), [length, slots, 1])
+    return tf.reshape(pixels, shape)
+  skew, inside, unskew = wavefront_layout(shape[0], shape[1], shape[2],
+                                          dilation, flip=not top_left)
+  groups = shape[0] * dilation * dilation
+  slots = tf.shape(skew)[1]
+  rhs = tf.gather(tf.concat([pixels, tf.zeros([1, channels], y.dtype)], 0),
+                  skew)
+  inside = tf.cast(inside, y.dtype)[..., None]
   window_taps = _window_taps(p)
   taps = tf.concat([folded[p - a, p - (s - a)] for s, a in window_taps], 0)
 
@@ -247,15 +291,18 @@ def _wavefront_solve(x, kernel, lower, flip):
     return max(0, s - p)
 
   # Loop-invariant arguments of the pad and slices, built once.
-  padding = tf.stack([tf.stack([p * batch, 0]), [0, 0]])
+  padding = tf.stack([tf.stack([p * groups, 0]), [0, 0]])
   size = tf.stack([slots, channels])
-  begins = [tf.stack([(p - a) * batch, 0]) for a in range(1, m)]
+  begins = [tf.stack([(p - a) * groups, 0]) for a in range(1, m)]
 
-  def body(t, history, solved):
-    # history[k] is row t - (2p - k) as its shifted copies.
+  def step(rhs_t, inside_t, history):
+    """`x_t` and the history for `t + 1`.
+
+    `history[k]` is row `t - (2p - k)` as its shifted copies.
+    """
     window = tf.concat([history[2 * p - s][a - lowest(s)]
                         for s, a in window_taps], -1)
-    x_t = (tf.gather(rhs, t) - window @ taps) * tf.gather(inside, t)
+    x_t = (rhs_t - window @ taps) * inside_t
     padded = tf.pad(x_t, padding)
     shifted = [x_t]
     for begin in begins:
@@ -264,43 +311,176 @@ def _wavefront_solve(x, kernel, lower, flip):
     history = tuple(
         history[2 * p - s][lowest(s + 1) - lowest(s):]
         for s in range(2 * p - 1, 0, -1)) + (tuple(shifted),)
-    return t + 1, history, solved.write(t, x_t)
+    return x_t, history
 
   history = tuple(
-      tuple(tf.zeros([slots, channels], x.dtype) for _ in range(lowest(s), m))
+      tuple(tf.zeros([slots, channels], y.dtype) for _ in range(lowest(s), m))
       for s in range(2 * p, 0, -1))
-  solved = tf.TensorArray(x.dtype, size=length,
-                          element_shape=[None, channels])
-  _, _, solved = tf.while_loop(lambda t, *_: t < length, body,
-                               (tf.constant(0), history, solved))
-  solved = tf.reshape(solved.stack(), [length * h, batch, channels])
-  return tf.reshape(tf.gather(solved, unskew_index), shape)
+  height, width = y.shape[1], y.shape[2]
+  if height is not None and width is not None and not is_xla():
+    solved = []
+    length = -(-height // dilation) + -(-width // dilation) - 1
+    for rhs_t, inside_t in zip(tf.unstack(rhs, length),
+                               tf.unstack(inside, length)):
+      x_t, history = step(rhs_t, inside_t, history)
+      solved.append(x_t)
+    solved = tf.stack(solved)
+  else:
+
+    def body(t, history, solved):
+      x_t, history = step(tf.gather(rhs, t), tf.gather(inside, t), history)
+      return t + 1, history, solved.write(t, x_t)
+
+    length = tf.shape(rhs)[0]
+    solved = tf.TensorArray(y.dtype, size=length,
+                            element_shape=[None, channels])
+    _, _, solved = tf.while_loop(lambda t, *_: t < length, body,
+                                 (tf.constant(0), history, solved))
+    solved = solved.stack()
+  return tf.reshape(tf.gather(tf.reshape(solved, [-1, channels]), unskew),
+                    shape)
 
 
-_SOLVE = {"raster": _raster_solve, "wavefront": _wavefront_solve}
+def _raster(y, kernel, dilation, top_left):
+  """Image-major `[N, H, W, C]` solve with `_raster_solve` (pixel major)."""
+  if not top_left:
+    kernel = tf.reverse(kernel, [0, 1])
+  shape = tf.shape(y)
+  x = _raster_solve(pixel_major(y, dilation), kernel, lower=not top_left,
+                    flip=not top_left)
+  return image_major(x, dilation, shape[1], shape[2])
 
 
-def quadrant_solve(y, kernel, dilation, top_left=True, solver="wavefront"):
+_SOLVE = {"raster": _raster, "wavefront": _wavefront_solve}
+
+
+def adjoint_kernel(kernel):
+  """The kernel of the transposed masked convolution, opposite quadrant.
+
+  `quadrant_conv(., K, d, top_left)` is linear; its transpose is
+  `quadrant_conv(., adjoint_kernel(K), d, not top_left)` with
+  `adjoint_kernel(K)[a, b] = K[m - 1 - a, m - 1 - b]^T`: a tap that carries
+  pixel `(i - a d, j - b d)` to `(i, j)` carries it back, transposed. The
+  centre stays the centre, transposed: upper triangular becomes lower.
+  """
+  return tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+
+
+def _read_triangle(m, channels, top_left, dtype):
+  """Mask `[m, m, C, C]` of the kernel entries a solve reads.
+
+  Every off-centre tap, and the centre's upper (top-left) or lower
+  (bottom-right) triangle with the diagonal; the other strict triangle of the
+  centre is ignored by the solve, so its derivative is zero.
+  """
+  mask = np.ones([m, m, channels, channels], dtype.as_numpy_dtype)
+  centre = m - 1 if top_left else 0
+  mask[centre, centre] = (np.triu if top_left else np.tril)(
+      np.ones([channels, channels]))
+  return mask
+
+
+def raster_is_cheaper(batch, height, width, channels, kernel_size, dilation,
+                      xla):
+  """The solvers' cost rule: is the raster solve cheaper than the wavefront?
+
+  With `H' = ceil(H/d)`, `W' = ceil(W/d)`, `B = N d^2` undilated images and
+  `T = m^2 - 1` off-centre taps (`m = (k + 1) / 2`), the raster solve takes
+  `H' W'` steps of `B T C^2` multiply-adds and a copy of its `p W' + p`
+  pixels of history; the wavefront `H' + W' - 1` steps of `H' B T C^2`
+  (padding slots included): about twice the raster's arithmetic in far
+  fewer steps. So the raster can only win where it has few steps and a
+  step's fixed cost is small:
+
+  * without XLA a step costs tens of microseconds of TensorFlow's executor;
+    the raster lost everywhere it was measured (3.7 to 120 times slower at
+    `(N, H, W, C)` = `(16, 32, 32, 12)`, `(64, 32, 32, 48)`, `(4, 64, 64,
+    12)`, `(16, 16, 16, 48)`, `k = 3`): never;
+  * under XLA a raster step costs a few microseconds: raster when it has at
+    most 64 steps, `H' W' <= 64`.
+
+  Measured under XLA on CPU (`k = 3`, one solve, raster / wavefront time,
+  2 to 5 runs each on a loaded 2-core machine, where single runs scatter by
+  +-30%): 8 x 8 images 0.47 and 0.74 at `(16, 8, 8, 24)`, 0.78, 0.82 and
+  1.15 at `(64, 8, 8, 48)`; 16 x 16 and 32 x 32 images no clear winner
+  (medians 0.8 to 1.36, single runs 0.53 to 1.9, at `(16, 16, 16, 12)`,
+  `(16, 16, 16, 24)`, `(16, 16, 16, 48)`, `(64, 16, 16, 12)`,
+  `(16, 32, 32, 12)`, `(16, 32, 32, 24)`, `(64, 32, 32, 12)`,
+  `(4, 32, 32, 48)`, `(64, 32, 32, 48)`); 64 x 64 images 1.3 to 2.2
+  (`(4, 64, 64, 12)`, `(16, 64, 64, 12)`, `(4, 64, 64, 48)`).
+  `benchmarks/solvers.py` reruns the comparison.
+
+  Python ints in (`height` or `width` `None`, not known at trace time,
+  means the wavefront), a Python bool out, decided at trace time.
+  """
+  del batch, channels, kernel_size  # the measurements show no clear effect
+  if not xla or None in (height, width):
+    return False
+  return -(-height // dilation) * -(-width // dilation) <= 64
+
+
+def choose_solver(solver, y, kernel, dilation):
+  """`solver`, or for `"auto"` the one `raster_is_cheaper` picks for `y`."""
+  if solver != "auto":
+    return solver
+  m, channels = kernel.shape[0], kernel.shape[-1]
+  batch, height, width = y.shape[0], y.shape[1], y.shape[2]
+  cheaper = raster_is_cheaper(batch, height, width, channels, 2 * m - 1,
+                              dilation, is_xla())
+  return "raster" if cheaper else "wavefront"
+
+
+def quadrant_solve(y, kernel, dilation, top_left=True, solver="auto"):
   """Solves `quadrant_conv(x, kernel, dilation, top_left) = y` for `x`, exactly.
+
+  Gradients are implicit, not taken through the loop: with
+  `F(x) = quadrant_conv(x, kernel)` and `x = F^{-1}(y)`, a cotangent `g_x`
+  gives `g_y = F^{-T} g_x`, one solve of the transposed convolution (the
+  opposite quadrant, `adjoint_kernel`), and
+  `g_kernel = -d/dkernel <g_y, F(x)>` at fixed `x`, the kernel gradient of
+  one parallel convolution. So the backward pass costs one more solve and one
+  convolution, keeps no per-step state, and compiles with XLA (a loop's own
+  gradient needs `TensorArray` reads XLA cannot compile); the backward solve
+  has the same implicit gradient, so higher derivatives work too.
 
   Args:
     y: `[N, H, W, C]`.
     kernel: `[m, m, C, C]` as in `quadrant_conv`; its centre tap is upper
       (top-left) or lower (bottom-right) triangular in `(in, out)` with a
-      nonzero diagonal.
+      nonzero diagonal (the other strict triangle is not read).
     dilation: Python int.
     top_left: which quadrant.
-    solver: `"wavefront"` (`ceil(H/d) + ceil(W/d) - 1` sequential steps) or
+    solver: `"auto"` (`choose_solver`: by `raster_is_cheaper`, at trace
+      time), `"wavefront"` (`ceil(H/d) + ceil(W/d) - 1` sequential steps) or
       `"raster"` (`H * W` sequential steps).
 
   Returns:
     `x`, `[N, H, W, C]`.
   """
-  if solver not in _SOLVE:
+  if solver not in SOLVERS:
     raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
-  if not top_left:
-    kernel = tf.reverse(kernel, [0, 1])
-  shape = tf.shape(y)
-  x = _SOLVE[solver](pixel_major(y, dilation), kernel, lower=not top_left,
-                     flip=not top_left)
-  return image_major(x, dilation, shape[1], shape[2])
+
+  @tf.custom_gradient
+  def solve(y, kernel):
+    x = _solve(y, kernel, dilation, top_left, solver)
+
+    def gradient(g_x):
+      g_y = quadrant_solve(g_x, adjoint_kernel(kernel), dilation,
+                           not top_left, solver)
+      with tf.GradientTape() as tape:
+        tape.watch(kernel)
+        y_again = quadrant_conv(x, kernel, dilation, top_left)
+      g_kernel = -tape.gradient(y_again, kernel, output_gradients=g_y)
+      read = _read_triangle(kernel.shape[0], kernel.shape[-1], top_left,
+                            kernel.dtype)
+      return g_y, g_kernel * read
+
+    return x, gradient
+
+  return solve(y, kernel)
+
+
+def _solve(y, kernel, dilation, top_left, solver):
+  """`quadrant_solve` without its gradient."""
+  return _SOLVE[choose_solver(solver, y, kernel, dilation)](
+      y, kernel, dilation, top_left)

@@ -1,0 +1,67 @@
+"""Raster against wavefront: the measurements behind `solver="auto"`.
+
+Usage: python benchmarks/solvers.py [--jit both|on|off] [--shapes N,H,W,C ...]
+
+Times one `AutoregressiveConv2D` inverse (`k = 3`, float32) with each solver
+next to its forward, the calls of one shape taking turns, and prints
+raster / wavefront per shape with the solver `"auto"` picks
+(`tfp_emerging.ops.autoregressive.raster_is_cheaper`), to recalibrate the
+rule on another machine.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfp_emerging import benchmarks  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_emerging import bijectors  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_emerging.ops import autoregressive  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+SHAPES = ((16, 32, 32, 12), (64, 32, 32, 12), (4, 32, 32, 48),
+          (16, 32, 32, 24), (16, 16, 16, 12), (64, 16, 16, 12),
+          (16, 16, 16, 24), (64, 32, 32, 48), (16, 16, 16, 48),
+          (4, 64, 64, 12), (16, 64, 64, 12), (4, 64, 64, 48), (64, 8, 8, 48),
+          (16, 8, 8, 24))
+
+
+def compare(shape, jit, repeats=benchmarks.REPEATS):
+  """`(forward, wavefront, raster)` seconds of one layer on `shape`."""
+  images = tf.random.stateless_normal(shape, seed=[1, 2])
+  calls = []
+  for solver in ("wavefront", "raster"):
+    layer = bijectors.AutoregressiveConv2D(shape[-1], 3, solver=solver,
+                                           seed=1)
+    if not calls:
+      calls.append((tf.function(layer.forward, jit_compile=jit), images))
+    outputs = tf.identity(layer.forward(images))
+    calls.append((tf.function(layer.inverse, jit_compile=jit), outputs))
+  return benchmarks.median_seconds(calls, repeats)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--jit", choices=("both", "on", "off"), default="on")
+  parser.add_argument("--shapes", nargs="*", default=None,
+                      help="N,H,W,C each (default: the calibration set)")
+  args = parser.parse_args(argv)
+  shapes = (SHAPES if args.shapes is None else
+            [tuple(int(s) for s in shape.split(",")) for shape in args.shapes])
+  modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.jit]
+  for jit in modes:
+    for shape in shapes:
+      forward, wavefront, raster = compare(shape, jit)
+      auto = "raster" if autoregressive.raster_is_cheaper(
+          shape[0], shape[1], shape[2], shape[3], 3, 1, jit) else "wavefront"
+      print(f"{'xla' if jit else 'tf '} {'x'.join(map(str, shape)):12s} "
+            f"forward {forward * 1e3:8.2f} ms  wavefront {wavefront * 1e3:8.2f}"
+            f" ms  raster {raster * 1e3:8.2f} ms  raster/wavefront "
+            f"{raster / wavefront:5.2f}  auto: {auto}", flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
