@@ -34,8 +34,8 @@ from tests import contract
 from tests.bijectors import registry
 
 CASES = {case.name: case for case in registry.CASES}
-AR = "autoregressive-k3-d1-top_left-wavefront"
-EM = "emerging-k3-d1-wavefront"
+AR = "autoregressive-k3-d1-top_left-auto"
+EM = "emerging-k3-d1-auto"
 PER = "periodic-k3-5x6-fft"
 LU = "conv1x1-lu"
 AN = "actnorm"
