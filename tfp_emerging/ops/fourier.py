@@ -82,9 +82,10 @@ def kernel_spectrum(kernel, height, width):
   `g`.
   """
   k, _, c_in, c_out = kernel.shape
-  complex_kernel = tf.cast(tf.reshape(kernel, [k, k, c_in * c_out]),
-                           tf.complex128 if kernel.dtype == tf.float64
-                           else tf.complex64)
+  taps = tf.reshape(kernel, [k, k, c_in * c_out])
+  # tf.complex, not tf.cast: its gradient takes the real part explicitly
+  # (the cast's gradient does the same with a warning on every trace).
+  complex_kernel = tf.complex(taps, tf.zeros_like(taps))
   rows = _phases(height, k, height, kernel.dtype)
   columns = _phases(width, k, width // 2 + 1, kernel.dtype)
   spectrum = tf.einsum("ua,avx->uvx", rows,
