@@ -23,9 +23,20 @@
   `FlowModel`s, `images` int32 `[n, H, W, C]`, `x` quantised to
   `0..num_bins-1`. Cost: one sampling pass (the solves).
 
+A class-conditional flow (`Glow(..., num_classes=K)`, also inside a
+`tfb.Chain`; `tfp_emerging.ops.conditions`) takes the labels too:
+`log_prob(x, labels)` with `labels` int32 `[N]` in `0..K-1`, and
+`sample(labels, temperature, seed)`, one image per label (`n = size of
+labels`):
+
+    loaded.signatures["sample"](labels=tf.constant([3, 3, 7]),
+                                temperature=tf.constant(.7),
+                                seed=tf.constant([1, 2]))["images"]
+
 The same functions are attributes of the loaded object (`loaded.log_prob(x)`,
-`loaded.sample(n, temperature, seed)`); the flow's variables are saved with
-their trained values. The SavedModel holds only TensorFlow ops, so serving
+`loaded.sample(n, temperature, seed)`; `loaded.num_classes` is `K`, or 0
+for an unconditional flow); the flow's variables are saved with their
+trained values. The SavedModel holds only TensorFlow ops, so serving
 it needs TensorFlow alone.
 """
 
@@ -34,6 +45,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_emerging.flows import dequantization
+from tfp_emerging.ops import conditions
 
 __all__ = ["FlowExport", "export", "tempered_sample"]
 
@@ -86,29 +98,47 @@ class FlowExport(tf.Module):
         base_distribution, flow)
     self._event_shape = [int(s) for s in self._distribution.event_shape]
     self._num_bins = num_bins
+    num_classes = conditions.num_classes_of(flow)
+    self.num_classes = tf.Variable(num_classes or 0, trainable=False,
+                                   dtype=tf.int32, name="num_classes")
     dtype = self._distribution.dtype  # a tfb.Chain's own dtype is None
-    self.log_prob = tf.function(self._log_prob, input_signature=[
-        tf.TensorSpec([None, *self._event_shape], dtype, name="x")])
-    self.sample = tf.function(self._sample, input_signature=[
-        tf.TensorSpec([], tf.int32, name="n"),
-        tf.TensorSpec([], dtype, name="temperature"),
-        tf.TensorSpec([2], tf.int32, name="seed")])
+    images = tf.TensorSpec([None, *self._event_shape], dtype, name="x")
+    sampling = [tf.TensorSpec([], dtype, name="temperature"),
+                tf.TensorSpec([2], tf.int32, name="seed")]
+    if num_classes is None:
+      self.log_prob = tf.function(self._log_prob, input_signature=[images])
+      self.sample = tf.function(self._sample, input_signature=[
+          tf.TensorSpec([], tf.int32, name="n"), *sampling])
+    else:
+      labels = tf.TensorSpec([None], tf.int32, name="labels")
+      self.log_prob = tf.function(self._log_prob,
+                                  input_signature=[images, labels])
+      self.sample = tf.function(self._sample_classes,
+                                input_signature=[labels, *sampling])
 
-  def _log_prob(self, x):
-    log_prob = self._distribution.log_prob(x)
+  def _log_prob(self, x, labels=None):
+    log_prob = self._distribution.log_prob(
+        x, bijector_kwargs=conditions.route(self.flow, labels)
+        if labels is not None else {})
     result = {"log_prob": log_prob}
     if self._num_bins is not None:
       result["bits_per_dim"] = dequantization.bits_per_dim(
           log_prob, int(np.prod(self._event_shape)), self._num_bins)
     return result
 
-  def _sample(self, n, temperature, seed):
+  def _sample(self, n, temperature, seed, labels=None):
     z = tempered_sample(self._distribution.distribution, n, temperature, seed)
-    x = self.flow.forward(z)
+    x = self.flow.forward(
+        z, **(conditions.route(self.flow, labels) if labels is not None
+              else {}))
     result = {"x": x}
     if self._num_bins is not None:
       result["images"] = dequantization.quantize(x, self._num_bins)
     return result
+
+  def _sample_classes(self, labels, temperature, seed):
+    """A class-conditional flow's `sample`: one image per label."""
+    return self._sample(tf.size(labels), temperature, seed, labels)
 
 
 def export(model, path):

@@ -30,6 +30,7 @@ from tfp_emerging import export as export_lib
 from tfp_emerging.flows import dequantization
 from tfp_emerging.flows import glow as glow_lib
 from tfp_emerging.ops import checks
+from tfp_emerging.ops import conditions
 
 keras = tf.keras
 tfb = tfp.bijectors
@@ -38,13 +39,6 @@ tfd = tfp.distributions
 __all__ = ["FlowLayer", "FlowModel", "WarmupSchedule"]
 
 KERAS_3 = hasattr(keras, "Variable")
-
-
-def _images_of(data):
-  """The images of a Keras batch: `x`, `(x,)`, `(x, y)` or `(x, y, w)`."""
-  if isinstance(data, (tuple, list)):
-    return data[0]
-  return data
 
 
 # The keys of a batch `x` given as a dict: `DEQUANTIZED`, the images already
@@ -56,12 +50,16 @@ DEQUANTIZED = "dequantized"
 WEIGHT = "weight"
 
 
-def _first_batch(x, batch_size):
-  """The first batch `fit` will see, for the data-dependent initialisation."""
+def _first_batch(x, y, batch_size):
+  """`(images, labels)` of the first batch `fit` will see, for the
+  data-dependent initialisation (`labels` `None` when there are none)."""
   if isinstance(x, tf.data.Dataset):
-    return _images_of(next(iter(x.take(1))))
+    first = next(iter(x.take(1)))
+    images, labels, _ = keras.utils.unpack_x_y_sample_weight(first)
+    return images, labels
   if isinstance(x, (np.ndarray, tf.Tensor)):
-    return x[:batch_size or 32]
+    size = batch_size or 32
+    return x[:size], None if y is None else y[:size]
   raise ValueError(
       "FlowModel.fit can initialise ActNorm from a tf.data.Dataset, a numpy "
       "array or a tensor of images; for other inputs call "
@@ -304,22 +302,35 @@ class FlowModel(keras.Model):
 
   * `compile(optimizer=...)` needs no loss; `fit(data, epochs=...,
     validation_data=...)` with a `tf.data.Dataset` of image batches (or
-    `(images, anything)` pairs) or an image array. `fit` runs the flow's
-    data-dependent initialisation on the first (global) batch, eagerly and
-    outside any replica context, unless already done (for other inputs, call
+    `(images, labels)` pairs; an unconditional model ignores the labels) or
+    an image array (and `y=labels`). `fit` runs the flow's data-dependent
+    initialisation on the first (global) batch, eagerly and outside any
+    replica context, unless already done (for other inputs, call
     `initialize` yourself). The logs (and progress bar) report `loss` and
     `bits_per_dim`, both the mean bits/dim of the epoch's batches (`val_...`
     for the validation data).
   * `evaluate` returns `[loss, bits_per_dim]` (both bits/dim; a dict with
     `return_dict=True`), with fresh dequantisation noise.
-  * `bits_per_dim(images, seed=None)`: per image, `[B]`; reproducible when
-    `seed` is an int (the noise is drawn statelessly from it).
-  * `sample(n, temperature=1.0, seed=None)`: int32 images `[n, H, W, C]` in
-    `0..num_bins-1`, `flow.forward` of a tempered base sample
-    (`tfp_emerging.export.tempered_sample`: Glow's temperature, the base's
-    deviation from its mode scaled by `temperature`), quantised.
-  * `initialize(images)`: the flow's data-dependent initialisation from one
-    dequantised batch.
+  * `bits_per_dim(images, labels=None, seed=None)`: per image, `[B]`;
+    reproducible when `seed` is an int (the noise is drawn statelessly from
+    it).
+  * `sample(n, temperature=1.0, seed=None, labels=None)`: int32 images
+    `[n, H, W, C]` in `0..num_bins-1`, `flow.forward` of a tempered base
+    sample (`tfp_emerging.export.tempered_sample`: Glow's temperature, the
+    base's deviation from its mode scaled by `temperature`), quantised.
+  * `initialize(images, labels=None)`: the flow's data-dependent
+    initialisation from one dequantised batch.
+
+  Class-conditional flows. When the flow has class-conditional parts (a
+  `Glow(..., num_classes=K)`, also inside a `tfb.Chain` or `tfb.Invert`),
+  `num_classes` is `K` and every density and sampling call takes the labels:
+  `fit` and `evaluate` read them from `(images, labels)` batches (or `y=`),
+  `bits_per_dim`, `initialize` and `sample` from `labels=`, either int class
+  ids `[B]` in `0..K-1` or one-hot (or any) vectors `[B, K]`; `sample` also
+  takes one class id for all `n` images. They reach the flow TFP's way:
+  `log_prob(x, bijector_kwargs={"conditional_input": labels})`, routed by
+  bijector name through a `tfb.Chain`. A conditional model without labels
+  (or an unconditional one given `labels=`) raises `ValueError`.
   * `summary()` lists one layer per part of the flow (`FlowLayer`: each
     bijector of each step, each prior, ...) with its parameter count.
   * Saving: `model.save("m.keras")` and `keras.models.load_model("m.keras")`
@@ -365,6 +376,7 @@ class FlowModel(keras.Model):
                          "without `base_distribution()`.")
       base_distribution = flow.base_distribution()
     self._flow = flow
+    self._num_classes = conditions.num_classes_of(flow)
     self._density = tfd.TransformedDistribution(base_distribution, flow)
     event_shape = self._density.event_shape
     if event_shape.rank != 3 or not event_shape.is_fully_defined():
@@ -424,34 +436,78 @@ class FlowModel(keras.Model):
     return self._event_shape
 
   @property
+  def num_classes(self):
+    """`K` for a class-conditional flow, else `None`."""
+    return self._num_classes
+
+  @property
   def metrics(self):
     return [self._loss_tracker, self._bits_tracker]
 
-  def _continuous_bits(self, x):
-    log_prob = self._density.log_prob(x)
+  def _conditions(self, labels, caller):
+    """The flow's keyword arguments that carry `labels` (`{}` for an
+    unconditional flow); `ValueError` unless `labels` is given exactly
+    when the flow is class-conditional."""
+    if self._num_classes is None:
+      if labels is not None:
+        raise ValueError(
+            f"{caller}: this FlowModel's flow is not class-conditional, so it "
+            f"takes no labels; build it from e.g. Glow(..., num_classes=K).")
+      return {}
+    if labels is None:
+      raise ValueError(
+          f"{caller}: this FlowModel is class-conditional ({self._num_classes} "
+          f"classes) and needs the labels: (images, labels) batches for fit "
+          f"and evaluate, labels= for the other methods.")
+    return conditions.route(self._flow, labels)
+
+  def _checked_labels(self, labels, caller):
+    """`labels` as a tensor (or `None`), checked now: given exactly when the
+    flow is class-conditional, and known class ids within `0..K-1`."""
+    self._conditions(labels, caller)
+    if labels is None:
+      return None
+    labels = tf.convert_to_tensor(labels)
+    if labels.dtype.is_integer:
+      conditions.check_static_ids(labels, self._num_classes,
+                                  f"{caller}: `labels`")
+    return labels
+
+  def _continuous_bits(self, x, labels=None, caller="FlowModel"):
+    log_prob = self._density.log_prob(
+        x, bijector_kwargs=self._conditions(labels, caller))
     return dequantization.bits_per_dim(log_prob, self._num_dims,
                                        self.num_bins)
 
-  def _noisy_bits(self, images, seed=None):
+  def _noisy_bits(self, images, labels=None, seed=None, caller="FlowModel"):
     x = dequantization.dequantize(images, self.num_bins, seed=seed,
                                   dtype=self._event_dtype)
-    return self._continuous_bits(x)
+    return self._continuous_bits(x, labels, caller)
 
   def call(self, inputs, training=False):
-    """Per-image bits/dim `[B]` of integer images, with fresh noise."""
-    del training  # No layer behaves differently in training.
-    return self._noisy_bits(inputs)
+    """Per-image bits/dim `[B]` of integer images, with fresh noise.
 
-  def _batch_bits(self, x):
+    `inputs`: images `[B, H, W, C]`, or `(images, labels)` for a
+    class-conditional flow.
+    """
+    del training  # No layer behaves differently in training.
+    images, labels = (inputs if isinstance(inputs, (tuple, list))
+                      else (inputs, None))
+    return self._noisy_bits(images, labels, caller="FlowModel.call")
+
+  def _batch_bits(self, x, y, caller):
     """Per-image bits/dim of `x`: integer images (fresh noise), or a dict
-    whose `DEQUANTIZED` entry holds the dequantised images."""
+    whose `DEQUANTIZED` entry holds the dequantised images; `y` the labels
+    (used by a class-conditional flow only)."""
+    labels = y if self._num_classes is not None else None
     if isinstance(x, dict):
-      return self._continuous_bits(x[DEQUANTIZED])
-    return self._noisy_bits(x)
+      return self._continuous_bits(x[DEQUANTIZED], labels, caller)
+    return self._noisy_bits(x, labels, caller=caller)
 
   def train_step(self, data):
+    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
-      bits = self._batch_bits(_images_of(data))
+      bits = self._batch_bits(x, y, "FlowModel.fit")
       loss = tf.reduce_mean(bits)
       # Under tf.distribute each replica holds its share of the global batch
       # and the optimizer sums the replicas' gradients: dividing by their
@@ -474,12 +530,12 @@ class FlowModel(keras.Model):
     entry holds the dequantised images. `sample_weight` `[B]`, or the dict's
     `WEIGHT` entry, weighs each image in the mean (0 for padding:
     `training.test_batches` pads the last batch so that every batch has one
-    shape); `y` is not used.
+    shape); `y`, the labels, is used by a class-conditional flow only.
     """
-    x, _, weights = keras.utils.unpack_x_y_sample_weight(data)
+    x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
     if isinstance(x, dict):
       weights = x.get(WEIGHT, weights)
-    bits = self._batch_bits(x)
+    bits = self._batch_bits(x, y, "FlowModel.evaluate")
     if weights is not None:
       weights = tf.cast(weights, bits.dtype)
       # A padded image's bits never reach the mean, even if not finite.
@@ -500,7 +556,9 @@ class FlowModel(keras.Model):
   def fit(self, x=None, y=None, batch_size=None, **kwargs):
     """`keras.Model.fit`, after the data-dependent init if not yet done."""
     if not self.is_initialized():
-      self.initialize(_first_batch(x, batch_size))
+      images, labels = _first_batch(x, y, batch_size)
+      self.initialize(
+          images, labels if self._num_classes is not None else None)
     if KERAS_3 and not self.optimizer.built:
       # Creating the slots here, not in the first traced step, spares Keras
       # a second trace of the whole training step.
@@ -522,43 +580,48 @@ class FlowModel(keras.Model):
     return all(bool(v.numpy()) for v in self._flow.variables
                if v.dtype == tf.bool)
 
-  def initialize(self, images, seed=None):
+  def initialize(self, images, labels=None, seed=None):
     """Data-dependent initialisation of the flow from integer `images`.
 
     Dequantises `images` (noise from `seed` if given) and calls
-    `flow.initialize`, or, for a flow without one, evaluates `log_prob`
-    once, which initialises the layers that initialise themselves from
-    their first batch (this library's `ActNorm`, TFP's `tfb.Glow`).
+    `flow.initialize` (with `conditional_input=labels` for a
+    class-conditional `Glow`), or, for a flow without one, evaluates
+    `log_prob` once, which initialises the layers that initialise themselves
+    from their first batch (this library's `ActNorm`, TFP's `tfb.Glow`).
     Call it eagerly, outside `strategy.run`, with a global batch.
     """
+    conditions = self._conditions(labels, "FlowModel.initialize")
     x = dequantization.dequantize(images, self.num_bins, seed=seed,
                                   dtype=self._event_dtype)
     initialize = getattr(self._flow, "initialize", None)
     if initialize is not None:
-      initialize(x)
+      initialize(x, **conditions)
     else:
-      self._density.log_prob(x)
+      self._density.log_prob(x, bijector_kwargs=conditions)
 
-  def bits_per_dim(self, images, seed=None):
+  def bits_per_dim(self, images, labels=None, seed=None):
     """Bits/dim per image, `[B]`, of integer `images` `[B, H, W, C]`.
 
-    The dequantisation noise is fresh on each call unless `seed` (an int) is
-    given, which makes the result reproducible.
+    `labels`: the images' classes for a class-conditional flow (ids `[B]`
+    or vectors `[B, K]`). The dequantisation noise is fresh on each call
+    unless `seed` (an int) is given, which makes the result reproducible.
     """
+    labels = self._checked_labels(labels, "FlowModel.bits_per_dim")
+    images = tf.convert_to_tensor(images)
     if seed is None:
-      return self._bits_fn(tf.convert_to_tensor(images))
-    return self._seeded_bits_fn(tf.convert_to_tensor(images),
+      return self._bits_fn(images, labels)
+    return self._seeded_bits_fn(images, labels,
                                 tf.constant([seed, 0], tf.int64))
 
   @tf.function(reduce_retracing=True)
-  def _bits_fn(self, images):
-    return self._noisy_bits(images)
+  def _bits_fn(self, images, labels):
+    return self._noisy_bits(images, labels)
 
   @tf.function(reduce_retracing=True)
-  def _seeded_bits_fn(self, images, seed):
-    return self._noisy_bits(images, seed=seed)
+  def _seeded_bits_fn(self, images, labels, seed):
+    return self._noisy_bits(images, labels, seed=seed)
 
-  def sample(self, n, temperature=1.0, seed=None):
+  def sample(self, n, temperature=1.0, seed=None, labels=None):
     """`n` integer images `[n, H, W, C]` (int32, `0..num_bins-1`).
 
     `x = flow.forward(z)`, `z` the base sample at `temperature`
@@ -567,22 +630,39 @@ class FlowModel(keras.Model):
     temperature), quantised with clipping. An int `seed` gives the same
     images on every call. Cost: one sampling pass of the flow (its solves).
 
+    Args:
+      n: the number of images.
+      temperature: `T >= 0`.
+      seed: an int (reproducible), a stateless seed `[2]`, or `None`.
+      labels: for a class-conditional flow, the class of each image: one
+        class id (all `n` images), ids `[n]` in `0..K-1`, or vectors
+        `[n, K]`.
+
     Raises:
-      ValueError: the flow is not initialised yet (`initialize`, `fit`).
+      ValueError: the flow is not initialised yet (`initialize`, `fit`);
+        labels missing for a class-conditional flow, given for another, or
+        not one per image.
     """
     if not self.is_initialized():
       raise ValueError(
           "The flow is not initialised: fit the model, or call "
           "`initialize(images)` (or evaluate it on data) before sampling.")
+    labels = self._checked_labels(labels, "FlowModel.sample")
+    if labels is not None:
+      if labels.shape.rank == 0:
+        labels = tf.fill([n], labels)
+      elif labels.shape[0] is not None and labels.shape[0] != n:
+        raise ValueError(f"FlowModel.sample: `labels` must give one class per "
+                         f"image ({n}); got shape {labels.shape.as_list()}.")
     if isinstance(seed, (int, np.integer)):
       seed = tf.constant([seed, 0], tf.int32)  # Stateless: reproducible.
     z = export_lib.tempered_sample(self._density.distribution, n,
                                    temperature, seed)
-    return dequantization.quantize(self._generate(z), self.num_bins)
+    return dequantization.quantize(self._generate(z, labels), self.num_bins)
 
   @tf.function(reduce_retracing=True)
-  def _generate(self, z):
-    return self._flow.forward(z)
+  def _generate(self, z, labels):
+    return self._flow.forward(z, **self._conditions(labels, "FlowModel.sample"))
 
   def export(self, filepath, format="tf_saved_model", verbose=None,  # pylint: disable=redefined-builtin
              input_signature=None, **kwargs):
@@ -598,7 +678,9 @@ class FlowModel(keras.Model):
       format: `"tf_saved_model"`, the only one.
       verbose: print where it went (default `True`).
       input_signature: optional; must accept `[None, H, W, C]` images of the
-        model's dtype.
+        model's dtype (and int32 labels `[None]` for a class-conditional
+        model, whose `log_prob` takes `(x, labels)` and `sample` `(labels,
+        temperature, seed)`).
       **kwargs: none are supported.
 
     Returns:
@@ -615,12 +697,17 @@ class FlowModel(keras.Model):
       raise ValueError(f"FlowModel.export takes no {sorted(kwargs)}.")
     if input_signature is not None:
       specs = tf.nest.flatten(input_signature)
-      expected = tf.TensorSpec([None, *self._event_shape], self._event_dtype)
-      if len(specs) != 1 or not (
-          tf.as_dtype(specs[0].dtype) == expected.dtype and
-          tf.TensorShape(specs[0].shape).is_compatible_with(expected.shape)):
-        raise ValueError(f"`input_signature` must describe images {expected}"
-                         f"; got {input_signature!r}.")
+      expected = [tf.TensorSpec([None, *self._event_shape], self._event_dtype)]
+      if self._num_classes is not None:
+        expected.append(tf.TensorSpec([None], tf.int32))
+      if len(specs) != len(expected) or not all(
+          tf.as_dtype(spec.dtype) == want.dtype and
+          tf.TensorShape(spec.shape).is_compatible_with(want.shape)
+          for spec, want in zip(specs, expected)):
+        raise ValueError(
+            f"`input_signature` must describe "
+            f"{'images and labels ' if len(expected) > 1 else 'images '}"
+            f"{expected}; got {input_signature!r}.")
     module = export_lib.export(self, filepath)
     if verbose is None or verbose:
       print(f"Saved a SavedModel at '{filepath}' with signatures log_prob "

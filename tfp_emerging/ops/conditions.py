@@ -7,6 +7,10 @@ argument `conditional_input` of `forward`, `inverse` and the log-dets, which
 `bijector_kwargs={"conditional_input": c}` and `tfb.Chain` from
 `bijector_kwargs={name: {"conditional_input": c}}`.
 
+A flow may hold conditional bijectors anywhere in its `tfb.Chain`s:
+`conditional_parts`, `num_classes_of` and `route` find them and address
+the labels to each.
+
 Bijectors here flatten their events `[..., H, W, C]` to images
 `[N, H, W, C]`; these helpers lay the condition out alongside, as one row
 per image, `[N, K]`, after checking that it broadcasts to the events' batch
@@ -18,8 +22,12 @@ batch). Statically wrong conditions raise `ValueError` naming
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
-__all__ = ["class_vectors", "require", "vectors"]
+tfb = tfp.bijectors
+
+__all__ = ["check_static_ids", "class_vectors", "conditional_parts", "num_classes_of", "require",
+           "route", "vectors"]
 
 NAME = "conditional_input"
 
@@ -97,6 +105,24 @@ def vectors(conditional_input, size, events, dtype, validate_args):
   return tf.reshape(c, [-1, size])
 
 
+def check_static_ids(ids, num_classes, what):
+  """Checks integer class ids whose values are known now (eager tensors,
+  constants) against `0..K-1`; returns whether they were known.
+
+  Raises:
+    ValueError: a known id outside `0..K-1`, naming `what`.
+  """
+  static = tf.get_static_value(ids)
+  if static is None:
+    return False
+  static = np.asarray(static)
+  wrong = static[(static < 0) | (static >= num_classes)]
+  if wrong.size:
+    raise ValueError(f"{what} class ids must lie in 0..{num_classes - 1}; "
+                     f"got {np.unique(wrong).tolist()}.")
+  return True
+
+
 def class_vectors(conditional_input, num_classes, events, dtype,
                   validate_args):
   """Class labels as `[N, K]` rows: one-hot for ids, as given for vectors.
@@ -130,14 +156,7 @@ def class_vectors(conditional_input, num_classes, events, dtype,
   _check_broadcasts(ids.shape, events.shape[:-3],
                     "integer class ids (pass one-hot vectors as floats)")
   assertions = []
-  static = tf.get_static_value(ids)
-  if static is not None:
-    static = np.asarray(static)
-    wrong = static[(static < 0) | (static >= num_classes)]
-    if wrong.size:
-      raise ValueError(f"`{NAME}` class ids must lie in 0..{num_classes - 1}; "
-                       f"got {np.unique(wrong).tolist()}.")
-  else:
+  if not check_static_ids(ids, num_classes, f"`{NAME}`"):
     message = f"`{NAME}` class ids must lie in 0..{num_classes - 1}."
     assertions += [
         tf.debugging.assert_non_negative(ids, message=message),
@@ -146,3 +165,46 @@ def class_vectors(conditional_input, num_classes, events, dtype,
   with tf.control_dependencies(assertions):
     ids = tf.broadcast_to(ids, tf.shape(events)[:-3])
   return tf.one_hot(tf.reshape(ids, [-1]), num_classes, dtype=dtype)
+
+
+def conditional_parts(flow):
+  """The class-conditional parts of `flow` (those with a `num_classes`, such
+  as a conditional `Glow`), found through `tfb.Chain`s and `tfb.Invert`."""
+  if getattr(flow, "num_classes", None) is not None:
+    return [flow]
+  if isinstance(flow, tfb.Invert):
+    return conditional_parts(flow.bijector)
+  if isinstance(flow, tfb.Composition):
+    return [part for bijector in flow.bijectors
+            for part in conditional_parts(bijector)]
+  return []
+
+
+def route(flow, labels):
+  """The keyword arguments of `flow`'s calls that give `labels` to each of
+  its class-conditional parts, TFP's way.
+
+  `{"conditional_input": labels}` for a conditional bijector (`flow.forward(
+  z, **route(flow, y))`, `dist.log_prob(x, bijector_kwargs=route(flow,
+  y))`), routed by bijector name through a `tfb.Chain` (`{name: {...}}`);
+  `tfb.Invert` passes them on as they are. `{}` for an unconditional flow.
+  """
+  if getattr(flow, "num_classes", None) is not None:
+    return {NAME: labels}
+  if isinstance(flow, tfb.Invert):
+    return route(flow.bijector, labels)
+  if isinstance(flow, tfb.Composition):
+    routed = {bijector.name: route(bijector, labels)
+              for bijector in flow.bijectors}
+    return {name: kwargs for name, kwargs in routed.items() if kwargs}
+  return {}
+
+
+def num_classes_of(flow):
+  """`K` of a flow whose conditional parts all take `K` classes, `None` for
+  an unconditional flow; `ValueError` for parts that disagree."""
+  counts = sorted({part.num_classes for part in conditional_parts(flow)})
+  if len(counts) > 1:
+    raise ValueError(f"The class-conditional parts of the flow must take one "
+                     f"number of classes; they take {counts}.")
+  return counts[0] if counts else None
