@@ -29,6 +29,17 @@ def test_mirrored_fit_gives_the_losses_of_one_device(results):
   assert results["variables_difference"] < 1e-5
 
 
+def test_mirrored_fit_of_a_class_conditional_flow(results):
+  # (images, labels) batches: each replica gets its images' own labels.
+  assert len(results["conditional_losses_mirrored"]) == 8
+  np.testing.assert_allclose(results["conditional_losses_mirrored"],
+                             results["conditional_losses_default"], rtol=2e-6)
+  losses = results["conditional_losses_default"]
+  assert losses[-1] < losses[0] - 0.1
+  assert results["conditional_variables_difference"] < 1e-5
+  assert results["conditional_bits_difference"] < 1e-5
+
+
 def test_actnorm_initialises_from_the_global_batch(results):
   # The first ActNorm's bias is minus the per-channel mean of its input,
   # the squeezed first global batch (16 images), not one replica's 8.

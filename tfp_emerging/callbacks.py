@@ -113,6 +113,8 @@ TRACED_SAVE_EPOCHS = 8
 # Samples in `samples.png` and in each epoch's TensorBoard grid.
 NUM_SAMPLES = 64
 NUM_TENSORBOARD_SAMPLES = 16
+# Samples per class (one row each) in a class-conditional run's samples.png.
+SAMPLES_PER_CLASS = 8
 
 # `tensorflow.keras`: Keras 3, or tf_keras under TF_USE_LEGACY_KERAS=1.
 keras = tf.keras
@@ -253,16 +255,53 @@ def image_grid(images, num_bins, columns=None, scale=None, padding=1):
   return grid.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def sample_grid(model, n, temperature, seed, columns=None):
-  """`n` samples of the `FlowModel` `model` at `temperature`, tiled."""
-  samples = model.sample(n, temperature=temperature, seed=seed)
-  return image_grid(np.asarray(samples), model.num_bins, columns=columns)
+def sample_grid(model, n, temperature, seed, columns=None, classes=None):
+  """Samples of the `FlowModel` `model` at `temperature`, tiled.
+
+  Unconditional model: `n` samples, `columns` per row (default
+  `ceil(sqrt(n))`). Class-conditional model: one row per class of
+  `classes` (default every class, `0..K-1`), `n` samples of that class in
+  the row; `columns` must then be `None` or `n`.
+
+  Raises:
+    ValueError: `classes` for an unconditional model, class ids outside
+      `0..K-1`, or a `columns` that breaks the rows of classes.
+  """
+  if model.num_classes is None:
+    if classes is not None:
+      raise ValueError("`classes` needs a class-conditional model; this one "
+                       "is unconditional.")
+    samples = model.sample(n, temperature=temperature, seed=seed)
+    return image_grid(np.asarray(samples), model.num_bins, columns=columns)
+  classes = list(range(model.num_classes) if classes is None else classes)
+  wrong = [c for c in classes if not 0 <= c < model.num_classes]
+  if wrong or not classes:
+    raise ValueError(f"`classes` must be class ids in 0..{model.num_classes - 1}"
+                     f"; got {classes}.")
+  if columns not in (None, n):
+    raise ValueError(f"a class-conditional grid has one row per class of "
+                     f"{n} samples; `columns` must be {n}, got {columns}.")
+  labels = np.repeat(np.asarray(classes, np.int32), n)
+  samples = model.sample(len(labels), temperature=temperature, seed=seed,
+                         labels=labels)
+  return image_grid(np.asarray(samples), model.num_bins, columns=n)
+
+
+def samples_per_grid(model, total):
+  """`n` for `sample_grid` of about `total` images: `total` for an
+  unconditional model, `total // K` (at least 1) per class for a
+  class-conditional one."""
+  if model.num_classes is None:
+    return total
+  return max(1, total // model.num_classes)
 
 
 def write_samples(run_dir, model, temperature, seed):
-  """Writes `samples.png`: `NUM_SAMPLES` samples of `model`, 8 per row."""
+  """Writes `samples.png`: `NUM_SAMPLES` samples of `model`, 8 per row (a
+  class-conditional model: one row per class, `SAMPLES_PER_CLASS` each)."""
+  n = NUM_SAMPLES if model.num_classes is None else SAMPLES_PER_CLASS
   write_png(os.path.join(run_dir, SAMPLES_FILE),
-            sample_grid(model, NUM_SAMPLES, temperature, seed))
+            sample_grid(model, n, temperature, seed))
 
 
 def print_warning(message):
@@ -681,6 +720,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
   `log_dir/train` and `log_dir/test` get the scalar `bits_per_dim` (so that
   TensorBoard draws both curves in one chart), and `log_dir/test` the image
   `samples`: a grid of `NUM_TENSORBOARD_SAMPLES` samples at `temperature`
+  (a class-conditional model: one row per class, `samples_per_grid`)
   (the same latents every epoch, from `seed`). The step is the epoch number
   (from 1), so a resumed run continues the curves.
 
@@ -704,8 +744,9 @@ class TensorBoardLogger(keras.callbacks.Callback):
       if key in logs:
         with self._writers[split].as_default():
           tf.summary.scalar("bits_per_dim", float(logs[key]), step=step)
-    grid = sample_grid(self.model, NUM_TENSORBOARD_SAMPLES,
-                       self._temperature, self._seed)
+    grid = sample_grid(
+        self.model, samples_per_grid(self.model, NUM_TENSORBOARD_SAMPLES),
+        self._temperature, self._seed)
     with self._writers["test"].as_default():
       tf.summary.image("samples", grid[None], step=step)
     for writer in self._writers.values():

@@ -3,21 +3,28 @@
 Subcommands:
 
 * `train --dataset digits --mixing emerging --epochs N --out DIR [--resume]
+  [--conditional [--no-condition-couplings]] [--preset NAME]
   [--strategy default|mirrored|multiworker|tpu] [--tensorboard LOGDIR]`:
   trains a Glow flow with `tfp_emerging.training.fit` (Keras `fit` over
   `tf.data`), writing `DIR/config.json`, `DIR/checkpoints/`,
   `DIR/metrics.json` and `DIR/samples.png` (see `tfp_emerging.training`).
   With `--resume`, `--epochs`, `--batch-size`, `--learning-rate` and
   `--warmup-steps` may change (recorded in `config.json`'s `changes`).
+  `--conditional` trains a class-conditional Glow on the data's labels
+  (digits, `.npz` files with labels, supervised tensorflow-datasets);
+  `--preset` sets the paper's architecture (`tfp_emerging.presets`), the
+  options given explicitly overriding it.
 * `evaluate --run DIR [--json]`: test bits/dim of the run's latest checkpoint.
-* `sample --run DIR --n 64 --temperature 0.7 --out grid.png`: a PNG grid of
-  samples.
-* `demo [--mixing M] [--out runs/demo]`: train + evaluate + sample on the
-  digits with the default options (`training.RunConfig`: about two minutes
-  of CPU). It replaces an earlier run in `--out` only if that folder is
-  marked as a run directory (`.tfp-emerging-run`), only once the options,
-  the data and the model have been checked, and deletes only the files a
-  run writes.
+* `sample --run DIR --n 64 --temperature 0.7 --out grid.png [--classes
+  0,3]`: a PNG grid of samples; for a class-conditional run one row per
+  class (every class, or those of `--classes`), `--n` samples each.
+* `demo [--mixing M] [--conditional] [--out runs/demo]`: train + evaluate
+  + sample on the digits with the default options (`training.RunConfig`:
+  about two minutes of CPU); with `--conditional`, a class-conditional flow
+  and a grid with one row per digit. It replaces an earlier run in `--out`
+  only if that folder is marked as a run directory (`.tfp-emerging-run`),
+  only once the options, the data and the model have been checked, and
+  deletes only the files a run writes.
 * `export --run DIR --out SAVEDMODEL`: the run's latest checkpoint as a
   `tf.saved_model` with `log_prob` and `sample` signatures
   (`tfp_emerging.export`).
@@ -44,6 +51,7 @@ import sys
 
 from tfp_emerging import callbacks
 from tfp_emerging import data as data_lib
+from tfp_emerging import presets
 from tfp_emerging import training
 
 __all__ = ["build_parser", "main"]
@@ -53,6 +61,7 @@ __all__ = ["build_parser", "main"]
 # and accepts new values only for `training.RESUMABLE_OPTIONS`.
 _RUN_OPTIONS = ("dataset", "data_dir", "splits", "bit_depth", "mixing",
                 "num_levels", "num_steps", "hidden_channels", "kernel_size",
+                "conditional", "condition_couplings", "preset",
                 "batch_size", "learning_rate", "warmup_steps", "seed",
                 "keep_checkpoints", "sample_temperature", "epochs")
 # Dataset names that are not paths even if a file of that name exists here.
@@ -104,6 +113,33 @@ def _add_run_options(parser):
                         help=f"{text} (default {base[flag]})")
   parser.add_argument("--epochs", type=int, default=None,
                       help=f"total number of epochs (default {base['epochs']})")
+  parser.add_argument(
+      "--conditional", action="store_const", const=True, default=None,
+      help=("a class-conditional flow on the data's labels ('digits', .npz "
+            "files with labels, supervised tensorflow-datasets): priors and "
+            "coupling networks depend on the class"))
+  parser.add_argument(
+      "--no-condition-couplings", dest="condition_couplings",
+      action="store_const", const=False, default=None,
+      help="with --conditional, condition only the priors on the class")
+  parser.add_argument(
+      "--preset", default=None, choices=tuple(presets.PRESETS),
+      help=("the paper's architecture (CIFAR-10, 3 levels, 512 hidden "
+            "channels, 8 or 32 steps per level; needs a GPU and "
+            "tensorflow-datasets' cifar10); options given explicitly "
+            "override it"))
+
+
+def _class_ids(value):
+  try:
+    ids = [int(part) for part in value.split(",")]
+  except ValueError:
+    ids = None
+  if not ids or min(ids) < 0:
+    raise argparse.ArgumentTypeError(
+        f"expected class ids >= 0 separated by commas (e.g. 0,3,7); got "
+        f"{value!r}")
+  return ids
 
 
 def _split_names(value):
@@ -157,7 +193,15 @@ def build_parser():
 
   sample = commands.add_parser("sample", help="a PNG grid of samples")
   sample.add_argument("--run", required=True, help="the run directory")
-  sample.add_argument("--n", type=int, default=64, help="number of samples")
+  sample.add_argument(
+      "--n", type=int, default=None,
+      help=("number of samples (default 64); for a class-conditional run, "
+            f"samples per class, one row each (default "
+            f"{callbacks.SAMPLES_PER_CLASS})"))
+  sample.add_argument(
+      "--classes", type=_class_ids, default=None, metavar="K1,K2,...",
+      help=("for a class-conditional run: the classes to draw, one row each "
+            "(default: every class)"))
   sample.add_argument("--temperature", type=float, default=1.0,
                       help="standard deviation of the latent Gaussian")
   sample.add_argument("--columns", type=int, default=None,
@@ -191,7 +235,10 @@ def build_parser():
 def _run_config(args):
   """A `RunConfig` from the parsed options and the subcommand's defaults."""
   values = dataclasses.asdict(training.RunConfig())
-  values.update(_given_options(args))
+  given = _given_options(args)
+  if given.get("preset") is not None:
+    values.update(presets.options(given["preset"]))
+  values.update(given)
   for name, low in (("num_levels", 1), ("num_steps", 1),
                     ("hidden_channels", 1), ("kernel_size", 1), ("epochs", 1),
                     ("batch_size", 1), ("keep_checkpoints", 1),
@@ -202,6 +249,9 @@ def _run_config(args):
   if not values["learning_rate"] > 0:
     raise training.RunError(
         f"--learning-rate must be > 0; got {values['learning_rate']}.")
+  if not values["condition_couplings"] and not values["conditional"]:
+    raise training.RunError("--no-condition-couplings goes with "
+                            "--conditional.")
   return training.RunConfig(**values)
 
 
@@ -283,13 +333,15 @@ def _evaluate(run_dir, as_json):
   config, model, epoch, path = training.load_run(run_dir)
   data = training.load_data(config)
   config.with_data(data)  # the same image shape and levels
-  bpd = training.evaluate(model, data, config.batch_size, seed=config.seed)
+  bpd = training.evaluate(model, data, config.batch_size, seed=config.seed,
+                         labels=config.conditional)
   result = {
       "bits_per_dim": bpd,
       "split": "test",
       "source_split": data.split_names["test"],
       "dataset": config.dataset,
       "mixing": config.mixing,
+      "conditional": config.conditional,
       "num_examples": data.num_examples["test"],
       "num_bins": config.num_bins,
       "image_shape": config.image_shape,
@@ -304,8 +356,11 @@ def _evaluate(run_dir, as_json):
   return result
 
 
-def _sample(run_dir, n, temperature, out, seed=None, columns=None):
-  if n < 1:
+def _sample(run_dir, n, temperature, out, seed=None, columns=None,
+            classes=None):
+  """Writes a PNG grid of samples of the run; a class-conditional run's has
+  one row per class (of `classes`, default every class), `n` each."""
+  if n is not None and n < 1:
     raise training.RunError(f"--n must be >= 1; got {n}.")
   if columns is not None and columns < 1:
     raise training.RunError(f"--columns must be >= 1; got {columns}.")
@@ -315,26 +370,48 @@ def _sample(run_dir, n, temperature, out, seed=None, columns=None):
     raise training.RunError(f"--out {out}: is a folder; give the PNG file to "
                             f"write.")
   config, model, _, _ = training.load_run(run_dir)
+  if model.num_classes is None:
+    if classes is not None:
+      raise training.RunError(f"--classes: the run in {run_dir} is not "
+                              f"class-conditional (train it with "
+                              f"--conditional).")
+    n = callbacks.NUM_SAMPLES if n is None else n
+  else:
+    n = callbacks.SAMPLES_PER_CLASS if n is None else n
+    classes = list(range(model.num_classes)) if classes is None else classes
+    if max(classes) >= model.num_classes:
+      raise training.RunError(
+          f"--classes must lie in 0..{model.num_classes - 1}; got "
+          f"{','.join(map(str, classes))}.")
+    if columns not in (None, n):
+      raise training.RunError(
+          f"--columns: a class-conditional run's grid has one row per class "
+          f"of --n {n} samples.")
   grid = callbacks.sample_grid(model, n, temperature,
                                seed=config.seed if seed is None else seed,
-                               columns=columns)
+                               columns=columns, classes=classes)
   try:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     callbacks.write_png(out, grid)
   except OSError as e:
     raise training.RunError(f"--out {out}: cannot write it ({e}).") from e
-  print(f"wrote {n} samples at temperature {temperature} to {out}")
+  if classes is None:
+    print(f"wrote {n} samples at temperature {temperature} to {out}")
+  else:
+    print(f"wrote {n} samples per class at temperature {temperature} to "
+          f"{out}, one row per class: {', '.join(map(str, classes))}")
 
 
 def _demo(args):
   run_dir = args.out
   config = _run_config(args)
-  print(f"demo: {config.mixing} Glow (levels {config.num_levels}, steps per "
-        f"level {config.num_steps}, {config.hidden_channels} hidden channels) "
-        f"on {config.dataset}, {config.epochs} epochs -> {run_dir}")
+  kind = "class-conditional " if config.conditional else ""
+  print(f"demo: {kind}{config.mixing} Glow (levels {config.num_levels}, "
+        f"steps per level {config.num_steps}, {config.hidden_channels} hidden "
+        f"channels) on {config.dataset}, {config.epochs} epochs -> {run_dir}")
   _train_and_report(config, run_dir, args, replace=True)
   _evaluate(run_dir, as_json=False)
-  _sample(run_dir, 64, config.sample_temperature,
+  _sample(run_dir, None, config.sample_temperature,
           os.path.join(run_dir, callbacks.DEMO_SAMPLES_FILE))
   return 0
 
@@ -383,7 +460,7 @@ def main(argv=None):
       return 0
     if args.command == "sample":
       _sample(args.run, args.n, args.temperature, args.out, seed=args.seed,
-              columns=args.columns)
+              columns=args.columns, classes=args.classes)
       return 0
     if args.command == "demo":
       return _demo(args)

@@ -138,8 +138,16 @@ class RunConfig:
     splits: `[train, test]` split names of the source, or `None` for the
       source's own (`tfp_emerging.data.load`'s `splits`).
     bit_depth: `None` (keep the data's depth) or 8 (reduce 16-bit data).
+    conditional: a class-conditional Glow on the data's labels (its priors
+      depend on the class; `Glow(num_classes=...)`).
+    condition_couplings: with `conditional`, the coupling networks depend on
+      the class too.
+    preset: the name of the `tfp_emerging.presets` preset the options came
+      from, or `None`.
     num_bins: grey levels per channel (set from the data).
     image_shape: `[H, W, C]` (set from the data).
+    num_classes: the data's number of classes for a conditional run (set
+      from the data), else `None`.
     changes: the options changed when the run was resumed: a list of
       `{"epoch": first epoch trained with the new value, "option", "old",
       "new"}`.
@@ -160,8 +168,12 @@ class RunConfig:
   data_dir: str = None
   splits: list = None
   bit_depth: int = None
+  conditional: bool = False
+  condition_couplings: bool = True
+  preset: str = None
   num_bins: int = None
   image_shape: list = None
+  num_classes: int = None
   changes: list = dataclasses.field(default_factory=list)
 
   @classmethod
@@ -175,16 +187,26 @@ class RunConfig:
       raise RunError(f"{path}: not a readable run configuration ({e}).") from e
 
   def with_data(self, data):
-    """This config with `num_bins` and `image_shape` of `data` (an
-    `ImageDataset`); `DataError` if they differ from values already set."""
+    """This config with `num_bins`, `image_shape` (and, if `conditional`,
+    `num_classes`) of `data` (an `ImageDataset`); `DataError` if they differ
+    from values already set, or if a conditional run's data has no labels."""
     shape = [int(d) for d in data.image_shape]
-    for name, value in (("image_shape", shape), ("num_bins", data.num_bins)):
+    num_classes = None
+    if self.conditional:
+      if data.num_classes is None:
+        raise data_lib.DataError(
+            f"{data.source}: has no class labels, which a conditional run "
+            f"needs (--conditional). {data_lib.LABELLED_SOURCES}")
+      num_classes = int(data.num_classes)
+    for name, value in (("image_shape", shape), ("num_bins", data.num_bins),
+                        ("num_classes", num_classes)):
       stored = getattr(self, name)
       if stored is not None and stored != value:
         raise data_lib.DataError(
             f"{data.source}: {name} is now {value}, but the run was trained "
             f"with {stored}.")
-    return dataclasses.replace(self, num_bins=data.num_bins, image_shape=shape)
+    return dataclasses.replace(self, num_bins=data.num_bins, image_shape=shape,
+                               num_classes=num_classes)
 
 
 def _flow_modules():
@@ -212,6 +234,9 @@ def build_model(config, strategy=None):
           mixing=config.mixing,
           hidden_channels=config.hidden_channels,
           kernel_size=config.kernel_size,
+          num_classes=config.num_classes if config.conditional else None,
+          condition_couplings=bool(config.conditional and
+                                   config.condition_couplings),
           seed=config.seed)
     except ValueError as e:  # names the argument and what it expected
       raise RunError(f"invalid model options: {e}") from e
@@ -343,10 +368,12 @@ def train_batches(data, batch_size, seed, first_epoch, last_epoch,
   return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
-def first_images(data, batch_size, seed, epoch, num_examples=None):
+def first_images(data, batch_size, seed, epoch, num_examples=None,
+                 labels=False):
   """The integer images of the first batch of `train_batches`' epoch
-  `epoch`, for the data-dependent initialisation."""
-  windows, _ = _windows(data, batch_size, seed, num_examples, labels=False)
+  `epoch`, for the data-dependent initialisation; with `labels`, the pair
+  `(images, labels)`."""
+  windows, _ = _windows(data, batch_size, seed, num_examples, labels)
   return next(iter(_epoch_images(windows, seed, epoch).batch(batch_size)))
 
 
@@ -447,9 +474,10 @@ def fit(model, data, config, initial_epoch=0, callbacks=(), verbose=0,
     return recorder.records
   batch_size = _batch_size(config, data, model, num_train)
   if not model.is_initialized():
-    model.initialize(first_images(data, batch_size, config.seed,
-                                  initial_epoch + 1, num_examples=num_train),
-                     seed=config.seed)
+    first = first_images(data, batch_size, config.seed, initial_epoch + 1,
+                         num_examples=num_train, labels=labels)
+    images, classes = first if labels else (first, None)
+    model.initialize(images, classes, seed=config.seed)
   train, steps = train_batches(data, batch_size, config.seed,
                                initial_epoch + 1, config.epochs,
                                dtype=model.distribution.dtype,
@@ -725,7 +753,7 @@ def _run(config, run_dir, changed, log, strategy, verbose, tensorboard,
   metrics = fit(model, data, config, initial_epoch=initial_epoch,
                 callbacks=run_callbacks + list(extra_callbacks),
                 verbose=_verbosity(verbose), recorder=recorder,
-                advice=advice)
+                advice=advice, labels=config.conditional)
   callbacks_lib.write_samples(run_dir, model, config.sample_temperature,
                               config.seed)
   return metrics
