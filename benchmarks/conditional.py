@@ -41,8 +41,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfp_emerging import training
 
-__all__ = ["VARIANTS", "classifier", "main", "run_config", "sample_accuracy",
-           "summarize"]
+__all__ = ["QUICK", "VARIANTS", "classifier", "main", "run_config",
+           "sample_accuracy", "summarize"]
 
 VARIANTS = {
     "unconditional": dict(conditional=False),
@@ -51,12 +51,15 @@ VARIANTS = {
 }
 TEMPERATURE = 0.7
 SAMPLES_PER_CLASS = 100
+# The model of `--quick`: one narrow step.
+QUICK = dict(num_steps=1, hidden_channels=8)
 
 
-def run_config(variant, seed, epochs):
-  """The `RunConfig` of one model: the demo's options, `epochs`, `seed`."""
+def run_config(variant, seed, epochs, **overrides):
+  """The `RunConfig` of one model: the demo's options, `epochs`, `seed` (and
+  `overrides`, for `--quick`)."""
   return training.RunConfig(dataset="digits", epochs=epochs, seed=seed,
-                            **VARIANTS[variant])
+                            **VARIANTS[variant], **overrides)
 
 
 def _split(data, name):
@@ -76,20 +79,22 @@ def classifier(data):
   return model, float(np.mean(model.predict(test_pixels) == test_labels))
 
 
-def sample_accuracy(model, judge, num_bins, seed):
-  """The fraction of class-conditional samples (`SAMPLES_PER_CLASS` per
-  class, temperature 0.7) that `judge` labels as the class asked for."""
-  asked = np.repeat(np.arange(model.num_classes), SAMPLES_PER_CLASS)
+def sample_accuracy(model, judge, num_bins, seed,
+                    per_class=SAMPLES_PER_CLASS):
+  """The fraction of class-conditional samples (`per_class` per class,
+  temperature 0.7) that `judge` labels as the class asked for."""
+  asked = np.repeat(np.arange(model.num_classes), per_class)
   images = model.sample(len(asked), temperature=TEMPERATURE, seed=seed,
                         labels=asked).numpy()
   pixels = images.reshape(len(asked), -1).astype(np.float64) / (num_bins - 1)
   return float(np.mean(judge.predict(pixels) == asked))
 
 
-def run(variant, seed, epochs, judge, num_examples=None):
-  """Trains one model and measures it; one record. `num_examples`: use only
-  that many training and test images (`--quick`)."""
-  config = run_config(variant, seed, epochs)
+def run(variant, seed, epochs, judge, quick=False):
+  """Trains one model and measures it; one record. `quick`: a one-step flow
+  on 128 training and test images, 10 samples per class."""
+  config = run_config(variant, seed, epochs, **(QUICK if quick else {}))
+  num_examples = 128 if quick else None
   data = training.load_data(config)
   config = config.with_data(data)
   model = training.build_model(config)
@@ -102,8 +107,10 @@ def run(variant, seed, epochs, judge, num_examples=None):
       "test_bits_per_dim": training.evaluate(
           model, data, config.batch_size, config.seed,
           num_examples=num_examples, labels=config.conditional),
-      "sample_accuracy": (sample_accuracy(model, judge, data.num_bins, seed)
-                          if config.conditional else None),
+      "sample_accuracy": (
+          sample_accuracy(model, judge, data.num_bins, seed,
+                          per_class=10 if quick else SAMPLES_PER_CLASS)
+          if config.conditional else None),
       "train_seconds": seconds,
   }
   print(json.dumps(record), flush=True)
@@ -151,16 +158,16 @@ def main(argv=None):
   parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
                       choices=list(VARIANTS))
   parser.add_argument("--quick", action="store_true",
-                      help=("1 seed, 1 epoch on 128 images: checks that the script runs"))
+                      help=("1 seed, 1 epoch of a one-step flow on 128 images: checks that "
+            "the script runs"))
   parser.add_argument("--out", default=os.path.join(
       os.path.dirname(os.path.abspath(__file__)), "results"))
   args = parser.parse_args(argv)
   seeds, epochs = (1, 1) if args.quick else (args.seeds, args.epochs)
-  num_examples = 128 if args.quick else None
   data = training.load_data(training.RunConfig(dataset="digits"))
   judge, judge_accuracy = classifier(data)
   start = time.perf_counter()
-  records = [run(variant, seed, epochs, judge, num_examples)
+  records = [run(variant, seed, epochs, judge, args.quick)
              for seed in range(seeds) for variant in args.variants]
   table = summarize(records, judge_accuracy)
   print(table)
@@ -170,8 +177,10 @@ def main(argv=None):
     json.dump({
         "command": "python benchmarks/conditional.py " + " ".join(
             sys.argv[1:] if argv is None else argv),
-        "settings": dataclasses.asdict(run_config("conditional", 0, epochs)),
-        "temperature": TEMPERATURE, "samples_per_class": SAMPLES_PER_CLASS,
+        "settings": dataclasses.asdict(run_config(
+            "conditional", 0, epochs, **(QUICK if args.quick else {}))),
+        "temperature": TEMPERATURE,
+        "samples_per_class": 10 if args.quick else SAMPLES_PER_CLASS,
         "classifier_test_accuracy": judge_accuracy,
         "wall_seconds": time.perf_counter() - start,
         "load_average": os.getloadavg(), "machine": platform.platform(),
