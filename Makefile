@@ -18,8 +18,11 @@ $(STAMP): setup.py
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+# Two pytest workers, one per core of a 2-core CI machine: most of the
+# suite's time is single-threaded tracing. `--dist loadfile` keeps each test
+# file (and its module-scoped fixtures) in one worker.
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 demo: install
 	$(PY) -m tfp_emerging demo

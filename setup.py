@@ -30,6 +30,7 @@ setuptools.setup(
             "pillow",  # palette PNGs in tests/test_data.py
             "tensorboard",  # --tensorboard in tests/test_training.py
             "hypothesis",  # property-based tests of every bijector
+            "pytest-xdist",  # make test: one worker per core
         ],
         "datasets": ["tensorflow-datasets"],
         "tensorboard": ["tensorboard"],
