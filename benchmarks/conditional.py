@@ -51,8 +51,13 @@ VARIANTS = {
 }
 TEMPERATURE = 0.7
 SAMPLES_PER_CLASS = 100
-# The model of `--quick`: one narrow step.
+# The model of `--quick`: one narrow step, and its samples per class.
 QUICK = dict(num_steps=1, hidden_channels=8)
+QUICK_SAMPLES_PER_CLASS = 10
+
+
+def _samples_per_class(quick):
+  return QUICK_SAMPLES_PER_CLASS if quick else SAMPLES_PER_CLASS
 
 
 def run_config(variant, seed, epochs, **overrides):
@@ -109,7 +114,7 @@ def run(variant, seed, epochs, judge, quick=False):
           num_examples=num_examples, labels=config.conditional),
       "sample_accuracy": (
           sample_accuracy(model, judge, data.num_bins, seed,
-                          per_class=10 if quick else SAMPLES_PER_CLASS)
+                          per_class=_samples_per_class(quick))
           if config.conditional else None),
       "train_seconds": seconds,
   }
@@ -135,9 +140,10 @@ def summarize(records, judge_accuracy):
     bits = _mean_std([r["test_bits_per_dim"] for r in rows])
     accuracies = [r["sample_accuracy"] for r in rows
                   if r["sample_accuracy"] is not None]
-    accuracy = (f"{100 * _mean_std(accuracies)[0]:.1f} ± "
-                f"{100 * _mean_std(accuracies)[1]:.1f} %" if accuracies
-                else "-")
+    accuracy = "-"
+    if accuracies:
+      mean, std = _mean_std(accuracies)
+      accuracy = f"{100 * mean:.1f} ± {100 * std:.1f} %"
     seeds = ", ".join(
         f"{r['test_bits_per_dim']:.4f}" + (
             "" if r["sample_accuracy"] is None
@@ -180,7 +186,7 @@ def main(argv=None):
         "settings": dataclasses.asdict(run_config(
             "conditional", 0, epochs, **(QUICK if args.quick else {}))),
         "temperature": TEMPERATURE,
-        "samples_per_class": 10 if args.quick else SAMPLES_PER_CLASS,
+        "samples_per_class": _samples_per_class(args.quick),
         "classifier_test_accuracy": judge_accuracy,
         "wall_seconds": time.perf_counter() - start,
         "load_average": os.getloadavg(), "machine": platform.platform(),

@@ -265,26 +265,35 @@ def sample_grid(model, n, temperature, seed, columns=None, classes=None):
 
   Raises:
     ValueError: `classes` for an unconditional model, class ids outside
-      `0..K-1`, or a `columns` that breaks the rows of classes.
+      `0..K-1`, or a `columns` that breaks the rows of classes; the message
+      begins with the argument's name (the command line puts `--` before
+      it).
   """
   if model.num_classes is None:
     if classes is not None:
-      raise ValueError("`classes` needs a class-conditional model; this one "
-                       "is unconditional.")
+      raise ValueError("classes: the model is not class-conditional (train "
+                       "it with --conditional).")
     samples = model.sample(n, temperature=temperature, seed=seed)
     return image_grid(np.asarray(samples), model.num_bins, columns=columns)
   classes = list(range(model.num_classes) if classes is None else classes)
   wrong = [c for c in classes if not 0 <= c < model.num_classes]
   if wrong or not classes:
-    raise ValueError(f"`classes` must be class ids in 0..{model.num_classes - 1}"
-                     f"; got {classes}.")
+    raise ValueError(f"classes must lie in 0..{model.num_classes - 1}; got "
+                     f"{','.join(map(str, classes))}.")
   if columns not in (None, n):
-    raise ValueError(f"a class-conditional grid has one row per class of "
-                     f"{n} samples; `columns` must be {n}, got {columns}.")
+    raise ValueError(f"columns: a class-conditional grid has one row per "
+                     f"class of {n} samples; columns must be {n}, got "
+                     f"{columns}.")
   labels = np.repeat(np.asarray(classes, np.int32), n)
   samples = model.sample(len(labels), temperature=temperature, seed=seed,
                          labels=labels)
   return image_grid(np.asarray(samples), model.num_bins, columns=n)
+
+
+def default_sample_count(model):
+  """`n` of a run's sample grid: `NUM_SAMPLES` for an unconditional model,
+  `SAMPLES_PER_CLASS` per class for a class-conditional one."""
+  return NUM_SAMPLES if model.num_classes is None else SAMPLES_PER_CLASS
 
 
 def samples_per_grid(model, total):
@@ -299,9 +308,9 @@ def samples_per_grid(model, total):
 def write_samples(run_dir, model, temperature, seed):
   """Writes `samples.png`: `NUM_SAMPLES` samples of `model`, 8 per row (a
   class-conditional model: one row per class, `SAMPLES_PER_CLASS` each)."""
-  n = NUM_SAMPLES if model.num_classes is None else SAMPLES_PER_CLASS
   write_png(os.path.join(run_dir, SAMPLES_FILE),
-            sample_grid(model, n, temperature, seed))
+            sample_grid(model, default_sample_count(model), temperature,
+                        seed))
 
 
 def print_warning(message):

@@ -370,36 +370,24 @@ def _sample(run_dir, n, temperature, out, seed=None, columns=None,
     raise training.RunError(f"--out {out}: is a folder; give the PNG file to "
                             f"write.")
   config, model, _, _ = training.load_run(run_dir)
-  if model.num_classes is None:
-    if classes is not None:
-      raise training.RunError(f"--classes: the run in {run_dir} is not "
-                              f"class-conditional (train it with "
-                              f"--conditional).")
-    n = callbacks.NUM_SAMPLES if n is None else n
-  else:
-    n = callbacks.SAMPLES_PER_CLASS if n is None else n
-    classes = list(range(model.num_classes)) if classes is None else classes
-    if max(classes) >= model.num_classes:
-      raise training.RunError(
-          f"--classes must lie in 0..{model.num_classes - 1}; got "
-          f"{','.join(map(str, classes))}.")
-    if columns not in (None, n):
-      raise training.RunError(
-          f"--columns: a class-conditional run's grid has one row per class "
-          f"of --n {n} samples.")
-  grid = callbacks.sample_grid(model, n, temperature,
-                               seed=config.seed if seed is None else seed,
-                               columns=columns, classes=classes)
+  n = callbacks.default_sample_count(model) if n is None else n
+  try:
+    grid = callbacks.sample_grid(model, n, temperature,
+                                 seed=config.seed if seed is None else seed,
+                                 columns=columns, classes=classes)
+  except ValueError as e:  # its message begins with the option's name
+    raise training.RunError(f"--{e}") from e
   try:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     callbacks.write_png(out, grid)
   except OSError as e:
     raise training.RunError(f"--out {out}: cannot write it ({e}).") from e
-  if classes is None:
+  if model.num_classes is None:
     print(f"wrote {n} samples at temperature {temperature} to {out}")
   else:
+    rows = range(model.num_classes) if classes is None else classes
     print(f"wrote {n} samples per class at temperature {temperature} to "
-          f"{out}, one row per class: {', '.join(map(str, classes))}")
+          f"{out}, one row per class: {', '.join(map(str, rows))}")
 
 
 def _demo(args):

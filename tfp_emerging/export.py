@@ -118,8 +118,7 @@ class FlowExport(tf.Module):
 
   def _log_prob(self, x, labels=None):
     log_prob = self._distribution.log_prob(
-        x, bijector_kwargs=conditions.route(self.flow, labels)
-        if labels is not None else {})
+        x, bijector_kwargs=conditions.route(self.flow, labels))
     result = {"log_prob": log_prob}
     if self._num_bins is not None:
       result["bits_per_dim"] = dequantization.bits_per_dim(
@@ -128,9 +127,7 @@ class FlowExport(tf.Module):
 
   def _sample(self, n, temperature, seed, labels=None):
     z = tempered_sample(self._distribution.distribution, n, temperature, seed)
-    x = self.flow.forward(
-        z, **(conditions.route(self.flow, labels) if labels is not None
-              else {}))
+    x = self.flow.forward(z, **conditions.route(self.flow, labels))
     result = {"x": x}
     if self._num_bins is not None:
       result["images"] = dequantization.quantize(x, self._num_bins)

@@ -495,11 +495,16 @@ class FlowModel(keras.Model):
                       else (inputs, None))
     return self._noisy_bits(images, labels, caller="FlowModel.call")
 
+  def _labels_of(self, y):
+    """The labels of a Keras batch's `y` that the flow takes: `y` for a
+    class-conditional flow; an unconditional one ignores any `y`."""
+    return y if self._num_classes is not None else None
+
   def _batch_bits(self, x, y, caller):
     """Per-image bits/dim of `x`: integer images (fresh noise), or a dict
     whose `DEQUANTIZED` entry holds the dequantised images; `y` the labels
     (used by a class-conditional flow only)."""
-    labels = y if self._num_classes is not None else None
+    labels = self._labels_of(y)
     if isinstance(x, dict):
       return self._continuous_bits(x[DEQUANTIZED], labels, caller)
     return self._noisy_bits(x, labels, caller=caller)
@@ -557,8 +562,7 @@ class FlowModel(keras.Model):
     """`keras.Model.fit`, after the data-dependent init if not yet done."""
     if not self.is_initialized():
       images, labels = _first_batch(x, y, batch_size)
-      self.initialize(
-          images, labels if self._num_classes is not None else None)
+      self.initialize(images, self._labels_of(labels))
     if KERAS_3 and not self.optimizer.built:
       # Creating the slots here, not in the first traced step, spares Keras
       # a second trace of the whole training step.

@@ -26,8 +26,8 @@ import tensorflow_probability as tfp
 
 tfb = tfp.bijectors
 
-__all__ = ["check_static_ids", "class_vectors", "conditional_parts", "num_classes_of", "require",
-           "route", "vectors"]
+__all__ = ["check_static_ids", "class_vectors", "conditional_parts",
+           "num_classes_of", "require", "route", "vectors"]
 
 NAME = "conditional_input"
 
