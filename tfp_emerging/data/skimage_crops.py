@@ -6,8 +6,8 @@ default) out of the colour photographs bundled in the scikit-image wheel
 field, an immunohistochemistry slide and the left motorcycle stereo view; no
 download, no network): uint8 pixels `[N, size, size, 3]`, 256 levels. With
 the defaults (`NUM_TRAIN` and `NUM_TEST` crops of 16x16) they are the
-dataset `"skimage-crops"` of `tfp_emerging.data.load`, which is how training
-reads them.
+dataset `"skimage-crops"` of `tfp_emerging.data.load` (`load`), which is
+how training reads them.
 
 No overlap between train and test. Every source image is cut into vertical
 bands `band_width` pixels wide; bands alternate train, train, ..., test
@@ -27,8 +27,10 @@ import dataclasses
 
 import numpy as np
 
+from tfp_emerging.data import dataset
+
 __all__ = ["NAME", "NUM_TEST", "NUM_TRAIN", "SOURCES", "CropBoxes", "Crops",
-           "crop_boxes", "load_crops", "source_images"]
+           "crop_boxes", "load", "load_crops", "source_images"]
 
 # The name of the default crops as a dataset of `tfp_emerging.data.load`.
 NAME = "skimage-crops"
@@ -174,3 +176,13 @@ def load_crops(num_train=NUM_TRAIN, num_test=NUM_TEST, size=16,
       source=(f"{size}x{size} random crops of scikit-image's bundled photos "
               f"({', '.join(SOURCES)}); every {test_every}th {band_width}-px "
               f"vertical band is test-only"))
+
+
+def load(bit_depth=None):
+  """The dataset `"skimage-crops"`: `load_crops()`'s default crops as an
+  in-memory `ImageDataset` of 256 levels, without labels."""
+  crops = load_crops()
+  return dataset.in_memory(
+      NAME, crops.source,
+      {"train": (crops.train, None), "test": (crops.test, None)},
+      num_bins=256, bit_depth=bit_depth)

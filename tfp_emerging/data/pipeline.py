@@ -1,0 +1,205 @@
+"""The `tf.data` input pipeline of training and evaluation.
+
+`train_batches` and `test_batches` turn an `ImageDataset` into the batches
+`FlowModel.fit` and `FlowModel.evaluate` read: dequantised images in a dict
+`{DEQUANTIZED: x}` (with `WEIGHT` for evaluation), paired with the labels
+for a class-conditional model.
+
+Batches. Epoch `E`'s training images are the split, reordered once at the
+source by `seed` (`ImageDataset.images(shuffle_seed=seed)`), then permuted
+within consecutive windows of `SHUFFLE_BUFFER_BYTES` worth of images (the
+whole split when it is smaller: a full permutation per epoch), each window's
+permutation drawn statelessly from `(seed, E, window)`; then cut into full
+batches (`drop_remainder`: one batch shape, traced once; the fewer than
+`batch_size` images left at the end of an epoch are not seen in that epoch)
+and prefetched. The order depends on nothing else (not on TensorFlow's
+global seed): an interrupted and resumed run sees the same batches as an
+uninterrupted one.
+
+Evaluation: every test image once, each dequantised with noise drawn
+statelessly from `(evaluation seed, index of the image)`, so that the test
+bits/dim does not depend on the batch size or the number of replicas. The
+last test batch is padded to a full batch with images of weight 0.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_emerging.flows import dequantization
+
+__all__ = ["DEQUANTIZED", "SHUFFLE_BUFFER_BYTES", "WEIGHT", "first_images",
+           "test_batches", "train_batches", "window_size"]
+
+# The most bytes of images a training epoch permutes at once (all of a
+# smaller training split: a full permutation per epoch).
+SHUFFLE_BUFFER_BYTES = 2**26
+
+# The keys of a batch `x` given as a dict: `DEQUANTIZED`, the images already
+# dequantised (float, in `[-0.5, 0.5)`), with noise seeded per image by this
+# pipeline; optionally `WEIGHT`, each image's weight `[B]` in the
+# evaluation's mean (0 for padding).
+DEQUANTIZED = "dequantized"
+WEIGHT = "weight"
+
+
+def num_images(data, split, num_examples=None):
+  """The images of `split` used: all, or at most `num_examples`."""
+  total = data.num_examples[split]
+  return total if num_examples is None else min(num_examples, total)
+
+
+def _split(data, split, labels, num_examples, shuffle_seed=None):
+  images = data.images(split, labels=labels, shuffle_seed=shuffle_seed)
+  return images if num_examples is None else images.take(num_examples)
+
+
+def _stream_seed(seed, *keys):
+  """A stateless seed `[2]` for one use: `seed` with each key folded in."""
+  stream = tf.stack([tf.constant(seed, tf.int64), tf.constant(0, tf.int64)])
+  for key in keys:
+    stream = tf.random.experimental.stateless_fold_in(
+        stream, tf.cast(key, tf.int64))
+  return stream
+
+
+# The keys that keep the random streams of `train_batches` and
+# `test_batches` apart.
+_PERMUTATION, _TRAIN_NOISE, _TEST_NOISE = 0, 1, 2
+
+
+def window_size(data, batch_size, count):
+  """Images permuted together: `SHUFFLE_BUFFER_BYTES` of them (at least one
+  batch), at most the `count` training images."""
+  pixel_bytes = 1 if data.num_bins <= 256 else 2
+  image_bytes = pixel_bytes * int(np.prod(data.image_shape))
+  return max(1, min(count, max(batch_size,
+                               SHUFFLE_BUFFER_BYTES // image_bytes)))
+
+
+def _windows(data, batch_size, seed, num_examples, labels):
+  """`(windows, count)`: the training split, reordered at the source by
+  `seed`, in windows of `window_size` images; `count` training images."""
+  count = num_images(data, "train", num_examples)
+  windows = _split(data, "train", labels, num_examples, shuffle_seed=seed)
+  return windows.batch(window_size(data, batch_size, count)), count
+
+
+def _epoch_images(windows, seed, epoch):
+  """Epoch `epoch`'s training elements (unbatched): each window permuted by
+  `argsort` of uniform keys drawn from `(seed, epoch, window)`."""
+
+  def permute(index, window):
+    size = tf.shape(tf.nest.flatten(window)[0])[0]
+    keys = tf.random.stateless_uniform(
+        [size], seed=_stream_seed(seed, epoch, _PERMUTATION, index))
+    order = tf.argsort(keys)
+    return tf.nest.map_structure(lambda t: tf.gather(t, order), window)
+
+  return windows.enumerate().map(permute).unbatch()
+
+
+def _dequantized(data, dtype, labels, seed_of, weight=None):
+  """`map` function: element `(index, image or (image, label))` to
+  `{DEQUANTIZED: x}` (with `WEIGHT: weight` if given), paired with the label
+  if `labels`; `x` is dequantised with noise from `seed_of(index)`."""
+
+  def dequantize(index, element):
+    image, label = element if labels else (element, None)
+    x = {DEQUANTIZED: dequantization.dequantize(
+        image, data.num_bins, seed=seed_of(index), dtype=dtype)}
+    if weight is not None:
+      x[WEIGHT] = tf.constant(weight, tf.float32)
+    return (x, label) if labels else x
+
+  return dequantize
+
+
+def train_batches(data, batch_size, seed, first_epoch, last_epoch,
+                  dtype=tf.float32, num_examples=None, labels=False):
+  """The training batches of epochs `first_epoch .. last_epoch` (from 1).
+
+  Epoch `E` is the training split (reordered at the source by `seed`) with
+  each window of `window_size(data, batch_size, N)` consecutive images
+  permuted by `argsort` of uniform keys drawn statelessly from `(seed, E,
+  window)`, in `N // batch_size` full batches; the image at position `p` of
+  epoch `E` is dequantised with noise drawn statelessly from `(seed, E, p)`.
+  Nothing else (not TensorFlow's global seed) changes the batches, so a
+  pipeline started at a later `first_epoch` (a resumed run) continues the
+  batches of an uninterrupted one exactly. Cost per epoch: reading the split
+  once, `O(N log window)` for the permutations and `O(N H W C)` for the
+  noise, in the `tf.data` threads; memory: about two windows.
+
+  Args:
+    data: a `tfp_emerging.data.ImageDataset`.
+    batch_size: images per batch (the global batch).
+    seed: the run's seed.
+    first_epoch: the first epoch of the pipeline (the one after a restored
+      checkpoint's).
+    last_epoch: the last epoch.
+    dtype: the dequantised images' dtype (the model's).
+    num_examples: use only the first `num_examples` training images.
+    labels: batches carry the labels (for conditional models).
+
+  Returns:
+    `(dataset, steps_per_epoch)`: batches `{"dequantized": x}` (or
+    `({"dequantized": x}, labels)`), `x` `[batch_size, H, W, C]` of `dtype` in
+    `[-0.5, 0.5)`, exactly `steps_per_epoch` per epoch, prefetched.
+  """
+  windows, count = _windows(data, batch_size, seed, num_examples, labels)
+  steps = count // batch_size
+
+  def epoch_batches(epoch):
+    noise = _dequantized(
+        data, dtype, labels,
+        lambda position: _stream_seed(seed, epoch, _TRAIN_NOISE, position))
+    return _epoch_images(windows, seed, epoch).enumerate().map(
+        noise, num_parallel_calls=tf.data.AUTOTUNE).batch(
+            batch_size, drop_remainder=True)
+
+  epochs = tf.data.Dataset.range(first_epoch, last_epoch + 1)
+  dataset = epochs.flat_map(epoch_batches).apply(
+      tf.data.experimental.assert_cardinality(
+          steps * max(0, last_epoch - first_epoch + 1)))
+  return dataset.prefetch(tf.data.AUTOTUNE), steps
+
+
+def first_images(data, batch_size, seed, epoch, num_examples=None,
+                 labels=False):
+  """The integer images of the first batch of `train_batches`' epoch
+  `epoch`, for the data-dependent initialisation; with `labels`, the pair
+  `(images, labels)`."""
+  windows, _ = _windows(data, batch_size, seed, num_examples, labels)
+  return next(iter(_epoch_images(windows, seed, epoch).batch(batch_size)))
+
+
+def test_batches(data, batch_size, seed, dtype=tf.float32, num_examples=None,
+                 labels=False):
+  """The evaluation batches of the test split, dequantised reproducibly.
+
+  Image `i` (in the split's fixed order) is dequantised with noise drawn
+  statelessly from `(seed, i)`, independent of the batching and of the
+  number of replicas. The last batch is padded to `batch_size` with zero
+  images of weight 0, so every batch has one shape and `FlowModel.evaluate`
+  counts every test image exactly once.
+
+  Returns:
+    A dataset of batches `{"dequantized": x, "weight": weights}` (or that
+    and the labels, paired): `x` `[batch_size, H, W, C]` of `dtype`,
+    `weights` `[batch_size]` float32 (1 for an image, 0 for padding),
+    prefetched.
+  """
+  count = num_images(data, "test", num_examples)
+  images = _split(data, "test", labels, num_examples).enumerate().map(
+      _dequantized(data, dtype, labels,
+                   lambda index: _stream_seed(seed, _TEST_NOISE, index),
+                   weight=1.), num_parallel_calls=tf.data.AUTOTUNE)
+  padding = (-count) % batch_size
+  if padding:
+    blank = {DEQUANTIZED: tf.zeros(data.image_shape, dtype),
+             WEIGHT: tf.constant(0., tf.float32)}
+    if labels:
+      blank = (blank, tf.constant(0, tf.int32))
+    images = images.concatenate(
+        tf.data.Dataset.from_tensors(blank).repeat(padding))
+  return images.batch(batch_size, drop_remainder=True).prefetch(
+      tf.data.AUTOTUNE)
