@@ -1,5 +1,7 @@
 """Studies, speed and memory measurements, and the targets they are checked against.
 
-Scripts run from the repository root (`python benchmarks/NAME.py`); a package
-so that tests and workers import them as `benchmarks.NAME` unambiguously.
+Not part of the installed package: each module runs from the repository root
+as `python -m benchmarks.NAME` (`run`, the speed suite; `solvers`,
+`cython_inverse`, `train_speed`, `memory`, `compare`, `conditional`,
+`targets`), and the tests import them as `benchmarks.NAME`.
 """

@@ -35,7 +35,7 @@ Test bits/dim: the mean over the test images of the dequantised bound
 (`tfp_emerging.training.evaluate`'s), with each test image's dequantisation
 noise drawn statelessly from `EVAL_SEED` and its index (the same noise for
 every mixing and seed). The batches and the training noise are seeded by
-the run's seed (`tfp_emerging.training.train_batches`).
+the run's seed (`tfp_emerging.data.train_batches`).
 
 Outputs in `--out`: `runs.json` (the settings and one record per run, with
 per-epoch metrics), `summary.md` (the table: mean +- standard deviation over
@@ -43,7 +43,7 @@ seeds, parameter counts, seconds per epoch, and the paired difference of each
 mixing to the 1x1), and `comparison.png` (test bits/dim per mixing, and the
 test curves).
 
-Command line: `python benchmarks/compare.py [--quick] [--seeds N]
+Command line: `python -m benchmarks.compare [--quick] [--seeds N]
 [--epochs N] [--datasets digits,skimage-crops] [--mixings ...] [--out DIR]`.
 """
 
@@ -59,10 +59,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_emerging import callbacks
+from tfp_emerging.training import callbacks
 from tfp_emerging import data as data_lib
 from tfp_emerging import training
 
@@ -354,7 +351,7 @@ def _names(value, allowed, option):
 
 def build_parser():
   parser = argparse.ArgumentParser(
-      prog="python benchmarks/compare.py",
+      prog="python -m benchmarks.compare",
       description=("Train every channel mixing on the same data, model and "
                    "schedule with several seeds; report test bits/dim."))
   parser.add_argument("--quick", action="store_true",
@@ -394,7 +391,7 @@ def main(argv=None):
   rows = summarize(records)
   table = summary_table(rows)
   arguments = sys.argv[1:] if argv is None else list(argv)
-  command = "python benchmarks/compare.py " + " ".join(arguments)
+  command = "python -m benchmarks.compare " + " ".join(arguments)
   total = time.time() - start
   with open(os.path.join(args.out, "runs.json"), "w", encoding="utf-8") as f:
     json.dump({

@@ -22,7 +22,7 @@ scikit-learn's logistic regression trained on the real training digits
 ceiling. Means and standard deviations (ddof 1) are over the seeds.
 
 Outputs in `--out`: `conditional.json` (settings, one record per run) and
-`conditional.md` (the table). Command line: `python benchmarks/conditional.py
+`conditional.md` (the table). Command line: `python -m benchmarks.conditional
 [--seeds N] [--epochs N] [--variants ...] [--quick] [--out DIR]`.
 """
 
@@ -36,9 +36,6 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from tfp_emerging import training
 
 __all__ = ["QUICK", "VARIANTS", "classifier", "main", "run_config",
@@ -181,7 +178,7 @@ def main(argv=None):
   with open(os.path.join(args.out, "conditional.json"), "w",
             encoding="utf-8") as f:
     json.dump({
-        "command": "python benchmarks/conditional.py " + " ".join(
+        "command": "python -m benchmarks.conditional " + " ".join(
             sys.argv[1:] if argv is None else argv),
         "settings": dataclasses.asdict(run_config(
             "conditional", 0, epochs, **(QUICK if args.quick else {}))),

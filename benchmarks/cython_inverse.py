@@ -1,7 +1,7 @@
 """Our autoregressive inverse next to the paper's Cython one, in the same run.
 
 Usage:
-  OMP_THREAD_LIMIT=2 python benchmarks/cython_inverse.py MODULE \\
+  OMP_THREAD_LIMIT=2 python -m benchmarks.cython_inverse MODULE \\
       [--jit both|on|off] [--repeats N] [--shapes N,H,W,C ...]
 
 `MODULE` is the path of an already built `inverse_op_cython` extension (the
@@ -11,11 +11,11 @@ it is part of this repository. Its `prange` asks for 8 threads: limit them
 with `OMP_THREAD_LIMIT` (set before Python starts) to the cores TensorFlow
 uses.
 
-For each shape (default: the four of `tfp_emerging.benchmarks.SHAPES`), in
+For each shape (default: the four of `benchmarks.run.SHAPES`), in
 float64 with `k = 3`: one `AutoregressiveConv2D` (top-left mask, the kernel
 both receive, its masked `k x k` form for the paper's code), the same
 right-hand side; checks that both give the same `x`, then times both, the
-calls taking turns (`tfp_emerging.benchmarks.median_seconds`), and prints
+calls taking turns (`benchmarks.run.median_seconds`), and prints
 ours / Cython. Ours is the layer's `inverse` under `tf.function`, and under
 `tf.function(jit_compile=True)` with `--jit on` or `both`.
 
@@ -30,13 +30,11 @@ import importlib.util
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfp_emerging import benchmarks  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_emerging import bijectors  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import run as speed
+from tfp_emerging import bijectors
 
 
 def load_module(path):
@@ -91,14 +89,14 @@ def compare(module, shape, jit_modes, repeats):
     names.append("ours, xla" if jit else "ours")
   calls.append((theirs, y_numpy))
   names.append("cython")
-  return dict(zip(names, benchmarks.median_seconds(calls, repeats)))
+  return dict(zip(names, speed.median_seconds(calls, repeats)))
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("module", help="path of the built inverse_op_cython")
   parser.add_argument("--jit", choices=("both", "on", "off"), default="both")
-  parser.add_argument("--repeats", type=int, default=benchmarks.REPEATS)
+  parser.add_argument("--repeats", type=int, default=speed.REPEATS)
   parser.add_argument("--shapes", nargs="*", default=None,
                       help="N,H,W,C each (default: the four benchmark shapes)")
   args = parser.parse_args(argv)
@@ -107,7 +105,7 @@ def main(argv=None):
     print("warning: OMP_THREAD_LIMIT is not set; the paper's code asks for 8 "
           "threads", file=sys.stderr)
   module = load_module(args.module)
-  shapes = (benchmarks.SHAPES if args.shapes is None else
+  shapes = (speed.SHAPES if args.shapes is None else
             [tuple(int(s) for s in shape.split(",")) for shape in args.shapes])
   jit_modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.jit]
   print(f"float64, k = 3, one AutoregressiveConv2D inverse; Cython with "

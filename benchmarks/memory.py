@@ -1,6 +1,6 @@
 """Peak resident memory while the input pipeline streams a large dataset.
 
-Usage: python benchmarks/memory.py [--dataset NAME] [--num-examples N]
+Usage: python -m benchmarks.memory [--dataset NAME] [--num-examples N]
        [--test-split NAME] [--test-examples N] [--batch-size B]
        [--train-steps S] [--json]
 
@@ -21,7 +21,7 @@ memory would grow by at least the data's size.
 `--train-steps S` measures a short training run reading from the same
 dataset instead of a bare epoch: S steps of the one training path
 (`tfp_emerging.training.fit`, see `_short_training_run`), e.g.
-`python benchmarks/memory.py --train-steps 50`.
+`python -m benchmarks.memory --train-steps 50`.
 """
 
 import argparse
@@ -30,9 +30,6 @@ import os
 import resource
 import sys
 import time
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 def peak_rss_bytes():
@@ -56,12 +53,12 @@ def _short_training_run(dataset, steps, batch_size):
   """`steps` training steps of the one training path on `dataset`.
 
   `tfp_emerging.training.fit` (what `tfp-emerging train` runs:
-  `FlowModel.fit` over `training.train_batches` of the whole training split,
+  `FlowModel.fit` over `data.train_batches` of the whole training split,
   stopped after `steps` steps, then the evaluation of the whole test split)
   on a small Glow (2 levels, 1 step per level, couplings 8 wide), so that
   the memory measured is the input pipeline's and the training loop's, not
   the model's. The pipeline permutes windows of
-  `training.SHUFFLE_BUFFER_BYTES` (64 MiB) of images.
+  `data.SHUFFLE_BUFFER_BYTES` (64 MiB) of images.
 
   Returns:
     The number of training images trained on.

@@ -1,6 +1,6 @@
 """Raster against wavefront: the measurements behind `solver="auto"`.
 
-Usage: python benchmarks/solvers.py [--jit both|on|off] [--shapes N,H,W,C ...]
+Usage: python -m benchmarks.solvers [--jit both|on|off] [--shapes N,H,W,C ...]
 
 Times one `AutoregressiveConv2D` inverse (`k = 3`, float32) with each solver
 next to its forward, the calls of one shape taking turns, and prints
@@ -13,13 +13,11 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import tensorflow as tf
 
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from tfp_emerging import benchmarks  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_emerging import bijectors  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_emerging.ops import autoregressive  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import run as speed
+from tfp_emerging import bijectors
+from tfp_emerging.ops import autoregressive
 
 SHAPES = ((16, 32, 32, 12), (64, 32, 32, 12), (4, 32, 32, 48),
           (16, 32, 32, 24), (16, 16, 16, 12), (64, 16, 16, 12),
@@ -28,7 +26,7 @@ SHAPES = ((16, 32, 32, 12), (64, 32, 32, 12), (4, 32, 32, 48),
           (16, 8, 8, 24))
 
 
-def compare(shape, jit, repeats=benchmarks.REPEATS):
+def compare(shape, jit, repeats=speed.REPEATS):
   """`(forward, wavefront, raster)` seconds of one layer on `shape`."""
   images = tf.random.stateless_normal(shape, seed=[1, 2])
   calls = []
@@ -39,7 +37,7 @@ def compare(shape, jit, repeats=benchmarks.REPEATS):
       calls.append((tf.function(layer.forward, jit_compile=jit), images))
     outputs = tf.identity(layer.forward(images))
     calls.append((tf.function(layer.inverse, jit_compile=jit), outputs))
-  return benchmarks.median_seconds(calls, repeats)
+  return speed.median_seconds(calls, repeats)
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """Speed of the one training path against a bare `tf.function` training step.
 
-Usage: python benchmarks/train_speed.py [--epochs N] [--quick] [--json]
+Usage: python -m benchmarks.train_speed [--epochs N] [--quick] [--json]
        [--out FILE]
 
 In one process, on the demo's configuration (`training.RunConfig()`: the
@@ -8,12 +8,12 @@ digits, 8 steps of emerging mixing, couplings 64 wide, batch 64: 23 steps per
 epoch):
 
 * the path: `tfp_emerging.training.train`, what `tfp-emerging train` runs:
-  `FlowModel.fit` over `training.train_batches`, with every callback of a
+  `FlowModel.fit` over `data.train_batches`, with every callback of a
   run (epoch record, NaN guard, Keras' one-line-per-epoch progress bar,
   checkpoint and `metrics.json` after every epoch) and the evaluation of the
   test set at the end of each epoch;
 * the bare loop: a Python `for` over the same epoch's batches (the same
-  `training.train_batches` pipeline) calling one `tf.function` that computes
+  `data.train_batches` pipeline) calling one `tf.function` that computes
   the mean bits/dim, its gradients and Adam's update for a second model of
   the same configuration; no Keras `fit`, no callbacks, no host sync until
   the end of the epoch.
@@ -46,10 +46,6 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf
 
 from tfp_emerging import data as data_lib
@@ -64,11 +60,11 @@ class _BareLoop:
   def __init__(self, config, data):
     self.model = training.build_model(config)
     # Every epoch's batches, read through one iterator as `fit` does.
-    batches, self._steps = training.train_batches(
+    batches, self._steps = data_lib.train_batches(
         data, config.batch_size, config.seed, 1, config.epochs,
         dtype=self.model.distribution.dtype)
     self._batches = iter(batches)
-    self.model.initialize(training.first_images(data, config.batch_size,
+    self.model.initialize(data_lib.first_images(data, config.batch_size,
                                                 config.seed, 1),
                           seed=config.seed)
     variables = self.model.trainable_weights

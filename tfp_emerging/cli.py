@@ -1,58 +1,35 @@
 """The `tfp-emerging` command line (also `python -m tfp_emerging`).
 
-Subcommands:
-
-* `train --dataset digits --mixing emerging --epochs N --out DIR [--resume]
-  [--conditional [--no-condition-couplings]] [--preset NAME]
-  [--strategy default|mirrored|multiworker|tpu] [--tensorboard LOGDIR]`:
-  trains a Glow flow with `tfp_emerging.training.fit` (Keras `fit` over
-  `tf.data`), writing `DIR/config.json`, `DIR/checkpoints/`,
-  `DIR/metrics.json` and `DIR/samples.png` (see `tfp_emerging.training`).
-  With `--resume`, `--epochs`, `--batch-size`, `--learning-rate` and
-  `--warmup-steps` may change (recorded in `config.json`'s `changes`).
-  `--conditional` trains a class-conditional Glow on the data's labels
-  (digits, `.npz` files with labels, supervised tensorflow-datasets);
-  `--preset` sets the paper's architecture (`tfp_emerging.presets`), the
-  options given explicitly overriding it.
-* `evaluate --run DIR [--json]`: test bits/dim of the run's latest checkpoint.
-* `sample --run DIR --n 64 --temperature 0.7 --out grid.png [--classes
-  0,3]`: a PNG grid of samples; for a class-conditional run one row per
-  class (every class, or those of `--classes`), `--n` samples each.
-* `demo [--mixing M] [--conditional] [--out runs/demo]`: train + evaluate
-  + sample on the digits with the default options (`training.RunConfig`:
-  about two minutes of CPU); with `--conditional`, a class-conditional flow
-  and a grid with one row per digit. It replaces an earlier run in `--out`
-  only if that folder is marked as a run directory (`.tfp-emerging-run`),
-  only once the options, the data and the model have been checked, and
-  deletes only the files a run writes.
-* `export --run DIR --out SAVEDMODEL`: the run's latest checkpoint as a
-  `tf.saved_model` with `log_prob` and `sample` signatures
-  (`tfp_emerging.export`).
-* `benchmark ...`: the arguments go to `tfp_emerging.benchmarks.main`.
-
-`evaluate`, `sample`, `export` and `train --resume` restore the newest
-intact checkpoint, warning about each corrupt one they skip.
+Subcommands: `train` (a new run, or `--resume`), `evaluate`, `sample`,
+`demo`, `export`; `tfp-emerging SUBCOMMAND --help` lists each one's options
+with their defaults, and the docs' "Command line" page shows them at work.
+This module only turns arguments into a `RunConfig` (or the arguments of
+`tfp_emerging.training.evaluate_run`, `sample_run`, `export_run`) and calls
+the library, which checks them; the run directories, their files and the
+exit statuses are described in the docs' "Run directories" page.
 
 Exit status: 0 on success (also when the test bits/dim ends above the
 uniform model's: a warning, and `worse_than_uniform` in `metrics.json`); 1
 when training diverged (NaN or infinite loss); 2 for bad arguments, data or
-run directories (an `--out` that is a file, or a folder that is not a run
-directory); 3 when the run's checkpoints exist but none can be restored
-(corrupt or truncated files); 130 when interrupted. Errors are one message
-on standard error, without a traceback.
+run directories; 3 when the run's checkpoints exist but none can be
+restored; 130 when interrupted. Errors are one message on standard error,
+without a traceback.
 """
 
 import argparse
 import dataclasses
-import importlib
 import json
 import os
 import sys
 
-from tfp_emerging import callbacks
+import tfp_emerging
 from tfp_emerging import data as data_lib
+from tfp_emerging import distribute
+from tfp_emerging import flows
+from tfp_emerging import image_grid
 from tfp_emerging import presets
 from tfp_emerging import training
+from tfp_emerging.training import run_dir as run_dir_lib
 
 __all__ = ["build_parser", "main"]
 
@@ -64,16 +41,10 @@ _RUN_OPTIONS = ("dataset", "data_dir", "splits", "bit_depth", "mixing",
                 "conditional", "condition_couplings", "preset",
                 "batch_size", "learning_rate", "warmup_steps", "seed",
                 "keep_checkpoints", "sample_temperature", "epochs")
-# Dataset names that are not paths even if a file of that name exists here.
-_NAMED_DATASETS = ("digits", "skimage-crops")
 # The exit status of each error (see the module docstring).
 _EXIT_STATUSES = ((training.TrainingDiverged, 1), (data_lib.DataError, 2),
-                  (training.RunError, 2), (training.CorruptCheckpointError, 3))
-
-
-def _mixings():
-  from tfp_emerging import flows  # pylint: disable=g-import-not-at-top
-  return tuple(flows.MIXINGS)
+                  (training.RunError, 2), (distribute.StrategyError, 2),
+                  (training.CorruptCheckpointError, 3))
 
 
 def _add_run_options(parser):
@@ -86,7 +57,7 @@ def _add_run_options(parser):
             "as 'mnist' or 'cifar10' (needs the [datasets] extra), an .npz "
             "file or a folder of PNG images"))
   parser.add_argument("--data-dir", default=None,
-                      help="tensorflow-datasets data folder")
+                      help="tensorflow-datasets data folder (default: its own, ~/tensorflow_datasets)")
   parser.add_argument(
       "--split", dest="splits", default=None, type=_split_names,
       metavar="TRAIN,TEST",
@@ -96,7 +67,7 @@ def _add_run_options(parser):
   parser.add_argument(
       "--bit-depth", type=int, default=None, choices=(8,),
       help="reduce 16-bit data to 8 bits (default: keep the data's depth)")
-  parser.add_argument("--mixing", default=None, choices=_mixings(),
+  parser.add_argument("--mixing", default=None, choices=flows.MIXINGS,
                       help=f"channel mixing (default {base['mixing']})")
   for flag, kind, text in (
       ("num_levels", int, "squeeze levels"),
@@ -117,17 +88,18 @@ def _add_run_options(parser):
       "--conditional", action="store_const", const=True, default=None,
       help=("a class-conditional flow on the data's labels ('digits', .npz "
             "files with labels, supervised tensorflow-datasets): priors and "
-            "coupling networks depend on the class"))
+            "coupling networks depend on the class (default: off)"))
   parser.add_argument(
       "--no-condition-couplings", dest="condition_couplings",
       action="store_const", const=False, default=None,
-      help="with --conditional, condition only the priors on the class")
+      help=("with --conditional, condition only the priors on the class "
+            "(default: the couplings too)"))
   parser.add_argument(
       "--preset", default=None, choices=tuple(presets.PRESETS),
       help=("the paper's architecture (CIFAR-10, 3 levels, 512 hidden "
             "channels, 8 or 32 steps per level; needs a GPU and "
             "tensorflow-datasets' cifar10); options given explicitly "
-            "override it"))
+            "override it (default: none)"))
 
 
 def _class_ids(value):
@@ -153,7 +125,6 @@ def _split_names(value):
 
 def _add_training_options(parser):
   """Options of how `train` and `demo` run, not stored with the run."""
-  from tfp_emerging import distribute  # pylint: disable=g-import-not-at-top
   parser.add_argument(
       "--strategy", default="default", choices=distribute.STRATEGIES,
       help=("tf.distribute strategy: 'mirrored' (all local GPUs), "
@@ -164,15 +135,18 @@ def _add_training_options(parser):
       "--tensorboard", default=None, metavar="LOGDIR",
       help=("write TensorBoard summaries to LOGDIR: train and test bits/dim "
             "and a grid of samples per epoch (needs the [tensorboard] "
-            "extra); view with tensorboard --logdir LOGDIR"))
+            "extra); view with tensorboard --logdir LOGDIR (default: none)"))
 
 
 def build_parser():
   """The `argparse` parser of `tfp-emerging`."""
+  defaults = training.RunConfig()
   parser = argparse.ArgumentParser(
       prog="tfp-emerging",
       description=("Train, evaluate and sample Glow flows with emerging, "
                    "periodic and 1x1 convolutions."))
+  parser.add_argument("--version", action="version",
+                      version=f"tfp-emerging {tfp_emerging.__version__}")
   commands = parser.add_subparsers(dest="command", required=True)
 
   train = commands.add_parser("train", help="train a flow on images")
@@ -195,15 +169,17 @@ def build_parser():
   sample.add_argument("--run", required=True, help="the run directory")
   sample.add_argument(
       "--n", type=int, default=None,
-      help=("number of samples (default 64); for a class-conditional run, "
-            f"samples per class, one row each (default "
-            f"{callbacks.SAMPLES_PER_CLASS})"))
+      help=(f"number of samples (default {image_grid.NUM_SAMPLES}); for a "
+            f"class-conditional run, samples per class, one row each "
+            f"(default {image_grid.SAMPLES_PER_CLASS})"))
   sample.add_argument(
       "--classes", type=_class_ids, default=None, metavar="K1,K2,...",
       help=("for a class-conditional run: the classes to draw, one row each "
             "(default: every class)"))
-  sample.add_argument("--temperature", type=float, default=1.0,
-                      help="standard deviation of the latent Gaussian")
+  sample.add_argument(
+      "--temperature", type=float, default=None,
+      help=(f"standard deviation of the latent Gaussian (default: the run's "
+            f"--sample-temperature, {defaults.sample_temperature} unless set)"))
   sample.add_argument("--columns", type=int, default=None,
                       help="images per row (default ceil(sqrt(n)))")
   sample.add_argument("--seed", type=int, default=None,
@@ -217,89 +193,44 @@ def build_parser():
   demo.add_argument(
       "--out", default=os.path.join("runs", "demo"),
       help=("the run directory: new, empty, or an earlier run directory of "
-            "tfp-emerging, whose run is replaced"))
+            "tfp-emerging, whose run is replaced (default runs/demo)"))
 
   export = commands.add_parser(
       "export", help="a SavedModel with log_prob and sample signatures")
   export.add_argument("--run", required=True, help="the run directory")
   export.add_argument("--out", required=True,
                       help="the SavedModel folder to write")
-
-  commands.add_parser(
-      "benchmark", add_help=False,
-      help=("speed benchmarks: the remaining arguments go to "
-            "tfp_emerging.benchmarks (see `tfp-emerging benchmark --help`)"))
   return parser
 
 
+def _given_options(args):
+  """The run options given on the command line."""
+  return {name: getattr(args, name) for name in _RUN_OPTIONS
+          if getattr(args, name) is not None}
+
+
 def _run_config(args):
-  """A `RunConfig` from the parsed options and the subcommand's defaults."""
-  values = dataclasses.asdict(training.RunConfig())
+  """The `RunConfig` of the options given, over the preset's if one is
+  named, over `RunConfig`'s defaults."""
   given = _given_options(args)
   if given.get("preset") is not None:
-    values.update(presets.options(given["preset"]))
-  values.update(given)
-  for name, low in (("num_levels", 1), ("num_steps", 1),
-                    ("hidden_channels", 1), ("kernel_size", 1), ("epochs", 1),
-                    ("batch_size", 1), ("keep_checkpoints", 1),
-                    ("warmup_steps", 0), ("sample_temperature", 0)):
-    if values[name] < low:
-      raise training.RunError(
-          f"--{name.replace('_', '-')} must be >= {low}; got {values[name]}.")
-  if not values["learning_rate"] > 0:
-    raise training.RunError(
-        f"--learning-rate must be > 0; got {values['learning_rate']}.")
-  if not values["condition_couplings"] and not values["conditional"]:
-    raise training.RunError("--no-condition-couplings goes with "
-                            "--conditional.")
-  return training.RunConfig(**values)
-
-
-def _given_options(args):
-  """The run options given on the command line, dataset paths made absolute."""
-  given = {name: getattr(args, name) for name in _RUN_OPTIONS
-           if getattr(args, name) is not None}
-  dataset = given.get("dataset")
-  if (dataset is not None and dataset not in _NAMED_DATASETS and
-      os.path.exists(dataset)):
-    given["dataset"] = os.path.abspath(dataset)
-  return given
-
-
-def _option(name):
-  return "--" + {"splits": "split"}.get(name, name).replace("_", "-")
+    return presets.config(given.pop("preset"), **given)
+  return training.RunConfig(**given)
 
 
 def _train(args):
-  if not args.resume:
+  if args.resume:
+    _train_and_report(None, args.out, args, resume=_given_options(args))
+  else:
     _train_and_report(_run_config(args), args.out, args)
-    return 0
-  stored = training.read_config(args.out)
-  given = _given_options(args)
-  changes = {name: given.pop(name) for name in training.RESUMABLE_OPTIONS
-             if name in given}
-  _run_config(args)  # checks the values given
-  clashes = [f"{_option(name)} {value} (the run has "
-             f"{getattr(stored, name)})" for name, value in given.items()
-             if value != getattr(stored, name)]
-  if clashes:
-    raise training.RunError(
-        f"{args.out}: --resume continues the stored run; these options "
-        f"differ from its config.json and cannot change: "
-        f"{', '.join(clashes)} (only "
-        f"{', '.join(_option(n) for n in training.RESUMABLE_OPTIONS)} can).")
-  _train_and_report(stored, args.out, args, resume=changes)
   return 0
 
 
 def _train_and_report(config, run_dir, args, resume=None, replace=False):
   """Trains `config` in `run_dir`, or resumes the run there with the
-  options in the dict `resume` changed; `replace` as in `training.train`."""
-  from tfp_emerging import distribute  # pylint: disable=g-import-not-at-top
-  try:
-    strategy = distribute.make_strategy(args.strategy)
-  except distribute.StrategyError as e:
-    raise training.RunError(str(e)) from e
+  options in the dict `resume` given again; `replace` as in
+  `training.train`."""
+  strategy = distribute.make_strategy(args.strategy)
   try:
     if resume is not None:
       metrics = training.resume(run_dir, strategy=strategy,
@@ -314,77 +245,34 @@ def _train_and_report(config, run_dir, args, resume=None, replace=False):
   if metrics:
     print(f"test bits/dim after epoch {metrics[-1]['epoch']}: "
           f"{metrics[-1]['test_bits_per_dim']:.4f}")
-    _warn_if_worse_than_uniform(metrics[-1], run_dir)
-  print(f"wrote {run_dir}/{{{training.CONFIG_FILE}, {training.METRICS_FILE}, "
-        f"{training.SAMPLES_FILE}, {training.CHECKPOINT_DIR}/}}")
+    if metrics[-1].get("worse_than_uniform"):
+      training.runs.print_warning(
+          f"the final test bits/dim {metrics[-1]['test_bits_per_dim']:.4f} is "
+          f"worse than the uniform model's (\"worse_than_uniform\": true in "
+          f"{os.path.join(run_dir, run_dir_lib.METRICS_FILE)}).")
+  print(f"wrote {run_dir}/{{{run_dir_lib.CONFIG_FILE}, "
+        f"{run_dir_lib.METRICS_FILE}, {run_dir_lib.SAMPLES_FILE}, "
+        f"{run_dir_lib.CHECKPOINT_DIR}/}}")
   return metrics
 
 
-def _warn_if_worse_than_uniform(record, run_dir):
-  """A last warning if the final epoch is flagged `worse_than_uniform`."""
-  if record.get("worse_than_uniform"):
-    callbacks.print_warning(
-        f"the final test bits/dim {record['test_bits_per_dim']:.4f} is worse "
-        f"than the uniform model's (\"worse_than_uniform\": true in "
-        f"{os.path.join(run_dir, training.METRICS_FILE)}).")
-
-
 def _evaluate(run_dir, as_json):
-  config, model, epoch, path = training.load_run(run_dir)
-  data = training.load_data(config)
-  config.with_data(data)  # the same image shape and levels
-  bpd = training.evaluate(model, data, config.batch_size, seed=config.seed,
-                         labels=config.conditional)
-  result = {
-      "bits_per_dim": bpd,
-      "split": "test",
-      "source_split": data.split_names["test"],
-      "dataset": config.dataset,
-      "mixing": config.mixing,
-      "conditional": config.conditional,
-      "num_examples": data.num_examples["test"],
-      "num_bins": config.num_bins,
-      "image_shape": config.image_shape,
-      "epoch": epoch,
-      "checkpoint": path,
-  }
+  result = training.evaluate_run(run_dir)
   if as_json:
     print(json.dumps(result))
   else:
-    print(f"test bits/dim: {bpd:.4f} ({config.dataset}, {config.mixing} "
-          f"mixing, {result['num_examples']} test images, epoch {epoch})")
+    print(f"test bits/dim: {result['bits_per_dim']:.4f} ({result['dataset']}, "
+          f"{result['mixing']} mixing, {result['num_examples']} test images, "
+          f"epoch {result['epoch']})")
   return result
 
 
-def _sample(run_dir, n, temperature, out, seed=None, columns=None,
-            classes=None):
-  """Writes a PNG grid of samples of the run; a class-conditional run's has
-  one row per class (of `classes`, default every class), `n` each."""
-  if n is not None and n < 1:
-    raise training.RunError(f"--n must be >= 1; got {n}.")
-  if columns is not None and columns < 1:
-    raise training.RunError(f"--columns must be >= 1; got {columns}.")
-  if temperature < 0:
-    raise training.RunError(f"--temperature must be >= 0; got {temperature}.")
-  if os.path.isdir(out):
-    raise training.RunError(f"--out {out}: is a folder; give the PNG file to "
-                            f"write.")
-  config, model, _, _ = training.load_run(run_dir)
-  n = callbacks.default_sample_count(model) if n is None else n
-  try:
-    grid = callbacks.sample_grid(model, n, temperature,
-                                 seed=config.seed if seed is None else seed,
-                                 columns=columns, classes=classes)
-  except ValueError as e:  # its message begins with the option's name
-    raise training.RunError(f"--{e}") from e
-  try:
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    callbacks.write_png(out, grid)
-  except OSError as e:
-    raise training.RunError(f"--out {out}: cannot write it ({e}).") from e
+def _sample(run_dir, out, **options):
+  model, n, temperature = training.sample_run(run_dir, out, **options)
   if model.num_classes is None:
     print(f"wrote {n} samples at temperature {temperature} to {out}")
   else:
+    classes = options.get("classes")
     rows = range(model.num_classes) if classes is None else classes
     print(f"wrote {n} samples per class at temperature {temperature} to "
           f"{out}, one row per class: {', '.join(map(str, rows))}")
@@ -399,32 +287,14 @@ def _demo(args):
         f"channels) on {config.dataset}, {config.epochs} epochs -> {run_dir}")
   _train_and_report(config, run_dir, args, replace=True)
   _evaluate(run_dir, as_json=False)
-  _sample(run_dir, None, config.sample_temperature,
-          os.path.join(run_dir, callbacks.DEMO_SAMPLES_FILE))
+  _sample(run_dir, os.path.join(run_dir, run_dir_lib.DEMO_SAMPLES_FILE))
   return 0
 
 
 def _export(run_dir, out):
-  from tfp_emerging import export  # pylint: disable=g-import-not-at-top
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise training.RunError(f"--out {out}: is a file; give the SavedModel "
-                            f"folder to write.")
-  _, model, epoch, _ = training.load_run(run_dir)
-  export.export(model, out)
+  epoch = training.export_run(run_dir, out)
   print(f"wrote a SavedModel of {run_dir} (epoch {epoch}) with signatures "
         f"log_prob and sample to {out}")
-
-
-def _benchmark(args):
-  try:
-    benchmarks = importlib.import_module("tfp_emerging.benchmarks")
-  except ModuleNotFoundError as e:
-    if e.name != "tfp_emerging.benchmarks":
-      raise
-    raise training.RunError(
-        "the benchmark subcommand needs the module tfp_emerging.benchmarks, "
-        "which this installation does not have.") from e
-  return benchmarks.main(args.args)
 
 
 def main(argv=None):
@@ -433,29 +303,20 @@ def main(argv=None):
   Returns:
     The exit status.
   """
-  argv = sys.argv[1:] if argv is None else list(argv)
-  parser = build_parser()
-  if argv[:1] == ["benchmark"]:
-    # Everything after `benchmark` belongs to the benchmarks' own parser.
-    args = argparse.Namespace(command="benchmark", args=argv[1:])
-  else:
-    args = parser.parse_args(argv)
+  args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
   try:
     if args.command == "train":
       return _train(args)
     if args.command == "evaluate":
       _evaluate(args.run, args.json)
-      return 0
-    if args.command == "sample":
-      _sample(args.run, args.n, args.temperature, args.out, seed=args.seed,
-              columns=args.columns, classes=args.classes)
-      return 0
-    if args.command == "demo":
+    elif args.command == "sample":
+      _sample(args.run, args.out, n=args.n, temperature=args.temperature,
+              seed=args.seed, columns=args.columns, classes=args.classes)
+    elif args.command == "demo":
       return _demo(args)
-    if args.command == "export":
+    else:
       _export(args.run, args.out)
-      return 0
-    return _benchmark(args) or 0
+    return 0
   except tuple(kind for kind, _ in _EXIT_STATUSES) as e:
     print(f"tfp-emerging {args.command}: error: {e}", file=sys.stderr)
     return next(status for kind, status in _EXIT_STATUSES

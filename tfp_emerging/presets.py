@@ -13,7 +13,7 @@ train the paper's architecture on tensorflow-datasets' `cifar10` (the data
 must be downloadable or prepared in `--data-dir`). Sized for a GPU: on the
 2-core CPUs this project is tested on, one epoch of a 512-wide, 3x8-step
 flow on 50,000 images takes hours. The tests build each preset at a tiny
-size (`tests/test_presets.py`).
+size.
 
 `PAPER_BITS_PER_DIM` holds the test bits/dim the paper reports for the
 architecture (`None` where it reports none); `describe()` prints them.
@@ -25,7 +25,7 @@ here, which is a budget for one GPU, to be raised with `--epochs` and
 `--resume`.
 """
 
-import dataclasses
+from tfp_emerging.training.config import RunConfig
 
 __all__ = ["PAPER_BITS_PER_DIM", "PRESETS", "config", "describe", "options"]
 
@@ -75,11 +75,7 @@ def config(name, **overrides):
   `config("cifar10-emerging", hidden_channels=8)` is the preset's
   architecture 8 channels wide. The result records `preset=name`.
   """
-  from tfp_emerging import training  # pylint: disable=g-import-not-at-top
-  values = dataclasses.asdict(training.RunConfig())
-  values.update(options(name), preset=name)
-  values.update(overrides)
-  return training.RunConfig(**values)
+  return RunConfig(**{**options(name), "preset": name, **overrides})
 
 
 def describe():

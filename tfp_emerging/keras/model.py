@@ -1,34 +1,22 @@
-"""Keras training of image flows: `FlowModel` and a warm-up schedule.
+"""`FlowModel`: a `keras.Model` that trains a flow on n-bit images.
 
 Works with the Keras that TensorFlow selects (`tf.keras`): Keras 3 by
 default, `tf_keras` when `TF_USE_LEGACY_KERAS=1` is set before TensorFlow is
-imported.
-
-Variable tracking. The flow's bijectors own plain `tf.Variable`s, which
-Keras 3 does not track (nor `tf.Module`s such as bijectors). `FlowModel`
-therefore holds one Keras layer per part of the flow (`FlowLayer`: each
-bijector of a `Glow` step, each prior, each bijector of a `tfb.Chain`...),
-and each layer owns that part's variables: under Keras 3 as `keras.Variable`s
-built *on* the very `tf.Variable`s (`keras.Variable(v)` keeps `v` as its
-value), under `tf_keras` as the `tf.Variable`s themselves. So the
-optimizer's updates, `summary()`, `save_weights`/`load_weights`, `.keras`
-files and `tf.train.Checkpoint(model=model)` all act on exactly the
-variables the bijectors read, non-trainable ones included (ActNorm's
-`initialized` flags, `Conv1x1`'s fixed signs and permutation). Wrapping
-beats re-creating the variables as Keras weights: the bijectors stay plain
-TFP bijectors, usable without Keras, and any TFP bijector can be a flow.
+imported. The flow's variables are owned by `FlowLayer`s
+(`tfp_emerging.keras.layers`), so that Keras trains and saves exactly the
+variables the bijectors read.
 """
-
-import re
-import sys
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_emerging import export as export_lib
+from tfp_emerging.data.pipeline import DEQUANTIZED
+from tfp_emerging.data.pipeline import WEIGHT
 from tfp_emerging.flows import dequantization
-from tfp_emerging.flows import glow as glow_lib
+from tfp_emerging.keras import layers as layers_lib
+from tfp_emerging.keras import serialization
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import conditions
 
@@ -36,18 +24,9 @@ keras = tf.keras
 tfb = tfp.bijectors
 tfd = tfp.distributions
 
-__all__ = ["FlowLayer", "FlowModel", "WarmupSchedule"]
+__all__ = ["FlowModel"]
 
-KERAS_3 = hasattr(keras, "Variable")
-
-
-# The keys of a batch `x` given as a dict: `DEQUANTIZED`, the images already
-# dequantised (float, in `[-0.5, 0.5)`), e.g. with noise seeded per image by
-# the input pipeline (`tfp_emerging.training.train_batches` and
-# `test_batches`); optionally `WEIGHT`, each image's weight `[B]` in the
-# evaluation's mean (0 for padding).
-DEQUANTIZED = "dequantized"
-WEIGHT = "weight"
+KERAS_3 = layers_lib.KERAS_3
 
 
 def _first_batch(x, y, batch_size):
@@ -65,218 +44,6 @@ def _first_batch(x, y, batch_size):
       "array or a tensor of images; for other inputs call "
       "`model.initialize(images)` before `fit`.")
 
-
-def _snake_case(name):
-  """`name` as a Keras layer or variable name: `[A-Za-z0-9_.-]`, no `/`."""
-  name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.split(":")[0])
-  return re.sub(r"[^\w.-]+", "_", name).strip("_").lower() or "part"
-
-
-class FlowLayer(keras.layers.Layer):
-  """One part of a flow (a bijector or a prior) as a Keras layer.
-
-  Owns the part's variables (see the module docstring), so that Keras
-  counts, trains and saves them. `summary()` shows each layer with the
-  class name of its part (e.g. `level0_step0_actnorm (ActNorm)`): the layer
-  of a part of class `C` is an instance of a subclass of `FlowLayer` named
-  `C`, made once per class (`for_part`). The layer has no `call`; the flow
-  itself computes, through its bijectors.
-  """
-
-  _subclasses = {}
-
-  def __init__(self, part, variables, networks=(), name=None):
-    """Wraps `part`.
-
-    Args:
-      part: the bijector or prior (a `tf.Module`).
-      variables: the `tf.Variable`s this layer owns (the part's, less any an
-        earlier layer owns).
-      networks: Keras layers (of the active Keras) inside `part`, tracked as
-        sublayers.
-      name: the layer's name.
-    """
-    super().__init__(name=name)
-    object.__setattr__(self, "_part", part)  # Not tracked: the model is.
-    if KERAS_3:
-      self._part_variables = [
-          keras.Variable(v, trainable=v.trainable, name=_snake_case(v.name))
-          for v in variables]
-    else:
-      for v in variables:
-        (self._trainable_weights if v.trainable else
-         self._non_trainable_weights).append(v)
-    self._networks = list(networks)
-    self.built = True
-
-  @classmethod
-  def for_part(cls, part, variables, networks, name):
-    """A layer for `part`, of the `FlowLayer` subclass named like its class."""
-    kind = type(part)
-    if kind not in cls._subclasses:
-      shown = kind.__name__.lstrip("_")  # TFP's Invert class is `_Invert`.
-      cls._subclasses[kind] = type(shown, (cls,), {
-          "__module__": __name__, "__doc__": f"`FlowLayer` of a `{shown}`."})
-    return cls._subclasses[kind](part, variables, networks, name)
-
-  @property
-  def part(self):
-    """The wrapped bijector or prior."""
-    return self._part
-
-
-def _flow_parts(flow, prefix=""):
-  """`(name, part)` for each part of `flow` that gets a `FlowLayer`.
-
-  A `Glow`: each layer of each step (`level0_step0_actnorm`, ...) and each
-  level's prior; a `tfb.Chain` (any composition) or the `tfb.Invert` of one:
-  the parts of its bijectors, in its list's order; any other bijector
-  (including the `tfb.Invert` of one, which may hold its network, as in
-  TFP's `tfb.Glow`): itself.
-  """
-  if isinstance(flow, glow_lib.Glow):
-    for level, (layers, prior) in enumerate(zip(flow.steps, flow.priors)):
-      per_step = len(layers) // flow.num_steps
-      for i, layer in enumerate(layers):
-        yield (f"{prefix}level{level}_step{i // per_step}_"
-               f"{_snake_case(layer.name)}", layer)
-      yield f"{prefix}level{level}_{_snake_case(prior.name)}", prior
-  elif isinstance(flow, tfb.Composition):
-    for i, bijector in enumerate(flow.bijectors):
-      yield from _flow_parts(bijector, f"{prefix}{i}_")
-  elif isinstance(flow, tfb.Invert) and isinstance(
-      flow.bijector, (tfb.Composition, glow_lib.Glow)):
-    yield from _flow_parts(flow.bijector, prefix)
-  else:
-    yield f"{prefix}{_snake_case(flow.name)}", flow
-
-
-def _keras_layer_classes():
-  """The `Layer` classes of the Keras packages loaded in this process."""
-  return tuple(module.layers.Layer for module in
-               (sys.modules.get("keras"), sys.modules.get("tf_keras"))
-               if module is not None and hasattr(module, "layers"))
-
-
-def _flow_layers(flow):
-  """One `FlowLayer` per part of `flow` that owns variables, in flow order.
-
-  Each variable belongs to the first part that holds it; variables of the
-  flow that no part holds go to a last layer named after the flow. Keras
-  layers of the active Keras inside a part (Keras 3 layers own
-  `keras.Variable`s, which `tf.Module` does not see) become its sublayers.
-  """
-  claimed, layers, names = set(), [], {}
-
-  def take(module):
-    variables = [v for v in module.variables if v.ref() not in claimed]
-    networks = [] if not KERAS_3 else [
-        layer for layer in module._flatten(  # pylint: disable=protected-access
-            predicate=lambda m: isinstance(m, keras.layers.Layer))
-        if id(layer) not in claimed]
-    claimed.update(v.ref() for v in variables)
-    claimed.update(id(layer) for layer in networks)
-    return variables, networks
-
-  parts = list(_flow_parts(flow))
-  parts.append((f"{_snake_case(flow.name)}_other", flow))
-  for name, part in parts:
-    variables, networks = take(part)
-    if variables or networks:
-      count = names.get(name, 0)
-      names[name] = count + 1
-      layers.append(FlowLayer.for_part(
-          part, variables, networks, name if not count else f"{name}_{count}"))
-  return layers
-
-
-def _build_lazy_variables(distribution, event_shape, dtype):
-  """Creates the variables of Keras networks that build on first call.
-
-  Traces `distribution.log_prob` on a symbolic batch of one image (nothing
-  runs: no data-dependent initialisation happens), only when the flow holds
-  an unbuilt Keras layer (e.g. a network without an `Input` in TFP's
-  `tfb.Glow`). A static batch size, as some TFP bijectors need one.
-  """
-  unbuilt = list(distribution.bijector._flatten(  # pylint: disable=protected-access
-      predicate=lambda m: isinstance(m, _keras_layer_classes()) and
-      not m.built, recursive=True))
-  if unbuilt:
-    tf.function(distribution.log_prob).get_concrete_function(
-        tf.TensorSpec([1, *event_shape], dtype))
-
-
-def _array_config(value):
-  array = tf.get_static_value(value)
-  if array is None:
-    raise ValueError(
-        f"cannot save a base distribution parameter {value!r}: only "
-        f"constants (not variables) are saved in a config.")
-  array = np.asarray(array)
-  return {"array": array.tolist(), "dtype": array.dtype.name}
-
-
-def _distribution_config(distribution):
-  """A JSON description of a `tfd` distribution with constant parameters."""
-  kind = type(distribution)
-  if getattr(tfd, kind.__name__, None) is not kind:
-    raise ValueError(
-        f"cannot save a base distribution of class {kind.__name__}: only "
-        f"`tfp.distributions` classes are saved in a config.")
-  config = {}
-  for key, value in distribution.parameters.items():
-    if isinstance(value, tfd.Distribution):
-      value = {"distribution": _distribution_config(value)}
-    elif hasattr(value, "trainable"):  # tf.Variable, keras.Variable
-      raise ValueError(
-          f"cannot save the base distribution's `{key}`, a variable: only "
-          f"constant parameters are saved in a config.")
-    elif value is not None and not isinstance(value, (bool, int, float, str)):
-      value = _array_config(value)
-    config[key] = value
-  return {"class_name": kind.__name__, "config": config}
-
-
-def _distribution_from_config(config):
-  """The distribution `_distribution_config` describes."""
-  kind = getattr(tfd, config["class_name"], None)
-  if not (isinstance(kind, type) and issubclass(kind, tfd.Distribution)):
-    raise ValueError(f"unknown distribution {config['class_name']!r}.")
-  arguments = {}
-  for key, value in config["config"].items():
-    if isinstance(value, dict) and "distribution" in value:
-      value = _distribution_from_config(value["distribution"])
-    elif isinstance(value, dict):
-      value = np.asarray(value["array"], value["dtype"])
-    arguments[key] = value
-  return kind(**arguments)
-
-
-def _flow_config(flow):
-  """`{"class_name", "config"}` of a flow registered with Keras."""
-  name = keras.utils.get_registered_name(type(flow))
-  if (not hasattr(flow, "get_config") or
-      keras.utils.get_registered_object(name) is not type(flow)):
-    raise ValueError(
-        f"A FlowModel saves its flow by config: the flow's class "
-        f"({type(flow).__name__}) needs `get_config`/`from_config` and "
-        f"`keras.utils.register_keras_serializable` (tfp_emerging's Glow has "
-        f"both). Without them, use `save_weights` or `tf.train.Checkpoint` "
-        f"and rebuild the flow in code.")
-  return {"class_name": name, "config": flow.get_config()}
-
-
-def _flow_from_config(config):
-  kind = keras.utils.get_registered_object(config["class_name"])
-  if kind is None:
-    raise ValueError(
-        f"unknown flow class {config['class_name']!r}: register it with "
-        f"`keras.utils.register_keras_serializable` before loading.")
-  return kind.from_config(config["config"])
-
-
-keras.utils.register_keras_serializable(package="tfp_emerging")(
-    glow_lib.Glow)
 
 
 @keras.utils.register_keras_serializable(package="tfp_emerging")
@@ -387,9 +154,9 @@ class FlowModel(keras.Model):
     self._num_dims = int(np.prod(self._event_shape))
     # A tfb.Chain's dtype is None: the images have the distribution's.
     self._event_dtype = tf.as_dtype(self._density.dtype)
-    _build_lazy_variables(self._density, self._event_shape,
+    layers_lib.build_lazy_variables(self._density, self._event_shape,
                           self._event_dtype)
-    self._flow_layers = _flow_layers(flow)
+    self._flow_layers = layers_lib.flow_layers(flow)
     self._loss_tracker = keras.metrics.Mean(name="loss")
     self._bits_tracker = keras.metrics.Mean(name="bits_per_dim")
     self.built = True
@@ -402,10 +169,10 @@ class FlowModel(keras.Model):
         class docstring).
     """
     return {
-        "flow": _flow_config(self._flow),
+        "flow": serialization.flow_config(self._flow),
         "num_bins": self.num_bins,
         "base_distribution": (
-            _distribution_config(self._density.distribution)
+            serialization.distribution_config(self._density.distribution)
             if self._base_given else None),
         "name": self.name,
     }
@@ -415,10 +182,10 @@ class FlowModel(keras.Model):
     """A new, untrained `FlowModel` of the same flow (`get_config`)."""
     del custom_objects  # Flows are found through Keras' registry.
     config = dict(config)
-    flow = _flow_from_config(config.pop("flow"))
+    flow = serialization.flow_from_config(config.pop("flow"))
     base = config.pop("base_distribution", None)
     if base is not None:
-      base = _distribution_from_config(base)
+      base = serialization.distribution_from_config(base)
     return cls(flow, base_distribution=base, **config)
 
   @property
@@ -717,31 +484,3 @@ class FlowModel(keras.Model):
       print(f"Saved a SavedModel at '{filepath}' with signatures log_prob "
             f"(serving_default) and sample.")
     return module
-
-
-@keras.utils.register_keras_serializable(package="tfp_emerging")
-class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-  """Linear warm-up to `learning_rate` over `warmup_steps`, then constant.
-
-  `lr(step) = learning_rate * min(1, (step + 1) / warmup_steps)` (step counted
-  from 0); `warmup_steps=0` is a constant rate. Glow-style flows diverge
-  without a warm-up at their usual rates (Kingma & Dhariwal use 1e-3 after
-  a linear warm-up).
-  """
-
-  def __init__(self, learning_rate, warmup_steps):
-    super().__init__()
-    self.learning_rate = float(learning_rate)
-    self.warmup_steps = checks.positive_int(warmup_steps, "warmup_steps",
-                                            minimum=0)
-
-  def __call__(self, step):
-    step = tf.cast(step, tf.float32)
-    if self.warmup_steps == 0:
-      return tf.constant(self.learning_rate, tf.float32) + 0. * step
-    fraction = tf.minimum(1., (step + 1.) / self.warmup_steps)
-    return self.learning_rate * fraction
-
-  def get_config(self):
-    return {"learning_rate": self.learning_rate,
-            "warmup_steps": self.warmup_steps}

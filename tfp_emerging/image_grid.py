@@ -1,0 +1,98 @@
+"""Tiles of images: `image_grid` for integer images, `sample_grid` for a model.
+
+The run directory's `samples.png`, the command line's `sample`, TensorBoard's
+sample images and the notebooks all tile images here.
+"""
+
+import math
+
+import numpy as np
+
+__all__ = ["NUM_SAMPLES", "SAMPLES_PER_CLASS", "default_sample_count",
+           "image_grid", "sample_grid", "samples_per_grid"]
+
+# Samples in `samples.png` of an unconditional run.
+NUM_SAMPLES = 64
+# Samples per class (one row each) in a class-conditional run's samples.png.
+SAMPLES_PER_CLASS = 8
+
+
+def image_grid(images, num_bins, columns=None, scale=None, padding=1):
+  """Tiles integer images into one uint8 grid image.
+
+  Args:
+    images: integer array `[N, H, W, C]` with values in `0 .. num_bins - 1`,
+      `C` in {1, 3}.
+    num_bins: grey levels; value `v` is shown as `round(255 v / (num_bins-1))`.
+    columns: images per row; default `ceil(sqrt(N))`.
+    scale: integer nearest-neighbour magnification; default
+      `max(1, 32 // max(H, W))`, so that small images stay visible.
+    padding: pixels of black border between tiles (before scaling).
+
+  Returns:
+    A uint8 array `[rows * (H + p) + p, columns * (W + p) + p, C] * scale`.
+  """
+  images = np.asarray(images)
+  n, height, width, channels = images.shape
+  columns = columns or int(math.ceil(math.sqrt(n)))
+  rows = int(math.ceil(n / columns))
+  scale = scale or max(1, 32 // max(height, width))
+  pixels = np.round(images.astype(np.float64) * 255. /
+                    (num_bins - 1)).clip(0, 255).astype(np.uint8)
+  grid = np.zeros((rows * (height + padding) + padding,
+                   columns * (width + padding) + padding, channels), np.uint8)
+  for i in range(n):
+    top = padding + (i // columns) * (height + padding)
+    left = padding + (i % columns) * (width + padding)
+    grid[top:top + height, left:left + width] = pixels[i]
+  return grid.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def sample_grid(model, n, temperature, seed, columns=None, classes=None):
+  """Samples of the `FlowModel` `model` at `temperature`, tiled.
+
+  Unconditional model: `n` samples, `columns` per row (default
+  `ceil(sqrt(n))`). Class-conditional model: one row per class of
+  `classes` (default every class, `0..K-1`), `n` samples of that class in
+  the row; `columns` must then be `None` or `n`.
+
+  Raises:
+    ValueError: `classes` for an unconditional model, class ids outside
+      `0..K-1`, or a `columns` that breaks the rows of classes; the message
+      begins with the argument's name (the command line puts `--` before
+      it).
+  """
+  if model.num_classes is None:
+    if classes is not None:
+      raise ValueError("classes: the model is not class-conditional (train "
+                       "it with --conditional).")
+    samples = model.sample(n, temperature=temperature, seed=seed)
+    return image_grid(np.asarray(samples), model.num_bins, columns=columns)
+  classes = list(range(model.num_classes) if classes is None else classes)
+  wrong = [c for c in classes if not 0 <= c < model.num_classes]
+  if wrong or not classes:
+    raise ValueError(f"classes must lie in 0..{model.num_classes - 1}; got "
+                     f"{','.join(map(str, classes))}.")
+  if columns not in (None, n):
+    raise ValueError(f"columns: a class-conditional grid has one row per "
+                     f"class of {n} samples; columns must be {n}, got "
+                     f"{columns}.")
+  labels = np.repeat(np.asarray(classes, np.int32), n)
+  samples = model.sample(len(labels), temperature=temperature, seed=seed,
+                         labels=labels)
+  return image_grid(np.asarray(samples), model.num_bins, columns=n)
+
+
+def default_sample_count(model):
+  """`n` of a run's sample grid: `NUM_SAMPLES` for an unconditional model,
+  `SAMPLES_PER_CLASS` per class for a class-conditional one."""
+  return NUM_SAMPLES if model.num_classes is None else SAMPLES_PER_CLASS
+
+
+def samples_per_grid(model, total):
+  """`n` for `sample_grid` of about `total` images: `total` for an
+  unconditional model, `total // K` (at least 1) per class for a
+  class-conditional one."""
+  if model.num_classes is None:
+    return total
+  return max(1, total // model.num_classes)

@@ -1,0 +1,35 @@
+"""Training of `FlowModel`s: the one training path and run directories.
+
+* `config`: `RunConfig`, everything that defines a run, checked on
+  creation; `RESUMABLE_OPTIONS`, what a resume may change.
+* `loop`: `build_model`, `fit` (the one training path: Keras `fit` over the
+  `tf.data` pipeline of `tfp_emerging.data.pipeline`) and `evaluate` (the
+  one evaluator); no filesystem.
+* `runs`: `train`, `resume`, `load_run`: the training path with a run
+  directory.
+* `run_dir`: every read and write of a run directory, atomic.
+* `checkpoints`: `RunState`, a run's checkpointed state.
+* `callbacks`: the Keras callbacks of a run.
+"""
+
+from tfp_emerging.training.callbacks import TrainingDiverged
+from tfp_emerging.training.checkpoints import CorruptCheckpointError
+from tfp_emerging.training.config import RESUMABLE_OPTIONS
+from tfp_emerging.training.config import RunConfig
+from tfp_emerging.training.config import RunError
+from tfp_emerging.training.loop import build_model
+from tfp_emerging.training.loop import evaluate
+from tfp_emerging.training.loop import fit
+from tfp_emerging.training.loop import load_data
+from tfp_emerging.training.run_dir import read_config
+from tfp_emerging.training.runs import evaluate_run
+from tfp_emerging.training.runs import export_run
+from tfp_emerging.training.runs import load_run
+from tfp_emerging.training.runs import resume
+from tfp_emerging.training.runs import sample_run
+from tfp_emerging.training.runs import train
+
+__all__ = ["CorruptCheckpointError", "RESUMABLE_OPTIONS", "RunConfig",
+           "RunError", "TrainingDiverged", "build_model", "evaluate",
+           "evaluate_run", "export_run", "fit", "load_data", "load_run",
+           "read_config", "resume", "sample_run", "train"]

@@ -1,0 +1,236 @@
+"""`RunConfig`: everything that defines a training run, checked on creation.
+
+A `RunConfig` is stored as a run's `config.json`. It checks its own values
+in `__post_init__` (so a config from the command line, from code or from a
+`config.json` is checked the same way) and raises `RunError` naming the
+option and what was expected. `RESUMABLE_OPTIONS` is the one list of the
+options a resumed run may change; `resumed` applies them.
+"""
+
+import dataclasses
+import json
+import math
+import numbers
+import os
+
+from tfp_emerging.data import dataset as dataset_lib
+from tfp_emerging.data import sources
+from tfp_emerging.flows import glow
+
+__all__ = ["RESUMABLE_OPTIONS", "RunConfig", "RunError"]
+
+# The options `--resume` may change: they change neither the model nor the
+# data.
+RESUMABLE_OPTIONS = ("epochs", "batch_size", "learning_rate", "warmup_steps")
+
+# The least value of each integer option (and of the sample temperature).
+_MINIMA = (("num_levels", 1), ("num_steps", 1), ("hidden_channels", 1),
+           ("kernel_size", 1), ("epochs", 1), ("batch_size", 1),
+           ("keep_checkpoints", 1), ("warmup_steps", 0),
+           ("sample_temperature", 0))
+# Command-line spellings that differ from `--field-name`.
+_FLAGS = {"splits": "--split", "condition_couplings": "--no-condition-couplings"}
+
+
+class RunError(ValueError):
+  """A run that cannot be made: bad options, or a run directory that cannot
+  be used (missing, not a run, already one)."""
+
+
+def flag(field):
+  """The command-line option of the `RunConfig` field `field`."""
+  return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def _is_int(value):
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass
+class RunConfig:
+  """Everything that defines a run; stored as `config.json`.
+
+  The defaults are `make demo`'s run: sized for the 8x8 digits, about two
+  minutes of CPU. One level (8x8x1 squeezed to 4x4x4) keeps every mixing
+  usable there: the periodic convolution's 3x3 kernel must fit the last
+  level's 4x4. Larger images want more levels and wider couplings.
+
+  Attributes:
+    dataset: `"digits"`, `"skimage-crops"`, a `tensorflow-datasets` name, or
+      a path to an `.npz` file or a PNG folder (see
+      `tfp_emerging.data.load`); a path that exists is made absolute.
+    mixing: the channel mixing of every flow step, one of
+      `tfp_emerging.flows.MIXINGS`.
+    num_levels: squeeze levels of the Glow flow.
+    num_steps: flow steps (actnorm, mixing, coupling) per level.
+    hidden_channels: width of the coupling networks.
+    kernel_size: kernel size of the mixing convolutions.
+    epochs: total number of epochs of the run.
+    batch_size: training and evaluation batch size (the global batch under
+      a distribution strategy).
+    learning_rate: Adam's peak learning rate.
+    warmup_steps: steps of the linear learning-rate warm-up.
+    seed: seed of the initial weights, the data order, the evaluation noise
+      and the samples.
+    keep_checkpoints: how many of the newest per-epoch checkpoints to keep.
+    sample_temperature: temperature of `samples.png`.
+    data_dir: `tensorflow-datasets` data folder, or `None`.
+    splits: `[train, test]` split names of the source, or `None` for the
+      source's own (`tfp_emerging.data.load`'s `splits`).
+    bit_depth: `None` (keep the data's depth) or 8 (reduce 16-bit data).
+    conditional: a class-conditional Glow on the data's labels (its priors
+      depend on the class; `Glow(num_classes=...)`).
+    condition_couplings: with `conditional`, the coupling networks depend on
+      the class too.
+    preset: the name of the `tfp_emerging.presets` preset the options came
+      from, or `None`.
+    num_bins: grey levels per channel (set from the data).
+    image_shape: `[H, W, C]` (set from the data).
+    num_classes: the data's number of classes for a conditional run (set
+      from the data), else `None`.
+    changes: the options changed when the run was resumed: a list of
+      `{"epoch": first epoch trained with the new value, "option", "old",
+      "new"}`.
+
+  Raises:
+    RunError: on creation, a value out of range or of the wrong type, naming
+      the option (its command-line flag and field) and what was expected.
+  """
+  dataset: str = "digits"
+  mixing: str = "emerging"
+  num_levels: int = 1
+  num_steps: int = 8
+  hidden_channels: int = 64
+  kernel_size: int = 3
+  epochs: int = 40
+  batch_size: int = 64
+  learning_rate: float = 2e-3
+  warmup_steps: int = 100
+  seed: int = 0
+  keep_checkpoints: int = 3
+  sample_temperature: float = 0.7
+  data_dir: str = None
+  splits: list = None
+  bit_depth: int = None
+  conditional: bool = False
+  condition_couplings: bool = True
+  preset: str = None
+  num_bins: int = None
+  image_shape: list = None
+  num_classes: int = None
+  changes: list = dataclasses.field(default_factory=list)
+
+  def __post_init__(self):
+    def fail(field, expected):
+      raise RunError(f"{flag(field)} must be {expected}; got "
+                     f"{getattr(self, field)!r} (RunConfig.{field}).")
+
+    if not isinstance(self.dataset, str) or not self.dataset:
+      fail("dataset", "a dataset name or path")
+    if sources.is_path(self.dataset) and os.path.exists(self.dataset):
+      self.dataset = os.path.abspath(self.dataset)
+    if self.mixing not in glow.MIXINGS:
+      fail("mixing", f"one of {', '.join(glow.MIXINGS)}")
+    for field, low in _MINIMA:
+      value = getattr(self, field)
+      number = (_is_int(value) if field != "sample_temperature" else
+                isinstance(value, numbers.Real) and not isinstance(value, bool))
+      if not number or not value >= low:
+        fail(field, f">= {low}")
+    if (not isinstance(self.learning_rate, numbers.Real) or
+        isinstance(self.learning_rate, bool) or
+        not math.isfinite(self.learning_rate) or not self.learning_rate > 0):
+      fail("learning_rate", "> 0")
+    if not _is_int(self.seed):
+      fail("seed", "an int")
+    if self.splits is not None:
+      if (isinstance(self.splits, str) or len(self.splits) != 2 or
+          not all(isinstance(s, str) and s for s in self.splits)):
+        fail("splits", "two split names TRAIN,TEST")
+      self.splits = list(self.splits)
+    if self.bit_depth not in (None, 8):
+      fail("bit_depth", "None (keep the data's depth) or 8")
+    if not isinstance(self.conditional, bool):
+      fail("conditional", "True or False")
+    if not isinstance(self.condition_couplings, bool):
+      fail("condition_couplings", "True or False")
+    if not self.condition_couplings and not self.conditional:
+      raise RunError("--no-condition-couplings goes with --conditional "
+                     "(RunConfig.condition_couplings=False needs "
+                     "conditional=True).")
+    if self.num_bins is not None and not (_is_int(self.num_bins) and
+                                          self.num_bins >= 2):
+      fail("num_bins", "None or an int >= 2")
+    if self.image_shape is not None:
+      if (len(self.image_shape) != 3 or
+          not all(_is_int(d) and d >= 1 for d in self.image_shape)):
+        fail("image_shape", "None or [H, W, C] of positive ints")
+      self.image_shape = [int(d) for d in self.image_shape]
+    if self.num_classes is not None and not (_is_int(self.num_classes) and
+                                             self.num_classes >= 1):
+      fail("num_classes", "None or an int >= 1")
+
+  @classmethod
+  def from_json(cls, path):
+    """Reads a `config.json`, raising `RunError` on a malformed file."""
+    try:
+      with open(path, encoding="utf-8") as f:
+        values = json.load(f)
+      return cls(**values)
+    except RunError as e:
+      raise RunError(f"{path}: {e}") from e
+    except (OSError, ValueError, TypeError) as e:
+      raise RunError(f"{path}: not a readable run configuration ({e}).") from e
+
+  def with_data(self, data):
+    """This config with `num_bins`, `image_shape` (and, if `conditional`,
+    `num_classes`) of `data` (an `ImageDataset`); `DataError` if they differ
+    from values already set, or if a conditional run's data has no labels."""
+    shape = [int(d) for d in data.image_shape]
+    num_classes = None
+    if self.conditional:
+      if data.num_classes is None:
+        raise dataset_lib.DataError(
+            f"{data.source}: has no class labels, which a conditional run "
+            f"needs (--conditional). {dataset_lib.LABELLED_SOURCES}")
+      num_classes = int(data.num_classes)
+    for name, value in (("image_shape", shape), ("num_bins", data.num_bins),
+                        ("num_classes", num_classes)):
+      stored = getattr(self, name)
+      if stored is not None and stored != value:
+        raise dataset_lib.DataError(
+            f"{data.source}: {name} is now {value}, but the run was trained "
+            f"with {stored}.")
+    return dataclasses.replace(self, num_bins=data.num_bins, image_shape=shape,
+                               num_classes=num_classes)
+
+  def resumed(self, options):
+    """`(config, changed)`: this stored config resumed with the run options
+    `options` (a dict of fields given again, e.g. on the command line).
+
+    Only `RESUMABLE_OPTIONS` may change; `changed` holds those whose value
+    differs. Any other option must equal the stored value.
+
+    Raises:
+      RunError: an option that cannot change differs from the stored one, or
+        a new value is out of range.
+    """
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(self)})
+    if unknown:
+      raise RunError(f"unknown run options {', '.join(unknown)}.")
+    changed = {name: value for name, value in options.items()
+               if name in RESUMABLE_OPTIONS and value != getattr(self, name)}
+    clashes = [f"{flag(name)} {value} (the run has {getattr(self, name)})"
+               for name, value in options.items()
+               if name not in RESUMABLE_OPTIONS and name != "dataset" and
+               value != getattr(self, name)]
+    if "dataset" in options:
+      given = dataclasses.replace(self, dataset=options["dataset"]).dataset
+      if given != self.dataset:
+        clashes.insert(0, f"--dataset {given} (the run has {self.dataset})")
+    if clashes:
+      raise RunError(
+          f"--resume continues the stored run; these options differ from its "
+          f"config.json and cannot change: {', '.join(clashes)} (only "
+          f"{', '.join(flag(n) for n in RESUMABLE_OPTIONS)} can).")
+    return dataclasses.replace(self, **changed), changed

@@ -1,0 +1,174 @@
+"""The one training path: `build_model`, `fit`, `evaluate` (no filesystem).
+
+`fit(model, data, config)` is the one way this package trains: the command
+line (`train`, `resume`), the comparison studies in `benchmarks/` and the
+notebooks call it. It runs `FlowModel.fit` over the `tf.data` pipelines of
+`tfp_emerging.data.train_batches` and `test_batches` (the evaluation at the
+end of every epoch), with the callbacks given. `evaluate` is the one
+evaluator (`FlowModel.evaluate` over `test_batches`), `build_model` the one
+model builder, and the data come only through `tfp_emerging.data.load`
+(`load_data`). Under a `tf.distribute` strategy (build the model in its
+scope: `build_model(config, strategy)`), `FlowModel.fit` splits each global
+batch over the replicas.
+
+Bits/dim: the train bits/dim of an epoch is the mean loss of its images
+(weights changing as it goes); the test bits/dim is the mean over every test
+image, measured after the epoch, each image dequantised with noise drawn
+statelessly from `(evaluation seed, index of the image)` (the evaluation
+seed is the run's `seed`), so that it does not depend on the batch size or
+the number of replicas.
+"""
+
+import tensorflow as tf
+
+from tfp_emerging import data as data_lib
+from tfp_emerging import flows
+from tfp_emerging.data import pipeline
+from tfp_emerging.keras import FlowModel
+from tfp_emerging.keras import WarmupSchedule
+from tfp_emerging.training import callbacks as callbacks_lib
+from tfp_emerging.training.config import RunError
+
+__all__ = ["build_model", "evaluate", "fit", "load_data",
+           "training_batch_size"]
+
+keras = tf.keras
+
+
+def load_data(config):
+  """The `ImageDataset` of the `RunConfig` `config`, through
+  `tfp_emerging.data.load`."""
+  return data_lib.load(config.dataset, num_levels=config.num_levels,
+                       data_dir=config.data_dir,
+                       splits=None if config.splits is None else tuple(
+                           config.splits),
+                       bit_depth=config.bit_depth)
+
+
+def build_model(config, strategy=None):
+  """The compiled `FlowModel` of `config` (its data fields must be set).
+
+  Built in `strategy.scope()` if a `tf.distribute.Strategy` is given: then
+  `fit` and `evaluate` distribute each batch over its replicas.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  with strategy.scope():
+    try:
+      flow = flows.Glow(
+          image_shape=tuple(config.image_shape),
+          num_levels=config.num_levels,
+          num_steps=config.num_steps,
+          mixing=config.mixing,
+          hidden_channels=config.hidden_channels,
+          kernel_size=config.kernel_size,
+          num_classes=config.num_classes if config.conditional else None,
+          condition_couplings=bool(config.conditional and
+                                   config.condition_couplings),
+          seed=config.seed)
+    except ValueError as e:  # names the argument and what it expected
+      raise RunError(f"invalid model options: {e}") from e
+    model = FlowModel(flow, num_bins=config.num_bins)
+    schedule = WarmupSchedule(config.learning_rate,
+                                         config.warmup_steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule))
+  return model
+
+
+
+def _progress_bar():
+  """A Keras `ProgbarLogger` that Keras may call off the training thread."""
+  bar = keras.callbacks.ProgbarLogger()
+  # Keras dispatches the default progress bar's per-batch updates
+  # asynchronously (no host sync per step); this one, listed explicitly so
+  # that it prints before the checkpoint line, is the same logger.
+  bar.async_safe = True
+  return bar
+
+
+def training_batch_size(config, data, model, num_examples=None):
+  """The training batch: `config.batch_size`, at most the training split."""
+  size = min(config.batch_size,
+             pipeline.num_images(data, "train", num_examples))
+  replicas = model.distribute_strategy.num_replicas_in_sync
+  if size % replicas:
+    raise RunError(
+        f"the batch size {size} must be divisible by the {replicas} "
+        f"replicas of the strategy.")
+  return size
+
+
+def fit(model, data, config, initial_epoch=0, callbacks=(), verbose=0,
+        recorder=None, advice=None, num_train=None, num_test=None,
+        evaluation_seed=None, labels=False):
+  """Trains `model` on `data` from `initial_epoch` to `config.epochs`.
+
+  The one training path: `FlowModel.fit` over `train_batches` (with
+  `steps_per_epoch`, `initial_epoch`) and, at the end of every epoch,
+  `FlowModel.evaluate` over `test_batches`. An uninitialised model first
+  gets its data-dependent initialisation from the first batch. No per-step
+  host synchronisation: the callbacks read the epoch's logs.
+
+  Args:
+    model: a compiled `FlowModel` (`build_model`); under a distribution
+      strategy, built in its scope.
+    data: a `tfp_emerging.data.ImageDataset`.
+    config: a `RunConfig` (`epochs`, `batch_size`, `seed` are used).
+    initial_epoch: epochs already done (a restored checkpoint's).
+    callbacks: further Keras callbacks, called after the built-in
+      `EpochRecorder`, `NaNGuard` and progress bar.
+    verbose: Keras' `verbose`: 0 silent, 1 a progress bar inside each epoch,
+      2 one line per epoch.
+    recorder: the `callbacks.EpochRecorder` to use (e.g. holding restored
+      records); default a new one.
+    advice: `NaNGuard`'s `advice`.
+    num_train: use only the first `num_train` training images.
+    num_test: use only the first `num_test` test images.
+    evaluation_seed: the test noise's seed; default `config.seed`.
+    labels: feed `(images, labels)` (for conditional models).
+
+  Returns:
+    The `recorder`'s records: one dict per epoch (see
+    `callbacks.EpochRecorder`).
+
+  Raises:
+    RunError: a batch size not divisible by the replicas.
+    TrainingDiverged: an epoch's train or test bits/dim is not finite.
+  """
+  recorder = recorder if recorder is not None else callbacks_lib.EpochRecorder()
+  if initial_epoch >= config.epochs:
+    return recorder.records
+  size = training_batch_size(config, data, model, num_train)
+  if not model.is_initialized():
+    first = pipeline.first_images(data, size, config.seed, initial_epoch + 1,
+                                  num_examples=num_train, labels=labels)
+    images, classes = first if labels else (first, None)
+    model.initialize(images, classes, seed=config.seed)
+  train, steps = pipeline.train_batches(data, size, config.seed,
+                                        initial_epoch + 1, config.epochs,
+                                        dtype=model.distribution.dtype,
+                                        num_examples=num_train, labels=labels)
+  test = pipeline.test_batches(
+      data, size,
+      config.seed if evaluation_seed is None else evaluation_seed,
+      dtype=model.distribution.dtype, num_examples=num_test, labels=labels)
+  model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
+            steps_per_epoch=steps, validation_data=test, verbose=verbose,
+            shuffle=False,
+            callbacks=[recorder, callbacks_lib.NaNGuard(advice),
+                       _progress_bar(), *callbacks])
+  return recorder.records
+
+
+def evaluate(model, data, batch_size, seed, num_examples=None, labels=False):
+  """Mean test bits/dim of `model` on every test image (`test_batches`).
+
+  The same evaluation as the one at the end of each epoch of `fit` (with
+  `seed` the run's seed: the same number as the epoch's
+  `test_bits_per_dim`).
+  """
+  logs = model.evaluate(
+      pipeline.test_batches(data, batch_size, seed,
+                            dtype=model.distribution.dtype,
+                            num_examples=num_examples, labels=labels),
+      verbose=0, return_dict=True)
+  return float(logs["bits_per_dim"])

@@ -1,0 +1,379 @@
+"""Training runs in run directories: `train`, `resume`, `load_run`.
+
+A run is the one training path (`tfp_emerging.training.fit`) with a run
+directory (`tfp_emerging.training.run_dir`): the options, the data and the
+model are checked before anything is written; a checkpoint follows every
+finished epoch; `resume` continues from the newest intact checkpoint with
+the same batches an uninterrupted run would have seen. The layout of a run
+directory, the exit statuses of the command line and what happens on a
+divergence or a corrupt checkpoint are described once, in the docs' page
+"Run directories".
+
+Resuming (`resume`, and `load_run` for evaluating, sampling, exporting)
+restores the newest intact checkpoint, with a warning for each corrupt one,
+before anything in the run directory is rewritten; a missing state file is
+recovered from the `ckpt-*` files. `CorruptCheckpointError` when the run has
+checkpoints (or `metrics.json` records finished epochs) but none can be
+restored.
+
+Divergence: a NaN or infinite train or test bits/dim in an epoch stops
+training with `TrainingDiverged` before anything of that epoch is saved, so
+the last good checkpoint stays the latest; the message says how to resume
+from it with a lower learning rate. An epoch that ends after the warm-up
+with a test bits/dim above the uniform model's (`log2(num_bins)`) is
+flagged `worse_than_uniform` and warned about, and training goes on.
+"""
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_emerging import export
+from tfp_emerging import image_grid
+from tfp_emerging.training import callbacks as callbacks_lib
+from tfp_emerging.training import checkpoints
+from tfp_emerging.training import loop
+from tfp_emerging.training import run_dir as run_dir_lib
+from tfp_emerging.training.config import RunError
+
+__all__ = ["evaluate_run", "export_run", "load_run", "print_warning", "resume",
+           "sample_run", "start_line", "train"]
+
+
+def print_warning(message):
+  """The default `warn`: `warning: message` on standard error."""
+  print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _log(message):
+  print(message, flush=True)
+
+
+def _keras_verbosity(verbose):
+  """Keras' `verbose` for a run, whose `Checkpointer` logs one line per
+  epoch: `"auto"` is a progress bar inside each epoch on a terminal, and
+  nothing from Keras otherwise (so that a log file holds one line per
+  epoch)."""
+  if verbose != "auto":
+    return verbose
+  isatty = getattr(sys.stdout, "isatty", None)
+  return 1 if isatty is not None and isatty() else 0
+
+
+def _tensorboard_logger(folder, config):
+  if folder is None:
+    return None
+  try:
+    return callbacks_lib.TensorBoardLogger(folder, config.sample_temperature,
+                                           config.seed)
+  except callbacks_lib.TensorBoardMissing as e:
+    raise RunError(str(e)) from e
+
+
+def _device(model):
+  """Where the model trains, for the start line."""
+  strategy = model.distribute_strategy
+  replicas = strategy.num_replicas_in_sync
+  devices = (tf.config.list_logical_devices("GPU") or
+             tf.config.list_logical_devices("TPU"))
+  kind = devices[0].device_type if devices else "CPU"
+  if replicas > 1:
+    return f"{replicas} replicas ({type(strategy).__name__}, {kind})"
+  return f"{len(devices)} {kind}" if devices else "CPU"
+
+
+def start_line(config, data, model, run_dir, initial_epoch=0):
+  """The line a run prints when training starts: the dataset and its
+  shapes, the model and its parameter count, the device and the run
+  directory."""
+  parameters = int(sum(np.prod(v.shape) for v in model.trainable_weights))
+  kind = "class-conditional " if config.conditional else ""
+  epochs = (f"epochs {initial_epoch + 1}..{config.epochs}" if initial_epoch
+            else f"{config.epochs} epochs")
+  return (f"training {kind}Glow with {config.mixing} mixing "
+          f"({config.num_levels} level(s) x {config.num_steps} steps, "
+          f"{config.hidden_channels} "
+          f"hidden channels, {parameters:,} parameters) on {data.name}: "
+          f"{data.num_examples['train']} train / {data.num_examples['test']} "
+          f"test images of {'x'.join(map(str, data.image_shape))}, "
+          f"{data.num_bins} levels; batch {config.batch_size}, {epochs}, "
+          f"on {_device(model)} -> {run_dir}")
+
+
+@dataclasses.dataclass
+class _Prepared:
+  """A run's config with the data's fields, its data, model and logger:
+  everything that can fail on the options, made before the first write."""
+  config: object
+  data: object
+  model: object
+  logger: object
+
+
+def _prepare(config, strategy, tensorboard):
+  data = loop.load_data(config)
+  config = config.with_data(data)
+  model = loop.build_model(config, strategy)
+  loop.training_batch_size(config, data, model)
+  return _Prepared(config, data, model, _tensorboard_logger(tensorboard,
+                                                            config))
+
+
+def _divergence_advice(state, run_dir, config):
+  def advice():
+    last = state.latest
+    kept = (f"The last good checkpoint {last} (epoch "
+            f"{int(state.epoch.numpy())}) is kept" if last else
+            "No epoch had finished, so there is no checkpoint yet")
+    return (f"{kept}. Resume with a lower learning rate, e.g. tfp-emerging "
+            f"train --out {run_dir} --resume --learning-rate "
+            f"{config.learning_rate / 4:g} (now {config.learning_rate:g}), "
+            f"and/or a longer warm-up, --warmup-steps "
+            f"{max(100, 4 * config.warmup_steps)} (now "
+            f"{config.warmup_steps}).")
+  return advice
+
+
+def _fit_in(run, state, run_dir, log, verbose, extra_callbacks, warn):
+  """Trains the prepared `run` from `state`'s epoch in `run_dir`: writes
+  `config.json` and `metrics.json`, trains with a checkpoint per epoch,
+  then writes `samples.png`; returns the metrics."""
+  config, model = run.config, run.model
+  initial_epoch = int(state.epoch.numpy())
+  run_dir_lib.write_config(run_dir, config)
+  recorder = callbacks_lib.EpochRecorder(state.metrics)
+  run_dir_lib.write_metrics(run_dir, recorder.records, config.num_bins)
+  run_callbacks = [
+      callbacks_lib.UniformCheck(recorder, config.warmup_steps, warn),
+      callbacks_lib.Checkpointer(state, recorder, run_dir, log)]
+  if run.logger is not None:
+    run_callbacks.append(run.logger)
+  if initial_epoch < config.epochs:
+    log(start_line(config, run.data, model, run_dir, initial_epoch))
+  metrics = loop.fit(model, run.data, config, initial_epoch=initial_epoch,
+                     callbacks=run_callbacks + list(extra_callbacks),
+                     verbose=_keras_verbosity(verbose), recorder=recorder,
+                     advice=_divergence_advice(state, run_dir, config),
+                     labels=config.conditional)
+  run_dir_lib.write_samples(run_dir, model, config.sample_temperature,
+                            config.seed)
+  return metrics
+
+
+def train(config, run_dir, log=_log, strategy=None, verbose="auto",
+          tensorboard=None, callbacks=(), warn=print_warning, replace=False):
+  """Trains a new run in `run_dir` for `config.epochs` epochs.
+
+  Args:
+    config: a `RunConfig`; its `num_bins` and `image_shape` are set from the
+      data.
+    run_dir: the run directory: a folder that does not exist yet (it is
+      created), an empty folder, or a marked run directory without a run
+      (`run_dir.check_new`); it is marked as a run directory.
+    log: `log(message)` for progress lines: the start line, then one line
+      per epoch.
+    strategy: optional `tf.distribute.Strategy` (`tfp_emerging.distribute.
+      make_strategy`); the model and optimizer are built in its scope and
+      `FlowModel.fit` splits each batch over its replicas. Default:
+      TensorFlow's default.
+    verbose: Keras' `verbose`; `"auto"`: a progress bar inside each epoch
+      when standard output is a terminal, else nothing from Keras (the
+      epoch's line comes from `log`).
+    tensorboard: optional folder for TensorBoard summaries
+      (`callbacks.TensorBoardLogger`).
+    callbacks: further Keras callbacks for `fit`.
+    warn: `warn(message)` for warnings (epochs worse than uniform).
+    replace: a marked run directory's run may be replaced: its run files
+      are deleted once the options, the data and the model are checked.
+
+  Returns:
+    The run's metrics: a list of per-epoch dicts, as in `metrics.json`.
+
+  Raises:
+    RunError: `run_dir` already holds a run (without `replace`), is a file,
+      or is a folder that is not empty and not a run directory;
+      `tensorboard` without the tensorboard package.
+    tfp_emerging.data.DataError: the data cannot be loaded or does not fit.
+    TrainingDiverged: a NaN or infinite loss; the latest checkpoint is the
+      last good epoch.
+  """
+  run_dir_lib.check_new(run_dir, replace)
+  run = _prepare(config, strategy, tensorboard)
+  run_dir_lib.claim(run_dir, replace)
+  state = checkpoints.RunState(run.model, run_dir, run.config.keep_checkpoints)
+  return _fit_in(run, state, run_dir, log, verbose, callbacks, warn)
+
+
+def resume(run_dir, log=_log, strategy=None, verbose="auto", tensorboard=None,
+           callbacks=(), warn=print_warning, **options):
+  """Continues the run in `run_dir` from its latest checkpoint.
+
+  `options` are run options (`RunConfig` fields) given again: those of
+  `RESUMABLE_OPTIONS` (`epochs`, `batch_size`, `learning_rate`,
+  `warmup_steps`) may change, as they change neither the model nor the
+  data; any other must equal the stored value (`RunConfig.resumed`). Each
+  change is appended to the config's `changes` with the first epoch it
+  applies to. The warm-up counts the optimizer's restored step counter. The
+  newest intact checkpoint is restored (a warning through `warn` for each
+  corrupt one) before anything in `run_dir` is rewritten.
+
+  Args:
+    run_dir: a run directory with a `config.json`.
+    log, strategy, verbose, tensorboard, callbacks, warn: as in `train`;
+      the strategy need not be the one that wrote the checkpoints.
+    **options: e.g. `epochs=` (the new total), `batch_size=`,
+      `learning_rate=`, `warmup_steps=` (from the start of the run).
+
+  Returns:
+    The run's metrics, all epochs (restored and new).
+
+  Raises:
+    RunError: `run_dir` holds no run, or an option that cannot change
+      differs from the stored one.
+    CorruptCheckpointError: the run has checkpoints, or `metrics.json`
+      records finished epochs, but no checkpoint can be restored.
+    tfp_emerging.data.DataError: the data cannot be loaded or changed shape.
+    TrainingDiverged: as in `train`.
+  """
+  stored = run_dir_lib.read_config(run_dir)
+  try:
+    config, changed = stored.resumed(
+        {name: value for name, value in options.items() if value is not None})
+  except RunError as e:
+    raise RunError(f"{run_dir}: {e}") from e
+  run = _prepare(config, strategy, tensorboard)
+  state = checkpoints.RunState(run.model, run_dir, run.config.keep_checkpoints)
+  # Nothing in the run directory is rewritten before this has succeeded.
+  restored = checkpoints.restore(state, run_dir, warn)
+  initial_epoch = int(state.epoch.numpy())
+  if restored:
+    log(f"resumed from {restored} (epoch {initial_epoch})")
+  run.config.changes = list(stored.changes) + [
+      {"epoch": initial_epoch + 1, "option": name,
+       "old": getattr(stored, name), "new": value}
+      for name, value in changed.items()]
+  return _fit_in(run, state, run_dir, log, verbose, callbacks, warn)
+
+
+def load_run(run_dir, warn=print_warning):
+  """Rebuilds a run's model from its newest intact checkpoint.
+
+  Args:
+    run_dir: a run directory written by `train`.
+    warn: `warn(message)` for each checkpoint that cannot be restored.
+
+  Returns:
+    `(config, model, epoch, checkpoint_path)`.
+
+  Raises:
+    RunError: no run or no checkpoint in `run_dir`.
+    CorruptCheckpointError: checkpoints, but none can be restored.
+  """
+  config = run_dir_lib.read_config(run_dir)
+  model = loop.build_model(config)
+  state = checkpoints.RunState(model, run_dir, config.keep_checkpoints)
+  path = checkpoints.restore(state, run_dir, warn)
+  if not path:
+    raise RunError(f"{run_dir}: no checkpoint yet (no epoch finished); train "
+                   f"it with --resume first.")
+  return config, model, int(state.epoch.numpy()), path
+
+
+def evaluate_run(run_dir):
+  """The test bits/dim of a run's newest intact checkpoint, with what it is.
+
+  Args:
+    run_dir: a run directory with a checkpoint.
+
+  Returns:
+    A dict: `bits_per_dim`, `split`, `source_split`, `dataset`, `mixing`,
+    `conditional`, `num_examples`, `num_bins`, `image_shape`, `epoch`,
+    `checkpoint`.
+
+  Raises:
+    RunError, CorruptCheckpointError: as `load_run`.
+    tfp_emerging.data.DataError: the data cannot be loaded or changed shape.
+  """
+  config, model, epoch, path = load_run(run_dir)
+  data = loop.load_data(config)
+  config.with_data(data)  # the same image shape and levels
+  bits = loop.evaluate(model, data, config.batch_size, seed=config.seed,
+                       labels=config.conditional)
+  return {
+      "bits_per_dim": bits,
+      "split": "test",
+      "source_split": data.split_names["test"],
+      "dataset": config.dataset,
+      "mixing": config.mixing,
+      "conditional": config.conditional,
+      "num_examples": data.num_examples["test"],
+      "num_bins": config.num_bins,
+      "image_shape": config.image_shape,
+      "epoch": epoch,
+      "checkpoint": path,
+  }
+
+
+def sample_run(run_dir, out, n=None, temperature=None, seed=None,
+               columns=None, classes=None):
+  """Writes a PNG grid of samples of a run's newest intact checkpoint.
+
+  Args:
+    run_dir: a run directory with a checkpoint.
+    out: the PNG file to write (its folder is created).
+    n: samples (default `image_grid.NUM_SAMPLES`); for a class-conditional
+      run, samples per class, one row each (default
+      `image_grid.SAMPLES_PER_CLASS`).
+    temperature: default the run's `sample_temperature`.
+    seed: default the run's seed.
+    columns: images per row (default `ceil(sqrt(n))`).
+    classes: for a class-conditional run, the classes to draw (default
+      every class).
+
+  Returns:
+    `(model, n, temperature)`: the model sampled and the values used.
+
+  Raises:
+    RunError: bad arguments (naming the option), an `out` that is a folder
+      or cannot be written, or a run without a checkpoint.
+  """
+  for name, value, low in (("n", n, 1), ("columns", columns, 1),
+                           ("temperature", temperature, 0)):
+    if value is not None and not value >= low:
+      raise RunError(f"--{name} must be >= {low}; got {value}.")
+  if os.path.isdir(out):
+    raise RunError(f"--out {out}: is a folder; give the PNG file to write.")
+  config, model, _, _ = load_run(run_dir)
+  n = image_grid.default_sample_count(model) if n is None else n
+  temperature = (config.sample_temperature if temperature is None
+                 else temperature)
+  try:
+    grid = image_grid.sample_grid(model, n, temperature,
+                                  seed=config.seed if seed is None else seed,
+                                  columns=columns, classes=classes)
+  except ValueError as e:  # its message begins with the argument's name
+    raise RunError(f"--{e}") from e
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    run_dir_lib.write_png(out, grid)
+  except OSError as e:
+    raise RunError(f"--out {out}: cannot write it ({e}).") from e
+  return model, n, temperature
+
+
+def export_run(run_dir, out):
+  """Writes a run's newest intact checkpoint as a SavedModel at `out`
+  (`tfp_emerging.export`); returns the epoch exported.
+
+  Raises:
+    RunError: `out` is a file, or the run has no checkpoint.
+  """
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise RunError(f"--out {out}: is a file; give the SavedModel folder to "
+                   f"write.")
+  _, model, epoch, _ = load_run(run_dir)
+  export.export(model, out)
+  return epoch
