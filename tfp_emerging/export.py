@@ -45,6 +45,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_emerging.flows import dequantization
+from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import conditions
 
 __all__ = ["FlowExport", "export", "tempered_sample"]
@@ -152,7 +153,11 @@ def export(model, path):
                         num_bins=model.num_bins)
   else:
     module = FlowExport(model)
-  tf.saved_model.save(module, path, signatures={
-      "serving_default": module.log_prob, "log_prob": module.log_prob,
-      "sample": module.sample})
+  # `sample` serves values: its solves are traced without their implicit
+  # gradients, which a SavedModel cannot hold (loading would warn of
+  # "unsaved custom gradients" once per solve).
+  with autoregressive.without_gradients():
+    tf.saved_model.save(module, path, signatures={
+        "serving_default": module.log_prob, "log_prob": module.log_prob,
+        "sample": module.sample})
   return module

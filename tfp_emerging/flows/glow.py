@@ -232,6 +232,10 @@ class Glow(OnePassLogDet, tfb.Bijector):
   ```
   """
 
+  # `forward` samples (latent -> image): TFP's direction
+  # (`tfp_emerging.bijectors.direction`).
+  forward_direction = "sampling"
+
   def __init__(self,
                image_shape,
                num_levels,

@@ -7,11 +7,15 @@ imported. The flow's variables are owned by `FlowLayer`s
 variables the bijectors read.
 """
 
+import contextlib
+import os
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_emerging import export as export_lib
+from tfp_emerging.bijectors import direction as direction_lib
 from tfp_emerging.data.pipeline import DEQUANTIZED
 from tfp_emerging.data.pipeline import WEIGHT
 from tfp_emerging.flows import dequantization
@@ -28,6 +32,73 @@ __all__ = ["FlowModel"]
 
 KERAS_3 = layers_lib.KERAS_3
 
+# The words that mark the failed range check of integer images (an assert
+# op inside the traced steps), turned into a `ValueError` by `_image_errors`.
+_RANGE_MESSAGE = "images must be whole numbers in [0, "
+# Full-model files Keras writes in HDF5, which cannot hold a flow.
+_HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+def _range_message(caller, num_bins):
+  return (f"{caller}: {_RANGE_MESSAGE}{num_bins}) (num_bins={num_bins}; pass "
+          f"the pixel levels themselves, not images scaled to [0, 1]); got "
+          f"values from")
+
+
+def _checked_images(images, num_bins, caller):
+  """`images` (a tensor), checked to be whole numbers in `[0, num_bins)`.
+
+  One min, max and round per batch. Eagerly a `ValueError` at once; inside
+  a traced step an assert op, whose failure raises `InvalidArgumentError`
+  there, which the `FlowModel` methods turn into the same `ValueError`
+  (`_image_errors`).
+  """
+  images = tf.convert_to_tensor(images)
+  if images.dtype.is_bool or not (images.dtype.is_integer or
+                                  images.dtype.is_floating):
+    raise ValueError(f"{caller}: images must be integer pixel levels (any "
+                     f"integer or float dtype); got dtype {images.dtype.name}.")
+  values = tf.cast(images, tf.float64)
+  whole = tf.reduce_all(tf.equal(values, tf.round(values)))
+  low = tf.reduce_min(values)
+  high = tf.reduce_max(values)
+  in_range = tf.logical_or(tf.equal(tf.size(values), 0), tf.logical_and(
+      whole, tf.logical_and(low >= 0., high <= num_bins - 1.)))
+  if tf.executing_eagerly():
+    if not bool(in_range):
+      raise ValueError(_message(_range_message(caller, num_bins),
+                                [low.numpy(), high.numpy(), bool(whole)]))
+    return images
+  check = tf.debugging.Assert(
+      in_range, [_range_message(caller, num_bins), low, high, whole],
+      summarize=3)
+  with tf.control_dependencies([check]):
+    return tf.identity(images)
+
+
+def _message(text, values):
+  """The range error's message from the assertion's text and its values
+  `[low, high, whole]`."""
+  low, high, whole = values
+  kind = "" if whole else ", not all whole numbers"
+  return f"{text} {low:g} to {high:g}{kind}."
+
+
+@contextlib.contextmanager
+def _image_errors():
+  """Re-raises a failed `_checked_images` assertion as its `ValueError`."""
+  try:
+    yield
+  except tf.errors.InvalidArgumentError as e:
+    if _RANGE_MESSAGE not in e.message:
+      raise
+    start = e.message.rfind("[", 0, e.message.index(_RANGE_MESSAGE)) + 1
+    parts = e.message[start:].split("\n")[0].split("] [")
+    text = parts[0]
+    low, high, whole = (part.strip(" []") for part in parts[1:4])
+    raise ValueError(_message(text, [float(low), float(high),
+                                     whole in ("1", "True", "true")])) from None
+
 
 def _first_batch(x, y, batch_size):
   """`(images, labels)` of the first batch `fit` will see, for the
@@ -43,7 +114,6 @@ def _first_batch(x, y, batch_size):
       "FlowModel.fit can initialise ActNorm from a tf.data.Dataset, a numpy "
       "array or a tensor of images; for other inputs call "
       "`model.initialize(images)` before `fit`.")
-
 
 
 @keras.utils.register_keras_serializable(package="tfp_emerging")
@@ -117,25 +187,53 @@ class FlowModel(keras.Model):
   """
 
   def __init__(self, flow, num_bins=256, base_distribution=None,
-               name="flow_model", **kwargs):
+               direction=direction_lib.SAMPLING, name="flow_model", **kwargs):
     """Wraps `flow`.
 
     Args:
-      flow: a TFP bijector latent -> image on events `[H, W, C]`, such as
-        `tfp_emerging.flows.Glow`, a `tfb.Chain` or TFP's `tfb.Glow`.
+      flow: a TFP bijector on events `[H, W, C]`: latent -> image (TFP's
+        direction, `direction="sampling"`), such as
+        `tfp_emerging.flows.Glow`, a `tfb.Chain` of
+        `tfp_emerging.bijectors.sampling_direction(layer)`s or TFP's
+        `tfb.Glow`; or image -> latent (`direction="density"`), such as a
+        `tfb.Chain` of this package's layers as they come.
       num_bins: `B >= 2`, the number of pixel levels (256 for 8 bits).
       base_distribution: optional base; default `flow.base_distribution()`.
+      direction: `"sampling"` (`flow.forward` maps latent to image) or
+        `"density"` (`flow.forward` maps image to latent; the model holds
+        `tfb.Invert(flow)`).
       name: the model's name.
       **kwargs: passed to `keras.Model`.
 
     Raises:
-      ValueError: a bad `num_bins`, a `flow` that is no bijector, no base
-        distribution, or images that are not `[H, W, C]` of known size.
+      ValueError: a bad `num_bins` or `direction`, a `flow` that is no
+        bijector, no base distribution, images that are not `[H, W, C]` of
+        known size, or a flow whose density pass would run a layer of this
+        package backwards (its solve in every training step; an `ActNorm`
+        that cannot initialise from data): the message names the layers
+        and the remedy.
     """
     super().__init__(name=name, **kwargs)
     self.num_bins = checks.positive_int(num_bins, "num_bins", minimum=2)
     if not isinstance(flow, tfb.Bijector):
       raise ValueError(f"`flow` must be a TFP bijector; got {flow!r}.")
+    if direction not in direction_lib.DIRECTIONS:
+      raise ValueError(f"`direction` must be one of "
+                       f"{direction_lib.DIRECTIONS}; got {direction!r}.")
+    self._given_flow, self._direction = flow, direction
+    if direction == direction_lib.DENSITY:
+      flow = tfb.Invert(flow)
+    backwards = direction_lib.density_pass_inverses(flow)
+    if backwards:
+      names = ", ".join(f"{type(b).__name__} {b.name!r}" for b in backwards)
+      other = ("density" if direction == direction_lib.SAMPLING
+               else "sampling")
+      raise ValueError(
+          f"FlowModel(direction={direction!r}): log_prob would run {names} "
+          f"backwards (this package's layers map image -> latent in forward, "
+          f"Glow latent -> image), i.e. a solve in every training step and "
+          f"ActNorm uninitialisable from data. Pass direction={other!r}, or "
+          f"wrap the layers in tfp_emerging.bijectors.sampling_direction().")
     self._base_given = base_distribution is not None
     if base_distribution is None:
       if not hasattr(flow, "base_distribution"):
@@ -169,7 +267,8 @@ class FlowModel(keras.Model):
         class docstring).
     """
     return {
-        "flow": serialization.flow_config(self._flow),
+        "flow": serialization.flow_config(self._given_flow),
+        "direction": self._direction,
         "num_bins": self.num_bins,
         "base_distribution": (
             serialization.distribution_config(self._density.distribution)
@@ -190,6 +289,8 @@ class FlowModel(keras.Model):
 
   @property
   def flow(self):
+    """The flow in TFP's direction (latent -> image): the flow given, or its
+    `tfb.Invert` for `direction="density"`."""
     return self._flow
 
   @property
@@ -247,6 +348,7 @@ class FlowModel(keras.Model):
                                        self.num_bins)
 
   def _noisy_bits(self, images, labels=None, seed=None, caller="FlowModel"):
+    images = _checked_images(images, self.num_bins, caller)
     x = dequantization.dequantize(images, self.num_bins, seed=seed,
                                   dtype=self._event_dtype)
     return self._continuous_bits(x, labels, caller)
@@ -326,7 +428,12 @@ class FlowModel(keras.Model):
     return {m.name: m.result() for m in self.metrics}
 
   def fit(self, x=None, y=None, batch_size=None, **kwargs):
-    """`keras.Model.fit`, after the data-dependent init if not yet done."""
+    """`keras.Model.fit`, after the data-dependent init if not yet done.
+
+    Raises:
+      ValueError: integer images that are not whole numbers in
+        `[0, num_bins)` (checked in every training step).
+    """
     if not self.is_initialized():
       images, labels = _first_batch(x, y, batch_size)
       self.initialize(images, self._labels_of(labels))
@@ -335,7 +442,47 @@ class FlowModel(keras.Model):
       # a second trace of the whole training step.
       with self.distribute_strategy.scope():
         self.optimizer.build(self.trainable_variables)
-    return super().fit(x, y, batch_size=batch_size, **kwargs)
+    with _image_errors():
+      return super().fit(x, y, batch_size=batch_size, **kwargs)
+
+  def evaluate(self, x=None, y=None, **kwargs):
+    """`keras.Model.evaluate`: `[loss, bits_per_dim]` (see the class).
+
+    Raises:
+      ValueError: integer images that are not whole numbers in
+        `[0, num_bins)`.
+    """
+    with _image_errors():
+      return super().evaluate(x, y, **kwargs)
+
+  def save(self, filepath, *args, **kwargs):
+    """`keras.Model.save` to a `.keras` file, refusing what cannot load.
+
+    The config is made first, so that a flow without one raises before any
+    file is written; a failed save removes the file it began. HDF5
+    (`.h5`, `.hdf5`) is refused: Keras' HDF5 model files rebuild models
+    from layer configs, which a flow of bijectors has not (use `.keras`, or
+    `save_weights(".weights.h5")`).
+
+    Raises:
+      ValueError: an HDF5 path, or a flow or base distribution without a
+        config (`get_config`).
+    """
+    path = (os.fspath(filepath) if isinstance(filepath, (str, os.PathLike))
+            else None)
+    if path is not None and path.lower().endswith(_HDF5_SUFFIXES):
+      raise ValueError(
+          f"FlowModel.save({path!r}): HDF5 model files cannot hold a flow; "
+          f"save as .keras (model.save('model.keras')), or only the weights "
+          f"(model.save_weights('model.weights.h5')).")
+    self.get_config()  # Raises, naming what has no config, before a write.
+    existed = path is not None and os.path.exists(path)
+    try:
+      return super().save(filepath, *args, **kwargs)
+    except BaseException:
+      if path is not None and not existed and os.path.isfile(path):
+        os.remove(path)
+      raise
 
   def is_initialized(self):
     """Whether the flow's data-dependent initialisation has run (or is none).
@@ -362,6 +509,8 @@ class FlowModel(keras.Model):
     Call it eagerly, outside `strategy.run`, with a global batch.
     """
     conditions = self._conditions(labels, "FlowModel.initialize")
+    with _image_errors():
+      images = _checked_images(images, self.num_bins, "FlowModel.initialize")
     x = dequantization.dequantize(images, self.num_bins, seed=seed,
                                   dtype=self._event_dtype)
     initialize = getattr(self._flow, "initialize", None)
@@ -379,18 +528,20 @@ class FlowModel(keras.Model):
     """
     labels = self._checked_labels(labels, "FlowModel.bits_per_dim")
     images = tf.convert_to_tensor(images)
-    if seed is None:
-      return self._bits_fn(images, labels)
-    return self._seeded_bits_fn(images, labels,
-                                tf.constant([seed, 0], tf.int64))
+    with _image_errors():
+      if seed is None:
+        return self._bits_fn(images, labels)
+      return self._seeded_bits_fn(images, labels,
+                                  tf.constant([seed, 0], tf.int64))
 
   @tf.function(reduce_retracing=True)
   def _bits_fn(self, images, labels):
-    return self._noisy_bits(images, labels)
+    return self._noisy_bits(images, labels, caller="FlowModel.bits_per_dim")
 
   @tf.function(reduce_retracing=True)
   def _seeded_bits_fn(self, images, labels, seed):
-    return self._noisy_bits(images, labels, seed=seed)
+    return self._noisy_bits(images, labels, seed=seed,
+                            caller="FlowModel.bits_per_dim")
 
   def sample(self, n, temperature=1.0, seed=None, labels=None):
     """`n` integer images `[n, H, W, C]` (int32, `0..num_bins-1`).
@@ -402,7 +553,7 @@ class FlowModel(keras.Model):
     images on every call. Cost: one sampling pass of the flow (its solves).
 
     Args:
-      n: the number of images.
+      n: the number of images, an int `>= 0` (0: an empty batch).
       temperature: `T >= 0`.
       seed: an int (reproducible), a stateless seed `[2]`, or `None`.
       labels: for a class-conditional flow, the class of each image: one
@@ -414,11 +565,14 @@ class FlowModel(keras.Model):
         labels missing for a class-conditional flow, given for another, or
         not one per image.
     """
+    n = checks.positive_int(n, "n", minimum=0)
     if not self.is_initialized():
       raise ValueError(
           "The flow is not initialised: fit the model, or call "
           "`initialize(images)` (or evaluate it on data) before sampling.")
     labels = self._checked_labels(labels, "FlowModel.sample")
+    if n == 0:
+      return tf.zeros([0, *self._event_shape], tf.int32)
     if labels is not None:
       if labels.shape.rank == 0:
         labels = tf.fill([n], labels)

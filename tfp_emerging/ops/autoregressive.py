@@ -78,6 +78,9 @@ pure TensorFlow and compile with XLA. Their gradients are implicit
 convolution, never a differentiated loop.
 """
 
+import contextlib
+import threading
+
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability.python.internal.implementation_selection import is_xla
@@ -430,6 +433,24 @@ def choose_solver(solver, y, kernel, dilation):
   return "raster" if cheaper else "wavefront"
 
 
+# Set while tracing functions that will be served without gradients.
+_TRACING = threading.local()
+
+
+@contextlib.contextmanager
+def without_gradients():
+  """Within the block, `quadrant_solve` traces its solve alone, without the
+  implicit gradient: for functions served without gradients (a SavedModel's
+  `sample`), whose graphs then hold no custom-gradient op that a SavedModel
+  cannot store (the gradient's own solve has one too)."""
+  previous = getattr(_TRACING, "without_gradients", False)
+  _TRACING.without_gradients = True
+  try:
+    yield
+  finally:
+    _TRACING.without_gradients = previous
+
+
 def quadrant_solve(y, kernel, dilation, top_left=True, solver="auto"):
   """Solves `quadrant_conv(x, kernel, dilation, top_left) = y` for `x`, exactly.
 
@@ -459,6 +480,8 @@ def quadrant_solve(y, kernel, dilation, top_left=True, solver="auto"):
   """
   if solver not in SOLVERS:
     raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
+  if getattr(_TRACING, "without_gradients", False):
+    return _solve(y, kernel, dilation, top_left, solver)
 
   @tf.custom_gradient
   def solve(y, kernel):
