@@ -17,6 +17,7 @@ layer's solve (`density_pass_inverses`).
 """
 
 import tensorflow_probability as tfp
+from tensorflow_probability.python.bijectors import invert as invert_lib
 
 from tfp_emerging.bijectors.actnorm import ActNorm
 from tfp_emerging.bijectors.affine_coupling import AffineCoupling
@@ -26,6 +27,10 @@ from tfp_emerging.bijectors.emerging_conv2d import EmergingConv2D
 from tfp_emerging.bijectors.periodic_conv2d import PeriodicConv2D
 
 tfb = tfp.bijectors
+
+# `tfb.Invert` of a bijector that is not a composite tensor (e.g. `Glow`) is
+# an instance of this base class only.
+_INVERT = invert_lib._Invert  # pylint: disable=protected-access
 
 __all__ = ["DENSITY", "DIRECTIONS", "SAMPLING", "density_pass_inverses",
            "sampling_direction"]
@@ -95,12 +100,13 @@ def density_pass_inverses(flow):
 
 
 def _backwards(flow, inverted):
-  if isinstance(flow, tfb.Invert):
+  if getattr(type(flow), "forward_direction", None) == SAMPLING:
+    if inverted:  # Internally consistent: its parts are not looked at.
+      yield flow
+  elif isinstance(flow, _INVERT):
     yield from _backwards(flow.bijector, not inverted)
   elif isinstance(flow, tfb.Composition):
     for part in flow.bijectors:
       yield from _backwards(part, inverted)
   elif isinstance(flow, _DENSITY_LAYERS) and not inverted:
-    yield flow
-  elif getattr(flow, "forward_direction", None) == SAMPLING and inverted:
     yield flow
