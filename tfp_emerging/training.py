@@ -626,8 +626,13 @@ def resume(run_dir, epochs=None, batch_size=None, learning_rate=None,
     learning_rate: the new peak learning rate.
     warmup_steps: the new length of the warm-up, in steps from the start of
       the run.
-    log, strategy, verbose, tensorboard, callbacks, warn: as in `train`;
-      the strategy need not be the one that wrote the checkpoints.
+    log: as in `train`.
+    strategy: as in `train`; it need not be the one that wrote the
+      checkpoints.
+    verbose: as in `train`.
+    tensorboard: as in `train`.
+    callbacks: as in `train`.
+    warn: as in `train`.
 
   Returns:
     The run's metrics, all epochs (restored and new).
