@@ -34,4 +34,4 @@ benchmark: install
 # fails on any warning: a broken link or anchor, a page missing from the nav,
 # a docstring the API reference cannot parse.
 docs: install
-	$(PY) -m mkdocs build --strict -d site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
