@@ -1,19 +1,20 @@
-"""The speed targets (issue 12) checked against a benchmark run; the README's tables.
+"""The speed targets (issue 12) checked against a benchmark run; the docs' tables.
 
 Usage:
-  python benchmarks/targets.py [RECORDS]                 met / missed per target
-  python benchmarks/targets.py [RECORDS] --markdown      the README's tables
-  python benchmarks/targets.py [RECORDS] --write-readme  put them in README.md
+  python benchmarks/targets.py [RECORDS]               met / missed per target
+  python benchmarks/targets.py [RECORDS] --markdown    the performance tables
+  python benchmarks/targets.py [RECORDS] --write-docs  put them in
+                                                       docs/performance.md
 
 `RECORDS` is the JSON list `tfp-emerging benchmark --out RECORDS` writes
-(default: `benchmarks/speed.json`, the run the README reports). Every target
+(default: `benchmarks/speed.json`, the run the docs report). Every target
 is a ratio of two figures of one run (`Record.ratio`), so a shared machine's
 load hits both alike.
 
-The README's tables are generated here from the records, between the
-`BEGIN` and `END` markers, one table per XLA mode, each from that mode's
-records only, and `tests/test_benchmarks.py` checks that README.md holds
-exactly what this script makes of `speed.json`.
+The tables of the docs' performance page are generated here from the
+records, between the `BEGIN` and `END` markers, one table per XLA mode, each
+from that mode's records only, and `tests/test_benchmarks.py` checks that
+docs/performance.md holds exactly what this script makes of `speed.json`.
 """
 
 import argparse
@@ -24,8 +25,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECORDS = os.path.join(HERE, "speed.json")
-README = os.path.join(os.path.dirname(HERE), "README.md")
-BEGIN = "<!-- speed tables: python benchmarks/targets.py --write-readme -->"
+PAGE = os.path.join(os.path.dirname(HERE), "docs", "performance.md")
+BEGIN = "<!-- speed tables: python -m benchmarks.targets --write-docs -->"
 END = "<!-- end of speed tables -->"
 
 SHAPES = ((16, 32, 32, 12), (64, 32, 32, 48), (4, 64, 64, 12),
@@ -154,7 +155,7 @@ def _glow_table(records):
 
 
 def markdown(records):
-  """The README's tables: layers per XLA mode, the flows, the targets."""
+  """The performance tables: layers per XLA mode, the flows, the targets."""
   lines = []
   for jit, _ in MODES:
     mode = [r for r in records if r["jit"] == jit]
@@ -180,15 +181,15 @@ def replace_block(text, tables):
   """`text` with the part between `BEGIN` and `END` replaced by `tables`."""
   start, end = text.find(BEGIN), text.find(END)
   if start < 0 or end < start:
-    raise ValueError(f"the README lacks the markers {BEGIN!r} ... {END!r}")
+    raise ValueError(f"the page lacks the markers {BEGIN!r} ... {END!r}")
   return text[:start + len(BEGIN)] + "\n\n" + tables + "\n" + text[end:]
 
 
-def readme_block(text):
+def tables_block(text):
   """The tables between the markers of `text` (as `replace_block` wrote)."""
   start, end = text.find(BEGIN), text.find(END)
   if start < 0 or end < start:
-    raise ValueError(f"the README lacks the markers {BEGIN!r} ... {END!r}")
+    raise ValueError(f"the page lacks the markers {BEGIN!r} ... {END!r}")
   return text[start + len(BEGIN):end].strip("\n") + "\n"
 
 
@@ -196,15 +197,17 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("records", nargs="?", default=RECORDS)
   parser.add_argument("--markdown", action="store_true",
-                      help="print the README's tables")
-  parser.add_argument("--write-readme", nargs="?", const=README, default=None,
-                      metavar="README", help="write the tables into README")
+                      help="print the performance tables")
+  parser.add_argument("--write-docs", nargs="?", const=PAGE, default=None,
+                      metavar="PAGE",
+                      help="write the tables into PAGE (default: "
+                      "docs/performance.md)")
   args = parser.parse_args(argv)
   records = load(args.records)
-  if args.write_readme:
-    with open(args.write_readme, encoding="utf-8") as f:
+  if args.write_docs:
+    with open(args.write_docs, encoding="utf-8") as f:
       text = f.read()
-    with open(args.write_readme, "w", encoding="utf-8") as f:
+    with open(args.write_docs, "w", encoding="utf-8") as f:
       f.write(replace_block(text, markdown(records)))
     return 0
   if args.markdown:

@@ -329,18 +329,3 @@ def test_conditional_on_a_supervised_tensorflow_dataset(tmp_path, capsys):
   config = training.read_config(run)
   assert config.num_classes == 10 and config.image_shape == [28, 28, 1]
   assert "test bits/dim after epoch 1" in capsys.readouterr().out
-
-
-def test_readme_flow_model_example_runs():
-  import pathlib  # pylint: disable=g-import-not-at-top
-  import re  # pylint: disable=g-import-not-at-top
-  readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
-  section = readme.split("### Conditioning", 1)[1].split("\n## ", 1)[0]
-  code = [block for block in re.findall(r"```python\n(.*?)```", section, re.S)
-          if "FlowModel" in block]
-  assert len(code) == 1, "README's Conditioning section: no FlowModel example"
-  names = {}
-  exec(compile(code[0], "README.md", "exec"), names)  # pylint: disable=exec-used
-  assert names["sevens"].shape == (8, 8, 8, 1)
-  assert names["rows"].shape == (30, 8, 8, 1)
-  assert names["model"].num_classes == 10

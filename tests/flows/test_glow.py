@@ -1,8 +1,5 @@
 """Glow: change of variables against a dense Jacobian, structure, directions."""
 
-import pathlib
-import re
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -486,13 +483,6 @@ def test_log_prob_with_labels_evaluates_the_flow_once():
   convolutions = sum(op.type == "Conv2D" for op in graph.get_operations())
   assert convolutions == 7  # As without labels.
 
-
-def test_readme_conditioning_example_runs():
-  readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
-  section = readme.split("### Conditioning", 1)[1].split("\n## ", 1)[0]
-  code = re.findall(r"```python\n(.*?)```", section, re.S)
-  assert code, "README's Conditioning section has no python example"
-  exec(compile(code[0], "README.md", "exec"), {})  # pylint: disable=exec-used
 
 @pytest.mark.parametrize("mode", ["eager", "function", "xla"])
 def test_first_log_prob_initialises_every_actnorm_in_order(mode):

@@ -113,13 +113,19 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
   * log-det: `H W sum log_abs_s`, `O(C)` (`"qr"`, `"lu"`); `O(C^3)` for the QR
     of `W` (`"plain"`). Shaped like the batch.
 
-  #### Example
-
-  ```python
-  layer = Conv1x1(channels=3, parameterization="qr")
-  y = layer.forward(tf.random.normal([8, 16, 16, 3]))
-  x = layer.inverse(tf.identity(y))   # tf.identity skips TFP's cache
-  ```
+  Examples:
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> from tfp_emerging.bijectors import Conv1x1
+    >>> layer = Conv1x1(channels=3, parameterization="qr", seed=0)
+    >>> x = tf.random.stateless_normal([2, 4, 4, 3], seed=[1, 2])
+    >>> y = layer.forward(x)
+    >>> bool(np.allclose(y, tf.einsum("nhwi,ij->nhwj", x, layer.weight())))
+    True
+    >>> log_det = layer.forward_log_det_jacobian(x, event_ndims=3)
+    >>> h_w_log_det = 4 * 4 * np.log(abs(np.linalg.det(layer.weight())))
+    >>> bool(np.allclose(log_det, h_w_log_det, atol=1e-4))
+    True
   """
 
   def __init__(self,

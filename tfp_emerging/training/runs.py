@@ -222,8 +222,13 @@ def resume(run_dir, log=_log, strategy=None, verbose="auto", tensorboard=None,
 
   Args:
     run_dir: a run directory with a `config.json`.
-    log, strategy, verbose, tensorboard, callbacks, warn: as in `train`;
-      the strategy need not be the one that wrote the checkpoints.
+    log: as in `train`.
+    strategy: as in `train`; it need not be the one that wrote the
+      checkpoints.
+    verbose: as in `train`.
+    tensorboard: as in `train`.
+    callbacks: as in `train`.
+    warn: as in `train`.
     **options: e.g. `epochs=` (the new total), `batch_size=`,
       `learning_rate=`, `warmup_steps=` (from the start of the run).
 
