@@ -28,7 +28,7 @@ demo: install
 	$(PY) -m tfp_emerging demo
 
 benchmark: install
-	$(PY) -m tfp_emerging benchmark
+	$(PY) -m benchmarks.run
 
 # The documentation site (docs/, mkdocs.yml) into site/, offline; --strict
 # fails on any warning: a broken link or anchor, a page missing from the nav,
