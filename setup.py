@@ -31,6 +31,14 @@ setuptools.setup(
             "tensorboard",  # --tensorboard in tests/test_training.py
             "hypothesis",  # property-based tests of every bijector
             "pytest-xdist",  # make test: one worker per core
+            # make docs and tests/integration/test_docs.py: the site builds
+            "mkdocs",
+            "mkdocs-material",
+            "mkdocstrings[python]",
+            "mkdocs-jupyter",
+            "jupytext",  # colab/*.py, the notebooks' one source
+            "nbconvert",
+            "markdown-it-py",  # tests/integration/test_doc_examples.py
         ],
         "datasets": ["tensorflow-datasets"],
         "tensorboard": ["tensorboard"],
