@@ -7,7 +7,7 @@ Usage: python -m benchmarks.memory [--dataset NAME] [--num-examples N]
 Runs the real tensorflow-datasets builder NAME (default
 `imagenet_resized/64x64`) on N generated examples in its `train` split
 (default 200,000: about 2.5 GB as uint8 at 64x64x3) and a small test split
-(`validation`, ImageNet's), with no download (`tests/tfds_mock.py`: `tfds.testing.mock_data` with the
+(`validation`, ImageNet's), with no download (`tfp_emerging/data/tfds_mock.py`: `tfds.testing.mock_data` with the
 split metadata a prepared copy has). The images go through
 `tfp_emerging.data.load` and `images("train")`, batched by B and
 prefetched, for one full epoch.
@@ -90,7 +90,7 @@ def measure(dataset="imagenet_resized/64x64", num_examples=200000,
   """Streams one epoch (or a short training run) and returns the record."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tests.tfds_mock import mock_tfds  # pylint: disable=g-import-not-at-top
+  from tfp_emerging.data.tfds_mock import mock_tfds  # pylint: disable=g-import-not-at-top
   from tfp_emerging import data  # pylint: disable=g-import-not-at-top
 
   _warm_up(tf, batch_size)

@@ -33,7 +33,8 @@ than 256 levels to 256: level `v` of `num_bins` becomes
 each 8-bit level stands for an equal number of source levels.
 
 `pipeline` turns an `ImageDataset` into the training and evaluation batches
-of `FlowModel` (`train_batches`, `test_batches`).
+of `FlowModel` (`train_batches`, `test_batches`). `tfds_mock.mock_tfds`
+stands in for a prepared tensorflow-datasets copy, offline.
 """
 
 from tfp_emerging.data.dataset import DataError
