@@ -1,6 +1,6 @@
 # The two commands of the README, `make demo` and `make test`, and `make docs`.
 # Each creates .venv on first use and installs the package with its test
-# extra; later runs reinstall only when setup.py changes.
+# extra; later runs reinstall only when setup.py or pyproject.toml changes.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED = 1
 
 install: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
