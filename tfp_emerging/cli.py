@@ -164,6 +164,11 @@ def build_parser():
   evaluate.add_argument("--run", required=True, help="the run directory")
   evaluate.add_argument("--json", action="store_true",
                         help="print one JSON object")
+  evaluate.add_argument(
+      "--samples", type=int, default=1, metavar="K",
+      help=("dequantisation draws per test image; above 1, the "
+            "importance-weighted bound over the K draws (tighter, K times "
+            "the cost) (default: %(default)s)"))
 
   sample = commands.add_parser("sample", help="a PNG grid of samples")
   sample.add_argument("--run", required=True, help="the run directory")
@@ -256,14 +261,16 @@ def _train_and_report(config, run_dir, args, resume=None, replace=False):
   return metrics
 
 
-def _evaluate(run_dir, as_json):
-  result = training.evaluate_run(run_dir)
+def _evaluate(run_dir, as_json, num_samples=1):
+  result = training.evaluate_run(run_dir, num_samples=num_samples)
   if as_json:
     print(json.dumps(result))
   else:
+    bound = ("" if num_samples == 1 else
+             f", importance-weighted over {num_samples} draws")
     print(f"test bits/dim: {result['bits_per_dim']:.4f} ({result['dataset']}, "
           f"{result['mixing']} mixing, {result['num_examples']} test images, "
-          f"epoch {result['epoch']})")
+          f"epoch {result['epoch']}{bound})")
   return result
 
 
@@ -308,7 +315,7 @@ def main(argv=None):
     if args.command == "train":
       return _train(args)
     if args.command == "evaluate":
-      _evaluate(args.run, args.json)
+      _evaluate(args.run, args.json, args.samples)
     elif args.command == "sample":
       _sample(args.run, args.out, n=args.n, temperature=args.temperature,
               seed=args.seed, columns=args.columns, classes=args.classes)

@@ -98,15 +98,27 @@ def _epoch_images(windows, seed, epoch):
   return windows.enumerate().map(permute).unbatch()
 
 
-def _dequantized(data, dtype, labels, seed_of, weight=None):
+def _dequantized(data, dtype, labels, seed_of, weight=None, num_samples=1):
   """`map` function: element `(index, image or (image, label))` to
   `{DEQUANTIZED: x}` (with `WEIGHT: weight` if given), paired with the label
-  if `labels`; `x` is dequantised with noise from `seed_of(index)`."""
+  if `labels`; `x` is dequantised with noise from `seed_of(index)`. With
+  `num_samples = K > 1`, `x` holds `K` draws `[K, H, W, C]`: the first from
+  `seed_of(index)`, draw `j` from that seed with `j` folded in."""
+
+  def draw(image, index, j):
+    seed = seed_of(index)
+    if j:
+      seed = tf.random.experimental.stateless_fold_in(seed, j)
+    return dequantization.dequantize(image, data.num_bins, seed=seed,
+                                     dtype=dtype)
 
   def dequantize(index, element):
     image, label = element if labels else (element, None)
-    x = {DEQUANTIZED: dequantization.dequantize(
-        image, data.num_bins, seed=seed_of(index), dtype=dtype)}
+    if num_samples == 1:
+      x = {DEQUANTIZED: draw(image, index, 0)}
+    else:
+      x = {DEQUANTIZED: tf.stack([draw(image, index, j)
+                                  for j in range(num_samples)])}
     if weight is not None:
       x[WEIGHT] = tf.constant(weight, tf.float32)
     return (x, label) if labels else x
@@ -173,18 +185,21 @@ def first_images(data, batch_size, seed, epoch, num_examples=None,
 
 
 def test_batches(data, batch_size, seed, dtype=tf.float32, num_examples=None,
-                 labels=False):
+                 labels=False, num_samples=1):
   """The evaluation batches of the test split, dequantised reproducibly.
 
   Image `i` (in the split's fixed order) is dequantised with noise drawn
   statelessly from `(seed, i)`, independent of the batching and of the
-  number of replicas. The last batch is padded to `batch_size` with zero
+  number of replicas; with `num_samples = K > 1`, `K` times (the first
+  draw the same as with `K = 1`), for `FlowModel.evaluate`'s
+  importance-weighted bits/dim. The last batch is padded to `batch_size` with zero
   images of weight 0, so every batch has one shape and `FlowModel.evaluate`
   counts every test image exactly once.
 
   Returns:
     A dataset of batches `{"dequantized": x, "weight": weights}` (or that
-    and the labels, paired): `x` `[batch_size, H, W, C]` of `dtype`,
+    and the labels, paired): `x` `[batch_size, H, W, C]` (`[batch_size, K,
+    H, W, C]` with `num_samples = K > 1`) of `dtype`,
     `weights` `[batch_size]` float32 (1 for an image, 0 for padding),
     prefetched.
   """
@@ -192,10 +207,12 @@ def test_batches(data, batch_size, seed, dtype=tf.float32, num_examples=None,
   images = _split(data, "test", labels, num_examples).enumerate().map(
       _dequantized(data, dtype, labels,
                    lambda index: _stream_seed(seed, _TEST_NOISE, index),
-                   weight=1.), num_parallel_calls=tf.data.AUTOTUNE)
+                   weight=1., num_samples=num_samples),
+      num_parallel_calls=tf.data.AUTOTUNE)
   padding = (-count) % batch_size
   if padding:
-    blank = {DEQUANTIZED: tf.zeros(data.image_shape, dtype),
+    draws = [] if num_samples == 1 else [num_samples]
+    blank = {DEQUANTIZED: tf.zeros(draws + list(data.image_shape), dtype),
              WEIGHT: tf.constant(0., tf.float32)}
     if labels:
       blank = (blank, tf.constant(0, tf.int32))

@@ -257,6 +257,7 @@ class FlowModel(keras.Model):
     self._flow_layers = layers_lib.flow_layers(flow)
     self._loss_tracker = keras.metrics.Mean(name="loss")
     self._bits_tracker = keras.metrics.Mean(name="bits_per_dim")
+    self._num_samples = 1  # dequantisation draws per image in test_step
     self.built = True
 
   def get_config(self):
@@ -342,15 +343,43 @@ class FlowModel(keras.Model):
     return labels
 
   def _continuous_bits(self, x, labels=None, caller="FlowModel"):
+    """Per-image bits/dim `[B]` of dequantised images `x` `[B, H, W, C]`, or
+    the importance-weighted bits/dim of `K` draws each, `x` `[B, K, H, W,
+    C]` (`dequantization.importance_weighted_bits_per_dim`)."""
+    x = tf.convert_to_tensor(x)
+    if x.shape.rank == len(self._event_shape) + 1:
+      log_prob = self._density.log_prob(
+          x, bijector_kwargs=self._conditions(labels, caller))
+      return dequantization.bits_per_dim(log_prob, self._num_dims,
+                                         self.num_bins)
+    if x.shape.rank is not None and x.shape.rank != len(
+        self._event_shape) + 2:
+      raise ValueError(
+          f"{caller}: dequantised images must be [B, H, W, C] or K draws "
+          f"each, [B, K, H, W, C]; got shape {x.shape}.")
+    # The rank may be unknown in a traced step: the draws are what is left
+    # of the size once the batch and the image are divided out.
+    flat = tf.reshape(x, tf.concat([[-1], self._event_shape], 0))
+    batch = tf.shape(x)[0]
+    draws = tf.shape(flat)[0] // batch
+    if labels is not None:
+      labels = tf.repeat(labels, draws, axis=0)
     log_prob = self._density.log_prob(
-        x, bijector_kwargs=self._conditions(labels, caller))
-    return dequantization.bits_per_dim(log_prob, self._num_dims,
-                                       self.num_bins)
+        flat, bijector_kwargs=self._conditions(labels, caller))
+    return dequantization.importance_weighted_bits_per_dim(
+        tf.reshape(log_prob, [batch, draws]), self._num_dims, self.num_bins)
 
-  def _noisy_bits(self, images, labels=None, seed=None, caller="FlowModel"):
+  def _noisy_bits(self, images, labels=None, seed=None, caller="FlowModel",
+                  num_samples=1):
+    """Bits/dim `[B]` of integer images with fresh (or `seed`ed) noise;
+    importance-weighted over `num_samples` draws when above 1."""
     images = _checked_images(images, self.num_bins, caller)
+    if num_samples > 1:
+      images = tf.repeat(images, num_samples, axis=0)
     x = dequantization.dequantize(images, self.num_bins, seed=seed,
                                   dtype=self._event_dtype)
+    if num_samples > 1:
+      x = tf.reshape(x, tf.concat([[-1, num_samples], self._event_shape], 0))
     return self._continuous_bits(x, labels, caller)
 
   def call(self, inputs, training=False):
@@ -369,14 +398,15 @@ class FlowModel(keras.Model):
     class-conditional flow; an unconditional one ignores any `y`."""
     return y if self._num_classes is not None else None
 
-  def _batch_bits(self, x, y, caller):
+  def _batch_bits(self, x, y, caller, num_samples=1):
     """Per-image bits/dim of `x`: integer images (fresh noise), or a dict
     whose `DEQUANTIZED` entry holds the dequantised images; `y` the labels
     (used by a class-conditional flow only)."""
     labels = self._labels_of(y)
     if isinstance(x, dict):
       return self._continuous_bits(x[DEQUANTIZED], labels, caller)
-    return self._noisy_bits(x, labels, caller=caller)
+    return self._noisy_bits(x, labels, caller=caller,
+                            num_samples=num_samples)
 
   def train_step(self, data):
     x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -409,7 +439,7 @@ class FlowModel(keras.Model):
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
     if isinstance(x, dict):
       weights = x.get(WEIGHT, weights)
-    bits = self._batch_bits(x, y, "FlowModel.evaluate")
+    bits = self._batch_bits(x, y, "FlowModel.evaluate", self._num_samples)
     if weights is not None:
       weights = tf.cast(weights, bits.dtype)
       # A padded image's bits never reach the mean, even if not finite.
@@ -445,15 +475,36 @@ class FlowModel(keras.Model):
     with _image_errors():
       return super().fit(x, y, batch_size=batch_size, **kwargs)
 
-  def evaluate(self, x=None, y=None, **kwargs):
+  def evaluate(self, x=None, y=None, num_samples=1, **kwargs):
     """`keras.Model.evaluate`: `[loss, bits_per_dim]` (see the class).
+
+    With `num_samples = K > 1`, each integer image is dequantised `K` times
+    and its bits/dim are the importance-weighted bound over the draws
+    (`dequantization.importance_weighted_bits_per_dim`): tighter than the
+    single-draw figure, at `K` times the cost. Batches of dequantised
+    images (`{DEQUANTIZED: x}`) carry their draws themselves: `x` `[B, K,
+    H, W, C]` (`data.pipeline.test_batches(..., num_samples=K)`).
 
     Raises:
       ValueError: integer images that are not whole numbers in
-        `[0, num_bins)`.
+        `[0, num_bins)`; `num_samples` not an integer >= 1.
     """
-    with _image_errors():
+    num_samples = checks.positive_int(num_samples, "num_samples")
+    with _image_errors(), self._draws(num_samples):
       return super().evaluate(x, y, **kwargs)
+
+  @contextlib.contextmanager
+  def _draws(self, num_samples):
+    """`test_step` with `num_samples` draws per image within the block (a
+    new traced step when that changes; `fit`'s validation keeps one)."""
+    if num_samples == self._num_samples:
+      yield
+      return
+    self._num_samples, self.test_function = num_samples, None
+    try:
+      yield
+    finally:
+      self._num_samples, self.test_function = 1, None
 
   def save(self, filepath, *args, **kwargs):
     """`keras.Model.save` to a `.keras` file, refusing what cannot load.
@@ -519,29 +570,35 @@ class FlowModel(keras.Model):
     else:
       self._density.log_prob(x, bijector_kwargs=conditions)
 
-  def bits_per_dim(self, images, labels=None, seed=None):
+  def bits_per_dim(self, images, labels=None, seed=None, num_samples=1):
     """Bits/dim per image, `[B]`, of integer `images` `[B, H, W, C]`.
 
     `labels`: the images' classes for a class-conditional flow (ids `[B]`
     or vectors `[B, K]`). The dequantisation noise is fresh on each call
     unless `seed` (an int) is given, which makes the result reproducible.
+    `num_samples = K > 1`: the importance-weighted bound over `K` draws
+    per image (see `evaluate`).
     """
     labels = self._checked_labels(labels, "FlowModel.bits_per_dim")
+    num_samples = checks.positive_int(num_samples, "num_samples")
     images = tf.convert_to_tensor(images)
     with _image_errors():
       if seed is None:
-        return self._bits_fn(images, labels)
+        return self._bits_fn(images, labels, num_samples)
       return self._seeded_bits_fn(images, labels,
-                                  tf.constant([seed, 0], tf.int64))
+                                  tf.constant([seed, 0], tf.int64),
+                                  num_samples)
 
   @tf.function(reduce_retracing=True)
-  def _bits_fn(self, images, labels):
-    return self._noisy_bits(images, labels, caller="FlowModel.bits_per_dim")
+  def _bits_fn(self, images, labels, num_samples):
+    return self._noisy_bits(images, labels, caller="FlowModel.bits_per_dim",
+                            num_samples=num_samples)
 
   @tf.function(reduce_retracing=True)
-  def _seeded_bits_fn(self, images, labels, seed):
+  def _seeded_bits_fn(self, images, labels, seed, num_samples):
     return self._noisy_bits(images, labels, seed=seed,
-                            caller="FlowModel.bits_per_dim")
+                            caller="FlowModel.bits_per_dim",
+                            num_samples=num_samples)
 
   def sample(self, n, temperature=1.0, seed=None, labels=None):
     """`n` integer images `[n, H, W, C]` (int32, `0..num_bins-1`).

@@ -26,6 +26,7 @@ from tfp_emerging import flows
 from tfp_emerging.data import pipeline
 from tfp_emerging.keras import FlowModel
 from tfp_emerging.keras import WarmupSchedule
+from tfp_emerging.ops import checks
 from tfp_emerging.training import callbacks as callbacks_lib
 from tfp_emerging.training.config import RunError
 
@@ -159,16 +160,21 @@ def fit(model, data, config, initial_epoch=0, callbacks=(), verbose=0,
   return recorder.records
 
 
-def evaluate(model, data, batch_size, seed, num_examples=None, labels=False):
+def evaluate(model, data, batch_size, seed, num_examples=None, labels=False,
+             num_samples=1):
   """Mean test bits/dim of `model` on every test image (`test_batches`).
 
   The same evaluation as the one at the end of each epoch of `fit` (with
   `seed` the run's seed: the same number as the epoch's
-  `test_bits_per_dim`).
+  `test_bits_per_dim`). With `num_samples = K > 1`, the importance-weighted
+  bound over `K` dequantisations of each image (the first one the epoch's),
+  never above the mean of their single-draw figures; `K` times the cost.
   """
+  num_samples = checks.positive_int(num_samples, "num_samples")
   logs = model.evaluate(
       pipeline.test_batches(data, batch_size, seed,
                             dtype=model.distribution.dtype,
-                            num_examples=num_examples, labels=labels),
+                            num_examples=num_examples, labels=labels,
+                            num_samples=num_samples),
       verbose=0, return_dict=True)
   return float(logs["bits_per_dim"])

@@ -287,28 +287,36 @@ def load_run(run_dir, warn=print_warning):
   return config, model, int(state.epoch.numpy()), path
 
 
-def evaluate_run(run_dir):
+def evaluate_run(run_dir, num_samples=1):
   """The test bits/dim of a run's newest intact checkpoint, with what it is.
 
   Args:
     run_dir: a run directory with a checkpoint.
+    num_samples: dequantisation draws per test image; above 1, the
+      importance-weighted bound over them (`loop.evaluate`).
 
   Returns:
-    A dict: `bits_per_dim`, `split`, `source_split`, `dataset`, `mixing`,
+    A dict: `bits_per_dim`, `num_samples`, `split`, `source_split`, `dataset`, `mixing`,
     `conditional`, `num_examples`, `num_bins`, `image_shape`, `epoch`,
     `checkpoint`.
 
   Raises:
     RunError, CorruptCheckpointError: as `load_run`.
+    RunError: `num_samples` not an integer >= 1.
     tfp_emerging.data.DataError: the data cannot be loaded or changed shape.
   """
+  if isinstance(num_samples, bool) or not isinstance(num_samples, int) or (
+      num_samples < 1):
+    raise RunError(f"--samples must be an integer >= 1; got {num_samples!r} "
+                   f"(evaluate_run's num_samples).")
   config, model, epoch, path = load_run(run_dir)
   data = loop.load_data(config)
   config.with_data(data)  # the same image shape and levels
   bits = loop.evaluate(model, data, config.batch_size, seed=config.seed,
-                       labels=config.conditional)
+                       labels=config.conditional, num_samples=num_samples)
   return {
       "bits_per_dim": bits,
+      "num_samples": num_samples,
       "split": "test",
       "source_split": data.split_names["test"],
       "dataset": config.dataset,
