@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: install test demo benchmark docs
+.PHONY: install test demo benchmark docs notebooks
 
 install: $(STAMP)
 
@@ -35,3 +35,9 @@ benchmark: install
 # a docstring the API reference cannot parse.
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
+
+# colab/NN_name.ipynb from the sources colab/NN_name.py (jupytext percent
+# format). `make notebooks REPOSITORY=OWNER/NAME` first stamps that GitHub
+# repository into the notebooks' install cell and README.md's Colab badges.
+notebooks: install
+	$(PY) colab/build.py $(if $(REPOSITORY),--repository $(REPOSITORY))

@@ -6,7 +6,9 @@
   and appends it to the nav's Tutorials section, so a notebook added to
   `colab/` appears without editing `mkdocs.yml`.
 * The Tutorials page's table of notebooks, each with its Colab badge, is
-  made from the same files, in place of the marker `TABLE` in that page.
+  made from the same files, in place of the marker `TABLE` in that page;
+  a badge opens the repository its notebook's install cell names
+  (`REPOSITORY`, which `make notebooks REPOSITORY=OWNER/NAME` stamps).
 * The figures the benchmarks write, `benchmarks/results/*.png`, are added
   as they are (a page links them as `benchmarks/results/NAME.png`), so the
   site never shows a stale copy.
@@ -14,6 +16,7 @@
 
 import json
 import pathlib
+import re
 
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
@@ -24,9 +27,11 @@ SECTION = "Tutorials"
 FIGURES = "benchmarks/results"
 TUTORIALS_PAGE = "tutorials/index.md"
 TABLE = "<!-- the notebooks of colab/, made by docs/hooks.py -->"
-# The repository's slug, as in README.md's badges.
-COLAB_URL = ("https://colab.research.google.com/github/tfp-emerging/"
-             "tfp_emerging/blob/main/colab/{name}")
+COLAB_URL = ("https://colab.research.google.com/github/{repository}/blob/main/"
+             "colab/{name}")
+# The install cell's variable, which `make notebooks REPOSITORY=...` stamps
+# (as it does README.md's badges).
+REPOSITORY = re.compile(r'^REPOSITORY = "([^"]+)"$', re.M)
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
@@ -45,12 +50,22 @@ def title(path):
   raise ValueError(f"{path} has no Markdown heading to use as its title")
 
 
+def repository(path):
+  """The GitHub `OWNER/NAME` the notebook's install cell installs from."""
+  install_cell = "".join(json.loads(path.read_text(encoding="utf-8"))
+                         ["cells"][0]["source"])
+  found = REPOSITORY.search(install_cell)
+  if not found:
+    raise ValueError(f"{path}: its first cell sets no REPOSITORY")
+  return found.group(1)
+
+
 def notebook_table():
   rows = ["| notebook | | open |", "|---|---|---|"]
   for path in notebooks():
-    rows.append(
-        f"| [`{path.stem}`](../{FOLDER}/{path.name}) | {title(path)} | "
-        f"[![Open In Colab]({BADGE})]({COLAB_URL.format(name=path.name)}) |")
+    url = COLAB_URL.format(repository=repository(path), name=path.name)
+    rows.append(f"| [`{path.stem}`](../{FOLDER}/{path.name}) | {title(path)} | "
+                f"[![Open In Colab]({BADGE})]({url}) |")
   return "\n".join(rows)
 
 

@@ -1,4 +1,5 @@
-"""Tiles of images: `image_grid` for integer images, `sample_grid` for a model.
+"""Tiles of images: `tile` for any array of images, `image_grid` for integer
+images, `sample_grid` for a model.
 
 The run directory's `samples.png`, the command line's `sample`, TensorBoard's
 sample images and the notebooks all tile images here.
@@ -9,12 +10,64 @@ import math
 import numpy as np
 
 __all__ = ["NUM_SAMPLES", "SAMPLES_PER_CLASS", "default_sample_count",
-           "image_grid", "sample_grid", "samples_per_grid"]
+           "image_grid", "sample_grid", "samples_per_grid", "tile"]
 
 # Samples in `samples.png` of an unconditional run.
 NUM_SAMPLES = 64
 # Samples per class (one row each) in a class-conditional run's samples.png.
 SAMPLES_PER_CLASS = 8
+
+
+def tile(images, columns: int = None, padding: int = 1,
+         fill: float = 0) -> np.ndarray:
+  """Tiles images into one array, row by row, `padding` pixels of `fill`
+  between and around them.
+
+  For integer pixels, floats (latents, kernels) alike; with `fill=np.nan`
+  the gaps are drawn blank by matplotlib's `imshow`. Cost `O(N H W C)`.
+
+  Args:
+    images: array `[N, H, W, C]`.
+    columns: images per row; default `ceil(sqrt(N))`.
+    padding: pixels of `fill` between neighbouring images and at the border.
+    fill: the value of those pixels.
+
+  Returns:
+    An array `[rows * (H + p) + p, columns * (W + p) + p, C]`,
+    `rows = ceil(N / columns)`, `p = padding`, image `i` at row
+    `i // columns`, column `i % columns`; of `images`' dtype, or float64
+    when `fill` is NaN.
+
+  Raises:
+    ValueError: `images` is not 4-D, or `columns` or `padding` is negative.
+
+  >>> tile(np.ones([3, 2, 2, 1]), columns=2)[..., 0]
+  array([[0., 0., 0., 0., 0., 0., 0.],
+         [0., 1., 1., 0., 1., 1., 0.],
+         [0., 1., 1., 0., 1., 1., 0.],
+         [0., 0., 0., 0., 0., 0., 0.],
+         [0., 1., 1., 0., 0., 0., 0.],
+         [0., 1., 1., 0., 0., 0., 0.],
+         [0., 0., 0., 0., 0., 0., 0.]])
+  """
+  images = np.asarray(images)
+  if images.ndim != 4:
+    raise ValueError(f"images must be [N, H, W, C]; got shape {images.shape}.")
+  if columns is not None and columns < 1:
+    raise ValueError(f"columns must be None or >= 1; got {columns}.")
+  if padding < 0:
+    raise ValueError(f"padding must be >= 0; got {padding}.")
+  n, height, width, channels = images.shape
+  columns = columns or int(math.ceil(math.sqrt(n)))
+  rows = int(math.ceil(n / columns))
+  dtype = np.float64 if np.isnan(fill) else images.dtype
+  grid = np.full((rows * (height + padding) + padding,
+                  columns * (width + padding) + padding, channels), fill, dtype)
+  for i in range(n):
+    top = padding + (i // columns) * (height + padding)
+    left = padding + (i % columns) * (width + padding)
+    grid[top:top + height, left:left + width] = images[i]
+  return grid
 
 
 def image_grid(images, num_bins, columns=None, scale=None, padding=1):
@@ -33,18 +86,11 @@ def image_grid(images, num_bins, columns=None, scale=None, padding=1):
     A uint8 array `[rows * (H + p) + p, columns * (W + p) + p, C] * scale`.
   """
   images = np.asarray(images)
-  n, height, width, channels = images.shape
-  columns = columns or int(math.ceil(math.sqrt(n)))
-  rows = int(math.ceil(n / columns))
+  height, width = images.shape[1:3]
   scale = scale or max(1, 32 // max(height, width))
   pixels = np.round(images.astype(np.float64) * 255. /
                     (num_bins - 1)).clip(0, 255).astype(np.uint8)
-  grid = np.zeros((rows * (height + padding) + padding,
-                   columns * (width + padding) + padding, channels), np.uint8)
-  for i in range(n):
-    top = padding + (i // columns) * (height + padding)
-    left = padding + (i % columns) * (width + padding)
-    grid[top:top + height, left:left + width] = pixels[i]
+  grid = tile(pixels, columns=columns, padding=padding)
   return grid.repeat(scale, axis=0).repeat(scale, axis=1)
 
 

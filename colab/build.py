@@ -1,0 +1,100 @@
+"""Writes the notebooks `colab/NN_name.ipynb` from their sources `colab/NN_name.py`.
+
+Each notebook has one source, a Python file in jupytext's percent format
+(`# %%` starts a code cell, `# %% [markdown]` a Markdown one), which is
+where it is edited; the `.ipynb` beside it, what Colab and the docs site
+open, is written here: no outputs or execution counts, fixed cell ids and
+metadata, so rebuilding an unchanged source changes no byte
+(`tests/integration/test_notebooks.py` checks the committed files).
+
+    python colab/build.py                              # make notebooks
+    python colab/build.py --repository OWNER/NAME      # make notebooks REPOSITORY=OWNER/NAME
+
+`--repository` first stamps `OWNER/NAME` into every source's install cell
+(its line `REPOSITORY = "..."`) and into README.md's Colab badges
+(`https://colab.research.google.com/github/OWNER/NAME/blob/main/colab/...`),
+for a fork whose notebooks install from, and open at, the fork.
+"""
+
+import argparse
+import pathlib
+import re
+import sys
+
+import jupytext
+import nbformat
+
+COLAB = pathlib.Path(__file__).resolve().parent
+README = COLAB.parent / "README.md"
+# The install cell's one variable, as it stands in every source.
+REPOSITORY_LINE = re.compile(r'^REPOSITORY = "[^"\n]*"$', re.M)
+BADGE_URL = re.compile(
+    r"https://colab\.research\.google\.com/github/[^/\s)]+/[^/\s)]+/blob/main/colab/")
+SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+")
+METADATA = {
+    "kernelspec": {"name": "python3", "display_name": "Python 3",
+                   "language": "python"},
+    "language_info": {"name": "python"},
+    "colab": {"provenance": []},
+}
+
+
+def sources() -> list:
+  """The notebooks' sources, `colab/NN_name.py`, in their numbered order."""
+  return sorted(COLAB.glob("[0-9][0-9]_*.py"))
+
+
+def notebook(source: pathlib.Path) -> nbformat.NotebookNode:
+  """The notebook of one percent-format source: its cells in order, ids
+  `cell-00, cell-01, ...`, no outputs, the metadata above (none of
+  jupytext's)."""
+  cells = jupytext.read(source, fmt="py:percent").cells
+  built = nbformat.v4.new_notebook(metadata=METADATA)
+  for index, cell in enumerate(cells):
+    make = (nbformat.v4.new_markdown_cell if cell.cell_type == "markdown"
+            else nbformat.v4.new_code_cell)
+    built.cells.append(make(cell.source.strip("\n"), id=f"cell-{index:02d}"))
+  nbformat.validate(built)
+  return built
+
+
+def stamp(repository: str, paths: list) -> None:
+  """Writes `repository` ("OWNER/NAME") into the install cell of every
+  source in `paths` and into README.md's Colab badges.
+
+  Raises:
+    ValueError: `repository` is not `OWNER/NAME`, or a source has not
+      exactly one line `REPOSITORY = "..."`.
+  """
+  if not SLUG.fullmatch(repository):
+    raise ValueError(f"repository must be GitHub's OWNER/NAME, e.g. "
+                     f"'tfp-emerging/tfp_emerging'; got {repository!r}.")
+  for path in paths:
+    text = path.read_text(encoding="utf-8")
+    text, count = REPOSITORY_LINE.subn(f'REPOSITORY = "{repository}"', text)
+    if count != 1:
+      raise ValueError(f"{path}: needs one line REPOSITORY = \"...\" in its "
+                       f"install cell; found {count}.")
+    path.write_text(text, encoding="utf-8")
+  readme = README.read_text(encoding="utf-8")
+  README.write_text(BADGE_URL.sub(
+      f"https://colab.research.google.com/github/{repository}/blob/main/colab/",
+      readme), encoding="utf-8")
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--repository", metavar="OWNER/NAME",
+                      help="stamp this GitHub repository into the install "
+                      "cells and README.md's badges first")
+  options = parser.parse_args(argv)
+  if options.repository:
+    stamp(options.repository, sources())
+  for source in sources():
+    target = source.with_suffix(".ipynb")
+    nbformat.write(notebook(source), target)
+    print("wrote", target.relative_to(COLAB.parent))
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])
