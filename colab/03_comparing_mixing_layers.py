@@ -18,8 +18,8 @@ def install_command(repository, folder, installed_at):
     `folder`: where the notebook runs; `installed_at`: the folder of the
     importable package, or None."""
     for checkout in [folder, *folder.parents]:
-        setup = checkout / "setup.py"
-        if setup.is_file() and 'name="tfp_emerging"' in setup.read_text():
+        project = checkout / "pyproject.toml"
+        if project.is_file() and 'name = "tfp_emerging"' in project.read_text():
             if installed_at is not None and checkout in installed_at.parents:
                 return None
             return [sys.executable, "-m", "pip", "install", "-q", "-e",

@@ -205,7 +205,8 @@ def test_the_install_decision(monkeypatch, tmp_path):
   pip = [sys.executable, "-m", "pip", "install", "-q"]
   checkout = tmp_path / "clone"
   (checkout / "colab").mkdir(parents=True)
-  (checkout / "setup.py").write_text('setuptools.setup(name="tfp_emerging")')
+  (checkout / "pyproject.toml").write_text(
+      '[project]\nname = "tfp_emerging"\n')
   site_packages = tmp_path / "site-packages" / "tfp_emerging"
   # A checkout: installed from itself, unless it is what is imported.
   assert install_command("a/b", checkout / "colab", None) == [
@@ -222,8 +223,8 @@ def test_the_install_decision(monkeypatch, tmp_path):
   assert install_command("someone/fork", published, None) == [
       *pip, "git+https://github.com/someone/fork"]
   assert install_command("someone/fork", published, site_packages) is None
-  # Another project's setup.py is no checkout of this one.
-  (published / "setup.py").write_text('setuptools.setup(name="other")')
+  # Another project's pyproject.toml is no checkout of this one.
+  (published / "pyproject.toml").write_text('[project]\nname = "other"\n')
   assert install_command("someone/fork", published, None)[-1] == (
       "git+https://github.com/someone/fork")
 

@@ -46,7 +46,8 @@ def pause_at(point):
 
     checkpoints.os = types.SimpleNamespace(
         **{name: getattr(os, name) for name in dir(os)
-           if not name.startswith("__")}, replace=replace)
+           if not name.startswith("__") and name != "replace"},
+        replace=replace)
   elif kind == "epoch-begin":
     base = callbacks.Checkpointer.on_epoch_begin
 

@@ -209,7 +209,7 @@ class RunConfig:
     `options` (a dict of fields given again, e.g. on the command line).
 
     Only `RESUMABLE_OPTIONS` may change; `changed` holds those whose value
-    differs. Any other option must equal the stored value.
+    differs, in the order of `RESUMABLE_OPTIONS`. Any other option must equal the stored value.
 
     Raises:
       RunError: an option that cannot change differs from the stored one, or
@@ -218,8 +218,8 @@ class RunConfig:
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(self)})
     if unknown:
       raise RunError(f"unknown run options {', '.join(unknown)}.")
-    changed = {name: value for name, value in options.items()
-               if name in RESUMABLE_OPTIONS and value != getattr(self, name)}
+    changed = {name: options[name] for name in RESUMABLE_OPTIONS
+               if name in options and options[name] != getattr(self, name)}
     clashes = [f"{flag(name)} {value} (the run has {getattr(self, name)})"
                for name, value in options.items()
                if name not in RESUMABLE_OPTIONS and name != "dataset" and

@@ -187,7 +187,7 @@ def read_config(run_dir):
   """The `RunConfig` of a run, or `RunError` if `run_dir` holds none."""
   path = os.path.join(run_dir, CONFIG_FILE)
   if not os.path.exists(path):
-    raise config_lib.config_lib.RunError(f"{run_dir}: no {CONFIG_FILE}; not a training "
+    raise config_lib.RunError(f"{run_dir}: no {CONFIG_FILE}; not a training "
                               f"run directory.")
   return config_lib.RunConfig.from_json(path)
 

@@ -585,7 +585,8 @@ def test_tfds_data_not_prepared_or_not_downloadable(tmp_path, monkeypatch):
 def test_tfds_unknown_name_and_missing_package(monkeypatch):
   with pytest.raises(data.DataError,
                      match="--dataset no_such_set: not an existing file or "
-                     "folder, and tensorflow-datasets has no such dataset"):
+                     "folder, a bundled dataset or a tensorflow-datasets "
+                     "dataset"):
     data.load("no_such_set")
   monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
   with pytest.raises(data.DataError) as info:

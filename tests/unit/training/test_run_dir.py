@@ -28,7 +28,7 @@ def test_run_directory_errors(digits_npz, tmp_path):
                      match="holds a config.json but is not marked as a run "
                      "directory of tfp-emerging"):
     training.train(tiny_config(digits_npz), run)
-  run_dir.claim(run)
+  run_dir.write_json(os.path.join(run, run_dir.RUN_MARKER), {})
   with pytest.raises(training.RunError, match="already holds a run"):
     training.train(tiny_config(digits_npz), run)
   with pytest.raises(training.RunError, match="no checkpoint yet"):
