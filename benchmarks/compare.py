@@ -50,7 +50,6 @@ Command line: `python -m benchmarks.compare [--quick] [--seeds N]
 import argparse
 import dataclasses
 import json
-import math
 import os
 import platform
 import sys

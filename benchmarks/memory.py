@@ -26,7 +26,6 @@ dataset instead of a bare epoch: S steps of the one training path
 
 import argparse
 import json
-import os
 import resource
 import sys
 import time

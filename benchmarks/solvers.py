@@ -10,7 +10,6 @@ rule on another machine.
 """
 
 import argparse
-import os
 import sys
 
 import tensorflow as tf

@@ -38,7 +38,8 @@ __all__ = ["build_parser", "main"]
 # and accepts new values only for `training.RESUMABLE_OPTIONS`.
 _RUN_OPTIONS = ("dataset", "data_dir", "splits", "bit_depth", "mixing",
                 "num_levels", "num_steps", "hidden_channels", "kernel_size",
-                "conditional", "condition_couplings", "preset",
+                "conditional", "condition_couplings", "dequantization",
+                "preset",
                 "batch_size", "learning_rate", "warmup_steps", "seed",
                 "keep_checkpoints", "sample_temperature", "epochs")
 # The exit status of each error (see the module docstring).
@@ -94,6 +95,11 @@ def _add_run_options(parser):
       action="store_const", const=False, default=None,
       help=("with --conditional, condition only the priors on the class "
             "(default: the couplings too)"))
+  parser.add_argument(
+      "--dequantization", default=None, choices=flows.DEQUANTIZATIONS,
+      help=("'uniform' noise, or 'variational': a conditional flow q(u|k) "
+            "learns the noise jointly with the model (Flow++), the bits/dim "
+            "a valid bound (default uniform)"))
   parser.add_argument(
       "--preset", default=None, choices=tuple(presets.PRESETS),
       help=("the paper's architecture (CIFAR-10, 3 levels, 512 hidden "

@@ -43,6 +43,7 @@ from tfp_emerging.data.dataset import LABELLED_SOURCES
 from tfp_emerging.data.dataset import MAX_BINS
 from tfp_emerging.data.dataset import SPLITS
 from tfp_emerging.data.pipeline import DEQUANTIZED
+from tfp_emerging.data.pipeline import LEVELS
 from tfp_emerging.data.pipeline import first_images
 from tfp_emerging.data.pipeline import SHUFFLE_BUFFER_BYTES
 from tfp_emerging.data.pipeline import test_batches
@@ -52,7 +53,7 @@ from tfp_emerging.data.pipeline import window_size
 from tfp_emerging.data.sources import BUNDLED
 from tfp_emerging.data.sources import load
 
-__all__ = ["BUNDLED", "DEQUANTIZED", "DataError", "ImageDataset",
+__all__ = ["BUNDLED", "DEQUANTIZED", "DataError", "ImageDataset", "LEVELS",
            "LABELLED_SOURCES", "MAX_BINS", "SHUFFLE_BUFFER_BYTES", "SPLITS",
            "WEIGHT", "first_images", "load", "test_batches", "train_batches",
            "window_size"]

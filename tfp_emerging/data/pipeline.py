@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from tfp_emerging.flows import dequantization
 
-__all__ = ["DEQUANTIZED", "SHUFFLE_BUFFER_BYTES", "WEIGHT", "first_images",
+__all__ = ["DEQUANTIZED", "LEVELS", "SHUFFLE_BUFFER_BYTES", "WEIGHT", "first_images",
            "test_batches", "train_batches", "window_size"]
 
 # The most bytes of images a training epoch permutes at once (all of a
@@ -40,6 +40,9 @@ SHUFFLE_BUFFER_BYTES = 2**26
 # evaluation's mean (0 for padding).
 DEQUANTIZED = "dequantized"
 WEIGHT = "weight"
+# With `levels=True`, also `LEVELS`: the integer images themselves, which a
+# model with variational dequantisation conditions its noise on.
+LEVELS = "levels"
 
 
 def num_images(data, split, num_examples=None):
@@ -98,10 +101,11 @@ def _epoch_images(windows, seed, epoch):
   return windows.enumerate().map(permute).unbatch()
 
 
-def _dequantized(data, dtype, labels, seed_of, weight=None, num_samples=1):
+def _dequantized(data, dtype, labels, seed_of, weight=None, num_samples=1,
+                 levels=False):
   """`map` function: element `(index, image or (image, label))` to
-  `{DEQUANTIZED: x}` (with `WEIGHT: weight` if given), paired with the label
-  if `labels`; `x` is dequantised with noise from `seed_of(index)`. With
+  `{DEQUANTIZED: x}` (with `WEIGHT: weight` if given, `LEVELS: image` if
+  `levels`), paired with the label if `labels`; `x` is dequantised with noise from `seed_of(index)`. With
   `num_samples = K > 1`, `x` holds `K` draws `[K, H, W, C]`: the first from
   `seed_of(index)`, draw `j` from that seed with `j` folded in."""
 
@@ -121,13 +125,16 @@ def _dequantized(data, dtype, labels, seed_of, weight=None, num_samples=1):
                                   for j in range(num_samples)])}
     if weight is not None:
       x[WEIGHT] = tf.constant(weight, tf.float32)
+    if levels:
+      x[LEVELS] = image
     return (x, label) if labels else x
 
   return dequantize
 
 
 def train_batches(data, batch_size, seed, first_epoch, last_epoch,
-                  dtype=tf.float32, num_examples=None, labels=False):
+                  dtype=tf.float32, num_examples=None, labels=False,
+                  levels=False):
   """The training batches of epochs `first_epoch .. last_epoch` (from 1).
 
   Epoch `E` is the training split (reordered at the source by `seed`) with
@@ -151,6 +158,8 @@ def train_batches(data, batch_size, seed, first_epoch, last_epoch,
     dtype: the dequantised images' dtype (the model's).
     num_examples: use only the first `num_examples` training images.
     labels: batches carry the labels (for conditional models).
+    levels: batches carry the integer images too, `LEVELS` (for variational
+      dequantisation).
 
   Returns:
     `(dataset, steps_per_epoch)`: batches `{"dequantized": x}` (or
@@ -163,7 +172,8 @@ def train_batches(data, batch_size, seed, first_epoch, last_epoch,
   def epoch_batches(epoch):
     noise = _dequantized(
         data, dtype, labels,
-        lambda position: _stream_seed(seed, epoch, _TRAIN_NOISE, position))
+        lambda position: _stream_seed(seed, epoch, _TRAIN_NOISE, position),
+        levels=levels)
     return _epoch_images(windows, seed, epoch).enumerate().map(
         noise, num_parallel_calls=tf.data.AUTOTUNE).batch(
             batch_size, drop_remainder=True)
@@ -185,7 +195,7 @@ def first_images(data, batch_size, seed, epoch, num_examples=None,
 
 
 def test_batches(data, batch_size, seed, dtype=tf.float32, num_examples=None,
-                 labels=False, num_samples=1):
+                 labels=False, num_samples=1, levels=False):
   """The evaluation batches of the test split, dequantised reproducibly.
 
   Image `i` (in the split's fixed order) is dequantised with noise drawn
@@ -194,7 +204,8 @@ def test_batches(data, batch_size, seed, dtype=tf.float32, num_examples=None,
   draw the same as with `K = 1`), for `FlowModel.evaluate`'s
   importance-weighted bits/dim. The last batch is padded to `batch_size` with zero
   images of weight 0, so every batch has one shape and `FlowModel.evaluate`
-  counts every test image exactly once.
+  counts every test image exactly once. `levels`: the batches also carry
+  the integer images, `LEVELS` (for variational dequantisation).
 
   Returns:
     A dataset of batches `{"dequantized": x, "weight": weights}` (or that
@@ -207,13 +218,16 @@ def test_batches(data, batch_size, seed, dtype=tf.float32, num_examples=None,
   images = _split(data, "test", labels, num_examples).enumerate().map(
       _dequantized(data, dtype, labels,
                    lambda index: _stream_seed(seed, _TEST_NOISE, index),
-                   weight=1., num_samples=num_samples),
+                   weight=1., num_samples=num_samples, levels=levels),
       num_parallel_calls=tf.data.AUTOTUNE)
   padding = (-count) % batch_size
   if padding:
     draws = [] if num_samples == 1 else [num_samples]
     blank = {DEQUANTIZED: tf.zeros(draws + list(data.image_shape), dtype),
              WEIGHT: tf.constant(0., tf.float32)}
+    if levels:
+      spec = images.element_spec[0] if labels else images.element_spec
+      blank[LEVELS] = tf.zeros(data.image_shape, spec[LEVELS].dtype)
     if labels:
       blank = (blank, tf.constant(0, tf.int32))
     images = images.concatenate(

@@ -41,7 +41,7 @@ import tensorflow as tf
 from tfp_emerging.ops import checks
 
 __all__ = ["dequantize", "quantize", "bits_per_dim",
-           "importance_weighted_bits_per_dim"]
+           "importance_weighted_bits_per_dim", "uniform_noise"]
 
 
 def dequantize(images, num_bins=256, seed=None, centered=True,
@@ -63,14 +63,19 @@ def dequantize(images, num_bins=256, seed=None, centered=True,
   num_bins = checks.positive_int(num_bins, "num_bins", minimum=2)
   dtype = checks.float_dtype(dtype)
   k = tf.cast(images, dtype)
-  if seed is None:
-    u = tf.random.uniform(tf.shape(k), dtype=dtype)
-  else:
-    if isinstance(seed, (int, np.integer)):
-      seed = [seed, 0]
-    u = tf.random.stateless_uniform(tf.shape(k), seed=seed, dtype=dtype)
-  x = (k + u) / num_bins
+  x = (k + uniform_noise(tf.shape(k), seed, dtype)) / num_bins
   return x - 0.5 if centered else x
+
+
+def uniform_noise(shape, seed=None, dtype=tf.float32):
+  """`u ~ U[0, 1)` of `shape`: statelessly from `seed` (an int or a shape-[2]
+  int tensor), else from the global generator; `dequantize`'s noise."""
+  dtype = checks.float_dtype(dtype)
+  if seed is None:
+    return tf.random.uniform(shape, dtype=dtype)
+  if isinstance(seed, (int, np.integer)):
+    seed = [seed, 0]
+  return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype)
 
 
 def quantize(x, num_bins=256, centered=True):

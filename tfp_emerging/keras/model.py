@@ -17,8 +17,10 @@ import tensorflow_probability as tfp
 from tfp_emerging import export as export_lib
 from tfp_emerging.bijectors import direction as direction_lib
 from tfp_emerging.data.pipeline import DEQUANTIZED
+from tfp_emerging.data.pipeline import LEVELS
 from tfp_emerging.data.pipeline import WEIGHT
 from tfp_emerging.flows import dequantization
+from tfp_emerging.flows import variational_dequantization
 from tfp_emerging.keras import layers as layers_lib
 from tfp_emerging.keras import serialization
 from tfp_emerging.ops import checks
@@ -137,6 +139,14 @@ class FlowModel(keras.Model):
   (`tfp_emerging.flows.dequantization`), an upper bound on the discrete
   model's code length.
 
+  Variational dequantisation (`dequantizer=VariationalDequantizer(...)`,
+  Flow++): the noise `u` is drawn from a flow `q(u | k)` conditioned on the
+  image and trained jointly, and the loss (and every figure) is the bound
+  `-(log p(x) - log q(u | k) - D log B) / (D log 2)`
+  (`tfp_emerging.flows.variational_dequantization`). Dequantised batches
+  (`{DEQUANTIZED: x}`) must then carry the integer images too (`LEVELS`):
+  their uniform noise is `q`'s base draw.
+
   * `compile(optimizer=...)` needs no loss; `fit(data, epochs=...,
     validation_data=...)` with a `tf.data.Dataset` of image batches (or
     `(images, labels)` pairs; an unconditional model ignores the labels) or
@@ -187,7 +197,8 @@ class FlowModel(keras.Model):
   """
 
   def __init__(self, flow, num_bins=256, base_distribution=None,
-               direction=direction_lib.SAMPLING, name="flow_model", **kwargs):
+               direction=direction_lib.SAMPLING, dequantizer=None,
+               name="flow_model", **kwargs):
     """Wraps `flow`.
 
     Args:
@@ -202,12 +213,16 @@ class FlowModel(keras.Model):
       direction: `"sampling"` (`flow.forward` maps latent to image) or
         `"density"` (`flow.forward` maps image to latent; the model holds
         `tfb.Invert(flow)`).
+      dequantizer: `None` for uniform dequantisation, or a
+        `tfp_emerging.flows.VariationalDequantizer` of the same image shape,
+        `num_bins` and dtype: variational dequantisation, `q(u | k)`
+        trained jointly with the flow (see the class docstring).
       name: the model's name.
       **kwargs: passed to `keras.Model`.
 
     Raises:
-      ValueError: a bad `num_bins` or `direction`, a `flow` that is no
-        bijector, no base distribution, images that are not `[H, W, C]` of
+      ValueError: a bad `num_bins`, `direction` or `dequantizer`, a `flow`
+        that is no bijector, no base distribution, images that are not `[H, W, C]` of
         known size, or a flow whose density pass would run a layer of this
         package backwards (its solve in every training step; an `ActNorm`
         that cannot initialise from data): the message names the layers
@@ -255,6 +270,9 @@ class FlowModel(keras.Model):
     layers_lib.build_lazy_variables(self._density, self._event_shape,
                           self._event_dtype)
     self._flow_layers = layers_lib.flow_layers(flow)
+    self._dequantizer = self._checked_dequantizer(dequantizer)
+    self._dequantizer_layers = (
+        [] if dequantizer is None else layers_lib.flow_layers(dequantizer))
     self._loss_tracker = keras.metrics.Mean(name="loss")
     self._bits_tracker = keras.metrics.Mean(name="bits_per_dim")
     self._num_samples = 1  # dequantisation draws per image in test_step
@@ -271,6 +289,8 @@ class FlowModel(keras.Model):
         "flow": serialization.flow_config(self._given_flow),
         "direction": self._direction,
         "num_bins": self.num_bins,
+        "dequantizer": (None if self._dequantizer is None else
+                        serialization.flow_config(self._dequantizer)),
         "base_distribution": (
             serialization.distribution_config(self._density.distribution)
             if self._base_given else None),
@@ -286,13 +306,41 @@ class FlowModel(keras.Model):
     base = config.pop("base_distribution", None)
     if base is not None:
       base = serialization.distribution_from_config(base)
-    return cls(flow, base_distribution=base, **config)
+    dequantizer = config.pop("dequantizer", None)
+    if dequantizer is not None:
+      dequantizer = serialization.flow_from_config(dequantizer)
+    return cls(flow, base_distribution=base, dequantizer=dequantizer,
+               **config)
+
+  def _checked_dequantizer(self, dequantizer):
+    """`dequantizer` if it is `None` or fits the model's images."""
+    if dequantizer is None:
+      return None
+    kind = variational_dequantization.VariationalDequantizer
+    if not isinstance(dequantizer, kind):
+      raise ValueError(f"`dequantizer` must be None (uniform) or a "
+                       f"tfp_emerging.flows.VariationalDequantizer; got "
+                       f"{dequantizer!r}.")
+    found = (tuple(dequantizer.image_shape), dequantizer.num_bins,
+             tf.as_dtype(dequantizer.dtype))
+    wanted = (self._event_shape, self.num_bins, self._event_dtype)
+    if found != wanted:
+      raise ValueError(
+          f"`dequantizer` must have the model's image shape, num_bins and "
+          f"dtype {wanted[0]}, {wanted[1]}, {wanted[2].name}; got {found[0]}, "
+          f"{found[1]}, {found[2].name}.")
+    return dequantizer
 
   @property
   def flow(self):
     """The flow in TFP's direction (latent -> image): the flow given, or its
     `tfb.Invert` for `direction="density"`."""
     return self._flow
+
+  @property
+  def dequantizer(self):
+    """The `VariationalDequantizer` `q(u | k)`, or `None` (uniform)."""
+    return self._dequantizer
 
   @property
   def distribution(self):
@@ -342,14 +390,18 @@ class FlowModel(keras.Model):
                                   f"{caller}: `labels`")
     return labels
 
-  def _continuous_bits(self, x, labels=None, caller="FlowModel"):
+  def _continuous_bits(self, x, labels=None, caller="FlowModel", log_q=None):
     """Per-image bits/dim `[B]` of dequantised images `x` `[B, H, W, C]`, or
     the importance-weighted bits/dim of `K` draws each, `x` `[B, K, H, W,
-    C]` (`dequantization.importance_weighted_bits_per_dim`)."""
+    C]` (`dequantization.importance_weighted_bits_per_dim`). `log_q`: the
+    draws' `log q(u | k)` (`[B]`, `[B, K]`) under variational
+    dequantisation, subtracted from the log-densities."""
     x = tf.convert_to_tensor(x)
     if x.shape.rank == len(self._event_shape) + 1:
       log_prob = self._density.log_prob(
           x, bijector_kwargs=self._conditions(labels, caller))
+      if log_q is not None:
+        log_prob -= log_q
       return dequantization.bits_per_dim(log_prob, self._num_dims,
                                          self.num_bins)
     if x.shape.rank is not None and x.shape.rank != len(
@@ -364,22 +416,46 @@ class FlowModel(keras.Model):
     draws = tf.shape(flat)[0] // batch
     if labels is not None:
       labels = tf.repeat(labels, draws, axis=0)
-    log_prob = self._density.log_prob(
-        flat, bijector_kwargs=self._conditions(labels, caller))
+    log_prob = tf.reshape(self._density.log_prob(
+        flat, bijector_kwargs=self._conditions(labels, caller)),
+                          [batch, draws])
+    if log_q is not None:
+      log_prob -= tf.reshape(log_q, [batch, draws])
     return dequantization.importance_weighted_bits_per_dim(
-        tf.reshape(log_prob, [batch, draws]), self._num_dims, self.num_bins)
+        log_prob, self._num_dims, self.num_bins)
+
+  def _variational_bits(self, images, noise, labels, caller):
+    """Bits/dim `[B]` of integer `images` `[B, H, W, C]` dequantised by
+    `q(u | k)` from uniform `noise` `[B, H, W, C]` (or `K` draws each,
+    `[B, K, H, W, C]`: the importance-weighted bound)."""
+    images = tf.cast(images, self._event_dtype)
+    noise = tf.convert_to_tensor(noise, self._event_dtype)
+    flat_noise = tf.reshape(noise, tf.concat([[-1], self._event_shape], 0))
+    draws = tf.shape(flat_noise)[0] // tf.shape(images)[0]
+    levels = tf.repeat(images, draws, axis=0)
+    u, log_q = self._dequantizer.sample_and_log_prob(flat_noise, levels)
+    x = tf.reshape((levels + u) / self.num_bins - 0.5, tf.shape(noise))
+    return self._continuous_bits(x, labels, caller,
+                                 tf.reshape(log_q, tf.shape(noise)[:-3]))
 
   def _noisy_bits(self, images, labels=None, seed=None, caller="FlowModel",
                   num_samples=1):
     """Bits/dim `[B]` of integer images with fresh (or `seed`ed) noise;
     importance-weighted over `num_samples` draws when above 1."""
     images = _checked_images(images, self.num_bins, caller)
-    if num_samples > 1:
-      images = tf.repeat(images, num_samples, axis=0)
-    x = dequantization.dequantize(images, self.num_bins, seed=seed,
+    repeated = (tf.repeat(images, num_samples, axis=0) if num_samples > 1
+                else images)
+    draws = tf.concat([[-1, num_samples], self._event_shape], 0)
+    if self._dequantizer is not None:
+      noise = dequantization.uniform_noise(tf.shape(repeated), seed,
+                                           self._event_dtype)
+      if num_samples > 1:
+        noise = tf.reshape(noise, draws)
+      return self._variational_bits(images, noise, labels, caller)
+    x = dequantization.dequantize(repeated, self.num_bins, seed=seed,
                                   dtype=self._event_dtype)
     if num_samples > 1:
-      x = tf.reshape(x, tf.concat([[-1, num_samples], self._event_shape], 0))
+      x = tf.reshape(x, draws)
     return self._continuous_bits(x, labels, caller)
 
   def call(self, inputs, training=False):
@@ -403,6 +479,19 @@ class FlowModel(keras.Model):
     whose `DEQUANTIZED` entry holds the dequantised images; `y` the labels
     (used by a class-conditional flow only)."""
     labels = self._labels_of(y)
+    if isinstance(x, dict) and self._dequantizer is not None:
+      if LEVELS not in x:
+        raise ValueError(
+            f"{caller}: a model with variational dequantisation needs the "
+            f"pixel levels of dequantised batches: {{{DEQUANTIZED!r}: x, "
+            f"{LEVELS!r}: images}} (the pipeline's levels=True).")
+      levels = tf.cast(x[LEVELS], self._event_dtype)
+      dequantized = x[DEQUANTIZED]
+      shift = (levels if dequantized.shape.rank == levels.shape.rank else
+               levels[:, tf.newaxis])
+      # The pipeline's uniform noise, recovered: u_0 = (x + 1/2) B - k.
+      noise = (dequantized + 0.5) * self.num_bins - shift
+      return self._variational_bits(levels, noise, labels, caller)
     if isinstance(x, dict):
       return self._continuous_bits(x[DEQUANTIZED], labels, caller)
     return self._noisy_bits(x, labels, caller=caller,
@@ -562,8 +651,15 @@ class FlowModel(keras.Model):
     conditions = self._conditions(labels, "FlowModel.initialize")
     with _image_errors():
       images = _checked_images(images, self.num_bins, "FlowModel.initialize")
-    x = dequantization.dequantize(images, self.num_bins, seed=seed,
-                                  dtype=self._event_dtype)
+    if self._dequantizer is None:
+      x = dequantization.dequantize(images, self.num_bins, seed=seed,
+                                    dtype=self._event_dtype)
+    else:
+      levels = tf.cast(images, self._event_dtype)
+      u, _ = self._dequantizer.sample_and_log_prob(
+          dequantization.uniform_noise(tf.shape(levels), seed,
+                                       self._event_dtype), levels)
+      x = (levels + u) / self.num_bins - 0.5
     initialize = getattr(self._flow, "initialize", None)
     if initialize is not None:
       initialize(x, **conditions)

@@ -11,6 +11,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_emerging.flows import glow as glow_lib
+from tfp_emerging.flows import variational_dequantization
 
 keras = tf.keras
 tfd = tfp.distributions
@@ -90,3 +91,5 @@ def flow_from_config(config):
 
 keras.utils.register_keras_serializable(package="tfp_emerging")(
     glow_lib.Glow)
+keras.utils.register_keras_serializable(package="tfp_emerging")(
+    variational_dequantization.VariationalDequantizer)

@@ -16,6 +16,7 @@ import os
 from tfp_emerging.data import dataset as dataset_lib
 from tfp_emerging.data import sources
 from tfp_emerging.flows import glow
+from tfp_emerging.flows import variational_dequantization
 
 __all__ = ["RESUMABLE_OPTIONS", "RunConfig", "RunError"]
 
@@ -82,6 +83,10 @@ class RunConfig:
       depend on the class; `Glow(num_classes=...)`).
     condition_couplings: with `conditional`, the coupling networks depend on
       the class too.
+    dequantization: `"uniform"` noise, or `"variational"`: a
+      `tfp_emerging.flows.VariationalDequantizer` `q(u | k)` (4 couplings,
+      `hidden_channels // 2` wide) trained jointly with the flow, the bits
+      per dimension being the bound `E_q[-log p + log q]`.
     preset: the name of the `tfp_emerging.presets` preset the options came
       from, or `None`.
     num_bins: grey levels per channel (set from the data).
@@ -114,6 +119,7 @@ class RunConfig:
   bit_depth: int = None
   conditional: bool = False
   condition_couplings: bool = True
+  dequantization: str = "uniform"
   preset: str = None
   num_bins: int = None
   image_shape: list = None
@@ -131,6 +137,9 @@ class RunConfig:
       self.dataset = os.path.abspath(self.dataset)
     if self.mixing not in glow.MIXINGS:
       fail("mixing", f"one of {', '.join(glow.MIXINGS)}")
+    if self.dequantization not in variational_dequantization.DEQUANTIZATIONS:
+      fail("dequantization",
+           f"one of {', '.join(variational_dequantization.DEQUANTIZATIONS)}")
     for field, low in _MINIMA:
       value = getattr(self, field)
       number = (_is_int(value) if field != "sample_temperature" else

@@ -66,9 +66,15 @@ def build_model(config, strategy=None):
           condition_couplings=bool(config.conditional and
                                    config.condition_couplings),
           seed=config.seed)
+      dequantizer = None
+      if config.dequantization == "variational":
+        dequantizer = flows.VariationalDequantizer(
+            image_shape=tuple(config.image_shape), num_bins=config.num_bins,
+            hidden_channels=max(1, config.hidden_channels // 2),
+            seed=config.seed + 1)
     except ValueError as e:  # names the argument and what it expected
       raise RunError(f"invalid model options: {e}") from e
-    model = FlowModel(flow, num_bins=config.num_bins)
+    model = FlowModel(flow, num_bins=config.num_bins, dequantizer=dequantizer)
     schedule = WarmupSchedule(config.learning_rate,
                                          config.warmup_steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule))
@@ -147,11 +153,13 @@ def fit(model, data, config, initial_epoch=0, callbacks=(), verbose=0,
   train, steps = pipeline.train_batches(data, size, config.seed,
                                         initial_epoch + 1, config.epochs,
                                         dtype=model.distribution.dtype,
-                                        num_examples=num_train, labels=labels)
+                                        num_examples=num_train, labels=labels,
+                                        levels=model.dequantizer is not None)
   test = pipeline.test_batches(
       data, size,
       config.seed if evaluation_seed is None else evaluation_seed,
-      dtype=model.distribution.dtype, num_examples=num_test, labels=labels)
+      dtype=model.distribution.dtype, num_examples=num_test, labels=labels,
+      levels=model.dequantizer is not None)
   model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
             steps_per_epoch=steps, validation_data=test, verbose=verbose,
             shuffle=False,
@@ -175,6 +183,7 @@ def evaluate(model, data, batch_size, seed, num_examples=None, labels=False,
       pipeline.test_batches(data, batch_size, seed,
                             dtype=model.distribution.dtype,
                             num_examples=num_examples, labels=labels,
-                            num_samples=num_samples),
+                            num_samples=num_samples,
+                            levels=model.dequantizer is not None),
       verbose=0, return_dict=True)
   return float(logs["bits_per_dim"])
