@@ -16,7 +16,10 @@ restored; 130 when interrupted. Errors are one message on standard error,
 without a traceback.
 """
 
+from __future__ import annotations
+
 import argparse
+from collections.abc import Sequence
 import dataclasses
 import json
 import os
@@ -144,7 +147,7 @@ def _add_training_options(parser):
             "extra); view with tensorboard --logdir LOGDIR (default: none)"))
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
   """The `argparse` parser of `tfp-emerging`."""
   defaults = training.RunConfig()
   parser = argparse.ArgumentParser(
@@ -310,7 +313,7 @@ def _export(run_dir, out):
         f"log_prob and sample to {out}")
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
   """Runs `tfp-emerging` with `argv` (default `sys.argv[1:]`).
 
   Returns:

@@ -22,6 +22,9 @@ update equals the one of one device on the whole batch):
   initialising its system.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 import json
 import os
 
@@ -36,7 +39,8 @@ class StrategyError(ValueError):
   """A strategy that cannot be made here (no TPU, bad `TF_CONFIG`, ...)."""
 
 
-def make_strategy(name="default", devices=None, tpu=None):
+def make_strategy(name: str = "default", devices: Sequence[str] | None = None,
+                  tpu: str | None = None) -> tf.distribute.Strategy:
   """The `tf.distribute.Strategy` called `name`.
 
   Args:

@@ -40,6 +40,10 @@ trained values. The SavedModel holds only TensorFlow ops, so serving
 it needs TensorFlow alone.
 """
 
+from __future__ import annotations
+
+import os
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -51,7 +55,9 @@ from tfp_emerging.ops import conditions
 __all__ = ["FlowExport", "export", "tempered_sample"]
 
 
-def tempered_sample(base_distribution, n, temperature=1.0, seed=None):
+def tempered_sample(base_distribution: tfp.distributions.Distribution,
+                    n: int | tf.Tensor, temperature: float | tf.Tensor = 1.0,
+                    seed: int | tf.Tensor | None = None) -> tf.Tensor:
   """`n` latents from `base_distribution` at `temperature`.
 
   `m + T (z - m)` with `z = base_distribution.sample(n, seed=seed)` and `m`
@@ -80,8 +86,10 @@ def tempered_sample(base_distribution, n, temperature=1.0, seed=None):
 class FlowExport(tf.Module):
   """The exported object: a flow's `log_prob` and `sample` as `tf.function`s."""
 
-  def __init__(self, flow, base_distribution=None, num_bins=None,
-               name="flow_export"):
+  def __init__(
+      self, flow: tfp.bijectors.Bijector,
+      base_distribution: tfp.distributions.Distribution | None = None,
+      num_bins: int | None = None, name: str = "flow_export") -> None:
     """Wraps `flow` (a bijector latent -> image on events `[H, W, C]`).
 
     Args:
@@ -139,7 +147,8 @@ class FlowExport(tf.Module):
     return self._sample(tf.size(labels), temperature, seed, labels)
 
 
-def export(model, path):
+def export(model: tf.keras.Model | tfp.bijectors.Bijector,
+           path: str | os.PathLike[str]) -> FlowExport:
   """Writes `model` (a `FlowModel` or a flow) as a SavedModel to `path`.
 
   A `FlowModel` is exported with its base distribution and `num_bins`; a

@@ -5,9 +5,15 @@ The run directory's `samples.png`, the command line's `sample`, TensorBoard's
 sample images and the notebooks all tile images here.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 import math
 
 import numpy as np
+import numpy.typing as npt
+
+from tfp_emerging.keras.model import FlowModel
 
 __all__ = ["NUM_SAMPLES", "SAMPLES_PER_CLASS", "default_sample_count",
            "image_grid", "sample_grid", "samples_per_grid", "tile"]
@@ -18,7 +24,7 @@ NUM_SAMPLES = 64
 SAMPLES_PER_CLASS = 8
 
 
-def tile(images, columns: int = None, padding: int = 1,
+def tile(images: npt.ArrayLike, columns: int | None = None, padding: int = 1,
          fill: float = 0) -> np.ndarray:
   """Tiles images into one array, row by row, `padding` pixels of `fill`
   between and around them.
@@ -70,7 +76,9 @@ def tile(images, columns: int = None, padding: int = 1,
   return grid
 
 
-def image_grid(images, num_bins, columns=None, scale=None, padding=1):
+def image_grid(images: npt.ArrayLike, num_bins: int,
+               columns: int | None = None, scale: int | None = None,
+               padding: int = 1) -> np.ndarray:
   """Tiles integer images into one uint8 grid image.
 
   Args:
@@ -94,7 +102,9 @@ def image_grid(images, num_bins, columns=None, scale=None, padding=1):
   return grid.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def sample_grid(model, n, temperature, seed, columns=None, classes=None):
+def sample_grid(model: FlowModel, n: int, temperature: float,
+                seed: int | None, columns: int | None = None,
+                classes: Sequence[int] | None = None) -> np.ndarray:
   """Samples of the `FlowModel` `model` at `temperature`, tiled.
 
   Unconditional model: `n` samples, `columns` per row (default
@@ -129,13 +139,13 @@ def sample_grid(model, n, temperature, seed, columns=None, classes=None):
   return image_grid(np.asarray(samples), model.num_bins, columns=n)
 
 
-def default_sample_count(model):
+def default_sample_count(model: FlowModel) -> int:
   """`n` of a run's sample grid: `NUM_SAMPLES` for an unconditional model,
   `SAMPLES_PER_CLASS` per class for a class-conditional one."""
   return NUM_SAMPLES if model.num_classes is None else SAMPLES_PER_CLASS
 
 
-def samples_per_grid(model, total):
+def samples_per_grid(model: FlowModel, total: int) -> int:
   """`n` for `sample_grid` of about `total` images: `total` for an
   unconditional model, `total // K` (at least 1) per class for a
   class-conditional one."""

@@ -25,6 +25,10 @@ here, which is a budget for one GPU, to be raised with `--epochs` and
 `--resume`.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from tfp_emerging.training.config import RunConfig
 
 __all__ = ["PAPER_BITS_PER_DIM", "PRESETS", "config", "describe", "options"]
@@ -57,7 +61,7 @@ PAPER_BITS_PER_DIM = {
 }
 
 
-def options(name):
+def options(name: str) -> dict[str, Any]:
   """The `RunConfig` options that preset `name` sets (a new dict).
 
   Raises:
@@ -69,7 +73,7 @@ def options(name):
   return dict(PRESETS[name])
 
 
-def config(name, **overrides):
+def config(name: str, **overrides: Any) -> RunConfig:
   """The `RunConfig` of preset `name`, with `overrides` applied last.
 
   `config("cifar10-emerging", hidden_channels=8)` is the preset's
@@ -78,7 +82,7 @@ def config(name, **overrides):
   return RunConfig(**{**options(name), "preset": name, **overrides})
 
 
-def describe():
+def describe() -> str:
   """One line per preset: its name, architecture and the paper's bits/dim."""
   lines = []
   for name, preset in PRESETS.items():

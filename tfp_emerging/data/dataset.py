@@ -6,6 +6,8 @@ source read (pixels, labels, image sizes, splits) and raise `DataError`
 naming the source and the problem.
 """
 
+from __future__ import annotations
+
 import dataclasses
 
 import numpy as np
@@ -74,7 +76,8 @@ class ImageDataset:
   num_classes: object
   split_names: dict
 
-  def images(self, split, labels=False, shuffle_seed=None):
+  def images(self, split: str, labels: bool = False,
+             shuffle_seed: int | None = None) -> tf.data.Dataset:
     """The images of one split, unbatched, read lazily.
 
     Args:

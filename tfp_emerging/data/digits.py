@@ -8,6 +8,8 @@ image). Fixed split: a permutation with seed 0, the first `TRAIN_SIZE`
 (1500) images for training and the remaining 297 for testing.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 from tfp_emerging.data import dataset
@@ -19,7 +21,7 @@ NAME = "digits"
 TRAIN_SIZE = 1500
 
 
-def load(bit_depth=None):
+def load(bit_depth: int | None = None) -> dataset.ImageDataset:
   """The digits as an in-memory `ImageDataset` (`bit_depth` is ignored:
   17 levels need no reduction)."""
   from sklearn import datasets  # pylint: disable=g-import-not-at-top

@@ -11,6 +11,9 @@ split's array, e.g. `train_labels` and `test_labels`): integer class ids
 `>= 0`, one per image; `num_classes` defaults to the largest id + 1.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 import os
 import zipfile
 
@@ -111,7 +114,8 @@ def _npz_layout(arrays, path, splits):
   return (key, key), (labels, labels), True
 
 
-def load(path, splits=None, bit_depth=None):
+def load(path: str | os.PathLike, splits: Sequence[str] | None = None,
+         bit_depth: int | None = None) -> dataset.ImageDataset:
   """The `.npz` file `path` as an in-memory `ImageDataset`; `DataError` if
   it cannot be read or its arrays do not fit (see the module docstring)."""
   arrays = _read_npz(path)

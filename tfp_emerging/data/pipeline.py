@@ -22,9 +22,12 @@ bits/dim does not depend on the batch size or the number of replicas. The
 last test batch is padded to a full batch with images of weight 0.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import tensorflow as tf
 
+from tfp_emerging.data import dataset as dataset_lib
 from tfp_emerging.flows import dequantization
 
 __all__ = ["DEQUANTIZED", "LEVELS", "SHUFFLE_BUFFER_BYTES", "WEIGHT", "first_images",
@@ -70,7 +73,8 @@ def _stream_seed(seed, *keys):
 _PERMUTATION, _TRAIN_NOISE, _TEST_NOISE = 0, 1, 2
 
 
-def window_size(data, batch_size, count):
+def window_size(data: dataset_lib.ImageDataset, batch_size: int,
+                count: int) -> int:
   """Images permuted together: `SHUFFLE_BUFFER_BYTES` of them (at least one
   batch), at most the `count` training images."""
   pixel_bytes = 1 if data.num_bins <= 256 else 2
@@ -132,9 +136,11 @@ def _dequantized(data, dtype, labels, seed_of, weight=None, num_samples=1,
   return dequantize
 
 
-def train_batches(data, batch_size, seed, first_epoch, last_epoch,
-                  dtype=tf.float32, num_examples=None, labels=False,
-                  levels=False):
+def train_batches(data: dataset_lib.ImageDataset, batch_size: int, seed: int,
+                  first_epoch: int, last_epoch: int,
+                  dtype: tf.dtypes.DType = tf.float32,
+                  num_examples: int | None = None, labels: bool = False,
+                  levels: bool = False) -> tuple[tf.data.Dataset, int]:
   """The training batches of epochs `first_epoch .. last_epoch` (from 1).
 
   Epoch `E` is the training split (reordered at the source by `seed`) with
@@ -185,8 +191,10 @@ def train_batches(data, batch_size, seed, first_epoch, last_epoch,
   return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
-def first_images(data, batch_size, seed, epoch, num_examples=None,
-                 labels=False):
+def first_images(data: dataset_lib.ImageDataset, batch_size: int, seed: int,
+                 epoch: int, num_examples: int | None = None,
+                 labels: bool = False
+                 ) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
   """The integer images of the first batch of `train_batches`' epoch
   `epoch`, for the data-dependent initialisation; with `labels`, the pair
   `(images, labels)`."""
@@ -194,8 +202,10 @@ def first_images(data, batch_size, seed, epoch, num_examples=None,
   return next(iter(_epoch_images(windows, seed, epoch).batch(batch_size)))
 
 
-def test_batches(data, batch_size, seed, dtype=tf.float32, num_examples=None,
-                 labels=False, num_samples=1, levels=False):
+def test_batches(data: dataset_lib.ImageDataset, batch_size: int, seed: int,
+                 dtype: tf.dtypes.DType = tf.float32,
+                 num_examples: int | None = None, labels: bool = False,
+                 num_samples: int = 1, levels: bool = False) -> tf.data.Dataset:
   """The evaluation batches of the test split, dequantised reproducibly.
 
   Image `i` (in the split's fixed order) is dequantised with noise drawn

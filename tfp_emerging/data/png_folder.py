@@ -10,6 +10,9 @@ file whose compressed pixel data is corrupt behind an intact header is found
 only when it is decoded.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 import dataclasses
 import os
 import struct
@@ -123,7 +126,8 @@ class _PngFolderDataset(dataset.ImageDataset):
         decode, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def load(path, splits=None, bit_depth=None):
+def load(path: str | os.PathLike, splits: Sequence[str] | None = None,
+         bit_depth: int | None = None) -> dataset.ImageDataset:
   """The PNG files of the folder `path` as an `ImageDataset` (see the
   module docstring); `DataError` if they cannot be used."""
   if not os.path.isdir(path):

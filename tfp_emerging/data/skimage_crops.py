@@ -23,6 +23,9 @@ Cost: decoding the seven bundled images (about 0.5 s) and `O(N size^2)` for
 the crops; the positions come from `numpy.random.default_rng(seed)`.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 import dataclasses
 
 import numpy as np
@@ -43,7 +46,7 @@ SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
            "immunohistochemistry", "motorcycle_left")
 
 
-def source_images():
+def source_images() -> list[np.ndarray]:
   """The bundled photographs, in `SOURCES` order, as uint8 `[H, W, 3]`."""
   from skimage import data as skdata  # pylint: disable=g-import-not-at-top
   images = []
@@ -72,7 +75,9 @@ class CropBoxes:
   size: int
 
 
-def crop_boxes(shapes, num_crops, size, band_width, test_every, test, seed):
+def crop_boxes(shapes: Sequence[tuple[int, int]], num_crops: int, size: int,
+               band_width: int, test_every: int, test: bool,
+               seed: int) -> CropBoxes:
   """Random crop positions inside the train (or test) bands of each image.
 
   Args:
@@ -145,8 +150,9 @@ def _cut(images, boxes):
   ])
 
 
-def load_crops(num_train=NUM_TRAIN, num_test=NUM_TEST, size=16,
-               band_width=48, test_every=4, seed=0):
+def load_crops(num_train: int = NUM_TRAIN, num_test: int = NUM_TEST,
+               size: int = 16, band_width: int = 48, test_every: int = 4,
+               seed: int = 0) -> Crops:
   """Random RGB crops of scikit-image's photographs, train and test disjoint.
 
   Args:
@@ -178,7 +184,7 @@ def load_crops(num_train=NUM_TRAIN, num_test=NUM_TEST, size=16,
               f"vertical band is test-only"))
 
 
-def load(bit_depth=None):
+def load(bit_depth: int | None = None) -> dataset.ImageDataset:
   """The dataset `"skimage-crops"`: `load_crops()`'s default crops as an
   in-memory `ImageDataset` of 256 levels, without labels."""
   crops = load_crops()

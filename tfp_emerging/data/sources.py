@@ -8,6 +8,9 @@ be checked without reading every pixel is checked here, so that bad data
 stops a command before any training.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 import os
 
 from tfp_emerging.data import dataset as dataset_lib
@@ -24,7 +27,7 @@ __all__ = ["BUNDLED", "is_path", "load"]
 BUNDLED = {digits.NAME: digits.load, skimage_crops.NAME: skimage_crops.load}
 
 
-def is_path(dataset):
+def is_path(dataset: str) -> bool:
   """Whether `dataset` names a file or folder rather than a bundled or
   tensorflow-datasets dataset (whose names may hold a "/":
   `imagenet_resized/64x64`)."""
@@ -45,8 +48,10 @@ def _check_splits(splits):
   return tuple(splits)
 
 
-def load(dataset, num_levels=None, data_dir=None, splits=None, bit_depth=None,
-         download=True):
+def load(dataset: str, num_levels: int | None = None,
+         data_dir: str | os.PathLike | None = None,
+         splits: Sequence[str] | None = None, bit_depth: int | None = None,
+         download: bool = True) -> dataset_lib.ImageDataset:
   """The dataset `dataset`, checked to fit a flow with `num_levels` levels.
 
   Args:

@@ -11,8 +11,12 @@ The splits come from the builder's info: `train` and `test`, or `train` and
 already prepared in `data_dir`.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 import dataclasses
 import difflib
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -181,8 +185,10 @@ def _tfds_splits(info, splits, source):
   return names, counts
 
 
-def load(name, data_dir=None, splits=None, bit_depth=None, download=True,
-         num_levels=None, bundled=()):
+def load(name: str, data_dir: str | os.PathLike | None = None,
+         splits: Sequence[str] | None = None, bit_depth: int | None = None,
+         download: bool = True, num_levels: int | None = None,
+         bundled: Sequence[str] = ()) -> dataset.ImageDataset:
   """The builder `name` as an `ImageDataset` (see the module docstring);
   everything its code states is checked before any download. A name that
   is no builder raises `DataError` listing close matches among the

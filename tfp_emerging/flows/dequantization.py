@@ -35,6 +35,10 @@ the mean of their single-draw bounds (`log` of a mean >= mean of `log`s):
 1/2 has unit Jacobian, so the bits per dimension are the same formula.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -44,8 +48,9 @@ __all__ = ["dequantize", "quantize", "bits_per_dim",
            "importance_weighted_bits_per_dim", "uniform_noise"]
 
 
-def dequantize(images, num_bins=256, seed=None, centered=True,
-               dtype=tf.float32):
+def dequantize(images: tf.Tensor | np.ndarray, num_bins: int = 256,
+               seed: int | tf.Tensor | None = None, centered: bool = True,
+               dtype: tf.dtypes.DType | str = tf.float32) -> tf.Tensor:
   """`x = (k + u) / B - 1/2` with `u ~ U[0, 1)`, elementwise.
 
   Args:
@@ -67,7 +72,9 @@ def dequantize(images, num_bins=256, seed=None, centered=True,
   return x - 0.5 if centered else x
 
 
-def uniform_noise(shape, seed=None, dtype=tf.float32):
+def uniform_noise(shape: tf.Tensor | Sequence[int],
+                  seed: int | tf.Tensor | None = None,
+                  dtype: tf.dtypes.DType | str = tf.float32) -> tf.Tensor:
   """`u ~ U[0, 1)` of `shape`: statelessly from `seed` (an int or a shape-[2]
   int tensor), else from the global generator; `dequantize`'s noise."""
   dtype = checks.float_dtype(dtype)
@@ -78,7 +85,8 @@ def uniform_noise(shape, seed=None, dtype=tf.float32):
   return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype)
 
 
-def quantize(x, num_bins=256, centered=True):
+def quantize(x: tf.Tensor | np.ndarray, num_bins: int = 256,
+             centered: bool = True) -> tf.Tensor:
   """Inverse of `dequantize` up to the noise: `clip(floor((x + 1/2) B))`, int32.
 
   Values outside the domain (e.g. samples at a high temperature) are clipped
@@ -92,7 +100,8 @@ def quantize(x, num_bins=256, centered=True):
   return tf.cast(tf.clip_by_value(k, 0., num_bins - 1.), tf.int32)
 
 
-def bits_per_dim(log_prob, num_dims, num_bins=256):
+def bits_per_dim(log_prob: tf.Tensor | np.ndarray, num_dims: int,
+                 num_bins: int = 256) -> tf.Tensor:
   """`-(log p(x) - D log B) / (D log 2)` for the continuous `log p(x)`.
 
   Args:
@@ -110,8 +119,9 @@ def bits_per_dim(log_prob, num_dims, num_bins=256):
   return -nats / (num_dims * np.log(2.))
 
 
-def importance_weighted_bits_per_dim(log_probs, num_dims, num_bins=256,
-                                     axis=-1):
+def importance_weighted_bits_per_dim(log_probs: tf.Tensor | np.ndarray,
+                                     num_dims: int, num_bins: int = 256,
+                                     axis: int = -1) -> tf.Tensor:
   """Bits/dim of the `K`-draw bound: `-(logsumexp_j log p(x_j) - log K -
   D log B) / (D log 2)`.
 

@@ -1,5 +1,13 @@
 """Glow (Kingma & Dhariwal 2018) with pluggable invertible convolutions."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+from typing import Self
+
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -31,7 +39,7 @@ def _dimensions(x):
           for i, size in enumerate(x.shape.as_list())]
 
 
-def squeeze(x):
+def squeeze(x: tf.Tensor) -> tf.Tensor:
   """`[N, H, W, C]` -> `[N, H/2, W/2, 4C]`: each 2x2 block becomes channels.
 
   Output channel `(2a + b) C + c` of pixel `(i, j)` is input pixel
@@ -44,7 +52,7 @@ def squeeze(x):
   return tf.reshape(x, [n, h // 2, w // 2, 4 * c])
 
 
-def unsqueeze(x):
+def unsqueeze(x: tf.Tensor) -> tf.Tensor:
   """Inverse of `squeeze`: `[N, H, W, 4C]` -> `[N, 2H, 2W, C]`."""
   n, h, w, c = _dimensions(x)
   c //= 4
@@ -237,19 +245,20 @@ class Glow(OnePassLogDet, tfb.Bijector):
   forward_direction = "sampling"
 
   def __init__(self,
-               image_shape,
-               num_levels,
-               num_steps,
-               mixing="emerging",
-               hidden_channels=512,
-               kernel_size=3,
-               num_classes=None,
-               condition_couplings=False,
-               coupling_network_fn=None,
-               seed=None,
-               dtype=tf.float32,
-               validate_args=False,
-               name="glow"):
+               image_shape: Sequence[int],
+               num_levels: int,
+               num_steps: int,
+               mixing: str | Callable[..., tfb.Bijector] = "emerging",
+               hidden_channels: int = 512,
+               kernel_size: int = 3,
+               num_classes: int | None = None,
+               condition_couplings: bool = False,
+               coupling_network_fn: (
+                   Callable[..., Callable[..., tf.Tensor]] | None) = None,
+               seed: int | None = None,
+               dtype: tf.dtypes.DType | str = tf.float32,
+               validate_args: bool = False,
+               name: str = "glow") -> None:
     """Builds the flow and all its variables.
 
     Args:
@@ -375,7 +384,7 @@ class Glow(OnePassLogDet, tfb.Bijector):
   def _parameter_properties(cls, dtype):
     return {}
 
-  def get_config(self):
+  def get_config(self) -> dict[str, Any]:
     """The constructor's arguments as JSON values (dtype by name).
 
     `Glow.from_config(glow.get_config())` builds the same architecture with
@@ -399,63 +408,66 @@ class Glow(OnePassLogDet, tfb.Bijector):
     return config
 
   @classmethod
-  def from_config(cls, config):
+  def from_config(cls, config: dict[str, Any]) -> Self:
     """A new `Glow` from `get_config()`'s arguments."""
     return cls(**config)
 
   @property
-  def image_shape(self):
+  def image_shape(self) -> tuple[int, int, int]:
     """`(H, W, C)`."""
     return self._image_shape
 
   @property
-  def num_levels(self):
+  def num_levels(self) -> int:
     return self._num_levels
 
   @property
-  def num_steps(self):
+  def num_steps(self) -> int:
     return self._num_steps
 
   @property
-  def mixing(self):
+  def mixing(self) -> str | Callable[..., tfb.Bijector]:
     return self._mixing
 
   @property
-  def num_classes(self):
+  def num_classes(self) -> int | None:
     """`K` for a class-conditional flow, else `None`."""
     return self._num_classes
 
   @property
-  def condition_couplings(self):
+  def condition_couplings(self) -> bool:
     """Whether the coupling networks depend on the label."""
     return self._condition_couplings
 
   @property
-  def steps(self):
+  def steps(self) -> list[list[tfb.Bijector]]:
     """Per level, the list of layers in the density direction."""
     return [list(layers) for layers in self._steps]
 
   @property
-  def priors(self):
+  def priors(self) -> list[priors.ConditionalNormalPrior |
+                           priors.LearnedNormalPrior]:
     """Per level, its prior (conditional split priors, then the top prior)."""
     return list(self._priors)
 
   @property
-  def actnorms(self):
+  def actnorms(self) -> list[ActNorm]:
     return [layer for layers in self._steps for layer in layers
             if isinstance(layer, ActNorm)]
 
-  def base_distribution(self):
+  def base_distribution(self) -> tfd.Distribution:
     """`N(0, I)` on events `[H, W, C]` in the flow's dtype."""
     zero = tf.zeros([], self.dtype)
     return tfd.Sample(tfd.Normal(zero, zero + 1.), self._image_shape,
                       name="standard_normal")
 
-  def is_initialized(self):
+  def is_initialized(self) -> bool:
     """Whether every ActNorm has had its data-dependent initialisation."""
     return all(bool(layer.initialized.numpy()) for layer in self.actnorms)
 
-  def initialize(self, images, conditional_input=None):
+  def initialize(self, images: tf.Tensor | np.ndarray,
+                 conditional_input: (tf.Tensor | np.ndarray | Sequence[int]
+                                     | int | None) = None) -> None:
     """Data-dependent initialisation of every ActNorm from a batch.
 
     Runs the density direction on `images` (`[N, H, W, C]`, already in the

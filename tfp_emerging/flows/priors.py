@@ -19,6 +19,8 @@ Both directions cost `O(N H W C)` plus, for the split prior, one convolution
 and, with labels, one `[N, K] x [K, 2 C]` product.
 """
 
+from __future__ import annotations
+
 import tensorflow as tf
 
 from tfp_emerging.ops import checks
@@ -61,9 +63,10 @@ class ConditionalNormalPrior(tf.Module):
   `O(N H W k^2 C_1 C_2)`.
   """
 
-  def __init__(self, condition_channels, channels, kernel_size=3,
-               num_classes=None, dtype=tf.float32,
-               name="conditional_normal_prior"):
+  def __init__(self, condition_channels: int, channels: int,
+               kernel_size: int = 3, num_classes: int | None = None,
+               dtype: tf.dtypes.DType | str = tf.float32,
+               name: str = "conditional_normal_prior") -> None:
     super().__init__(name=name)
     condition_channels = checks.positive_int(condition_channels,
                                              "condition_channels")
@@ -79,19 +82,25 @@ class ConditionalNormalPrior(tf.Module):
       self.class_bias = _class_embedding(num_classes, 2 * self.channels,
                                          dtype, "class_bias")
 
-  def mean_and_log_scale(self, condition, labels=None):
+  def mean_and_log_scale(
+      self, condition: tf.Tensor,
+      labels: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """`(mu, log sigma)`, each `[N, H, W, C_2]`, from `h_1` (and `y`)."""
     out = tf.nn.convolution(condition, self.kernel, padding="SAME") + self.bias
     if self.class_bias is not None or labels is not None:
       out += _class_term(self.class_bias, labels)
     return out[..., 0::2], out[..., 1::2]
 
-  def standardize(self, h, condition, labels=None):
+  def standardize(
+      self, h: tf.Tensor, condition: tf.Tensor,
+      labels: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """`eps = (h_2 - mu) / sigma` and its log-det `-sum log sigma`."""
     mean, log_scale = self.mean_and_log_scale(condition, labels)
     return (h - mean) * tf.exp(-log_scale), -_sum_over_event(log_scale)
 
-  def unstandardize(self, eps, condition, labels=None):
+  def unstandardize(
+      self, eps: tf.Tensor, condition: tf.Tensor,
+      labels: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """`h_2 = mu + sigma eps` and its log-det `+sum log sigma`."""
     mean, log_scale = self.mean_and_log_scale(condition, labels)
     return mean + eps * tf.exp(log_scale), _sum_over_event(log_scale)
@@ -108,8 +117,9 @@ class LearnedNormalPrior(tf.Module):
   `h` and `eps` `[N, H, W, C]`, log-dets `[N]`. Cost `O(N H W C)`.
   """
 
-  def __init__(self, channels, num_classes=None, dtype=tf.float32,
-               name="learned_normal_prior"):
+  def __init__(self, channels: int, num_classes: int | None = None,
+               dtype: tf.dtypes.DType | str = tf.float32,
+               name: str = "learned_normal_prior") -> None:
     super().__init__(name=name)
     self.channels = checks.positive_int(channels, "channels")
     dtype = checks.float_dtype(dtype)
@@ -133,13 +143,17 @@ class LearnedNormalPrior(tf.Module):
     log_scale = self.log_scale + _class_term(self.class_log_scale, labels)
     return loc, log_scale, pixels * _sum_over_event(log_scale)
 
-  def standardize(self, h, condition=None, labels=None):
+  def standardize(
+      self, h: tf.Tensor, condition: tf.Tensor | None = None,
+      labels: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """`eps = (h - mu) / sigma` and its log-det `-H W sum log sigma`."""
     del condition  # The top prior has no h_1.
     loc, log_scale, log_det = self._loc_and_log_scale(h, labels)
     return (h - loc) * tf.exp(-log_scale), -log_det
 
-  def unstandardize(self, eps, condition=None, labels=None):
+  def unstandardize(
+      self, eps: tf.Tensor, condition: tf.Tensor | None = None,
+      labels: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """`h = mu + sigma eps` and its log-det `+H W sum log sigma`."""
     del condition  # The top prior has no h_1.
     loc, log_scale, log_det = self._loc_and_log_scale(eps, labels)

@@ -53,6 +53,12 @@ sigmoid(sigmoid(2)^(S/2) logit(u_0))`, close to uniform. In floating point
      https://arxiv.org/abs/1902.00275
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from typing import Self
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -72,7 +78,7 @@ __all__ = ["DEQUANTIZATIONS", "VariationalDequantizer", "logistic_log_prob"]
 DEQUANTIZATIONS = ("uniform", "variational")
 
 
-def logistic_log_prob(eps):
+def logistic_log_prob(eps: tf.Tensor) -> tf.Tensor:
   """`log sigmoid(eps) + log sigmoid(-eps)`, the standard logistic's
   log-density, elementwise."""
   return tf.math.log_sigmoid(eps) + tf.math.log_sigmoid(-eps)
@@ -138,9 +144,12 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
   (TensorShape([4, 8, 8, 1]), TensorShape([4]))
   """
 
-  def __init__(self, image_shape, num_bins=256, num_steps=4,
-               hidden_channels=32, seed=None, dtype=tf.float32,
-               validate_args=False, name="variational_dequantizer"):
+  def __init__(self, image_shape: Sequence[int], num_bins: int = 256,
+               num_steps: int = 4, hidden_channels: int = 32,
+               seed: int | None = None,
+               dtype: tf.dtypes.DType | str = tf.float32,
+               validate_args: bool = False,
+               name: str = "variational_dequantizer") -> None:
     """Creates `q`'s flow with new variables.
 
     Args:
@@ -210,7 +219,7 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
   def _parameter_properties(cls, dtype):
     return {}
 
-  def get_config(self):
+  def get_config(self) -> dict[str, Any]:
     """The constructor's arguments as JSON values (for `.keras` files)."""
     config = dict(self.parameters)
     config["image_shape"] = list(self._image_shape)
@@ -218,29 +227,29 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
     return config
 
   @classmethod
-  def from_config(cls, config):
+  def from_config(cls, config: dict[str, Any]) -> Self:
     """A new `VariationalDequantizer` of `get_config()`'s arguments."""
     config = dict(config)
     config["image_shape"] = tuple(config["image_shape"])
     return cls(**config)
 
   @property
-  def image_shape(self):
+  def image_shape(self) -> tuple[int, int, int]:
     """`(H, W, C)`."""
     return self._image_shape
 
   @property
-  def num_bins(self):
+  def num_bins(self) -> int:
     """`B`, the pixel levels of the images it conditions on."""
     return self._num_bins
 
   @property
-  def num_steps(self):
+  def num_steps(self) -> int:
     """`S`, the number of couplings."""
     return self._num_steps
 
   @property
-  def couplings(self):
+  def couplings(self) -> tuple[AffineCoupling, ...]:
     """The `S` `AffineCoupling`s, in forward order."""
     return tuple(self._couplings)
 
@@ -305,7 +314,8 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
     return (tf.reshape(glow_lib.unsqueeze(h), shape),
             {"ildj": ildj, "fldj": -ildj})
 
-  def log_prob(self, u, images):
+  def log_prob(self, u: tf.Tensor | np.ndarray,
+               images: tf.Tensor | np.ndarray) -> tf.Tensor:
     """`log q(u | k)`, `[...]`, of dequantisations `u` `[..., H, W, C]` in
     `(0, 1)` of the levels `images` (`k`). Cost: one inverse pass."""
     u = tf.convert_to_tensor(u, self.dtype)
@@ -316,7 +326,9 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
             self.inverse_log_det_jacobian(v, event_ndims=3,
                                           conditional_input=images))
 
-  def sample_and_log_prob(self, noise, images):
+  def sample_and_log_prob(
+      self, noise: tf.Tensor | np.ndarray,
+      images: tf.Tensor | np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
     """`(u, log q(u | k))`: the dequantisation of `images` (`k`, `[..., H,
     W, C]`) drawn from uniform `noise` in `[0, 1)` of the same shape
     (`eps = logit(noise)`; `noise` is clipped into the open interval), and

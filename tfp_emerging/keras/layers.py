@@ -15,6 +15,9 @@ beats re-creating the variables as Keras weights: the bijectors stay plain
 TFP bijectors, usable without Keras, and any TFP bijector can be a flow.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 import re
 import sys
 
@@ -31,7 +34,7 @@ __all__ = ["FlowLayer", "KERAS_3", "build_lazy_variables", "flow_layers"]
 KERAS_3 = hasattr(keras, "Variable")
 
 
-def snake_case(name):
+def snake_case(name: str) -> str:
   """`name` as a Keras layer or variable name: `[A-Za-z0-9_.-]`, no `/`."""
   name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.split(":")[0])
   return re.sub(r"[^\w.-]+", "_", name).strip("_").lower() or "part"
@@ -50,7 +53,9 @@ class FlowLayer(keras.layers.Layer):
 
   _subclasses = {}
 
-  def __init__(self, part, variables, networks=(), name=None):
+  def __init__(self, part: tf.Module, variables: Sequence[tf.Variable],
+               networks: Sequence[keras.layers.Layer] = (),
+               name: str | None = None) -> None:
     """Wraps `part`.
 
     Args:
@@ -75,7 +80,9 @@ class FlowLayer(keras.layers.Layer):
     self.built = True
 
   @classmethod
-  def for_part(cls, part, variables, networks, name):
+  def for_part(cls, part: tf.Module, variables: Sequence[tf.Variable],
+               networks: Sequence[keras.layers.Layer],
+               name: str) -> FlowLayer:
     """A layer for `part`, of the `FlowLayer` subclass named like its class."""
     kind = type(part)
     if kind not in cls._subclasses:
@@ -85,7 +92,7 @@ class FlowLayer(keras.layers.Layer):
     return cls._subclasses[kind](part, variables, networks, name)
 
   @property
-  def part(self):
+  def part(self) -> tf.Module:
     """The wrapped bijector or prior."""
     return self._part
 
@@ -123,7 +130,7 @@ def _keras_layer_classes():
                if module is not None and hasattr(module, "layers"))
 
 
-def flow_layers(flow):
+def flow_layers(flow: tfb.Bijector) -> list[FlowLayer]:
   """One `FlowLayer` per part of `flow` that owns variables, in flow order.
 
   Each variable belongs to the first part that holds it; variables of the
@@ -155,7 +162,9 @@ def flow_layers(flow):
   return layers
 
 
-def build_lazy_variables(distribution, event_shape, dtype):
+def build_lazy_variables(
+    distribution: tfp.distributions.TransformedDistribution,
+    event_shape: Sequence[int], dtype: tf.dtypes.DType) -> None:
   """Creates the variables of Keras networks that build on first call.
 
   Traces `distribution.log_prob` on a symbolic batch of one image (nothing

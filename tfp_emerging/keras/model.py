@@ -7,8 +7,14 @@ imported. The flow's variables are owned by `FlowLayer`s
 variables the bijectors read.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 import contextlib
+import io
 import os
+from typing import Any
+from typing import Self
 
 import numpy as np
 import tensorflow as tf
@@ -196,9 +202,13 @@ class FlowModel(keras.Model):
   convolutions only, no solves) and its gradient.
   """
 
-  def __init__(self, flow, num_bins=256, base_distribution=None,
-               direction=direction_lib.SAMPLING, dequantizer=None,
-               name="flow_model", **kwargs):
+  def __init__(self, flow: tfb.Bijector, num_bins: int = 256,
+               base_distribution: tfd.Distribution | None = None,
+               direction: str = direction_lib.SAMPLING,
+               dequantizer: (
+                   variational_dequantization.VariationalDequantizer | None
+               ) = None,
+               name: str = "flow_model", **kwargs) -> None:
     """Wraps `flow`.
 
     Args:
@@ -278,7 +288,7 @@ class FlowModel(keras.Model):
     self._num_samples = 1  # dequantisation draws per image in test_step
     self.built = True
 
-  def get_config(self):
+  def get_config(self) -> dict[str, Any]:
     """`flow` (by config), `num_bins`, an explicit base distribution, `name`.
 
     Raises:
@@ -298,7 +308,8 @@ class FlowModel(keras.Model):
     }
 
   @classmethod
-  def from_config(cls, config, custom_objects=None):
+  def from_config(cls, config: dict[str, Any],
+                  custom_objects: dict[str, Any] | None = None) -> Self:
     """A new, untrained `FlowModel` of the same flow (`get_config`)."""
     del custom_objects  # Flows are found through Keras' registry.
     config = dict(config)
@@ -332,33 +343,34 @@ class FlowModel(keras.Model):
     return dequantizer
 
   @property
-  def flow(self):
+  def flow(self) -> tfb.Bijector:
     """The flow in TFP's direction (latent -> image): the flow given, or its
     `tfb.Invert` for `direction="density"`."""
     return self._flow
 
   @property
-  def dequantizer(self):
+  def dequantizer(
+      self) -> variational_dequantization.VariationalDequantizer | None:
     """The `VariationalDequantizer` `q(u | k)`, or `None` (uniform)."""
     return self._dequantizer
 
   @property
-  def distribution(self):
+  def distribution(self) -> tfd.TransformedDistribution:
     """`tfd.TransformedDistribution(base, flow)` on the `[-0.5, 0.5)` images."""
     return self._density
 
   @property
-  def image_shape(self):
+  def image_shape(self) -> tuple[int, int, int]:
     """`(H, W, C)`, the shape of one image."""
     return self._event_shape
 
   @property
-  def num_classes(self):
+  def num_classes(self) -> int | None:
     """`K` for a class-conditional flow, else `None`."""
     return self._num_classes
 
   @property
-  def metrics(self):
+  def metrics(self) -> list[keras.metrics.Metric]:
     return [self._loss_tracker, self._bits_tracker]
 
   def _conditions(self, labels, caller):
@@ -458,7 +470,8 @@ class FlowModel(keras.Model):
       x = tf.reshape(x, draws)
     return self._continuous_bits(x, labels, caller)
 
-  def call(self, inputs, training=False):
+  def call(self, inputs: tf.Tensor | Sequence[tf.Tensor],
+           training: bool = False) -> tf.Tensor:
     """Per-image bits/dim `[B]` of integer images, with fresh noise.
 
     `inputs`: images `[B, H, W, C]`, or `(images, labels)` for a
@@ -497,7 +510,9 @@ class FlowModel(keras.Model):
     return self._noisy_bits(x, labels, caller=caller,
                             num_samples=num_samples)
 
-  def train_step(self, data):
+  def train_step(
+      self, data: tf.Tensor | dict[str, tf.Tensor] | tuple
+  ) -> dict[str, tf.Tensor]:
     x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
       bits = self._batch_bits(x, y, "FlowModel.fit")
@@ -515,7 +530,9 @@ class FlowModel(keras.Model):
     self.optimizer.apply_gradients(zip(gradients, variables))
     return self._record(bits)
 
-  def test_step(self, data):
+  def test_step(
+      self, data: tf.Tensor | dict[str, tf.Tensor] | tuple
+  ) -> dict[str, tf.Tensor]:
     """Per-image bits/dim of a batch, added to the running per-image mean.
 
     `data` is `x`, `(x, y)` or `(x, y, sample_weight)`; `x` is a batch of
@@ -546,7 +563,10 @@ class FlowModel(keras.Model):
     self._bits_tracker.update_state(bits, sample_weight=weights)
     return {m.name: m.result() for m in self.metrics}
 
-  def fit(self, x=None, y=None, batch_size=None, **kwargs):
+  def fit(self, x: tf.data.Dataset | np.ndarray | tf.Tensor | None = None,
+          y: np.ndarray | tf.Tensor | None = None,
+          batch_size: int | None = None,
+          **kwargs) -> keras.callbacks.History:
     """`keras.Model.fit`, after the data-dependent init if not yet done.
 
     Raises:
@@ -564,7 +584,11 @@ class FlowModel(keras.Model):
     with _image_errors():
       return super().fit(x, y, batch_size=batch_size, **kwargs)
 
-  def evaluate(self, x=None, y=None, num_samples=1, **kwargs):
+  def evaluate(self,
+               x: tf.data.Dataset | np.ndarray | tf.Tensor | None = None,
+               y: np.ndarray | tf.Tensor | None = None,
+               num_samples: int = 1,
+               **kwargs) -> list[float] | dict[str, float]:
     """`keras.Model.evaluate`: `[loss, bits_per_dim]` (see the class).
 
     With `num_samples = K > 1`, each integer image is dequantised `K` times
@@ -595,7 +619,8 @@ class FlowModel(keras.Model):
     finally:
       self._num_samples, self.test_function = 1, None
 
-  def save(self, filepath, *args, **kwargs):
+  def save(self, filepath: str | os.PathLike[str] | io.IOBase, *args,
+           **kwargs) -> None:
     """`keras.Model.save` to a `.keras` file, refusing what cannot load.
 
     The config is made first, so that a flow without one raises before any
@@ -624,7 +649,7 @@ class FlowModel(keras.Model):
         os.remove(path)
       raise
 
-  def is_initialized(self):
+  def is_initialized(self) -> bool:
     """Whether the flow's data-dependent initialisation has run (or is none).
 
     The flow's own `is_initialized()` if it has one (`Glow`); otherwise
@@ -638,7 +663,9 @@ class FlowModel(keras.Model):
     return all(bool(v.numpy()) for v in self._flow.variables
                if v.dtype == tf.bool)
 
-  def initialize(self, images, labels=None, seed=None):
+  def initialize(self, images: tf.Tensor | np.ndarray,
+                 labels: tf.Tensor | np.ndarray | None = None,
+                 seed: int | tf.Tensor | None = None) -> None:
     """Data-dependent initialisation of the flow from integer `images`.
 
     Dequantises `images` (noise from `seed` if given) and calls
@@ -666,7 +693,10 @@ class FlowModel(keras.Model):
     else:
       self._density.log_prob(x, bijector_kwargs=conditions)
 
-  def bits_per_dim(self, images, labels=None, seed=None, num_samples=1):
+  def bits_per_dim(self, images: tf.Tensor | np.ndarray,
+                   labels: tf.Tensor | np.ndarray | None = None,
+                   seed: int | None = None,
+                   num_samples: int = 1) -> tf.Tensor:
     """Bits/dim per image, `[B]`, of integer `images` `[B, H, W, C]`.
 
     `labels`: the images' classes for a class-conditional flow (ids `[B]`
@@ -696,7 +726,9 @@ class FlowModel(keras.Model):
                             caller="FlowModel.bits_per_dim",
                             num_samples=num_samples)
 
-  def sample(self, n, temperature=1.0, seed=None, labels=None):
+  def sample(self, n: int, temperature: float = 1.0,
+             seed: int | tf.Tensor | None = None,
+             labels: int | tf.Tensor | np.ndarray | None = None) -> tf.Tensor:
     """`n` integer images `[n, H, W, C]` (int32, `0..num_bins-1`).
 
     `x = flow.forward(z)`, `z` the base sample at `temperature`
@@ -742,8 +774,11 @@ class FlowModel(keras.Model):
   def _generate(self, z, labels):
     return self._flow.forward(z, **self._conditions(labels, "FlowModel.sample"))
 
-  def export(self, filepath, format="tf_saved_model", verbose=None,  # pylint: disable=redefined-builtin
-             input_signature=None, **kwargs):
+  def export(self, filepath: str | os.PathLike[str],
+             format: str = "tf_saved_model",  # pylint: disable=redefined-builtin
+             verbose: bool | None = None,
+             input_signature: Sequence[tf.TensorSpec] | None = None,
+             **kwargs) -> export_lib.FlowExport:
     """Writes a TensorFlow SavedModel serving `log_prob` and `sample`.
 
     `keras.Model.export`'s signature; the SavedModel is

@@ -1,5 +1,7 @@
 """`WarmupSchedule`: the learning rate of the training path."""
 
+from __future__ import annotations
+
 import tensorflow as tf
 
 from tfp_emerging.ops import checks
@@ -19,19 +21,19 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
   a linear warm-up).
   """
 
-  def __init__(self, learning_rate, warmup_steps):
+  def __init__(self, learning_rate: float, warmup_steps: int) -> None:
     super().__init__()
     self.learning_rate = float(learning_rate)
     self.warmup_steps = checks.positive_int(warmup_steps, "warmup_steps",
                                             minimum=0)
 
-  def __call__(self, step):
+  def __call__(self, step: int | tf.Tensor) -> tf.Tensor:
     step = tf.cast(step, tf.float32)
     if self.warmup_steps == 0:
       return tf.constant(self.learning_rate, tf.float32) + 0. * step
     fraction = tf.minimum(1., (step + 1.) / self.warmup_steps)
     return self.learning_rate * fraction
 
-  def get_config(self):
+  def get_config(self) -> dict[str, float | int]:
     return {"learning_rate": self.learning_rate,
             "warmup_steps": self.warmup_steps}

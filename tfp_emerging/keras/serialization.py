@@ -6,6 +6,10 @@ A flow is saved by `{"class_name", "config"}` when its class has
 `tfp.distributions` class and constant parameters.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -30,7 +34,7 @@ def _array_config(value):
   return {"array": array.tolist(), "dtype": array.dtype.name}
 
 
-def distribution_config(distribution):
+def distribution_config(distribution: tfd.Distribution) -> dict[str, Any]:
   """A JSON description of a `tfd` distribution with constant parameters."""
   kind = type(distribution)
   if getattr(tfd, kind.__name__, None) is not kind:
@@ -51,7 +55,7 @@ def distribution_config(distribution):
   return {"class_name": kind.__name__, "config": config}
 
 
-def distribution_from_config(config):
+def distribution_from_config(config: dict[str, Any]) -> tfd.Distribution:
   """The distribution `distribution_config` describes."""
   kind = getattr(tfd, config["class_name"], None)
   if not (isinstance(kind, type) and issubclass(kind, tfd.Distribution)):
@@ -66,7 +70,7 @@ def distribution_from_config(config):
   return kind(**arguments)
 
 
-def flow_config(flow):
+def flow_config(flow: tfp.bijectors.Bijector) -> dict[str, Any]:
   """`{"class_name", "config"}` of a flow registered with Keras."""
   name = keras.utils.get_registered_name(type(flow))
   if (not hasattr(flow, "get_config") or
@@ -80,7 +84,7 @@ def flow_config(flow):
   return {"class_name": name, "config": flow.get_config()}
 
 
-def flow_from_config(config):
+def flow_from_config(config: dict[str, Any]) -> tfp.bijectors.Bijector:
   kind = keras.utils.get_registered_object(config["class_name"])
   if kind is None:
     raise ValueError(

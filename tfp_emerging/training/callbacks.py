@@ -30,6 +30,9 @@ Keras' epoch logs (no per-batch host synchronisation):
   images) and steps that restart on resume.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 import importlib
 import math
 import os
@@ -38,6 +41,7 @@ import time
 import tensorflow as tf
 
 from tfp_emerging import image_grid
+from tfp_emerging.training import checkpoints
 from tfp_emerging.training import run_dir as run_dir_lib
 
 __all__ = ["Checkpointer", "EpochRecorder", "NaNGuard", "TensorBoardLogger",
@@ -80,27 +84,27 @@ class EpochRecorder(keras.callbacks.Callback):
       checkpoint), then one per epoch of this `fit`.
   """
 
-  def __init__(self, records=()):
+  def __init__(self, records: Iterable[dict] = ()):
     super().__init__()
     self.records = list(records)
     self._start = self._test_start = self._test_end = None
 
-  def on_epoch_begin(self, epoch, logs=None):
+  def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
     del epoch, logs
     self._start = time.perf_counter()
     self._test_start = self._test_end = None
 
-  def on_test_begin(self, logs=None):
+  def on_test_begin(self, logs: dict | None = None) -> None:
     del logs
     if self._start is not None:  # the evaluation inside `fit`
       self._test_start = time.perf_counter()
 
-  def on_test_end(self, logs=None):
+  def on_test_end(self, logs: dict | None = None) -> None:
     del logs
     if self._test_start is not None:
       self._test_end = time.perf_counter()
 
-  def on_epoch_end(self, epoch, logs=None):
+  def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
     logs = logs or {}
     now = time.perf_counter()
     test_start = self._test_start or now
@@ -128,11 +132,11 @@ class NaNGuard(keras.callbacks.Callback):
       what to do next (a string), or `None` for a generic hint.
   """
 
-  def __init__(self, advice=None):
+  def __init__(self, advice: Callable[[], str] | None = None):
     super().__init__()
     self._advice = advice
 
-  def on_epoch_end(self, epoch, logs=None):
+  def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
     logs = logs or {}
     for key, what in (("bits_per_dim", "the mean training loss"),
                       ("val_bits_per_dim", "the test bits/dim")):
@@ -165,13 +169,14 @@ class UniformCheck(keras.callbacks.Callback):
     warn: `warn(message)`.
   """
 
-  def __init__(self, recorder, warmup_steps, warn):
+  def __init__(self, recorder: EpochRecorder, warmup_steps: int,
+               warn: Callable[[str], None]):
     super().__init__()
     self._recorder = recorder
     self._warmup_steps = warmup_steps
     self._warn = warn
 
-  def on_epoch_end(self, epoch, logs=None):
+  def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
     del logs
     record = self._recorder.records[-1]
     num_bins = self.model.num_bins
@@ -200,7 +205,8 @@ class Checkpointer(keras.callbacks.Callback):
     log: `log(message)` for the line naming each checkpoint.
   """
 
-  def __init__(self, state, recorder, run_dir, log):
+  def __init__(self, state: checkpoints.RunState, recorder: EpochRecorder,
+               run_dir: str | os.PathLike, log: Callable[[str], None]):
     super().__init__()
     self._state = state
     self._recorder = recorder
@@ -208,7 +214,7 @@ class Checkpointer(keras.callbacks.Callback):
     self._log = log
     self._traced = None
 
-  def on_epoch_end(self, epoch, logs=None):
+  def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
     del logs
     metrics = self._recorder.records
     if self._traced is None:  # decided once, at the first checkpoint
@@ -225,7 +231,7 @@ class Checkpointer(keras.callbacks.Callback):
               f"{record['test_seconds']:.1f} s test) -> {path}")
 
 
-def require_tensorboard():
+def require_tensorboard() -> None:
   """Raises `TensorBoardMissing` unless the `tensorboard` package imports.
 
   TensorFlow writes event files itself, but `tf.summary.scalar` and
@@ -255,7 +261,8 @@ class TensorBoardLogger(keras.callbacks.Callback):
     TensorBoardMissing: on construction, without the `tensorboard` package.
   """
 
-  def __init__(self, log_dir, temperature, seed):
+  def __init__(self, log_dir: str | os.PathLike, temperature: float,
+               seed: int):
     super().__init__()
     require_tensorboard()
     self._writers = {split: tf.summary.create_file_writer(
@@ -263,7 +270,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
     self._temperature = temperature
     self._seed = seed
 
-  def on_epoch_end(self, epoch, logs=None):
+  def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
     logs = logs or {}
     step = epoch + 1
     for split, key in (("train", "bits_per_dim"),
@@ -279,7 +286,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
     for writer in self._writers.values():
       writer.flush()
 
-  def on_train_end(self, logs=None):
+  def on_train_end(self, logs: dict | None = None) -> None:
     del logs
     for writer in self._writers.values():
       writer.close()

@@ -31,6 +31,9 @@ unreadable state file is thereby recovered from the `ckpt-*` files. If none
 restores, `CorruptCheckpointError`. Restoring writes nothing.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 import glob
 import json
 import os
@@ -39,6 +42,7 @@ import time
 from google.protobuf import text_format
 import tensorflow as tf
 
+from tfp_emerging.keras import FlowModel
 from tfp_emerging.training import run_dir as run_dir_lib
 
 __all__ = ["CorruptCheckpointError", "RunState", "restore"]
@@ -83,7 +87,8 @@ class RunState:
   checkpoint it tries once.
   """
 
-  def __init__(self, model, run_dir, keep_checkpoints):
+  def __init__(self, model: FlowModel, run_dir: str | os.PathLike,
+               keep_checkpoints: int):
     self.model = model
     self._directory = os.path.abspath(os.path.join(run_dir, run_dir_lib.CHECKPOINT_DIR))
     self._keep = keep_checkpoints
@@ -104,16 +109,16 @@ class RunState:
     self._latest = None
 
   @property
-  def metrics(self):
+  def metrics(self) -> list[dict]:
     """The per-epoch records stored with the current state."""
     return json.loads(self._metrics.numpy().decode("utf-8"))
 
   @property
-  def latest(self):
+  def latest(self) -> str | None:
     """The path of the checkpoint last restored or saved, or `None`."""
     return self._latest
 
-  def restore(self, warn):
+  def restore(self, warn: Callable[[str], None]) -> str | None:
     """Restores the newest intact checkpoint; returns its path or `None`.
 
     The candidates are the checkpoints written completely (their `.index`
@@ -159,7 +164,7 @@ class RunState:
     raise CorruptCheckpointError(
         f"{folder}: no checkpoint can be restored: {'; '.join(failed)}.")
 
-  def save(self, epoch, metrics, traced=False):
+  def save(self, epoch: int, metrics: list[dict], traced: bool = False) -> str:
     """Checkpoints the state after `epoch` with `metrics`; returns the path.
 
     Writes `ckpt-<epoch>` under a temporary prefix (eagerly, or through the
@@ -199,7 +204,8 @@ class RunState:
     return final
 
 
-def restore(state, run_dir, warn):
+def restore(state: RunState, run_dir: str | os.PathLike,
+            warn: Callable[[str], None]) -> str | None:
   """`state.restore(warn)`, with advice added to a `CorruptCheckpointError`;
   also that error if the run has no checkpoint but `metrics.json` records
   finished epochs (so that nothing trains over them silently)."""

@@ -7,11 +7,15 @@ option and what was expected. `RESUMABLE_OPTIONS` is the one list of the
 options a resumed run may change; `resumed` applies them.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
 import dataclasses
 import json
 import math
 import numbers
 import os
+from typing import Any
 
 from tfp_emerging.data import dataset as dataset_lib
 from tfp_emerging.data import sources
@@ -38,7 +42,7 @@ class RunError(ValueError):
   be used (missing, not a run, already one)."""
 
 
-def flag(field):
+def flag(field: str) -> str:
   """The command-line option of the `RunConfig` field `field`."""
   return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
@@ -114,17 +118,17 @@ class RunConfig:
   seed: int = 0
   keep_checkpoints: int = 3
   sample_temperature: float = 0.7
-  data_dir: str = None
-  splits: list = None
-  bit_depth: int = None
+  data_dir: str | None = None
+  splits: list[str] | None = None
+  bit_depth: int | None = None
   conditional: bool = False
   condition_couplings: bool = True
   dequantization: str = "uniform"
-  preset: str = None
-  num_bins: int = None
-  image_shape: list = None
-  num_classes: int = None
-  changes: list = dataclasses.field(default_factory=list)
+  preset: str | None = None
+  num_bins: int | None = None
+  image_shape: list[int] | None = None
+  num_classes: int | None = None
+  changes: list[dict] = dataclasses.field(default_factory=list)
 
   def __post_init__(self):
     def fail(field, expected):
@@ -180,7 +184,7 @@ class RunConfig:
       fail("num_classes", "None or an int >= 1")
 
   @classmethod
-  def from_json(cls, path):
+  def from_json(cls, path: str | os.PathLike) -> RunConfig:
     """Reads a `config.json`, raising `RunError` on a malformed file."""
     try:
       with open(path, encoding="utf-8") as f:
@@ -191,7 +195,7 @@ class RunConfig:
     except (OSError, ValueError, TypeError) as e:
       raise RunError(f"{path}: not a readable run configuration ({e}).") from e
 
-  def with_data(self, data):
+  def with_data(self, data: dataset_lib.ImageDataset) -> RunConfig:
     """This config with `num_bins`, `image_shape` (and, if `conditional`,
     `num_classes`) of `data` (an `ImageDataset`); `DataError` if they differ
     from values already set, or if a conditional run's data has no labels."""
@@ -213,7 +217,8 @@ class RunConfig:
     return dataclasses.replace(self, num_bins=data.num_bins, image_shape=shape,
                                num_classes=num_classes)
 
-  def resumed(self, options):
+  def resumed(self, options: Mapping[str, Any]
+              ) -> tuple[RunConfig, dict[str, Any]]:
     """`(config, changed)`: this stored config resumed with the run options
     `options` (a dict of fields given again, e.g. on the command line).
 

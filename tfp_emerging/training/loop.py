@@ -19,6 +19,10 @@ seed is the run's `seed`), so that it does not depend on the batch size or
 the number of replicas.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import tensorflow as tf
 
 from tfp_emerging import data as data_lib
@@ -28,6 +32,7 @@ from tfp_emerging.keras import FlowModel
 from tfp_emerging.keras import WarmupSchedule
 from tfp_emerging.ops import checks
 from tfp_emerging.training import callbacks as callbacks_lib
+from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
 
 __all__ = ["build_model", "evaluate", "fit", "load_data",
@@ -36,7 +41,7 @@ __all__ = ["build_model", "evaluate", "fit", "load_data",
 keras = tf.keras
 
 
-def load_data(config):
+def load_data(config: RunConfig) -> data_lib.ImageDataset:
   """The `ImageDataset` of the `RunConfig` `config`, through
   `tfp_emerging.data.load`."""
   return data_lib.load(config.dataset, num_levels=config.num_levels,
@@ -46,7 +51,8 @@ def load_data(config):
                        bit_depth=config.bit_depth)
 
 
-def build_model(config, strategy=None):
+def build_model(config: RunConfig,
+                strategy: tf.distribute.Strategy | None = None) -> FlowModel:
   """The compiled `FlowModel` of `config` (its data fields must be set).
 
   Built in `strategy.scope()` if a `tf.distribute.Strategy` is given: then
@@ -92,7 +98,9 @@ def _progress_bar():
   return bar
 
 
-def training_batch_size(config, data, model, num_examples=None):
+def training_batch_size(config: RunConfig, data: data_lib.ImageDataset,
+                        model: FlowModel, num_examples: int | None = None
+                        ) -> int:
   """The training batch: `config.batch_size`, at most the training split."""
   size = min(config.batch_size,
              pipeline.num_images(data, "train", num_examples))
@@ -104,9 +112,14 @@ def training_batch_size(config, data, model, num_examples=None):
   return size
 
 
-def fit(model, data, config, initial_epoch=0, callbacks=(), verbose=0,
-        recorder=None, advice=None, num_train=None, num_test=None,
-        evaluation_seed=None, labels=False):
+def fit(model: FlowModel, data: data_lib.ImageDataset, config: RunConfig,
+        initial_epoch: int = 0,
+        callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int = 0,
+        recorder: callbacks_lib.EpochRecorder | None = None,
+        advice: Callable[[], str] | None = None,
+        num_train: int | None = None, num_test: int | None = None,
+        evaluation_seed: int | None = None, labels: bool = False
+        ) -> list[dict]:
   """Trains `model` on `data` from `initial_epoch` to `config.epochs`.
 
   The one training path: `FlowModel.fit` over `train_batches` (with
@@ -168,8 +181,9 @@ def fit(model, data, config, initial_epoch=0, callbacks=(), verbose=0,
   return recorder.records
 
 
-def evaluate(model, data, batch_size, seed, num_examples=None, labels=False,
-             num_samples=1):
+def evaluate(model: FlowModel, data: data_lib.ImageDataset, batch_size: int,
+             seed: int, num_examples: int | None = None, labels: bool = False,
+             num_samples: int = 1) -> float:
   """Mean test bits/dim of `model` on every test image (`test_batches`).
 
   The same evaluation as the one at the end of each epoch of `fit` (with

@@ -26,6 +26,9 @@ never seen half written. The checkpoint files' names are read here too
 looks complete while half deleted.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 import dataclasses
 import glob
 import json
@@ -34,10 +37,13 @@ import os
 import re
 import shutil
 import tempfile
+from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from tfp_emerging import image_grid
+from tfp_emerging.keras import FlowModel
 from tfp_emerging.training import config as config_lib
 
 __all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "DEMO_SAMPLES_FILE",
@@ -59,7 +65,7 @@ RUN_MARKER = ".tfp-emerging-run"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SAMPLES_FILE, DEMO_SAMPLES_FILE)
 
 
-def is_marked_run(run_dir):
+def is_marked_run(run_dir: str | os.PathLike) -> bool:
   """Whether `run_dir` holds the marker of a run directory (`RUN_MARKER`)."""
   return os.path.isfile(os.path.join(run_dir, RUN_MARKER))
 
@@ -84,7 +90,7 @@ def _remove_temporaries(folder, names):
       os.remove(path)
 
 
-def remove_run_files(run_dir):
+def remove_run_files(run_dir: str | os.PathLike) -> None:
   """Deletes the files a run wrote in the marked run directory `run_dir`.
 
   Deletes `RUN_FILES`, and in `checkpoints/` the checkpoints, the state file
@@ -114,12 +120,12 @@ def remove_run_files(run_dir):
       os.rmdir(folder)
 
 
-def write_json(path, value):
+def write_json(path: str | os.PathLike, value: Any) -> None:
   """Writes `value` as JSON to `path` atomically (temporary file, rename)."""
   write_atomic(path, (json.dumps(value, indent=2) + "\n").encode("utf-8"))
 
 
-def write_png(path, image):
+def write_png(path: str | os.PathLike, image: tf.Tensor | np.ndarray) -> None:
   """Writes a uint8 `[H, W, C]` image as a PNG, atomically."""
   write_atomic(path, tf.io.encode_png(image).numpy())
 
@@ -145,7 +151,8 @@ def write_atomic(path, payload):
 
 
 
-def write_samples(run_dir, model, temperature, seed):
+def write_samples(run_dir: str | os.PathLike, model: FlowModel,
+                  temperature: float, seed: int | None) -> None:
   """Writes `samples.png`: `NUM_SAMPLES` samples of `model`, 8 per row (a
   class-conditional model: one row per class, `SAMPLES_PER_CLASS` each)."""
   write_png(os.path.join(run_dir, SAMPLES_FILE),
@@ -154,7 +161,7 @@ def write_samples(run_dir, model, temperature, seed):
                                    temperature, seed))
 
 
-def metrics_document(records, num_bins):
+def metrics_document(records: Sequence[dict], num_bins: int) -> dict[str, Any]:
   """The contents of `metrics.json` for the per-epoch `records`.
 
   `{"epochs": records, "uniform_bits_per_dim": log2(num_bins),
@@ -167,13 +174,14 @@ def metrics_document(records, num_bins):
 
 
 
-def write_metrics(run_dir, records, num_bins):
+def write_metrics(run_dir: str | os.PathLike, records: Sequence[dict],
+                  num_bins: int) -> None:
   """Rewrites `metrics.json` from the per-epoch `records`."""
   write_json(os.path.join(run_dir, METRICS_FILE),
              metrics_document(records, num_bins))
 
 
-def recorded_epochs(run_dir):
+def recorded_epochs(run_dir: str | os.PathLike) -> int:
   """The number of finished epochs `metrics.json` records (0 if it is
   missing or unreadable)."""
   try:
@@ -183,7 +191,7 @@ def recorded_epochs(run_dir):
     return 0
 
 
-def read_config(run_dir):
+def read_config(run_dir: str | os.PathLike) -> config_lib.RunConfig:
   """The `RunConfig` of a run, or `RunError` if `run_dir` holds none."""
   path = os.path.join(run_dir, CONFIG_FILE)
   if not os.path.exists(path):
@@ -192,12 +200,13 @@ def read_config(run_dir):
   return config_lib.RunConfig.from_json(path)
 
 
-def write_config(run_dir, config):
+def write_config(run_dir: str | os.PathLike,
+                 config: config_lib.RunConfig) -> None:
   """Writes `config.json` from the `RunConfig` `config`."""
   write_json(os.path.join(run_dir, CONFIG_FILE), dataclasses.asdict(config))
 
 
-def check_new(run_dir, replace=False):
+def check_new(run_dir: str | os.PathLike, replace: bool = False) -> None:
   """Raises `RunError` unless a new run may start in `run_dir` (see
   `train`); reads, never writes."""
   path = os.path.abspath(run_dir)
@@ -229,7 +238,7 @@ def check_new(run_dir, replace=False):
                  f"choose a new or empty --out.")
 
 
-def claim(run_dir, replace=False):
+def claim(run_dir: str | os.PathLike, replace: bool = False) -> None:
   """Marks `run_dir` as the new run's directory, first deleting the run
   files of the marked run there if `replace`."""
   check_new(run_dir, replace)

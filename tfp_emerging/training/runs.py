@@ -24,26 +24,33 @@ with a test bits/dim above the uniform model's (`log2(num_bins)`) is
 flagged `worse_than_uniform` and warned about, and training goes on.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 import dataclasses
 import os
 import sys
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from tfp_emerging import export
 from tfp_emerging import image_grid
+from tfp_emerging.data import ImageDataset
+from tfp_emerging.keras import FlowModel
 from tfp_emerging.training import callbacks as callbacks_lib
 from tfp_emerging.training import checkpoints
 from tfp_emerging.training import loop
 from tfp_emerging.training import run_dir as run_dir_lib
+from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
 
 __all__ = ["evaluate_run", "export_run", "load_run", "print_warning", "resume",
            "sample_run", "start_line", "train"]
 
 
-def print_warning(message):
+def print_warning(message: str) -> None:
   """The default `warn`: `warning: message` on standard error."""
   print(f"warning: {message}", file=sys.stderr, flush=True)
 
@@ -85,7 +92,8 @@ def _device(model):
   return f"{len(devices)} {kind}" if devices else "CPU"
 
 
-def start_line(config, data, model, run_dir, initial_epoch=0):
+def start_line(config: RunConfig, data: ImageDataset, model: FlowModel,
+               run_dir: str | os.PathLike, initial_epoch: int = 0) -> str:
   """The line a run prints when training starts: the dataset and its
   shapes, the model and its parameter count, the device and the run
   directory."""
@@ -163,8 +171,14 @@ def _fit_in(run, state, run_dir, log, verbose, extra_callbacks, warn):
   return metrics
 
 
-def train(config, run_dir, log=_log, strategy=None, verbose="auto",
-          tensorboard=None, callbacks=(), warn=print_warning, replace=False):
+def train(config: RunConfig, run_dir: str | os.PathLike,
+          log: Callable[[str], None] = _log,
+          strategy: tf.distribute.Strategy | None = None,
+          verbose: int | str = "auto",
+          tensorboard: str | os.PathLike | None = None,
+          callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+          warn: Callable[[str], None] = print_warning,
+          replace: bool = False) -> list[dict]:
   """Trains a new run in `run_dir` for `config.epochs` epochs.
 
   Args:
@@ -207,8 +221,13 @@ def train(config, run_dir, log=_log, strategy=None, verbose="auto",
   return _fit_in(run, state, run_dir, log, verbose, callbacks, warn)
 
 
-def resume(run_dir, log=_log, strategy=None, verbose="auto", tensorboard=None,
-           callbacks=(), warn=print_warning, **options):
+def resume(run_dir: str | os.PathLike, log: Callable[[str], None] = _log,
+           strategy: tf.distribute.Strategy | None = None,
+           verbose: int | str = "auto",
+           tensorboard: str | os.PathLike | None = None,
+           callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+           warn: Callable[[str], None] = print_warning,
+           **options: Any) -> list[dict]:
   """Continues the run in `run_dir` from its latest checkpoint.
 
   `options` are run options (`RunConfig` fields) given again: those of
@@ -263,7 +282,9 @@ def resume(run_dir, log=_log, strategy=None, verbose="auto", tensorboard=None,
   return _fit_in(run, state, run_dir, log, verbose, callbacks, warn)
 
 
-def load_run(run_dir, warn=print_warning):
+def load_run(run_dir: str | os.PathLike,
+             warn: Callable[[str], None] = print_warning
+             ) -> tuple[RunConfig, FlowModel, int, str]:
   """Rebuilds a run's model from its newest intact checkpoint.
 
   Args:
@@ -287,7 +308,8 @@ def load_run(run_dir, warn=print_warning):
   return config, model, int(state.epoch.numpy()), path
 
 
-def evaluate_run(run_dir, num_samples=1):
+def evaluate_run(run_dir: str | os.PathLike,
+                 num_samples: int = 1) -> dict[str, Any]:
   """The test bits/dim of a run's newest intact checkpoint, with what it is.
 
   Args:
@@ -330,8 +352,11 @@ def evaluate_run(run_dir, num_samples=1):
   }
 
 
-def sample_run(run_dir, out, n=None, temperature=None, seed=None,
-               columns=None, classes=None):
+def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike,
+               n: int | None = None, temperature: float | None = None,
+               seed: int | None = None, columns: int | None = None,
+               classes: Sequence[int] | None = None
+               ) -> tuple[FlowModel, int, float]:
   """Writes a PNG grid of samples of a run's newest intact checkpoint.
 
   Args:
@@ -377,7 +402,7 @@ def sample_run(run_dir, out, n=None, temperature=None, seed=None,
   return model, n, temperature
 
 
-def export_run(run_dir, out):
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike) -> int:
   """Writes a run's newest intact checkpoint as a SavedModel at `out`
   (`tfp_emerging.export`); returns the epoch exported.
 

@@ -11,7 +11,6 @@ centre `c`): both from scipy and the definition, not from the code.
 """
 
 import numpy as np
-import pytest
 import tensorflow as tf
 from scipy import special
 from scipy import stats
