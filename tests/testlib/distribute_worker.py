@@ -3,8 +3,8 @@
 Logical devices must be configured before TensorFlow initialises its
 devices, hence a process of its own. Prints one JSON line of results.
 
-The dequantisation noise is replaced by a fixed function of each image (its
-pixel values and positions), so that a global batch gets the same noise
+The uniform dequantisation noise is replaced by a fixed function of each
+pixel's position in its image, so that a global batch gets the same noise
 however it is split over replicas; everything else is `FlowModel`'s own.
 """
 
@@ -39,16 +39,20 @@ IMAGES = load_digits().images.astype(np.uint8)[:64, ..., None]
 LABELS = load_digits().target.astype(np.int32)[:64]
 
 
-def per_image_dequantize(images, num_bins=256, seed=None, centered=True,
-                         dtype=tf.float32):
-  del seed, centered
-  k = tf.cast(images, dtype)
-  position = tf.reshape(tf.range(tf.size(k[0]), dtype=dtype), tf.shape(k[0]))
-  u = 0.5 + 0.45 * tf.sin(1.3 * k + 0.7 * position)
-  return (k + u) / num_bins - 0.5
+def per_position_noise(shape, seed=None, dtype=tf.float32):
+  """`u` in `(0.05, 0.95)` of `shape` `[N, ...]`, the same for every image."""
+  del seed
+  positions = tf.range(tf.reduce_prod(shape[1:]), dtype=dtype)
+  u = 0.5 + 0.45 * tf.sin(0.7 * positions)
+  return tf.broadcast_to(tf.reshape(u, shape[1:]), shape)
 
 
-dequantization.dequantize = per_image_dequantize
+def per_image_dequantize(images, num_bins):
+  k = tf.cast(images, tf.float32)
+  return (k + per_position_noise(tf.shape(k))) / num_bins - 0.5
+
+
+dequantization.uniform_noise = per_position_noise
 
 
 def build(strategy, num_classes=None):

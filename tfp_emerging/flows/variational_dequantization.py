@@ -56,6 +56,7 @@ sigmoid(sigmoid(2)^(S/2) logit(u_0))`, close to uniform. In floating point
 from __future__ import annotations
 
 from collections.abc import Sequence
+import itertools
 from typing import Any
 from typing import Self
 
@@ -185,9 +186,8 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
     self._hidden_channels = hidden
     dtype = checks.float_dtype(dtype)
     parameters.update(image_shape=self._image_shape, dtype=dtype)
-    seeds = iter(range(0 if seed is None else seed,
-                       (0 if seed is None else seed) + 4 * self._num_steps + 4))
-    next_seed = lambda: None if seed is None else next(seeds)
+    offsets = itertools.count()
+    next_seed = lambda: None if seed is None else seed + next(offsets)
     squeezed = 4 * channels
     spatial = (height // 2, width // 2)
     with tf.name_scope(name) as name:

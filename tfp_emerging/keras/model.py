@@ -436,19 +436,30 @@ class FlowModel(keras.Model):
     return dequantization.importance_weighted_bits_per_dim(
         log_prob, self._num_dims, self.num_bins)
 
-  def _variational_bits(self, images, noise, labels, caller):
-    """Bits/dim `[B]` of integer `images` `[B, H, W, C]` dequantised by
-    `q(u | k)` from uniform `noise` `[B, H, W, C]` (or `K` draws each,
-    `[B, K, H, W, C]`: the importance-weighted bound)."""
+  def _dequantized(self, levels, noise):
+    """`(x, log_q)`: integer `levels` `[N, H, W, C]` (float) dequantised
+    from uniform `noise` of their shape, `x = (k + u) / B - 1/2`, with `u =
+    noise` (uniform dequantisation; `log_q` `None`) or `u ~ q(u | k)` drawn
+    from it and its `log q(u | k)` `[N]` (variational)."""
+    if self._dequantizer is None:
+      u, log_q = noise, None
+    else:
+      u, log_q = self._dequantizer.sample_and_log_prob(noise, levels)
+    return (levels + u) / self.num_bins - 0.5, log_q
+
+  def _drawn_bits(self, images, noise, labels, caller):
+    """Bits/dim `[B]` of integer `images` `[B, H, W, C]` dequantised from
+    uniform `noise` `[B, H, W, C]` (or `K` draws each, `[B, K, H, W, C]`:
+    the importance-weighted bound)."""
     images = tf.cast(images, self._event_dtype)
     noise = tf.convert_to_tensor(noise, self._event_dtype)
     flat_noise = tf.reshape(noise, tf.concat([[-1], self._event_shape], 0))
     draws = tf.shape(flat_noise)[0] // tf.shape(images)[0]
-    levels = tf.repeat(images, draws, axis=0)
-    u, log_q = self._dequantizer.sample_and_log_prob(flat_noise, levels)
-    x = tf.reshape((levels + u) / self.num_bins - 0.5, tf.shape(noise))
-    return self._continuous_bits(x, labels, caller,
-                                 tf.reshape(log_q, tf.shape(noise)[:-3]))
+    x, log_q = self._dequantized(tf.repeat(images, draws, axis=0), flat_noise)
+    if log_q is not None:
+      log_q = tf.reshape(log_q, tf.shape(noise)[:-3])
+    return self._continuous_bits(tf.reshape(x, tf.shape(noise)), labels,
+                                 caller, log_q)
 
   def _noisy_bits(self, images, labels=None, seed=None, caller="FlowModel",
                   num_samples=1):
@@ -457,18 +468,12 @@ class FlowModel(keras.Model):
     images = _checked_images(images, self.num_bins, caller)
     repeated = (tf.repeat(images, num_samples, axis=0) if num_samples > 1
                 else images)
-    draws = tf.concat([[-1, num_samples], self._event_shape], 0)
-    if self._dequantizer is not None:
-      noise = dequantization.uniform_noise(tf.shape(repeated), seed,
-                                           self._event_dtype)
-      if num_samples > 1:
-        noise = tf.reshape(noise, draws)
-      return self._variational_bits(images, noise, labels, caller)
-    x = dequantization.dequantize(repeated, self.num_bins, seed=seed,
-                                  dtype=self._event_dtype)
+    noise = dequantization.uniform_noise(tf.shape(repeated), seed,
+                                         self._event_dtype)
     if num_samples > 1:
-      x = tf.reshape(x, draws)
-    return self._continuous_bits(x, labels, caller)
+      noise = tf.reshape(
+          noise, tf.concat([[-1, num_samples], self._event_shape], 0))
+    return self._drawn_bits(images, noise, labels, caller)
 
   def call(self, inputs: tf.Tensor | Sequence[tf.Tensor],
            training: bool = False) -> tf.Tensor:
@@ -504,7 +509,7 @@ class FlowModel(keras.Model):
                levels[:, tf.newaxis])
       # The pipeline's uniform noise, recovered: u_0 = (x + 1/2) B - k.
       noise = (dequantized + 0.5) * self.num_bins - shift
-      return self._variational_bits(levels, noise, labels, caller)
+      return self._drawn_bits(levels, noise, labels, caller)
     if isinstance(x, dict):
       return self._continuous_bits(x[DEQUANTIZED], labels, caller)
     return self._noisy_bits(x, labels, caller=caller,
@@ -678,15 +683,9 @@ class FlowModel(keras.Model):
     conditions = self._conditions(labels, "FlowModel.initialize")
     with _image_errors():
       images = _checked_images(images, self.num_bins, "FlowModel.initialize")
-    if self._dequantizer is None:
-      x = dequantization.dequantize(images, self.num_bins, seed=seed,
-                                    dtype=self._event_dtype)
-    else:
-      levels = tf.cast(images, self._event_dtype)
-      u, _ = self._dequantizer.sample_and_log_prob(
-          dequantization.uniform_noise(tf.shape(levels), seed,
-                                       self._event_dtype), levels)
-      x = (levels + u) / self.num_bins - 0.5
+    levels = tf.cast(images, self._event_dtype)
+    x, _ = self._dequantized(levels, dequantization.uniform_noise(
+        tf.shape(levels), seed, self._event_dtype))
     initialize = getattr(self._flow, "initialize", None)
     if initialize is not None:
       initialize(x, **conditions)
