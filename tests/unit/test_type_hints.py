@@ -1,8 +1,9 @@
 """Every public function, class and method of the package has type hints.
 
-Public: each name in a module's `__all__` that the module defines, and the
-methods and properties of such classes whose names do not start with `_`
-(plus `__init__`). Each parameter (besides `self`, `cls`, `*args`,
+Public: each name in a module's `__all__` (in a module without one, each
+name not starting with `_`) that the module defines, and the methods and
+properties of such classes whose names do not start with `_` (plus
+`__init__`). Each parameter (besides `self`, `cls`, `*args`,
 `**kwargs`) and the return (besides `__init__`'s) is annotated, and the
 annotations resolve (`typing.get_type_hints`), so that a typo in a string
 annotation fails here and not in a user's type checker. `py.typed` ships
@@ -18,30 +19,20 @@ import pytest
 
 import tfp_emerging
 
-# Not annotated yet (issue 19, point 5, is open on them): each is an
-# expected failure, strict, so that annotating one turns its test red until
-# it leaves this list.
-NOT_YET_ANNOTATED = {
-    "tfp_emerging.bijectors.actnorm", "tfp_emerging.bijectors.affine_coupling",
-    "tfp_emerging.bijectors.autoregressive_conv2d",
-    "tfp_emerging.bijectors.conv1x1", "tfp_emerging.bijectors.direction",
-    "tfp_emerging.bijectors.emerging_conv2d",
-    "tfp_emerging.bijectors.periodic_conv2d", "tfp_emerging.ops.conditions",
-    "tfp_emerging.ops.fourier"}
-MODULES = [
-    pytest.param(name, marks=pytest.mark.xfail(
-        strict=True, reason="public API not annotated yet"))
-    if name in NOT_YET_ANNOTATED else name
-    for name in sorted(
-        name for _, name, _ in pkgutil.walk_packages(tfp_emerging.__path__,
-                                                     "tfp_emerging.")
-        if not name.endswith(".__main__"))]
+MODULES = sorted(
+    name for _, name, _ in pkgutil.walk_packages(tfp_emerging.__path__,
+                                                 "tfp_emerging.")
+    if not name.endswith(".__main__"))
 
 
 def _public_callables(module):
   """`(qualified name, function)` of the public API defined in `module`."""
-  for name in getattr(module, "__all__", ()):
-    obj = getattr(module, name)
+  names = getattr(module, "__all__", None)
+  if names is None:  # No `__all__`: every name not starting with `_`.
+    names = [name for name in vars(module) if not name.startswith("_")]
+  for name in names:
+    # Decorated functions (`tf.custom_gradient`) are checked as written.
+    obj = inspect.unwrap(getattr(module, name))
     if getattr(obj, "__module__", None) != module.__name__:
       continue  # re-exported: checked where it is defined
     if inspect.isfunction(obj):

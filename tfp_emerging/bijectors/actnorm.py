@@ -1,5 +1,8 @@
 """Activation normalisation (Glow's actnorm) with data-dependent initialisation."""
 
+from __future__ import annotations
+
+import numpy.typing as npt
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import parameter_properties
@@ -61,13 +64,13 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
   """
 
   def __init__(self,
-               channels,
-               bias=None,
-               log_scale=None,
-               initialized=None,
-               dtype=tf.float32,
-               validate_args=False,
-               name="actnorm"):
+               channels: int,
+               bias: checks.ParameterLike | None = None,
+               log_scale: checks.ParameterLike | None = None,
+               initialized: tf.Variable | tf.Tensor | bool | None = None,
+               dtype: tf.dtypes.DType | str = tf.float32,
+               validate_args: bool = False,
+               name: str = "actnorm"):
     """Creates the layer and, unless given, its variables.
 
     Args:
@@ -130,23 +133,23 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
             event_ndims=0, is_preferred=False))
 
   @property
-  def channels(self):
+  def channels(self) -> int:
     return self._channels
 
   @property
-  def bias(self):
+  def bias(self) -> tf.Variable | tf.Tensor:
     return self._bias
 
   @property
-  def log_scale(self):
+  def log_scale(self) -> tf.Variable | tf.Tensor:
     return self._log_scale
 
   @property
-  def initialized(self):
+  def initialized(self) -> tf.Variable | tf.Tensor:
     """Boolean variable: whether the data-dependent initialisation has run."""
     return self._initialized
 
-  def initialize(self, x):
+  def initialize(self, x: tf.Tensor | npt.ArrayLike) -> None:
     """Data-dependent initialisation from a batch `x` of `[..., H, W, C]` inputs.
 
     Sets `bias = -mean(x)`, `log_scale = -log(std(x) + 1e-6)` per channel

@@ -1,5 +1,10 @@
 """Glow's affine coupling layer with its small convolutional network."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import parameter_properties
@@ -124,24 +129,24 @@ class AffineCoupling(OnePassLogDet,
   """
 
   def __init__(self,
-               channels,
-               hidden_channels=512,
-               kernel_size=3,
-               hidden_kernel=None,
-               hidden_bias=None,
-               middle_kernel=None,
-               middle_bias=None,
-               output_kernel=None,
-               output_bias=None,
-               condition_kernel=None,
-               network=None,
-               network_variables=None,
-               conditional_size=None,
-               seed=None,
-               dtype=tf.float32,
-               compute_dtype=None,
-               validate_args=False,
-               name="affine_coupling"):
+               channels: int,
+               hidden_channels: int = 512,
+               kernel_size: int = 3,
+               hidden_kernel: checks.ParameterLike | None = None,
+               hidden_bias: checks.ParameterLike | None = None,
+               middle_kernel: checks.ParameterLike | None = None,
+               middle_bias: checks.ParameterLike | None = None,
+               output_kernel: checks.ParameterLike | None = None,
+               output_bias: checks.ParameterLike | None = None,
+               condition_kernel: checks.ParameterLike | None = None,
+               network: Callable[..., tf.Tensor] | None = None,
+               network_variables: Sequence[tf.Variable] | None = None,
+               conditional_size: int | None = None,
+               seed: int | None = None,
+               dtype: tf.dtypes.DType | str = tf.float32,
+               compute_dtype: tf.dtypes.DType | str | None = None,
+               validate_args: bool = False,
+               name: str = "affine_coupling"):
     """Creates the layer and, unless given, its network's variables.
 
     Args:
@@ -272,34 +277,34 @@ class AffineCoupling(OnePassLogDet,
                     event_ndims=2))
 
   @property
-  def channels(self):
+  def channels(self) -> int:
     return self._channels
 
   @property
-  def hidden_channels(self):
+  def hidden_channels(self) -> int:
     return self._hidden_channels
 
   @property
-  def kernel_size(self):
+  def kernel_size(self) -> int:
     return self._kernel_size
 
   @property
-  def compute_dtype(self):
+  def compute_dtype(self) -> tf.dtypes.DType:
     """The dtype of the network's convolutions (see `__init__`)."""
     return self._compute_dtype
 
   @property
-  def conditional_size(self):
+  def conditional_size(self) -> int | None:
     """`M`, the length of the `conditional_input` vectors, or `None`."""
     return self._conditional_size
 
   @property
-  def network(self):
+  def network(self) -> Callable[..., tf.Tensor] | None:
     """The custom network, or `None` for the default one."""
     return self._network
 
   @property
-  def weights(self):
+  def weights(self) -> dict[str, tf.Variable | tf.Tensor]:
     """Dict of the default network's weights, keyed by constructor argument.
 
     Six, plus `condition_kernel` when conditional; empty with a custom
@@ -334,7 +339,9 @@ class AffineCoupling(OnePassLogDet,
     return tf.cast(tf.nn.convolution(g, w["output_kernel"], padding="SAME") +
                    w["output_bias"], self.dtype)
 
-  def shift_and_log_scale(self, x_a, condition=None):
+  def shift_and_log_scale(
+      self, x_a: tf.Tensor,
+      condition: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """`(t, log s)` for conditioning channels `x_a` of `[N, H, W, C_a]`.
 
     `condition`: the `[N, M]` condition vectors of a conditional layer, one

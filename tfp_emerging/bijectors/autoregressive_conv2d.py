@@ -1,5 +1,9 @@
 """The autoregressive (quadrant-masked) k x k convolution bijector."""
 
+from __future__ import annotations
+
+import typing
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -12,11 +16,12 @@ from tfp_emerging.ops import initializers
 
 __all__ = ["AutoregressiveConv2D", "ORDERS"]
 
-ORDERS = ("top_left", "bottom_right")
+Order = typing.Literal["top_left", "bottom_right"]
+ORDERS = typing.get_args(Order)
 LOG_DIAGONAL_BOUND = 15.
 
 
-def quadrant_size(kernel_size):
+def quadrant_size(kernel_size: int) -> int:
   """Side `m = (k + 1) / 2` of the nonzero quadrant of a masked `k x k` kernel."""
   return (kernel_size + 1) // 2
 
@@ -79,17 +84,17 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
   """
 
   def __init__(self,
-               channels,
-               kernel_size=3,
-               order="top_left",
-               dilation=1,
-               kernel=None,
-               log_diagonal=None,
-               solver="auto",
-               seed=None,
-               dtype=tf.float32,
-               validate_args=False,
-               name="autoregressive_conv2d"):
+               channels: int,
+               kernel_size: int = 3,
+               order: Order = "top_left",
+               dilation: int = 1,
+               kernel: checks.ParameterLike | None = None,
+               log_diagonal: checks.ParameterLike | None = None,
+               solver: autoregressive.Solver = "auto",
+               seed: int | None = None,
+               dtype: tf.dtypes.DType | str = tf.float32,
+               validate_args: bool = False,
+               name: str = "autoregressive_conv2d"):
     """Creates the layer and, unless given, its trainable variables.
 
     Args:
@@ -168,41 +173,41 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
         log_diagonal=parameter_properties.ParameterProperties(event_ndims=1))
 
   @property
-  def channels(self):
+  def channels(self) -> int:
     return self._channels
 
   @property
-  def kernel_size(self):
+  def kernel_size(self) -> int:
     return self._kernel_size
 
   @property
-  def order(self):
+  def order(self) -> str:
     return self._order
 
   @property
-  def dilation(self):
+  def dilation(self) -> int:
     return self._dilation
 
   @property
-  def solver(self):
+  def solver(self) -> str:
     return self._solver
 
   @property
-  def kernel(self):
+  def kernel(self) -> tf.Variable | tf.Tensor:
     """The free kernel variable, `[m, m, C, C]` (masked by `masked_kernel`)."""
     return self._kernel
 
   @property
-  def log_diagonal(self):
+  def log_diagonal(self) -> tf.Variable | tf.Tensor:
     """The free variable behind the centre tap's diagonal, `[C]`."""
     return self._log_diagonal
 
-  def bounded_log_diagonal(self):
+  def bounded_log_diagonal(self) -> tf.Tensor:
     """`s = B tanh(log_diagonal / B)`: the centre tap's diagonal is `exp(s)`."""
     return LOG_DIAGONAL_BOUND * tf.tanh(
         tf.convert_to_tensor(self._log_diagonal) / LOG_DIAGONAL_BOUND)
 
-  def masked_kernel(self):
+  def masked_kernel(self) -> tf.Tensor:
     """The `[m, m, C, C]` quadrant kernel the layer convolves with.
 
     Off-centre taps are `kernel`'s; the centre tap is `kernel`'s strict
@@ -212,7 +217,7 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return (tf.convert_to_tensor(self._kernel) * self._mask +
             self._centre_selector * diagonal)
 
-  def full_kernel(self):
+  def full_kernel(self) -> tf.Tensor:
     """The layer as a centred `k x k` kernel (masked taps as zeros), HWIO.
 
     Away from the image's borders `forward(x)` equals

@@ -1,5 +1,10 @@
 """Invertible 1x1 convolutions: QR (Hoogeboom et al. 2019), LU and plain (Glow)."""
 
+from __future__ import annotations
+
+import typing
+
+import numpy.typing as npt
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import parameter_properties
@@ -11,7 +16,8 @@ from tfp_emerging.ops import initializers
 __all__ = ["Conv1x1", "PARAMETERIZATIONS", "householder_product",
            "householder_qr"]
 
-PARAMETERIZATIONS = ("qr", "lu", "plain")
+Parameterization = typing.Literal["qr", "lu", "plain"]
+PARAMETERIZATIONS = typing.get_args(Parameterization)
 # The constructor's factor arguments each parameterisation uses.
 FACTORS = {
     "qr": ("householder", "upper", "log_abs_s", "sign"),
@@ -23,7 +29,7 @@ FACTORS = {
 _FIXED = ("sign", "permutation")
 
 
-def householder_product(vectors):
+def householder_product(vectors: tf.Tensor) -> tf.Tensor:
   """`Q = H_1 H_2 ... H_C`, `H_i = I - 2 v_i v_i^T / (v_i^T v_i)`; `v_i = vectors[i]`.
 
   Orthogonal for any nonzero rows of `vectors` (`[C, C]`, or `[K, C]` for
@@ -45,7 +51,8 @@ def householder_product(vectors):
       transpose_a=True)
 
 
-def householder_qr(matrix):
+def householder_qr(
+    matrix: tf.Tensor | npt.ArrayLike) -> tuple[tf.Tensor, tf.Tensor]:
   """Householder vectors `V` and upper triangular `R` with `matrix = Q(V) R`.
 
   `Q(V)` is `householder_product(V)`. Classic Householder QR: step `i`
@@ -129,19 +136,19 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
   """
 
   def __init__(self,
-               channels,
-               parameterization="qr",
-               seed=None,
-               dtype=tf.float32,
-               validate_args=False,
-               name="conv1x1",
-               matrix=None,
-               householder=None,
-               lower=None,
-               upper=None,
-               log_abs_s=None,
-               sign=None,
-               permutation=None):
+               channels: int,
+               parameterization: Parameterization = "qr",
+               seed: int | None = None,
+               dtype: tf.dtypes.DType | str = tf.float32,
+               validate_args: bool = False,
+               name: str = "conv1x1",
+               matrix: checks.ParameterLike | None = None,
+               householder: checks.ParameterLike | None = None,
+               lower: checks.ParameterLike | None = None,
+               upper: checks.ParameterLike | None = None,
+               log_abs_s: checks.ParameterLike | None = None,
+               sign: checks.ParameterLike | None = None,
+               permutation: checks.ParameterLike | None = None):
     """Creates the layer and, unless given, its variables.
 
     Args:
@@ -252,14 +259,14 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
                 log_abs_s=vector, sign=vector, permutation=vector)
 
   @property
-  def channels(self):
+  def channels(self) -> int:
     return self._channels
 
   @property
-  def parameterization(self):
+  def parameterization(self) -> str:
     return self._parameterization
 
-  def factor(self, name):
+  def factor(self, name: str) -> tf.Variable | tf.Tensor:
     """The given or created factor `name` (e.g. `"householder"`), as stored."""
     if name not in FACTORS[self._parameterization]:
       raise ValueError(f"`{name}` is not a factor of the "
@@ -286,7 +293,7 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     """`q` with `P @ M = gather(M, q)` and `M @ P^T = gather(M, q, axis=1)`."""
     return tf.math.invert_permutation(tf.convert_to_tensor(self._permutation))
 
-  def weight(self):
+  def weight(self) -> tf.Tensor:
     """The `[C, C]` matrix `W` of `y = x @ W` (`O(C^3)` for `"qr"`, `"lu"`)."""
     if self._parameterization == "plain":
       return tf.convert_to_tensor(self._matrix)
@@ -326,7 +333,7 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       x = tf.matmul(_solve_upper_right(rows, upper), q, transpose_b=True)
     return tf.reshape(x, shape)
 
-  def log_abs_det_weight(self):
+  def log_abs_det_weight(self) -> tf.Tensor:
     """`log|det W|`: `sum log_abs_s`, or `sum log|diag R_W|` for `"plain"`."""
     if self._parameterization == "plain":
       _, r = tf.linalg.qr(tf.convert_to_tensor(self._matrix))

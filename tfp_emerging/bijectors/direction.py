@@ -16,6 +16,8 @@ flow in either direction (`direction="sampling"`, TFP's and the default, or
 layer's solve (`density_pass_inverses`).
 """
 
+from __future__ import annotations
+
 import tensorflow_probability as tfp
 from tensorflow_probability.python.bijectors import invert as invert_lib
 
@@ -47,7 +49,8 @@ _DENSITY_LAYERS = (ActNorm, AffineCoupling, AutoregressiveConv2D, Conv1x1,
                    EmergingConv2D, PeriodicConv2D)
 
 
-def sampling_direction(bijector, name=None):
+def sampling_direction(bijector: tfb.Bijector,
+                       name: str | None = None) -> tfb.Invert:
   """`bijector` (image to latent) as a TFP bijector from latent to image.
 
   `tfb.Invert(bijector)`: its `forward` is `bijector.inverse` (sampling:
@@ -85,7 +88,7 @@ def sampling_direction(bijector, name=None):
   return tfb.Invert(bijector, name=name)
 
 
-def density_pass_inverses(flow):
+def density_pass_inverses(flow: tfb.Bijector) -> list[tfb.Bijector]:
   """The parts of `flow` that `TransformedDistribution(base, flow).log_prob`
   would run backwards: this package's layers run through their inverse (a
   solve, and `ActNorm` uninitialisable from data), and flows that declare

@@ -1,10 +1,13 @@
 """The emerging convolution: two opposite autoregressive convolutions."""
 
+from __future__ import annotations
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_emerging.bijectors.autoregressive_conv2d import AutoregressiveConv2D
 from tfp_emerging.bijectors.autoregressive_conv2d import quadrant_size
+from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
 
 __all__ = ["EmergingConv2D"]
@@ -48,16 +51,16 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
   """
 
   def __init__(self,
-               channels,
-               kernel_size=3,
-               dilation=1,
-               solver="auto",
-               first=None,
-               second=None,
-               seed=None,
-               dtype=tf.float32,
-               validate_args=False,
-               name="emerging_conv2d"):
+               channels: int,
+               kernel_size: int = 3,
+               dilation: int = 1,
+               solver: autoregressive.Solver = "auto",
+               first: AutoregressiveConv2D | None = None,
+               second: AutoregressiveConv2D | None = None,
+               seed: int | None = None,
+               dtype: tf.dtypes.DType | str = tf.float32,
+               validate_args: bool = False,
+               name: str = "emerging_conv2d"):
     """Creates the two autoregressive convolutions unless given.
 
     Args:
@@ -115,23 +118,23 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return {}
 
   @property
-  def bijectors(self):
+  def bijectors(self) -> tuple[AutoregressiveConv2D, AutoregressiveConv2D]:
     """`(f_1, f_2)`: the top-left then the bottom-right convolution."""
     return (self._first, self._second)
 
   @property
-  def channels(self):
+  def channels(self) -> int:
     return self._first.channels
 
   @property
-  def kernel_size(self):
+  def kernel_size(self) -> int:
     return self._first.kernel_size
 
   @property
-  def dilation(self):
+  def dilation(self) -> int:
     return self._first.dilation
 
-  def equivalent_kernel(self):
+  def equivalent_kernel(self) -> tf.Tensor:
     """The single `[k, k, C, C]` kernel (HWIO) that `forward` applies.
 
     Away from the borders, `forward(x)` equals

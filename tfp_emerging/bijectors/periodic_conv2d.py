@@ -1,5 +1,9 @@
 """The invertible periodic convolution: a k x k convolution with wrap-around."""
 
+from __future__ import annotations
+
+import typing
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -13,7 +17,8 @@ from tfp_emerging.ops import initializers
 
 __all__ = ["PeriodicConv2D", "FORWARD_PATHS"]
 
-FORWARD_PATHS = ("auto", "fft", "spatial")
+ForwardPath = typing.Literal["auto", "fft", "spatial"]
+FORWARD_PATHS = typing.get_args(ForwardPath)
 
 
 class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
@@ -82,14 +87,14 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   """
 
   def __init__(self,
-               channels,
-               kernel_size=3,
-               seed=None,
-               dtype=tf.float32,
-               validate_args=False,
-               name="periodic_conv2d",
-               kernel=None,
-               forward_path="auto"):
+               channels: int,
+               kernel_size: int = 3,
+               seed: int | None = None,
+               dtype: tf.dtypes.DType | str = tf.float32,
+               validate_args: bool = False,
+               name: str = "periodic_conv2d",
+               kernel: checks.ParameterLike | None = None,
+               forward_path: ForwardPath = "auto"):
     """Creates the layer and, unless given, its kernel variable.
 
     Args:
@@ -160,23 +165,24 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     return dict(kernel=parameter_properties.ParameterProperties(event_ndims=4))
 
   @property
-  def channels(self):
+  def channels(self) -> int:
     return self._channels
 
   @property
-  def kernel_size(self):
+  def kernel_size(self) -> int:
     return self._kernel_size
 
   @property
-  def forward_path(self):
+  def forward_path(self) -> str:
     return self._forward_path
 
   @property
-  def kernel(self):
+  def kernel(self) -> tf.Variable | tf.Tensor:
     """The free `[k, k, C, C]` kernel (HWIO); tap `[p, p]` is the centre."""
     return self._kernel
 
-  def frequency_matrices(self, height, width):
+  def frequency_matrices(self, height: int | tf.Tensor,
+                         width: int | tf.Tensor) -> tf.Tensor:
     """`G(u, v)` on the half spectrum, `[H, W // 2 + 1, C, C]` complex."""
     return fourier.kernel_spectrum(tf.convert_to_tensor(self._kernel), height,
                                    width)

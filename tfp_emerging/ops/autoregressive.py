@@ -78,17 +78,23 @@ pure TensorFlow and compile with XLA. Their gradients are implicit
 convolution, never a differentiated loop.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterator
 import contextlib
 import threading
+import typing
 
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability.python.internal.implementation_selection import is_xla
 
-SOLVERS = ("auto", "wavefront", "raster")
+Solver = typing.Literal["auto", "wavefront", "raster"]
+SOLVERS = typing.get_args(Solver)
 
 
-def quadrant_conv(x, kernel, dilation, top_left=True):
+def quadrant_conv(x: tf.Tensor, kernel: tf.Tensor, dilation: int,
+                  top_left: bool = True) -> tf.Tensor:
   """A quadrant-masked convolution of the nonzero taps only.
 
   Top-left: pad the top and left by `(m - 1) d`; bottom-right: the bottom and
@@ -111,7 +117,7 @@ def quadrant_conv(x, kernel, dilation, top_left=True):
   return tf.nn.convolution(x, kernel, padding="VALID", dilations=dilation)
 
 
-def pixel_major(x, dilation):
+def pixel_major(x: tf.Tensor, dilation: int) -> tf.Tensor:
   """`[N, H, W, C]` -> `[ceil(H/d), ceil(W/d), N d^2, C]`, one transpose.
 
   Image `n d^2 + r d + q` of the result is the residue class
@@ -132,7 +138,8 @@ def pixel_major(x, dilation):
   return tf.reshape(x, [hd, wd, n * dilation * dilation, c])
 
 
-def image_major(x, dilation, height, width):
+def image_major(x: tf.Tensor, dilation: int, height: int | tf.Tensor,
+                width: int | tf.Tensor) -> tf.Tensor:
   """Inverse of `pixel_major`: back to `[N, height, width, C]`."""
   if dilation == 1:
     return tf.transpose(x, [2, 0, 1, 3])
@@ -145,7 +152,9 @@ def image_major(x, dilation, height, width):
   return x[:, :height, :width, :]
 
 
-def wavefront_layout(batch, height, width, dilation, flip):
+def wavefront_layout(
+    batch: int | tf.Tensor, height: int | tf.Tensor, width: int | tf.Tensor,
+    dilation: int, flip: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
   """Where each slot of the skewed layout reads from, and back.
 
   The undilated problems (the `d^2` residue classes of each image, the
@@ -357,7 +366,7 @@ def _raster(y, kernel, dilation, top_left):
 _SOLVE = {"raster": _raster, "wavefront": _wavefront_solve}
 
 
-def adjoint_kernel(kernel):
+def adjoint_kernel(kernel: tf.Tensor) -> tf.Tensor:
   """The kernel of the transposed masked convolution, opposite quadrant.
 
   `quadrant_conv(., K, d, top_left)` is linear; its transpose is
@@ -383,8 +392,9 @@ def _read_triangle(m, channels, top_left, dtype):
   return mask
 
 
-def raster_is_cheaper(batch, height, width, channels, kernel_size, dilation,
-                      xla):
+def raster_is_cheaper(batch: int | None, height: int | None,
+                      width: int | None, channels: int | None,
+                      kernel_size: int, dilation: int, xla: bool) -> bool:
   """The solvers' cost rule: is the raster solve cheaper than the wavefront?
 
   With `H' = ceil(H/d)`, `W' = ceil(W/d)`, `B = N d^2` undilated images and
@@ -422,7 +432,8 @@ def raster_is_cheaper(batch, height, width, channels, kernel_size, dilation,
   return -(-height // dilation) * -(-width // dilation) <= 64
 
 
-def choose_solver(solver, y, kernel, dilation):
+def choose_solver(solver: Solver, y: tf.Tensor, kernel: tf.Tensor,
+                  dilation: int) -> str:
   """`solver`, or for `"auto"` the one `raster_is_cheaper` picks for `y`."""
   if solver != "auto":
     return solver
@@ -438,7 +449,7 @@ _TRACING = threading.local()
 
 
 @contextlib.contextmanager
-def without_gradients():
+def without_gradients() -> Iterator[None]:
   """Within the block, `quadrant_solve` traces its solve alone, without the
   implicit gradient: for functions served without gradients (a SavedModel's
   `sample`), whose graphs then hold no custom-gradient op that a SavedModel
@@ -451,7 +462,9 @@ def without_gradients():
     _TRACING.without_gradients = previous
 
 
-def quadrant_solve(y, kernel, dilation, top_left=True, solver="auto"):
+def quadrant_solve(y: tf.Tensor, kernel: tf.Tensor, dilation: int,
+                   top_left: bool = True,
+                   solver: Solver = "auto") -> tf.Tensor:
   """Solves `quadrant_conv(x, kernel, dilation, top_left) = y` for `x`, exactly.
 
   Gradients are implicit, not taken through the loop: with

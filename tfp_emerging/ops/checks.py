@@ -15,11 +15,21 @@ computation waits for:
   every direction: `forward`, `inverse` and both log-determinants.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
+# A layer's parameter as its constructor takes it: a `tf.Variable` (trained
+# and kept as given), or a tensor or array-like value (kept constant).
+ParameterLike = tf.Variable | tf.Tensor | npt.ArrayLike
 
-def positive_int(value, name, minimum=1):
+
+def positive_int(value: Any, name: str, minimum: int = 1) -> int:
   """Returns `value` as a Python int, or raises `ValueError` if not >= minimum."""
   if isinstance(value, (bool, np.bool_)) or not isinstance(
       value, (int, np.integer)):
@@ -29,7 +39,7 @@ def positive_int(value, name, minimum=1):
   return int(value)
 
 
-def odd_kernel_size(value, name="kernel_size"):
+def odd_kernel_size(value: Any, name: str = "kernel_size") -> int:
   """Returns an odd positive kernel size, or raises `ValueError`."""
   value = positive_int(value, name)
   if value % 2 != 1:
@@ -38,7 +48,7 @@ def odd_kernel_size(value, name="kernel_size"):
   return value
 
 
-def float_dtype(dtype, name="dtype"):
+def float_dtype(dtype: Any, name: str = "dtype") -> tf.dtypes.DType:
   """Returns `dtype` as a floating `tf.DType` (float16/32/64, bfloat16)."""
   try:
     dtype = tf.as_dtype(dtype)
@@ -49,7 +59,8 @@ def float_dtype(dtype, name="dtype"):
   return dtype
 
 
-def image_event(x, channels, dtype, name, validate_args):
+def image_event(x: tf.Tensor, channels: int, dtype: tf.dtypes.DType,
+                name: str, validate_args: bool) -> list[tf.Operation]:
   """Checks that `x` is `[..., H, W, channels]` of `dtype`.
 
   Args:
@@ -95,7 +106,9 @@ def image_event(x, channels, dtype, name, validate_args):
   return assertions
 
 
-def checked(x, channels, dtype, name, validate_args, assertions=()):
+def checked(x: tf.Tensor, channels: int, dtype: tf.dtypes.DType, name: str,
+            validate_args: bool,
+            assertions: Sequence[tf.Operation] = ()) -> tf.Tensor:
   """`x` once `image_event`'s checks and `assertions` have passed.
 
   Ops that read the result run after the assertions, so a bad input fails
@@ -111,7 +124,10 @@ def checked(x, channels, dtype, name, validate_args, assertions=()):
     return tf.identity(x)
 
 
-def as_images(x, channels, dtype, name, validate_args, assertions=()):
+def as_images(
+    x: tf.Tensor, channels: int, dtype: tf.dtypes.DType, name: str,
+    validate_args: bool, assertions: Sequence[tf.Operation] = ()
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Checks `x` (`checked`) and flattens `[..., H, W, C]` to `[N, H, W, C]`.
 
   Args:
@@ -129,7 +145,9 @@ def as_images(x, channels, dtype, name, validate_args, assertions=()):
   return tf.reshape(x, [-1, shape[-3], shape[-2], channels]), shape
 
 
-def pixelwise_log_det(z, channels, dtype, name, per_pixel, validate_args):
+def pixelwise_log_det(z: tf.Tensor, channels: int, dtype: tf.dtypes.DType,
+                      name: str, per_pixel: tf.Tensor,
+                      validate_args: bool) -> tf.Tensor:
   """`H W per_pixel` shaped like the batch of `z` `[..., H, W, C]`.
 
   The log-det of a layer that applies the same map, of log-det `per_pixel`, to
@@ -142,7 +160,7 @@ def pixelwise_log_det(z, channels, dtype, name, per_pixel, validate_args):
   return tf.fill(shape[:-3], pixels * per_pixel)
 
 
-def matrix_shape(value, shape, name):
+def matrix_shape(value: Any, shape: Sequence[int], name: str) -> None:
   """Raises `ValueError` unless the static shape of `value` equals `shape`."""
   static = tuple(tf.TensorShape(getattr(value, "shape", np.shape(value))))
   if static != tuple(shape):

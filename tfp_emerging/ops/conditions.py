@@ -20,7 +20,12 @@ batch). Statically wrong conditions raise `ValueError` naming
 `tf.broadcast_to` (`InvalidArgumentError`).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -32,7 +37,8 @@ __all__ = ["check_static_ids", "class_vectors", "conditional_parts",
 NAME = "conditional_input"
 
 
-def require(conditional_input, conditional, owner):
+def require(conditional_input: tf.Tensor | npt.ArrayLike | None,
+            conditional: bool, owner: str) -> None:
   """Raises `ValueError` unless `conditional_input` is given iff `conditional`.
 
   Args:
@@ -66,7 +72,9 @@ def _check_broadcasts(shape, batch_shape, what):
         f"batch shape {shape}.")
 
 
-def vectors(conditional_input, size, events, dtype, validate_args):
+def vectors(conditional_input: tf.Tensor | npt.ArrayLike, size: int,
+            events: tf.Tensor, dtype: tf.dtypes.DType,
+            validate_args: bool) -> tf.Tensor:
   """Condition vectors `[..., size]` laid out as `[N, size]` rows.
 
   Args:
@@ -105,7 +113,8 @@ def vectors(conditional_input, size, events, dtype, validate_args):
   return tf.reshape(c, [-1, size])
 
 
-def check_static_ids(ids, num_classes, what):
+def check_static_ids(ids: tf.Tensor | npt.ArrayLike, num_classes: int,
+                     what: str) -> bool:
   """Checks integer class ids whose values are known now (eager tensors,
   constants) against `0..K-1`; returns whether they were known.
 
@@ -123,8 +132,9 @@ def check_static_ids(ids, num_classes, what):
   return True
 
 
-def class_vectors(conditional_input, num_classes, events, dtype,
-                  validate_args):
+def class_vectors(conditional_input: tf.Tensor | npt.ArrayLike,
+                  num_classes: int, events: tf.Tensor, dtype: tf.dtypes.DType,
+                  validate_args: bool) -> tf.Tensor:
   """Class labels as `[N, K]` rows: one-hot for ids, as given for vectors.
 
   Args:
@@ -167,7 +177,7 @@ def class_vectors(conditional_input, num_classes, events, dtype,
   return tf.one_hot(tf.reshape(ids, [-1]), num_classes, dtype=dtype)
 
 
-def conditional_parts(flow):
+def conditional_parts(flow: tfb.Bijector) -> list[tfb.Bijector]:
   """The class-conditional parts of `flow` (those with a `num_classes`, such
   as a conditional `Glow`), found through `tfb.Chain`s and `tfb.Invert`."""
   if getattr(flow, "num_classes", None) is not None:
@@ -180,7 +190,8 @@ def conditional_parts(flow):
   return []
 
 
-def route(flow, labels):
+def route(flow: tfb.Bijector,
+          labels: tf.Tensor | npt.ArrayLike) -> dict[str, Any]:
   """The keyword arguments of `flow`'s calls that give `labels` to each of
   its class-conditional parts, TFP's way.
 
@@ -200,7 +211,7 @@ def route(flow, labels):
   return {}
 
 
-def num_classes_of(flow):
+def num_classes_of(flow: tfb.Bijector) -> int | None:
   """`K` of a flow whose conditional parts all take `K` classes, `None` for
   an unconditional flow; `ValueError` for parts that disagree."""
   counts = sorted({part.num_classes for part in conditional_parts(flow)})

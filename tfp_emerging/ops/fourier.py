@@ -36,6 +36,8 @@ are implicit (`d log|det G| = Re tr(G^{-1} dG)`, `d G^{-1} = -G^{-1} dG
 G^{-1}`): matmuls with the inverse, not a differentiated elimination.
 """
 
+from __future__ import annotations
+
 import math
 
 import tensorflow as tf
@@ -54,7 +56,7 @@ __all__ = [
 GAUSS_JORDAN_BLOCK = 4
 
 
-def kernel_offset(kernel_size):
+def kernel_offset(kernel_size: int) -> int:
   """`p = (k - 1) // 2`: tap `(a, b)` reads pixel `(i + a - p, j + b - p)`."""
   return (kernel_size - 1) // 2
 
@@ -71,7 +73,8 @@ def _phases(size, kernel_size, length, dtype):
   return tf.complex(tf.cos(angle), tf.sin(angle))
 
 
-def kernel_spectrum(kernel, height, width):
+def kernel_spectrum(kernel: tf.Tensor, height: int | tf.Tensor,
+                    width: int | tf.Tensor) -> tf.Tensor:
   """`G(u, v)`, `[H, W // 2 + 1, C_in, C_out]` complex, on the half spectrum.
 
   `G(u, v) = sum_{a, b} K[a, b] exp(2 pi i (u (a - p) / H + v (b - p) / W))`
@@ -94,7 +97,8 @@ def kernel_spectrum(kernel, height, width):
       [tf.shape(spectrum)[:2], [c_in, c_out]], 0))
 
 
-def frequency_weights(width, dtype):
+def frequency_weights(width: int | tf.Tensor,
+                      dtype: tf.dtypes.DType) -> tf.Tensor:
   """How many frequencies each half-spectrum column `v = 0 .. W // 2` stands for.
 
   1 for `v = 0` and, when `W` is even, for the Nyquist column `v = W / 2`;
@@ -106,7 +110,9 @@ def frequency_weights(width, dtype):
   return tf.where(single, tf.ones([], dtype), 2 * tf.ones([], dtype))
 
 
-def gauss_jordan(matrices, block=GAUSS_JORDAN_BLOCK):
+def gauss_jordan(
+    matrices: tf.Tensor,
+    block: int = GAUSS_JORDAN_BLOCK) -> tuple[tf.Tensor, tf.Tensor]:
   """Inverses and `log|det|` of `[F, C, C]` matrices: blocked Gauss-Jordan.
 
   Column `k` is eliminated from every other row with the pivot row `r_k`,
@@ -193,8 +199,9 @@ def _log_abs_det_gradient(inverses, log_abs_dets_bar, dtype):
       tf.linalg.adjoint(inverses))
 
 
+# Annotated as called: tf.custom_gradient returns the body's first item.
 @tf.custom_gradient
-def log_abs_dets(matrices):
+def log_abs_dets(matrices: tf.Tensor) -> tf.Tensor:
   """`log|det G|` of `[F, C, C]` matrices, one factorisation each.
 
   As `inverse_and_log_abs_det`, but without XLA the inverse (for the
@@ -214,8 +221,9 @@ def log_abs_dets(matrices):
   return result, gradient
 
 
-@tf.custom_gradient
-def inverse_and_log_abs_det(matrices):
+@tf.custom_gradient  # Annotated as called, as `log_abs_dets`.
+def inverse_and_log_abs_det(
+    matrices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   """`(G^{-1}, log|det G|)` of `[F, C, C]` matrices from one factorisation.
 
   LU with partial pivoting: `tf.linalg.lu` without XLA, `gauss_jordan` under
@@ -250,7 +258,7 @@ def inverse_and_log_abs_det(matrices):
   return (inverses, log_abs_det), gradient
 
 
-def circular_conv2d(images, kernel):
+def circular_conv2d(images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
   """The periodic convolution in the spatial domain: wrap padding + VALID conv.
 
   `images` `[N, H, W, C_in]`, `kernel` `[k, k, C_in, C_out]`, `k <= H, W`.
@@ -283,7 +291,7 @@ def _image_from_spectrum(spectrum, height, width):
   return tf.transpose(images, [0, 2, 3, 1])
 
 
-def spectral_product(images, spectrum):
+def spectral_product(images: tf.Tensor, spectrum: tf.Tensor) -> tf.Tensor:
   """`irfft2d(X(u, v) @ S(u, v))`: one `C x C` matrix per frequency.
 
   `images` `[N, H, W, C_in]`, `spectrum` `[H, W // 2 + 1, C_in, C_out]` (the
@@ -296,7 +304,7 @@ def spectral_product(images, spectrum):
   return _image_from_spectrum(product, shape[1], shape[2])
 
 
-def fft_conv2d(images, kernel):
+def fft_conv2d(images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
   """The periodic convolution through the convolution theorem.
 
   `Y(u, v) = X(u, v) @ G(u, v)` on the half spectrum, then `irfft2d`.
@@ -314,7 +322,9 @@ def _weighted_total(per_frequency, width):
       per_frequency * frequency_weights(width, per_frequency.dtype))
 
 
-def inverse_spectrum_and_log_abs_det(kernel, height, width):
+def inverse_spectrum_and_log_abs_det(
+    kernel: tf.Tensor, height: int | tf.Tensor,
+    width: int | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   """`G(u, v)^{-1}` on the half spectrum and `log|det J|`, one factorisation.
 
   Returns `([H, W // 2 + 1, C, C] complex, real scalar)`: what the inverse
@@ -330,7 +340,7 @@ def inverse_spectrum_and_log_abs_det(kernel, height, width):
           _weighted_total(tf.reshape(log_abs_dets, shape[:2]), width))
 
 
-def fft_solve(images, kernel):
+def fft_solve(images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
   """Exact inverse of `fft_conv2d`: `X(u, v) = Y(u, v) @ G(u, v)^{-1}`.
 
   Cost `O(H W C^3)` for the per-frequency inverses (once per call),
@@ -341,7 +351,8 @@ def fft_solve(images, kernel):
   return spectral_product(images, inverse)
 
 
-def log_abs_det(kernel, height, width):
+def log_abs_det(kernel: tf.Tensor, height: int | tf.Tensor,
+                width: int | tf.Tensor) -> tf.Tensor:
   """`log|det J|` of the periodic convolution on `height x width` images.
 
   `sum_{u, v} log|det G(u, v)|` over all `H W` frequencies: the half
@@ -356,7 +367,8 @@ def log_abs_det(kernel, height, width):
       tf.reshape(per_frequency, tf.shape(spectrum)[:2]), width)
 
 
-def spatial_is_cheaper(kernel_size, channels, height, width):
+def spatial_is_cheaper(kernel_size: int, channels: int, height: int,
+                       width: int) -> bool:
   """The forward's cost rule: is the spatial convolution cheaper than the FFT?
 
   Per image and pixel, the spatial route costs `k^2 C^2` multiply-adds; the

@@ -1,9 +1,14 @@
 """Initial values for the layers' variables, reproducible from an int seed."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import tensorflow as tf
 
 
-def normal(shape, stddev, seed, dtype):
+def normal(shape: Sequence[int] | tf.Tensor, stddev: float | tf.Tensor,
+           seed: int | None, dtype: tf.dtypes.DType) -> tf.Tensor:
   """`N(0, stddev^2)` values; stateless (reproducible) when `seed` is an int."""
   if seed is None:
     return tf.random.normal(shape, stddev=stddev, dtype=dtype)
@@ -11,7 +16,8 @@ def normal(shape, stddev, seed, dtype):
                                     dtype=dtype)
 
 
-def random_rotation(channels, seed, dtype):
+def random_rotation(channels: int, seed: int | None,
+                    dtype: tf.dtypes.DType) -> tf.Tensor:
   """A random `C x C` orthogonal matrix with determinant +1, as Glow starts.
 
   The Q factor of a Gaussian matrix, with its columns' signs fixed by R's
