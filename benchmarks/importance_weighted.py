@@ -24,19 +24,33 @@ import numpy as np
 from tfp_emerging import training
 
 
-def run(seed, epochs, samples):
-  """Trains one model; its test bits/dim for K = 1 and each K, one record."""
-  config = training.RunConfig(dataset="digits", epochs=epochs, seed=seed)
+def trained_record(config, samples):
+  """Trains a model of `config` through `training.fit`; a record of its
+  parameters, training time and test bits/dim for K = 1 and each K of
+  `samples` (`training.evaluate`). Both studies' one training step."""
   data = training.load_data(config)
   config = config.with_data(data)
   model = training.build_model(config)
   start = time.perf_counter()
   training.fit(model, data, config)
-  record = {"seed": seed, "epochs": epochs,
-            "train_seconds": time.perf_counter() - start}
-  for k in (1, *samples):
+  record = {"parameters": int(model.count_params()),
+            "train_seconds": round(time.perf_counter() - start, 1)}
+  for k in sorted({1, *samples}):
     record[f"bits_per_dim_k{k}"] = training.evaluate(
         model, data, config.batch_size, config.seed, num_samples=k)
+  return record
+
+
+def sample_std(values):
+  """The standard deviation with ddof 1; NaN for a single value."""
+  return values.std(ddof=1) if len(values) > 1 else float("nan")
+
+
+def run(seed, epochs, samples):
+  """Trains one model; its test bits/dim for K = 1 and each K, one record."""
+  config = training.RunConfig(dataset="digits", epochs=epochs, seed=seed)
+  record = {"seed": seed, "epochs": epochs,
+            **trained_record(config, samples)}
   print(json.dumps(record), flush=True)
   return record
 
@@ -50,9 +64,8 @@ def summarize(records, samples):
   for k in (1, *samples):
     bits = np.array([r[f"bits_per_dim_k{k}"] for r in records])
     gain = single - bits
-    std = lambda v: v.std(ddof=1) if len(v) > 1 else float("nan")
-    lines.append(f"| {k} | {bits.mean():.4f} ± {std(bits):.4f} | "
-                 f"{gain.mean():.4f} ± {std(gain):.4f} | "
+    lines.append(f"| {k} | {bits.mean():.4f} ± {sample_std(bits):.4f} | "
+                 f"{gain.mean():.4f} ± {sample_std(gain):.4f} | "
                  + ", ".join(f"{b:.4f}" for b in bits) + " |")
   return "\n".join(lines) + "\n"
 

@@ -15,16 +15,16 @@ couplings `F` wide (about as many parameters as the variational one), so
 that the gain is not just that of a larger model.
 
 Command line: `python -m benchmarks.variational_dequantization [--seeds N]
-[--epochs N] [--samples K] [--control-hidden-channels F]`; prints one JSON record per model and a
-Markdown table.
+[--epochs N] [--samples K] [--control-hidden-channels F]`; prints one
+JSON record per model and a Markdown table.
 """
 
 import argparse
 import json
-import time
 
 import numpy as np
 
+from benchmarks import importance_weighted
 from tfp_emerging import training
 
 DEQUANTIZATIONS = ("uniform", "variational")
@@ -36,19 +36,10 @@ def run(seed, dequantization, epochs, samples, hidden_channels=None):
       "hidden_channels": hidden_channels}
   config = training.RunConfig(dataset="digits", epochs=epochs, seed=seed,
                               dequantization=dequantization, **widths)
-  data = training.load_data(config)
-  config = config.with_data(data)
-  model = training.build_model(config)
-  start = time.perf_counter()
-  training.fit(model, data, config)
   kind = dequantization if hidden_channels is None else (
       f"{dequantization}, couplings {hidden_channels} wide")
   record = {"seed": seed, "dequantization": kind, "epochs": epochs,
-            "parameters": int(model.count_params()),
-            "train_seconds": round(time.perf_counter() - start, 1)}
-  for k in sorted({1, samples}):
-    record[f"bits_per_dim_k{k}"] = training.evaluate(
-        model, data, config.batch_size, config.seed, num_samples=k)
+            **importance_weighted.trained_record(config, [samples])}
   print(json.dumps(record), flush=True)
   return record
 
@@ -56,9 +47,7 @@ def run(seed, dequantization, epochs, samples, hidden_channels=None):
 def summarize(records, samples):
   """The Markdown table: per dequantisation and K, the mean test bits/dim
   over the seeds and the paired gain of the variational model."""
-  def std(values):
-    return values.std(ddof=1) if len(values) > 1 else float("nan")
-
+  std = importance_weighted.sample_std
   kinds = list(dict.fromkeys(r["dequantization"] for r in records))
   by_kind = {kind: sorted((r for r in records
                            if r["dequantization"] == kind),
