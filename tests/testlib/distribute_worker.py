@@ -47,7 +47,7 @@ def per_position_noise(shape, seed=None, dtype=tf.float32):
   return tf.broadcast_to(tf.reshape(u, shape[1:]), shape)
 
 
-def per_image_dequantize(images, num_bins):
+def dequantize_with_fixed_noise(images, num_bins):
   k = tf.cast(images, tf.float32)
   return (k + per_position_noise(tf.shape(k))) / num_bins - 0.5
 
@@ -129,7 +129,7 @@ def implicit_initialisation(mirrored):
   def replica_log_prob(x):
     return mirrored.run(distribution.log_prob, args=(x,))
 
-  first = per_image_dequantize(IMAGES[:16], NUM_BINS)
+  first = dequantize_with_fixed_noise(IMAGES[:16], NUM_BINS)
   try:
     replica_log_prob(first)
     error = ""
@@ -207,7 +207,7 @@ def main():
   mirrored = distribute.make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
   one, one_log = train(default)
   two, two_log = train(mirrored)
-  first = per_image_dequantize(IMAGES[:16], NUM_BINS)
+  first = dequantize_with_fixed_noise(IMAGES[:16], NUM_BINS)
   mean = tf.reduce_mean(glow_lib.squeeze(first), axis=[0, 1, 2]).numpy()
   half = tf.reduce_mean(glow_lib.squeeze(first[:8]), axis=[0, 1, 2]).numpy()
 

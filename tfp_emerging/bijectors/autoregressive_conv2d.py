@@ -181,7 +181,7 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return self._kernel_size
 
   @property
-  def order(self) -> str:
+  def order(self) -> Order:
     return self._order
 
   @property
@@ -189,7 +189,7 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return self._dilation
 
   @property
-  def solver(self) -> str:
+  def solver(self) -> autoregressive.Solver:
     return self._solver
 
   @property

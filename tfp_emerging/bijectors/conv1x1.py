@@ -263,7 +263,7 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     return self._channels
 
   @property
-  def parameterization(self) -> str:
+  def parameterization(self) -> Parameterization:
     return self._parameterization
 
   def factor(self, name: str) -> tf.Variable | tf.Tensor:

@@ -173,7 +173,7 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     return self._kernel_size
 
   @property
-  def forward_path(self) -> str:
+  def forward_path(self) -> ForwardPath:
     return self._forward_path
 
   @property

@@ -466,10 +466,10 @@ class FlowModel(keras.Model):
     """Bits/dim `[B]` of integer images with fresh (or `seed`ed) noise;
     importance-weighted over `num_samples` draws when above 1."""
     images = _checked_images(images, self.num_bins, caller)
-    repeated = (tf.repeat(images, num_samples, axis=0) if num_samples > 1
-                else images)
-    noise = dequantization.uniform_noise(tf.shape(repeated), seed,
-                                         self._event_dtype)
+    shape = tf.shape(images)  # K draws each: noise [B K, H, W, C]
+    noise = dequantization.uniform_noise(
+        tf.concat([[shape[0] * num_samples], shape[1:]], 0), seed,
+        self._event_dtype)
     if num_samples > 1:
       noise = tf.reshape(
           noise, tf.concat([[-1, num_samples], self._event_shape], 0))

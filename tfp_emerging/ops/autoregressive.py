@@ -433,7 +433,7 @@ def raster_is_cheaper(batch: int | None, height: int | None,
 
 
 def choose_solver(solver: Solver, y: tf.Tensor, kernel: tf.Tensor,
-                  dilation: int) -> str:
+                  dilation: int) -> Solver:
   """`solver`, or for `"auto"` the one `raster_is_cheaper` picks for `y`."""
   if solver != "auto":
     return solver
