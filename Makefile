@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: install test demo benchmark docs notebooks
+.PHONY: install test demo benchmark docs notebooks format lint
 
 install: $(STAMP)
 
@@ -41,3 +41,13 @@ docs: install
 # repository into the notebooks' install cell and README.md's Colab badges.
 notebooks: install
 	$(PY) colab/build.py $(if $(REPOSITORY),--repository $(REPOSITORY))
+
+# Style, held by ruff (configured in pyproject.toml): `make format` rewrites
+# the tree, `make lint` checks formatting and the lint rules without writing.
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+lint: install
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
