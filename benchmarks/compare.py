@@ -58,13 +58,22 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfp_emerging.training import callbacks
 from tfp_emerging import data as data_lib
 from tfp_emerging import training
+from tfp_emerging.training import callbacks
 
-__all__ = ["DATASETS", "MIXINGS", "SETTINGS", "QUICK_SETTINGS", "main",
-           "matched_hidden_channels", "num_parameters", "run_config",
-           "run_study", "summarize"]
+__all__ = [
+  "DATASETS",
+  "MIXINGS",
+  "QUICK_SETTINGS",
+  "SETTINGS",
+  "main",
+  "matched_hidden_channels",
+  "num_parameters",
+  "run_config",
+  "run_study",
+  "summarize",
+]
 
 DATASETS = ("digits", "skimage-crops")
 WIDE = "1x1-wide"
@@ -74,23 +83,56 @@ MIXINGS = ("1x1", "lu", "qr", "emerging", "periodic", WIDE)
 # Per dataset: the model, the optimisation and the data sizes of the full
 # study, sized to finish in under an hour on 2 CPU cores.
 SETTINGS = {
-    "digits": dict(num_levels=1, num_steps=4, hidden_channels=32,
-                   kernel_size=3, batch_size=64, learning_rate=1e-3,
-                   warmup_steps=100, epochs=40),
-    "skimage-crops": dict(num_levels=1, num_steps=4, hidden_channels=32,
-                          kernel_size=3, batch_size=64, learning_rate=1e-3,
-                          warmup_steps=100, epochs=12, num_train=4000,
-                          num_test=1000),
+  "digits": dict(
+    num_levels=1,
+    num_steps=4,
+    hidden_channels=32,
+    kernel_size=3,
+    batch_size=64,
+    learning_rate=1e-3,
+    warmup_steps=100,
+    epochs=40,
+  ),
+  "skimage-crops": dict(
+    num_levels=1,
+    num_steps=4,
+    hidden_channels=32,
+    kernel_size=3,
+    batch_size=64,
+    learning_rate=1e-3,
+    warmup_steps=100,
+    epochs=12,
+    num_train=4000,
+    num_test=1000,
+  ),
 }
 # `--quick`: a tiny model for one epoch, for the test suite; enough steps
 # (93) for every mixing to end below the uniform model's log2(17) = 4.09.
 QUICK_SETTINGS = {
-    "digits": dict(num_levels=1, num_steps=1, hidden_channels=8,
-                   kernel_size=3, batch_size=16, learning_rate=1e-2,
-                   warmup_steps=2, epochs=1, num_train=1500, num_test=64),
-    "skimage-crops": dict(num_levels=1, num_steps=1, hidden_channels=8,
-                          kernel_size=3, batch_size=32, learning_rate=1e-3,
-                          warmup_steps=2, epochs=1, num_train=96, num_test=32),
+  "digits": dict(
+    num_levels=1,
+    num_steps=1,
+    hidden_channels=8,
+    kernel_size=3,
+    batch_size=16,
+    learning_rate=1e-2,
+    warmup_steps=2,
+    epochs=1,
+    num_train=1500,
+    num_test=64,
+  ),
+  "skimage-crops": dict(
+    num_levels=1,
+    num_steps=1,
+    hidden_channels=8,
+    kernel_size=3,
+    batch_size=32,
+    learning_rate=1e-3,
+    warmup_steps=2,
+    epochs=1,
+    num_train=96,
+    num_test=32,
+  ),
 }
 # Seed of the test images' dequantisation noise (the same for every run).
 EVAL_SEED = 12345
@@ -106,21 +148,31 @@ def load_dataset(name, settings):
 
 def _counts(data, settings):
   """`(num_train, num_test)`: the study's share of each split."""
-  return tuple(min(settings.get(f"num_{split}", data.num_examples[split]),
-                   data.num_examples[split]) for split in ("train", "test"))
+  return tuple(
+    min(
+      settings.get(f"num_{split}", data.num_examples[split]),
+      data.num_examples[split],
+    )
+    for split in ("train", "test")
+  )
 
 
 def run_config(name, mixing, settings, hidden_channels, seed, data=None):
   """The `training.RunConfig` of one model of the study (`1x1-wide` is the
   1x1 mixing at `hidden_channels`); with `data`, its data fields set."""
   config = training.RunConfig(
-      dataset=name, mixing="1x1" if mixing == WIDE else mixing,
-      num_levels=settings["num_levels"], num_steps=settings["num_steps"],
-      hidden_channels=hidden_channels, kernel_size=settings["kernel_size"],
-      batch_size=settings["batch_size"],
-      learning_rate=settings["learning_rate"],
-      warmup_steps=settings["warmup_steps"], epochs=settings["epochs"],
-      seed=seed)
+    dataset=name,
+    mixing="1x1" if mixing == WIDE else mixing,
+    num_levels=settings["num_levels"],
+    num_steps=settings["num_steps"],
+    hidden_channels=hidden_channels,
+    kernel_size=settings["kernel_size"],
+    batch_size=settings["batch_size"],
+    learning_rate=settings["learning_rate"],
+    warmup_steps=settings["warmup_steps"],
+    epochs=settings["epochs"],
+    seed=seed,
+  )
   return config if data is None else config.with_data(data)
 
 
@@ -131,8 +183,10 @@ def num_parameters(flow):
 
 def _count_parameters(mixing, image_shape, settings, hidden_channels):
   config = dataclasses.replace(
-      run_config("count", mixing, settings, hidden_channels, seed=0),
-      image_shape=list(image_shape), num_bins=256)
+    run_config("count", mixing, settings, hidden_channels, seed=0),
+    image_shape=list(image_shape),
+    num_bins=256,
+  )
   return num_parameters(training.build_model(config).flow)
 
 
@@ -162,8 +216,10 @@ def _reset(model, fresh):
   zeroed optimiser (step counter included)."""
   for target, source in zip(model.flow.variables, fresh.flow.variables):
     if target.shape != source.shape:
-      raise AssertionError(f"variable {target.name} {target.shape} does not "
-                           f"match {source.name} {source.shape}.")
+      raise AssertionError(
+        f"variable {target.name} {target.shape} does not "
+        f"match {source.name} {source.shape}."
+      )
     target.assign(source)
   for v in model.optimizer.variables:
     v.assign(tf.zeros_like(v))
@@ -172,20 +228,28 @@ def _reset(model, fresh):
 def _train_model(data, mixing, settings, hidden_channels, seeds, log):
   """Trains one (dataset, mixing) model for every seed; one record per seed."""
   num_train, num_test = _counts(data, settings)
-  first = run_config(data.name, mixing, settings, hidden_channels, seeds[0],
-                     data)
+  first = run_config(
+    data.name, mixing, settings, hidden_channels, seeds[0], data
+  )
   start = time.time()
   model = training.build_model(first)
   params = num_parameters(model.flow)
   # Trace the training and evaluation steps once (one step and one test
   # batch through the one training path); every seed then resets the
   # variables.
-  training.fit(model, data, dataclasses.replace(first, epochs=1),
-               num_train=first.batch_size, num_test=first.batch_size,
-               evaluation_seed=EVAL_SEED)
+  training.fit(
+    model,
+    data,
+    dataclasses.replace(first, epochs=1),
+    num_train=first.batch_size,
+    num_test=first.batch_size,
+    evaluation_seed=EVAL_SEED,
+  )
   trace_seconds = time.time() - start
-  log(f"  {data.name} {mixing}: {params} parameters, traced in "
-      f"{trace_seconds:.1f} s")
+  log(
+    f"  {data.name} {mixing}: {params} parameters, traced in "
+    f"{trace_seconds:.1f} s"
+  )
 
   records = []
   for seed in seeds:
@@ -193,28 +257,42 @@ def _train_model(data, mixing, settings, hidden_channels, seeds, log):
     _reset(model, training.build_model(config))
     recorder = callbacks.EpochRecorder()
     try:
-      training.fit(model, data, config, recorder=recorder,
-                   num_train=num_train, num_test=num_test,
-                   evaluation_seed=EVAL_SEED)
+      training.fit(
+        model,
+        data,
+        config,
+        recorder=recorder,
+        num_train=num_train,
+        num_test=num_test,
+        evaluation_seed=EVAL_SEED,
+      )
     except training.TrainingDiverged as e:
       log(f"    seed {seed}: {e}")
     epochs = recorder.records
     for epoch in epochs:
-      log(f"    seed {seed} epoch {epoch['epoch']}: train "
-          f"{epoch['train_bits_per_dim']:.4f}, test "
-          f"{epoch['test_bits_per_dim']:.4f} bits/dim, "
-          f"{epoch['train_seconds']:.1f} s")
-    records.append({
-        "dataset": data.name, "mixing": mixing, "seed": seed,
-        "hidden_channels": hidden_channels, "num_parameters": params,
+      log(
+        f"    seed {seed} epoch {epoch['epoch']}: train "
+        f"{epoch['train_bits_per_dim']:.4f}, test "
+        f"{epoch['test_bits_per_dim']:.4f} bits/dim, "
+        f"{epoch['train_seconds']:.1f} s"
+      )
+    records.append(
+      {
+        "dataset": data.name,
+        "mixing": mixing,
+        "seed": seed,
+        "hidden_channels": hidden_channels,
+        "num_parameters": params,
         "epochs": len(epochs),
         "test_bits_per_dim": epochs[-1]["test_bits_per_dim"],
         "train_bits_per_dim": epochs[-1]["train_bits_per_dim"],
-        "seconds_per_epoch": float(np.mean([e["train_seconds"]
-                                            for e in epochs])),
+        "seconds_per_epoch": float(
+          np.mean([e["train_seconds"] for e in epochs])
+        ),
         "trace_seconds": round(trace_seconds, 3),
         "history": epochs,
-    })
+      }
+    )
   return records
 
 
@@ -225,12 +303,17 @@ def run_study(datasets, mixings, seeds, settings, log=print):
     config = settings[name]
     data = load_dataset(name, config)
     num_train, num_test = _counts(data, config)
-    log(f"{name}: {num_train} train, {num_test} test images "
-        f"{list(data.image_shape)}, {data.num_bins} levels; {data.source}")
+    log(
+      f"{name}: {num_train} train, {num_test} test images "
+      f"{list(data.image_shape)}, {data.num_bins} levels; {data.source}"
+    )
     wide, wide_count, emerging_count = matched_hidden_channels(
-        data.image_shape, config)
-    log(f"  wide 1x1: hidden_channels {wide} -> {wide_count} parameters "
-        f"(emerging: {emerging_count})")
+      data.image_shape, config
+    )
+    log(
+      f"  wide 1x1: hidden_channels {wide} -> {wide_count} parameters "
+      f"(emerging: {emerging_count})"
+    )
     for mixing in mixings:
       width = wide if mixing == WIDE else config["hidden_channels"]
       records.extend(_train_model(data, mixing, config, width, seeds, log))
@@ -251,27 +334,32 @@ def summarize(records):
     if (r["dataset"], r["mixing"]) not in keys:
       keys.append((r["dataset"], r["mixing"]))
   for dataset, mixing in keys:
-    runs = [r for r in records
-            if r["dataset"] == dataset and r["mixing"] == mixing]
+    runs = [
+      r for r in records if r["dataset"] == dataset and r["mixing"] == mixing
+    ]
     bpd = np.array([r["test_bits_per_dim"] for r in runs])
     row = {
-        "dataset": dataset, "mixing": mixing,
-        "num_parameters": runs[0]["num_parameters"],
-        "hidden_channels": runs[0]["hidden_channels"],
-        "seeds": [r["seed"] for r in runs],
-        "test_mean": float(np.mean(bpd)),
-        "test_std": float(np.std(bpd, ddof=1)) if len(runs) > 1 else 0.,
-        "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"]
-                                            for r in runs])),
-        "trace_seconds": runs[0]["trace_seconds"],
+      "dataset": dataset,
+      "mixing": mixing,
+      "num_parameters": runs[0]["num_parameters"],
+      "hidden_channels": runs[0]["hidden_channels"],
+      "seeds": [r["seed"] for r in runs],
+      "test_mean": float(np.mean(bpd)),
+      "test_std": float(np.std(bpd, ddof=1)) if len(runs) > 1 else 0.0,
+      "seconds_per_epoch": float(
+        np.mean([r["seconds_per_epoch"] for r in runs])
+      ),
+      "trace_seconds": runs[0]["trace_seconds"],
     }
-    base = {r["seed"]: r["test_bits_per_dim"] for r in records
-            if r["dataset"] == dataset and r["mixing"] == "1x1"}
+    base = {
+      r["seed"]: r["test_bits_per_dim"]
+      for r in records
+      if r["dataset"] == dataset and r["mixing"] == "1x1"
+    }
     if mixing != "1x1" and all(r["seed"] in base for r in runs) and base:
-      gaps = np.array([r["test_bits_per_dim"] - base[r["seed"]]
-                       for r in runs])
+      gaps = np.array([r["test_bits_per_dim"] - base[r["seed"]] for r in runs])
       row["gap_mean"] = float(np.mean(gaps))
-      row["gap_std"] = float(np.std(gaps, ddof=1)) if len(gaps) > 1 else 0.
+      row["gap_std"] = float(np.std(gaps, ddof=1)) if len(gaps) > 1 else 0.0
     rows.append(row)
   return rows
 
@@ -279,32 +367,39 @@ def summarize(records):
 def summary_table(rows):
   """The summary as a Markdown table."""
   lines = [
-      "| dataset | mixing | hidden | parameters | test bits/dim (mean +- std)"
-      " | vs 1x1, paired (mean +- std) | s/epoch | trace s |",
-      "|---|---|---|---|---|---|---|---|",
+    "| dataset | mixing | hidden | parameters | test bits/dim (mean +- std)"
+    " | vs 1x1, paired (mean +- std) | s/epoch | trace s |",
+    "|---|---|---|---|---|---|---|---|",
   ]
   for row in rows:
-    gap = (f"{row['gap_mean']:+.4f} +- {row['gap_std']:.4f}"
-           if "gap_mean" in row else "")
+    gap = (
+      f"{row['gap_mean']:+.4f} +- {row['gap_std']:.4f}"
+      if "gap_mean" in row
+      else ""
+    )
     lines.append(
-        f"| {row['dataset']} | {row['mixing']} | {row['hidden_channels']} | "
-        f"{row['num_parameters']} | {row['test_mean']:.4f} +- "
-        f"{row['test_std']:.4f} | {gap} | {row['seconds_per_epoch']:.2f} | "
-        f"{row['trace_seconds']:.1f} |")
+      f"| {row['dataset']} | {row['mixing']} | {row['hidden_channels']} | "
+      f"{row['num_parameters']} | {row['test_mean']:.4f} +- "
+      f"{row['test_std']:.4f} | {gap} | {row['seconds_per_epoch']:.2f} | "
+      f"{row['trace_seconds']:.1f} |"
+    )
   return "\n".join(lines) + "\n"
 
 
 def plot(records, rows, path):
   """Writes `comparison.png`: final test bits/dim and test curves per dataset."""
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
   datasets = []
   for row in rows:
     if row["dataset"] not in datasets:
       datasets.append(row["dataset"])
-  fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 3.6 * len(datasets)),
-                           squeeze=False)
+  fig, axes = plt.subplots(
+    len(datasets), 2, figsize=(11, 3.6 * len(datasets)), squeeze=False
+  )
   for (bars, curves), dataset in zip(axes, datasets):
     mine = [row for row in rows if row["dataset"] == dataset]
     positions = np.arange(len(mine))
@@ -312,23 +407,37 @@ def plot(records, rows, path):
     stds = np.array([row["test_std"] for row in mine])
     bars.errorbar(positions, means, yerr=stds, fmt="o", capsize=4)
     for row, x in zip(mine, positions):
-      seeds = [r["test_bits_per_dim"] for r in records
-               if r["dataset"] == dataset and r["mixing"] == row["mixing"]]
+      seeds = [
+        r["test_bits_per_dim"]
+        for r in records
+        if r["dataset"] == dataset and r["mixing"] == row["mixing"]
+      ]
       bars.plot([x] * len(seeds), seeds, ".", color="grey", alpha=0.6)
     bars.set_xticks(positions)
-    bars.set_xticklabels([f"{row['mixing']}\n{row['num_parameters']}"
-                          for row in mine], fontsize=8)
+    bars.set_xticklabels(
+      [f"{row['mixing']}\n{row['num_parameters']}" for row in mine], fontsize=8
+    )
     bars.set_ylabel("test bits/dim")
-    bars.set_title(f"{dataset}: final test bits/dim (mean +- std, dots: seeds)",
-                   fontsize=9)
+    bars.set_title(
+      f"{dataset}: final test bits/dim (mean +- std, dots: seeds)", fontsize=9
+    )
     for row in mine:
-      histories = [r["history"] for r in records
-                   if r["dataset"] == dataset and r["mixing"] == row["mixing"]]
+      histories = [
+        r["history"]
+        for r in records
+        if r["dataset"] == dataset and r["mixing"] == row["mixing"]
+      ]
       length = min(len(h) for h in histories)
-      curve = np.mean([[e["test_bits_per_dim"] for e in h[:length]]
-                       for h in histories], axis=0)
-      curves.plot(np.arange(1, length + 1), curve, label=row["mixing"],
-                  marker="." if length < 10 else None)
+      curve = np.mean(
+        [[e["test_bits_per_dim"] for e in h[:length]] for h in histories],
+        axis=0,
+      )
+      curves.plot(
+        np.arange(1, length + 1),
+        curve,
+        label=row["mixing"],
+        marker="." if length < 10 else None,
+      )
     curves.set_xlabel("epoch")
     curves.set_ylabel("test bits/dim (mean over seeds)")
     curves.set_title(f"{dataset}: test curves", fontsize=9)
@@ -343,38 +452,64 @@ def _names(value, allowed, option):
   bad = [v for v in names if v not in allowed]
   if bad or not names:
     raise argparse.ArgumentTypeError(
-        f"{option}: expected a comma-separated subset of {', '.join(allowed)};"
-        f" got {value!r}.")
+      f"{option}: expected a comma-separated subset of {', '.join(allowed)};"
+      f" got {value!r}."
+    )
   return names
 
 
 def build_parser():
   parser = argparse.ArgumentParser(
-      prog="python -m benchmarks.compare",
-      description=("Train every channel mixing on the same data, model and "
-                   "schedule with several seeds; report test bits/dim."))
-  parser.add_argument("--quick", action="store_true",
-                      help="tiny models and data, for a smoke test")
-  parser.add_argument("--seeds", type=int, default=None,
-                      help="number of seeds 0..N-1 (default 3, quick 2)")
-  parser.add_argument("--epochs", type=int, default=None,
-                      help="epochs for every dataset (default: per dataset)")
-  parser.add_argument("--datasets", default=",".join(DATASETS),
-                      type=lambda v: _names(v, DATASETS, "--datasets"),
-                      help=f"comma-separated subset of {','.join(DATASETS)}")
-  parser.add_argument("--mixings", default=",".join(MIXINGS),
-                      type=lambda v: _names(v, MIXINGS, "--mixings"),
-                      help=f"comma-separated subset of {','.join(MIXINGS)}")
-  parser.add_argument("--out", default="benchmarks/results",
-                      help="folder for runs.json, summary.md, comparison.png")
+    prog="python -m benchmarks.compare",
+    description=(
+      "Train every channel mixing on the same data, model and "
+      "schedule with several seeds; report test bits/dim."
+    ),
+  )
+  parser.add_argument(
+    "--quick",
+    action="store_true",
+    help="tiny models and data, for a smoke test",
+  )
+  parser.add_argument(
+    "--seeds",
+    type=int,
+    default=None,
+    help="number of seeds 0..N-1 (default 3, quick 2)",
+  )
+  parser.add_argument(
+    "--epochs",
+    type=int,
+    default=None,
+    help="epochs for every dataset (default: per dataset)",
+  )
+  parser.add_argument(
+    "--datasets",
+    default=",".join(DATASETS),
+    type=lambda v: _names(v, DATASETS, "--datasets"),
+    help=f"comma-separated subset of {','.join(DATASETS)}",
+  )
+  parser.add_argument(
+    "--mixings",
+    default=",".join(MIXINGS),
+    type=lambda v: _names(v, MIXINGS, "--mixings"),
+    help=f"comma-separated subset of {','.join(MIXINGS)}",
+  )
+  parser.add_argument(
+    "--out",
+    default="benchmarks/results",
+    help="folder for runs.json, summary.md, comparison.png",
+  )
   return parser
 
 
 def main(argv=None):
   """Runs the study; returns the summary rows."""
   args = build_parser().parse_args(argv)
-  settings = {name: dict(config) for name, config in
-              (QUICK_SETTINGS if args.quick else SETTINGS).items()}
+  settings = {
+    name: dict(config)
+    for name, config in (QUICK_SETTINGS if args.quick else SETTINGS).items()
+  }
   seeds = args.seeds if args.seeds is not None else (2 if args.quick else 3)
   if seeds < 1:
     raise SystemExit("--seeds: must be at least 1.")
@@ -385,32 +520,40 @@ def main(argv=None):
       config["epochs"] = args.epochs
   os.makedirs(args.out, exist_ok=True)
   start = time.time()
-  records = run_study(args.datasets, args.mixings, list(range(seeds)),
-                      settings)
+  records = run_study(args.datasets, args.mixings, list(range(seeds)), settings)
   rows = summarize(records)
   table = summary_table(rows)
   arguments = sys.argv[1:] if argv is None else list(argv)
   command = "python -m benchmarks.compare " + " ".join(arguments)
   total = time.time() - start
   with open(os.path.join(args.out, "runs.json"), "w", encoding="utf-8") as f:
-    json.dump({
+    json.dump(
+      {
         "command": command.strip(),
         "arguments": arguments,
         "settings": {name: settings[name] for name in args.datasets},
         "seeds": list(range(seeds)),
         "total_seconds": round(total, 1),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "tensorflow": tf.__version__},
+        "machine": {
+          "cpus": os.cpu_count(),
+          "platform": platform.platform(),
+          "tensorflow": tf.__version__,
+        },
         "summary": rows,
         "runs": records,
-    }, f, indent=1)
+      },
+      f,
+      indent=1,
+    )
   with open(os.path.join(args.out, "summary.md"), "w", encoding="utf-8") as f:
     f.write(f"`{command.strip()}` ({total / 60:.1f} min in total)\n\n")
     f.write(table)
   plot(records, rows, os.path.join(args.out, "comparison.png"))
   print(table)
-  print(f"total {total / 60:.1f} min; wrote {args.out}/runs.json, "
-        f"summary.md, comparison.png")
+  print(
+    f"total {total / 60:.1f} min; wrote {args.out}/runs.json, "
+    f"summary.md, comparison.png"
+  )
   return rows
 
 

@@ -49,12 +49,14 @@ def load_module(path):
 
 def make_layer(channels, seed=0):
   """A float64 top-left layer with trained-looking taps (a few tenths)."""
-  layer = bijectors.AutoregressiveConv2D(channels, 3, dtype=tf.float64,
-                                         seed=seed)
+  layer = bijectors.AutoregressiveConv2D(
+    channels, 3, dtype=tf.float64, seed=seed
+  )
   rng = np.random.default_rng(seed)
-  layer.kernel.assign(rng.normal(0., 0.25 / (2 * np.sqrt(channels)),
-                                 layer.kernel.shape))
-  layer.log_diagonal.assign(rng.normal(0., 0.3, [channels]))
+  layer.kernel.assign(
+    rng.normal(0.0, 0.25 / (2 * np.sqrt(channels)), layer.kernel.shape)
+  )
+  layer.log_diagonal.assign(rng.normal(0.0, 0.3, [channels]))
   return layer
 
 
@@ -63,8 +65,9 @@ def paper_inverse(module, layer):
   kernel = np.ascontiguousarray(layer.full_kernel().numpy()[:, :, ::-1, ::-1])
 
   def inverse(y):
-    x = module.inverse_conv(np.ascontiguousarray(y[..., ::-1]), kernel, 1,
-                            layer.dilation)
+    x = module.inverse_conv(
+      np.ascontiguousarray(y[..., ::-1]), kernel, 1, layer.dilation
+    )
     return x[..., ::-1]
 
   return inverse
@@ -81,10 +84,12 @@ def compare(module, shape, jit_modes, repeats):
   for jit in jit_modes:
     ours = tf.function(layer.inverse, jit_compile=jit)
     x = ours(y).numpy()
-    error = np.abs(x - expected).max() / max(1., np.abs(expected).max())
+    error = np.abs(x - expected).max() / max(1.0, np.abs(expected).max())
     if error > 1e-9:
-      raise AssertionError(f"{shape}, jit={jit}: ours and the paper's inverse "
-                           f"differ by {error:.2e} (relative)")
+      raise AssertionError(
+        f"{shape}, jit={jit}: ours and the paper's inverse "
+        f"differ by {error:.2e} (relative)"
+      )
     calls.append((ours, y))
     names.append("ours, xla" if jit else "ours")
   calls.append((theirs, y_numpy))
@@ -97,27 +102,43 @@ def main(argv=None):
   parser.add_argument("module", help="path of the built inverse_op_cython")
   parser.add_argument("--jit", choices=("both", "on", "off"), default="both")
   parser.add_argument("--repeats", type=int, default=speed.REPEATS)
-  parser.add_argument("--shapes", nargs="*", default=None,
-                      help="N,H,W,C each (default: the four benchmark shapes)")
+  parser.add_argument(
+    "--shapes",
+    nargs="*",
+    default=None,
+    help="N,H,W,C each (default: the four benchmark shapes)",
+  )
   args = parser.parse_args(argv)
   threads = os.environ.get("OMP_THREAD_LIMIT")
   if threads is None:
-    print("warning: OMP_THREAD_LIMIT is not set; the paper's code asks for 8 "
-          "threads", file=sys.stderr)
+    print(
+      "warning: OMP_THREAD_LIMIT is not set; the paper's code asks for 8 "
+      "threads",
+      file=sys.stderr,
+    )
   module = load_module(args.module)
-  shapes = (speed.SHAPES if args.shapes is None else
-            [tuple(int(s) for s in shape.split(",")) for shape in args.shapes])
+  shapes = (
+    speed.SHAPES
+    if args.shapes is None
+    else [tuple(int(s) for s in shape.split(",")) for shape in args.shapes]
+  )
   jit_modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.jit]
-  print(f"float64, k = 3, one AutoregressiveConv2D inverse; Cython with "
-        f"OMP_THREAD_LIMIT={threads}; same x checked; median of "
-        f"{args.repeats} calls")
+  print(
+    f"float64, k = 3, one AutoregressiveConv2D inverse; Cython with "
+    f"OMP_THREAD_LIMIT={threads}; same x checked; median of "
+    f"{args.repeats} calls"
+  )
   for shape in shapes:
     seconds = compare(module, shape, jit_modes, args.repeats)
     cython = seconds.pop("cython")
-    ours = "  ".join(f"{name} {t * 1e3:8.1f} ms ({t / cython:.2f}x)"
-                     for name, t in seconds.items())
-    print(f"{'x'.join(map(str, shape)):14s} cython {cython * 1e3:8.1f} ms  "
-          f"{ours}", flush=True)
+    ours = "  ".join(
+      f"{name} {t * 1e3:8.1f} ms ({t / cython:.2f}x)"
+      for name, t in seconds.items()
+    )
+    print(
+      f"{'x'.join(map(str, shape)):14s} cython {cython * 1e3:8.1f} ms  {ours}",
+      flush=True,
+    )
   return 0
 
 

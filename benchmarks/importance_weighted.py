@@ -33,11 +33,14 @@ def trained_record(config, samples):
   model = training.build_model(config)
   start = time.perf_counter()
   training.fit(model, data, config)
-  record = {"parameters": int(model.count_params()),
-            "train_seconds": round(time.perf_counter() - start, 1)}
+  record = {
+    "parameters": int(model.count_params()),
+    "train_seconds": round(time.perf_counter() - start, 1),
+  }
   for k in sorted({1, *samples}):
     record[f"bits_per_dim_k{k}"] = training.evaluate(
-        model, data, config.batch_size, config.seed, num_samples=k)
+      model, data, config.batch_size, config.seed, num_samples=k
+    )
   return record
 
 
@@ -49,8 +52,7 @@ def sample_std(values):
 def run(seed, epochs, samples):
   """Trains one model; its test bits/dim for K = 1 and each K, one record."""
   config = training.RunConfig(dataset="digits", epochs=epochs, seed=seed)
-  record = {"seed": seed, "epochs": epochs,
-            **trained_record(config, samples)}
+  record = {"seed": seed, "epochs": epochs, **trained_record(config, samples)}
   print(json.dumps(record), flush=True)
   return record
 
@@ -58,29 +60,46 @@ def run(seed, epochs, samples):
 def summarize(records, samples):
   """The Markdown table: per K, the mean test bits/dim and the gain over
   K = 1, mean ± standard deviation over the seeds."""
-  lines = ["| K | test bits/dim | below K = 1 | per seed |",
-           "|---|---|---|---|"]
+  lines = [
+    "| K | test bits/dim | below K = 1 | per seed |",
+    "|---|---|---|---|",
+  ]
   single = np.array([r["bits_per_dim_k1"] for r in records])
   for k in (1, *samples):
     bits = np.array([r[f"bits_per_dim_k{k}"] for r in records])
     gain = single - bits
-    lines.append(f"| {k} | {bits.mean():.4f} ± {sample_std(bits):.4f} | "
-                 f"{gain.mean():.4f} ± {sample_std(gain):.4f} | "
-                 + ", ".join(f"{b:.4f}" for b in bits) + " |")
+    lines.append(
+      f"| {k} | {bits.mean():.4f} ± {sample_std(bits):.4f} | "
+      f"{gain.mean():.4f} ± {sample_std(gain):.4f} | "
+      + ", ".join(f"{b:.4f}" for b in bits)
+      + " |"
+    )
   return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--seeds", type=int, default=3,
-                      help="models, seeds 0 .. N-1 (default: %(default)s)")
-  parser.add_argument("--epochs", type=int, default=5,
-                      help="training epochs per model (default: %(default)s)")
-  parser.add_argument("--samples", type=int, nargs="+", default=[4, 16],
-                      help="the K above 1 to evaluate (default: %(default)s)")
+  parser.add_argument(
+    "--seeds",
+    type=int,
+    default=3,
+    help="models, seeds 0 .. N-1 (default: %(default)s)",
+  )
+  parser.add_argument(
+    "--epochs",
+    type=int,
+    default=5,
+    help="training epochs per model (default: %(default)s)",
+  )
+  parser.add_argument(
+    "--samples",
+    type=int,
+    nargs="+",
+    default=[4, 16],
+    help="the K above 1 to evaluate (default: %(default)s)",
+  )
   args = parser.parse_args(argv)
-  records = [run(seed, args.epochs, args.samples)
-             for seed in range(args.seeds)]
+  records = [run(seed, args.epochs, args.samples) for seed in range(args.seeds)]
   print(summarize(records, args.samples))
   return 0
 

@@ -44,19 +44,30 @@ import tensorflow_probability as tfp
 from tfp_emerging import bijectors
 from tfp_emerging import flows
 
-__all__ = ["GLOWS", "KERNEL_SIZE", "QUICK_GLOWS", "QUICK_SHAPES", "Record",
-           "SHAPES", "SOLVERS", "main", "median_seconds", "run"]
+__all__ = [
+  "GLOWS",
+  "KERNEL_SIZE",
+  "QUICK_GLOWS",
+  "QUICK_SHAPES",
+  "SHAPES",
+  "SOLVERS",
+  "Record",
+  "main",
+  "median_seconds",
+  "run",
+]
 
-SHAPES = ((16, 32, 32, 12), (64, 32, 32, 48), (4, 64, 64, 12),
-          (16, 16, 16, 48))
+SHAPES = ((16, 32, 32, 12), (64, 32, 32, 48), (4, 64, 64, 12), (16, 16, 16, 48))
 QUICK_SHAPES = ((2, 8, 8, 4),)
 KERNEL_SIZE = 3
 REPEATS = 7
 MIN_REPEATS = 5
 
 # `(name, batch, image_shape, num_levels, num_steps, hidden_channels)`.
-GLOWS = (("digits", 64, (8, 8, 1), 1, 4, 32),
-         ("32x32x3", 16, (32, 32, 3), 3, 4, 64))
+GLOWS = (
+  ("digits", 64, (8, 8, 1), 1, 4, 32),
+  ("32x32x3", 16, (32, 32, 3), 3, 4, 64),
+)
 QUICK_GLOWS = (("tiny", 2, (8, 8, 1), 1, 1, 4),)
 # `--quick` runs the Glow code path for the baseline and one other mixing.
 QUICK_MIXINGS = ("1x1", "emerging")
@@ -69,6 +80,7 @@ DENSE = "conv2d"
 @dataclasses.dataclass(frozen=True)
 class Record:
   """One measurement; `ratio = seconds / seconds of ratio_to`."""
+
   layer: str
   op: str
   solver: object
@@ -104,14 +116,29 @@ def _layers(channels, quick):
   layers = []
   for cls in (bijectors.AutoregressiveConv2D, bijectors.EmergingConv2D):
     for solver in SOLVERS:
-      layers.append((cls.__name__, solver,
-                     cls(channels, KERNEL_SIZE, solver=solver, seed=1)))
-  layers.append(("PeriodicConv2D", None,
-                 bijectors.PeriodicConv2D(channels, KERNEL_SIZE, seed=1)))
+      layers.append(
+        (
+          cls.__name__,
+          solver,
+          cls(channels, KERNEL_SIZE, solver=solver, seed=1),
+        )
+      )
+  layers.append(
+    (
+      "PeriodicConv2D",
+      None,
+      bijectors.PeriodicConv2D(channels, KERNEL_SIZE, seed=1),
+    )
+  )
   parameterizations = ("qr",) if quick else ("qr", "lu", "plain")
   for parameterization in parameterizations:
-    layers.append((f"Conv1x1[{parameterization}]", None,
-                   bijectors.Conv1x1(channels, parameterization, seed=1)))
+    layers.append(
+      (
+        f"Conv1x1[{parameterization}]",
+        None,
+        bijectors.Conv1x1(channels, parameterization, seed=1),
+      )
+    )
   return layers
 
 
@@ -119,12 +146,23 @@ def _layer_records(shape, jit, repeats, quick, selected):
   """Records of the dense reference and every layer on one shape."""
   images = tf.random.stateless_normal(shape, seed=[1, 2])
   channels = shape[-1]
-  kernel = tf.random.stateless_normal(
-      [KERNEL_SIZE, KERNEL_SIZE, channels, channels], seed=[3, 4]) * 0.1
+  kernel = (
+    tf.random.stateless_normal(
+      [KERNEL_SIZE, KERNEL_SIZE, channels, channels], seed=[3, 4]
+    )
+    * 0.1
+  )
   compile_ = lambda fn: tf.function(fn, jit_compile=jit)
   # (layer, op, solver, fn, arg), timed together below.
-  plan = [(DENSE, "forward", None,
-           compile_(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME")), images)]
+  plan = [
+    (
+      DENSE,
+      "forward",
+      None,
+      compile_(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME")),
+      images,
+    )
+  ]
   for name, solver, layer in _layers(channels, quick):
     if not selected(name):
       continue
@@ -143,10 +181,18 @@ def _layer_records(shape, jit, repeats, quick, selected):
       ratio_to = (DENSE, "forward", None)
     else:
       ratio_to = (name, "forward", None)
-    records.append(Record(
-        name, op, solver, list(shape), jit, t,
+    records.append(
+      Record(
+        name,
+        op,
+        solver,
+        list(shape),
+        jit,
+        t,
         None if ratio_to is None else t / measured[ratio_to],
-        None if ratio_to is None else " ".join(filter(None, ratio_to))))
+        None if ratio_to is None else " ".join(filter(None, ratio_to)),
+      )
+    )
   return records
 
 
@@ -165,11 +211,19 @@ def _glow_records(config, jit, repeats, quick, selected):
     layer = f"Glow[{name}, {mixing}]"
     if mixing != "1x1" and not selected(layer):
       continue
-    glow = flows.Glow(image_shape, num_levels, num_steps, mixing=mixing,
-                      hidden_channels=hidden, kernel_size=KERNEL_SIZE, seed=0)
+    glow = flows.Glow(
+      image_shape,
+      num_levels,
+      num_steps,
+      mixing=mixing,
+      hidden_channels=hidden,
+      kernel_size=KERNEL_SIZE,
+      seed=0,
+    )
     glow.initialize(images)
     model = tfp.distributions.TransformedDistribution(
-        glow.base_distribution(), glow)
+      glow.base_distribution(), glow
+    )
     variables = glow.trainable_variables
 
     def train_step(x, model=model, variables=variables):
@@ -179,20 +233,41 @@ def _glow_records(config, jit, repeats, quick, selected):
         variable.assign_sub(1e-5 * grad)
       return loss
 
-    plan.append((layer, "train_step",
-                 tf.function(train_step, jit_compile=jit), images))
-    plan.append((layer, "sample", tf.function(glow.forward, jit_compile=jit),
-                 latents))
+    plan.append(
+      (layer, "train_step", tf.function(train_step, jit_compile=jit), images)
+    )
+    plan.append(
+      (layer, "sample", tf.function(glow.forward, jit_compile=jit), latents)
+    )
   seconds = median_seconds([(fn, arg) for *_, fn, arg in plan], repeats)
-  baseline = {op: t for (layer, op, _, _), t in zip(plan, seconds)
-              if layer == f"Glow[{name}, 1x1]"}
-  return [Record(layer, op, None, shape, jit, t, t / baseline[op],
-                 f"Glow[{name}, 1x1] {op}")
-          for (layer, op, _, _), t in zip(plan, seconds)]
+  baseline = {
+    op: t
+    for (layer, op, _, _), t in zip(plan, seconds)
+    if layer == f"Glow[{name}, 1x1]"
+  }
+  return [
+    Record(
+      layer,
+      op,
+      None,
+      shape,
+      jit,
+      t,
+      t / baseline[op],
+      f"Glow[{name}, 1x1] {op}",
+    )
+    for (layer, op, _, _), t in zip(plan, seconds)
+  ]
 
 
-def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
-        glows=True, log=None):
+def run(
+  quick=False,
+  repeats=REPEATS,
+  only=None,
+  jit_modes=(False, True),
+  glows=True,
+  log=None,
+):
   """Runs the suite and returns its `Record`s.
 
   Args:
@@ -209,12 +284,14 @@ def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
     log: optional callable receiving each `Record` as it is measured.
   """
   if repeats < MIN_REPEATS:
-    raise ValueError(f"`repeats` must be at least {MIN_REPEATS}; got "
-                     f"{repeats}.")
+    raise ValueError(
+      f"`repeats` must be at least {MIN_REPEATS}; got {repeats}."
+    )
   if isinstance(only, str):
     only = [only]
-  selected = lambda name: only is None or any(
-      part.lower() in name.lower() for part in only)
+  selected = lambda name: (
+    only is None or any(part.lower() in name.lower() for part in only)
+  )
   records = []
 
   def add(new):
@@ -228,40 +305,67 @@ def run(quick=False, repeats=REPEATS, only=None, jit_modes=(False, True),
       add(_layer_records(shape, jit, repeats, quick, selected))
     if glows:
       for config in QUICK_GLOWS if quick else GLOWS:
-        if any(selected(f"Glow[{config[0]}, {mixing}]")
-               for mixing in _glow_mixings(quick)):
+        if any(
+          selected(f"Glow[{config[0]}, {mixing}]")
+          for mixing in _glow_mixings(quick)
+        ):
           add(_glow_records(config, jit, repeats, quick, selected))
   return records
 
 
 def _format(record):
-  ratio = "" if record.ratio is None else (
-      f"{record.ratio:7.2f}x {record.ratio_to}")
+  ratio = (
+    "" if record.ratio is None else (f"{record.ratio:7.2f}x {record.ratio_to}")
+  )
   solver = record.solver or ""
   shape = "x".join(str(s) for s in record.shape)
   jit = "xla" if record.jit else "   "
-  return (f"{record.layer:28s} {record.op:10s} {solver:9s} {shape:14s} "
-          f"{jit} {record.seconds * 1e3:10.2f} ms {ratio}")
+  return (
+    f"{record.layer:28s} {record.op:10s} {solver:9s} {shape:14s} "
+    f"{jit} {record.seconds * 1e3:10.2f} ms {ratio}"
+  )
 
 
 def build_parser():
   parser = argparse.ArgumentParser(
-      prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-  parser.add_argument("--json", action="store_true",
-                      help="one JSON record per line instead of a table")
-  parser.add_argument("--quick", action="store_true",
-                      help="tiny shapes: checks the suite runs, in seconds")
-  parser.add_argument("--only", action="append", default=None,
-                      help="only layers whose name contains this string "
-                      "(repeat for several)")
-  parser.add_argument("--repeats", type=int, default=REPEATS,
-                      help=f"timed calls per measurement (>= {MIN_REPEATS})")
-  parser.add_argument("--jit", choices=("both", "on", "off"), default="both",
-                      help="XLA compilation: both (default), on or off")
-  parser.add_argument("--no-glow", action="store_true",
-                      help="skip the whole-flow measurements")
-  parser.add_argument("--out", default=None,
-                      help="also write the records to this file (JSON list)")
+    prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
+  )
+  parser.add_argument(
+    "--json",
+    action="store_true",
+    help="one JSON record per line instead of a table",
+  )
+  parser.add_argument(
+    "--quick",
+    action="store_true",
+    help="tiny shapes: checks the suite runs, in seconds",
+  )
+  parser.add_argument(
+    "--only",
+    action="append",
+    default=None,
+    help="only layers whose name contains this string (repeat for several)",
+  )
+  parser.add_argument(
+    "--repeats",
+    type=int,
+    default=REPEATS,
+    help=f"timed calls per measurement (>= {MIN_REPEATS})",
+  )
+  parser.add_argument(
+    "--jit",
+    choices=("both", "on", "off"),
+    default="both",
+    help="XLA compilation: both (default), on or off",
+  )
+  parser.add_argument(
+    "--no-glow", action="store_true", help="skip the whole-flow measurements"
+  )
+  parser.add_argument(
+    "--out",
+    default=None,
+    help="also write the records to this file (JSON list)",
+  )
   return parser
 
 
@@ -279,8 +383,14 @@ def main(argv=None):
     else:
       print(_format(record), flush=True)
 
-  records = run(quick=args.quick, repeats=args.repeats, only=args.only,
-                jit_modes=jit_modes, glows=not args.no_glow, log=log)
+  records = run(
+    quick=args.quick,
+    repeats=args.repeats,
+    only=args.only,
+    jit_modes=jit_modes,
+    glows=not args.no_glow,
+    log=log,
+  )
   if args.out:
     with open(args.out, "w", encoding="utf-8") as f:
       json.dump([dataclasses.asdict(r) for r in records], f, indent=1)

@@ -18,11 +18,22 @@ from benchmarks import run as speed
 from tfp_emerging import bijectors
 from tfp_emerging.ops import autoregressive
 
-SHAPES = ((16, 32, 32, 12), (64, 32, 32, 12), (4, 32, 32, 48),
-          (16, 32, 32, 24), (16, 16, 16, 12), (64, 16, 16, 12),
-          (16, 16, 16, 24), (64, 32, 32, 48), (16, 16, 16, 48),
-          (4, 64, 64, 12), (16, 64, 64, 12), (4, 64, 64, 48), (64, 8, 8, 48),
-          (16, 8, 8, 24))
+SHAPES = (
+  (16, 32, 32, 12),
+  (64, 32, 32, 12),
+  (4, 32, 32, 48),
+  (16, 32, 32, 24),
+  (16, 16, 16, 12),
+  (64, 16, 16, 12),
+  (16, 16, 16, 24),
+  (64, 32, 32, 48),
+  (16, 16, 16, 48),
+  (4, 64, 64, 12),
+  (16, 64, 64, 12),
+  (4, 64, 64, 48),
+  (64, 8, 8, 48),
+  (16, 8, 8, 24),
+)
 
 
 def compare(shape, jit, repeats=speed.REPEATS):
@@ -30,8 +41,7 @@ def compare(shape, jit, repeats=speed.REPEATS):
   images = tf.random.stateless_normal(shape, seed=[1, 2])
   calls = []
   for solver in ("wavefront", "raster"):
-    layer = bijectors.AutoregressiveConv2D(shape[-1], 3, solver=solver,
-                                           seed=1)
+    layer = bijectors.AutoregressiveConv2D(shape[-1], 3, solver=solver, seed=1)
     if not calls:
       calls.append((tf.function(layer.forward, jit_compile=jit), images))
     outputs = tf.identity(layer.forward(images))
@@ -42,21 +52,36 @@ def compare(shape, jit, repeats=speed.REPEATS):
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--jit", choices=("both", "on", "off"), default="on")
-  parser.add_argument("--shapes", nargs="*", default=None,
-                      help="N,H,W,C each (default: the calibration set)")
+  parser.add_argument(
+    "--shapes",
+    nargs="*",
+    default=None,
+    help="N,H,W,C each (default: the calibration set)",
+  )
   args = parser.parse_args(argv)
-  shapes = (SHAPES if args.shapes is None else
-            [tuple(int(s) for s in shape.split(",")) for shape in args.shapes])
+  shapes = (
+    SHAPES
+    if args.shapes is None
+    else [tuple(int(s) for s in shape.split(",")) for shape in args.shapes]
+  )
   modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.jit]
   for jit in modes:
     for shape in shapes:
       forward, wavefront, raster = compare(shape, jit)
-      auto = "raster" if autoregressive.raster_is_cheaper(
-          shape[0], shape[1], shape[2], shape[3], 3, 1, jit) else "wavefront"
-      print(f"{'xla' if jit else 'tf '} {'x'.join(map(str, shape)):12s} "
-            f"forward {forward * 1e3:8.2f} ms  wavefront {wavefront * 1e3:8.2f}"
-            f" ms  raster {raster * 1e3:8.2f} ms  raster/wavefront "
-            f"{raster / wavefront:5.2f}  auto: {auto}", flush=True)
+      auto = (
+        "raster"
+        if autoregressive.raster_is_cheaper(
+          shape[0], shape[1], shape[2], shape[3], 3, 1, jit
+        )
+        else "wavefront"
+      )
+      print(
+        f"{'xla' if jit else 'tf '} {'x'.join(map(str, shape)):12s} "
+        f"forward {forward * 1e3:8.2f} ms  wavefront {wavefront * 1e3:8.2f}"
+        f" ms  raster {raster * 1e3:8.2f} ms  raster/wavefront "
+        f"{raster / wavefront:5.2f}  auto: {auto}",
+        flush=True,
+      )
   return 0
 
 

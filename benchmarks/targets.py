@@ -29,8 +29,7 @@ PAGE = os.path.join(os.path.dirname(HERE), "docs", "performance.md")
 BEGIN = "<!-- speed tables: python -m benchmarks.targets --write-docs -->"
 END = "<!-- end of speed tables -->"
 
-SHAPES = ((16, 32, 32, 12), (64, 32, 32, 48), (4, 64, 64, 12),
-          (16, 16, 16, 48))
+SHAPES = ((16, 32, 32, 12), (64, 32, 32, 48), (4, 64, 64, 12), (16, 16, 16, 48))
 GLOWS = ("digits", "32x32x3")
 MODES = ((False, "no xla"), (True, "xla"))
 
@@ -41,6 +40,7 @@ class Target:
 
   `shape` None matches any shape (a Glow's records carry its batch shape).
   """
+
   layer: str
   op: str
   solver: object
@@ -51,11 +51,14 @@ class Target:
 
   def describe(self):
     mode = "xla" if self.jit else "no xla"
-    where = "" if self.shape is None else " at " + "x".join(
-        map(str, self.shape))
+    where = (
+      "" if self.shape is None else " at " + "x".join(map(str, self.shape))
+    )
     solver = f" ({self.solver})" if self.solver else ""
-    return (f"[{mode}] {self.layer} {self.op}{solver} <= {self.bound:g}x "
-            f"{self.per}{where}")
+    return (
+      f"[{mode}] {self.layer} {self.op}{solver} <= {self.bound:g}x "
+      f"{self.per}{where}"
+    )
 
 
 def targets():
@@ -63,20 +66,47 @@ def targets():
   rows = []
   for jit, _ in MODES:
     for shape in SHAPES:
-      rows.append(Target("EmergingConv2D", "inverse", "auto", shape, jit,
-                         2. if jit else 3., "its forward"))
+      rows.append(
+        Target(
+          "EmergingConv2D",
+          "inverse",
+          "auto",
+          shape,
+          jit,
+          2.0 if jit else 3.0,
+          "its forward",
+        )
+      )
     for shape in SHAPES:
-      rows.append(Target("PeriodicConv2D", "inverse", None, shape, jit, 2.,
-                         "its forward"))
+      rows.append(
+        Target(
+          "PeriodicConv2D", "inverse", None, shape, jit, 2.0, "its forward"
+        )
+      )
     for shape in SHAPES:
-      rows.append(Target("EmergingConv2D", "forward", None, shape, jit, 1.3,
-                         "dense 3x3 conv2d"))
+      rows.append(
+        Target(
+          "EmergingConv2D", "forward", None, shape, jit, 1.3, "dense 3x3 conv2d"
+        )
+      )
     for glow in GLOWS:
-      rows.append(Target(f"Glow[{glow}, emerging]", "train_step", None, None,
-                         jit, 1.25, "1x1's"))
+      rows.append(
+        Target(
+          f"Glow[{glow}, emerging]",
+          "train_step",
+          None,
+          None,
+          jit,
+          1.25,
+          "1x1's",
+        )
+      )
   for glow in GLOWS:
-    rows.append(Target(f"Glow[{glow}, emerging]", "sample", None, None, True,
-                       1.5, "1x1's"))
+    rows.append(
+      Target(
+        f"Glow[{glow}, emerging]", "sample", None, None, True, 1.5, "1x1's"
+      )
+    )
   return rows
 
 
@@ -86,9 +116,12 @@ def load(path=RECORDS):
 
 
 def _matches(record, target):
-  return ((record["layer"], record["op"], record["solver"], record["jit"]) ==
-          (target.layer, target.op, target.solver, target.jit) and
-          (target.shape is None or tuple(record["shape"]) == target.shape))
+  return (record["layer"], record["op"], record["solver"], record["jit"]) == (
+    target.layer,
+    target.op,
+    target.solver,
+    target.jit,
+  ) and (target.shape is None or tuple(record["shape"]) == target.shape)
 
 
 def check(records):
@@ -129,12 +162,18 @@ def _layer_table(records):
       shapes.append(shape)
     op = r["op"] + (f" ({r['solver']})" if r["solver"] else "")
     rows.setdefault((r["layer"], op), {})[shape] = r
-  lines = ["| layer | op | " + " | ".join("x".join(map(str, s))
-                                          for s in shapes) + " |",
-           "|---|---|" + "---|" * len(shapes)]
+  lines = [
+    "| layer | op | "
+    + " | ".join("x".join(map(str, s)) for s in shapes)
+    + " |",
+    "|---|---|" + "---|" * len(shapes),
+  ]
   for (layer, op), cells in rows.items():
-    lines.append(f"| {layer} | {op} | " + " | ".join(
-        _cell(cells.get(s)) for s in shapes) + " |")
+    lines.append(
+      f"| {layer} | {op} | "
+      + " | ".join(_cell(cells.get(s)) for s in shapes)
+      + " |"
+    )
   return lines
 
 
@@ -145,12 +184,16 @@ def _glow_table(records):
     if r["layer"].startswith("Glow["):
       rows.setdefault(r["layer"], {})[(r["op"], r["jit"])] = r
   names = {"train_step": "train step", "sample": "sample"}
-  lines = ["| flow | " + " | ".join(
-      names[op] + (", XLA" if jit else "") for op, jit in columns) + " |",
-           "|---|" + "---|" * len(columns)]
+  lines = [
+    "| flow | "
+    + " | ".join(names[op] + (", XLA" if jit else "") for op, jit in columns)
+    + " |",
+    "|---|" + "---|" * len(columns),
+  ]
   for layer, cells in rows.items():
-    lines.append(f"| {layer} | " + " | ".join(
-        _cell(cells.get(c)) for c in columns) + " |")
+    lines.append(
+      f"| {layer} | " + " | ".join(_cell(cells.get(c)) for c in columns) + " |"
+    )
   return lines
 
 
@@ -161,8 +204,15 @@ def markdown(records):
     mode = [r for r in records if r["jit"] == jit]
     if not any(not r["layer"].startswith("Glow[") for r in mode):
       continue
-    lines += [("With XLA (`jit_compile=True`)" if jit else
-               "Without XLA (`tf.function`)") + ", milliseconds (ratio):", ""]
+    lines += [
+      (
+        "With XLA (`jit_compile=True`)"
+        if jit
+        else "Without XLA (`tf.function`)"
+      )
+      + ", milliseconds (ratio):",
+      "",
+    ]
     lines += _layer_table(mode) + [""]
   if any(r["layer"].startswith("Glow[") for r in records):
     lines += ["Whole flows, milliseconds (ratio to the `1x1` mixing):", ""]
@@ -182,7 +232,7 @@ def replace_block(text, tables):
   start, end = text.find(BEGIN), text.find(END)
   if start < 0 or end < start:
     raise ValueError(f"the page lacks the markers {BEGIN!r} ... {END!r}")
-  return text[:start + len(BEGIN)] + "\n\n" + tables + "\n" + text[end:]
+  return text[: start + len(BEGIN)] + "\n\n" + tables + "\n" + text[end:]
 
 
 def tables_block(text):
@@ -190,18 +240,23 @@ def tables_block(text):
   start, end = text.find(BEGIN), text.find(END)
   if start < 0 or end < start:
     raise ValueError(f"the page lacks the markers {BEGIN!r} ... {END!r}")
-  return text[start + len(BEGIN):end].strip("\n") + "\n"
+  return text[start + len(BEGIN) : end].strip("\n") + "\n"
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("records", nargs="?", default=RECORDS)
-  parser.add_argument("--markdown", action="store_true",
-                      help="print the performance tables")
-  parser.add_argument("--write-docs", nargs="?", const=PAGE, default=None,
-                      metavar="PAGE",
-                      help="write the tables into PAGE (default: "
-                      "docs/performance.md)")
+  parser.add_argument(
+    "--markdown", action="store_true", help="print the performance tables"
+  )
+  parser.add_argument(
+    "--write-docs",
+    nargs="?",
+    const=PAGE,
+    default=None,
+    metavar="PAGE",
+    help="write the tables into PAGE (default: docs/performance.md)",
+  )
   args = parser.parse_args(argv)
   records = load(args.records)
   if args.write_docs:

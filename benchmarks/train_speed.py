@@ -60,12 +60,18 @@ class _BareLoop:
     self.model = training.build_model(config)
     # Every epoch's batches, read through one iterator as `fit` does.
     batches, self._steps = data_lib.train_batches(
-        data, config.batch_size, config.seed, 1, config.epochs,
-        dtype=self.model.distribution.dtype)
+      data,
+      config.batch_size,
+      config.seed,
+      1,
+      config.epochs,
+      dtype=self.model.distribution.dtype,
+    )
     self._batches = iter(batches)
-    self.model.initialize(data_lib.first_images(data, config.batch_size,
-                                                config.seed, 1),
-                          seed=config.seed)
+    self.model.initialize(
+      data_lib.first_images(data, config.batch_size, config.seed, 1),
+      seed=config.seed,
+    )
     variables = self.model.trainable_weights
     optimizer = self.model.optimizer
     optimizer.build(variables)
@@ -75,11 +81,10 @@ class _BareLoop:
     def step(batch):
       with tf.GradientTape() as tape:
         bits = dequantization.bits_per_dim(
-            distribution.log_prob(batch[DEQUANTIZED]), num_dims,
-            data.num_bins)
+          distribution.log_prob(batch[DEQUANTIZED]), num_dims, data.num_bins
+        )
         loss = tf.reduce_mean(bits)
-      optimizer.apply_gradients(zip(tape.gradient(loss, variables),
-                                    variables))
+      optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
       return loss
 
     self._step = tf.function(step, jit_compile=self.model.jit_compile)
@@ -122,45 +127,61 @@ def measure(epochs=10, quick=False):
   bare = _BareLoop(config.with_data(data), data)
   turns = _Turns(bare)
   with tempfile.TemporaryDirectory() as run_dir:
-    metrics = training.train(config, os.path.join(run_dir, "run"),
-                             log=lambda message: None, verbose=2,
-                             callbacks=[turns])
-  path = [end - start - record["test_seconds"] for start, end, record in
-          zip(turns.starts, turns.ends, metrics)]
+    metrics = training.train(
+      config,
+      os.path.join(run_dir, "run"),
+      log=lambda message: None,
+      verbose=2,
+      callbacks=[turns],
+    )
+  path = [
+    end - start - record["test_seconds"]
+    for start, end, record in zip(turns.starts, turns.ends, metrics)
+  ]
   ratios = [p / b for p, b in zip(path, turns.bare_seconds)]
-  fit_ratios = [m["train_seconds"] / b
-                for m, b in zip(metrics, turns.bare_seconds)]
+  fit_ratios = [
+    m["train_seconds"] / b for m, b in zip(metrics, turns.bare_seconds)
+  ]
   later = slice(1, None)  # epoch 1 traces
   return {
-      "config": dataclasses.asdict(config.with_data(data)),
-      "steps_per_epoch": data.num_examples["train"] // config.batch_size,
-      "path_seconds": path,
-      "path_test_seconds": [m["test_seconds"] for m in metrics],
-      # From the epoch's start to its evaluation: Keras' loop alone.
-      "path_fit_seconds": [m["train_seconds"] for m in metrics],
-      "bare_seconds": turns.bare_seconds,
-      "median_path_seconds": statistics.median(path[later]),
-      "median_bare_seconds": statistics.median(turns.bare_seconds[later]),
-      "median_path_test_seconds": statistics.median(
-          [m["test_seconds"] for m in metrics][later]),
-      "ratio": statistics.median(ratios[later]),
-      "ratios": ratios,
-      # Keras' loop alone (the epoch up to its evaluation) over the bare one.
-      "fit_ratio": statistics.median(fit_ratios[later]),
-      "load_average": os.getloadavg(),
-      "cpus": os.cpu_count(),
-      "tensorflow": tf.__version__,
+    "config": dataclasses.asdict(config.with_data(data)),
+    "steps_per_epoch": data.num_examples["train"] // config.batch_size,
+    "path_seconds": path,
+    "path_test_seconds": [m["test_seconds"] for m in metrics],
+    # From the epoch's start to its evaluation: Keras' loop alone.
+    "path_fit_seconds": [m["train_seconds"] for m in metrics],
+    "bare_seconds": turns.bare_seconds,
+    "median_path_seconds": statistics.median(path[later]),
+    "median_bare_seconds": statistics.median(turns.bare_seconds[later]),
+    "median_path_test_seconds": statistics.median(
+      [m["test_seconds"] for m in metrics][later]
+    ),
+    "ratio": statistics.median(ratios[later]),
+    "ratios": ratios,
+    # Keras' loop alone (the epoch up to its evaluation) over the bare one.
+    "fit_ratio": statistics.median(fit_ratios[later]),
+    "load_average": os.getloadavg(),
+    "cpus": os.cpu_count(),
+    "tensorflow": tf.__version__,
   }
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--epochs", type=int, default=10,
-                      help="epochs of each (the first is left out)")
-  parser.add_argument("--quick", action="store_true",
-                      help="a tiny model, to check that the script runs")
-  parser.add_argument("--json", action="store_true",
-                      help="print one JSON record")
+  parser.add_argument(
+    "--epochs",
+    type=int,
+    default=10,
+    help="epochs of each (the first is left out)",
+  )
+  parser.add_argument(
+    "--quick",
+    action="store_true",
+    help="a tiny model, to check that the script runs",
+  )
+  parser.add_argument(
+    "--json", action="store_true", help="print one JSON record"
+  )
   parser.add_argument("--out", default=None, help="also write the record")
   args = parser.parse_args(argv)
   if args.epochs < 2:
@@ -172,17 +193,25 @@ def main(argv=None):
   if args.json:
     print(json.dumps(record))
   else:
-    print(f"{record['steps_per_epoch']} steps per epoch; medians over epochs "
-          f"2..{args.epochs}:")
-    print(f"  command-line path: {record['median_path_seconds']:.3f} s per "
-          f"epoch (+ {record['median_path_test_seconds']:.3f} s test "
-          f"evaluation, not counted)")
+    print(
+      f"{record['steps_per_epoch']} steps per epoch; medians over epochs "
+      f"2..{args.epochs}:"
+    )
+    print(
+      f"  command-line path: {record['median_path_seconds']:.3f} s per "
+      f"epoch (+ {record['median_path_test_seconds']:.3f} s test "
+      f"evaluation, not counted)"
+    )
     print(f"  bare tf.function loop: {record['median_bare_seconds']:.3f} s")
-    print(f"  ratio path / bare: {record['ratio']:.3f} (per epoch: "
-          f"{', '.join(f'{r:.3f}' for r in record['ratios'][1:])}); load "
-          f"average {record['load_average'][0]:.2f}")
-    print(f"  Keras' loop alone (up to the evaluation) / bare: "
-          f"{record['fit_ratio']:.3f}")
+    print(
+      f"  ratio path / bare: {record['ratio']:.3f} (per epoch: "
+      f"{', '.join(f'{r:.3f}' for r in record['ratios'][1:])}); load "
+      f"average {record['load_average'][0]:.2f}"
+    )
+    print(
+      f"  Keras' loop alone (up to the evaluation) / bare: "
+      f"{record['fit_ratio']:.3f}"
+    )
   return record
 
 

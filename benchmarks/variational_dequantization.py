@@ -32,14 +32,27 @@ DEQUANTIZATIONS = ("uniform", "variational")
 
 def run(seed, dequantization, epochs, samples, hidden_channels=None):
   """Trains one model; its test bits/dim for K = 1 and K = `samples`."""
-  widths = {} if hidden_channels is None else {
-      "hidden_channels": hidden_channels}
-  config = training.RunConfig(dataset="digits", epochs=epochs, seed=seed,
-                              dequantization=dequantization, **widths)
-  kind = dequantization if hidden_channels is None else (
-      f"{dequantization}, couplings {hidden_channels} wide")
-  record = {"seed": seed, "dequantization": kind, "epochs": epochs,
-            **importance_weighted.trained_record(config, [samples])}
+  widths = (
+    {} if hidden_channels is None else {"hidden_channels": hidden_channels}
+  )
+  config = training.RunConfig(
+    dataset="digits",
+    epochs=epochs,
+    seed=seed,
+    dequantization=dequantization,
+    **widths,
+  )
+  kind = (
+    dequantization
+    if hidden_channels is None
+    else (f"{dequantization}, couplings {hidden_channels} wide")
+  )
+  record = {
+    "seed": seed,
+    "dequantization": kind,
+    "epochs": epochs,
+    **importance_weighted.trained_record(config, [samples]),
+  }
   print(json.dumps(record), flush=True)
   return record
 
@@ -49,45 +62,75 @@ def summarize(records, samples):
   over the seeds and the paired gain of the variational model."""
   std = importance_weighted.sample_std
   kinds = list(dict.fromkeys(r["dequantization"] for r in records))
-  by_kind = {kind: sorted((r for r in records
-                           if r["dequantization"] == kind),
-                          key=lambda r: r["seed"])
-             for kind in kinds}
-  lines = ["| dequantisation | parameters | K | test bits/dim | gain over "
-           "uniform | per seed |", "|---|---|---|---|---|---|"]
+  by_kind = {
+    kind: sorted(
+      (r for r in records if r["dequantization"] == kind),
+      key=lambda r: r["seed"],
+    )
+    for kind in kinds
+  }
+  lines = [
+    "| dequantisation | parameters | K | test bits/dim | gain over "
+    "uniform | per seed |",
+    "|---|---|---|---|---|---|",
+  ]
   for kind in kinds:
     for k in sorted({1, samples}):
       bits = np.array([r[f"bits_per_dim_k{k}"] for r in by_kind[kind]])
-      uniform = np.array([r[f"bits_per_dim_k{k}"]
-                          for r in by_kind["uniform"]])
-      gain = (f"{(uniform - bits).mean():.4f} ± {std(uniform - bits):.4f}"
-              if kind != "uniform" else "-")
-      lines.append(f"| {kind} | {by_kind[kind][0]['parameters']} | {k} | "
-                   f"{bits.mean():.4f} ± {std(bits):.4f} | {gain} | "
-                   + ", ".join(f"{b:.4f}" for b in bits) + " |")
+      uniform = np.array([r[f"bits_per_dim_k{k}"] for r in by_kind["uniform"]])
+      gain = (
+        f"{(uniform - bits).mean():.4f} ± {std(uniform - bits):.4f}"
+        if kind != "uniform"
+        else "-"
+      )
+      lines.append(
+        f"| {kind} | {by_kind[kind][0]['parameters']} | {k} | "
+        f"{bits.mean():.4f} ± {std(bits):.4f} | {gain} | "
+        + ", ".join(f"{b:.4f}" for b in bits)
+        + " |"
+      )
   return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--seeds", type=int, default=3,
-                      help="models per kind, seeds 0 .. N-1 (default: "
-                      "%(default)s)")
-  parser.add_argument("--epochs", type=int, default=20,
-                      help="training epochs per model (default: %(default)s)")
-  parser.add_argument("--samples", type=int, default=16,
-                      help="the K of the importance-weighted figure "
-                      "(default: %(default)s)")
-  parser.add_argument("--control-hidden-channels", type=int, default=None,
-                      help="also a uniform model with couplings this wide "
-                      "(default: none)")
+  parser.add_argument(
+    "--seeds",
+    type=int,
+    default=3,
+    help="models per kind, seeds 0 .. N-1 (default: %(default)s)",
+  )
+  parser.add_argument(
+    "--epochs",
+    type=int,
+    default=20,
+    help="training epochs per model (default: %(default)s)",
+  )
+  parser.add_argument(
+    "--samples",
+    type=int,
+    default=16,
+    help="the K of the importance-weighted figure (default: %(default)s)",
+  )
+  parser.add_argument(
+    "--control-hidden-channels",
+    type=int,
+    default=None,
+    help="also a uniform model with couplings this wide (default: none)",
+  )
   args = parser.parse_args(argv)
-  records = [run(seed, kind, args.epochs, args.samples)
-             for seed in range(args.seeds) for kind in DEQUANTIZATIONS]
+  records = [
+    run(seed, kind, args.epochs, args.samples)
+    for seed in range(args.seeds)
+    for kind in DEQUANTIZATIONS
+  ]
   if args.control_hidden_channels is not None:
-    records += [run(seed, "uniform", args.epochs, args.samples,
-                    args.control_hidden_channels)
-                for seed in range(args.seeds)]
+    records += [
+      run(
+        seed, "uniform", args.epochs, args.samples, args.control_hidden_channels
+      )
+      for seed in range(args.seeds)
+    ]
   print(summarize(records, args.samples))
   return 0
 

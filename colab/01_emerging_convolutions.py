@@ -13,44 +13,55 @@ import sys
 
 
 def install_command(repository, folder, installed_at):
-    """pip's command line for `tfp_emerging`, or None when none is needed.
+  """pip's command line for `tfp_emerging`, or None when none is needed.
 
-    `folder`: where the notebook runs; `installed_at`: the folder of the
-    importable package, or None."""
-    for checkout in [folder, *folder.parents]:
-        project = checkout / "pyproject.toml"
-        if project.is_file() and 'name = "tfp_emerging"' in project.read_text():
-            if installed_at is not None and checkout in installed_at.parents:
-                return None
-            return [sys.executable, "-m", "pip", "install", "-q", "-e",
-                    str(checkout)]
-    if installed_at is not None:
+  `folder`: where the notebook runs; `installed_at`: the folder of the
+  importable package, or None."""
+  for checkout in [folder, *folder.parents]:
+    project = checkout / "pyproject.toml"
+    if project.is_file() and 'name = "tfp_emerging"' in project.read_text():
+      if installed_at is not None and checkout in installed_at.parents:
         return None
-    return [sys.executable, "-m", "pip", "install", "-q",
-            f"git+https://github.com/{repository}"]
+      return [sys.executable, "-m", "pip", "install", "-q", "-e", str(checkout)]
+  if installed_at is not None:
+    return None
+  return [
+    sys.executable,
+    "-m",
+    "pip",
+    "install",
+    "-q",
+    f"git+https://github.com/{repository}",
+  ]
 
 
 spec = importlib.util.find_spec("tfp_emerging")
 command = install_command(
-    REPOSITORY, pathlib.Path.cwd().resolve(),
-    pathlib.Path(spec.origin).resolve().parent if spec else None)
+  REPOSITORY,
+  pathlib.Path.cwd().resolve(),
+  pathlib.Path(spec.origin).resolve().parent if spec else None,
+)
 if command:
-    print("installing:", " ".join(command[2:]))
-    pip = subprocess.run(command, capture_output=True, text=True)
-    if pip.returncode != 0:
-        raise RuntimeError(
-            f"Could not install tfp_emerging with `{' '.join(command[2:])}` "
-            f"(pip exit status {pip.returncode}). Set REPOSITORY at the top "
-            f"of this cell to the GitHub repository that holds it, as "
-            f"'OWNER/NAME', and run the cell again. pip said:\n"
-            + pip.stderr[-3000:])
-    if "-e" in command:  # an editable install shows after a restart only
-        sys.path.insert(0, command[-1])
-    importlib.invalidate_caches()
+  print("installing:", " ".join(command[2:]))
+  pip = subprocess.run(command, capture_output=True, text=True)
+  if pip.returncode != 0:
+    raise RuntimeError(
+      f"Could not install tfp_emerging with `{' '.join(command[2:])}` "
+      f"(pip exit status {pip.returncode}). Set REPOSITORY at the top "
+      f"of this cell to the GitHub repository that holds it, as "
+      f"'OWNER/NAME', and run the cell again. pip said:\n" + pip.stderr[-3000:]
+    )
+  if "-e" in command:  # an editable install shows after a restart only
+    sys.path.insert(0, command[-1])
+  importlib.invalidate_caches()
 import tfp_emerging
 
-print("tfp_emerging", tfp_emerging.__version__, "from",
-      pathlib.Path(tfp_emerging.__file__).parent)
+print(
+  "tfp_emerging",
+  tfp_emerging.__version__,
+  "from",
+  pathlib.Path(tfp_emerging.__file__).parent,
+)
 
 # %% [markdown]
 # # Emerging convolutions
@@ -81,8 +92,9 @@ import os
 
 SMALL = os.environ.get("TFP_EMERGING_NOTEBOOK_SMALL", "0")
 if SMALL not in ("0", "1"):
-    raise ValueError("TFP_EMERGING_NOTEBOOK_SMALL must be '0' or '1'; got "
-                     f"{SMALL!r}.")
+  raise ValueError(
+    f"TFP_EMERGING_NOTEBOOK_SMALL must be '0' or '1'; got {SMALL!r}."
+  )
 SMALL = SMALL == "1"
 print("small:", SMALL)
 
@@ -91,13 +103,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
-from tfp_emerging.bijectors import AutoregressiveConv2D, EmergingConv2D
+from tfp_emerging.bijectors import AutoregressiveConv2D
+from tfp_emerging.bijectors import EmergingConv2D
 from tfp_emerging.image_grid import tile
 from tfp_emerging.timing import best_seconds
 
 SIZES = {
-    "small": dict(channels=4, timing_sides=[4, 8], timing_repeats=2),
-    "full": dict(channels=8, timing_sides=[8, 16, 32, 64], timing_repeats=10),
+  "small": dict(channels=4, timing_sides=[4, 8], timing_repeats=2),
+  "full": dict(channels=8, timing_sides=[8, 16, 32, 64], timing_repeats=10),
 }["small" if SMALL else "full"]
 
 # %% [markdown]
@@ -117,19 +130,35 @@ rng = np.random.default_rng(0)
 
 
 def part(order, solver="wavefront", channels=C, seed=0):
-    values = np.random.default_rng(seed)
-    return AutoregressiveConv2D(
-        channels, K, order=order, solver=solver, dtype=tf.float64,
-        kernel=values.normal(0., 0.3, [M, M, channels, channels]),
-        log_diagonal=values.normal(0., 0.3, [channels]))
+  values = np.random.default_rng(seed)
+  return AutoregressiveConv2D(
+    channels,
+    K,
+    order=order,
+    solver=solver,
+    dtype=tf.float64,
+    kernel=values.normal(0.0, 0.3, [M, M, channels, channels]),
+    log_diagonal=values.normal(0.0, 0.3, [channels]),
+  )
 
 
-layer = EmergingConv2D(C, K, dtype=tf.float64,
-                       first=part("top_left", seed=1),
-                       second=part("bottom_right", seed=2))
+layer = EmergingConv2D(
+  C,
+  K,
+  dtype=tf.float64,
+  first=part("top_left", seed=1),
+  second=part("bottom_right", seed=2),
+)
 first, second = layer.bijectors
-print(first.order, first.full_kernel().shape, "|", second.order,
-      second.full_kernel().shape, "| equivalent:", layer.equivalent_kernel().shape)
+print(
+  first.order,
+  first.full_kernel().shape,
+  "|",
+  second.order,
+  second.full_kernel().shape,
+  "| equivalent:",
+  layer.equivalent_kernel().shape,
+)
 
 # %% [markdown]
 # ## The two masks and the equivalent kernel
@@ -141,32 +170,43 @@ print(first.order, first.full_kernel().shape, "|", second.order,
 # quadrant) is upper triangular; the bottom-right part is the mirror image.
 # Their composition, `equivalent_kernel()`, fills the whole `k x k` window.
 
+
 # %%
 def kernel_image(kernel):
-    """`[k, k, C, C]` -> one image of k x k blocks (C x C each), NaN gaps."""
-    k, _, c, _ = kernel.shape
-    return tile(np.reshape(kernel, [k * k, c, c, 1]), columns=k,
-                fill=np.nan)[..., 0]
+  """`[k, k, C, C]` -> one image of k x k blocks (C x C each), NaN gaps."""
+  k, _, c, _ = kernel.shape
+  return tile(np.reshape(kernel, [k * k, c, c, 1]), columns=k, fill=np.nan)[
+    ..., 0
+  ]
 
 
 equivalent = layer.equivalent_kernel().numpy()
 limit = np.abs(equivalent).max()
 panels = [
-    # Used taps black, masked ones light grey, gaps between taps blank.
-    (kernel_image((first.full_kernel().numpy() != 0).astype(float)),
-     "top-left mask (f1)", dict(cmap="Greys", vmin=-0.25, vmax=1)),
-    (kernel_image((second.full_kernel().numpy() != 0).astype(float)),
-     "bottom-right mask (f2)", dict(cmap="Greys", vmin=-0.25, vmax=1)),
-    (kernel_image(equivalent), "equivalent 3x3 kernel of f2(f1(x))",
-     dict(cmap="RdBu_r", vmin=-limit, vmax=limit)),
+  # Used taps black, masked ones light grey, gaps between taps blank.
+  (
+    kernel_image((first.full_kernel().numpy() != 0).astype(float)),
+    "top-left mask (f1)",
+    dict(cmap="Greys", vmin=-0.25, vmax=1),
+  ),
+  (
+    kernel_image((second.full_kernel().numpy() != 0).astype(float)),
+    "bottom-right mask (f2)",
+    dict(cmap="Greys", vmin=-0.25, vmax=1),
+  ),
+  (
+    kernel_image(equivalent),
+    "equivalent 3x3 kernel of f2(f1(x))",
+    dict(cmap="RdBu_r", vmin=-limit, vmax=limit),
+  ),
 ]
 fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
 for ax, (image, title, style) in zip(axes, panels):
-    ax.imshow(image, **style)
-    ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_xlabel("tap column (output channels within)")
+  ax.imshow(image, **style)
+  ax.set_title(title)
+  ax.set_xticks([])
+  ax.set_yticks([])
+  ax.set_xlabel("tap column (output channels within)")
 axes[0].set_ylabel("tap row (input channels within)")
 plt.show()
 
@@ -179,7 +219,7 @@ plt.show()
 x = tf.constant(rng.normal(size=[2, 8, 8, C]))
 y = layer.forward(x)
 y_conv = tf.nn.convolution(x, layer.equivalent_kernel(), padding="SAME")
-interior = np.abs(y - y_conv)[:, M - 1:-(M - 1), M - 1:-(M - 1)].max()
+interior = np.abs(y - y_conv)[:, M - 1 : -(M - 1), M - 1 : -(M - 1)].max()
 print(f"max |forward - conv(equivalent kernel)| inside: {interior:.2e}")
 assert interior < 1e-10
 
@@ -193,34 +233,45 @@ assert interior < 1e-10
 # diagonals' logs. We compare `forward_log_det_jacobian` with `slogdet` of the
 # dense matrix.
 
+
 # %%
 def dense_jacobian(bijector, x):
-    x = tf.identity(x)  # a fresh tensor: TFP's cache must not short-cut forward
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = bijector.forward(x)
-    size = int(np.prod(x.shape))
-    return tape.jacobian(y, x).numpy().reshape(size, size)
+  x = tf.identity(x)  # a fresh tensor: TFP's cache must not short-cut forward
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = bijector.forward(x)
+  size = int(np.prod(x.shape))
+  return tape.jacobian(y, x).numpy().reshape(size, size)
 
 
 x_small = tf.constant(rng.normal(size=[1, 4, 4, C]))
 fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-for ax, (name, bijector) in zip(axes, [("f1 (top-left)", first),
-                                       ("f2 (bottom-right)", second),
-                                       ("f2(f1(x)) (emerging)", layer)]):
-    jacobian = dense_jacobian(bijector, x_small)
-    sign, dense_log_det = np.linalg.slogdet(jacobian)
-    log_det = bijector.forward_log_det_jacobian(x_small, event_ndims=3).numpy()[0]
-    print(f"{name:22s} log|det| dense: {dense_log_det:+.12f}   "
-          f"layer: {log_det:+.12f}")
-    assert abs(dense_log_det - log_det) < 1e-9
-    limit = np.abs(jacobian).max()
-    # Zeros blank: the triangles of f1 and f2, the dense product.
-    ax.imshow(np.where(jacobian == 0, np.nan, jacobian), cmap="RdBu_r",
-              vmin=-limit, vmax=limit)
-    ax.set_title(f"Jacobian of {name}")
-    ax.set_xticks([])
-    ax.set_yticks([])
+for ax, (name, bijector) in zip(
+  axes,
+  [
+    ("f1 (top-left)", first),
+    ("f2 (bottom-right)", second),
+    ("f2(f1(x)) (emerging)", layer),
+  ],
+):
+  jacobian = dense_jacobian(bijector, x_small)
+  sign, dense_log_det = np.linalg.slogdet(jacobian)
+  log_det = bijector.forward_log_det_jacobian(x_small, event_ndims=3).numpy()[0]
+  print(
+    f"{name:22s} log|det| dense: {dense_log_det:+.12f}   layer: {log_det:+.12f}"
+  )
+  assert abs(dense_log_det - log_det) < 1e-9
+  limit = np.abs(jacobian).max()
+  # Zeros blank: the triangles of f1 and f2, the dense product.
+  ax.imshow(
+    np.where(jacobian == 0, np.nan, jacobian),
+    cmap="RdBu_r",
+    vmin=-limit,
+    vmax=limit,
+  )
+  ax.set_title(f"Jacobian of {name}")
+  ax.set_xticks([])
+  ax.set_yticks([])
 plt.show()
 
 # %% [markdown]
@@ -234,15 +285,20 @@ plt.show()
 # sequential steps), `"raster"` one pixel at a time (`H W` steps).
 
 # %%
-raster = EmergingConv2D(C, K, dtype=tf.float64, solver="raster",
-                        first=part("top_left", "raster", seed=1),
-                        second=part("bottom_right", "raster", seed=2))
+raster = EmergingConv2D(
+  C,
+  K,
+  dtype=tf.float64,
+  solver="raster",
+  first=part("top_left", "raster", seed=1),
+  second=part("bottom_right", "raster", seed=2),
+)
 y = layer.forward(x)
 for name, bijector in [("wavefront", layer), ("raster", raster)]:
-    x_back = bijector.inverse(tf.identity(y))
-    error = np.abs(x_back - x).max()
-    print(f"{name:9s} max |inverse(forward(x)) - x| = {error:.2e}")
-    assert error < 1e-10
+  x_back = bijector.inverse(tf.identity(y))
+  error = np.abs(x_back - x).max()
+  print(f"{name:9s} max |inverse(forward(x)) - x| = {error:.2e}")
+  assert error < 1e-10
 
 # %% [markdown]
 # ## Forward versus inverse time
@@ -258,30 +314,42 @@ for name, bijector in [("wavefront", layer), ("raster", raster)]:
 channels = SIZES["channels"]
 timed = {}
 for solver in ("wavefront", "raster"):
-    parts = [AutoregressiveConv2D(channels, K, order=order, solver=solver, seed=seed)
-             for seed, order in enumerate(["top_left", "bottom_right"])]
-    timed[solver] = EmergingConv2D(channels, K, solver=solver,
-                                   first=parts[0], second=parts[1])
+  parts = [
+    AutoregressiveConv2D(channels, K, order=order, solver=solver, seed=seed)
+    for seed, order in enumerate(["top_left", "bottom_right"])
+  ]
+  timed[solver] = EmergingConv2D(
+    channels, K, solver=solver, first=parts[0], second=parts[1]
+  )
 forward = tf.function(timed["wavefront"].forward)
-inverses = {solver: tf.function(bijector.inverse)
-            for solver, bijector in timed.items()}
+inverses = {
+  solver: tf.function(bijector.inverse) for solver, bijector in timed.items()
+}
 seconds = {"forward": [], "inverse (wavefront)": [], "inverse (raster)": []}
 for side in SIZES["timing_sides"]:
-    images = tf.random.normal([8, side, side, channels], seed=side)
-    seconds["forward"].append(
-        best_seconds(forward, images, SIZES["timing_repeats"]))
-    for solver, inverse in inverses.items():
-        seconds[f"inverse ({solver})"].append(
-            best_seconds(inverse, images, SIZES["timing_repeats"]))
-    print(f"{side:3d} x {side:<3d}" + "".join(
-        f"  {name}: {times[-1] * 1e3:8.2f} ms" for name, times in seconds.items()))
+  images = tf.random.normal([8, side, side, channels], seed=side)
+  seconds["forward"].append(
+    best_seconds(forward, images, SIZES["timing_repeats"])
+  )
+  for solver, inverse in inverses.items():
+    seconds[f"inverse ({solver})"].append(
+      best_seconds(inverse, images, SIZES["timing_repeats"])
+    )
+  print(
+    f"{side:3d} x {side:<3d}"
+    + "".join(
+      f"  {name}: {times[-1] * 1e3:8.2f} ms" for name, times in seconds.items()
+    )
+  )
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
 for name, times in seconds.items():
-    ax.plot(SIZES["timing_sides"], np.array(times) * 1e3, "o-", label=name)
+  ax.plot(SIZES["timing_sides"], np.array(times) * 1e3, "o-", label=name)
 ax.set_xscale("log", base=2)
-ax.set_xticks(SIZES["timing_sides"], [str(side) for side in SIZES["timing_sides"]])
+ax.set_xticks(
+  SIZES["timing_sides"], [str(side) for side in SIZES["timing_sides"]]
+)
 ax.minorticks_off()
 ax.set_yscale("log")
 ax.set_xlabel("image side H = W")

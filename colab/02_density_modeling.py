@@ -13,44 +13,55 @@ import sys
 
 
 def install_command(repository, folder, installed_at):
-    """pip's command line for `tfp_emerging`, or None when none is needed.
+  """pip's command line for `tfp_emerging`, or None when none is needed.
 
-    `folder`: where the notebook runs; `installed_at`: the folder of the
-    importable package, or None."""
-    for checkout in [folder, *folder.parents]:
-        project = checkout / "pyproject.toml"
-        if project.is_file() and 'name = "tfp_emerging"' in project.read_text():
-            if installed_at is not None and checkout in installed_at.parents:
-                return None
-            return [sys.executable, "-m", "pip", "install", "-q", "-e",
-                    str(checkout)]
-    if installed_at is not None:
+  `folder`: where the notebook runs; `installed_at`: the folder of the
+  importable package, or None."""
+  for checkout in [folder, *folder.parents]:
+    project = checkout / "pyproject.toml"
+    if project.is_file() and 'name = "tfp_emerging"' in project.read_text():
+      if installed_at is not None and checkout in installed_at.parents:
         return None
-    return [sys.executable, "-m", "pip", "install", "-q",
-            f"git+https://github.com/{repository}"]
+      return [sys.executable, "-m", "pip", "install", "-q", "-e", str(checkout)]
+  if installed_at is not None:
+    return None
+  return [
+    sys.executable,
+    "-m",
+    "pip",
+    "install",
+    "-q",
+    f"git+https://github.com/{repository}",
+  ]
 
 
 spec = importlib.util.find_spec("tfp_emerging")
 command = install_command(
-    REPOSITORY, pathlib.Path.cwd().resolve(),
-    pathlib.Path(spec.origin).resolve().parent if spec else None)
+  REPOSITORY,
+  pathlib.Path.cwd().resolve(),
+  pathlib.Path(spec.origin).resolve().parent if spec else None,
+)
 if command:
-    print("installing:", " ".join(command[2:]))
-    pip = subprocess.run(command, capture_output=True, text=True)
-    if pip.returncode != 0:
-        raise RuntimeError(
-            f"Could not install tfp_emerging with `{' '.join(command[2:])}` "
-            f"(pip exit status {pip.returncode}). Set REPOSITORY at the top "
-            f"of this cell to the GitHub repository that holds it, as "
-            f"'OWNER/NAME', and run the cell again. pip said:\n"
-            + pip.stderr[-3000:])
-    if "-e" in command:  # an editable install shows after a restart only
-        sys.path.insert(0, command[-1])
-    importlib.invalidate_caches()
+  print("installing:", " ".join(command[2:]))
+  pip = subprocess.run(command, capture_output=True, text=True)
+  if pip.returncode != 0:
+    raise RuntimeError(
+      f"Could not install tfp_emerging with `{' '.join(command[2:])}` "
+      f"(pip exit status {pip.returncode}). Set REPOSITORY at the top "
+      f"of this cell to the GitHub repository that holds it, as "
+      f"'OWNER/NAME', and run the cell again. pip said:\n" + pip.stderr[-3000:]
+    )
+  if "-e" in command:  # an editable install shows after a restart only
+    sys.path.insert(0, command[-1])
+  importlib.invalidate_caches()
 import tfp_emerging
 
-print("tfp_emerging", tfp_emerging.__version__, "from",
-      pathlib.Path(tfp_emerging.__file__).parent)
+print(
+  "tfp_emerging",
+  tfp_emerging.__version__,
+  "from",
+  pathlib.Path(tfp_emerging.__file__).parent,
+)
 
 # %% [markdown]
 # # Density modelling of digits with Glow and emerging convolutions
@@ -74,8 +85,9 @@ import os
 
 SMALL = os.environ.get("TFP_EMERGING_NOTEBOOK_SMALL", "0")
 if SMALL not in ("0", "1"):
-    raise ValueError("TFP_EMERGING_NOTEBOOK_SMALL must be '0' or '1'; got "
-                     f"{SMALL!r}.")
+  raise ValueError(
+    f"TFP_EMERGING_NOTEBOOK_SMALL must be '0' or '1'; got {SMALL!r}."
+  )
 SMALL = SMALL == "1"
 print("small:", SMALL)
 
@@ -86,25 +98,40 @@ import tensorflow as tf
 
 from tfp_emerging import data
 from tfp_emerging import training
-from tfp_emerging.image_grid import image_grid, tile
 from tfp_emerging.flows import dequantization
+from tfp_emerging.image_grid import image_grid
+from tfp_emerging.image_grid import tile
 
 SIZES = {
-    "small": dict(num_levels=1, num_steps=1, hidden_channels=8, epochs=2,
-                  train_images=256),
-    "full": dict(num_levels=2, num_steps=4, hidden_channels=64, epochs=40,
-                 train_images=None),
+  "small": dict(
+    num_levels=1, num_steps=1, hidden_channels=8, epochs=2, train_images=256
+  ),
+  "full": dict(
+    num_levels=2, num_steps=4, hidden_channels=64, epochs=40, train_images=None
+  ),
 }["small" if SMALL else "full"]
 
 # %%
 digits = data.load("digits")  # streams images("train") and images("test")
 test_images = np.stack(list(digits.images("test").as_numpy_iterator()))
-print(digits.num_examples, "images", digits.image_shape, "grey levels:",
-      digits.num_bins)
+print(
+  digits.num_examples,
+  "images",
+  digits.image_shape,
+  "grey levels:",
+  digits.num_bins,
+)
 fig, ax = plt.subplots(figsize=(8, 2))
 # image_grid: integer images tiled into one uint8 image, ink white.
-ax.imshow(image_grid(np.stack(list(digits.images("train").take(32))),
-                     digits.num_bins, columns=16, scale=1)[..., 0], cmap="gray")
+ax.imshow(
+  image_grid(
+    np.stack(list(digits.images("train").take(32))),
+    digits.num_bins,
+    columns=16,
+    scale=1,
+  )[..., 0],
+  cmap="gray",
+)
 ax.set_title("training digits")
 ax.set_axis_off()
 plt.show()
@@ -122,30 +149,52 @@ plt.show()
 
 # %%
 config = training.RunConfig(
-    dataset="digits", mixing="emerging", num_levels=SIZES["num_levels"],
-    num_steps=SIZES["num_steps"], hidden_channels=SIZES["hidden_channels"],
-    epochs=SIZES["epochs"], batch_size=64, learning_rate=1e-3,
-    warmup_steps=100, seed=0).with_data(digits)
+  dataset="digits",
+  mixing="emerging",
+  num_levels=SIZES["num_levels"],
+  num_steps=SIZES["num_steps"],
+  hidden_channels=SIZES["hidden_channels"],
+  epochs=SIZES["epochs"],
+  batch_size=64,
+  learning_rate=1e-3,
+  warmup_steps=100,
+  seed=0,
+).with_data(digits)
 model = training.build_model(config)
 flow = model.flow
-print("trainable parameters:",
-      sum(int(np.prod(v.shape)) for v in model.trainable_weights))
+print(
+  "trainable parameters:",
+  sum(int(np.prod(v.shape)) for v in model.trainable_weights),
+)
 
-history = training.fit(model, digits, config,
-                       num_train=SIZES["train_images"],
-                       verbose=0 if SMALL else 2)
+history = training.fit(
+  model,
+  digits,
+  config,
+  num_train=SIZES["train_images"],
+  verbose=0 if SMALL else 2,
+)
 test_bits = history[-1]["test_bits_per_dim"]
 print(f"test bits/dim: {test_bits:.3f}")
 
 # %%
 epochs = [record["epoch"] for record in history]
 fig, ax = plt.subplots(figsize=(6, 4))
-ax.plot(epochs, [record["train_bits_per_dim"] for record in history], "o-",
-        label="train (mean over the epoch)")
-ax.plot(epochs, [record["test_bits_per_dim"] for record in history], "s-",
-        label="test (end of epoch)")
-ax.axhline(np.log2(digits.num_bins), color="gray", ls="--",
-           label="uniform, log2(17)")
+ax.plot(
+  epochs,
+  [record["train_bits_per_dim"] for record in history],
+  "o-",
+  label="train (mean over the epoch)",
+)
+ax.plot(
+  epochs,
+  [record["test_bits_per_dim"] for record in history],
+  "s-",
+  label="test (end of epoch)",
+)
+ax.axhline(
+  np.log2(digits.num_bins), color="gray", ls="--", label="uniform, log2(17)"
+)
 ax.set_xlabel("epoch")
 ax.set_ylabel("bits / dim")
 ax.legend()
@@ -163,12 +212,14 @@ plt.show()
 temperatures = [0.5, 0.7, 0.85, 1.0]
 fig, axes = plt.subplots(1, len(temperatures), figsize=(14, 4))
 for ax, temperature in zip(axes, temperatures):
-    samples = model.sample(36, temperature=temperature, seed=1).numpy()
-    assert samples.shape == (36, 8, 8, 1)
-    ax.imshow(image_grid(samples, digits.num_bins, columns=6, scale=1)[..., 0],
-              cmap="gray")
-    ax.set_title(f"T = {temperature}")
-    ax.set_axis_off()
+  samples = model.sample(36, temperature=temperature, seed=1).numpy()
+  assert samples.shape == (36, 8, 8, 1)
+  ax.imshow(
+    image_grid(samples, digits.num_bins, columns=6, scale=1)[..., 0],
+    cmap="gray",
+  )
+  ax.set_title(f"T = {temperature}")
+  ax.set_axis_off()
 plt.show()
 
 # %% [markdown]
@@ -180,39 +231,52 @@ plt.show()
 # and quantise: every test digit comes back exactly. The middle row shows the
 # latents, which look like the standard normal noise they are meant to be.
 
+
 # %%
 def encode(images):
-    """Latents `[N, 8, 8, 1]` of integer images (midpoint dequantisation)."""
-    x = (tf.cast(images, tf.float32) + 0.5) / digits.num_bins - 0.5
-    return flow.inverse(x)
+  """Latents `[N, 8, 8, 1]` of integer images (midpoint dequantisation)."""
+  x = (tf.cast(images, tf.float32) + 0.5) / digits.num_bins - 0.5
+  return flow.inverse(x)
 
 
 def decode(latents):
-    # tf.identity: a fresh tensor, so TFP's cache cannot return the input.
-    return dequantization.quantize(flow.forward(tf.identity(latents)),
-                                   digits.num_bins).numpy()
+  # tf.identity: a fresh tensor, so TFP's cache cannot return the input.
+  return dequantization.quantize(
+    flow.forward(tf.identity(latents)), digits.num_bins
+  ).numpy()
 
 
 originals = test_images[:12]
 latents = encode(originals)
 reconstructions = decode(latents)
 assert np.array_equal(reconstructions, originals)
-print("reconstructions equal the originals; latent std:",
-      float(tf.math.reduce_std(latents)))
+print(
+  "reconstructions equal the originals; latent std:",
+  float(tf.math.reduce_std(latents)),
+)
 panels = [
-    (image_grid(originals, digits.num_bins, columns=12, scale=1),
-     "test digits", dict(cmap="gray")),
-    # tile: the float latents, gaps blank (NaN).
-    (tile(latents.numpy(), columns=12, fill=np.nan),
-     "their latents z = flow.inverse(x)", dict(cmap="RdBu_r", vmin=-3, vmax=3)),
-    (image_grid(reconstructions, digits.num_bins, columns=12, scale=1),
-     "flow.forward(z), quantised", dict(cmap="gray")),
+  (
+    image_grid(originals, digits.num_bins, columns=12, scale=1),
+    "test digits",
+    dict(cmap="gray"),
+  ),
+  # tile: the float latents, gaps blank (NaN).
+  (
+    tile(latents.numpy(), columns=12, fill=np.nan),
+    "their latents z = flow.inverse(x)",
+    dict(cmap="RdBu_r", vmin=-3, vmax=3),
+  ),
+  (
+    image_grid(reconstructions, digits.num_bins, columns=12, scale=1),
+    "flow.forward(z), quantised",
+    dict(cmap="gray"),
+  ),
 ]
 fig, axes = plt.subplots(3, 1, figsize=(10, 3.6))
 for ax, (grid, title, style) in zip(axes, panels):
-    ax.imshow(grid[..., 0], **style)
-    ax.set_title(title)
-    ax.set_axis_off()
+  ax.imshow(grid[..., 0], **style)
+  ax.set_title(title)
+  ax.set_axis_off()
 plt.tight_layout()
 plt.show()
 
@@ -225,17 +289,23 @@ plt.show()
 
 # %%
 pairs = [(0, 1), (2, 3), (4, 5), (6, 7)]
-steps = np.linspace(0., 1., 9, dtype=np.float32)
+steps = np.linspace(0.0, 1.0, 9, dtype=np.float32)
 rows = []
 for a, b in pairs:
-    z_a, z_b = latents[a], latents[b]
-    path = (1. - steps[:, None, None, None]) * z_a + steps[:, None, None, None] * z_b
-    rows.append(decode(path))
-    assert np.array_equal(rows[-1][0], originals[a])
-    assert np.array_equal(rows[-1][-1], originals[b])
+  z_a, z_b = latents[a], latents[b]
+  path = (1.0 - steps[:, None, None, None]) * z_a + steps[
+    :, None, None, None
+  ] * z_b
+  rows.append(decode(path))
+  assert np.array_equal(rows[-1][0], originals[a])
+  assert np.array_equal(rows[-1][-1], originals[b])
 fig, ax = plt.subplots(figsize=(8, 4))
-ax.imshow(image_grid(np.concatenate(rows), digits.num_bins, columns=len(steps),
-                     scale=1)[..., 0], cmap="gray")
+ax.imshow(
+  image_grid(
+    np.concatenate(rows), digits.num_bins, columns=len(steps), scale=1
+  )[..., 0],
+  cmap="gray",
+)
 ax.set_title("latent interpolations")
 ax.set_axis_off()
 plt.show()

@@ -13,44 +13,55 @@ import sys
 
 
 def install_command(repository, folder, installed_at):
-    """pip's command line for `tfp_emerging`, or None when none is needed.
+  """pip's command line for `tfp_emerging`, or None when none is needed.
 
-    `folder`: where the notebook runs; `installed_at`: the folder of the
-    importable package, or None."""
-    for checkout in [folder, *folder.parents]:
-        project = checkout / "pyproject.toml"
-        if project.is_file() and 'name = "tfp_emerging"' in project.read_text():
-            if installed_at is not None and checkout in installed_at.parents:
-                return None
-            return [sys.executable, "-m", "pip", "install", "-q", "-e",
-                    str(checkout)]
-    if installed_at is not None:
+  `folder`: where the notebook runs; `installed_at`: the folder of the
+  importable package, or None."""
+  for checkout in [folder, *folder.parents]:
+    project = checkout / "pyproject.toml"
+    if project.is_file() and 'name = "tfp_emerging"' in project.read_text():
+      if installed_at is not None and checkout in installed_at.parents:
         return None
-    return [sys.executable, "-m", "pip", "install", "-q",
-            f"git+https://github.com/{repository}"]
+      return [sys.executable, "-m", "pip", "install", "-q", "-e", str(checkout)]
+  if installed_at is not None:
+    return None
+  return [
+    sys.executable,
+    "-m",
+    "pip",
+    "install",
+    "-q",
+    f"git+https://github.com/{repository}",
+  ]
 
 
 spec = importlib.util.find_spec("tfp_emerging")
 command = install_command(
-    REPOSITORY, pathlib.Path.cwd().resolve(),
-    pathlib.Path(spec.origin).resolve().parent if spec else None)
+  REPOSITORY,
+  pathlib.Path.cwd().resolve(),
+  pathlib.Path(spec.origin).resolve().parent if spec else None,
+)
 if command:
-    print("installing:", " ".join(command[2:]))
-    pip = subprocess.run(command, capture_output=True, text=True)
-    if pip.returncode != 0:
-        raise RuntimeError(
-            f"Could not install tfp_emerging with `{' '.join(command[2:])}` "
-            f"(pip exit status {pip.returncode}). Set REPOSITORY at the top "
-            f"of this cell to the GitHub repository that holds it, as "
-            f"'OWNER/NAME', and run the cell again. pip said:\n"
-            + pip.stderr[-3000:])
-    if "-e" in command:  # an editable install shows after a restart only
-        sys.path.insert(0, command[-1])
-    importlib.invalidate_caches()
+  print("installing:", " ".join(command[2:]))
+  pip = subprocess.run(command, capture_output=True, text=True)
+  if pip.returncode != 0:
+    raise RuntimeError(
+      f"Could not install tfp_emerging with `{' '.join(command[2:])}` "
+      f"(pip exit status {pip.returncode}). Set REPOSITORY at the top "
+      f"of this cell to the GitHub repository that holds it, as "
+      f"'OWNER/NAME', and run the cell again. pip said:\n" + pip.stderr[-3000:]
+    )
+  if "-e" in command:  # an editable install shows after a restart only
+    sys.path.insert(0, command[-1])
+  importlib.invalidate_caches()
 import tfp_emerging
 
-print("tfp_emerging", tfp_emerging.__version__, "from",
-      pathlib.Path(tfp_emerging.__file__).parent)
+print(
+  "tfp_emerging",
+  tfp_emerging.__version__,
+  "from",
+  pathlib.Path(tfp_emerging.__file__).parent,
+)
 
 # %% [markdown]
 # # Comparing mixing layers on the same budget
@@ -81,26 +92,34 @@ import os
 
 SMALL = os.environ.get("TFP_EMERGING_NOTEBOOK_SMALL", "0")
 if SMALL not in ("0", "1"):
-    raise ValueError("TFP_EMERGING_NOTEBOOK_SMALL must be '0' or '1'; got "
-                     f"{SMALL!r}.")
+  raise ValueError(
+    f"TFP_EMERGING_NOTEBOOK_SMALL must be '0' or '1'; got {SMALL!r}."
+  )
 SMALL = SMALL == "1"
 print("small:", SMALL)
 
 # %%
+from IPython.display import Markdown
+from IPython.display import display
 import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
-from IPython.display import Markdown, display
 
 from tfp_emerging import data
 from tfp_emerging import training
 from tfp_emerging.timing import best_seconds
 
 SIZES = {
-    "small": dict(num_steps=1, hidden_channels=8, epochs=2, train_images=128,
-                  timing_repeats=2),
-    "full": dict(num_steps=4, hidden_channels=32, epochs=20, train_images=None,
-                 timing_repeats=10),
+  "small": dict(
+    num_steps=1, hidden_channels=8, epochs=2, train_images=128, timing_repeats=2
+  ),
+  "full": dict(
+    num_steps=4,
+    hidden_channels=32,
+    epochs=20,
+    train_images=None,
+    timing_repeats=10,
+  ),
 }["small" if SMALL else "full"]
 MIXINGS = ["1x1", "qr", "emerging", "periodic"]
 SAMPLES = 64
@@ -111,35 +130,47 @@ test_images = np.stack(list(digits.images("test").as_numpy_iterator()))
 
 # %%
 # The same latents (sampling) and images (density) for every model.
-latents = tf.random.stateless_normal([SAMPLES, *digits.image_shape], seed=[0, 0])
-images = tf.constant((test_images[:SAMPLES] + 0.5) / digits.num_bins - 0.5,
-                     tf.float32)
+latents = tf.random.stateless_normal(
+  [SAMPLES, *digits.image_shape], seed=[0, 0]
+)
+images = tf.constant(
+  (test_images[:SAMPLES] + 0.5) / digits.num_bins - 0.5, tf.float32
+)
 results = {}
 for mixing in MIXINGS:
-    # The same data order, noise and seed for every model: only the mixing
-    # differs (training.fit is the command line's training path).
-    config = training.RunConfig(
-        dataset="digits", mixing=mixing, num_levels=1,
-        num_steps=SIZES["num_steps"], hidden_channels=SIZES["hidden_channels"],
-        epochs=SIZES["epochs"], batch_size=64, learning_rate=1e-3,
-        warmup_steps=100, seed=0).with_data(digits)
-    model = training.build_model(config)
-    history = training.fit(model, digits, config,
-                           num_train=SIZES["train_images"])
-    results[mixing] = dict(
-        parameters=sum(int(np.prod(v.shape)) for v in model.trainable_weights),
-        test_bits=history[-1]["test_bits_per_dim"],
-        curve=[record["test_bits_per_dim"] for record in history],
-        # The first epoch also traces the training step: leave it out.
-        epoch_seconds=float(np.median(
-            [record["train_seconds"] for record in history[1:]])),
-        sample_seconds=best_seconds(tf.function(model.flow.forward), latents,
-                                      SIZES["timing_repeats"]),
-        density_seconds=best_seconds(
-            tf.function(model.distribution.log_prob), images,
-            SIZES["timing_repeats"]))
-    assert np.isfinite(results[mixing]["test_bits"])
-    print(f"{mixing:9s} test bits/dim {results[mixing]['test_bits']:.3f}")
+  # The same data order, noise and seed for every model: only the mixing
+  # differs (training.fit is the command line's training path).
+  config = training.RunConfig(
+    dataset="digits",
+    mixing=mixing,
+    num_levels=1,
+    num_steps=SIZES["num_steps"],
+    hidden_channels=SIZES["hidden_channels"],
+    epochs=SIZES["epochs"],
+    batch_size=64,
+    learning_rate=1e-3,
+    warmup_steps=100,
+    seed=0,
+  ).with_data(digits)
+  model = training.build_model(config)
+  history = training.fit(model, digits, config, num_train=SIZES["train_images"])
+  results[mixing] = dict(
+    parameters=sum(int(np.prod(v.shape)) for v in model.trainable_weights),
+    test_bits=history[-1]["test_bits_per_dim"],
+    curve=[record["test_bits_per_dim"] for record in history],
+    # The first epoch also traces the training step: leave it out.
+    epoch_seconds=float(
+      np.median([record["train_seconds"] for record in history[1:]])
+    ),
+    sample_seconds=best_seconds(
+      tf.function(model.flow.forward), latents, SIZES["timing_repeats"]
+    ),
+    density_seconds=best_seconds(
+      tf.function(model.distribution.log_prob), images, SIZES["timing_repeats"]
+    ),
+  )
+  assert np.isfinite(results[mixing]["test_bits"])
+  print(f"{mixing:9s} test bits/dim {results[mixing]['test_bits']:.3f}")
 
 # %% [markdown]
 # ## Bits per dimension
@@ -150,13 +181,17 @@ for mixing in MIXINGS:
 # step); the periodic one has a full `3 x 3` kernel.
 
 # %%
-lines = ["| mixing | parameters | test bits/dim | s / epoch | "
-         f"ms to sample {SAMPLES} | ms for the density of {SAMPLES} |",
-         "|---|---:|---:|---:|---:|---:|"]
+lines = [
+  "| mixing | parameters | test bits/dim | s / epoch | "
+  f"ms to sample {SAMPLES} | ms for the density of {SAMPLES} |",
+  "|---|---:|---:|---:|---:|---:|",
+]
 for mixing, r in results.items():
-    lines.append(f"| `{mixing}` | {r['parameters']:,} | {r['test_bits']:.3f} | "
-                 f"{r['epoch_seconds']:.2f} | {r['sample_seconds'] * 1e3:.1f} | "
-                 f"{r['density_seconds'] * 1e3:.1f} |")
+  lines.append(
+    f"| `{mixing}` | {r['parameters']:,} | {r['test_bits']:.3f} | "
+    f"{r['epoch_seconds']:.2f} | {r['sample_seconds'] * 1e3:.1f} | "
+    f"{r['density_seconds'] * 1e3:.1f} |"
+  )
 display(Markdown("\n".join(lines)))
 
 # %%
@@ -169,8 +204,8 @@ axes[0].set_ylim(bits.min() - margin, bits.max() + margin)
 axes[0].set_ylabel("test bits / dim (axis does not start at 0)")
 axes[0].set_title("after the same training budget")
 for mixing in MIXINGS:
-    curve = results[mixing]["curve"]
-    axes[1].plot(np.arange(1, len(curve) + 1), curve, "o-", label=mixing)
+  curve = results[mixing]["curve"]
+  axes[1].plot(np.arange(1, len(curve) + 1), curve, "o-", label=mixing)
 axes[1].xaxis.set_major_locator(plt.MaxNLocator(integer=True))
 axes[1].set_xlabel("epoch")
 axes[1].set_ylabel("test bits / dim")
@@ -191,11 +226,14 @@ plt.show()
 # %%
 x = np.arange(len(MIXINGS))
 fig, ax = plt.subplots(figsize=(7, 4))
-for offset, key, label in [(-0.2, "sample_seconds", f"sample {SAMPLES}"),
-                           (0.2, "density_seconds", f"density of {SAMPLES}")]:
-    bars = ax.bar(x + offset, [results[m][key] * 1e3 for m in MIXINGS], 0.4,
-                  label=label)
-    ax.bar_label(bars, fmt="%.0f")
+for offset, key, label in [
+  (-0.2, "sample_seconds", f"sample {SAMPLES}"),
+  (0.2, "density_seconds", f"density of {SAMPLES}"),
+]:
+  bars = ax.bar(
+    x + offset, [results[m][key] * 1e3 for m in MIXINGS], 0.4, label=label
+  )
+  ax.bar_label(bars, fmt="%.0f")
 ax.set_xticks(x, MIXINGS)
 ax.set_ylabel("milliseconds")
 ax.set_title("time per batch")

@@ -13,44 +13,55 @@ import sys
 
 
 def install_command(repository, folder, installed_at):
-    """pip's command line for `tfp_emerging`, or None when none is needed.
+  """pip's command line for `tfp_emerging`, or None when none is needed.
 
-    `folder`: where the notebook runs; `installed_at`: the folder of the
-    importable package, or None."""
-    for checkout in [folder, *folder.parents]:
-        project = checkout / "pyproject.toml"
-        if project.is_file() and 'name = "tfp_emerging"' in project.read_text():
-            if installed_at is not None and checkout in installed_at.parents:
-                return None
-            return [sys.executable, "-m", "pip", "install", "-q", "-e",
-                    str(checkout)]
-    if installed_at is not None:
+  `folder`: where the notebook runs; `installed_at`: the folder of the
+  importable package, or None."""
+  for checkout in [folder, *folder.parents]:
+    project = checkout / "pyproject.toml"
+    if project.is_file() and 'name = "tfp_emerging"' in project.read_text():
+      if installed_at is not None and checkout in installed_at.parents:
         return None
-    return [sys.executable, "-m", "pip", "install", "-q",
-            f"git+https://github.com/{repository}"]
+      return [sys.executable, "-m", "pip", "install", "-q", "-e", str(checkout)]
+  if installed_at is not None:
+    return None
+  return [
+    sys.executable,
+    "-m",
+    "pip",
+    "install",
+    "-q",
+    f"git+https://github.com/{repository}",
+  ]
 
 
 spec = importlib.util.find_spec("tfp_emerging")
 command = install_command(
-    REPOSITORY, pathlib.Path.cwd().resolve(),
-    pathlib.Path(spec.origin).resolve().parent if spec else None)
+  REPOSITORY,
+  pathlib.Path.cwd().resolve(),
+  pathlib.Path(spec.origin).resolve().parent if spec else None,
+)
 if command:
-    print("installing:", " ".join(command[2:]))
-    pip = subprocess.run(command, capture_output=True, text=True)
-    if pip.returncode != 0:
-        raise RuntimeError(
-            f"Could not install tfp_emerging with `{' '.join(command[2:])}` "
-            f"(pip exit status {pip.returncode}). Set REPOSITORY at the top "
-            f"of this cell to the GitHub repository that holds it, as "
-            f"'OWNER/NAME', and run the cell again. pip said:\n"
-            + pip.stderr[-3000:])
-    if "-e" in command:  # an editable install shows after a restart only
-        sys.path.insert(0, command[-1])
-    importlib.invalidate_caches()
+  print("installing:", " ".join(command[2:]))
+  pip = subprocess.run(command, capture_output=True, text=True)
+  if pip.returncode != 0:
+    raise RuntimeError(
+      f"Could not install tfp_emerging with `{' '.join(command[2:])}` "
+      f"(pip exit status {pip.returncode}). Set REPOSITORY at the top "
+      f"of this cell to the GitHub repository that holds it, as "
+      f"'OWNER/NAME', and run the cell again. pip said:\n" + pip.stderr[-3000:]
+    )
+  if "-e" in command:  # an editable install shows after a restart only
+    sys.path.insert(0, command[-1])
+  importlib.invalidate_caches()
 import tfp_emerging
 
-print("tfp_emerging", tfp_emerging.__version__, "from",
-      pathlib.Path(tfp_emerging.__file__).parent)
+print(
+  "tfp_emerging",
+  tfp_emerging.__version__,
+  "from",
+  pathlib.Path(tfp_emerging.__file__).parent,
+)
 
 # %% [markdown]
 # # A class-conditional Glow on the digits
@@ -73,8 +84,9 @@ import os
 
 SMALL = os.environ.get("TFP_EMERGING_NOTEBOOK_SMALL", "0")
 if SMALL not in ("0", "1"):
-    raise ValueError("TFP_EMERGING_NOTEBOOK_SMALL must be '0' or '1'; got "
-                     f"{SMALL!r}.")
+  raise ValueError(
+    f"TFP_EMERGING_NOTEBOOK_SMALL must be '0' or '1'; got {SMALL!r}."
+  )
 SMALL = SMALL == "1"
 print("small:", SMALL)
 
@@ -87,19 +99,30 @@ from tfp_emerging import image_grid
 from tfp_emerging import training
 
 SIZES = {
-    "small": dict(num_levels=1, num_steps=1, hidden_channels=8, epochs=2,
-                  train_images=256),
-    "full": dict(num_levels=2, num_steps=4, hidden_channels=64, epochs=40,
-                 train_images=None),
+  "small": dict(
+    num_levels=1, num_steps=1, hidden_channels=8, epochs=2, train_images=256
+  ),
+  "full": dict(
+    num_levels=2, num_steps=4, hidden_channels=64, epochs=40, train_images=None
+  ),
 }["small" if SMALL else "full"]
 TEMPERATURE = 0.7  # the command line's default for samples.png
 
 # %%
 digits = data.load("digits")  # images("train", labels=True): (image, label)
-test_images, test_labels = (np.stack(column) for column in zip(
-    *digits.images("test", labels=True).as_numpy_iterator()))
-print(digits.num_examples, "images", digits.image_shape, "grey levels:",
-      digits.num_bins, "classes:", digits.num_classes)
+test_images, test_labels = (
+  np.stack(column)
+  for column in zip(*digits.images("test", labels=True).as_numpy_iterator())
+)
+print(
+  digits.num_examples,
+  "images",
+  digits.image_shape,
+  "grey levels:",
+  digits.num_bins,
+  "classes:",
+  digits.num_classes,
+)
 
 # %% [markdown]
 # ## Training with labels
@@ -113,28 +136,54 @@ print(digits.num_examples, "images", digits.image_shape, "grey levels:",
 
 # %%
 config = training.RunConfig(
-    dataset="digits", mixing="emerging", conditional=True,
-    num_levels=SIZES["num_levels"], num_steps=SIZES["num_steps"],
-    hidden_channels=SIZES["hidden_channels"], epochs=SIZES["epochs"],
-    batch_size=64, learning_rate=1e-3, warmup_steps=100,
-    seed=0).with_data(digits)
+  dataset="digits",
+  mixing="emerging",
+  conditional=True,
+  num_levels=SIZES["num_levels"],
+  num_steps=SIZES["num_steps"],
+  hidden_channels=SIZES["hidden_channels"],
+  epochs=SIZES["epochs"],
+  batch_size=64,
+  learning_rate=1e-3,
+  warmup_steps=100,
+  seed=0,
+).with_data(digits)
 model = training.build_model(config)
-print("classes:", model.num_classes, "| trainable parameters:",
-      sum(int(np.prod(v.shape)) for v in model.trainable_weights))
+print(
+  "classes:",
+  model.num_classes,
+  "| trainable parameters:",
+  sum(int(np.prod(v.shape)) for v in model.trainable_weights),
+)
 
-history = training.fit(model, digits, config, num_train=SIZES["train_images"],
-                       labels=True, verbose=0 if SMALL else 2)
+history = training.fit(
+  model,
+  digits,
+  config,
+  num_train=SIZES["train_images"],
+  labels=True,
+  verbose=0 if SMALL else 2,
+)
 print(f"test bits/dim: {history[-1]['test_bits_per_dim']:.3f}")
 
 # %%
 epochs = [record["epoch"] for record in history]
 fig, ax = plt.subplots(figsize=(6, 4))
-ax.plot(epochs, [record["train_bits_per_dim"] for record in history], "o-",
-        label="train (mean over the epoch)")
-ax.plot(epochs, [record["test_bits_per_dim"] for record in history], "s-",
-        label="test (end of epoch)")
-ax.axhline(np.log2(digits.num_bins), color="gray", ls="--",
-           label="uniform, log2(17)")
+ax.plot(
+  epochs,
+  [record["train_bits_per_dim"] for record in history],
+  "o-",
+  label="train (mean over the epoch)",
+)
+ax.plot(
+  epochs,
+  [record["test_bits_per_dim"] for record in history],
+  "s-",
+  label="test (end of epoch)",
+)
+ax.axhline(
+  np.log2(digits.num_bins), color="gray", ls="--", label="uniform, log2(17)"
+)
 ax.set_xlabel("epoch")
 ax.set_ylabel("bits / dim, given the class")
 ax.legend()
@@ -155,8 +204,10 @@ grid = image_grid.sample_grid(model, n, TEMPERATURE, seed=1)
 print(f"sample grid {grid.shape}: {model.num_classes} rows of {n}")
 fig, ax = plt.subplots(figsize=(5, 6))
 ax.imshow(grid[..., 0], cmap="gray")
-ax.set_yticks((np.arange(model.num_classes) + 0.5) * grid.shape[0]
-              / model.num_classes, [f"class {c}" for c in range(model.num_classes)])
+ax.set_yticks(
+  (np.arange(model.num_classes) + 0.5) * grid.shape[0] / model.num_classes,
+  [f"class {c}" for c in range(model.num_classes)],
+)
 ax.set_xticks([])
 ax.set_title(f"{n} samples per class, T = {TEMPERATURE}")
 plt.show()
@@ -185,16 +236,25 @@ plt.show()
 # density is a weak classifier, but well above chance (10 %).
 
 # %%
-bits = np.stack([
-    model.bits_per_dim(test_images, labels=np.full(len(test_images), label),
-                       seed=0).numpy()
-    for label in range(model.num_classes)], axis=1)  # [N, K]
+bits = np.stack(
+  [
+    model.bits_per_dim(
+      test_images, labels=np.full(len(test_images), label), seed=0
+    ).numpy()
+    for label in range(model.num_classes)
+  ],
+  axis=1,
+)  # [N, K]
 assert bits.shape == (len(test_images), model.num_classes)
 assert np.isfinite(bits).all()
 predicted = bits.argmin(axis=1)
 accuracy = float(np.mean(predicted == test_labels))
-print(f"accuracy of argmin_y bits(x | y) on {len(test_images)} test digits: "
-      f"{accuracy:.1%}")
+print(
+  f"accuracy of argmin_y bits(x | y) on {len(test_images)} test digits: "
+  f"{accuracy:.1%}"
+)
 own = bits[np.arange(len(test_images)), test_labels].mean()
-print(f"bits/dim under the own class {own:.3f}, "
-      f"under the best class {bits.min(axis=1).mean():.3f}")
+print(
+  f"bits/dim under the own class {own:.3f}, "
+  f"under the best class {bits.min(axis=1).mean():.3f}"
+)

@@ -29,13 +29,17 @@ README = COLAB.parent / "README.md"
 # The install cell's one variable, as it stands in every source.
 REPOSITORY_LINE = re.compile(r'^REPOSITORY = "[^"\n]*"$', re.M)
 BADGE_URL = re.compile(
-    r"https://colab\.research\.google\.com/github/[^/\s)]+/[^/\s)]+/blob/main/colab/")
+  r"https://colab\.research\.google\.com/github/[^/\s)]+/[^/\s)]+/blob/main/colab/"
+)
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+")
 METADATA = {
-    "kernelspec": {"name": "python3", "display_name": "Python 3",
-                   "language": "python"},
-    "language_info": {"name": "python"},
-    "colab": {"provenance": []},
+  "kernelspec": {
+    "name": "python3",
+    "display_name": "Python 3",
+    "language": "python",
+  },
+  "language_info": {"name": "python"},
+  "colab": {"provenance": []},
 }
 
 
@@ -51,8 +55,11 @@ def notebook(source: pathlib.Path) -> nbformat.NotebookNode:
   cells = jupytext.read(source, fmt="py:percent").cells
   built = nbformat.v4.new_notebook(metadata=METADATA)
   for index, cell in enumerate(cells):
-    make = (nbformat.v4.new_markdown_cell if cell.cell_type == "markdown"
-            else nbformat.v4.new_code_cell)
+    make = (
+      nbformat.v4.new_markdown_cell
+      if cell.cell_type == "markdown"
+      else nbformat.v4.new_code_cell
+    )
     built.cells.append(make(cell.source.strip("\n"), id=f"cell-{index:02d}"))
   nbformat.validate(built)
   return built
@@ -67,26 +74,37 @@ def stamp(repository: str, paths: list) -> None:
       exactly one line `REPOSITORY = "..."`.
   """
   if not SLUG.fullmatch(repository):
-    raise ValueError(f"repository must be GitHub's OWNER/NAME, e.g. "
-                     f"'tfp-emerging/tfp_emerging'; got {repository!r}.")
+    raise ValueError(
+      f"repository must be GitHub's OWNER/NAME, e.g. "
+      f"'tfp-emerging/tfp_emerging'; got {repository!r}."
+    )
   for path in paths:
     text = path.read_text(encoding="utf-8")
     text, count = REPOSITORY_LINE.subn(f'REPOSITORY = "{repository}"', text)
     if count != 1:
-      raise ValueError(f"{path}: needs one line REPOSITORY = \"...\" in its "
-                       f"install cell; found {count}.")
+      raise ValueError(
+        f'{path}: needs one line REPOSITORY = "..." in its '
+        f"install cell; found {count}."
+      )
     path.write_text(text, encoding="utf-8")
   readme = README.read_text(encoding="utf-8")
-  README.write_text(BADGE_URL.sub(
+  README.write_text(
+    BADGE_URL.sub(
       f"https://colab.research.google.com/github/{repository}/blob/main/colab/",
-      readme), encoding="utf-8")
+      readme,
+    ),
+    encoding="utf-8",
+  )
 
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--repository", metavar="OWNER/NAME",
-                      help="stamp this GitHub repository into the install "
-                      "cells and README.md's badges first")
+  parser.add_argument(
+    "--repository",
+    metavar="OWNER/NAME",
+    help="stamp this GitHub repository into the install "
+    "cells and README.md's badges first",
+  )
   options = parser.parse_args(argv)
   if options.repository:
     stamp(options.repository, sources())

@@ -27,8 +27,9 @@ SECTION = "Tutorials"
 FIGURES = "benchmarks/results"
 TUTORIALS_PAGE = "tutorials/index.md"
 TABLE = "<!-- the notebooks of colab/, made by docs/hooks.py -->"
-COLAB_URL = ("https://colab.research.google.com/github/{repository}/blob/main/"
-             "colab/{name}")
+COLAB_URL = (
+  "https://colab.research.google.com/github/{repository}/blob/main/colab/{name}"
+)
 # The install cell's variable, which `make notebooks REPOSITORY=...` stamps
 # (as it does README.md's badges).
 REPOSITORY = re.compile(r'^REPOSITORY = "([^"]+)"$', re.M)
@@ -52,8 +53,9 @@ def title(path):
 
 def repository(path):
   """The GitHub `OWNER/NAME` the notebook's install cell installs from."""
-  install_cell = "".join(json.loads(path.read_text(encoding="utf-8"))
-                         ["cells"][0]["source"])
+  install_cell = "".join(
+    json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"]
+  )
   found = REPOSITORY.search(install_cell)
   if not found:
     raise ValueError(f"{path}: its first cell sets no REPOSITORY")
@@ -64,19 +66,26 @@ def notebook_table():
   rows = ["| notebook | | open |", "|---|---|---|"]
   for path in notebooks():
     url = COLAB_URL.format(repository=repository(path), name=path.name)
-    rows.append(f"| [`{path.stem}`](../{FOLDER}/{path.name}) | {title(path)} | "
-                f"[![Open In Colab]({BADGE})]({url}) |")
+    rows.append(
+      f"| [`{path.stem}`](../{FOLDER}/{path.name}) | {title(path)} | "
+      f"[![Open In Colab]({BADGE})]({url}) |"
+    )
   return "\n".join(rows)
 
 
 def on_config(config):
-  sections = [entry for entry in config.nav or []
-              if isinstance(entry, dict) and SECTION in entry]
+  sections = [
+    entry
+    for entry in config.nav or []
+    if isinstance(entry, dict) and SECTION in entry
+  ]
   if len(sections) != 1:
-    raise ValueError(f"mkdocs.yml's nav needs one {SECTION!r} section, "
-                     f"found {len(sections)}")
+    raise ValueError(
+      f"mkdocs.yml's nav needs one {SECTION!r} section, found {len(sections)}"
+    )
   sections[0][SECTION] = list(sections[0][SECTION]) + [
-      f"{FOLDER}/{path.name}" for path in notebooks()]
+    f"{FOLDER}/{path.name}" for path in notebooks()
+  ]
   return config
 
 
@@ -86,9 +95,14 @@ def on_files(files, config):
   for path in [*notebooks(), *figures]:
     # A File of the repository root, not a generated one: mkdocs-jupyter's
     # wrapper only sees the source path of files read from a folder.
-    files.append(File(path.relative_to(ROOT).as_posix(), src_dir=str(ROOT),
-                      dest_dir=config.site_dir,
-                      use_directory_urls=config.use_directory_urls))
+    files.append(
+      File(
+        path.relative_to(ROOT).as_posix(),
+        src_dir=str(ROOT),
+        dest_dir=config.site_dir,
+        use_directory_urls=config.use_directory_urls,
+      )
+    )
   return files
 
 

@@ -8,8 +8,9 @@ from tfp_emerging import data
 
 def _first_examples(dataset, split, count):
   """The first `count` images and labels of `dataset.images(split)`."""
-  images, labels = zip(*dataset.images(split, labels=True).take(count)
-                       .as_numpy_iterator())
+  images, labels = zip(
+    *dataset.images(split, labels=True).take(count).as_numpy_iterator()
+  )
   return np.stack(images), np.array(labels)
 
 
@@ -22,7 +23,13 @@ def digits_npz(tmp_path_factory):
   train, train_labels = _first_examples(digits, "train", 96)
   test, test_labels = _first_examples(digits, "test", 32)
   path = str(tmp_path_factory.mktemp("data") / "digits_small.npz")
-  np.savez(path, train=train, test=test, train_labels=train_labels,
-           test_labels=test_labels, num_bins=np.int64(17),
-           num_classes=np.int64(10))
+  np.savez(
+    path,
+    train=train,
+    test=test,
+    train_labels=train_labels,
+    test_labels=test_labels,
+    num_bins=np.int64(17),
+    num_classes=np.int64(10),
+  )
   return path

@@ -21,5 +21,14 @@ from tfp_emerging import keras
 from tfp_emerging import presets
 from tfp_emerging import training
 
-__all__ = ["bijectors", "data", "distribute", "export", "flows", "image_grid",
-           "keras", "presets", "training"]
+__all__ = [
+  "bijectors",
+  "data",
+  "distribute",
+  "export",
+  "flows",
+  "image_grid",
+  "keras",
+  "presets",
+  "training",
+]

@@ -39,8 +39,11 @@ class StrategyError(ValueError):
   """A strategy that cannot be made here (no TPU, bad `TF_CONFIG`, ...)."""
 
 
-def make_strategy(name: str = "default", devices: Sequence[str] | None = None,
-                  tpu: str | None = None) -> tf.distribute.Strategy:
+def make_strategy(
+  name: str = "default",
+  devices: Sequence[str] | None = None,
+  tpu: str | None = None,
+) -> tf.distribute.Strategy:
   """The `tf.distribute.Strategy` called `name`.
 
   Args:
@@ -58,14 +61,15 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None,
       malformed `TF_CONFIG`, or no TPU where `"tpu"` was asked for.
   """
   if name not in STRATEGIES:
-    raise StrategyError(
-        f"`name` must be one of {STRATEGIES}; got {name!r}.")
+    raise StrategyError(f"`name` must be one of {STRATEGIES}; got {name!r}.")
   if devices is not None and name != "mirrored":
     raise StrategyError(
-        f"`devices` is for the 'mirrored' strategy only; got it with {name!r}.")
+      f"`devices` is for the 'mirrored' strategy only; got it with {name!r}."
+    )
   if tpu is not None and name != "tpu":
     raise StrategyError(
-        f"`tpu` is for the 'tpu' strategy only; got it with {name!r}.")
+      f"`tpu` is for the 'tpu' strategy only; got it with {name!r}."
+    )
   if name == "default":
     return tf.distribute.get_strategy()
   if name == "mirrored":
@@ -85,12 +89,16 @@ def _check_tf_config():
     config = json.loads(text)
   except ValueError as e:
     raise StrategyError(f"TF_CONFIG is not valid JSON ({e}).") from e
-  if (not isinstance(config, dict) or "cluster" not in config or
-      "task" not in config):
+  if (
+    not isinstance(config, dict)
+    or "cluster" not in config
+    or "task" not in config
+  ):
     raise StrategyError(
-        "TF_CONFIG must be a JSON object with 'cluster' (e.g. {\"worker\": "
-        "[\"host1:12345\", \"host2:12345\"]}) and 'task' (e.g. {\"type\": "
-        f"\"worker\", \"index\": 0}}); got {text!r}.")
+      "TF_CONFIG must be a JSON object with 'cluster' (e.g. {\"worker\": "
+      '["host1:12345", "host2:12345"]}) and \'task\' (e.g. {"type": '
+      f'"worker", "index": 0}}); got {text!r}.'
+    )
 
 
 def _tpu_strategy(tpu):
@@ -102,6 +110,7 @@ def _tpu_strategy(tpu):
   except (ValueError, RuntimeError, tf.errors.OpError) as e:
     where = f"TPU {tpu!r}" if tpu else "a local TPU or TPU_NAME"
     raise StrategyError(
-        f"the 'tpu' strategy found no TPU ({where}): {str(e).rstrip('.')}. "
-        f"Run on a TPU VM, or pass the TPU's name or grpc:// address.") from e
+      f"the 'tpu' strategy found no TPU ({where}): {str(e).rstrip('.')}. "
+      f"Run on a TPU VM, or pass the TPU's name or grpc:// address."
+    ) from e
   return tf.distribute.TPUStrategy(resolver)

@@ -55,9 +55,12 @@ from tfp_emerging.ops import conditions
 __all__ = ["FlowExport", "export", "tempered_sample"]
 
 
-def tempered_sample(base_distribution: tfp.distributions.Distribution,
-                    n: int | tf.Tensor, temperature: float | tf.Tensor = 1.0,
-                    seed: int | tf.Tensor | None = None) -> tf.Tensor:
+def tempered_sample(
+  base_distribution: tfp.distributions.Distribution,
+  n: int | tf.Tensor,
+  temperature: float | tf.Tensor = 1.0,
+  seed: int | tf.Tensor | None = None,
+) -> tf.Tensor:
   """`n` latents from `base_distribution` at `temperature`.
 
   `m + T (z - m)` with `z = base_distribution.sample(n, seed=seed)` and `m`
@@ -77,9 +80,10 @@ def tempered_sample(base_distribution: tfp.distributions.Distribution,
     mode = base_distribution.mode()
   except NotImplementedError as e:
     raise ValueError(
-        f"A temperature needs the base distribution's mode, which "
-        f"{type(base_distribution).__name__} does not implement; sample at "
-        f"temperature 1.") from e
+      f"A temperature needs the base distribution's mode, which "
+      f"{type(base_distribution).__name__} does not implement; sample at "
+      f"temperature 1."
+    ) from e
   return mode + tf.cast(temperature, z.dtype) * (z - mode)
 
 
@@ -87,9 +91,12 @@ class FlowExport(tf.Module):
   """The exported object: a flow's `log_prob` and `sample` as `tf.function`s."""
 
   def __init__(
-      self, flow: tfp.bijectors.Bijector,
-      base_distribution: tfp.distributions.Distribution | None = None,
-      num_bins: int | None = None, name: str = "flow_export") -> None:
+    self,
+    flow: tfp.bijectors.Bijector,
+    base_distribution: tfp.distributions.Distribution | None = None,
+    num_bins: int | None = None,
+    name: str = "flow_export",
+  ) -> None:
     """Wraps `flow` (a bijector latent -> image on events `[H, W, C]`).
 
     Args:
@@ -104,34 +111,44 @@ class FlowExport(tf.Module):
       base_distribution = flow.base_distribution()
     self.flow = flow
     self._distribution = tfp.distributions.TransformedDistribution(
-        base_distribution, flow)
+      base_distribution, flow
+    )
     self._event_shape = [int(s) for s in self._distribution.event_shape]
     self._num_bins = num_bins
     num_classes = conditions.num_classes_of(flow)
-    self.num_classes = tf.Variable(num_classes or 0, trainable=False,
-                                   dtype=tf.int32, name="num_classes")
+    self.num_classes = tf.Variable(
+      num_classes or 0, trainable=False, dtype=tf.int32, name="num_classes"
+    )
     dtype = self._distribution.dtype  # a tfb.Chain's own dtype is None
     images = tf.TensorSpec([None, *self._event_shape], dtype, name="x")
-    sampling = [tf.TensorSpec([], dtype, name="temperature"),
-                tf.TensorSpec([2], tf.int32, name="seed")]
+    sampling = [
+      tf.TensorSpec([], dtype, name="temperature"),
+      tf.TensorSpec([2], tf.int32, name="seed"),
+    ]
     if num_classes is None:
       self.log_prob = tf.function(self._log_prob, input_signature=[images])
-      self.sample = tf.function(self._sample, input_signature=[
-          tf.TensorSpec([], tf.int32, name="n"), *sampling])
+      self.sample = tf.function(
+        self._sample,
+        input_signature=[tf.TensorSpec([], tf.int32, name="n"), *sampling],
+      )
     else:
       labels = tf.TensorSpec([None], tf.int32, name="labels")
-      self.log_prob = tf.function(self._log_prob,
-                                  input_signature=[images, labels])
-      self.sample = tf.function(self._sample_classes,
-                                input_signature=[labels, *sampling])
+      self.log_prob = tf.function(
+        self._log_prob, input_signature=[images, labels]
+      )
+      self.sample = tf.function(
+        self._sample_classes, input_signature=[labels, *sampling]
+      )
 
   def _log_prob(self, x, labels=None):
     log_prob = self._distribution.log_prob(
-        x, bijector_kwargs=conditions.route(self.flow, labels))
+      x, bijector_kwargs=conditions.route(self.flow, labels)
+    )
     result = {"log_prob": log_prob}
     if self._num_bins is not None:
       result["bits_per_dim"] = dequantization.bits_per_dim(
-          log_prob, int(np.prod(self._event_shape)), self._num_bins)
+        log_prob, int(np.prod(self._event_shape)), self._num_bins
+      )
     return result
 
   def _sample(self, n, temperature, seed, labels=None):
@@ -147,8 +164,9 @@ class FlowExport(tf.Module):
     return self._sample(tf.size(labels), temperature, seed, labels)
 
 
-def export(model: tf.keras.Model | tfp.bijectors.Bijector,
-           path: str | os.PathLike[str]) -> FlowExport:
+def export(
+  model: tf.keras.Model | tfp.bijectors.Bijector, path: str | os.PathLike[str]
+) -> FlowExport:
   """Writes `model` (a `FlowModel` or a flow) as a SavedModel to `path`.
 
   A `FlowModel` is exported with its base distribution and `num_bins`; a
@@ -158,15 +176,22 @@ def export(model: tf.keras.Model | tfp.bijectors.Bijector,
     The `FlowExport` that was saved.
   """
   if hasattr(model, "flow") and hasattr(model, "distribution"):
-    module = FlowExport(model.flow, model.distribution.distribution,
-                        num_bins=model.num_bins)
+    module = FlowExport(
+      model.flow, model.distribution.distribution, num_bins=model.num_bins
+    )
   else:
     module = FlowExport(model)
   # `sample` serves values: its solves are traced without their implicit
   # gradients, which a SavedModel cannot hold (loading would warn of
   # "unsaved custom gradients" once per solve).
   with autoregressive.without_gradients():
-    tf.saved_model.save(module, path, signatures={
-        "serving_default": module.log_prob, "log_prob": module.log_prob,
-        "sample": module.sample})
+    tf.saved_model.save(
+      module,
+      path,
+      signatures={
+        "serving_default": module.log_prob,
+        "log_prob": module.log_prob,
+        "sample": module.sample,
+      },
+    )
   return module

@@ -15,8 +15,15 @@ import numpy.typing as npt
 
 from tfp_emerging.keras.model import FlowModel
 
-__all__ = ["NUM_SAMPLES", "SAMPLES_PER_CLASS", "default_sample_count",
-           "image_grid", "sample_grid", "samples_per_grid", "tile"]
+__all__ = [
+  "NUM_SAMPLES",
+  "SAMPLES_PER_CLASS",
+  "default_sample_count",
+  "image_grid",
+  "sample_grid",
+  "samples_per_grid",
+  "tile",
+]
 
 # Samples in `samples.png` of an unconditional run.
 NUM_SAMPLES = 64
@@ -24,8 +31,12 @@ NUM_SAMPLES = 64
 SAMPLES_PER_CLASS = 8
 
 
-def tile(images: npt.ArrayLike, columns: int | None = None, padding: int = 1,
-         fill: float = 0) -> np.ndarray:
+def tile(
+  images: npt.ArrayLike,
+  columns: int | None = None,
+  padding: int = 1,
+  fill: float = 0,
+) -> np.ndarray:
   """Tiles images into one array, row by row, `padding` pixels of `fill`
   between and around them.
 
@@ -67,18 +78,29 @@ def tile(images: npt.ArrayLike, columns: int | None = None, padding: int = 1,
   columns = columns or int(math.ceil(math.sqrt(n)))
   rows = int(math.ceil(n / columns))
   dtype = np.float64 if np.isnan(fill) else images.dtype
-  grid = np.full((rows * (height + padding) + padding,
-                  columns * (width + padding) + padding, channels), fill, dtype)
+  grid = np.full(
+    (
+      rows * (height + padding) + padding,
+      columns * (width + padding) + padding,
+      channels,
+    ),
+    fill,
+    dtype,
+  )
   for i in range(n):
     top = padding + (i // columns) * (height + padding)
     left = padding + (i % columns) * (width + padding)
-    grid[top:top + height, left:left + width] = images[i]
+    grid[top : top + height, left : left + width] = images[i]
   return grid
 
 
-def image_grid(images: npt.ArrayLike, num_bins: int,
-               columns: int | None = None, scale: int | None = None,
-               padding: int = 1) -> np.ndarray:
+def image_grid(
+  images: npt.ArrayLike,
+  num_bins: int,
+  columns: int | None = None,
+  scale: int | None = None,
+  padding: int = 1,
+) -> np.ndarray:
   """Tiles integer images into one uint8 grid image.
 
   Args:
@@ -96,15 +118,23 @@ def image_grid(images: npt.ArrayLike, num_bins: int,
   images = np.asarray(images)
   height, width = images.shape[1:3]
   scale = scale or max(1, 32 // max(height, width))
-  pixels = np.round(images.astype(np.float64) * 255. /
-                    (num_bins - 1)).clip(0, 255).astype(np.uint8)
+  pixels = (
+    np.round(images.astype(np.float64) * 255.0 / (num_bins - 1))
+    .clip(0, 255)
+    .astype(np.uint8)
+  )
   grid = tile(pixels, columns=columns, padding=padding)
   return grid.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def sample_grid(model: FlowModel, n: int, temperature: float,
-                seed: int | None, columns: int | None = None,
-                classes: Sequence[int] | None = None) -> np.ndarray:
+def sample_grid(
+  model: FlowModel,
+  n: int,
+  temperature: float,
+  seed: int | None,
+  columns: int | None = None,
+  classes: Sequence[int] | None = None,
+) -> np.ndarray:
   """Samples of the `FlowModel` `model` at `temperature`, tiled.
 
   Unconditional model: `n` samples, `columns` per row (default
@@ -120,22 +150,29 @@ def sample_grid(model: FlowModel, n: int, temperature: float,
   """
   if model.num_classes is None:
     if classes is not None:
-      raise ValueError("classes: the model is not class-conditional (train "
-                       "it with --conditional).")
+      raise ValueError(
+        "classes: the model is not class-conditional (train "
+        "it with --conditional)."
+      )
     samples = model.sample(n, temperature=temperature, seed=seed)
     return image_grid(np.asarray(samples), model.num_bins, columns=columns)
   classes = list(range(model.num_classes) if classes is None else classes)
   wrong = [c for c in classes if not 0 <= c < model.num_classes]
   if wrong or not classes:
-    raise ValueError(f"classes must lie in 0..{model.num_classes - 1}; got "
-                     f"{','.join(map(str, classes))}.")
+    raise ValueError(
+      f"classes must lie in 0..{model.num_classes - 1}; got "
+      f"{','.join(map(str, classes))}."
+    )
   if columns not in (None, n):
-    raise ValueError(f"columns: a class-conditional grid has one row per "
-                     f"class of {n} samples; columns must be {n}, got "
-                     f"{columns}.")
+    raise ValueError(
+      f"columns: a class-conditional grid has one row per "
+      f"class of {n} samples; columns must be {n}, got "
+      f"{columns}."
+    )
   labels = np.repeat(np.asarray(classes, np.int32), n)
-  samples = model.sample(len(labels), temperature=temperature, seed=seed,
-                         labels=labels)
+  samples = model.sample(
+    len(labels), temperature=temperature, seed=seed, labels=labels
+  )
   return image_grid(np.asarray(samples), model.num_bins, columns=n)
 
 

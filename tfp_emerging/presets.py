@@ -33,31 +33,39 @@ from tfp_emerging.training.config import RunConfig
 
 __all__ = ["PAPER_BITS_PER_DIM", "PRESETS", "config", "describe", "options"]
 
-_CIFAR10 = dict(dataset="cifar10", num_levels=3, num_steps=8,
-                hidden_channels=512, kernel_size=3, batch_size=64,
-                learning_rate=1e-3, warmup_steps=5000, epochs=1000)
+_CIFAR10 = dict(
+  dataset="cifar10",
+  num_levels=3,
+  num_steps=8,
+  hidden_channels=512,
+  kernel_size=3,
+  batch_size=64,
+  learning_rate=1e-3,
+  warmup_steps=5000,
+  epochs=1000,
+)
 
 PRESETS = {
-    "cifar10-1x1": dict(_CIFAR10, mixing="1x1"),
-    "cifar10-lu": dict(_CIFAR10, mixing="lu"),
-    "cifar10-qr": dict(_CIFAR10, mixing="qr"),
-    "cifar10-emerging": dict(_CIFAR10, mixing="emerging"),
-    "cifar10-periodic": dict(_CIFAR10, mixing="periodic"),
-    "cifar10-1x1-32": dict(_CIFAR10, mixing="1x1", num_steps=32),
-    "cifar10-emerging-32": dict(_CIFAR10, mixing="emerging", num_steps=32),
+  "cifar10-1x1": dict(_CIFAR10, mixing="1x1"),
+  "cifar10-lu": dict(_CIFAR10, mixing="lu"),
+  "cifar10-qr": dict(_CIFAR10, mixing="qr"),
+  "cifar10-emerging": dict(_CIFAR10, mixing="emerging"),
+  "cifar10-periodic": dict(_CIFAR10, mixing="periodic"),
+  "cifar10-1x1-32": dict(_CIFAR10, mixing="1x1", num_steps=32),
+  "cifar10-emerging-32": dict(_CIFAR10, mixing="emerging", num_steps=32),
 }
 
 # Test bits/dim on CIFAR-10 as reported by the paper (its tables of 8 and
 # of 32 steps per level; the 32-step 1x1 figure is Glow's own, quoted
 # there), `None` where it reports none for that mixing.
 PAPER_BITS_PER_DIM = {
-    "cifar10-1x1": 3.46,
-    "cifar10-lu": None,
-    "cifar10-qr": None,
-    "cifar10-emerging": 3.43,
-    "cifar10-periodic": None,
-    "cifar10-1x1-32": 3.35,
-    "cifar10-emerging-32": 3.34,
+  "cifar10-1x1": 3.46,
+  "cifar10-lu": None,
+  "cifar10-qr": None,
+  "cifar10-emerging": 3.43,
+  "cifar10-periodic": None,
+  "cifar10-1x1-32": 3.35,
+  "cifar10-emerging-32": 3.34,
 }
 
 
@@ -68,8 +76,9 @@ def options(name: str) -> dict[str, Any]:
     ValueError: an unknown `name`, naming the presets there are.
   """
   if name not in PRESETS:
-    raise ValueError(f"unknown preset {name!r}; the presets are "
-                     f"{', '.join(sorted(PRESETS))}.")
+    raise ValueError(
+      f"unknown preset {name!r}; the presets are {', '.join(sorted(PRESETS))}."
+    )
   return dict(PRESETS[name])
 
 
@@ -88,8 +97,9 @@ def describe() -> str:
   for name, preset in PRESETS.items():
     paper = PAPER_BITS_PER_DIM[name]
     lines.append(
-        f"{name:21s} {preset['mixing']:8s} levels {preset['num_levels']}, "
-        f"{preset['num_steps']} steps/level, {preset['hidden_channels']} "
-        f"hidden, on {preset['dataset']}; paper: "
-        f"{'not reported' if paper is None else f'{paper:.2f} bits/dim'}")
+      f"{name:21s} {preset['mixing']:8s} levels {preset['num_levels']}, "
+      f"{preset['num_steps']} steps/level, {preset['hidden_channels']} "
+      f"hidden, on {preset['dataset']}; paper: "
+      f"{'not reported' if paper is None else f'{paper:.2f} bits/dim'}"
+    )
   return "\n".join(lines)

@@ -1,13 +1,15 @@
 """Wall-clock timing of a TensorFlow function, as the notebooks report it."""
 
+from collections.abc import Callable
 import time
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["best_seconds"]
 
 
-def best_seconds(function: Callable[[Any], Any], argument: Any,
-                 repeats: int) -> float:
+def best_seconds(
+  function: Callable[[Any], Any], argument: Any, repeats: int
+) -> float:
   """The fastest of `repeats` timed calls `function(argument)`, in seconds.
 
   One untimed call first traces a `tf.function` (and warms up); each timed

@@ -22,7 +22,8 @@ LANGUAGES = {"python", "sh", "diff", "text", "json"}
 def fences(path):
   """`(line, language, code)` of each code block of the page at `path`."""
   tokens = markdown_it.MarkdownIt("commonmark").parse(
-      path.read_text(encoding="utf-8"))
+    path.read_text(encoding="utf-8")
+  )
   for token in tokens:
     if token.type in ("fence", "code_block"):
       language = token.info.split()[0] if token.info.strip() else ""
@@ -47,16 +48,26 @@ def test_python_block_runs(path, line, code, tmp_path, monkeypatch):
 
 def test_every_code_block_names_a_known_language():
   """An untagged or mistagged block would silently escape the test above."""
-  unknown = [f"{path.relative_to(ROOT)}:{line} {language!r}"
-             for path in PAGES for line, language, _ in fences(path)
-             if language not in LANGUAGES]
+  unknown = [
+    f"{path.relative_to(ROOT)}:{line} {language!r}"
+    for path in PAGES
+    for line, language, _ in fences(path)
+    if language not in LANGUAGES
+  ]
   assert not unknown, f"code blocks without a known language: {unknown}"
 
 
 def test_the_guide_has_examples():
-  counts = {path.name: sum(language == "python"
-                           for _, language, _ in fences(path))
-            for path in PAGES}
-  for page in ("README.md", "layers.md", "training.md", "conditioning.md",
-               "data.md", "scaling.md"):
+  counts = {
+    path.name: sum(language == "python" for _, language, _ in fences(path))
+    for path in PAGES
+  }
+  for page in (
+    "README.md",
+    "layers.md",
+    "training.md",
+    "conditioning.md",
+    "data.md",
+    "scaling.md",
+  ):
     assert counts[page] >= 1, page

@@ -20,9 +20,24 @@ ENV = dict(os.environ, NO_MKDOCS_2_WARNING="1")
 
 def build(site, config="mkdocs.yml"):
   return subprocess.run(
-      [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config),
-       "-d", str(site)], cwd=ROOT, env=ENV, capture_output=True, text=True,
-      timeout=300, check=False)
+    [
+      sys.executable,
+      "-m",
+      "mkdocs",
+      "build",
+      "--strict",
+      "-f",
+      str(config),
+      "-d",
+      str(site),
+    ],
+    cwd=ROOT,
+    env=ENV,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +65,13 @@ def test_the_notebooks_are_tutorials(site):
     assert f"colab/{notebook.stem}/" in tutorials, notebook.name
 
 
-@pytest.mark.parametrize("module, names", [
-    ("bijectors", ["EmergingConv2D", "PeriodicConv2D", "Conv1x1",
-                   "AutoregressiveConv2D"]),
+@pytest.mark.parametrize(
+  "module, names",
+  [
+    (
+      "bijectors",
+      ["EmergingConv2D", "PeriodicConv2D", "Conv1x1", "AutoregressiveConv2D"],
+    ),
     ("flows", ["Glow"]),
     ("keras", ["FlowModel", "WarmupSchedule"]),
     ("training", ["RunConfig", "fit", "train"]),
@@ -60,7 +79,8 @@ def test_the_notebooks_are_tutorials(site):
     ("export", ["export"]),
     ("distribute", ["make_strategy"]),
     ("presets", ["config"]),
-])
+  ],
+)
 def test_the_api_reference_renders_the_exported_names(site, module, names):
   page = (site / "api" / module / "index.html").read_text(encoding="utf-8")
   for name in names:
@@ -74,9 +94,12 @@ def test_a_broken_link_fails_the_build(tmp_path):
     f.write("\nSee [nowhere](no-such-page.md).\n")
   config = tmp_path / "mkdocs.yml"
   text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
-  config.write_text(text.replace("docs_dir: docs", f"docs_dir: {tmp_path / 'docs'}")
-                    .replace("  - docs/hooks.py", f"  - {ROOT / 'docs' / 'hooks.py'}"),
-                    encoding="utf-8")
+  config.write_text(
+    text.replace("docs_dir: docs", f"docs_dir: {tmp_path / 'docs'}").replace(
+      "  - docs/hooks.py", f"  - {ROOT / 'docs' / 'hooks.py'}"
+    ),
+    encoding="utf-8",
+  )
   result = build(tmp_path / "site", config)
   assert result.returncode != 0
   assert "no-such-page.md" in result.stdout + result.stderr

@@ -21,8 +21,20 @@ from tests.testlib.runs import quiet
 from tests.testlib.runs import read_json
 from tfp_emerging import training
 
-TINY = ["--num-levels", "1", "--num-steps", "1", "--hidden-channels", "8",
-        "--batch-size", "32", "--warmup-steps", "4", "--mixing", "lu"]
+TINY = [
+  "--num-levels",
+  "1",
+  "--num-steps",
+  "1",
+  "--hidden-channels",
+  "8",
+  "--batch-size",
+  "32",
+  "--warmup-steps",
+  "4",
+  "--mixing",
+  "lu",
+]
 # The longest a process may take to reach its pause point.
 TIMEOUT_S = 600
 
@@ -32,10 +44,14 @@ def _killed_at(point, arguments):
   kills it with SIGKILL there, and returns its output."""
   env = dict(os.environ, PYTHONPATH=workers.ROOT, TF_CPP_MIN_LOG_LEVEL="2")
   process = subprocess.Popen(
-      [sys.executable, "-m", "tests.testlib.pausing_cli", point, "train"] +
-      arguments,
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-      cwd=workers.ROOT)
+    [sys.executable, "-m", "tests.testlib.pausing_cli", point, "train"]
+    + arguments,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+    env=env,
+    cwd=workers.ROOT,
+  )
   watchdog = threading.Timer(TIMEOUT_S, process.kill)
   watchdog.start()
   lines = []
@@ -51,13 +67,13 @@ def _killed_at(point, arguments):
     process.wait()
   output = "".join(lines)
   assert process.returncode == -9 and lines[-1].strip().endswith(point), (
-      f"the process ended ({process.returncode}) without pausing at "
-      f"{point}:\n{output[-3000:]}")
+    f"the process ended ({process.returncode}) without pausing at "
+    f"{point}:\n{output[-3000:]}"
+  )
   return output
 
 
-def test_killed_training_resumes_as_if_never_interrupted(digits_npz,
-                                                          tmp_path):
+def test_killed_training_resumes_as_if_never_interrupted(digits_npz, tmp_path):
   run = str(tmp_path / "run")
   folder = os.path.join(run, "checkpoints")
   arguments = ["--out", run, "--dataset", digits_npz, "--epochs", "3"] + TINY
@@ -66,9 +82,13 @@ def test_killed_training_resumes_as_if_never_interrupted(digits_npz,
   # not yet. The state file still names ckpt-1; epoch 1 is kept whole.
   _killed_at("checkpoint-write:2", arguments)
   files = sorted(os.listdir(folder))
-  assert files == [".ckpt-2.tmp.index", "checkpoint",
-                   "ckpt-1.data-00000-of-00001", "ckpt-1.index",
-                   "ckpt-2.data-00000-of-00001"], files
+  assert files == [
+    ".ckpt-2.tmp.index",
+    "checkpoint",
+    "ckpt-1.data-00000-of-00001",
+    "ckpt-1.index",
+    "ckpt-2.data-00000-of-00001",
+  ], files
   assert training.read_config(run).epochs == 3
   assert [r["epoch"] for r in read_json(run, "metrics.json")["epochs"]] == [1]
 
@@ -79,10 +99,16 @@ def test_killed_training_resumes_as_if_never_interrupted(digits_npz,
   assert f"resumed from {folder}/ckpt-1 (epoch 1)" in output
   assert "corrupt" not in output and "Traceback" not in output
   assert sorted(os.listdir(folder)) == [
-      "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
-      "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    "checkpoint",
+    "ckpt-1.data-00000-of-00001",
+    "ckpt-1.index",
+    "ckpt-2.data-00000-of-00001",
+    "ckpt-2.index",
+  ]
   assert [r["epoch"] for r in read_json(run, "metrics.json")["epochs"]] == [
-      1, 2]
+    1,
+    2,
+  ]
 
   # 3. Resumed to the end, here: the same numbers as a run that was never
   # interrupted (same batches, noise and optimizer state).
@@ -91,8 +117,9 @@ def test_killed_training_resumes_as_if_never_interrupted(digits_npz,
   assert not any("corrupt" in w for w in warnings)
   config = training.read_config(run)
   assert config.changes == []
-  reference = training.train(config, str(tmp_path / "reference"), log=quiet,
-                             verbose=0, warn=quiet)
+  reference = training.train(
+    config, str(tmp_path / "reference"), log=quiet, verbose=0, warn=quiet
+  )
   assert epoch_bits(metrics) == epoch_bits(reference)
   assert read_json(run, "metrics.json")["epochs"] == metrics
   _, resumed, epoch, _ = training.load_run(run)

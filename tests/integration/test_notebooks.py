@@ -24,24 +24,29 @@ import sys
 import time
 import types
 
-import nbformat
-import pytest
 from ipykernel import kernelspec
 from nbclient import NotebookClient
+import nbformat
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COLAB = ROOT / "colab"
 KERNEL = "tfp-emerging-test"
 DEFAULT_REPOSITORY = "tfp-emerging/tfp_emerging"
-NAMES = ["01_emerging_convolutions", "02_density_modeling",
-         "03_comparing_mixing_layers", "04_class_conditional"]
+NAMES = [
+  "01_emerging_convolutions",
+  "02_density_modeling",
+  "03_comparing_mixing_layers",
+  "04_class_conditional",
+]
 # Generous per-cell limit: the small training cells take ~10 s on 2 cores.
 CELL_TIMEOUT_S = 600
 
 
 def _load_build():
-  spec = importlib.util.spec_from_file_location("colab_build",
-                                                COLAB / "build.py")
+  spec = importlib.util.spec_from_file_location(
+    "colab_build", COLAB / "build.py"
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -55,17 +60,19 @@ def kernel_env(tmp_path_factory):
   """A kernelspec for `sys.executable` and the environment the kernel inherits."""
   jupyter_dir = tmp_path_factory.mktemp("jupyter")
   kernelspec.write_kernel_spec(str(jupyter_dir / "kernels" / KERNEL))
-  with open(jupyter_dir / "kernels" / KERNEL / "kernel.json",
-            encoding="utf-8") as f:
+  with open(
+    jupyter_dir / "kernels" / KERNEL / "kernel.json", encoding="utf-8"
+  ) as f:
     assert json.load(f)["argv"][0] == sys.executable
   return {
-      "JUPYTER_PATH": str(jupyter_dir),
-      "TFP_EMERGING_NOTEBOOK_SMALL": "1",
-      "MPLBACKEND": "Agg",
-      "TF_CPP_MIN_LOG_LEVEL": "2",
-      # The package from this checkout, installed or not.
-      "PYTHONPATH": os.pathsep.join(
-          [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+    "JUPYTER_PATH": str(jupyter_dir),
+    "TFP_EMERGING_NOTEBOOK_SMALL": "1",
+    "MPLBACKEND": "Agg",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    # The package from this checkout, installed or not.
+    "PYTHONPATH": os.pathsep.join(
+      [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    ),
   }
 
 
@@ -83,8 +90,12 @@ def executed(kernel_env, tmp_path_factory):
       os.environ.update(kernel_env)
       try:
         start = time.perf_counter()
-        NotebookClient(notebook, kernel_name=KERNEL, timeout=CELL_TIMEOUT_S,
-                       resources={"metadata": {"path": str(folder)}}).execute()
+        NotebookClient(
+          notebook,
+          kernel_name=KERNEL,
+          timeout=CELL_TIMEOUT_S,
+          resources={"metadata": {"path": str(folder)}},
+        ).execute()
         runs[name] = notebook, time.perf_counter() - start
       finally:
         os.environ.clear()
@@ -95,9 +106,13 @@ def executed(kernel_env, tmp_path_factory):
 
 
 def _printed(notebook):
-  return "".join(output.text for cell in notebook.cells
-                 if cell.cell_type == "code" for output in cell.outputs
-                 if output.output_type == "stream")
+  return "".join(
+    output.text
+    for cell in notebook.cells
+    if cell.cell_type == "code"
+    for output in cell.outputs
+    if output.output_type == "stream"
+  )
 
 
 def test_there_are_the_four_notebooks_and_their_sources():
@@ -110,8 +125,13 @@ def test_notebook_runs(name, executed):
   # Raises CellExecutionError on the first failing cell.
   notebook, seconds = executed(name)
   print(f"{name}: {seconds:.1f} s")
-  assert not [o for cell in notebook.cells if cell.cell_type == "code"
-              for o in cell.outputs if o.output_type == "error"]
+  assert not [
+    o
+    for cell in notebook.cells
+    if cell.cell_type == "code"
+    for o in cell.outputs
+    if o.output_type == "error"
+  ]
   printed = _printed(notebook)
   assert "small: True" in printed  # the size variable reached the kernel
   # Not a checkout, the package importable: the install cell installed nothing.
@@ -133,7 +153,8 @@ def test_the_conditional_grid_has_one_row_per_class(executed):
 def test_committed_notebook_is_built_from_its_source(name):
   committed = nbformat.read(COLAB / f"{name}.ipynb", as_version=4)
   assert committed == build.notebook(COLAB / f"{name}.py"), (
-      "run `make notebooks` and commit the notebooks")
+    "run `make notebooks` and commit the notebooks"
+  )
   for cell in committed.cells:
     if cell.cell_type == "code":
       assert cell.outputs == [] and cell.execution_count is None, cell.id
@@ -143,8 +164,9 @@ def test_committed_notebook_is_built_from_its_source(name):
 def test_an_edited_source_gives_another_notebook(tmp_path):
   source = tmp_path / "01_emerging_convolutions.py"
   text = (COLAB / source.name).read_text(encoding="utf-8")
-  source.write_text(text.replace("C, K = 3, 3", "C, K = 3, 5"),
-                    encoding="utf-8")
+  source.write_text(
+    text.replace("C, K = 3, 3", "C, K = 3, 5"), encoding="utf-8"
+  )
   edited = build.notebook(source)
   committed = nbformat.read(COLAB / "01_emerging_convolutions.ipynb", 4)
   assert edited != committed
@@ -165,8 +187,9 @@ def _install_cells():
   return [nbformat.read(COLAB / f"{name}.ipynb", 4).cells[0] for name in NAMES]
 
 
-def _run_install_cell(source, monkeypatch, folder, returncode=0,
-                      importable=True):
+def _run_install_cell(
+  source, monkeypatch, folder, returncode=0, importable=True
+):
   """Runs an install cell in `folder`, pip replaced by a recorder that exits
   with `returncode`; `importable=False` hides the installed package from
   `find_spec`. Returns the cell's namespace and pip's recorded commands."""
@@ -174,8 +197,9 @@ def _run_install_cell(source, monkeypatch, folder, returncode=0,
 
   def fake_pip(command, **kwargs):
     commands.append(command)
-    return types.SimpleNamespace(returncode=returncode,
-                                 stderr="ERROR: no such repository")
+    return types.SimpleNamespace(
+      returncode=returncode, stderr="ERROR: no such repository"
+    )
 
   monkeypatch.chdir(folder)
   monkeypatch.setattr(subprocess, "run", fake_pip)
@@ -191,64 +215,91 @@ def test_the_install_cell_is_first_and_the_same_everywhere():
   cells = _install_cells()
   assert all(cell.cell_type == "code" for cell in cells)
   assert len({cell.source for cell in cells}) == 1
-  code = [line for line in cells[0].source.splitlines()
-          if line and not line.startswith("#")]
+  code = [
+    line
+    for line in cells[0].source.splitlines()
+    if line and not line.startswith("#")
+  ]
   assert code[0] == f'REPOSITORY = "{DEFAULT_REPOSITORY}"'
   assert cells[0].source.count(DEFAULT_REPOSITORY) == 1
 
 
 def test_the_install_decision(monkeypatch, tmp_path):
-  namespace, commands = _run_install_cell(_install_cells()[0].source,
-                                          monkeypatch, tmp_path)
+  namespace, commands = _run_install_cell(
+    _install_cells()[0].source, monkeypatch, tmp_path
+  )
   assert commands == []  # importable here, not a checkout
   install_command = namespace["install_command"]
   pip = [sys.executable, "-m", "pip", "install", "-q"]
   checkout = tmp_path / "clone"
   (checkout / "colab").mkdir(parents=True)
-  (checkout / "pyproject.toml").write_text(
-      '[project]\nname = "tfp_emerging"\n')
+  (checkout / "pyproject.toml").write_text('[project]\nname = "tfp_emerging"\n')
   site_packages = tmp_path / "site-packages" / "tfp_emerging"
   # A checkout: installed from itself, unless it is what is imported.
   assert install_command("a/b", checkout / "colab", None) == [
-      *pip, "-e", str(checkout)]
+    *pip,
+    "-e",
+    str(checkout),
+  ]
   assert install_command("a/b", checkout / "colab", site_packages) == [
-      *pip, "-e", str(checkout)]
-  assert install_command("a/b", checkout / "colab",
-                         checkout / "tfp_emerging") is None
+    *pip,
+    "-e",
+    str(checkout),
+  ]
+  assert (
+    install_command("a/b", checkout / "colab", checkout / "tfp_emerging")
+    is None
+  )
   # This repository is such a checkout, with its package imported.
   assert install_command("a/b", COLAB, ROOT / "tfp_emerging") is None
   # A published copy (Colab's /content, a download): from GitHub's REPOSITORY.
   published = tmp_path / "content"
   published.mkdir()
   assert install_command("someone/fork", published, None) == [
-      *pip, "git+https://github.com/someone/fork"]
+    *pip,
+    "git+https://github.com/someone/fork",
+  ]
   assert install_command("someone/fork", published, site_packages) is None
   # Another project's pyproject.toml is no checkout of this one.
   (published / "pyproject.toml").write_text('[project]\nname = "other"\n')
   assert install_command("someone/fork", published, None)[-1] == (
-      "git+https://github.com/someone/fork")
+    "git+https://github.com/someone/fork"
+  )
 
 
 def test_a_published_copy_installs_from_repository_or_says_to_set_it(
-    monkeypatch, tmp_path):
+  monkeypatch, tmp_path
+):
   source = _install_cells()[0].source
-  _, commands = _run_install_cell(source, monkeypatch, tmp_path,
-                                  importable=False)
-  assert commands == [[sys.executable, "-m", "pip", "install", "-q",
-                       f"git+https://github.com/{DEFAULT_REPOSITORY}"]]
+  _, commands = _run_install_cell(
+    source, monkeypatch, tmp_path, importable=False
+  )
+  assert commands == [
+    [
+      sys.executable,
+      "-m",
+      "pip",
+      "install",
+      "-q",
+      f"git+https://github.com/{DEFAULT_REPOSITORY}",
+    ]
+  ]
   with pytest.raises(RuntimeError) as info:
-    _run_install_cell(source, monkeypatch, tmp_path, returncode=1,
-                      importable=False)
+    _run_install_cell(
+      source, monkeypatch, tmp_path, returncode=1, importable=False
+    )
   message = str(info.value)
   assert message.startswith(
-      f"Could not install tfp_emerging with `pip install -q git+https://"
-      f"github.com/{DEFAULT_REPOSITORY}` (pip exit status 1). Set REPOSITORY "
-      f"at the top of this cell")
+    f"Could not install tfp_emerging with `pip install -q git+https://"
+    f"github.com/{DEFAULT_REPOSITORY}` (pip exit status 1). Set REPOSITORY "
+    f"at the top of this cell"
+  )
   assert message.endswith("pip said:\nERROR: no such repository")
 
 
 def test_stamping_a_repository_changes_the_install_cells_and_badges(
-    monkeypatch, tmp_path):
+  monkeypatch, tmp_path
+):
   colab = tmp_path / "colab"
   colab.mkdir()
   for source in build.sources():
@@ -258,17 +309,23 @@ def test_stamping_a_repository_changes_the_install_cells_and_badges(
   monkeypatch.setattr(build, "README", readme)
   copies = sorted(colab.glob("*.py"))
   build.stamp("someone/fork", copies)
-  badges = re.findall(r"https://colab\.research\.google\.com/github/"
-                      r"([^/]+/[^/]+)/blob/main/colab/(\w+)\.ipynb",
-                      readme.read_text(encoding="utf-8"))
+  badges = re.findall(
+    r"https://colab\.research\.google\.com/github/"
+    r"([^/]+/[^/]+)/blob/main/colab/(\w+)\.ipynb",
+    readme.read_text(encoding="utf-8"),
+  )
   assert badges == [("someone/fork", name) for name in NAMES]
   for copy in copies:
     cell = build.notebook(copy).cells[0].source
     assert 'REPOSITORY = "someone/fork"' in cell
     assert DEFAULT_REPOSITORY not in cell
   # The stamped cell of a published copy installs from the fork.
-  _, commands = _run_install_cell(build.notebook(copies[0]).cells[0].source,
-                                  monkeypatch, tmp_path, importable=False)
+  _, commands = _run_install_cell(
+    build.notebook(copies[0]).cells[0].source,
+    monkeypatch,
+    tmp_path,
+    importable=False,
+  )
   assert commands[0][-1] == "git+https://github.com/someone/fork"
   for wrong in ["someone", "someone/fork/extra", "git+https://x/y", ""]:
     with pytest.raises(ValueError, match="repository must be GitHub's"):
@@ -276,9 +333,11 @@ def test_stamping_a_repository_changes_the_install_cells_and_badges(
 
 
 def test_the_committed_badges_open_the_committed_repository():
-  badges = re.findall(r"https://colab\.research\.google\.com/github/"
-                      r"([^/]+/[^/]+)/blob/main/colab/(\w+)\.ipynb",
-                      (ROOT / "README.md").read_text(encoding="utf-8"))
+  badges = re.findall(
+    r"https://colab\.research\.google\.com/github/"
+    r"([^/]+/[^/]+)/blob/main/colab/(\w+)\.ipynb",
+    (ROOT / "README.md").read_text(encoding="utf-8"),
+  )
   assert badges == [(DEFAULT_REPOSITORY, name) for name in NAMES]
 
 
@@ -286,20 +345,34 @@ def test_make_notebooks_passes_the_repository_on():
   makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
   assert "\nnotebooks: install\n" in makefile
   dry_run = subprocess.run(
-      ["make", "-n", "notebooks", "REPOSITORY=someone/fork"], cwd=ROOT,
-      capture_output=True, text=True, check=True).stdout
+    ["make", "-n", "notebooks", "REPOSITORY=someone/fork"],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout
   assert "colab/build.py --repository someone/fork" in dry_run
-  dry_run = subprocess.run(["make", "-n", "notebooks"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout
+  dry_run = subprocess.run(
+    ["make", "-n", "notebooks"],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout
   assert "colab/build.py" in dry_run and "--repository" not in dry_run
 
 
 def test_no_placeholder_is_left():
   placeholder = "YOUR_" + "GITHUB_USER"  # not spelled out: this file is grepped
-  files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout.split()
+  files = subprocess.run(
+    ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+  ).stdout.split()
   files += [f"colab/{p.name}" for p in COLAB.iterdir()]  # untracked too
-  hits = [name for name in set(files) if (ROOT / name).is_file() and
-          placeholder in (ROOT / name).read_text(encoding="utf-8",
-                                                 errors="replace")]
+  hits = [
+    name
+    for name in set(files)
+    if (ROOT / name).is_file()
+    and placeholder
+    in (ROOT / name).read_text(encoding="utf-8", errors="replace")
+  ]
   assert not hits

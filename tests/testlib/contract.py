@@ -15,8 +15,8 @@ what failed; `tests/test_contract_can_fail.py` shows each labelled assertion
 failing on a deliberately broken layer, so none of them is vacuous.
 """
 
+from collections.abc import Callable, Sequence
 import dataclasses
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -32,8 +32,12 @@ LOG_DET_RTOL = {tf.float32: 1e-4, tf.float64: 1e-8}
 # Eager vs tf.function vs XLA: the same ops, reassociated at most.
 MODES_RTOL = {tf.float32: 1e-5, tf.float64: 1e-12}
 # The four methods of a bijector, in the order the checks call them.
-METHODS = ("forward", "inverse", "forward_log_det_jacobian",
-            "inverse_log_det_jacobian")
+METHODS = (
+  "forward",
+  "inverse",
+  "forward_log_det_jacobian",
+  "inverse_log_det_jacobian",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +57,12 @@ class Case:
       `[D, D]` Jacobian of `forward` (row = output, column = input; pixels in
       raster order, channels fastest), for layer-specific structure.
   """
+
   name: str
   make: Callable[..., tfb.Bijector]
   event_shape: Sequence[int] = (5, 7, 3)
   bad_arguments: Sequence = ()
-  check_jacobian: Optional[Callable] = None
+  check_jacobian: Callable | None = None
 
   def __repr__(self):
     return self.name
@@ -88,12 +93,22 @@ def check_round_trip(bijector, event_shape, dtype):
   atol = ROUND_TRIP_ATOL[dtype]
   x = random([2, *event_shape], dtype, seed=1)
   x_again = bijector.inverse(tf.identity(bijector.forward(x)))
-  np.testing.assert_allclose(x_again.numpy(), x.numpy(), rtol=0, atol=atol,
-                             err_msg="round trip x -> f -> f^-1")
+  np.testing.assert_allclose(
+    x_again.numpy(),
+    x.numpy(),
+    rtol=0,
+    atol=atol,
+    err_msg="round trip x -> f -> f^-1",
+  )
   y = random([2, *event_shape], dtype, seed=2)
   y_again = bijector.forward(tf.identity(bijector.inverse(y)))
-  np.testing.assert_allclose(y_again.numpy(), y.numpy(), rtol=0, atol=atol,
-                             err_msg="round trip y -> f^-1 -> f")
+  np.testing.assert_allclose(
+    y_again.numpy(),
+    y.numpy(),
+    rtol=0,
+    atol=atol,
+    err_msg="round trip y -> f^-1 -> f",
+  )
 
 
 def check_log_det(bijector, event_shape, dtype):
@@ -101,18 +116,33 @@ def check_log_det(bijector, event_shape, dtype):
   x = random([2, *event_shape], dtype, seed=3)
   expected = slogdet(dense_jacobian(bijector.forward, x))
   fldj = bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=3)
-  np.testing.assert_allclose(fldj.numpy(), expected, rtol=rtol, atol=rtol,
-                             err_msg="fldj(x) against slogdet(J_f(x))")
+  np.testing.assert_allclose(
+    fldj.numpy(),
+    expected,
+    rtol=rtol,
+    atol=rtol,
+    err_msg="fldj(x) against slogdet(J_f(x))",
+  )
   y = tf.identity(bijector.forward(x))
   ildj = bijector.inverse_log_det_jacobian(y, event_ndims=3)
-  np.testing.assert_allclose(ildj.numpy(), -fldj.numpy(), rtol=rtol, atol=rtol,
-                             err_msg="ildj(f(x)) against -fldj(x)")
+  np.testing.assert_allclose(
+    ildj.numpy(),
+    -fldj.numpy(),
+    rtol=rtol,
+    atol=rtol,
+    err_msg="ildj(f(x)) against -fldj(x)",
+  )
   # ... and the inverse's own dense Jacobian.
   y = random([2, *event_shape], dtype, seed=4)
   expected = slogdet(dense_jacobian(bijector.inverse, y))
   ildj = bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3)
-  np.testing.assert_allclose(ildj.numpy(), expected, rtol=rtol, atol=rtol,
-                             err_msg="ildj(y) against slogdet(J_f^-1(y))")
+  np.testing.assert_allclose(
+    ildj.numpy(),
+    expected,
+    rtol=rtol,
+    atol=rtol,
+    err_msg="ildj(y) against slogdet(J_f^-1(y))",
+  )
 
 
 def check_modes_agree(bijector, event_shape, dtype):
@@ -122,21 +152,30 @@ def check_modes_agree(bijector, event_shape, dtype):
   y = tf.identity(bijector.forward(x))
 
   def run(x, y):
-    return (bijector.forward(tf.identity(x)), bijector.inverse(tf.identity(y)),
-            bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=3),
-            bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3))
+    return (
+      bijector.forward(tf.identity(x)),
+      bijector.inverse(tf.identity(y)),
+      bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=3),
+      bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3),
+    )
 
   eager = run(x, y)
-  for mode, compiled in (("tf.function", tf.function(run)),
-                         ("jit_compile=True",
-                          tf.function(run, jit_compile=True))):
+  for mode, compiled in (
+    ("tf.function", tf.function(run)),
+    ("jit_compile=True", tf.function(run, jit_compile=True)),
+  ):
     for method, want, got in zip(METHODS, eager, compiled(x, y)):
-      np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=rtol,
-                                 atol=rtol, err_msg=f"{mode}: {method}")
+      np.testing.assert_allclose(
+        got.numpy(),
+        want.numpy(),
+        rtol=rtol,
+        atol=rtol,
+        err_msg=f"{mode}: {method}",
+      )
 
 
 def _base(event_shape, dtype):
-  return tfd.Sample(tfd.Normal(tf.constant(0., dtype), 1.), event_shape)
+  return tfd.Sample(tfd.Normal(tf.constant(0.0, dtype), 1.0), event_shape)
 
 
 def check_gradients(bijector, event_shape, dtype):
@@ -148,8 +187,10 @@ def check_gradients(bijector, event_shape, dtype):
   variables = bijector.trainable_variables
   assert variables, "the bijector has no trainable variables"
   x = random([3, *event_shape], dtype, seed=6)
-  for direction, flow in (("through the inverse", bijector),
-                          ("through the forward", tfb.Invert(bijector))):
+  for direction, flow in (
+    ("through the inverse", bijector),
+    ("through the forward", tfb.Invert(bijector)),
+  ):
     dist = tfd.TransformedDistribution(_base(event_shape, dtype), flow)
     with tf.GradientTape() as tape:
       loss = -tf.reduce_mean(dist.log_prob(tf.identity(x)))
@@ -158,7 +199,8 @@ def check_gradients(bijector, event_shape, dtype):
       assert g is not None, f"{direction}: no gradient reaches {v.name}"
       g = tf.convert_to_tensor(g).numpy()
       assert np.all(np.isfinite(g)), (
-          f"{direction}: non-finite gradient for {v.name}")
+        f"{direction}: non-finite gradient for {v.name}"
+      )
       assert np.any(g != 0), f"{direction}: zero gradient for {v.name}"
 
 
@@ -172,8 +214,10 @@ def check_gradients_compile(bijector, event_shape, dtype):
   (an op without an XLA kernel raises there, no fallback) and match eager.
   """
   base = _base(event_shape, dtype)
-  dists = [tfd.TransformedDistribution(base, flow)
-           for flow in (bijector, tfb.Invert(bijector))]
+  dists = [
+    tfd.TransformedDistribution(base, flow)
+    for flow in (bijector, tfb.Invert(bijector))
+  ]
   variables = bijector.trainable_variables
   x = random([2, *event_shape], dtype, seed=10)
 
@@ -189,13 +233,19 @@ def check_gradients_compile(bijector, event_shape, dtype):
     compiled = tf.function(gradients, jit_compile=True)(x)
   except tf.errors.InvalidArgumentError as e:
     raise AssertionError(
-        f"the gradients do not compile with XLA: {e.message[:500]}") from e
-  for direction, want, got in zip(("bijector", "Invert(bijector)"),
-                                  gradients(x), compiled):
+      f"the gradients do not compile with XLA: {e.message[:500]}"
+    ) from e
+  for direction, want, got in zip(
+    ("bijector", "Invert(bijector)"), gradients(x), compiled
+  ):
     for v, w, g in zip(variables, want, got):
       np.testing.assert_allclose(
-          tf.convert_to_tensor(g).numpy(), tf.convert_to_tensor(w).numpy(),
-          rtol=1e-4, atol=1e-4, err_msg=f"{direction}: {v.name}")
+        tf.convert_to_tensor(g).numpy(),
+        tf.convert_to_tensor(w).numpy(),
+        rtol=1e-4,
+        atol=1e-4,
+        err_msg=f"{direction}: {v.name}",
+      )
 
 
 def check_batch_shapes(bijector, event_shape, dtype):
@@ -205,7 +255,8 @@ def check_batch_shapes(bijector, event_shape, dtype):
     assert y.shape == x.shape, f"forward: shape {y.shape} for {x.shape}"
     x_again = bijector.inverse(tf.identity(y))
     assert x_again.shape == x.shape, (
-        f"inverse: shape {x_again.shape} for {x.shape}")
+      f"inverse: shape {x_again.shape} for {x.shape}"
+    )
     fldj = bijector.forward_log_det_jacobian(x, event_ndims=3)
     assert fldj.shape == batch, f"fldj: shape {fldj.shape} for batch {batch}"
     ildj = bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3)
@@ -219,19 +270,29 @@ def check_transformed_distribution(bijector, event_shape, dtype):
   log-determinant from the dense Jacobian of the whole chain.
   """
   rtol = LOG_DET_RTOL[dtype]
-  chain = tfb.Chain([tfb.Shift(tf.constant(0.25, dtype)), bijector,
-                     tfb.Scale(tf.constant(1.5, dtype))])
+  chain = tfb.Chain(
+    [
+      tfb.Shift(tf.constant(0.25, dtype)),
+      bijector,
+      tfb.Scale(tf.constant(1.5, dtype)),
+    ]
+  )
   base = _base(event_shape, dtype)
   dist = tfd.TransformedDistribution(base, chain)
   x = dist.sample(2, seed=(1, 2))
   assert x.shape == [2, *event_shape], f"sample: shape {x.shape}"
   log_prob = dist.log_prob(tf.identity(x)).numpy()
   z = chain.inverse(tf.identity(x))
-  expected = (base.log_prob(z).numpy() -
-              slogdet(dense_jacobian(chain.forward, z)))
+  expected = base.log_prob(z).numpy() - slogdet(
+    dense_jacobian(chain.forward, z)
+  )
   np.testing.assert_allclose(
-      log_prob, expected, rtol=rtol, atol=rtol,
-      err_msg="log_prob against the change of variables")
+    log_prob,
+    expected,
+    rtol=rtol,
+    atol=rtol,
+    err_msg="log_prob against the change of variables",
+  )
 
 
 def _assert_rejected(call, message, what):
@@ -274,8 +335,11 @@ def check_bad_arguments(case, bijector, dtype):
   """Each of `case.bad_arguments` raises a `ValueError` naming the argument."""
   del bijector  # Each bad argument makes its own.
   for overrides, argument in case.bad_arguments:
-    _assert_rejected(lambda: case.make(**{"dtype": dtype, **overrides}),
-                     argument, f"the constructor with {overrides}")
+    _assert_rejected(
+      lambda: case.make(**{"dtype": dtype, **overrides}),
+      argument,
+      f"the constructor with {overrides}",
+    )
 
 
 def _call(bijector, method, z):
@@ -296,10 +360,12 @@ def check_non_finite(case, bijector, dtype):
         _call(strict, method, tf.constant(bad))
       except (tf.errors.InvalidArgumentError, ValueError) as e:
         assert "finite" in str(e), (
-            f"{method}: the error does not say 'finite': {e}")
+          f"{method}: the error does not say 'finite': {e}"
+        )
       else:
         raise AssertionError(
-            f"{method} with validate_args=True accepted a {value}")
+          f"{method} with validate_args=True accepted a {value}"
+        )
 
 
 def check_unknown_channels(case, bijector, dtype):
@@ -320,32 +386,38 @@ def check_unknown_channels(case, bijector, dtype):
   for validate_args, methods in ((False, METHODS), (True, METHODS[2:])):
     layer = case.make(dtype, validate_args=validate_args)
     for method in methods:
-      traced = tf.function(lambda z, m=method: _call(layer, m, z),
-                           input_signature=[spec])
+      traced = tf.function(
+        lambda z, m=method: _call(layer, m, z), input_signature=[spec]
+      )
       what = f"{method} with validate_args={validate_args}"
       np.testing.assert_allclose(
-          traced(right).numpy(), _call(layer, method, right).numpy(),
-          rtol=MODES_RTOL[dtype], atol=MODES_RTOL[dtype],
-          err_msg=f"{what}, traced with unknown shape")
+        traced(right).numpy(),
+        _call(layer, method, right).numpy(),
+        rtol=MODES_RTOL[dtype],
+        atol=MODES_RTOL[dtype],
+        err_msg=f"{what}, traced with unknown shape",
+      )
       try:
         traced(wrong)
       except tf.errors.InvalidArgumentError as e:
         assert "channels" in e.message, (
-            f"{what}: the error does not say 'channels': {e.message}")
+          f"{what}: the error does not say 'channels': {e.message}"
+        )
       else:
-        raise AssertionError(f"{what} accepted {wrong.shape[-1]} channels "
-                             f"for {c}")
+        raise AssertionError(
+          f"{what} accepted {wrong.shape[-1]} channels for {c}"
+        )
 
 
 # Checks of what a bijector does with bad input: each `(case, bijector,
 # dtype)`; the bijector is `case.make(dtype)`. `check_unknown_channels`, with
 # the same arguments, is apart: it is slower.
 INPUT_CHECKS = {
-    "bad_rank": check_bad_rank,
-    "bad_channels": check_bad_channels,
-    "bad_dtype": check_bad_dtype,
-    "bad_arguments": check_bad_arguments,
-    "non_finite": check_non_finite,
+  "bad_rank": check_bad_rank,
+  "bad_channels": check_bad_channels,
+  "bad_dtype": check_bad_dtype,
+  "bad_arguments": check_bad_arguments,
+  "non_finite": check_non_finite,
 }
 
 
@@ -363,12 +435,12 @@ def check_jacobian_structure(case, bijector, dtype):
 
 
 CHECKS = {
-    "round_trip": check_round_trip,
-    "log_det": check_log_det,
-    "modes_agree": check_modes_agree,
-    "gradients": check_gradients,
-    "batch_shapes": check_batch_shapes,
-    "transformed_distribution": check_transformed_distribution,
+  "round_trip": check_round_trip,
+  "log_det": check_log_det,
+  "modes_agree": check_modes_agree,
+  "gradients": check_gradients,
+  "batch_shapes": check_batch_shapes,
+  "transformed_distribution": check_transformed_distribution,
 }
 
 
@@ -394,57 +466,93 @@ def check_conditional(bijector, event_shape, dtype, conditional_inputs):
     kwargs = {"conditional_input": c}
     y = bijector.forward(x, **kwargs)
     np.testing.assert_allclose(
-        bijector.inverse(tf.identity(y), **kwargs).numpy(), x.numpy(), rtol=0,
-        atol=atol, err_msg="conditional round trip x -> f -> f^-1")
+      bijector.inverse(tf.identity(y), **kwargs).numpy(),
+      x.numpy(),
+      rtol=0,
+      atol=atol,
+      err_msg="conditional round trip x -> f -> f^-1",
+    )
     z = bijector.inverse(x, **kwargs)
     np.testing.assert_allclose(
-        bijector.forward(tf.identity(z), **kwargs).numpy(), x.numpy(), rtol=0,
-        atol=atol, err_msg="conditional round trip x -> f^-1 -> f")
+      bijector.forward(tf.identity(z), **kwargs).numpy(),
+      x.numpy(),
+      rtol=0,
+      atol=atol,
+      err_msg="conditional round trip x -> f^-1 -> f",
+    )
     log_prob = dist.log_prob(tf.identity(x), bijector_kwargs=kwargs).numpy()
-    expected = (base.log_prob(z).numpy() + slogdet(dense_jacobian(
-        lambda v, kwargs=kwargs: bijector.inverse(v, **kwargs), x)))
+    expected = base.log_prob(z).numpy() + slogdet(
+      dense_jacobian(lambda v, kwargs=kwargs: bijector.inverse(v, **kwargs), x)
+    )
     np.testing.assert_allclose(
-        log_prob, expected, rtol=rtol, atol=rtol,
-        err_msg="conditional log_prob against the change of variables")
-    fldj = bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=3,
-                                             **kwargs)
-    ildj = bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3,
-                                             **kwargs)
+      log_prob,
+      expected,
+      rtol=rtol,
+      atol=rtol,
+      err_msg="conditional log_prob against the change of variables",
+    )
+    fldj = bijector.forward_log_det_jacobian(
+      tf.identity(x), event_ndims=3, **kwargs
+    )
+    ildj = bijector.inverse_log_det_jacobian(
+      tf.identity(y), event_ndims=3, **kwargs
+    )
     np.testing.assert_allclose(
-        fldj.numpy(), -ildj.numpy(), rtol=rtol, atol=rtol,
-        err_msg="conditional fldj(x) against -ildj(f(x))")
+      fldj.numpy(),
+      -ildj.numpy(),
+      rtol=rtol,
+      atol=rtol,
+      err_msg="conditional fldj(x) against -ildj(f(x))",
+    )
     log_probs.append(log_prob)
   for i in range(len(log_probs)):
     for j in range(i):
       assert np.max(np.abs(log_probs[i] - log_probs[j])) > 1e-3, (
-          "log_prob does not depend on the condition", i, j)
+        "log_prob does not depend on the condition",
+        i,
+        j,
+      )
   # The cache: results of one condition are not reused for another.
   first = {"conditional_input": conditional_inputs[0]}
   second = {"conditional_input": conditional_inputs[1]}
   y = bijector.forward(x, **first)
-  fresh = bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=3,
-                                            **second)
+  fresh = bijector.forward_log_det_jacobian(
+    tf.identity(x), event_ndims=3, **second
+  )
   np.testing.assert_allclose(
-      bijector.forward_log_det_jacobian(x, event_ndims=3, **second).numpy(),
-      fresh.numpy(), rtol=rtol, atol=rtol,
-      err_msg="the cache gave another condition's fldj")
+    bijector.forward_log_det_jacobian(x, event_ndims=3, **second).numpy(),
+    fresh.numpy(),
+    rtol=rtol,
+    atol=rtol,
+    err_msg="the cache gave another condition's fldj",
+  )
   np.testing.assert_allclose(
-      bijector.inverse(y, **second).numpy(),
-      bijector.inverse(tf.identity(y), **second).numpy(), rtol=rtol, atol=rtol,
-      err_msg="the cache gave another condition's inverse")
+    bijector.inverse(y, **second).numpy(),
+    bijector.inverse(tf.identity(y), **second).numpy(),
+    rtol=rtol,
+    atol=rtol,
+    err_msg="the cache gave another condition's inverse",
+  )
   assert np.max(np.abs(bijector.inverse(y, **second) - x)) > 1e-3, (
-      "the inverse under another condition gave back x")
+    "the inverse under another condition gave back x"
+  )
   # Gradients.
   variables = bijector.trainable_variables
   with tf.GradientTape() as tape:
-    loss = -tf.add_n([tf.reduce_mean(dist.log_prob(
-        x, bijector_kwargs={"conditional_input": c}))
-                      for c in conditional_inputs])
+    loss = -tf.add_n(
+      [
+        tf.reduce_mean(
+          dist.log_prob(x, bijector_kwargs={"conditional_input": c})
+        )
+        for c in conditional_inputs
+      ]
+    )
   for v, g in zip(variables, tape.gradient(loss, variables)):
     assert g is not None, f"conditional: no gradient reaches {v.name}"
     g = tf.convert_to_tensor(g).numpy()
     assert np.all(np.isfinite(g)), (
-        f"conditional: non-finite gradient for {v.name}")
+      f"conditional: non-finite gradient for {v.name}"
+    )
     assert np.any(g != 0), f"conditional: zero gradient for {v.name}"
 
 
@@ -458,18 +566,25 @@ def check_conditional_modes(bijector, event_shape, dtype, conditional_inputs):
 
   def run(x, z, c):
     kwargs = {"conditional_input": c}
-    return (dist.log_prob(x, bijector_kwargs=kwargs),
-            bijector.forward(z, **kwargs))
+    return (
+      dist.log_prob(x, bijector_kwargs=kwargs),
+      bijector.forward(z, **kwargs),
+    )
 
   compiled_runs = (tf.function(run), tf.function(run, jit_compile=True))
   for c in conditional_inputs:
     c = tf.convert_to_tensor(c)
     eager = run(x, z, c)
-    for mode, compiled in zip(("tf.function", "jit_compile=True"),
-                              compiled_runs):
-      for what, want, got in zip(("log_prob", "forward"), eager,
-                                 compiled(x, z, c)):
-        np.testing.assert_allclose(got.numpy(), want.numpy(),
-                                   rtol=MODES_RTOL[dtype],
-                                   atol=MODES_RTOL[dtype],
-                                   err_msg=f"conditional, {mode}: {what}")
+    for mode, compiled in zip(
+      ("tf.function", "jit_compile=True"), compiled_runs
+    ):
+      for what, want, got in zip(
+        ("log_prob", "forward"), eager, compiled(x, z, c)
+      ):
+        np.testing.assert_allclose(
+          got.numpy(),
+          want.numpy(),
+          rtol=MODES_RTOL[dtype],
+          atol=MODES_RTOL[dtype],
+          err_msg=f"conditional, {mode}: {what}",
+        )

@@ -9,5 +9,10 @@ import json
 from benchmarks import memory
 
 if __name__ == "__main__":
-  print(json.dumps(memory.measure("imagenet_resized/64x64", 20000,
-                                  test_examples=100, batch_size=64)))
+  print(
+    json.dumps(
+      memory.measure(
+        "imagenet_resized/64x64", 20000, test_examples=100, batch_size=64
+      )
+    )
+  )

@@ -9,9 +9,9 @@ import os
 import tempfile
 
 import numpy as np
+from sklearn.datasets import load_digits
 import tensorflow as tf
 import tensorflow_probability as tfp
-from sklearn.datasets import load_digits
 
 from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
@@ -21,8 +21,10 @@ tfd = tfp.distributions
 NUM_BINS = 17
 TRAIN, TEST = slice(0, 512), slice(1500, 1700)
 # The full-model checkpoints that `trained` writes every epoch, by mixing.
-CHECKPOINTS = {mixing: os.path.join(tempfile.mkdtemp(), f"{mixing}.keras")
-               for mixing in ("emerging", "1x1")}
+CHECKPOINTS = {
+  mixing: os.path.join(tempfile.mkdtemp(), f"{mixing}.keras")
+  for mixing in ("emerging", "1x1")
+}
 
 
 def digits():
@@ -32,11 +34,18 @@ def digits():
 def make_model(mixing="emerging", seed=0, learning_rate=2e-3):
   # Periodic kernels need the last level to be 3x3 at least: one level.
   levels = 1 if mixing == "periodic" else 2
-  glow = flows.Glow((8, 8, 1), num_levels=levels, num_steps=1, mixing=mixing,
-                    hidden_channels=16, seed=seed)
+  glow = flows.Glow(
+    (8, 8, 1),
+    num_levels=levels,
+    num_steps=1,
+    mixing=mixing,
+    hidden_channels=16,
+    seed=seed,
+  )
   model = tfe_keras.FlowModel(glow, num_bins=NUM_BINS)
-  model.compile(optimizer=keras.optimizers.Adam(
-      tfe_keras.WarmupSchedule(learning_rate, 10)))
+  model.compile(
+    optimizer=keras.optimizers.Adam(tfe_keras.WarmupSchedule(learning_rate, 10))
+  )
   return model
 
 
@@ -62,38 +71,48 @@ def trained(mixing):
     images = digits()
     model = make_model(mixing)
     assert not model.is_initialized()
-    train = tf.data.Dataset.from_tensor_slices(images[TRAIN]).shuffle(
-        512, seed=0).batch(32)
+    train = (
+      tf.data.Dataset.from_tensor_slices(images[TRAIN])
+      .shuffle(512, seed=0)
+      .batch(32)
+    )
     # Validation (a second traced step) for one mixing only, to save time.
-    test = (tf.data.Dataset.from_tensor_slices(images[TEST]).batch(100)
-            if mixing == "emerging" else None)
+    test = (
+      tf.data.Dataset.from_tensor_slices(images[TEST]).batch(100)
+      if mixing == "emerging"
+      else None
+    )
     snapshot = Snapshot(images[TEST])
     callbacks = [snapshot]
     if mixing in CHECKPOINTS:
-      callbacks.append(keras.callbacks.ModelCheckpoint(
-          CHECKPOINTS[mixing], save_weights_only=False))
-    history = model.fit(train, epochs=2, validation_data=test, verbose=0,
-                        callbacks=callbacks)
+      callbacks.append(
+        keras.callbacks.ModelCheckpoint(
+          CHECKPOINTS[mixing], save_weights_only=False
+        )
+      )
+    history = model.fit(
+      train, epochs=2, validation_data=test, verbose=0, callbacks=callbacks
+    )
     _TRAINED[mixing] = model, snapshot, history
   return _TRAINED[mixing]
-
-
 
 
 def lu_model_off_its_seed():
   """An "lu" model with every variable, signs and permutation included,
   away from what its config's seed gives, and a non-standard base."""
-  glow = flows.Glow((8, 8, 1), num_levels=1, num_steps=1, mixing="lu",
-                    hidden_channels=8, seed=0)
+  glow = flows.Glow(
+    (8, 8, 1), num_levels=1, num_steps=1, mixing="lu", hidden_channels=8, seed=0
+  )
   base = tfd.Sample(tfd.Normal(0.1, 0.7), (8, 8, 1))
   model = tfe_keras.FlowModel(glow, num_bins=NUM_BINS, base_distribution=base)
-  model.compile(optimizer=keras.optimizers.Adam(
-      tfe_keras.WarmupSchedule(1e-3, 10)))
+  model.compile(
+    optimizer=keras.optimizers.Adam(tfe_keras.WarmupSchedule(1e-3, 10))
+  )
   model.optimizer.build(model.trainable_variables)
   model.initialize(digits()[:64])
   rng = np.random.default_rng(0)
   for v in glow.trainable_variables:
-    v.assign_add(tf.constant(rng.normal(0., 0.05, v.shape), v.dtype))
+    v.assign_add(tf.constant(rng.normal(0.0, 0.05, v.shape), v.dtype))
   conv = glow.steps[0][1]
   conv.factor("sign").assign(-conv.factor("sign"))
   conv.factor("permutation").assign(conv.factor("permutation")[::-1])
@@ -104,10 +123,15 @@ def checkpoint_restores_the_trained_model(mixing):
   """Whether `trained(mixing)`'s ModelCheckpoint file is that model."""
   model, _, _ = trained(mixing)
   loaded = keras.models.load_model(CHECKPOINTS[mixing])  # after epoch 2
-  return (np.array_equal(loaded.bits_per_dim(digits()[TEST], seed=3).numpy(),
-                         model.bits_per_dim(digits()[TEST], seed=3).numpy())
-          and int(loaded.optimizer.iterations.numpy()) ==
-          int(model.optimizer.iterations.numpy()) > 0)
+  return (
+    np.array_equal(
+      loaded.bits_per_dim(digits()[TEST], seed=3).numpy(),
+      model.bits_per_dim(digits()[TEST], seed=3).numpy(),
+    )
+    and int(loaded.optimizer.iterations.numpy())
+    == int(model.optimizer.iterations.numpy())
+    > 0
+  )
 
 
 def part_sizes(model):

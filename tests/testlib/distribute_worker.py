@@ -21,7 +21,8 @@ import tensorflow_probability as tfp
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+  cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from sklearn.datasets import load_digits
@@ -30,9 +31,9 @@ from tfp_emerging import cli
 from tfp_emerging import distribute
 from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
+from tfp_emerging import training
 from tfp_emerging.flows import dequantization
 from tfp_emerging.flows import glow as glow_lib
-from tfp_emerging import training
 
 NUM_BINS = 17
 IMAGES = load_digits().images.astype(np.uint8)[:64, ..., None]
@@ -57,17 +58,22 @@ dequantization.uniform_noise = per_position_noise
 
 def build(strategy, num_classes=None):
   with strategy.scope():
-    flow = flows.Glow((8, 8, 1), num_levels=2, num_steps=1, mixing="emerging",
-                      hidden_channels=8, seed=0, num_classes=num_classes,
-                      condition_couplings=num_classes is not None)
+    flow = flows.Glow(
+      (8, 8, 1),
+      num_levels=2,
+      num_steps=1,
+      mixing="emerging",
+      hidden_channels=8,
+      seed=0,
+      num_classes=num_classes,
+      condition_couplings=num_classes is not None,
+    )
     model = tfe_keras.FlowModel(flow, num_bins=NUM_BINS)
-    model.compile(optimizer=tfe_keras.keras.optimizers.SGD(
-        0.01, momentum=0.9))
+    model.compile(optimizer=tfe_keras.keras.optimizers.SGD(0.01, momentum=0.9))
   return model
 
 
 class Recorder(tfe_keras.keras.callbacks.Callback):
-
   def __init__(self):
     super().__init__()
     self.losses = []
@@ -84,7 +90,8 @@ def train(strategy, conditional=False):
   model = build(strategy, num_classes=10 if conditional else None)
   recorder = Recorder()
   data = tf.data.Dataset.from_tensor_slices(
-      (IMAGES, LABELS) if conditional else IMAGES).batch(16)
+    (IMAGES, LABELS) if conditional else IMAGES
+  ).batch(16)
   model.fit(data, epochs=2, verbose=0, callbacks=[recorder])
   return model, recorder
 
@@ -98,8 +105,9 @@ def slots(model):
 
 
 def max_difference(a, b):
-  return max(float(np.max(np.abs(np.asarray(x, np.float64) - y)))
-             for x, y in zip(a, b))
+  return max(
+    float(np.max(np.abs(np.asarray(x, np.float64) - y))) for x, y in zip(a, b)
+  )
 
 
 def restored(strategy, path):
@@ -107,7 +115,8 @@ def restored(strategy, path):
   with strategy.scope():
     model.optimizer.build(model.trainable_weights)
   tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(
-      path).assert_consumed()
+    path
+  ).assert_consumed()
   return model
 
 
@@ -120,10 +129,17 @@ def implicit_initialisation(mirrored):
   replicas.
   """
   with mirrored.scope():
-    flow = flows.Glow((8, 8, 1), num_levels=1, num_steps=1, mixing="1x1",
-                      hidden_channels=8, seed=0)
+    flow = flows.Glow(
+      (8, 8, 1),
+      num_levels=1,
+      num_steps=1,
+      mixing="1x1",
+      hidden_channels=8,
+      seed=0,
+    )
     distribution = tfp.distributions.TransformedDistribution(
-        flow.base_distribution(), flow)
+      flow.base_distribution(), flow
+    )
 
   @tf.function
   def replica_log_prob(x):
@@ -137,18 +153,27 @@ def implicit_initialisation(mirrored):
     error = e.message
   with mirrored.scope():
     chain = tfp.bijectors.Chain([flow])
-    model = tfe_keras.FlowModel(chain, num_bins=NUM_BINS,
-                                base_distribution=flow.base_distribution())
+    model = tfe_keras.FlowModel(
+      chain, num_bins=NUM_BINS, base_distribution=flow.base_distribution()
+    )
     model.compile(optimizer=tfe_keras.keras.optimizers.SGD(0.01))
   biases = []
   begin = tfe_keras.keras.callbacks.LambdaCallback(
-      on_train_begin=lambda logs: biases.append(
-          flow.actnorms[0].bias.numpy().tolist()))
-  model.fit(tf.data.Dataset.from_tensor_slices(IMAGES[:32]).batch(16),
-            epochs=1, verbose=0, callbacks=[begin])
-  return {"replica_uninitialised_error": error,
-          "chain_actnorm_bias_mirrored": biases[0],
-          "chain_initialized": model.is_initialized()}
+    on_train_begin=lambda logs: biases.append(
+      flow.actnorms[0].bias.numpy().tolist()
+    )
+  )
+  model.fit(
+    tf.data.Dataset.from_tensor_slices(IMAGES[:32]).batch(16),
+    epochs=1,
+    verbose=0,
+    callbacks=[begin],
+  )
+  return {
+    "replica_uninitialised_error": error,
+    "chain_actnorm_bias_mirrored": biases[0],
+    "chain_initialized": model.is_initialized(),
+  }
 
 
 def quiet(message):
@@ -158,16 +183,26 @@ def quiet(message):
 def runs(mirrored, folder):
   """The command line's training runs under both strategies, crossed."""
   config = training.RunConfig(
-      dataset="digits", mixing="1x1", num_levels=1, num_steps=1,
-      hidden_channels=8, epochs=1, batch_size=256, warmup_steps=1)
+    dataset="digits",
+    mixing="1x1",
+    num_levels=1,
+    num_steps=1,
+    hidden_channels=8,
+    epochs=1,
+    batch_size=256,
+    warmup_steps=1,
+  )
   one = training.train(config, folder + "/one", log=quiet, verbose=0)
-  two = training.train(config, folder + "/two", log=quiet, verbose=0,
-                       strategy=mirrored)
+  two = training.train(
+    config, folder + "/two", log=quiet, verbose=0, strategy=mirrored
+  )
   # Each run's second epoch under the other strategy.
-  one_then_two = training.resume(folder + "/one", epochs=2, log=quiet,
-                                 verbose=0, strategy=mirrored)
-  two_then_one = training.resume(folder + "/two", epochs=2, log=quiet,
-                                 verbose=0)
+  one_then_two = training.resume(
+    folder + "/one", epochs=2, log=quiet, verbose=0, strategy=mirrored
+  )
+  two_then_one = training.resume(
+    folder + "/two", epochs=2, log=quiet, verbose=0
+  )
   # The command line's --strategy, with its strategy made by make_strategy:
   # the one MirroredStrategy of this process (two instances' collective ops
   # would clash in one process).
@@ -179,26 +214,44 @@ def runs(mirrored, folder):
 
   distribute.make_strategy = make_strategy
   with contextlib.redirect_stdout(io.StringIO()):
-    status = cli.main(["train", "--out", folder + "/cli", "--strategy",
-                       "mirrored", "--epochs", "1", "--num-levels", "1",
-                       "--num-steps", "1", "--hidden-channels", "8",
-                       "--batch-size", "256", "--mixing", "1x1"])
+    status = cli.main(
+      [
+        "train",
+        "--out",
+        folder + "/cli",
+        "--strategy",
+        "mirrored",
+        "--epochs",
+        "1",
+        "--num-levels",
+        "1",
+        "--num-steps",
+        "1",
+        "--hidden-channels",
+        "8",
+        "--batch-size",
+        "256",
+        "--mixing",
+        "1x1",
+      ]
+    )
   odd = dataclasses.replace(config, batch_size=255)
   try:
-    training.train(odd, folder + "/odd", log=quiet, verbose=0,
-                   strategy=mirrored)
+    training.train(
+      odd, folder + "/odd", log=quiet, verbose=0, strategy=mirrored
+    )
     odd_error = ""
   except training.RunError as e:
     odd_error = str(e)
   key = ("train_bits_per_dim", "test_bits_per_dim")
   return {
-      "run_default": [[m[k] for k in key] for m in one],
-      "run_mirrored": [[m[k] for k in key] for m in two],
-      "run_default_then_mirrored": [[m[k] for k in key] for m in one_then_two],
-      "run_mirrored_then_default": [[m[k] for k in key] for m in two_then_one],
-      "cli_status": status,
-      "cli_strategy": asked,
-      "odd_batch_error": odd_error,
+    "run_default": [[m[k] for k in key] for m in one],
+    "run_mirrored": [[m[k] for k in key] for m in two],
+    "run_default_then_mirrored": [[m[k] for k in key] for m in one_then_two],
+    "run_mirrored_then_default": [[m[k] for k in key] for m in two_then_one],
+    "cli_status": status,
+    "cli_strategy": asked,
+    "odd_batch_error": odd_error,
   }
 
 
@@ -213,47 +266,53 @@ def main():
 
   folder = tempfile.mkdtemp()
   from_two = tf.train.Checkpoint(model=two, optimizer=two.optimizer).save(
-      folder + "/mirrored")
+    folder + "/mirrored"
+  )
   from_one = tf.train.Checkpoint(model=one, optimizer=one.optimizer).save(
-      folder + "/default")
+    folder + "/default"
+  )
   one_again = restored(default, from_two)
   two_again = restored(mirrored, from_one)
-  replica_values = [[r.numpy() for r in v.values] for v in
-                    two_again.flow.trainable_variables]
+  replica_values = [
+    [r.numpy() for r in v.values] for v in two_again.flow.trainable_variables
+  ]
   result = {
-      "replicas": mirrored.num_replicas_in_sync,
-      "losses_default": one_log.losses,
-      "losses_mirrored": two_log.losses,
-      "variables_difference": max_difference(values(one), values(two)),
-      "actnorm_bias_mirrored": two_log.actnorm_bias,
-      "actnorm_bias_default": one_log.actnorm_bias,
-      "global_batch_mean": mean.tolist(),
-      "replica_share_mean": half.tolist(),
-      "mirrored_to_default": max_difference(values(one_again), values(two)),
-      "mirrored_to_default_slots": max_difference(slots(one_again),
-                                                  slots(two)),
-      "default_to_mirrored": max_difference(values(two_again), values(one)),
-      "default_to_mirrored_replicas": max(
-          max_difference(r, [v.numpy()] * len(r)) for r, v in
-          zip(replica_values, one.flow.trainable_variables)),
-      "restored_bits_mirrored_to_default": max_difference(
-          [one_again.bits_per_dim(IMAGES[:8], seed=1)],
-          [two.bits_per_dim(IMAGES[:8], seed=1)]),
-      "slots": len(slots(two)),
+    "replicas": mirrored.num_replicas_in_sync,
+    "losses_default": one_log.losses,
+    "losses_mirrored": two_log.losses,
+    "variables_difference": max_difference(values(one), values(two)),
+    "actnorm_bias_mirrored": two_log.actnorm_bias,
+    "actnorm_bias_default": one_log.actnorm_bias,
+    "global_batch_mean": mean.tolist(),
+    "replica_share_mean": half.tolist(),
+    "mirrored_to_default": max_difference(values(one_again), values(two)),
+    "mirrored_to_default_slots": max_difference(slots(one_again), slots(two)),
+    "default_to_mirrored": max_difference(values(two_again), values(one)),
+    "default_to_mirrored_replicas": max(
+      max_difference(r, [v.numpy()] * len(r))
+      for r, v in zip(replica_values, one.flow.trainable_variables)
+    ),
+    "restored_bits_mirrored_to_default": max_difference(
+      [one_again.bits_per_dim(IMAGES[:8], seed=1)],
+      [two.bits_per_dim(IMAGES[:8], seed=1)],
+    ),
+    "slots": len(slots(two)),
   }
   conditional_one, conditional_one_log = train(default, conditional=True)
   conditional_two, conditional_two_log = train(mirrored, conditional=True)
-  result.update({
+  result.update(
+    {
       "conditional_losses_default": conditional_one_log.losses,
       "conditional_losses_mirrored": conditional_two_log.losses,
       "conditional_variables_difference": max_difference(
-          values(conditional_one), values(conditional_two)),
+        values(conditional_one), values(conditional_two)
+      ),
       "conditional_bits_difference": max_difference(
-          [conditional_one.bits_per_dim(IMAGES[:8], labels=LABELS[:8],
-                                        seed=1)],
-          [conditional_two.bits_per_dim(IMAGES[:8], labels=LABELS[:8],
-                                        seed=1)]),
-  })
+        [conditional_one.bits_per_dim(IMAGES[:8], labels=LABELS[:8], seed=1)],
+        [conditional_two.bits_per_dim(IMAGES[:8], labels=LABELS[:8], seed=1)],
+      ),
+    }
+  )
   result.update(implicit_initialisation(mirrored))
   result.update(runs(mirrored, folder))
   json.dump(result, sys.stdout)

@@ -43,8 +43,9 @@ def mutant(defect, case_name):
   def make(dtype, **overrides):
     return mutate(case.make(dtype, **overrides), defect)
 
-  return dataclasses.replace(case, name=f"{defect.__name__}-{case_name}",
-                             make=make)
+  return dataclasses.replace(
+    case, name=f"{defect.__name__}-{case_name}", make=make
+  )
 
 
 # Defects of the maps.
@@ -79,10 +80,10 @@ class BoundedRange:
   is exact there and NaN outside: only a round trip from `y` sees it."""
 
   def _forward(self, x):
-    return super()._forward(2. * tf.tanh(x / 2.))
+    return super()._forward(2.0 * tf.tanh(x / 2.0))
 
   def _inverse(self, y):
-    return 2. * tf.atanh(super()._inverse(y) / 2.)
+    return 2.0 * tf.atanh(super()._inverse(y) / 2.0)
 
 
 class KeepsFirstImage:
@@ -135,8 +136,10 @@ class LoopInInverse:
     x = super()._inverse(y)
     rows = tf.shape(x)[0]
     _, copy = tf.while_loop(
-        lambda i, _: i < rows, lambda i, ta: (i + 1, ta.write(i, x[i])),
-        (0, tf.TensorArray(x.dtype, size=rows)))
+      lambda i, _: i < rows,
+      lambda i, ta: (i + 1, ta.write(i, x[i])),
+      (0, tf.TensorArray(x.dtype, size=rows)),
+    )
     return copy.stack()
 
 
@@ -163,7 +166,7 @@ class ZeroGradientInverse:
 
   def _inverse(self, y):
     x = super()._inverse(y)
-    return tf.stop_gradient(x) + 0. * x
+    return tf.stop_gradient(x) + 0.0 * x
 
 
 class NanGradientInverse:
@@ -171,7 +174,7 @@ class NanGradientInverse:
 
   def _inverse(self, y):
     x = super()._inverse(y)
-    return x + tf.norm(0. * x)
+    return x + tf.norm(0.0 * x)
 
 
 # Defects of the shapes.
@@ -182,25 +185,21 @@ def _flattened(z):
 
 
 class FlattensForward:
-
   def _forward(self, x):
     return _flattened(super()._forward(x))
 
 
 class FlattensInverse:
-
   def _inverse(self, y):
     return _flattened(super()._inverse(y))
 
 
 class SumsForwardLogDet:
-
   def _forward_log_det_jacobian(self, x):
     return tf.reduce_sum(super()._forward_log_det_jacobian(x))
 
 
 class SumsInverseLogDet:
-
   def _inverse_log_det_jacobian(self, y):
     return tf.reduce_sum(super()._inverse_log_det_jacobian(y))
 
@@ -249,8 +248,13 @@ class VagueChannelCheck:
   """Asserts the channel count with a message that does not name it."""
 
   def _forward(self, x):
-    with tf.control_dependencies([tf.debugging.assert_equal(
-        tf.shape(x)[-1], self.channels, message="bad input")]):
+    with tf.control_dependencies(
+      [
+        tf.debugging.assert_equal(
+          tf.shape(x)[-1], self.channels, message="bad input"
+        )
+      ]
+    ):
       return tf.identity(x)
 
 
@@ -271,13 +275,11 @@ def unchecked(method, only_validating=False):
   return defect
 
 
-
 # Conditional layers (`check_conditional`, `check_conditional_modes`): a
 # conditional AffineCoupling, whose defects change its one-pass methods.
 
 
 class CondWrongInverse:
-
   def _augmented_inverse(self, y, **kwargs):
     x, log_dets = super()._augmented_inverse(y, **kwargs)
     return x * 1.01, log_dets
@@ -287,19 +289,18 @@ class CondBoundedRange:
   """As `BoundedRange`: exact on the forward's bounded range only."""
 
   def _augmented_forward(self, x, **kwargs):
-    return super()._augmented_forward(2. * tf.tanh(x / 2.), **kwargs)
+    return super()._augmented_forward(2.0 * tf.tanh(x / 2.0), **kwargs)
 
   def _augmented_inverse(self, y, **kwargs):
     x, log_dets = super()._augmented_inverse(y, **kwargs)
-    return 2. * tf.atanh(x / 2.), log_dets
+    return 2.0 * tf.atanh(x / 2.0), log_dets
 
 
-def _shifted(log_dets, fldj=0., ildj=0.):
+def _shifted(log_dets, fldj=0.0, ildj=0.0):
   return {"fldj": log_dets["fldj"] + fldj, "ildj": log_dets["ildj"] + ildj}
 
 
 class CondForgetsConstant:
-
   def _augmented_forward(self, x, **kwargs):
     y, log_dets = super()._augmented_forward(x, **kwargs)
     return y, _shifted(log_dets, 0.5, -0.5)
@@ -323,11 +324,13 @@ class CondIgnoresCondition:
 
   def _augmented_forward(self, x, conditional_input):
     return super()._augmented_forward(
-        x, conditional_input=tf.zeros_like(conditional_input))
+      x, conditional_input=tf.zeros_like(conditional_input)
+    )
 
   def _augmented_inverse(self, y, conditional_input):
     return super()._augmented_inverse(
-        y, conditional_input=tf.zeros_like(conditional_input))
+      y, conditional_input=tf.zeros_like(conditional_input)
+    )
 
 
 def _memo(layer):
@@ -340,7 +343,8 @@ class LogDetMemoIgnoresCondition:
 
   def forward(self, x, **kwargs):
     _memo(self).setdefault(
-        x.ref(), super().forward_log_det_jacobian(x, event_ndims=3, **kwargs))
+      x.ref(), super().forward_log_det_jacobian(x, event_ndims=3, **kwargs)
+    )
     return super().forward(x, **kwargs)
 
   def forward_log_det_jacobian(self, x, event_ndims=None, **kwargs):
@@ -377,32 +381,27 @@ class ExtraVariable:
 
 
 class CondUnusedVariable(ExtraVariable):
-
   def _augmented_inverse(self, y, **kwargs):
     return super(ExtraVariable, self)._augmented_inverse(y, **kwargs)
 
 
 class CondZeroGradient(ExtraVariable):
-
   def _use(self, v):
-    return 0. * v
+    return 0.0 * v
 
 
 class CondNanGradient(ExtraVariable):
-
   def _use(self, v):
-    return tf.norm(0. * v)  # Its gradient at 0 is NaN.
+    return tf.norm(0.0 * v)  # Its gradient at 0 is NaN.
 
 
 class CondTraceDependent:
-
   def _augmented_inverse(self, y, **kwargs):
     x, log_dets = super()._augmented_inverse(y, **kwargs)
     return (x if tf.executing_eagerly() else x * 1.01), log_dets
 
 
 class CondXlaDependent:
-
   def _augmented_inverse(self, y, **kwargs):
     x, log_dets = super()._augmented_inverse(y, **kwargs)
     graph = tf.compat.v1.get_default_graph()

@@ -45,9 +45,13 @@ def pause_at(point):
       os.replace(source, destination)
 
     checkpoints.os = types.SimpleNamespace(
-        **{name: getattr(os, name) for name in dir(os)
-           if not name.startswith("__") and name != "replace"},
-        replace=replace)
+      **{
+        name: getattr(os, name)
+        for name in dir(os)
+        if not name.startswith("__") and name != "replace"
+      },
+      replace=replace,
+    )
   elif kind == "epoch-begin":
     base = callbacks.Checkpointer.on_epoch_begin
 

@@ -15,25 +15,33 @@ from tests.testlib import structure
 from tfp_emerging import bijectors
 
 COMMON_BAD_ARGUMENTS = (
-    ({"channels": 0}, "channels"),
-    ({"dtype": tf.int32}, "dtype"),
+  ({"channels": 0}, "channels"),
+  ({"dtype": tf.int32}, "dtype"),
 )
 CONV_BAD_ARGUMENTS = COMMON_BAD_ARGUMENTS + (
-    ({"kernel_size": 0}, "kernel_size"),
-    ({"kernel_size": 2}, "kernel_size"),
-    ({"dilation": 0}, "dilation"),
+  ({"kernel_size": 0}, "kernel_size"),
+  ({"kernel_size": 2}, "kernel_size"),
+  ({"dilation": 0}, "dilation"),
 )
 
 
 def trained(shape, scale, seed, dtype):
   return tf.constant(
-      np.random.default_rng(seed).normal(0., scale, shape), dtype)
+    np.random.default_rng(seed).normal(0.0, scale, shape), dtype
+  )
 
 
-def autoregressive(dtype, kernel_size, dilation, order, solver, channels=3,
-                    **overrides):
-  kwargs = dict(channels=channels, kernel_size=kernel_size, dilation=dilation,
-                order=order, solver=solver, dtype=dtype)
+def autoregressive(
+  dtype, kernel_size, dilation, order, solver, channels=3, **overrides
+):
+  kwargs = dict(
+    channels=channels,
+    kernel_size=kernel_size,
+    dilation=dilation,
+    order=order,
+    solver=solver,
+    dtype=dtype,
+  )
   kwargs.update(overrides)
   layer = bijectors.AutoregressiveConv2D(**kwargs)
   m = (layer.kernel_size + 1) // 2
@@ -44,39 +52,60 @@ def autoregressive(dtype, kernel_size, dilation, order, solver, channels=3,
 
 
 def emerging(dtype, kernel_size, dilation, solver, channels=3, **overrides):
-  kwargs = dict(channels=channels, kernel_size=kernel_size, dilation=dilation,
-                solver=solver, dtype=dtype)
+  kwargs = dict(
+    channels=channels,
+    kernel_size=kernel_size,
+    dilation=dilation,
+    solver=solver,
+    dtype=dtype,
+  )
   kwargs.update(overrides)
   layer = bijectors.EmergingConv2D(**kwargs)
   for seed, part in enumerate(layer.bijectors):
     m = (part.kernel_size + 1) // 2
-    part.kernel.assign(trained(part.kernel.shape, 0.25 / m, 20 + seed,
-                               layer.dtype))
-    part.log_diagonal.assign(trained([part.channels], 0.4, 30 + seed,
-                                     layer.dtype))
+    part.kernel.assign(
+      trained(part.kernel.shape, 0.25 / m, 20 + seed, layer.dtype)
+    )
+    part.log_diagonal.assign(
+      trained([part.channels], 0.4, 30 + seed, layer.dtype)
+    )
   return layer
 
 
 CASES = []
-for k, d, order, solver in [(3, 1, "top_left", "auto"),
-                            (5, 2, "bottom_right", "wavefront"),
-                            (3, 2, "bottom_right", "raster"),
-                            (5, 1, "top_left", "raster")]:
-  CASES.append(contract.Case(
+for k, d, order, solver in [
+  (3, 1, "top_left", "auto"),
+  (5, 2, "bottom_right", "wavefront"),
+  (3, 2, "bottom_right", "raster"),
+  (5, 1, "top_left", "raster"),
+]:
+  CASES.append(
+    contract.Case(
       name=f"autoregressive-k{k}-d{d}-{order}-{solver}",
-      make=functools.partial(autoregressive, kernel_size=k, dilation=d,
-                             order=order, solver=solver),
-      bad_arguments=CONV_BAD_ARGUMENTS + (
-          ({"order": "sideways"}, "order"), ({"solver": "guess"}, "solver")),
-      check_jacobian=structure.assert_dependency_pattern))
-for k, d, solver in [(3, 1, "auto"), (5, 2, "wavefront"),
-                     (3, 2, "raster"), (5, 1, "raster")]:
-  CASES.append(contract.Case(
+      make=functools.partial(
+        autoregressive, kernel_size=k, dilation=d, order=order, solver=solver
+      ),
+      bad_arguments=CONV_BAD_ARGUMENTS
+      + (({"order": "sideways"}, "order"), ({"solver": "guess"}, "solver")),
+      check_jacobian=structure.assert_dependency_pattern,
+    )
+  )
+for k, d, solver in [
+  (3, 1, "auto"),
+  (5, 2, "wavefront"),
+  (3, 2, "raster"),
+  (5, 1, "raster"),
+]:
+  CASES.append(
+    contract.Case(
       name=f"emerging-k{k}-d{d}-{solver}",
-      make=functools.partial(emerging, kernel_size=k, dilation=d,
-                             solver=solver),
+      make=functools.partial(
+        emerging, kernel_size=k, dilation=d, solver=solver
+      ),
       bad_arguments=CONV_BAD_ARGUMENTS,
-      check_jacobian=structure.assert_receptive_field))
+      check_jacobian=structure.assert_receptive_field,
+    )
+  )
 
 
 def actnorm(dtype, channels=3, **overrides):
@@ -89,8 +118,9 @@ def actnorm(dtype, channels=3, **overrides):
 
 
 def coupling(dtype, channels=3, kernel_size=3, **overrides):
-  kwargs = dict(channels=channels, hidden_channels=4, kernel_size=kernel_size,
-                dtype=dtype)
+  kwargs = dict(
+    channels=channels, hidden_channels=4, kernel_size=kernel_size, dtype=dtype
+  )
   kwargs.update(overrides)
   layer = bijectors.AffineCoupling(**kwargs)
   for seed, (key, weight) in enumerate(sorted(layer.weights.items())):
@@ -108,40 +138,69 @@ def keras_coupling_network(channels, dtype, seed=60):
   def init(offset):
     return keras.initializers.RandomNormal(stddev=0.3, seed=seed + offset)
 
-  return keras.Sequential([
+  return keras.Sequential(
+    [
       keras.Input((None, None, c_a), dtype=dtype),
-      keras.layers.Conv2D(4, 3, padding="same", activation="relu",
-                          kernel_initializer=init(0),
-                          bias_initializer=init(1), dtype=dtype),
-      keras.layers.Conv2D(2 * (channels - c_a), 1, kernel_initializer=init(2),
-                          bias_initializer=init(3), dtype=dtype)])
+      keras.layers.Conv2D(
+        4,
+        3,
+        padding="same",
+        activation="relu",
+        kernel_initializer=init(0),
+        bias_initializer=init(1),
+        dtype=dtype,
+      ),
+      keras.layers.Conv2D(
+        2 * (channels - c_a),
+        1,
+        kernel_initializer=init(2),
+        bias_initializer=init(3),
+        dtype=dtype,
+      ),
+    ]
+  )
 
 
 def coupling_with_network(dtype, channels=3, **overrides):
   network_dtype = dtype if dtype.is_floating else tf.float32
-  kwargs = dict(channels=channels, dtype=dtype,
-                network=keras_coupling_network(channels, network_dtype))
+  kwargs = dict(
+    channels=channels,
+    dtype=dtype,
+    network=keras_coupling_network(channels, network_dtype),
+  )
   kwargs.update(overrides)
   return bijectors.AffineCoupling(**kwargs)
 
 
-CASES.append(contract.Case(
-    name="actnorm", make=actnorm, bad_arguments=COMMON_BAD_ARGUMENTS))
+CASES.append(
+  contract.Case(
+    name="actnorm", make=actnorm, bad_arguments=COMMON_BAD_ARGUMENTS
+  )
+)
 for k in (1, 3):
-  CASES.append(contract.Case(
+  CASES.append(
+    contract.Case(
       name=f"affine-coupling-k{k}",
       make=functools.partial(coupling, kernel_size=k),
-      bad_arguments=COMMON_BAD_ARGUMENTS + (
-          ({"channels": 1}, "channels"),
-          ({"hidden_channels": 0}, "hidden_channels"),
-          ({"kernel_size": 2}, "kernel_size"))))
-CASES.append(contract.Case(
+      bad_arguments=COMMON_BAD_ARGUMENTS
+      + (
+        ({"channels": 1}, "channels"),
+        ({"hidden_channels": 0}, "hidden_channels"),
+        ({"kernel_size": 2}, "kernel_size"),
+      ),
+    )
+  )
+CASES.append(
+  contract.Case(
     name="affine-coupling-keras-network",
     make=coupling_with_network,
     bad_arguments=(
-        ({"dtype": tf.int32}, "dtype"),
-        ({"network": lambda x_a: x_a}, "network"),
-        ({"hidden_bias": np.zeros([4])}, "network"))))
+      ({"dtype": tf.int32}, "dtype"),
+      ({"network": lambda x_a: x_a}, "network"),
+      ({"hidden_bias": np.zeros([4])}, "network"),
+    ),
+  )
+)
 
 
 def rotation(channels, seed):
@@ -150,31 +209,42 @@ def rotation(channels, seed):
 
 
 def periodic(dtype, kernel_size, forward_path, channels=3, **overrides):
-  kwargs = dict(channels=channels, kernel_size=kernel_size,
-                forward_path=forward_path, dtype=dtype)
+  kwargs = dict(
+    channels=channels,
+    kernel_size=kernel_size,
+    forward_path=forward_path,
+    dtype=dtype,
+  )
   kwargs.update(overrides)
   layer = bijectors.PeriodicConv2D(**kwargs)
   if "kernel" not in overrides:
     # Taps of 0.3 / k around a scaled rotation: per-frequency condition
     # numbers about 5 on the contract's images.
-    kernel = np.random.default_rng(40).normal(0., 0.3 / kernel_size,
-                                              layer.kernel.shape)
+    kernel = np.random.default_rng(40).normal(
+      0.0, 0.3 / kernel_size, layer.kernel.shape
+    )
     p = (kernel_size - 1) // 2
     kernel[p, p] += rotation(channels, 140) * np.exp(
-        np.random.default_rng(240).normal(0., 0.4, channels))
+      np.random.default_rng(240).normal(0.0, 0.4, channels)
+    )
     layer.kernel.assign(tf.constant(kernel, layer.dtype))
   return layer
 
 
 def conv1x1(dtype, parameterization, channels=3, **overrides):
   """Every parameterisation starts from the same trained-looking `W`."""
-  matrix = rotation(3, 50) * np.exp(
-      np.random.default_rng(51).normal(0., 0.4, 3)) + trained(
-          [3, 3], 0.2, 52, tf.float64).numpy()
+  matrix = (
+    rotation(3, 50) * np.exp(np.random.default_rng(51).normal(0.0, 0.4, 3))
+    + trained([3, 3], 0.2, 52, tf.float64).numpy()
+  )
   if parameterization == "plain":
     matrix = tf.Variable(matrix, dtype=dtype if dtype.is_floating else None)
-  kwargs = dict(channels=channels, parameterization=parameterization,
-                matrix=matrix, dtype=dtype)
+  kwargs = dict(
+    channels=channels,
+    parameterization=parameterization,
+    matrix=matrix,
+    dtype=dtype,
+  )
   kwargs.update(overrides)
   return bijectors.Conv1x1(**kwargs)
 
@@ -183,29 +253,41 @@ def conv1x1(dtype, parameterization, channels=3, **overrides):
 # cost rule picks the spatial one for "auto" on these small images). Even k
 # through the FFT: tests/bijectors/test_periodic_conv2d.py.
 for k, event_shape, path in [(3, (5, 6, 3), "fft"), (4, (4, 7, 3), "auto")]:
-  CASES.append(contract.Case(
+  CASES.append(
+    contract.Case(
       name=f"periodic-k{k}-{'x'.join(map(str, event_shape[:2]))}-{path}",
       make=functools.partial(periodic, kernel_size=k, forward_path=path),
       event_shape=event_shape,
-      bad_arguments=COMMON_BAD_ARGUMENTS + (
-          ({"kernel_size": 0}, "kernel_size"),
-          ({"kernel_size": 2.5}, "kernel_size"),
-          ({"forward_path": "guess"}, "forward_path"),
-          ({"dtype": tf.float16}, "dtype"),
-          ({"kernel": np.ones([3, 3, 2, 3])}, "kernel")),
-      check_jacobian=functools.partial(structure.assert_circulant_blocks,
-                                       event_shape=event_shape)))
+      bad_arguments=COMMON_BAD_ARGUMENTS
+      + (
+        ({"kernel_size": 0}, "kernel_size"),
+        ({"kernel_size": 2.5}, "kernel_size"),
+        ({"forward_path": "guess"}, "forward_path"),
+        ({"dtype": tf.float16}, "dtype"),
+        ({"kernel": np.ones([3, 3, 2, 3])}, "kernel"),
+      ),
+      check_jacobian=functools.partial(
+        structure.assert_circulant_blocks, event_shape=event_shape
+      ),
+    )
+  )
 for parameterization in ("qr", "lu", "plain"):
-  CASES.append(contract.Case(
+  CASES.append(
+    contract.Case(
       name=f"conv1x1-{parameterization}",
       make=functools.partial(conv1x1, parameterization=parameterization),
       event_shape=(4, 5, 3),
-      bad_arguments=COMMON_BAD_ARGUMENTS + (
-          ({"parameterization": "svd"}, "parameterization"),
-          ({"dtype": tf.float16}, "dtype"),
-          ({"matrix": np.ones([2, 2])}, "matrix"),
-          ({"householder": np.ones([3, 3]), "parameterization": "lu"},
-           "householder"),
-          ({"permutation": [0, 1, 2], "parameterization": "qr"},
-           "permutation")),
-      check_jacobian=structure.assert_block_diagonal))
+      bad_arguments=COMMON_BAD_ARGUMENTS
+      + (
+        ({"parameterization": "svd"}, "parameterization"),
+        ({"dtype": tf.float16}, "dtype"),
+        ({"matrix": np.ones([2, 2])}, "matrix"),
+        (
+          {"householder": np.ones([3, 3]), "parameterization": "lu"},
+          "householder",
+        ),
+        ({"permutation": [0, 1, 2], "parameterization": "qr"}, "permutation"),
+      ),
+      check_jacobian=structure.assert_block_diagonal,
+    )
+  )

@@ -12,8 +12,15 @@ from tfp_emerging import training
 
 # A tiny flow on a small slice of the real digits (96 train, 32 test images,
 # batch 32: 3 steps per epoch): seconds per epoch.
-TINY = dict(num_levels=1, num_steps=1, hidden_channels=8, batch_size=32,
-            learning_rate=1e-3, warmup_steps=4, keep_checkpoints=5)
+TINY = dict(
+  num_levels=1,
+  num_steps=1,
+  hidden_channels=8,
+  batch_size=32,
+  learning_rate=1e-3,
+  warmup_steps=4,
+  keep_checkpoints=5,
+)
 
 
 def tiny_config(dataset, **overrides):
@@ -30,8 +37,10 @@ def quiet(message):
 
 def epoch_bits(metrics):
   """The per-epoch records without their timings."""
-  return [(m["epoch"], m["train_bits_per_dim"], m["test_bits_per_dim"])
-          for m in metrics]
+  return [
+    (m["epoch"], m["train_bits_per_dim"], m["test_bits_per_dim"])
+    for m in metrics
+  ]
 
 
 def read_json(*path):
@@ -48,5 +57,6 @@ def flow_log_prob(model, images):
 
 def first_test_images(path, count):
   """The first `count` test images of the dataset at `path`."""
-  return np.stack(list(data.load(path).images("test").take(count)
-                       .as_numpy_iterator()))
+  return np.stack(
+    list(data.load(path).images("test").take(count).as_numpy_iterator())
+  )

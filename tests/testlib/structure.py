@@ -20,8 +20,9 @@ def allowed_dependencies(order, kernel_size, dilation, height, width, channels):
   m = (kernel_size + 1) // 2
   sign = -1 if order == "top_left" else 1
   allowed = np.zeros([height, width, channels, height, width, channels], bool)
-  for i, j, a, b in itertools.product(range(height), range(width), range(m),
-                                      range(m)):
+  for i, j, a, b in itertools.product(
+    range(height), range(width), range(m), range(m)
+  ):
     si, sj = i + sign * a * dilation, j + sign * b * dilation
     if not (0 <= si < height and 0 <= sj < width):
       continue
@@ -39,8 +40,14 @@ def assert_dependency_pattern(bijector, jacobian):
   hw = d // channels
   # The contract's events are 5 x 7.
   height, width = 5, hw // 5
-  allowed = allowed_dependencies(bijector.order, bijector.kernel_size,
-                                 bijector.dilation, height, width, channels)
+  allowed = allowed_dependencies(
+    bijector.order,
+    bijector.kernel_size,
+    bijector.dilation,
+    height,
+    width,
+    channels,
+  )
   assert np.all(jacobian[~allowed] == 0)
   assert np.all(jacobian[allowed] != 0)
   triangle = np.tril if bijector.order == "top_left" else np.triu
@@ -54,12 +61,14 @@ def assert_receptive_field(bijector, jacobian):
   width = jacobian.shape[0] // (channels * height)
   r = (k - 1) // 2
   jac = jacobian.reshape(height, width, channels, height, width, channels)
-  for i, j, i2, j2 in itertools.product(range(height), range(width),
-                                        range(height), range(width)):
+  for i, j, i2, j2 in itertools.product(
+    range(height), range(width), range(height), range(width)
+  ):
     block = jac[i, j, :, i2, j2, :]
     di, dj = i2 - i, j2 - j
-    inside = (di % d == 0 and dj % d == 0 and abs(di) <= r * d and
-              abs(dj) <= r * d)
+    inside = (
+      di % d == 0 and dj % d == 0 and abs(di) <= r * d and abs(dj) <= r * d
+    )
     if inside:
       assert np.any(block != 0), (i, j, i2, j2)
     else:
@@ -75,8 +84,9 @@ def dense_reference(kernel, height, width):
   k, _, c_in, c_out = kernel.shape
   p = (k - 1) // 2
   dense = np.zeros([height, width, c_out, height, width, c_in])
-  for i, j, a, b in itertools.product(range(height), range(width), range(k),
-                                      range(k)):
+  for i, j, a, b in itertools.product(
+    range(height), range(width), range(k), range(k)
+  ):
     dense[i, j, :, (i + a - p) % height, (j + b - p) % width] += kernel[a, b].T
   return dense.reshape(height * width * c_out, height * width * c_in)
 
@@ -100,6 +110,7 @@ def assert_block_diagonal(bijector, jacobian):
   weight = bijector.weight().numpy()
   for i in range(pixels):
     for j in range(pixels):
-      np.testing.assert_allclose(blocks[i, j], weight.T if i == j else 0.,
-                                 rtol=0, atol=atol)
+      np.testing.assert_allclose(
+        blocks[i, j], weight.T if i == j else 0.0, rtol=0, atol=atol
+      )
   assert np.all(weight != 0)

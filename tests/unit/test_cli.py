@@ -19,16 +19,41 @@ from tfp_emerging import cli
 from tfp_emerging import training
 from tfp_emerging.training import loop as training_loop
 
-TINY = ["--num-levels", "1", "--num-steps", "1", "--hidden-channels", "8",
-        "--batch-size", "32", "--warmup-steps", "4"]
+TINY = [
+  "--num-levels",
+  "1",
+  "--num-steps",
+  "1",
+  "--hidden-channels",
+  "8",
+  "--batch-size",
+  "32",
+  "--warmup-steps",
+  "4",
+]
 
 
 @pytest.fixture(scope="module")
 def trained_run(digits_npz, tmp_path_factory):
   """A run of one epoch trained through the command line."""
   run = str(tmp_path_factory.mktemp("runs") / "run")
-  assert cli.main(["train", "--dataset", digits_npz, "--mixing", "emerging",
-                   "--epochs", "1", "--out", run] + TINY) == 0
+  assert (
+    cli.main(
+      [
+        "train",
+        "--dataset",
+        digits_npz,
+        "--mixing",
+        "emerging",
+        "--epochs",
+        "1",
+        "--out",
+        run,
+      ]
+      + TINY
+    )
+    == 0
+  )
   return run
 
 
@@ -39,12 +64,19 @@ def _png_shape(path):
 
 def test_train_writes_the_run(trained_run, digits_npz):
   assert sorted(os.listdir(trained_run)) == [
-      ".tfp-emerging-run", "checkpoints", "config.json", "metrics.json",
-      "samples.png"]
+    ".tfp-emerging-run",
+    "checkpoints",
+    "config.json",
+    "metrics.json",
+    "samples.png",
+  ]
   config = training.read_config(trained_run)
   assert config.dataset == digits_npz and config.epochs == 1
   assert (config.num_levels, config.num_steps, config.hidden_channels) == (
-      1, 1, 8)
+    1,
+    1,
+    8,
+  )
 
 
 def test_evaluate_json(trained_run, digits_npz, capsys):
@@ -69,8 +101,24 @@ def test_evaluate_json(trained_run, digits_npz, capsys):
 
 def test_sample_writes_requested_grid(trained_run, tmp_path):
   out = str(tmp_path / "sub" / "grid.png")
-  assert cli.main(["sample", "--run", trained_run, "--n", "6", "--columns",
-                   "3", "--temperature", "0.7", "--out", out]) == 0
+  assert (
+    cli.main(
+      [
+        "sample",
+        "--run",
+        trained_run,
+        "--n",
+        "6",
+        "--columns",
+        "3",
+        "--temperature",
+        "0.7",
+        "--out",
+        out,
+      ]
+    )
+    == 0
+  )
   # 2 rows x 3 columns of 8x8 tiles, 1-pixel borders, 4x zoom.
   assert _png_shape(out) == ((2 * 9 + 1) * 4, (3 * 9 + 1) * 4, 1)
 
@@ -78,37 +126,92 @@ def test_sample_writes_requested_grid(trained_run, tmp_path):
 def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
   # (Resuming itself is tested in test_training.py; here only the options.)
   capsys.readouterr()
-  assert cli.main(["train", "--out", trained_run, "--resume", "--mixing", "qr",
-                   "--epochs", "2", "--learning-rate", "0.01"]) == 2
+  assert (
+    cli.main(
+      [
+        "train",
+        "--out",
+        trained_run,
+        "--resume",
+        "--mixing",
+        "qr",
+        "--epochs",
+        "2",
+        "--learning-rate",
+        "0.01",
+      ]
+    )
+    == 2
+  )
   err = capsys.readouterr().err
-  assert "cannot change: --mixing qr (the run has emerging) (only --epochs, " \
-         "--batch-size, --learning-rate, --warmup-steps can)" in err
+  assert (
+    "cannot change: --mixing qr (the run has emerging) (only --epochs, "
+    "--batch-size, --learning-rate, --warmup-steps can)" in err
+  )
   assert training.read_config(trained_run).changes == []
-  assert cli.main(["train", "--out", trained_run, "--resume",
-                   "--batch-size", "0"]) == 2
+  assert (
+    cli.main(["train", "--out", trained_run, "--resume", "--batch-size", "0"])
+    == 2
+  )
   assert "--batch-size must be >= 1" in capsys.readouterr().err
   # Options equal to the stored ones are fine; the run is complete at epoch 1.
-  assert cli.main(["train", "--out", trained_run, "--resume", "--mixing",
-                   "emerging", "--dataset", digits_npz, "--epochs", "1"]) == 0
+  assert (
+    cli.main(
+      [
+        "train",
+        "--out",
+        trained_run,
+        "--resume",
+        "--mixing",
+        "emerging",
+        "--dataset",
+        digits_npz,
+        "--epochs",
+        "1",
+      ]
+    )
+    == 0
+  )
   out = capsys.readouterr().out
   assert "resumed from" in out and "(epoch 1)" in out
   assert training.read_config(trained_run).changes == []
   # The options that change neither the model nor the data may change.
-  assert cli.main(["train", "--out", trained_run, "--resume", "--epochs", "2",
-                   "--batch-size", "16", "--learning-rate", "0.0005",
-                   "--warmup-steps", "2"]) == 0
+  assert (
+    cli.main(
+      [
+        "train",
+        "--out",
+        trained_run,
+        "--resume",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--learning-rate",
+        "0.0005",
+        "--warmup-steps",
+        "2",
+      ]
+    )
+    == 0
+  )
   out = capsys.readouterr().out
   # One line per epoch, ours (stdout is not a terminal, so none from Keras).
   assert len(re.findall(r"^epoch 2: train .* bits/dim, test ", out, re.M)) == 1
   assert not re.search(r"^[0-9]+/[0-9]+ ", out, re.M), out
   config = training.read_config(trained_run)
-  assert (config.epochs, config.batch_size, config.learning_rate,
-          config.warmup_steps) == (2, 16, 0.0005, 2)
+  assert (
+    config.epochs,
+    config.batch_size,
+    config.learning_rate,
+    config.warmup_steps,
+  ) == (2, 16, 0.0005, 2)
   assert config.changes == [
-      {"epoch": 2, "option": "epochs", "old": 1, "new": 2},
-      {"epoch": 2, "option": "batch_size", "old": 32, "new": 16},
-      {"epoch": 2, "option": "learning_rate", "old": 0.002, "new": 0.0005},
-      {"epoch": 2, "option": "warmup_steps", "old": 4, "new": 2}]
+    {"epoch": 2, "option": "epochs", "old": 1, "new": 2},
+    {"epoch": 2, "option": "batch_size", "old": 32, "new": 16},
+    {"epoch": 2, "option": "learning_rate", "old": 0.002, "new": 0.0005},
+    {"epoch": 2, "option": "warmup_steps", "old": 4, "new": 2},
+  ]
   with open(os.path.join(trained_run, "metrics.json"), encoding="utf-8") as f:
     assert [m["epoch"] for m in json.load(f)["epochs"]] == [1, 2]
   _, model, _, _ = training.load_run(trained_run)
@@ -125,9 +228,24 @@ def test_resume_needs_a_run(tmp_path, capsys):
 
 def test_crops_by_name_with_tensorboard(tmp_path, capsys):
   run, logs = tmp_path / "run", tmp_path / "logs"
-  assert cli.main(["train", "--dataset", "skimage-crops", "--out", str(run),
-                   "--epochs", "1", "--tensorboard", str(logs)] + TINY +
-                  ["--batch-size", "500"]) == 0
+  assert (
+    cli.main(
+      [
+        "train",
+        "--dataset",
+        "skimage-crops",
+        "--out",
+        str(run),
+        "--epochs",
+        "1",
+        "--tensorboard",
+        str(logs),
+      ]
+      + TINY
+      + ["--batch-size", "500"]
+    )
+    == 0
+  )
   assert "test bits/dim after epoch 1: " in capsys.readouterr().out
   config = training.read_config(str(run))
   assert config.dataset == "skimage-crops"  # a name, not a path
@@ -140,10 +258,22 @@ def test_crops_by_name_with_tensorboard(tmp_path, capsys):
 
 
 def test_tensorboard_missing_exits_2_saying_what_to_install(
-    tmp_path, capsys, monkeypatch):
+  tmp_path, capsys, monkeypatch
+):
   monkeypatch.setitem(sys.modules, "tensorboard", None)  # import fails
-  assert cli.main(["train", "--out", str(tmp_path / "run"), "--tensorboard",
-                   str(tmp_path / "logs")] + TINY) == 2
+  assert (
+    cli.main(
+      [
+        "train",
+        "--out",
+        str(tmp_path / "run"),
+        "--tensorboard",
+        str(tmp_path / "logs"),
+      ]
+      + TINY
+    )
+    == 2
+  )
   err = capsys.readouterr().err
   assert "--tensorboard needs the package tensorboard" in err
   assert 'pip install "tfp_emerging[tensorboard]"' in err
@@ -152,10 +282,15 @@ def test_tensorboard_missing_exits_2_saying_what_to_install(
 
 def test_split_names_reach_the_data(tmp_path, capsys):
   path = str(tmp_path / "named.npz")
-  np.savez(path, fit=np.zeros((6, 4, 4), np.uint8),
-           held_out=np.ones((2, 4, 4), np.uint8), num_bins=np.int64(2))
+  np.savez(
+    path,
+    fit=np.zeros((6, 4, 4), np.uint8),
+    held_out=np.ones((2, 4, 4), np.uint8),
+    num_bins=np.int64(2),
+  )
   args = cli.build_parser().parse_args(
-      ["train", "--out", "x", "--dataset", path, "--split", "fit,held_out"])
+    ["train", "--out", "x", "--dataset", path, "--split", "fit,held_out"]
+  )
   config = cli._run_config(args)  # pylint: disable=protected-access
   assert config.splits == ["fit", "held_out"]
   loaded = training.load_data(config)
@@ -171,31 +306,47 @@ def test_train_refuses_an_existing_run(trained_run, capsys):
   assert "already holds a run" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("images, problem", [
+@pytest.mark.parametrize(
+  "images, problem",
+  [
     (np.zeros((4, 64)), "rank 2"),
     (np.full((4, 8, 8), 0.5), "non-integer"),
     (np.zeros((4, 12, 12)), "12x12, but a flow with num_levels=3"),
-])
+  ],
+)
 def test_bad_data_exits_2_naming_the_file(tmp_path, capsys, images, problem):
   path = str(tmp_path / "x.npz")
   np.savez(path, images=images)
-  assert cli.main(["train", "--dataset", path, "--out", str(tmp_path / "run")]
-                  + TINY + ["--num-levels", "3"]) == 2
+  assert (
+    cli.main(
+      ["train", "--dataset", path, "--out", str(tmp_path / "run")]
+      + TINY
+      + ["--num-levels", "3"]
+    )
+    == 2
+  )
   err = capsys.readouterr().err
   assert f"tfp-emerging train: error: {path}: " in err and problem in err
   assert not os.path.exists(tmp_path / "run")
 
 
-@pytest.mark.parametrize("option, message", [
+@pytest.mark.parametrize(
+  "option, message",
+  [
     (["--num-steps", "0"], "--num-steps must be >= 1; got 0"),
     (["--warmup-steps", "-1"], "--warmup-steps must be >= 0; got -1"),
     (["--learning-rate", "0"], "--learning-rate must be > 0; got 0.0"),
     # Checked by Glow; nothing is written for a run that cannot be built.
-    (["--kernel-size", "2"], "invalid model options: `kernel_size` must be "
-     "odd"),
-    (["--mixing", "periodic", "--num-levels", "2"],
-     "invalid model options: `kernel_size` (3) must be at most"),
-])
+    (
+      ["--kernel-size", "2"],
+      "invalid model options: `kernel_size` must be odd",
+    ),
+    (
+      ["--mixing", "periodic", "--num-levels", "2"],
+      "invalid model options: `kernel_size` (3) must be at most",
+    ),
+  ],
+)
 def test_bad_option_values(tmp_path, capsys, option, message):
   run = tmp_path / "run"
   assert cli.main(["train", "--out", str(run)] + option) == 2
@@ -207,11 +358,18 @@ def test_bad_mixing_and_sample_options(trained_run, tmp_path, capsys):
   with pytest.raises(SystemExit):
     cli.main(["train", "--out", str(tmp_path), "--mixing", "nonsense"])
   assert "invalid choice: 'nonsense'" in capsys.readouterr().err
-  for option, message in ((["--n", "0"], "--n must be >= 1; got 0"),
-                          (["--columns", "0"], "--columns must be >= 1"),
-                          (["--temperature", "-1"], "--temperature must be")):
-    assert cli.main(["sample", "--run", trained_run, "--out",
-                     str(tmp_path / "g.png")] + option) == 2
+  for option, message in (
+    (["--n", "0"], "--n must be >= 1; got 0"),
+    (["--columns", "0"], "--columns must be >= 1"),
+    (["--temperature", "-1"], "--temperature must be"),
+  ):
+    assert (
+      cli.main(
+        ["sample", "--run", trained_run, "--out", str(tmp_path / "g.png")]
+        + option
+      )
+      == 2
+    )
     assert message in capsys.readouterr().err
   assert not (tmp_path / "g.png").exists()
 
@@ -219,8 +377,12 @@ def test_bad_mixing_and_sample_options(trained_run, tmp_path, capsys):
 def test_evaluate_and_sample_need_a_run(tmp_path, capsys):
   assert cli.main(["evaluate", "--run", str(tmp_path)]) == 2
   assert "not a training run directory" in capsys.readouterr().err
-  assert cli.main(["sample", "--run", str(tmp_path), "--out",
-                   str(tmp_path / "g.png")]) == 2
+  assert (
+    cli.main(
+      ["sample", "--run", str(tmp_path), "--out", str(tmp_path / "g.png")]
+    )
+    == 2
+  )
   assert "not a training run directory" in capsys.readouterr().err
 
 
@@ -228,6 +390,7 @@ def test_diverged_training_exits_1(monkeypatch, tmp_path, capsys):
   def diverge(config, run_dir, **options):
     del config, run_dir, options
     raise training.TrainingDiverged("training diverged in epoch 3: ...")
+
   monkeypatch.setattr(training, "train", diverge)
   assert cli.main(["train", "--out", str(tmp_path / "run")]) == 1
   assert "error: training diverged in epoch 3" in capsys.readouterr().err
@@ -242,11 +405,17 @@ def test_benchmarks_are_not_a_subcommand(capsys):
   assert "invalid choice: 'benchmark'" in capsys.readouterr().err
 
 
-def test_demo_runs_train_evaluate_sample(digits_npz, tmp_path, capsys,
-                                         monkeypatch):
+def test_demo_runs_train_evaluate_sample(
+  digits_npz, tmp_path, capsys, monkeypatch
+):
   run = tmp_path / "demo"
-  assert cli.main(["demo", "--dataset", digits_npz, "--epochs", "1", "--out",
-                   str(run)] + TINY) == 0
+  assert (
+    cli.main(
+      ["demo", "--dataset", digits_npz, "--epochs", "1", "--out", str(run)]
+      + TINY
+    )
+    == 0
+  )
   out = capsys.readouterr().out
   assert "test bits/dim after epoch 1: " in out and "test bits/dim: " in out
   assert _png_shape(run / "samples_demo.png")[0] == (8 * 9 + 1) * 4
@@ -256,15 +425,38 @@ def test_demo_runs_train_evaluate_sample(digits_npz, tmp_path, capsys,
   # replaces the run's own files only.
   (run / "notes.txt").write_text("my notes")
   before = _snapshot(run)
-  assert cli.main(["demo", "--dataset", str(tmp_path / "nope.npz"), "--out",
-                   str(run)]) == 2
+  assert (
+    cli.main(
+      ["demo", "--dataset", str(tmp_path / "nope.npz"), "--out", str(run)]
+    )
+    == 2
+  )
   assert cli.main(["demo", "--num-steps", "0", "--out", str(run)]) == 2
   assert _snapshot(run) == before
   monkeypatch.setattr(training_loop, "fit", _raise(KeyboardInterrupt))
-  assert cli.main(["demo", "--dataset", digits_npz, "--epochs", "1", "--out",
-                   str(run), "--seed", "5"] + TINY) == 130
-  assert sorted(os.listdir(run)) == [".tfp-emerging-run", "config.json",
-                                     "metrics.json", "notes.txt"]
+  assert (
+    cli.main(
+      [
+        "demo",
+        "--dataset",
+        digits_npz,
+        "--epochs",
+        "1",
+        "--out",
+        str(run),
+        "--seed",
+        "5",
+      ]
+      + TINY
+    )
+    == 130
+  )
+  assert sorted(os.listdir(run)) == [
+    ".tfp-emerging-run",
+    "config.json",
+    "metrics.json",
+    "notes.txt",
+  ]
   assert (run / "notes.txt").read_text() == "my notes"
   assert training.read_config(str(run)).seed == 5
   capsys.readouterr()
@@ -288,9 +480,11 @@ def _snapshot(folder):
 
 def _raise(error):
   """A stand-in for `training.fit` that fails as training would."""
+
   def fit(*args, **kwargs):
     del args, kwargs
     raise error
+
   return fit
 
 
@@ -307,52 +501,97 @@ def _user_folder(path, with_config):
 # Every way `train` and `demo` can fail, as (name, --out below the user's
 # folder, further arguments, exit status, message).
 _FAILURES = [
-    ("a user's config.json", "", [], 2,
-     "holds a config.json but is not marked as a run directory"),
-    # The issue's example: a user's config.json, and data that are missing.
-    ("a user's config.json, missing data", "",
-     ["--dataset", "{tmp}/nope.npz"], 2,
-     "holds a config.json but is not marked as a run directory"),
-    ("a folder that is not a run", "src", [], 2,
-     "src: not empty (main.py) and not a run directory"),
-    ("--out is a file", "notes.txt", [], 2,
-     "notes.txt: is a file, not a folder"),
-    ("--out below a file", "notes.txt/run", [], 2,
-     "notes.txt is a file, not a folder"),
-    ("bad option", "run", ["--num-steps", "0"], 2,
-     "--num-steps must be >= 1; got 0"),
-    ("kernel larger than the latents", "run",
-     ["--mixing", "periodic", "--kernel-size", "5"], 2,
-     "invalid model options: `kernel_size` (5) must be at most the last "
-     "level's height and width (4)"),
-    ("missing data", "run", ["--dataset", "{tmp}/nope.npz"], 2,
-     "nope.npz: no such file."),
-    ("bad data", "run", ["--dataset", "{tmp}/bad.npz"], 2,
-     "bad.npz: array 'images': expected images shaped"),
-    ("diverged", "run", ["diverge"], 1, "training diverged in epoch 2"),
-    ("interrupted", "run", ["interrupt"], 130, None),
+  (
+    "a user's config.json",
+    "",
+    [],
+    2,
+    "holds a config.json but is not marked as a run directory",
+  ),
+  # The issue's example: a user's config.json, and data that are missing.
+  (
+    "a user's config.json, missing data",
+    "",
+    ["--dataset", "{tmp}/nope.npz"],
+    2,
+    "holds a config.json but is not marked as a run directory",
+  ),
+  (
+    "a folder that is not a run",
+    "src",
+    [],
+    2,
+    "src: not empty (main.py) and not a run directory",
+  ),
+  ("--out is a file", "notes.txt", [], 2, "notes.txt: is a file, not a folder"),
+  (
+    "--out below a file",
+    "notes.txt/run",
+    [],
+    2,
+    "notes.txt is a file, not a folder",
+  ),
+  (
+    "bad option",
+    "run",
+    ["--num-steps", "0"],
+    2,
+    "--num-steps must be >= 1; got 0",
+  ),
+  (
+    "kernel larger than the latents",
+    "run",
+    ["--mixing", "periodic", "--kernel-size", "5"],
+    2,
+    "invalid model options: `kernel_size` (5) must be at most the last "
+    "level's height and width (4)",
+  ),
+  (
+    "missing data",
+    "run",
+    ["--dataset", "{tmp}/nope.npz"],
+    2,
+    "nope.npz: no such file.",
+  ),
+  (
+    "bad data",
+    "run",
+    ["--dataset", "{tmp}/bad.npz"],
+    2,
+    "bad.npz: array 'images': expected images shaped",
+  ),
+  ("diverged", "run", ["diverge"], 1, "training diverged in epoch 2"),
+  ("interrupted", "run", ["interrupt"], 130, None),
 ]
 
 
 @pytest.mark.parametrize("command", ["train", "demo"])
 @pytest.mark.parametrize("failure", _FAILURES, ids=[f[0] for f in _FAILURES])
-def test_user_folders_survive_every_failure(digits_npz, tmp_path, capsys,
-                                            monkeypatch, command, failure):
+def test_user_folders_survive_every_failure(
+  digits_npz, tmp_path, capsys, monkeypatch, command, failure
+):
   _, below, arguments, status, message = failure
   user = _user_folder(tmp_path / "user", with_config=True)
   np.savez(tmp_path / "bad.npz", images=np.zeros((4, 64), np.uint8))
   if arguments[:1] == ["diverge"]:
     arguments = []
-    monkeypatch.setattr(training_loop, "fit", _raise(training.TrainingDiverged(
-        "training diverged in epoch 2: ...")))
+    monkeypatch.setattr(
+      training_loop,
+      "fit",
+      _raise(training.TrainingDiverged("training diverged in epoch 2: ...")),
+    )
   elif arguments[:1] == ["interrupt"]:
     arguments = []
     monkeypatch.setattr(training_loop, "fit", _raise(KeyboardInterrupt))
   arguments = [a.format(tmp=tmp_path) for a in arguments]
   before = _snapshot(user)
   out = os.path.join(user, below)
-  assert cli.main([command, "--dataset", digits_npz, "--out", out] + TINY +
-                  arguments) == status
+  assert (
+    cli.main(
+      [command, "--dataset", digits_npz, "--out", out] + TINY + arguments
+    )
+    == status
+  )
   err = capsys.readouterr().err
   assert "Traceback" not in err
   if message is not None:
@@ -363,8 +602,11 @@ def test_user_folders_survive_every_failure(digits_npz, tmp_path, capsys,
   assert after == before  # every file of the user's, byte for byte
   if status in (1, 130):  # it got as far as training: a marked run folder
     assert ran is None
-    assert sorted(run_files) == ["run/.tfp-emerging-run", "run/config.json",
-                                 "run/metrics.json"]
+    assert sorted(run_files) == [
+      "run/.tfp-emerging-run",
+      "run/config.json",
+      "run/metrics.json",
+    ]
   else:
     assert ran == "absent" and not run_files
 
@@ -375,11 +617,23 @@ def test_sample_and_export_refuse_a_wrong_out(trained_run, tmp_path, capsys):
   assert cli.main(["sample", "--run", trained_run, "--out", str(folder)]) == 2
   assert "is a folder; give the PNG file to write" in capsys.readouterr().err
   (tmp_path / "file").write_text("x")
-  assert cli.main(["export", "--run", trained_run, "--out",
-                   str(tmp_path / "file")]) == 2
+  assert (
+    cli.main(["export", "--run", trained_run, "--out", str(tmp_path / "file")])
+    == 2
+  )
   assert "is a file; give the SavedModel folder" in capsys.readouterr().err
-  assert cli.main(["sample", "--run", trained_run, "--out",
-                   str(tmp_path / "file" / "g.png")]) == 2
+  assert (
+    cli.main(
+      [
+        "sample",
+        "--run",
+        trained_run,
+        "--out",
+        str(tmp_path / "file" / "g.png"),
+      ]
+    )
+    == 2
+  )
   assert "cannot write it" in capsys.readouterr().err
   assert (tmp_path / "file").read_text() == "x"
 
@@ -390,8 +644,23 @@ def two_epoch_run(digits_npz, tmp_path_factory):
   run = str(tmp_path_factory.mktemp("runs") / "run")
   err = io.StringIO()
   with contextlib.redirect_stderr(err):
-    assert cli.main(["train", "--dataset", digits_npz, "--mixing", "lu",
-                     "--epochs", "2", "--out", run] + TINY) == 0
+    assert (
+      cli.main(
+        [
+          "train",
+          "--dataset",
+          digits_npz,
+          "--mixing",
+          "lu",
+          "--epochs",
+          "2",
+          "--out",
+          run,
+        ]
+        + TINY
+      )
+      == 0
+    )
   return run, err.getvalue()
 
 
@@ -408,9 +677,11 @@ def test_worse_than_uniform_is_a_warning_and_a_flag(two_epoch_run):
   assert document["worse_than_uniform"] is True
   assert document["uniform_bits_per_dim"] == pytest.approx(np.log2(17))
   assert err.count("warning: ") == 2
-  assert (f"warning: epoch 2: the test bits/dim "
-          f"{second['test_bits_per_dim']:.4f} is above the uniform model's "
-          f"4.0875 (log2 of 17 levels) after the warm-up (step 6 >= 4)") in err
+  assert (
+    f"warning: epoch 2: the test bits/dim "
+    f"{second['test_bits_per_dim']:.4f} is above the uniform model's "
+    f"4.0875 (log2 of 17 levels) after the warm-up (step 6 >= 4)"
+  ) in err
   assert "warning: the final test bits/dim" in err
 
 
@@ -445,7 +716,8 @@ def _exported_log_prob(folder, x):
 
 
 def test_every_command_falls_back_past_a_corrupt_checkpoint(
-    two_epoch_run, tmp_path, capsys):
+  two_epoch_run, tmp_path, capsys
+):
   original, _ = two_epoch_run
   run = _copy_run(original, tmp_path)
   _truncate(_checkpoint(run, "ckpt-2", _DATA))
@@ -455,11 +727,15 @@ def test_every_command_falls_back_past_a_corrupt_checkpoint(
     os.remove(_checkpoint(only_first, "ckpt-2", kind))
   capsys.readouterr()
   before = _snapshot(run)
-  skipped = (f"warning: checkpoint {_checkpoint(run, 'ckpt-2')} is "
-             f"corrupt or unreadable (IndexError: Read less bytes than "
-             f"requested); skipping it.")
-  restored = (f"warning: restored {_checkpoint(run, 'ckpt-1')} "
-              f"(epoch 1), the newest intact checkpoint.")
+  skipped = (
+    f"warning: checkpoint {_checkpoint(run, 'ckpt-2')} is "
+    f"corrupt or unreadable (IndexError: Read less bytes than "
+    f"requested); skipping it."
+  )
+  restored = (
+    f"warning: restored {_checkpoint(run, 'ckpt-1')} "
+    f"(epoch 1), the newest intact checkpoint."
+  )
 
   assert cli.main(["evaluate", "--run", run, "--json"]) == 0
   captured = capsys.readouterr()
@@ -467,21 +743,28 @@ def test_every_command_falls_back_past_a_corrupt_checkpoint(
   result = json.loads(captured.out)
   assert result["epoch"] == 1 and result["checkpoint"].endswith("ckpt-1")
   # Exactly the test bits/dim the run recorded after epoch 1.
-  assert result["bits_per_dim"] == _read_metrics(original)[0][
-      "test_bits_per_dim"]
+  assert (
+    result["bits_per_dim"] == _read_metrics(original)[0]["test_bits_per_dim"]
+  )
 
   grids = {}
-  for name, source in (("fallback", run), ("first", only_first),
-                       ("second", original)):
+  for name, source in (
+    ("fallback", run),
+    ("first", only_first),
+    ("second", original),
+  ):
     grids[name] = str(tmp_path / f"{name}.png")
-    assert cli.main(["sample", "--run", source, "--n", "4", "--out",
-                     grids[name]]) == 0
+    assert (
+      cli.main(["sample", "--run", source, "--n", "4", "--out", grids[name]])
+      == 0
+    )
     err = capsys.readouterr().err
     assert (skipped in err) == (name == "fallback")
 
   def read(name):
     with open(grids[name], "rb") as f:
       return f.read()
+
   assert read("fallback") == read("first") != read("second")
 
   exported = str(tmp_path / "exported")
@@ -490,8 +773,9 @@ def test_every_command_falls_back_past_a_corrupt_checkpoint(
   assert skipped in captured.err and "(epoch 1)" in captured.out
   _, model, _, _ = training.load_run(only_first)
   x = tf.random.stateless_uniform([3, 8, 8, 1], [1, 2], -0.5, 0.5)
-  np.testing.assert_array_equal(_exported_log_prob(exported, x),
-                                model.distribution.log_prob(x).numpy())
+  np.testing.assert_array_equal(
+    _exported_log_prob(exported, x), model.distribution.log_prob(x).numpy()
+  )
   # Restoring wrote nothing into the run directory.
   assert _snapshot(run) == before
 
@@ -501,7 +785,8 @@ def test_every_command_falls_back_past_a_corrupt_checkpoint(
   captured = capsys.readouterr()
   assert skipped in captured.err
   assert f"resumed from {_checkpoint(run, 'ckpt-1')} (epoch 1)" in (
-      captured.out)
+    captured.out
+  )
   assert epoch_bits(_read_metrics(run)) == epoch_bits(_read_metrics(original))
   assert cli.main(["evaluate", "--run", run, "--json"]) == 0
   captured = capsys.readouterr()
@@ -510,7 +795,8 @@ def test_every_command_falls_back_past_a_corrupt_checkpoint(
 
 
 def test_no_intact_checkpoint_exits_3_and_rewrites_nothing(
-    two_epoch_run, tmp_path, capsys):
+  two_epoch_run, tmp_path, capsys
+):
   original, _ = two_epoch_run
   run = _copy_run(original, tmp_path)
   _truncate(_checkpoint(run, "ckpt-2", _DATA))
@@ -518,17 +804,29 @@ def test_no_intact_checkpoint_exits_3_and_rewrites_nothing(
     pass  # an empty index
   before = _snapshot(run)
   capsys.readouterr()
-  for command in (["evaluate", "--run", run],
-                  ["sample", "--run", run, "--out", str(tmp_path / "g.png")],
-                  ["export", "--run", run, "--out", str(tmp_path / "saved")],
-                  ["train", "--out", run, "--resume", "--epochs", "3",
-                   "--learning-rate", "0.0005"]):
+  for command in (
+    ["evaluate", "--run", run],
+    ["sample", "--run", run, "--out", str(tmp_path / "g.png")],
+    ["export", "--run", run, "--out", str(tmp_path / "saved")],
+    [
+      "train",
+      "--out",
+      run,
+      "--resume",
+      "--epochs",
+      "3",
+      "--learning-rate",
+      "0.0005",
+    ],
+  ):
     assert cli.main(command) == 3
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert (f"tfp-emerging {command[0]}: error: {run}/checkpoints: no "
-            f"checkpoint can be restored: ckpt-2 (IndexError: Read less bytes "
-            f"than requested); ckpt-1 (") in err
+    assert (
+      f"tfp-emerging {command[0]}: error: {run}/checkpoints: no "
+      f"checkpoint can be restored: ckpt-2 (IndexError: Read less bytes "
+      f"than requested); ckpt-1 ("
+    ) in err
     assert "Start a new run with another --out, or delete" in err
     assert _snapshot(run) == before  # config.json has no new `changes`
   assert not (tmp_path / "g.png").exists()
@@ -536,7 +834,8 @@ def test_no_intact_checkpoint_exits_3_and_rewrites_nothing(
 
 
 def test_a_missing_state_file_is_recovered_from_the_checkpoints(
-    two_epoch_run, tmp_path, capsys):
+  two_epoch_run, tmp_path, capsys
+):
   original, _ = two_epoch_run
   run = _copy_run(original, tmp_path)
   os.remove(os.path.join(run, "checkpoints", "checkpoint"))
@@ -544,9 +843,11 @@ def test_a_missing_state_file_is_recovered_from_the_checkpoints(
   assert cli.main(["evaluate", "--run", run, "--json"]) == 0
   captured = capsys.readouterr()
   assert json.loads(captured.out)["epoch"] == 2
-  assert (f"warning: the checkpoint state file {run}/checkpoints/checkpoint "
-          f"is missing or unreadable; using the checkpoint files on disk "
-          f"(ckpt-1, ckpt-2).") in captured.err
+  assert (
+    f"warning: the checkpoint state file {run}/checkpoints/checkpoint "
+    f"is missing or unreadable; using the checkpoint files on disk "
+    f"(ckpt-1, ckpt-2)."
+  ) in captured.err
   # --resume continues from epoch 2, never from scratch.
   assert cli.main(["train", "--out", run, "--resume", "--epochs", "3"]) == 0
   captured = capsys.readouterr()
@@ -560,13 +861,16 @@ def test_a_missing_state_file_is_recovered_from_the_checkpoints(
   # error, not a silent restart from epoch 1.
   shutil.rmtree(folder)
   assert cli.main(["train", "--out", run, "--resume"]) == 3
-  assert ("metrics.json records 3 finished epochs, but checkpoints/ holds no "
-          "checkpoint of them") in capsys.readouterr().err
+  assert (
+    "metrics.json records 3 finished epochs, but checkpoints/ holds no "
+    "checkpoint of them"
+  ) in capsys.readouterr().err
 
 
 def test_module_entry_point(monkeypatch, tmp_path, capsys):
-  monkeypatch.setattr(sys, "argv", ["tfp_emerging", "evaluate", "--run",
-                                    str(tmp_path)])
+  monkeypatch.setattr(
+    sys, "argv", ["tfp_emerging", "evaluate", "--run", str(tmp_path)]
+  )
   with pytest.raises(SystemExit) as info:
     runpy.run_module("tfp_emerging", run_name="__main__")
   assert info.value.code == 2

@@ -16,23 +16,31 @@ def test_version(capsys):
     cli.main(["--version"])
   assert exit_info.value.code == 0
   assert capsys.readouterr().out.strip() == (
-      f"tfp-emerging {tfp_emerging.__version__}")
+    f"tfp-emerging {tfp_emerging.__version__}"
+  )
 
 
 def _help(command):
   parser = cli.build_parser()
-  action = next(a for a in parser._actions  # pylint: disable=protected-access
-                if a.dest == "command")
+  action = next(
+    a
+    for a in parser._actions  # pylint: disable=protected-access
+    if a.dest == "command"
+  )
   return action.choices[command].format_help()
 
 
-@pytest.mark.parametrize("command", ["train", "demo", "sample", "evaluate",
-                                     "export"])
+@pytest.mark.parametrize(
+  "command", ["train", "demo", "sample", "evaluate", "export"]
+)
 def test_every_option_shows_its_default(command):
   """Every option with a value says its default (or is required)."""
   parser = cli.build_parser()
-  action = next(a for a in parser._actions  # pylint: disable=protected-access
-                if a.dest == "command")
+  action = next(
+    a
+    for a in parser._actions  # pylint: disable=protected-access
+    if a.dest == "command"
+  )
   for option in action.choices[command]._actions:  # pylint: disable=protected-access
     if option.dest in ("help", "run", "json", "resume") or option.required:
       continue
@@ -42,8 +50,12 @@ def test_every_option_shows_its_default(command):
 def test_sample_temperature_defaults_to_the_runs():
   text = " ".join(_help("sample").split())
   assert re.search(r"--sample-temperature, 0\.7 unless set", text)
-  assert cli.build_parser().parse_args(
-      ["sample", "--run", "r", "--out", "o.png"]).temperature is None
+  assert (
+    cli.build_parser()
+    .parse_args(["sample", "--run", "r", "--out", "o.png"])
+    .temperature
+    is None
+  )
 
 
 def test_a_mistyped_dataset_lists_at_most_five_close_matches():
@@ -58,12 +70,14 @@ def test_a_mistyped_dataset_lists_at_most_five_close_matches():
 
 
 def test_a_broken_tensorflow_datasets_is_not_blamed_on_the_network(
-    tmp_path, monkeypatch):
+  tmp_path, monkeypatch
+):
   package = tmp_path / "tensorflow_datasets"
   package.mkdir()
   (package / "__init__.py").write_text(
-      "raise ImportError('cannot import name \"x\" from \"etils\"', "
-      "name='etils')\n")
+    'raise ImportError(\'cannot import name "x" from "etils"\', '
+    "name='etils')\n"
+  )
   for name in [n for n in sys.modules if n.startswith("tensorflow_datasets")]:
     monkeypatch.delitem(sys.modules, name)
   monkeypatch.syspath_prepend(str(tmp_path))

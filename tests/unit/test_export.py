@@ -50,31 +50,44 @@ def reload_in_fresh_process(path, x, tmp_path):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   env.pop("PYTHONPATH", None)
   run = subprocess.run(
-      [sys.executable, "-c", RELOAD, str(path), str(tmp_path / "x.npy")],
-      capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
-      check=False)
+    [sys.executable, "-c", RELOAD, str(path), str(tmp_path / "x.npy")],
+    capture_output=True,
+    text=True,
+    env=env,
+    cwd=tmp_path,
+    timeout=600,
+    check=False,
+  )
   assert run.returncode == 0, run.stderr[-3000:]
   return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def trained_looking_model(base_distribution=None, num_levels=2,
-                          mixing="emerging"):
+def trained_looking_model(
+  base_distribution=None, num_levels=2, mixing="emerging"
+):
   """A tiny initialised FlowModel with no zero weight left, as if trained."""
-  glow = flows.Glow((8, 8, 1), num_levels=num_levels, num_steps=1,
-                    mixing=mixing, hidden_channels=8, seed=0)
-  model = tfe_keras.FlowModel(glow, num_bins=17,
-                              base_distribution=base_distribution)
+  glow = flows.Glow(
+    (8, 8, 1),
+    num_levels=num_levels,
+    num_steps=1,
+    mixing=mixing,
+    hidden_channels=8,
+    seed=0,
+  )
+  model = tfe_keras.FlowModel(
+    glow, num_bins=17, base_distribution=base_distribution
+  )
   model.initialize(np.random.default_rng(0).integers(0, 17, (16, 8, 8, 1)))
   rng = np.random.default_rng(1)
   for v in glow.trainable_variables:
-    v.assign_add(tf.constant(rng.normal(0., 0.05, v.shape), v.dtype))
+    v.assign_add(tf.constant(rng.normal(0.0, 0.05, v.shape), v.dtype))
   return model
 
 
 def numpy_bits_per_dim(log_prob, num_bins, num_dims=64):
   """`-(log p - D log B) / (D log 2)` in float64, from the definition."""
   log_prob = np.asarray(log_prob, np.float64)
-  return -(log_prob - num_dims * np.log(num_bins)) / (num_dims * np.log(2.))
+  return -(log_prob - num_dims * np.log(num_bins)) / (num_dims * np.log(2.0))
 
 
 def test_exported_model_reloads_without_the_package(tmp_path):
@@ -87,8 +100,9 @@ def test_exported_model_reloads_without_the_package(tmp_path):
   np.testing.assert_array_equal(got["attribute"], expected)
   # float32 arithmetic of the definition: machine precision (16 bins
   # instead of 17 would be 0.09 bits/dim off).
-  np.testing.assert_allclose(got["bits_per_dim"],
-                             numpy_bits_per_dim(expected, 17), rtol=2e-7)
+  np.testing.assert_allclose(
+    got["bits_per_dim"], numpy_bits_per_dim(expected, 17), rtol=2e-7
+  )
   samples = module.sample(tf.constant(3), tf.constant(0.7), tf.constant([4, 5]))
   np.testing.assert_array_equal(got["x"], samples["x"].numpy())
   np.testing.assert_array_equal(got["images"], samples["images"].numpy())
@@ -110,50 +124,69 @@ def test_model_export_serves_log_prob_and_samples_its_own_base(tmp_path):
   for signature in ("log_prob", "serving_default"):
     out = loaded.signatures[signature](x=tf.constant(x))
     np.testing.assert_array_equal(out["log_prob"].numpy(), expected)
-    np.testing.assert_allclose(out["bits_per_dim"].numpy(),
-                               numpy_bits_per_dim(expected, 17), rtol=2e-7)
+    np.testing.assert_allclose(
+      out["bits_per_dim"].numpy(), numpy_bits_per_dim(expected, 17), rtol=2e-7
+    )
   served = tfe_keras.keras.layers.TFSMLayer(path, call_endpoint="log_prob")
   np.testing.assert_array_equal(served(x)["log_prob"].numpy(), expected)
   # Samples: the base's own draw, tempered about its mode (here its mean):
   # loc + T (z - loc), mapped by the flow. Standard-normal noise scaled by T
   # would be far off.
   samples = loaded.signatures["sample"](
-      n=tf.constant(3), temperature=tf.constant(0.7), seed=tf.constant([4, 5]))
+    n=tf.constant(3), temperature=tf.constant(0.7), seed=tf.constant([4, 5])
+  )
   z = base.sample(3, seed=tf.constant([4, 5])).numpy()
   reference = model.flow.forward(
-      tf.constant(loc + np.float32(0.7) * (z - loc))).numpy()
-  np.testing.assert_allclose(samples["x"].numpy(), reference, rtol=1e-5,
-                             atol=1e-6)
+    tf.constant(loc + np.float32(0.7) * (z - loc))
+  ).numpy()
+  np.testing.assert_allclose(
+    samples["x"].numpy(), reference, rtol=1e-5, atol=1e-6
+  )
   standard = model.flow.forward(
-      0.7 * tf.random.stateless_normal([3, 8, 8, 1], [4, 5])).numpy()
+    0.7 * tf.random.stateless_normal([3, 8, 8, 1], [4, 5])
+  ).numpy()
   assert np.abs(samples["x"].numpy() - standard).max() > 0.1
   np.testing.assert_array_equal(
-      samples["images"].numpy(),
-      np.clip(np.floor((samples["x"].numpy() + 0.5) * 17), 0, 16))
+    samples["images"].numpy(),
+    np.clip(np.floor((samples["x"].numpy() + 0.5) * 17), 0, 16),
+  )
   # FlowModel.sample draws the same way.
   np.testing.assert_array_equal(
-      model.sample(3, temperature=0.7, seed=tf.constant([4, 5])).numpy(),
-      samples["images"].numpy())
+    model.sample(3, temperature=0.7, seed=tf.constant([4, 5])).numpy(),
+    samples["images"].numpy(),
+  )
   with pytest.raises(ValueError, match="tf_saved_model"):
     model.export(str(tmp_path / "other"), format="onnx")
   with pytest.raises(ValueError, match="input_signature"):
-    model.export(str(tmp_path / "other"),
-                 input_signature=[tf.TensorSpec([None, 4, 4, 1])])
+    model.export(
+      str(tmp_path / "other"), input_signature=[tf.TensorSpec([None, 4, 4, 1])]
+    )
 
 
 def test_cli_export_writes_the_runs_latest_checkpoint(tmp_path, capsys):
   config = training.RunConfig(
-      dataset="digits", mixing="1x1", num_levels=1, num_steps=1,
-      hidden_channels=8, epochs=1, batch_size=256, warmup_steps=1)
+    dataset="digits",
+    mixing="1x1",
+    num_levels=1,
+    num_steps=1,
+    hidden_channels=8,
+    epochs=1,
+    batch_size=256,
+    warmup_steps=1,
+  )
   training.train(config, str(tmp_path / "run"), log=lambda message: None)
   out = tmp_path / "exported"
-  assert cli.main(["export", "--run", str(tmp_path / "run"),
-                   "--out", str(out)]) == 0
+  assert (
+    cli.main(["export", "--run", str(tmp_path / "run"), "--out", str(out)]) == 0
+  )
   assert str(out) in capsys.readouterr().out
   _, model, _, _ = training.load_run(str(tmp_path / "run"))
   x = (np.random.default_rng(3).random((2, 8, 8, 1)) - 0.5).astype(np.float32)
   got = reload_in_fresh_process(out, x, tmp_path)
-  np.testing.assert_array_equal(got["log_prob"],
-                                model.distribution.log_prob(x).numpy())
-  assert cli.main(["export", "--run", str(tmp_path / "nothing"),
-                   "--out", str(out)]) == 2
+  np.testing.assert_array_equal(
+    got["log_prob"], model.distribution.log_prob(x).numpy()
+  )
+  assert (
+    cli.main(["export", "--run", str(tmp_path / "nothing"), "--out", str(out)])
+    == 2
+  )

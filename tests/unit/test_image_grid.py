@@ -13,12 +13,14 @@ def test_tile_places_image_i_at_row_i_div_columns():
   assert grid.shape == (10, 9, 1) and grid.dtype == images.dtype
   for i in range(5):
     top, left = 1 + (i // 2) * 3, 1 + (i % 2) * 4
-    np.testing.assert_array_equal(grid[top:top + 2, left:left + 3], images[i])
+    np.testing.assert_array_equal(
+      grid[top : top + 2, left : left + 3], images[i]
+    )
   # Everything else is fill: the gaps, the border and the empty sixth tile.
   mask = np.ones(grid.shape, bool)
   for i in range(5):
     top, left = 1 + (i // 2) * 3, 1 + (i % 2) * 4
-    mask[top:top + 2, left:left + 3] = False
+    mask[top : top + 2, left : left + 3] = False
   assert (grid[mask] == -1).all()
 
 
@@ -37,11 +39,14 @@ def test_tile_default_columns_and_no_padding():
   assert grid.sum() == 5 * 3
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
     (dict(images=np.ones([2, 2, 2])), "images must be"),
     (dict(images=np.ones([2, 2, 2, 1]), columns=0), "columns must be"),
     (dict(images=np.ones([2, 2, 2, 1]), padding=-1), "padding must be"),
-])
+  ],
+)
 def test_tile_refuses_bad_arguments(kwargs, message):
   with pytest.raises(ValueError, match=message):
     image_grid.tile(**kwargs)
@@ -51,7 +56,9 @@ def test_image_grid_scales_levels_to_uint8_and_magnifies():
   images = np.array([0, 16]).reshape(2, 1, 1, 1)
   grid = image_grid.image_grid(images, num_bins=17, columns=2, scale=2)
   assert grid.dtype == np.uint8 and grid.shape == (6, 10, 1)
-  np.testing.assert_array_equal(grid[:, :, 0], np.array(
-      [[0, 0, 0, 0, 0],
-       [0, 0, 0, 255, 0],
-       [0, 0, 0, 0, 0]]).repeat(2, 0).repeat(2, 1))
+  np.testing.assert_array_equal(
+    grid[:, :, 0],
+    np.array([[0, 0, 0, 0, 0], [0, 0, 0, 255, 0], [0, 0, 0, 0, 0]])
+    .repeat(2, 0)
+    .repeat(2, 1),
+  )

@@ -21,9 +21,8 @@ class _Recorder:
 
 
 class _Result:
-
   def numpy(self):
-    return 0.
+    return 0.0
 
 
 def test_best_seconds_is_the_fastest_timed_call():
@@ -37,4 +36,4 @@ def test_best_seconds_is_the_fastest_timed_call():
 @pytest.mark.parametrize("repeats", [0, 1.5, None])
 def test_best_seconds_refuses_bad_repeats(repeats):
   with pytest.raises(ValueError, match="repeats must be"):
-    timing.best_seconds(_Recorder([0.]), "x", repeats)
+    timing.best_seconds(_Recorder([0.0]), "x", repeats)

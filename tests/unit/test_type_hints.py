@@ -20,9 +20,12 @@ import pytest
 import tfp_emerging
 
 MODULES = sorted(
-    name for _, name, _ in pkgutil.walk_packages(tfp_emerging.__path__,
-                                                 "tfp_emerging.")
-    if not name.endswith(".__main__"))
+  name
+  for _, name, _ in pkgutil.walk_packages(
+    tfp_emerging.__path__, "tfp_emerging."
+  )
+  if not name.endswith(".__main__")
+)
 
 
 def _public_callables(module):
@@ -53,12 +56,16 @@ def _public_callables(module):
 
 def _missing_hints(qualified, function):
   signature = inspect.signature(function)
-  missing = [p.name for p in signature.parameters.values()
-             if p.name not in ("self", "cls") and
-             p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and
-             p.annotation is p.empty]
-  if (signature.return_annotation is signature.empty and
-      not qualified.endswith("__init__")):
+  missing = [
+    p.name
+    for p in signature.parameters.values()
+    if p.name not in ("self", "cls")
+    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    and p.annotation is p.empty
+  ]
+  if signature.return_annotation is signature.empty and not qualified.endswith(
+    "__init__"
+  ):
     missing.append("return")
   return missing
 

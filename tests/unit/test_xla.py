@@ -26,12 +26,18 @@ def make_model(mixing):
   two levels (with a split prior) otherwise.
   """
   levels = 1 if mixing == "periodic" else 2
-  glow = flows.Glow((8, 8, 1), num_levels=levels, num_steps=1, mixing=mixing,
-                    hidden_channels=8, seed=3)
+  glow = flows.Glow(
+    (8, 8, 1),
+    num_levels=levels,
+    num_steps=1,
+    mixing=mixing,
+    hidden_channels=8,
+    seed=3,
+  )
   glow.initialize(tf.random.stateless_uniform([16, 8, 8, 1], [1, 2]) - 0.5)
   rng = np.random.default_rng(0)
   for v in glow.trainable_variables:
-    v.assign_add(tf.constant(rng.normal(0., 0.05, v.shape), v.dtype))
+    v.assign_add(tf.constant(rng.normal(0.0, 0.05, v.shape), v.dtype))
   model = tfe_keras.FlowModel(glow, num_bins=17)
   model.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9))
   model.optimizer.build(model.trainable_weights)
@@ -67,12 +73,13 @@ def test_jit_compiled_step_matches_plain_step(mixing):
   np.testing.assert_allclose(loss, expected[1], rtol=1e-5)
   assert len(gradients) == len(expected[2]) == len(plain.trainable_weights)
   for g, e in zip(gradients, expected[2]):
-    assert np.any(e.numpy() != 0.)
+    assert np.any(e.numpy() != 0.0)
     np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-5)
-  for v, e in zip(compiled.flow.trainable_variables,
-                  plain.flow.trainable_variables):
+  for v, e in zip(
+    compiled.flow.trainable_variables, plain.flow.trainable_variables
+  ):
     np.testing.assert_allclose(v.numpy(), e.numpy(), rtol=1e-5, atol=1e-6)
-  assert np.abs(expected[3]).max() < 10.
+  assert np.abs(expected[3]).max() < 10.0
   np.testing.assert_allclose(samples, expected[3], rtol=1e-4, atol=1e-4)
 
 
@@ -87,8 +94,14 @@ def test_sample_based_loss_trains_under_xla_as_eagerly():
   target = tfp.distributions.Normal(0.3, 0.7)
 
   def make_glow():
-    glow = flows.Glow((8, 8, 1), num_levels=1, num_steps=1,
-                      mixing="emerging", hidden_channels=4, seed=5)
+    glow = flows.Glow(
+      (8, 8, 1),
+      num_levels=1,
+      num_steps=1,
+      mixing="emerging",
+      hidden_channels=4,
+      seed=5,
+    )
     glow.initialize(tf.random.stateless_uniform([8, 8, 8, 1], [3, 4]) - 0.5)
     return glow
 
@@ -99,9 +112,11 @@ def test_sample_based_loss_trains_under_xla_as_eagerly():
       with tf.GradientTape() as tape:
         x = glow.forward(z)
         log_q = base.log_prob(z) - glow.forward_log_det_jacobian(
-            z, event_ndims=3)
+          z, event_ndims=3
+        )
         loss = tf.reduce_mean(
-            log_q - tf.reduce_sum(target.log_prob(x), axis=[1, 2, 3]))
+          log_q - tf.reduce_sum(target.log_prob(x), axis=[1, 2, 3])
+        )
       variables = glow.trainable_variables
       for v, g in zip(variables, tape.gradient(loss, variables)):
         v.assign_sub(2e-3 * g)
@@ -120,8 +135,9 @@ def test_sample_based_loss_trains_under_xla_as_eagerly():
   eager, xla = np.array(losses).T
   np.testing.assert_allclose(xla, eager, rtol=1e-4)
   assert eager[-1] < eager[0]
-  for v, e, start in zip(compiled.trainable_variables,
-                         plain.trainable_variables, initial):
+  for v, e, start in zip(
+    compiled.trainable_variables, plain.trainable_variables, initial
+  ):
     np.testing.assert_allclose(v.numpy(), e.numpy(), rtol=1e-4, atol=1e-5)
     if "emerging" in e.name:  # the solves' kernels were trained
       assert np.abs(e.numpy() - start).max() > 1e-4, e.name

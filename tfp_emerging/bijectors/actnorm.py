@@ -63,14 +63,16 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
   ```
   """
 
-  def __init__(self,
-               channels: int,
-               bias: checks.ParameterLike | None = None,
-               log_scale: checks.ParameterLike | None = None,
-               initialized: tf.Variable | tf.Tensor | bool | None = None,
-               dtype: tf.dtypes.DType | str = tf.float32,
-               validate_args: bool = False,
-               name: str = "actnorm"):
+  def __init__(
+    self,
+    channels: int,
+    bias: checks.ParameterLike | None = None,
+    log_scale: checks.ParameterLike | None = None,
+    initialized: tf.Variable | tf.Tensor | bool | None = None,
+    dtype: tf.dtypes.DType | str = tf.float32,
+    validate_args: bool = False,
+    name: str = "actnorm",
+  ):
     """Creates the layer and, unless given, its variables.
 
     Args:
@@ -103,34 +105,41 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
         log_scale = tf.Variable(tf.zeros([channels], dtype), name="log_scale")
       if initialized is None:
         initialized = tf.Variable(
-            parameters["bias"] is not None and
-            parameters["log_scale"] is not None,
-            trainable=False, name="initialized")
+          parameters["bias"] is not None
+          and parameters["log_scale"] is not None,
+          trainable=False,
+          name="initialized",
+        )
       checks.matrix_shape(bias, [channels], "bias")
       checks.matrix_shape(log_scale, [channels], "log_scale")
-      parameters.update(bias=bias, log_scale=log_scale,
-                        initialized=initialized)
+      parameters.update(bias=bias, log_scale=log_scale, initialized=initialized)
       self._bias = tensor_util.convert_nonref_to_tensor(
-          bias, dtype=dtype, name="bias")
+        bias, dtype=dtype, name="bias"
+      )
       self._log_scale = tensor_util.convert_nonref_to_tensor(
-          log_scale, dtype=dtype, name="log_scale")
+        log_scale, dtype=dtype, name="log_scale"
+      )
       self._initialized = tensor_util.convert_nonref_to_tensor(
-          initialized, dtype=tf.bool, name="initialized")
+        initialized, dtype=tf.bool, name="initialized"
+      )
       self._channels = channels
       super().__init__(
-          forward_min_event_ndims=3,
-          dtype=dtype,
-          validate_args=validate_args,
-          parameters=parameters,
-          name=name)
+        forward_min_event_ndims=3,
+        dtype=dtype,
+        validate_args=validate_args,
+        parameters=parameters,
+        name=name,
+      )
 
   @classmethod
   def _parameter_properties(cls, dtype):
     return dict(
-        bias=parameter_properties.ParameterProperties(event_ndims=1),
-        log_scale=parameter_properties.ParameterProperties(event_ndims=1),
-        initialized=parameter_properties.ParameterProperties(
-            event_ndims=0, is_preferred=False))
+      bias=parameter_properties.ParameterProperties(event_ndims=1),
+      log_scale=parameter_properties.ParameterProperties(event_ndims=1),
+      initialized=parameter_properties.ParameterProperties(
+        event_ndims=0, is_preferred=False
+      ),
+    )
 
   @property
   def channels(self) -> int:
@@ -167,9 +176,12 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
     axes = tf.range(tf.rank(x) - 1)
     mean = tf.reduce_mean(x, axes)
     variance = tf.reduce_mean(tf.math.squared_difference(x, mean), axes)
-    with tf.control_dependencies([
+    with tf.control_dependencies(
+      [
         self._bias.assign(-mean),
-        self._log_scale.assign(-tf.math.log(tf.sqrt(variance) + 1e-6))]):
+        self._log_scale.assign(-tf.math.log(tf.sqrt(variance) + 1e-6)),
+      ]
+    ):
       return self._initialized.assign(True, read_value=False)
 
   def _initialized_now(self):
@@ -180,8 +192,7 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
     try:
       with tf.init_scope():
         return bool(self._initialized.numpy())
-    except (AttributeError, NotImplementedError, ValueError,
-            tf.errors.OpError):
+    except (AttributeError, NotImplementedError, ValueError, tf.errors.OpError):
       return False  # Unreadable here: keep the run-time cond or check.
 
   def _checked_parameters(self, x=None):
@@ -196,35 +207,46 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
     its parameters are NaN.
     """
     if self._initialized_now():
-      return (tf.convert_to_tensor(self._bias),
-              tf.convert_to_tensor(self._log_scale))
-    if (x is not None and hasattr(self._initialized, "assign") and
-        not (tf.distribute.has_strategy() and
-             not tf.distribute.in_cross_replica_context())):
+      return (
+        tf.convert_to_tensor(self._bias),
+        tf.convert_to_tensor(self._log_scale),
+      )
+    if (
+      x is not None
+      and hasattr(self._initialized, "assign")
+      and not (
+        tf.distribute.has_strategy()
+        and not tf.distribute.in_cross_replica_context()
+      )
+    ):
 
       def initialize():
         with tf.control_dependencies([self._assign_moments(x)]):
           return tf.constant(True)
 
-      initialization = tf.cond(self._initialized, lambda: tf.constant(False),
-                               initialize)
+      initialization = tf.cond(
+        self._initialized, lambda: tf.constant(False), initialize
+      )
       with tf.control_dependencies([initialization]):
         return tf.identity(self._bias), tf.identity(self._log_scale)
     initialized = tf.convert_to_tensor(self._initialized)
     message = (
-        f"ActNorm {self.name!r} is not initialised: evaluate the flow's "
-        f"log_prob on a batch of data first (the forward direction "
-        f"initialises it, outside a tf.distribute replica context), or call "
-        f"initialize(x).")
-    with tf.control_dependencies([tf.debugging.Assert(initialized,
-                                                      [message])]):
+      f"ActNorm {self.name!r} is not initialised: evaluate the flow's "
+      f"log_prob on a batch of data first (the forward direction "
+      f"initialises it, outside a tf.distribute replica context), or call "
+      f"initialize(x)."
+    )
+    with tf.control_dependencies([tf.debugging.Assert(initialized, [message])]):
       nan = tf.constant(float("nan"), self.dtype)
-      return (tf.where(initialized, self._bias, nan),
-              tf.where(initialized, self._log_scale, nan))
+      return (
+        tf.where(initialized, self._bias, nan),
+        tf.where(initialized, self._log_scale, nan),
+      )
 
   def _check(self, x, name):
-    return checks.image_event(x, self._channels, self.dtype, name,
-                              self.validate_args)
+    return checks.image_event(
+      x, self._channels, self.dtype, name, self.validate_args
+    )
 
   def _forward(self, x):
     with tf.control_dependencies(self._check(x, "x")):
@@ -237,9 +259,14 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
       return y * tf.exp(-log_scale) - bias
 
   def _log_det(self, z, name, log_scale):
-    return checks.pixelwise_log_det(z, self._channels, self.dtype, name,
-                                    tf.reduce_sum(log_scale),
-                                    self.validate_args)
+    return checks.pixelwise_log_det(
+      z,
+      self._channels,
+      self.dtype,
+      name,
+      tf.reduce_sum(log_scale),
+      self.validate_args,
+    )
 
   def _forward_log_det_jacobian(self, x):
     return self._log_det(x, "x", self._checked_parameters(x)[1])

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -19,7 +18,7 @@ __all__ = ["AffineCoupling"]
 
 # Glow's scale is sigmoid(h + SCALE_OFFSET): about 0.88 when the last layer
 # is zero, strictly inside (0, 1), so the layer only ever contracts `x_b`.
-SCALE_OFFSET = 2.
+SCALE_OFFSET = 2.0
 
 
 def _policy_compute_dtype(dtype):
@@ -42,25 +41,30 @@ def _variables_of(network):
     weights = getattr(network, "variables", None)  # tf.Module.
   if weights is None:
     raise ValueError(
-        "`network` must be a Keras layer or a `tf.Module` (the coupling "
-        f"lists and trains its variables); got {network!r}.")
+      "`network` must be a Keras layer or a `tf.Module` (the coupling "
+      f"lists and trains its variables); got {network!r}."
+    )
   found = []
   for weight in weights:
-    variable = weight if isinstance(weight, tf.Variable) else getattr(
-        weight, "value", None)
+    variable = (
+      weight
+      if isinstance(weight, tf.Variable)
+      else getattr(weight, "value", None)
+    )
     if not isinstance(variable, tf.Variable):
-      raise ValueError(f"`network` holds {weight!r}, which is not backed by "
-                       "a tf.Variable.")
+      raise ValueError(
+        f"`network` holds {weight!r}, which is not backed by a tf.Variable."
+      )
     found.append(variable)
   if not found:
     raise ValueError(
-        "`network` has no variables yet: build it first (call it once on an "
-        "input, or begin a keras.Sequential with keras.Input).")
+      "`network` has no variables yet: build it first (call it once on an "
+      "input, or begin a keras.Sequential with keras.Input)."
+    )
   return tuple(found)
 
 
-class AffineCoupling(OnePassLogDet,
-                     tfp.bijectors.AutoCompositeTensorBijector):
+class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   """Affine coupling: `y_b = (x_b + t(x_a)) * sigmoid(h(x_a) + 2)` (Glow).
 
   The `C` channels of the events `[H, W, C]` split into `x_a` (the first
@@ -128,25 +132,27 @@ class AffineCoupling(OnePassLogDet,
   ```
   """
 
-  def __init__(self,
-               channels: int,
-               hidden_channels: int = 512,
-               kernel_size: int = 3,
-               hidden_kernel: checks.ParameterLike | None = None,
-               hidden_bias: checks.ParameterLike | None = None,
-               middle_kernel: checks.ParameterLike | None = None,
-               middle_bias: checks.ParameterLike | None = None,
-               output_kernel: checks.ParameterLike | None = None,
-               output_bias: checks.ParameterLike | None = None,
-               condition_kernel: checks.ParameterLike | None = None,
-               network: Callable[..., tf.Tensor] | None = None,
-               network_variables: Sequence[tf.Variable] | None = None,
-               conditional_size: int | None = None,
-               seed: int | None = None,
-               dtype: tf.dtypes.DType | str = tf.float32,
-               compute_dtype: tf.dtypes.DType | str | None = None,
-               validate_args: bool = False,
-               name: str = "affine_coupling"):
+  def __init__(
+    self,
+    channels: int,
+    hidden_channels: int = 512,
+    kernel_size: int = 3,
+    hidden_kernel: checks.ParameterLike | None = None,
+    hidden_bias: checks.ParameterLike | None = None,
+    middle_kernel: checks.ParameterLike | None = None,
+    middle_bias: checks.ParameterLike | None = None,
+    output_kernel: checks.ParameterLike | None = None,
+    output_bias: checks.ParameterLike | None = None,
+    condition_kernel: checks.ParameterLike | None = None,
+    network: Callable[..., tf.Tensor] | None = None,
+    network_variables: Sequence[tf.Variable] | None = None,
+    conditional_size: int | None = None,
+    seed: int | None = None,
+    dtype: tf.dtypes.DType | str = tf.float32,
+    compute_dtype: tf.dtypes.DType | str | None = None,
+    validate_args: bool = False,
+    name: str = "affine_coupling",
+  ):
     """Creates the layer and, unless given, its network's variables.
 
     Args:
@@ -199,17 +205,27 @@ class AffineCoupling(OnePassLogDet,
     compute_dtype = checks.float_dtype(compute_dtype, "compute_dtype")
     parameters["compute_dtype"] = compute_dtype
     if conditional_size is not None:
-      conditional_size = checks.positive_int(conditional_size,
-                                             "conditional_size")
+      conditional_size = checks.positive_int(
+        conditional_size, "conditional_size"
+      )
     c_a = channels // 2
     c_b = channels - c_a
-    shapes = dict(hidden_kernel=[k, k, c_a, hidden], hidden_bias=[hidden],
-                  middle_kernel=[1, 1, hidden, hidden], middle_bias=[hidden],
-                  output_kernel=[k, k, hidden, 2 * c_b],
-                  output_bias=[2 * c_b])
-    given = dict(hidden_kernel=hidden_kernel, hidden_bias=hidden_bias,
-                 middle_kernel=middle_kernel, middle_bias=middle_bias,
-                 output_kernel=output_kernel, output_bias=output_bias)
+    shapes = dict(
+      hidden_kernel=[k, k, c_a, hidden],
+      hidden_bias=[hidden],
+      middle_kernel=[1, 1, hidden, hidden],
+      middle_bias=[hidden],
+      output_kernel=[k, k, hidden, 2 * c_b],
+      output_bias=[2 * c_b],
+    )
+    given = dict(
+      hidden_kernel=hidden_kernel,
+      hidden_bias=hidden_bias,
+      middle_kernel=middle_kernel,
+      middle_bias=middle_bias,
+      output_kernel=output_kernel,
+      output_bias=output_bias,
+    )
     if conditional_size is not None:
       shapes["condition_kernel"] = [conditional_size, hidden]
       given["condition_kernel"] = condition_kernel
@@ -219,25 +235,30 @@ class AffineCoupling(OnePassLogDet,
       if not callable(network):
         raise ValueError(f"`network` must be callable; got {network!r}.")
       if any(value is not None for value in given.values()):
-        raise ValueError("Give either `network` or the default network's "
-                         "weights, not both.")
+        raise ValueError(
+          "Give either `network` or the default network's weights, not both."
+        )
       given = {}
       if network_variables is None:
         network_variables = _variables_of(network)
       network_variables = tuple(network_variables)
       if not all(isinstance(v, tf.Variable) for v in network_variables):
-        raise ValueError("`network_variables` must be tf.Variables; got "
-                         f"{network_variables!r}.")
+        raise ValueError(
+          "`network_variables` must be tf.Variables; got "
+          f"{network_variables!r}."
+        )
     elif network_variables is not None:
       raise ValueError("`network_variables` needs `network`.")
     else:
       network_variables = ()
     defaults = dict(
-        hidden_kernel=lambda: initializers.normal(
-            shapes["hidden_kernel"], 0.05, seed, dtype),
-        middle_kernel=lambda: initializers.normal(
-            shapes["middle_kernel"], 0.05, None if seed is None else seed + 1,
-            dtype))
+      hidden_kernel=lambda: initializers.normal(
+        shapes["hidden_kernel"], 0.05, seed, dtype
+      ),
+      middle_kernel=lambda: initializers.normal(
+        shapes["middle_kernel"], 0.05, None if seed is None else seed + 1, dtype
+      ),
+    )
     with tf.name_scope(name) as name:
       weights = {}
       for key, value in given.items():
@@ -247,7 +268,8 @@ class AffineCoupling(OnePassLogDet,
         checks.matrix_shape(value, shapes[key], key)
         parameters[key] = value
         weights[key] = tensor_util.convert_nonref_to_tensor(
-            value, dtype=dtype, name=key)
+          value, dtype=dtype, name=key
+        )
       self._weights = weights
       self._network = network
       # A parameter, so that `tf.Module` finds them also where it expands
@@ -261,20 +283,26 @@ class AffineCoupling(OnePassLogDet,
       self._hidden_channels = hidden
       self._kernel_size = k
       super().__init__(
-          forward_min_event_ndims=3,
-          dtype=dtype,
-          validate_args=validate_args,
-          parameters=parameters,
-          name=name)
+        forward_min_event_ndims=3,
+        dtype=dtype,
+        validate_args=validate_args,
+        parameters=parameters,
+        name=name,
+      )
 
   @classmethod
   def _parameter_properties(cls, dtype):
     kernel = parameter_properties.ParameterProperties(event_ndims=4)
     bias = parameter_properties.ParameterProperties(event_ndims=1)
-    return dict(hidden_kernel=kernel, hidden_bias=bias, middle_kernel=kernel,
-                middle_bias=bias, output_kernel=kernel, output_bias=bias,
-                condition_kernel=parameter_properties.ParameterProperties(
-                    event_ndims=2))
+    return dict(
+      hidden_kernel=kernel,
+      hidden_bias=bias,
+      middle_kernel=kernel,
+      middle_bias=bias,
+      output_kernel=kernel,
+      output_bias=bias,
+      condition_kernel=parameter_properties.ParameterProperties(event_ndims=2),
+    )
 
   @property
   def channels(self) -> int:
@@ -322,51 +350,67 @@ class AffineCoupling(OnePassLogDet,
       out = tf.convert_to_tensor(out)
       expected = [*x_a.shape[:-1], 2 * (self._channels - x_a.shape[-1])]
       if not out.shape.is_compatible_with(expected):
-        raise ValueError(f"`network` must map x_a of shape {x_a.shape} to "
-                         f"shape {expected}; got shape {out.shape}.")
+        raise ValueError(
+          f"`network` must map x_a of shape {x_a.shape} to "
+          f"shape {expected}; got shape {out.shape}."
+        )
       return tf.cast(out, self.dtype)
-    w = {key: tf.cast(value, self._compute_dtype)
-         for key, value in self._weights.items()}
+    w = {
+      key: tf.cast(value, self._compute_dtype)
+      for key, value in self._weights.items()
+    }
     x_a = tf.cast(x_a, self._compute_dtype)
-    pre = (tf.nn.convolution(x_a, w["hidden_kernel"], padding="SAME") +
-           w["hidden_bias"])
+    pre = (
+      tf.nn.convolution(x_a, w["hidden_kernel"], padding="SAME")
+      + w["hidden_bias"]
+    )
     if condition is not None:
-      c = tf.matmul(tf.cast(condition, self._compute_dtype),
-                    w["condition_kernel"])
+      c = tf.matmul(
+        tf.cast(condition, self._compute_dtype), w["condition_kernel"]
+      )
       pre += tf.reshape(c, [-1, 1, 1, self._hidden_channels])
     g = tf.nn.relu(pre)
     g = tf.nn.relu(tf.nn.convolution(g, w["middle_kernel"]) + w["middle_bias"])
-    return tf.cast(tf.nn.convolution(g, w["output_kernel"], padding="SAME") +
-                   w["output_bias"], self.dtype)
+    return tf.cast(
+      tf.nn.convolution(g, w["output_kernel"], padding="SAME")
+      + w["output_bias"],
+      self.dtype,
+    )
 
   def shift_and_log_scale(
-      self, x_a: tf.Tensor,
-      condition: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    self, x_a: tf.Tensor, condition: tf.Tensor | None = None
+  ) -> tuple[tf.Tensor, tf.Tensor]:
     """`(t, log s)` for conditioning channels `x_a` of `[N, H, W, C_a]`.
 
     `condition`: the `[N, M]` condition vectors of a conditional layer, one
     row per image. The default network runs in `compute_dtype`; `t` and
     `log s` are in `dtype`.
     """
-    conditions.require(condition, self._conditional_size is not None,
-                       self.name)
+    conditions.require(condition, self._conditional_size is not None, self.name)
     out = self._network_output(x_a, condition)
     return out[..., 0::2], tf.math.log_sigmoid(out[..., 1::2] + SCALE_OFFSET)
 
   def _split(self, z, name):
-    images, shape = checks.as_images(z, self._channels, self.dtype, name,
-                                     self.validate_args)
+    images, shape = checks.as_images(
+      z, self._channels, self.dtype, name, self.validate_args
+    )
     c_a = self._channels // 2
     return images[..., :c_a], images[..., c_a:], shape
 
   def _condition(self, conditional_input, z):
     """The `[N, M]` condition rows of events `z`, or `None` (unconditional)."""
-    conditions.require(conditional_input, self._conditional_size is not None,
-                       self.name)
+    conditions.require(
+      conditional_input, self._conditional_size is not None, self.name
+    )
     if conditional_input is None:
       return None
-    return conditions.vectors(conditional_input, self._conditional_size, z,
-                              self.dtype, self.validate_args)
+    return conditions.vectors(
+      conditional_input,
+      self._conditional_size,
+      z,
+      self.dtype,
+      self.validate_args,
+    )
 
   def _augmented_forward(self, x, conditional_input=None):
     x_a, x_b, shape = self._split(x, "x")

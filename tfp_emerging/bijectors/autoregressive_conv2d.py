@@ -14,11 +14,11 @@ from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import initializers
 
-__all__ = ["AutoregressiveConv2D", "ORDERS"]
+__all__ = ["ORDERS", "AutoregressiveConv2D"]
 
 Order = typing.Literal["top_left", "bottom_right"]
 ORDERS = typing.get_args(Order)
-LOG_DIAGONAL_BOUND = 15.
+LOG_DIAGONAL_BOUND = 15.0
 
 
 def quadrant_size(kernel_size: int) -> int:
@@ -83,18 +83,20 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     raster True
   """
 
-  def __init__(self,
-               channels: int,
-               kernel_size: int = 3,
-               order: Order = "top_left",
-               dilation: int = 1,
-               kernel: checks.ParameterLike | None = None,
-               log_diagonal: checks.ParameterLike | None = None,
-               solver: autoregressive.Solver = "auto",
-               seed: int | None = None,
-               dtype: tf.dtypes.DType | str = tf.float32,
-               validate_args: bool = False,
-               name: str = "autoregressive_conv2d"):
+  def __init__(
+    self,
+    channels: int,
+    kernel_size: int = 3,
+    order: Order = "top_left",
+    dilation: int = 1,
+    kernel: checks.ParameterLike | None = None,
+    log_diagonal: checks.ParameterLike | None = None,
+    solver: autoregressive.Solver = "auto",
+    seed: int | None = None,
+    dtype: tf.dtypes.DType | str = tf.float32,
+    validate_args: bool = False,
+    name: str = "autoregressive_conv2d",
+  ):
     """Creates the layer and, unless given, its trainable variables.
 
     Args:
@@ -129,23 +131,33 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       raise ValueError(f"`order` must be one of {ORDERS}; got {order!r}.")
     if solver not in autoregressive.SOLVERS:
       raise ValueError(
-          f"`solver` must be one of {autoregressive.SOLVERS}; got {solver!r}.")
+        f"`solver` must be one of {autoregressive.SOLVERS}; got {solver!r}."
+      )
     m = quadrant_size(kernel_size)
     with tf.name_scope(name) as name:
       if kernel is None:
         kernel = tf.Variable(
-            initializers.normal([m, m, channels, channels],
-                                0.05 / np.sqrt(m * m * channels), seed, dtype),
-            name="kernel")
+          initializers.normal(
+            [m, m, channels, channels],
+            0.05 / np.sqrt(m * m * channels),
+            seed,
+            dtype,
+          ),
+          name="kernel",
+        )
       if log_diagonal is None:
-        log_diagonal = tf.Variable(tf.zeros([channels], dtype), name="log_diagonal")
+        log_diagonal = tf.Variable(
+          tf.zeros([channels], dtype), name="log_diagonal"
+        )
       checks.matrix_shape(kernel, [m, m, channels, channels], "kernel")
       checks.matrix_shape(log_diagonal, [channels], "log_diagonal")
       parameters.update(kernel=kernel, log_diagonal=log_diagonal)
       self._kernel = tensor_util.convert_nonref_to_tensor(
-          kernel, dtype=dtype, name="kernel")
+        kernel, dtype=dtype, name="kernel"
+      )
       self._log_diagonal = tensor_util.convert_nonref_to_tensor(
-          log_diagonal, dtype=dtype, name="log_diagonal")
+        log_diagonal, dtype=dtype, name="log_diagonal"
+      )
       self._channels = channels
       self._kernel_size = kernel_size
       self._order = order
@@ -153,24 +165,27 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       self._solver = solver
       centre = np.zeros([m, m, channels, channels], dtype.as_numpy_dtype)
       centre_index = m - 1 if order == "top_left" else 0
-      centre[centre_index, centre_index] = 1.
+      centre[centre_index, centre_index] = 1.0
       strict = (np.triu if order == "top_left" else np.tril)(
-          np.ones([channels, channels]), 1 if order == "top_left" else -1)
-      self._mask = 1. - centre
+        np.ones([channels, channels]), 1 if order == "top_left" else -1
+      )
+      self._mask = 1.0 - centre
       self._mask[centre_index, centre_index] = strict
       self._centre_selector = centre
       super().__init__(
-          forward_min_event_ndims=3,
-          dtype=dtype,
-          validate_args=validate_args,
-          parameters=parameters,
-          name=name)
+        forward_min_event_ndims=3,
+        dtype=dtype,
+        validate_args=validate_args,
+        parameters=parameters,
+        name=name,
+      )
 
   @classmethod
   def _parameter_properties(cls, dtype):
     return dict(
-        kernel=parameter_properties.ParameterProperties(event_ndims=4),
-        log_diagonal=parameter_properties.ParameterProperties(event_ndims=1))
+      kernel=parameter_properties.ParameterProperties(event_ndims=4),
+      log_diagonal=parameter_properties.ParameterProperties(event_ndims=1),
+    )
 
   @property
   def channels(self) -> int:
@@ -205,7 +220,8 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
   def bounded_log_diagonal(self) -> tf.Tensor:
     """`s = B tanh(log_diagonal / B)`: the centre tap's diagonal is `exp(s)`."""
     return LOG_DIAGONAL_BOUND * tf.tanh(
-        tf.convert_to_tensor(self._log_diagonal) / LOG_DIAGONAL_BOUND)
+      tf.convert_to_tensor(self._log_diagonal) / LOG_DIAGONAL_BOUND
+    )
 
   def masked_kernel(self) -> tf.Tensor:
     """The `[m, m, C, C]` quadrant kernel the layer convolves with.
@@ -214,8 +230,10 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     triangle plus `diag(exp(bounded_log_diagonal()))`.
     """
     diagonal = tf.linalg.diag(tf.exp(self.bounded_log_diagonal()))
-    return (tf.convert_to_tensor(self._kernel) * self._mask +
-            self._centre_selector * diagonal)
+    return (
+      tf.convert_to_tensor(self._kernel) * self._mask
+      + self._centre_selector * diagonal
+    )
 
   def full_kernel(self) -> tf.Tensor:
     """The layer as a centred `k x k` kernel (masked taps as zeros), HWIO.
@@ -225,32 +243,46 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     """
     k, m = self._kernel_size, quadrant_size(self._kernel_size)
     before = 0 if self._order == "top_left" else m - 1
-    return tf.pad(self.masked_kernel(),
-                  [[before, k - m - before], [before, k - m - before], [0, 0],
-                   [0, 0]])
+    return tf.pad(
+      self.masked_kernel(),
+      [[before, k - m - before], [before, k - m - before], [0, 0], [0, 0]],
+    )
 
   def _as_images(self, x, name):
-    return checks.as_images(x, self._channels, self.dtype, name,
-                            self.validate_args)
+    return checks.as_images(
+      x, self._channels, self.dtype, name, self.validate_args
+    )
 
   def _forward(self, x):
     images, shape = self._as_images(x, "x")
     y = autoregressive.quadrant_conv(
-        images, self.masked_kernel(), self._dilation,
-        top_left=self._order == "top_left")
+      images,
+      self.masked_kernel(),
+      self._dilation,
+      top_left=self._order == "top_left",
+    )
     return tf.reshape(y, shape)
 
   def _inverse(self, y):
     images, shape = self._as_images(y, "y")
     x = autoregressive.quadrant_solve(
-        images, self.masked_kernel(), self._dilation,
-        top_left=self._order == "top_left", solver=self._solver)
+      images,
+      self.masked_kernel(),
+      self._dilation,
+      top_left=self._order == "top_left",
+      solver=self._solver,
+    )
     return tf.reshape(x, shape)
 
   def _log_det(self, z, name):
-    return checks.pixelwise_log_det(z, self._channels, self.dtype, name,
-                                    tf.reduce_sum(self.bounded_log_diagonal()),
-                                    self.validate_args)
+    return checks.pixelwise_log_det(
+      z,
+      self._channels,
+      self.dtype,
+      name,
+      tf.reduce_sum(self.bounded_log_diagonal()),
+      self.validate_args,
+    )
 
   def _forward_log_det_jacobian(self, x):
     return self._log_det(x, "x")

@@ -13,16 +13,20 @@ from tensorflow_probability.python.internal import tensor_util
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import initializers
 
-__all__ = ["Conv1x1", "PARAMETERIZATIONS", "householder_product",
-           "householder_qr"]
+__all__ = [
+  "PARAMETERIZATIONS",
+  "Conv1x1",
+  "householder_product",
+  "householder_qr",
+]
 
 Parameterization = typing.Literal["qr", "lu", "plain"]
 PARAMETERIZATIONS = typing.get_args(Parameterization)
 # The constructor's factor arguments each parameterisation uses.
 FACTORS = {
-    "qr": ("householder", "upper", "log_abs_s", "sign"),
-    "lu": ("permutation", "lower", "upper", "log_abs_s", "sign"),
-    "plain": ("matrix",),
+  "qr": ("householder", "upper", "log_abs_s", "sign"),
+  "lu": ("permutation", "lower", "upper", "log_abs_s", "sign"),
+  "plain": ("matrix",),
 }
 # Fixed at construction, never trained, but part of the model's state:
 # non-trainable variables, so that checkpoints and saved weights hold them.
@@ -44,15 +48,19 @@ def householder_product(vectors: tf.Tensor) -> tf.Tensor:
   """
   gram = tf.matmul(vectors, vectors, transpose_b=True)
   s = tf.linalg.band_part(gram, 0, -1) - 0.5 * tf.linalg.diag(
-      tf.linalg.diag_part(gram))
+    tf.linalg.diag_part(gram)
+  )
   channels = vectors.shape[-1]
   return tf.eye(channels, dtype=vectors.dtype) - tf.matmul(
-      vectors, tf.linalg.triangular_solve(s, vectors, lower=False),
-      transpose_a=True)
+    vectors,
+    tf.linalg.triangular_solve(s, vectors, lower=False),
+    transpose_a=True,
+  )
 
 
 def householder_qr(
-    matrix: tf.Tensor | npt.ArrayLike) -> tuple[tf.Tensor, tf.Tensor]:
+  matrix: tf.Tensor | npt.ArrayLike,
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Householder vectors `V` and upper triangular `R` with `matrix = Q(V) R`.
 
   `Q(V)` is `householder_product(V)`. Classic Householder QR: step `i`
@@ -66,17 +74,21 @@ def householder_qr(
   for i in range(channels):
     x = a[i:, i]
     sign = tf.where(x[0] < 0, -tf.ones_like(x[0]), tf.ones_like(x[0]))
-    v = tf.concat([tf.zeros([i], a.dtype),
-                   [x[0] + sign * tf.norm(x)], x[1:]], axis=0)
-    a -= 2. * v[:, None] * tf.matmul(v[None, :], a) / tf.reduce_sum(v * v)
+    v = tf.concat(
+      [tf.zeros([i], a.dtype), [x[0] + sign * tf.norm(x)], x[1:]], axis=0
+    )
+    a -= 2.0 * v[:, None] * tf.matmul(v[None, :], a) / tf.reduce_sum(v * v)
     vectors.append(v)
   return tf.stack(vectors), tf.linalg.band_part(a, 0, -1)
 
 
 def _solve_upper_right(rows, upper):
   """`rows @ upper^{-1}` for `[M, C]` rows: `upper^T z^T = rows^T`, `O(M C^2)`."""
-  return tf.transpose(tf.linalg.triangular_solve(
-      upper, tf.transpose(rows), lower=False, adjoint=True))
+  return tf.transpose(
+    tf.linalg.triangular_solve(
+      upper, tf.transpose(rows), lower=False, adjoint=True
+    )
+  )
 
 
 class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
@@ -135,20 +147,22 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     True
   """
 
-  def __init__(self,
-               channels: int,
-               parameterization: Parameterization = "qr",
-               seed: int | None = None,
-               dtype: tf.dtypes.DType | str = tf.float32,
-               validate_args: bool = False,
-               name: str = "conv1x1",
-               matrix: checks.ParameterLike | None = None,
-               householder: checks.ParameterLike | None = None,
-               lower: checks.ParameterLike | None = None,
-               upper: checks.ParameterLike | None = None,
-               log_abs_s: checks.ParameterLike | None = None,
-               sign: checks.ParameterLike | None = None,
-               permutation: checks.ParameterLike | None = None):
+  def __init__(
+    self,
+    channels: int,
+    parameterization: Parameterization = "qr",
+    seed: int | None = None,
+    dtype: tf.dtypes.DType | str = tf.float32,
+    validate_args: bool = False,
+    name: str = "conv1x1",
+    matrix: checks.ParameterLike | None = None,
+    householder: checks.ParameterLike | None = None,
+    lower: checks.ParameterLike | None = None,
+    upper: checks.ParameterLike | None = None,
+    log_abs_s: checks.ParameterLike | None = None,
+    sign: checks.ParameterLike | None = None,
+    permutation: checks.ParameterLike | None = None,
+  ):
     """Creates the layer and, unless given, its variables.
 
     Args:
@@ -187,49 +201,74 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     if dtype not in (tf.float32, tf.float64):
       raise ValueError(f"`dtype` must be float32 or float64; got {dtype.name}.")
     if parameterization not in PARAMETERIZATIONS:
-      raise ValueError(f"`parameterization` must be one of {PARAMETERIZATIONS}"
-                       f"; got {parameterization!r}.")
-    given = dict(householder=householder, lower=lower, upper=upper,
-                 log_abs_s=log_abs_s, sign=sign, permutation=permutation)
+      raise ValueError(
+        f"`parameterization` must be one of {PARAMETERIZATIONS}"
+        f"; got {parameterization!r}."
+      )
+    given = dict(
+      householder=householder,
+      lower=lower,
+      upper=upper,
+      log_abs_s=log_abs_s,
+      sign=sign,
+      permutation=permutation,
+    )
     for argument, value in given.items():
       if value is not None and argument not in FACTORS[parameterization]:
-        raise ValueError(f"`{argument}` is not a factor of the "
-                         f"{parameterization!r} parameterization.")
+        raise ValueError(
+          f"`{argument}` is not a factor of the "
+          f"{parameterization!r} parameterization."
+        )
     factors = {f: given.get(f, matrix) for f in FACTORS[parameterization]}
     missing = [f for f, value in factors.items() if value is None]
     if matrix is not None:
       checks.matrix_shape(matrix, [channels, channels], "matrix")
       if parameterization != "plain" and not missing:
-        raise ValueError("`matrix` would be ignored: every factor of the "
-                         f"{parameterization!r} parameterization is given.")
+        raise ValueError(
+          "`matrix` would be ignored: every factor of the "
+          f"{parameterization!r} parameterization is given."
+        )
     with tf.name_scope(name) as name:
       if missing:
         if matrix is None:
           matrix = initializers.random_rotation(channels, seed, dtype)
-        decomposed = (dict(matrix=matrix) if parameterization == "plain" else
-                      self._decompose(tf.cast(matrix, dtype),
-                                      parameterization))
+        decomposed = (
+          dict(matrix=matrix)
+          if parameterization == "plain"
+          else self._decompose(tf.cast(matrix, dtype), parameterization)
+        )
         for factor in missing:
-          factors[factor] = tf.Variable(decomposed[factor], name=factor,
-                                        trainable=factor not in _FIXED)
+          factors[factor] = tf.Variable(
+            decomposed[factor], name=factor, trainable=factor not in _FIXED
+          )
       if parameterization != "plain":
         parameters["matrix"] = None
       for factor, value in factors.items():
-        shape = ([channels] if factor in ("log_abs_s", "sign", "permutation")
-                 else [channels, channels])
+        shape = (
+          [channels]
+          if factor in ("log_abs_s", "sign", "permutation")
+          else [channels, channels]
+        )
         checks.matrix_shape(value, shape, factor)
         parameters[factor] = value
-        setattr(self, "_" + factor, tensor_util.convert_nonref_to_tensor(
-            value, dtype=tf.int32 if factor == "permutation" else dtype,
-            name=factor))
+        setattr(
+          self,
+          "_" + factor,
+          tensor_util.convert_nonref_to_tensor(
+            value,
+            dtype=tf.int32 if factor == "permutation" else dtype,
+            name=factor,
+          ),
+        )
       self._channels = channels
       self._parameterization = parameterization
       super().__init__(
-          forward_min_event_ndims=3,
-          dtype=dtype,
-          validate_args=validate_args,
-          parameters=parameters,
-          name=name)
+        forward_min_event_ndims=3,
+        dtype=dtype,
+        validate_args=validate_args,
+        parameters=parameters,
+        name=name,
+      )
 
   @staticmethod
   def _decompose(matrix, parameterization):
@@ -237,26 +276,38 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     if parameterization == "qr":
       householder, r = householder_qr(matrix)
       s = tf.linalg.diag_part(r)
-      return dict(householder=householder, upper=r - tf.linalg.diag(s),
-                  log_abs_s=tf.math.log(tf.abs(s)), sign=tf.sign(s))
+      return dict(
+        householder=householder,
+        upper=r - tf.linalg.diag(s),
+        log_abs_s=tf.math.log(tf.abs(s)),
+        sign=tf.sign(s),
+      )
     # tf.linalg.lu: gather(matrix, permutation) = L U, so matrix = P L U with
     # P the transpose of that row permutation: x @ P = gather(x, permutation,
     # axis=-1).
     lower_upper, permutation = tf.linalg.lu(matrix)
     s = tf.linalg.diag_part(lower_upper)
-    return dict(permutation=permutation,
-                lower=tf.linalg.band_part(lower_upper, -1, 0) -
-                tf.linalg.diag(s),
-                upper=tf.linalg.band_part(lower_upper, 0, -1) -
-                tf.linalg.diag(s),
-                log_abs_s=tf.math.log(tf.abs(s)), sign=tf.sign(s))
+    return dict(
+      permutation=permutation,
+      lower=tf.linalg.band_part(lower_upper, -1, 0) - tf.linalg.diag(s),
+      upper=tf.linalg.band_part(lower_upper, 0, -1) - tf.linalg.diag(s),
+      log_abs_s=tf.math.log(tf.abs(s)),
+      sign=tf.sign(s),
+    )
 
   @classmethod
   def _parameter_properties(cls, dtype):
     matrix = parameter_properties.ParameterProperties(event_ndims=2)
     vector = parameter_properties.ParameterProperties(event_ndims=1)
-    return dict(matrix=matrix, householder=matrix, lower=matrix, upper=matrix,
-                log_abs_s=vector, sign=vector, permutation=vector)
+    return dict(
+      matrix=matrix,
+      householder=matrix,
+      lower=matrix,
+      upper=matrix,
+      log_abs_s=vector,
+      sign=vector,
+      permutation=vector,
+    )
 
   @property
   def channels(self) -> int:
@@ -269,25 +320,34 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
   def factor(self, name: str) -> tf.Variable | tf.Tensor:
     """The given or created factor `name` (e.g. `"householder"`), as stored."""
     if name not in FACTORS[self._parameterization]:
-      raise ValueError(f"`{name}` is not a factor of the "
-                       f"{self._parameterization!r} parameterization.")
+      raise ValueError(
+        f"`{name}` is not a factor of the "
+        f"{self._parameterization!r} parameterization."
+      )
     return getattr(self, "_" + name)
 
   def _s(self):
     """`s = sign * exp(log_abs_s)`, the diagonal of `R + diag(s)` or `U`."""
     return tf.convert_to_tensor(self._sign) * tf.exp(
-        tf.convert_to_tensor(self._log_abs_s))
+      tf.convert_to_tensor(self._log_abs_s)
+    )
 
   def _upper_with_s(self):
     """`U`: the strict upper triangle of `upper` plus `diag(s)`."""
     upper = tf.convert_to_tensor(self._upper)
-    return (tf.linalg.band_part(upper, 0, -1) - tf.linalg.band_part(upper, 0, 0)
-            + tf.linalg.diag(self._s()))
+    return (
+      tf.linalg.band_part(upper, 0, -1)
+      - tf.linalg.band_part(upper, 0, 0)
+      + tf.linalg.diag(self._s())
+    )
 
   def _unit_lower(self):
     lower = tf.convert_to_tensor(self._lower)
-    return (tf.linalg.band_part(lower, -1, 0) - tf.linalg.band_part(lower, 0, 0)
-            + tf.eye(self._channels, dtype=self.dtype))
+    return (
+      tf.linalg.band_part(lower, -1, 0)
+      - tf.linalg.band_part(lower, 0, 0)
+      + tf.eye(self._channels, dtype=self.dtype)
+    )
 
   def _inverse_permutation(self):
     """`q` with `P @ M = gather(M, q)` and `M @ P^T = gather(M, q, axis=1)`."""
@@ -299,10 +359,14 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       return tf.convert_to_tensor(self._matrix)
     if self._parameterization == "qr":
       return tf.matmul(
-          householder_product(tf.convert_to_tensor(self._householder)),
-          self._upper_with_s())
-    return tf.gather(tf.matmul(self._unit_lower(), self._upper_with_s()),
-                     self._inverse_permutation(), axis=0)
+        householder_product(tf.convert_to_tensor(self._householder)),
+        self._upper_with_s(),
+      )
+    return tf.gather(
+      tf.matmul(self._unit_lower(), self._upper_with_s()),
+      self._inverse_permutation(),
+      axis=0,
+    )
 
   def _check(self, z, name):
     """`(z, shape)`: `z` once checked (`checks.checked`), its dynamic shape."""
@@ -320,8 +384,11 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     if self._parameterization == "lu":
       # x P L U = y: undo U, then L, then P.
       rows = _solve_upper_right(rows, self._upper_with_s())
-      rows = tf.transpose(tf.linalg.triangular_solve(
-          self._unit_lower(), tf.transpose(rows), lower=True, adjoint=True))
+      rows = tf.transpose(
+        tf.linalg.triangular_solve(
+          self._unit_lower(), tf.transpose(rows), lower=True, adjoint=True
+        )
+      )
       x = tf.gather(rows, self._inverse_permutation(), axis=1)
     else:
       # x Q U = y: x = (y U^{-1}) Q^T.
@@ -341,9 +408,14 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     return tf.reduce_sum(tf.convert_to_tensor(self._log_abs_s))
 
   def _log_det(self, z, name):
-    return checks.pixelwise_log_det(z, self._channels, self.dtype, name,
-                                    self.log_abs_det_weight(),
-                                    self.validate_args)
+    return checks.pixelwise_log_det(
+      z,
+      self._channels,
+      self.dtype,
+      name,
+      self.log_abs_det_weight(),
+      self.validate_args,
+    )
 
   def _forward_log_det_jacobian(self, x):
     return self._log_det(x, "x")

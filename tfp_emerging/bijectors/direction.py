@@ -34,8 +34,13 @@ tfb = tfp.bijectors
 # an instance of this base class only.
 _INVERT = invert_lib._Invert  # pylint: disable=protected-access
 
-__all__ = ["DENSITY", "DIRECTIONS", "SAMPLING", "density_pass_inverses",
-           "sampling_direction"]
+__all__ = [
+  "DENSITY",
+  "DIRECTIONS",
+  "SAMPLING",
+  "density_pass_inverses",
+  "sampling_direction",
+]
 
 # `forward` maps base (latent) to data (image): TFP's convention.
 SAMPLING = "sampling"
@@ -45,12 +50,19 @@ DENSITY = "density"
 DIRECTIONS = (SAMPLING, DENSITY)
 
 # The layers whose forward is the density direction.
-_DENSITY_LAYERS = (ActNorm, AffineCoupling, AutoregressiveConv2D, Conv1x1,
-                   EmergingConv2D, PeriodicConv2D)
+_DENSITY_LAYERS = (
+  ActNorm,
+  AffineCoupling,
+  AutoregressiveConv2D,
+  Conv1x1,
+  EmergingConv2D,
+  PeriodicConv2D,
+)
 
 
-def sampling_direction(bijector: tfb.Bijector,
-                       name: str | None = None) -> tfb.Invert:
+def sampling_direction(
+  bijector: tfb.Bijector, name: str | None = None
+) -> tfb.Invert:
   """`bijector` (image to latent) as a TFP bijector from latent to image.
 
   `tfb.Invert(bijector)`: its `forward` is `bijector.inverse` (sampling:

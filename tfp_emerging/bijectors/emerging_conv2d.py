@@ -50,17 +50,19 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     True
   """
 
-  def __init__(self,
-               channels: int,
-               kernel_size: int = 3,
-               dilation: int = 1,
-               solver: autoregressive.Solver = "auto",
-               first: AutoregressiveConv2D | None = None,
-               second: AutoregressiveConv2D | None = None,
-               seed: int | None = None,
-               dtype: tf.dtypes.DType | str = tf.float32,
-               validate_args: bool = False,
-               name: str = "emerging_conv2d"):
+  def __init__(
+    self,
+    channels: int,
+    kernel_size: int = 3,
+    dilation: int = 1,
+    solver: autoregressive.Solver = "auto",
+    first: AutoregressiveConv2D | None = None,
+    second: AutoregressiveConv2D | None = None,
+    seed: int | None = None,
+    dtype: tf.dtypes.DType | str = tf.float32,
+    validate_args: bool = False,
+    name: str = "emerging_conv2d",
+  ):
     """Creates the two autoregressive convolutions unless given.
 
     Args:
@@ -86,32 +88,53 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     with tf.name_scope(name) as name:
       if first is None:
         first = AutoregressiveConv2D(
-            channels, kernel_size, order="top_left", dilation=dilation,
-            solver=solver, seed=seed, dtype=dtype, validate_args=validate_args,
-            name="top_left")
+          channels,
+          kernel_size,
+          order="top_left",
+          dilation=dilation,
+          solver=solver,
+          seed=seed,
+          dtype=dtype,
+          validate_args=validate_args,
+          name="top_left",
+        )
       if second is None:
         second = AutoregressiveConv2D(
-            channels, kernel_size, order="bottom_right", dilation=dilation,
-            solver=solver, seed=None if seed is None else seed + 1,
-            dtype=dtype, validate_args=validate_args, name="bottom_right")
-    for argument, part, order in (("first", first, "top_left"),
-                                  ("second", second, "bottom_right")):
-      if (not isinstance(part, AutoregressiveConv2D) or part.order != order or
-          (part.channels, part.kernel_size, part.dilation, part.dtype) !=
-          (channels, kernel_size, dilation, checks.float_dtype(dtype))):
+          channels,
+          kernel_size,
+          order="bottom_right",
+          dilation=dilation,
+          solver=solver,
+          seed=None if seed is None else seed + 1,
+          dtype=dtype,
+          validate_args=validate_args,
+          name="bottom_right",
+        )
+    for argument, part, order in (
+      ("first", first, "top_left"),
+      ("second", second, "bottom_right"),
+    ):
+      if (
+        not isinstance(part, AutoregressiveConv2D)
+        or part.order != order
+        or (part.channels, part.kernel_size, part.dilation, part.dtype)
+        != (channels, kernel_size, dilation, checks.float_dtype(dtype))
+      ):
         raise ValueError(
-            f"`{argument}` must be an AutoregressiveConv2D with order={order!r}"
-            f", channels={channels}, kernel_size={kernel_size}, "
-            f"dilation={dilation}, dtype={tf.as_dtype(dtype).name}.")
+          f"`{argument}` must be an AutoregressiveConv2D with order={order!r}"
+          f", channels={channels}, kernel_size={kernel_size}, "
+          f"dilation={dilation}, dtype={tf.as_dtype(dtype).name}."
+        )
     parameters.update(first=first, second=second)
     self._first = first
     self._second = second
     super().__init__(
-        forward_min_event_ndims=3,
-        dtype=first.dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name)
+      forward_min_event_ndims=3,
+      dtype=first.dtype,
+      validate_args=validate_args,
+      parameters=parameters,
+      name=name,
+    )
 
   @classmethod
   def _parameter_properties(cls, dtype):
@@ -143,7 +166,7 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     """
     m = quadrant_size(self.kernel_size)
     first, second = self._first.masked_kernel(), self._second.masked_kernel()
-    total = 0.
+    total = 0.0
     for a in range(m):
       for b in range(m):
         taps = tf.einsum("xyij,jk->xyik", first, second[a, b])
@@ -152,8 +175,9 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
 
   def _checked(self, z, name):
     """`z` once checked with this layer's `validate_args` (`checks.checked`)."""
-    return checks.checked(z, self.channels, self.dtype, name,
-                          self.validate_args)
+    return checks.checked(
+      z, self.channels, self.dtype, name, self.validate_args
+    )
 
   def _forward(self, x):
     return self._second.forward(self._first.forward(self._checked(x, "x")))
@@ -162,10 +186,12 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return self._first.inverse(self._second.inverse(self._checked(y, "y")))
 
   def _log_det(self, z, name):
-    per_pixel = sum(tf.reduce_sum(part.bounded_log_diagonal())
-                    for part in self.bijectors)
-    return checks.pixelwise_log_det(z, self.channels, self.dtype, name,
-                                    per_pixel, self.validate_args)
+    per_pixel = sum(
+      tf.reduce_sum(part.bounded_log_diagonal()) for part in self.bijectors
+    )
+    return checks.pixelwise_log_det(
+      z, self.channels, self.dtype, name, per_pixel, self.validate_args
+    )
 
   def _forward_log_det_jacobian(self, x):
     return self._log_det(x, "x")

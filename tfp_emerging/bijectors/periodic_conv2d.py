@@ -15,7 +15,7 @@ from tfp_emerging.ops import checks
 from tfp_emerging.ops import fourier
 from tfp_emerging.ops import initializers
 
-__all__ = ["PeriodicConv2D", "FORWARD_PATHS"]
+__all__ = ["FORWARD_PATHS", "PeriodicConv2D"]
 
 ForwardPath = typing.Literal["auto", "fft", "spatial"]
 FORWARD_PATHS = typing.get_args(ForwardPath)
@@ -86,15 +86,17 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     TensorShape([2])
   """
 
-  def __init__(self,
-               channels: int,
-               kernel_size: int = 3,
-               seed: int | None = None,
-               dtype: tf.dtypes.DType | str = tf.float32,
-               validate_args: bool = False,
-               name: str = "periodic_conv2d",
-               kernel: checks.ParameterLike | None = None,
-               forward_path: ForwardPath = "auto"):
+  def __init__(
+    self,
+    channels: int,
+    kernel_size: int = 3,
+    seed: int | None = None,
+    dtype: tf.dtypes.DType | str = tf.float32,
+    validate_args: bool = False,
+    name: str = "periodic_conv2d",
+    kernel: checks.ParameterLike | None = None,
+    forward_path: ForwardPath = "auto",
+  ):
     """Creates the layer and, unless given, its kernel variable.
 
     Args:
@@ -124,40 +126,51 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     kernel_size = checks.positive_int(kernel_size, "kernel_size")
     dtype = checks.float_dtype(dtype)
     if dtype not in (tf.float32, tf.float64):
-      raise ValueError(f"`dtype` must be float32 or float64 (the FFTs' real "
-                       f"types); got {dtype.name}.")
+      raise ValueError(
+        f"`dtype` must be float32 or float64 (the FFTs' real "
+        f"types); got {dtype.name}."
+      )
     if forward_path not in FORWARD_PATHS:
-      raise ValueError(f"`forward_path` must be one of {FORWARD_PATHS}; got "
-                       f"{forward_path!r}.")
+      raise ValueError(
+        f"`forward_path` must be one of {FORWARD_PATHS}; got {forward_path!r}."
+      )
     with tf.name_scope(name) as name:
       if kernel is None:
         kernel = tf.Variable(
-            self._initial_kernel(channels, kernel_size, seed, dtype),
-            name="kernel")
-      checks.matrix_shape(kernel, [kernel_size, kernel_size, channels,
-                                   channels], "kernel")
+          self._initial_kernel(channels, kernel_size, seed, dtype),
+          name="kernel",
+        )
+      checks.matrix_shape(
+        kernel, [kernel_size, kernel_size, channels, channels], "kernel"
+      )
       parameters.update(kernel=kernel)
       self._kernel = tensor_util.convert_nonref_to_tensor(
-          kernel, dtype=dtype, name="kernel")
+        kernel, dtype=dtype, name="kernel"
+      )
       self._channels = channels
       self._kernel_size = kernel_size
       self._forward_path = forward_path
       super().__init__(
-          forward_min_event_ndims=3,
-          dtype=dtype,
-          validate_args=validate_args,
-          parameters=parameters,
-          name=name)
+        forward_min_event_ndims=3,
+        dtype=dtype,
+        validate_args=validate_args,
+        parameters=parameters,
+        name=name,
+      )
 
   @staticmethod
   def _initial_kernel(channels, kernel_size, seed, dtype):
     """Small random taps around a random rotation at the centre `[p, p]`."""
     p = fourier.kernel_offset(kernel_size)
     taps = initializers.normal(
-        [kernel_size, kernel_size, channels, channels],
-        0.05 / np.sqrt(kernel_size * kernel_size * channels), seed, dtype)
+      [kernel_size, kernel_size, channels, channels],
+      0.05 / np.sqrt(kernel_size * kernel_size * channels),
+      seed,
+      dtype,
+    )
     rotation = initializers.random_rotation(
-        channels, None if seed is None else seed + 1, dtype)
+      channels, None if seed is None else seed + 1, dtype
+    )
     return tf.tensor_scatter_nd_update(taps, [[p, p]], [rotation])
 
   @classmethod
@@ -181,11 +194,13 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     """The free `[k, k, C, C]` kernel (HWIO); tap `[p, p]` is the centre."""
     return self._kernel
 
-  def frequency_matrices(self, height: int | tf.Tensor,
-                         width: int | tf.Tensor) -> tf.Tensor:
+  def frequency_matrices(
+    self, height: int | tf.Tensor, width: int | tf.Tensor
+  ) -> tf.Tensor:
     """`G(u, v)` on the half spectrum, `[H, W // 2 + 1, C, C]` complex."""
-    return fourier.kernel_spectrum(tf.convert_to_tensor(self._kernel), height,
-                                   width)
+    return fourier.kernel_spectrum(
+      tf.convert_to_tensor(self._kernel), height, width
+    )
 
   def _kernel_fits(self, z, name):
     """Checks `kernel_size <= H, W`: statically, else a run-time assertion.
@@ -197,19 +212,28 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     k = self._kernel_size
     rank = z.shape.rank
     static = z.shape[-3:-1] if rank is not None and rank >= 3 else [None] * 2
-    message = (f"`kernel_size` ({k}) must be at most the height and width of "
-               f"`{name}`")
+    message = (
+      f"`kernel_size` ({k}) must be at most the height and width of `{name}`"
+    )
     if any(size is not None and size < k for size in static):
       raise ValueError(f"{message}; got shape {z.shape}.")
     if all(size is not None for size in static):
       return []
-    return [tf.debugging.assert_greater_equal(
-        tf.reduce_min(tf.shape(z)[-3:-1]), k, message=f"{message}.")]
+    return [
+      tf.debugging.assert_greater_equal(
+        tf.reduce_min(tf.shape(z)[-3:-1]), k, message=f"{message}."
+      )
+    ]
 
   def _as_images(self, z, name):
-    return checks.as_images(z, self._channels, self.dtype, name,
-                            self.validate_args,
-                            assertions=self._kernel_fits(z, name))
+    return checks.as_images(
+      z,
+      self._channels,
+      self.dtype,
+      name,
+      self.validate_args,
+      assertions=self._kernel_fits(z, name),
+    )
 
   def _use_spatial(self, z):
     if self._forward_path != "auto":
@@ -217,8 +241,9 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     height, width = z.shape[-3], z.shape[-2]
     if height is None or width is None:
       return False
-    return fourier.spatial_is_cheaper(self._kernel_size, self._channels,
-                                      height, width)
+    return fourier.spatial_is_cheaper(
+      self._kernel_size, self._channels, height, width
+    )
 
   def _augmented_forward(self, x):
     images, shape = self._as_images(x, "x")
@@ -234,17 +259,26 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   def _augmented_inverse(self, y):
     images, shape = self._as_images(y, "y")
     inverse, log_det = fourier.inverse_spectrum_and_log_abs_det(
-        tf.convert_to_tensor(self._kernel), shape[-3], shape[-2])
+      tf.convert_to_tensor(self._kernel), shape[-3], shape[-2]
+    )
     x = tf.reshape(fourier.spectral_product(images, inverse), shape)
     log_det = tf.fill(shape[:-3], log_det)
     return x, {"ildj": -log_det, "fldj": log_det}
 
   def _log_det(self, z, name):
-    shape = tf.shape(checks.checked(z, self._channels, self.dtype, name,
-                                    self.validate_args,
-                                    assertions=self._kernel_fits(z, name)))
-    log_det = fourier.log_abs_det(tf.convert_to_tensor(self._kernel),
-                                  shape[-3], shape[-2])
+    shape = tf.shape(
+      checks.checked(
+        z,
+        self._channels,
+        self.dtype,
+        name,
+        self.validate_args,
+        assertions=self._kernel_fits(z, name),
+      )
+    )
+    log_det = fourier.log_abs_det(
+      tf.convert_to_tensor(self._kernel), shape[-3], shape[-2]
+    )
     return tf.fill(shape[:-3], log_det)
 
   # The log-det an inverse kept, else a factorisation of its own (no FFTs of

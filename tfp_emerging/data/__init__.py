@@ -37,23 +37,36 @@ of `FlowModel` (`train_batches`, `test_batches`). `tfds_mock.mock_tfds`
 stands in for a prepared tensorflow-datasets copy, offline.
 """
 
-from tfp_emerging.data.dataset import DataError
-from tfp_emerging.data.dataset import ImageDataset
 from tfp_emerging.data.dataset import LABELLED_SOURCES
 from tfp_emerging.data.dataset import MAX_BINS
 from tfp_emerging.data.dataset import SPLITS
+from tfp_emerging.data.dataset import DataError
+from tfp_emerging.data.dataset import ImageDataset
 from tfp_emerging.data.pipeline import DEQUANTIZED
 from tfp_emerging.data.pipeline import LEVELS
-from tfp_emerging.data.pipeline import first_images
 from tfp_emerging.data.pipeline import SHUFFLE_BUFFER_BYTES
+from tfp_emerging.data.pipeline import WEIGHT
+from tfp_emerging.data.pipeline import first_images
 from tfp_emerging.data.pipeline import test_batches
 from tfp_emerging.data.pipeline import train_batches
-from tfp_emerging.data.pipeline import WEIGHT
 from tfp_emerging.data.pipeline import window_size
 from tfp_emerging.data.sources import BUNDLED
 from tfp_emerging.data.sources import load
 
-__all__ = ["BUNDLED", "DEQUANTIZED", "DataError", "ImageDataset", "LEVELS",
-           "LABELLED_SOURCES", "MAX_BINS", "SHUFFLE_BUFFER_BYTES", "SPLITS",
-           "WEIGHT", "first_images", "load", "test_batches", "train_batches",
-           "window_size"]
+__all__ = [
+  "BUNDLED",
+  "DEQUANTIZED",
+  "LABELLED_SOURCES",
+  "LEVELS",
+  "MAX_BINS",
+  "SHUFFLE_BUFFER_BYTES",
+  "SPLITS",
+  "WEIGHT",
+  "DataError",
+  "ImageDataset",
+  "first_images",
+  "load",
+  "test_batches",
+  "train_batches",
+  "window_size",
+]

@@ -13,8 +13,13 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["DataError", "ImageDataset", "LABELLED_SOURCES", "MAX_BINS",
-           "SPLITS"]
+__all__ = [
+  "LABELLED_SOURCES",
+  "MAX_BINS",
+  "SPLITS",
+  "DataError",
+  "ImageDataset",
+]
 
 # The two splits every dataset has, in the order `splits` names them.
 SPLITS = ("train", "test")
@@ -26,10 +31,11 @@ SPLIT_SEED = 0
 MAX_BINS = 2**16
 
 LABELLED_SOURCES = (
-    "Labels come with 'digits', with .npz files holding a 'labels' array "
-    "(next to 'images') or '<split>_labels' arrays (e.g. 'train_labels' and "
-    "'test_labels'), and with tensorflow-datasets datasets that have a "
-    "ClassLabel 'label' feature.")
+  "Labels come with 'digits', with .npz files holding a 'labels' array "
+  "(next to 'images') or '<split>_labels' arrays (e.g. 'train_labels' and "
+  "'test_labels'), and with tensorflow-datasets datasets that have a "
+  "ClassLabel 'label' feature."
+)
 
 
 class DataError(ValueError):
@@ -68,6 +74,7 @@ class ImageDataset:
     split_names: `{"train": name, "test": name}`, each split's name in the
       source (e.g. `"validation"` for ImageNet's test split).
   """
+
   name: str
   source: str
   image_shape: tuple
@@ -76,8 +83,9 @@ class ImageDataset:
   num_classes: object
   split_names: dict
 
-  def images(self, split: str, labels: bool = False,
-             shuffle_seed: int | None = None) -> tf.data.Dataset:
+  def images(
+    self, split: str, labels: bool = False, shuffle_seed: int | None = None
+  ) -> tf.data.Dataset:
     """The images of one split, unbatched, read lazily.
 
     Args:
@@ -101,16 +109,17 @@ class ImageDataset:
     """
     if split not in SPLITS:
       raise ValueError(f"`split` must be one of {SPLITS}; got {split!r}.")
-    if shuffle_seed is not None and (isinstance(shuffle_seed, bool) or
-                                     not isinstance(shuffle_seed,
-                                                    (int, np.integer))):
-      raise ValueError(f"`shuffle_seed` must be None or an int; got "
-                       f"{shuffle_seed!r}.")
+    if shuffle_seed is not None and (
+      isinstance(shuffle_seed, bool)
+      or not isinstance(shuffle_seed, (int, np.integer))
+    ):
+      raise ValueError(
+        f"`shuffle_seed` must be None or an int; got {shuffle_seed!r}."
+      )
     if shuffle_seed is not None:
       shuffle_seed = int(shuffle_seed)
     if labels and self.num_classes is None:
-      raise DataError(f"{self.source}: has no class labels. "
-                      f"{LABELLED_SOURCES}")
+      raise DataError(f"{self.source}: has no class labels. {LABELLED_SOURCES}")
     elements = self._read(split, bool(labels), shuffle_seed)
     if self._source_bins == self.num_bins:
       return elements
@@ -140,6 +149,7 @@ class InMemoryDataset(ImageDataset):
   Cost of `images`: one copy of the split's arrays into tensors (of the
   permuted arrays when shuffled).
   """
+
   arrays: dict = dataclasses.field(repr=False, compare=False)
 
   def _read(self, split, labels, shuffle_seed):
@@ -149,37 +159,46 @@ class InMemoryDataset(ImageDataset):
       pixels = pixels[order]
       classes = None if classes is None else classes[order]
     return tf.data.Dataset.from_tensor_slices(
-        (pixels, classes) if labels else pixels)
+      (pixels, classes) if labels else pixels
+    )
 
 
-def in_memory(name, source, arrays, num_bins, num_classes=None,
-               bit_depth=None, split_names=None):
+def in_memory(
+  name,
+  source,
+  arrays,
+  num_bins,
+  num_classes=None,
+  bit_depth=None,
+  split_names=None,
+):
   """An `InMemoryDataset` of `arrays = {split: (pixels, labels)}`, reduced
   to 256 levels (in numpy, once) when `bit_depth` is 8."""
   if bit_depth == 8 and num_bins > 256:
     arrays = {
-        split: (reduce_bins(pixels, num_bins, 256).numpy(), classes)
-        for split, (pixels, classes) in arrays.items()
+      split: (reduce_bins(pixels, num_bins, 256).numpy(), classes)
+      for split, (pixels, classes) in arrays.items()
     }
     num_bins = 256
   return InMemoryDataset(
-      name=name,
-      source=source,
-      image_shape=tuple(int(d) for d in arrays["train"][0].shape[1:]),
-      num_bins=num_bins,
-      num_examples={split: len(arrays[split][0]) for split in SPLITS},
-      num_classes=num_classes,
-      split_names=dict(split_names or zip(SPLITS, SPLITS)),
-      arrays=arrays)
-
-
+    name=name,
+    source=source,
+    image_shape=tuple(int(d) for d in arrays["train"][0].shape[1:]),
+    num_bins=num_bins,
+    num_examples={split: len(arrays[split][0]) for split in SPLITS},
+    num_classes=num_classes,
+    split_names=dict(split_names or zip(SPLITS, SPLITS)),
+    arrays=arrays,
+  )
 
 
 def split_order(n, source, seed=SPLIT_SEED):
   """Fixed disjoint (train, test) indices into `n` images."""
   if n < 2:
-    raise DataError(f"{source}: needs at least 2 images to make a train and a "
-                    f"test split; got {n}.")
+    raise DataError(
+      f"{source}: needs at least 2 images to make a train and a "
+      f"test split; got {n}."
+    )
   num_test = max(1, int(round(n * TEST_FRACTION)))
   order = np.random.default_rng(seed).permutation(n)
   return order[num_test:], order[:num_test]
@@ -204,27 +223,33 @@ def as_pixels(array, source, num_bins):
     array = array[..., None]
   if array.ndim != 4:
     raise DataError(
-        f"{source}: expected images shaped [N, H, W] or [N, H, W, C]; got "
-        f"rank {array.ndim}, shape {array.shape}.")
+      f"{source}: expected images shaped [N, H, W] or [N, H, W, C]; got "
+      f"rank {array.ndim}, shape {array.shape}."
+    )
   if array.size == 0:
     raise DataError(f"{source}: no pixels (shape {array.shape}).")
-  if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or
-                                 np.issubdtype(array.dtype, np.floating)):
-    raise DataError(f"{source}: pixels must be integers; got dtype "
-                    f"{array.dtype}.")
+  if array.dtype == bool or not (
+    np.issubdtype(array.dtype, np.integer)
+    or np.issubdtype(array.dtype, np.floating)
+  ):
+    raise DataError(
+      f"{source}: pixels must be integers; got dtype {array.dtype}."
+    )
   if np.issubdtype(array.dtype, np.floating):
     whole = np.isfinite(array) & (array == np.round(array))
     if not np.all(whole):
       bad = array[~whole].ravel()[0].item()
       raise DataError(
-          f"{source}: pixels must be integers (grey levels 0..{num_bins - 1}); "
-          f"got non-integer values such as {bad!r} in a {array.dtype} array.")
+        f"{source}: pixels must be integers (grey levels 0..{num_bins - 1}); "
+        f"got non-integer values such as {bad!r} in a {array.dtype} array."
+      )
   low, high = array.min(), array.max()
   if low < 0 or high > num_bins - 1:
     raise DataError(
-        f"{source}: pixel values must lie in 0..{num_bins - 1} (num_bins="
-        f"{num_bins}); got values from {low} to {high}. More levels need a "
-        f"scalar 'num_bins' array (16-bit data: uint16 arrays).")
+      f"{source}: pixel values must lie in 0..{num_bins - 1} (num_bins="
+      f"{num_bins}); got values from {low} to {high}. More levels need a "
+      f"scalar 'num_bins' array (16-bit data: uint16 arrays)."
+    )
   return array.astype(pixel_dtype(num_bins))
 
 
@@ -232,14 +257,19 @@ def as_labels(array, num_images, source):
   """Checks one array of class ids (one per image); returns it as int32."""
   array = np.asarray(array)
   if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
-    raise DataError(f"{source}: labels must be integer class ids; got dtype "
-                    f"{array.dtype}.")
+    raise DataError(
+      f"{source}: labels must be integer class ids; got dtype {array.dtype}."
+    )
   if array.shape != (num_images,):
-    raise DataError(f"{source}: expected one label per image, shape "
-                    f"({num_images},); got shape {array.shape}.")
+    raise DataError(
+      f"{source}: expected one label per image, shape "
+      f"({num_images},); got shape {array.shape}."
+    )
   if array.min() < 0 or array.max() >= 2**31:
-    raise DataError(f"{source}: class ids must lie in 0..2**31 - 1; got "
-                    f"values from {array.min()} to {array.max()}.")
+    raise DataError(
+      f"{source}: class ids must lie in 0..2**31 - 1; got "
+      f"values from {array.min()} to {array.max()}."
+    )
   return array.astype(np.int32)
 
 
@@ -249,15 +279,17 @@ def check_image_size(image_shape, num_levels, source):
   height, width = image_shape[:2]
   if height % factor or width % factor:
     raise DataError(
-        f"{source}: images are {height}x{width}, but a flow with num_levels="
-        f"{num_levels} squeezes them {num_levels} times and needs height and "
-        f"width divisible by 2**{num_levels} = {factor}. Use fewer levels or "
-        f"crop/pad the images.")
+      f"{source}: images are {height}x{width}, but a flow with num_levels="
+      f"{num_levels} squeezes them {num_levels} times and needs height and "
+      f"width divisible by 2**{num_levels} = {factor}. Use fewer levels or "
+      f"crop/pad the images."
+    )
 
 
 def fixed_splits(source, splits):
   if splits is not None and tuple(splits) != SPLITS:
     raise DataError(
-        f"{source}: has fixed 'train' and 'test' splits; other splits "
-        f"({', '.join(splits)}) apply only to tensorflow-datasets datasets and "
-        f".npz files with arrays of those names.")
+      f"{source}: has fixed 'train' and 'test' splits; other splits "
+      f"({', '.join(splits)}) apply only to tensorflow-datasets datasets and "
+      f".npz files with arrays of those names."
+    )

@@ -25,13 +25,20 @@ def load(bit_depth: int | None = None) -> dataset.ImageDataset:
   """The digits as an in-memory `ImageDataset` (`bit_depth` is ignored:
   17 levels need no reduction)."""
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
+
   bunch = datasets.load_digits()  # images float64 [1797, 8, 8] in 0..16
   pixels = dataset.as_pixels(bunch.images, "scikit-learn digits", num_bins=17)
   labels = bunch.target.astype(np.int32)
   order = np.random.default_rng(dataset.SPLIT_SEED).permutation(pixels.shape[0])
   train, test = order[:TRAIN_SIZE], order[TRAIN_SIZE:]
   return dataset.in_memory(
-      NAME, "scikit-learn digits (sklearn.datasets.load_digits)",
-      {"train": (pixels[train], labels[train]),
-       "test": (pixels[test], labels[test])},
-      num_bins=17, num_classes=10, bit_depth=bit_depth)
+    NAME,
+    "scikit-learn digits (sklearn.datasets.load_digits)",
+    {
+      "train": (pixels[train], labels[train]),
+      "test": (pixels[test], labels[test]),
+    },
+    num_bins=17,
+    num_classes=10,
+    bit_depth=bit_depth,
+  )

@@ -29,14 +29,18 @@ def _read_npz(path):
   if not os.path.isfile(path):
     raise dataset.DataError(f"{path}: no such file.")
   if not zipfile.is_zipfile(path):
-    raise dataset.DataError(f"{path}: not a readable .npz file (not a zip archive as "
-                    f"numpy.savez writes).")
+    raise dataset.DataError(
+      f"{path}: not a readable .npz file (not a zip archive as "
+      f"numpy.savez writes)."
+    )
   try:
     with np.load(path, allow_pickle=False) as archive:
       return {key: archive[key] for key in archive.files}
   except ValueError as e:  # object arrays need pickle
-    raise dataset.DataError(f"{path}: cannot read without pickle ({e}); save plain "
-                    f"integer arrays with numpy.savez.") from e
+    raise dataset.DataError(
+      f"{path}: cannot read without pickle ({e}); save plain "
+      f"integer arrays with numpy.savez."
+    ) from e
   except Exception as e:  # pylint: disable=broad-except
     raise dataset.DataError(f"{path}: not a readable .npz file ({e}).") from e
 
@@ -46,12 +50,17 @@ def _npz_scalar(arrays, key, path, minimum, maximum=None):
   if key not in arrays:
     return None
   value = arrays.pop(key)
-  if (value.shape != () or not np.issubdtype(value.dtype, np.integer) or
-      value < minimum or (maximum is not None and value > maximum)):
-    limits = f">= {minimum}" + ("" if maximum is None else
-                                f" and <= {maximum}")
-    raise dataset.DataError(f"{path}: array '{key}' must be an integer scalar "
-                    f"{limits}; got {value!r}.")
+  if (
+    value.shape != ()
+    or not np.issubdtype(value.dtype, np.integer)
+    or value < minimum
+    or (maximum is not None and value > maximum)
+  ):
+    limits = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+    raise dataset.DataError(
+      f"{path}: array '{key}' must be an integer scalar "
+      f"{limits}; got {value!r}."
+    )
   return int(value)
 
 
@@ -63,9 +72,10 @@ def _npz_default_bins(images, path):
   narrow = [key for key in images if key not in wide]
   if narrow:
     raise dataset.DataError(
-        f"{path}: array '{wide[0]}' is uint16 (16-bit, 65536 levels) but "
-        f"array '{narrow[0]}' is {images[narrow[0]].dtype}; store every image "
-        f"array at one depth, or give a scalar 'num_bins' array.")
+      f"{path}: array '{wide[0]}' is uint16 (16-bit, 65536 levels) but "
+      f"array '{narrow[0]}' is {images[narrow[0]].dtype}; store every image "
+      f"array at one depth, or give a scalar 'num_bins' array."
+    )
   return dataset.MAX_BINS
 
 
@@ -80,26 +90,33 @@ def _npz_layout(arrays, path, splits):
   if splits is None and ({"train", "test"} & set(arrays)):
     missing = {"train", "test"} - set(arrays)
     if missing:
-      raise dataset.DataError(f"{path}: has array '{({'train', 'test'} - missing).pop()}'"
-                      f" but not '{missing.pop()}'; give both, or one array "
-                      f"'images' to split.")
+      raise dataset.DataError(
+        f"{path}: has array '{({'train', 'test'} - missing).pop()}'"
+        f" but not '{missing.pop()}'; give both, or one array "
+        f"'images' to split."
+      )
     splits = dataset.SPLITS
   if splits is not None:
     for key in splits:
       if key not in arrays:
-        raise dataset.DataError(f"{path}: no array '{key}' for a split; the arrays are "
-                        f"{sorted(arrays)}.")
+        raise dataset.DataError(
+          f"{path}: no array '{key}' for a split; the arrays are "
+          f"{sorted(arrays)}."
+        )
     if "labels" in arrays:
       raise dataset.DataError(
-          f"{path}: array 'labels' goes with a single 'images' array; label "
-          f"the arrays '{splits[0]}' and '{splits[1]}' with "
-          f"'{splits[0]}_labels' and '{splits[1]}_labels'.")
+        f"{path}: array 'labels' goes with a single 'images' array; label "
+        f"the arrays '{splits[0]}' and '{splits[1]}' with "
+        f"'{splits[0]}_labels' and '{splits[1]}_labels'."
+      )
     label_keys = tuple(f"{key}_labels" for key in splits)
     present = [key in arrays for key in label_keys]
     if any(present) and not all(present):
       have, lack = label_keys if present[0] else label_keys[::-1]
-      raise dataset.DataError(f"{path}: has array '{have}' but not '{lack}'; label "
-                      f"both splits or neither.")
+      raise dataset.DataError(
+        f"{path}: has array '{have}' but not '{lack}'; label "
+        f"both splits or neither."
+      )
     return tuple(splits), label_keys if all(present) else (None, None), False
   candidates = sorted(set(arrays) - {"labels"})
   if "images" in arrays:
@@ -108,57 +125,79 @@ def _npz_layout(arrays, path, splits):
     key = candidates[0]
   else:
     raise dataset.DataError(
-        f"{path}: expected arrays 'train' and 'test', or one array 'images';"
-        f" got {sorted(arrays) or 'no arrays'}.")
+      f"{path}: expected arrays 'train' and 'test', or one array 'images';"
+      f" got {sorted(arrays) or 'no arrays'}."
+    )
   labels = "labels" if "labels" in arrays else None
   return (key, key), (labels, labels), True
 
 
-def load(path: str | os.PathLike, splits: Sequence[str] | None = None,
-         bit_depth: int | None = None) -> dataset.ImageDataset:
+def load(
+  path: str | os.PathLike,
+  splits: Sequence[str] | None = None,
+  bit_depth: int | None = None,
+) -> dataset.ImageDataset:
   """The `.npz` file `path` as an in-memory `ImageDataset`; `DataError` if
   it cannot be read or its arrays do not fit (see the module docstring)."""
   arrays = _read_npz(path)
-  num_bins = _npz_scalar(arrays, "num_bins", path, minimum=2,
-                         maximum=dataset.MAX_BINS)
+  num_bins = _npz_scalar(
+    arrays, "num_bins", path, minimum=2, maximum=dataset.MAX_BINS
+  )
   num_classes = _npz_scalar(arrays, "num_classes", path, minimum=1)
   image_keys, label_keys, split_one = _npz_layout(arrays, path, splits)
   if num_bins is None:
-    num_bins = _npz_default_bins({key: arrays[key] for key in image_keys},
-                                 path)
+    num_bins = _npz_default_bins({key: arrays[key] for key in image_keys}, path)
   columns = {}  # image array name -> (pixels, labels or None)
   for image_key, label_key in dict.fromkeys(zip(image_keys, label_keys)):
-    pixels = dataset.as_pixels(arrays[image_key], f"{path}: array '{image_key}'",
-                        num_bins)
-    columns[image_key] = (pixels, None if label_key is None else dataset.as_labels(
-        arrays[label_key], len(pixels), f"{path}: array '{label_key}'"))
+    pixels = dataset.as_pixels(
+      arrays[image_key], f"{path}: array '{image_key}'", num_bins
+    )
+    columns[image_key] = (
+      pixels,
+      None
+      if label_key is None
+      else dataset.as_labels(
+        arrays[label_key], len(pixels), f"{path}: array '{label_key}'"
+      ),
+    )
   if split_one:
     pixels, labels = columns[image_keys[0]]
-    orders = dataset.split_order(len(pixels), f"{path}: array '{image_keys[0]}'")
+    orders = dataset.split_order(
+      len(pixels), f"{path}: array '{image_keys[0]}'"
+    )
     split_arrays = {
-        split: (pixels[order], None if labels is None else labels[order])
-        for split, order in zip(dataset.SPLITS, orders)
+      split: (pixels[order], None if labels is None else labels[order])
+      for split, order in zip(dataset.SPLITS, orders)
     }
   else:
     split_arrays = {
-        split: columns[key] for split, key in zip(dataset.SPLITS, image_keys)
+      split: columns[key] for split, key in zip(dataset.SPLITS, image_keys)
     }
     train, test = (split_arrays[split][0] for split in dataset.SPLITS)
     if train.shape[1:] != test.shape[1:]:
       raise dataset.DataError(
-          f"{path}: arrays '{image_keys[0]}' and '{image_keys[1]}' hold images "
-          f"of different sizes: {train.shape[1:]} and {test.shape[1:]}.")
+        f"{path}: arrays '{image_keys[0]}' and '{image_keys[1]}' hold images "
+        f"of different sizes: {train.shape[1:]} and {test.shape[1:]}."
+      )
   if label_keys[0] is not None:
     largest = max(int(classes.max()) for _, classes in split_arrays.values())
     if num_classes is None:
       num_classes = largest + 1
     elif largest >= num_classes:
-      raise dataset.DataError(f"{path}: class id {largest} is not below "
-                      f"'num_classes' = {num_classes}.")
+      raise dataset.DataError(
+        f"{path}: class id {largest} is not below "
+        f"'num_classes' = {num_classes}."
+      )
   elif num_classes is not None:
-    raise dataset.DataError(f"{path}: has 'num_classes' but no labels. "
-                    f"{dataset.LABELLED_SOURCES}")
+    raise dataset.DataError(
+      f"{path}: has 'num_classes' but no labels. {dataset.LABELLED_SOURCES}"
+    )
   return dataset.in_memory(
-      os.path.abspath(path), path, split_arrays, num_bins,
-      num_classes=num_classes, bit_depth=bit_depth,
-      split_names=None if split_one else dict(zip(dataset.SPLITS, image_keys)))
+    os.path.abspath(path),
+    path,
+    split_arrays,
+    num_bins,
+    num_classes=num_classes,
+    bit_depth=bit_depth,
+    split_names=None if split_one else dict(zip(dataset.SPLITS, image_keys)),
+  )

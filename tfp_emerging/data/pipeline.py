@@ -30,8 +30,16 @@ import tensorflow as tf
 from tfp_emerging.data import dataset as dataset_lib
 from tfp_emerging.flows import dequantization
 
-__all__ = ["DEQUANTIZED", "LEVELS", "SHUFFLE_BUFFER_BYTES", "WEIGHT", "first_images",
-           "test_batches", "train_batches", "window_size"]
+__all__ = [
+  "DEQUANTIZED",
+  "LEVELS",
+  "SHUFFLE_BUFFER_BYTES",
+  "WEIGHT",
+  "first_images",
+  "test_batches",
+  "train_batches",
+  "window_size",
+]
 
 # The most bytes of images a training epoch permutes at once (all of a
 # smaller training split: a full permutation per epoch).
@@ -64,7 +72,8 @@ def _stream_seed(seed, *keys):
   stream = tf.stack([tf.constant(seed, tf.int64), tf.constant(0, tf.int64)])
   for key in keys:
     stream = tf.random.experimental.stateless_fold_in(
-        stream, tf.cast(key, tf.int64))
+      stream, tf.cast(key, tf.int64)
+    )
   return stream
 
 
@@ -73,14 +82,16 @@ def _stream_seed(seed, *keys):
 _PERMUTATION, _TRAIN_NOISE, _TEST_NOISE = 0, 1, 2
 
 
-def window_size(data: dataset_lib.ImageDataset, batch_size: int,
-                count: int) -> int:
+def window_size(
+  data: dataset_lib.ImageDataset, batch_size: int, count: int
+) -> int:
   """Images permuted together: `SHUFFLE_BUFFER_BYTES` of them (at least one
   batch), at most the `count` training images."""
   pixel_bytes = 1 if data.num_bins <= 256 else 2
   image_bytes = pixel_bytes * int(np.prod(data.image_shape))
-  return max(1, min(count, max(batch_size,
-                               SHUFFLE_BUFFER_BYTES // image_bytes)))
+  return max(
+    1, min(count, max(batch_size, SHUFFLE_BUFFER_BYTES // image_bytes))
+  )
 
 
 def _windows(data, batch_size, seed, num_examples, labels):
@@ -98,15 +109,17 @@ def _epoch_images(windows, seed, epoch):
   def permute(index, window):
     size = tf.shape(tf.nest.flatten(window)[0])[0]
     keys = tf.random.stateless_uniform(
-        [size], seed=_stream_seed(seed, epoch, _PERMUTATION, index))
+      [size], seed=_stream_seed(seed, epoch, _PERMUTATION, index)
+    )
     order = tf.argsort(keys)
     return tf.nest.map_structure(lambda t: tf.gather(t, order), window)
 
   return windows.enumerate().map(permute).unbatch()
 
 
-def _dequantized(data, dtype, labels, seed_of, weight=None, num_samples=1,
-                 levels=False):
+def _dequantized(
+  data, dtype, labels, seed_of, weight=None, num_samples=1, levels=False
+):
   """`map` function: element `(index, image or (image, label))` to
   `{DEQUANTIZED: x}` (with `WEIGHT: weight` if given, `LEVELS: image` if
   `levels`), paired with the label if `labels`; `x` is dequantised with noise from `seed_of(index)`. With
@@ -117,16 +130,20 @@ def _dequantized(data, dtype, labels, seed_of, weight=None, num_samples=1,
     seed = seed_of(index)
     if j:
       seed = tf.random.experimental.stateless_fold_in(seed, j)
-    return dequantization.dequantize(image, data.num_bins, seed=seed,
-                                     dtype=dtype)
+    return dequantization.dequantize(
+      image, data.num_bins, seed=seed, dtype=dtype
+    )
 
   def dequantize(index, element):
     image, label = element if labels else (element, None)
     if num_samples == 1:
       x = {DEQUANTIZED: draw(image, index, 0)}
     else:
-      x = {DEQUANTIZED: tf.stack([draw(image, index, j)
-                                  for j in range(num_samples)])}
+      x = {
+        DEQUANTIZED: tf.stack(
+          [draw(image, index, j) for j in range(num_samples)]
+        )
+      }
     if weight is not None:
       x[WEIGHT] = tf.constant(weight, tf.float32)
     if levels:
@@ -136,11 +153,17 @@ def _dequantized(data, dtype, labels, seed_of, weight=None, num_samples=1,
   return dequantize
 
 
-def train_batches(data: dataset_lib.ImageDataset, batch_size: int, seed: int,
-                  first_epoch: int, last_epoch: int,
-                  dtype: tf.dtypes.DType = tf.float32,
-                  num_examples: int | None = None, labels: bool = False,
-                  levels: bool = False) -> tuple[tf.data.Dataset, int]:
+def train_batches(
+  data: dataset_lib.ImageDataset,
+  batch_size: int,
+  seed: int,
+  first_epoch: int,
+  last_epoch: int,
+  dtype: tf.dtypes.DType = tf.float32,
+  num_examples: int | None = None,
+  labels: bool = False,
+  levels: bool = False,
+) -> tuple[tf.data.Dataset, int]:
   """The training batches of epochs `first_epoch .. last_epoch` (from 1).
 
   Epoch `E` is the training split (reordered at the source by `seed`) with
@@ -177,24 +200,36 @@ def train_batches(data: dataset_lib.ImageDataset, batch_size: int, seed: int,
 
   def epoch_batches(epoch):
     noise = _dequantized(
-        data, dtype, labels,
-        lambda position: _stream_seed(seed, epoch, _TRAIN_NOISE, position),
-        levels=levels)
-    return _epoch_images(windows, seed, epoch).enumerate().map(
-        noise, num_parallel_calls=tf.data.AUTOTUNE).batch(
-            batch_size, drop_remainder=True)
+      data,
+      dtype,
+      labels,
+      lambda position: _stream_seed(seed, epoch, _TRAIN_NOISE, position),
+      levels=levels,
+    )
+    return (
+      _epoch_images(windows, seed, epoch)
+      .enumerate()
+      .map(noise, num_parallel_calls=tf.data.AUTOTUNE)
+      .batch(batch_size, drop_remainder=True)
+    )
 
   epochs = tf.data.Dataset.range(first_epoch, last_epoch + 1)
   dataset = epochs.flat_map(epoch_batches).apply(
-      tf.data.experimental.assert_cardinality(
-          steps * max(0, last_epoch - first_epoch + 1)))
+    tf.data.experimental.assert_cardinality(
+      steps * max(0, last_epoch - first_epoch + 1)
+    )
+  )
   return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
-def first_images(data: dataset_lib.ImageDataset, batch_size: int, seed: int,
-                 epoch: int, num_examples: int | None = None,
-                 labels: bool = False
-                 ) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
+def first_images(
+  data: dataset_lib.ImageDataset,
+  batch_size: int,
+  seed: int,
+  epoch: int,
+  num_examples: int | None = None,
+  labels: bool = False,
+) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
   """The integer images of the first batch of `train_batches`' epoch
   `epoch`, for the data-dependent initialisation; with `labels`, the pair
   `(images, labels)`."""
@@ -202,10 +237,16 @@ def first_images(data: dataset_lib.ImageDataset, batch_size: int, seed: int,
   return next(iter(_epoch_images(windows, seed, epoch).batch(batch_size)))
 
 
-def test_batches(data: dataset_lib.ImageDataset, batch_size: int, seed: int,
-                 dtype: tf.dtypes.DType = tf.float32,
-                 num_examples: int | None = None, labels: bool = False,
-                 num_samples: int = 1, levels: bool = False) -> tf.data.Dataset:
+def test_batches(
+  data: dataset_lib.ImageDataset,
+  batch_size: int,
+  seed: int,
+  dtype: tf.dtypes.DType = tf.float32,
+  num_examples: int | None = None,
+  labels: bool = False,
+  num_samples: int = 1,
+  levels: bool = False,
+) -> tf.data.Dataset:
   """The evaluation batches of the test split, dequantised reproducibly.
 
   Image `i` (in the split's fixed order) is dequantised with noise drawn
@@ -225,22 +266,37 @@ def test_batches(data: dataset_lib.ImageDataset, batch_size: int, seed: int,
     prefetched.
   """
   count = num_images(data, "test", num_examples)
-  images = _split(data, "test", labels, num_examples).enumerate().map(
-      _dequantized(data, dtype, labels,
-                   lambda index: _stream_seed(seed, _TEST_NOISE, index),
-                   weight=1., num_samples=num_samples, levels=levels),
-      num_parallel_calls=tf.data.AUTOTUNE)
+  images = (
+    _split(data, "test", labels, num_examples)
+    .enumerate()
+    .map(
+      _dequantized(
+        data,
+        dtype,
+        labels,
+        lambda index: _stream_seed(seed, _TEST_NOISE, index),
+        weight=1.0,
+        num_samples=num_samples,
+        levels=levels,
+      ),
+      num_parallel_calls=tf.data.AUTOTUNE,
+    )
+  )
   padding = (-count) % batch_size
   if padding:
     draws = [] if num_samples == 1 else [num_samples]
-    blank = {DEQUANTIZED: tf.zeros(draws + list(data.image_shape), dtype),
-             WEIGHT: tf.constant(0., tf.float32)}
+    blank = {
+      DEQUANTIZED: tf.zeros(draws + list(data.image_shape), dtype),
+      WEIGHT: tf.constant(0.0, tf.float32),
+    }
     if levels:
       spec = images.element_spec[0] if labels else images.element_spec
       blank[LEVELS] = tf.zeros(data.image_shape, spec[LEVELS].dtype)
     if labels:
       blank = (blank, tf.constant(0, tf.int32))
     images = images.concatenate(
-        tf.data.Dataset.from_tensors(blank).repeat(padding))
+      tf.data.Dataset.from_tensors(blank).repeat(padding)
+    )
   return images.batch(batch_size, drop_remainder=True).prefetch(
-      tf.data.AUTOTUNE)
+    tf.data.AUTOTUNE
+  )

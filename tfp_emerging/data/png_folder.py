@@ -30,8 +30,13 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 # Bit depths PNG allows for each colour type, and the channels that
 # `tf.io.decode_png` gives it (a palette image with a tRNS chunk gives 4).
-_PNG_BIT_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8),
-                   4: (8, 16), 6: (8, 16)}
+_PNG_BIT_DEPTHS = {
+  0: (1, 2, 4, 8, 16),
+  2: (8, 16),
+  3: (1, 2, 4, 8),
+  4: (8, 16),
+  6: (8, 16),
+}
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
 
 
@@ -57,6 +62,7 @@ def _png_header(path):
   Raises:
     dataset.DataError: the file cannot be read or is not a complete PNG image.
   """
+
   def unreadable(why):
     return dataset.DataError(f"{path}: not a readable PNG image ({why}).")
 
@@ -71,8 +77,9 @@ def _png_header(path):
         raise unreadable("the IHDR chunk's checksum does not match")
       width, height, bit_depth, colour = struct.unpack(">IIBB", head[16:26])
       if bit_depth not in _PNG_BIT_DEPTHS.get(colour, ()):
-        raise unreadable(f"colour type {colour} with bit depth {bit_depth} "
-                         f"is not a PNG format")
+        raise unreadable(
+          f"colour type {colour} with bit depth {bit_depth} is not a PNG format"
+        )
       if not width or not height:
         raise unreadable(f"its size is {height}x{width}")
       channels = _PNG_CHANNELS[colour]
@@ -88,8 +95,7 @@ def _png_header(path):
         stream.seek(length + 4, os.SEEK_CUR)
       stream.seek(-len(_PNG_END), os.SEEK_END)
       if stream.read() != _PNG_END:
-        raise unreadable("truncated: the file does not end with the IEND "
-                         "chunk")
+        raise unreadable("truncated: the file does not end with the IEND chunk")
   except OSError as e:
     raise unreadable(e.strerror or e) from e
   return _PngHeader(height, width, channels, bit_depth)
@@ -102,6 +108,7 @@ class _PngFolderDataset(dataset.ImageDataset):
   `files[split]` is the tuple of the split's file paths; `bits` the files'
   bit depth (decoded as uint16 when 16, else uint8).
   """
+
   files: dict = dataclasses.field(repr=False, compare=False)
   bits: int = 8
 
@@ -113,21 +120,25 @@ class _PngFolderDataset(dataset.ImageDataset):
     del labels  # A PNG folder has none; `images` refused them.
     files = np.array(self.files[split])
     if shuffle_seed is not None:
-      files = files[np.random.default_rng(shuffle_seed).permutation(
-          len(files))]
+      files = files[np.random.default_rng(shuffle_seed).permutation(len(files))]
     dtype = tf.uint16 if self.bits == 16 else tf.uint8
 
     def decode(path):
-      image = tf.io.decode_png(tf.io.read_file(path),
-                               channels=self.image_shape[2], dtype=dtype)
+      image = tf.io.decode_png(
+        tf.io.read_file(path), channels=self.image_shape[2], dtype=dtype
+      )
       return tf.ensure_shape(image, self.image_shape)
 
     return tf.data.Dataset.from_tensor_slices(files).map(
-        decode, num_parallel_calls=tf.data.AUTOTUNE)
+      decode, num_parallel_calls=tf.data.AUTOTUNE
+    )
 
 
-def load(path: str | os.PathLike, splits: Sequence[str] | None = None,
-         bit_depth: int | None = None) -> dataset.ImageDataset:
+def load(
+  path: str | os.PathLike,
+  splits: Sequence[str] | None = None,
+  bit_depth: int | None = None,
+) -> dataset.ImageDataset:
   """The PNG files of the folder `path` as an `ImageDataset` (see the
   module docstring); `DataError` if they cannot be used."""
   if not os.path.isdir(path):
@@ -142,26 +153,36 @@ def load(path: str | os.PathLike, splits: Sequence[str] | None = None,
   for file in files[1:]:
     header = _png_header(file)
     if (header.height, header.width, header.channels) != (
-        first.height, first.width, first.channels):
+      first.height,
+      first.width,
+      first.channels,
+    ):
       raise dataset.DataError(
-          f"{file}: image is {header.height}x{header.width} with "
-          f"{header.channels} channel(s), but {files[0]} is "
-          f"{first.height}x{first.width} with {first.channels} channel(s); "
-          f"all images must have the same size and channels.")
+        f"{file}: image is {header.height}x{header.width} with "
+        f"{header.channels} channel(s), but {files[0]} is "
+        f"{first.height}x{first.width} with {first.channels} channel(s); "
+        f"all images must have the same size and channels."
+      )
     if header.bit_depth != first.bit_depth:
       raise dataset.DataError(
-          f"{file}: image is {header.bit_depth}-bit, but {files[0]} is "
-          f"{first.bit_depth}-bit; all images must have the same bit depth "
-          f"(convert them to one, e.g. all 8-bit or all 16-bit).")
+        f"{file}: image is {header.bit_depth}-bit, but {files[0]} is "
+        f"{first.bit_depth}-bit; all images must have the same bit depth "
+        f"(convert them to one, e.g. all 8-bit or all 16-bit)."
+      )
   train, test = dataset.split_order(len(files), path)
   return _PngFolderDataset(
-      name=os.path.abspath(path),
-      source=source,
-      image_shape=(first.height, first.width, first.channels),
-      num_bins=256 if bit_depth == 8 or first.bit_depth < 16 else dataset.MAX_BINS,
-      num_examples={"train": len(train), "test": len(test)},
-      num_classes=None,
-      split_names=dict(zip(dataset.SPLITS, dataset.SPLITS)),
-      files={"train": tuple(files[i] for i in train),
-             "test": tuple(files[i] for i in test)},
-      bits=first.bit_depth)
+    name=os.path.abspath(path),
+    source=source,
+    image_shape=(first.height, first.width, first.channels),
+    num_bins=256
+    if bit_depth == 8 or first.bit_depth < 16
+    else dataset.MAX_BINS,
+    num_examples={"train": len(train), "test": len(test)},
+    num_classes=None,
+    split_names=dict(zip(dataset.SPLITS, dataset.SPLITS)),
+    files={
+      "train": tuple(files[i] for i in train),
+      "test": tuple(files[i] for i in test),
+    },
+    bits=first.bit_depth,
+  )

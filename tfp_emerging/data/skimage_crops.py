@@ -32,8 +32,18 @@ import numpy as np
 
 from tfp_emerging.data import dataset
 
-__all__ = ["NAME", "NUM_TEST", "NUM_TRAIN", "SOURCES", "CropBoxes", "Crops",
-           "crop_boxes", "load", "load_crops", "source_images"]
+__all__ = [
+  "NAME",
+  "NUM_TEST",
+  "NUM_TRAIN",
+  "SOURCES",
+  "CropBoxes",
+  "Crops",
+  "crop_boxes",
+  "load",
+  "load_crops",
+  "source_images",
+]
 
 # The name of the default crops as a dataset of `tfp_emerging.data.load`.
 NAME = "skimage-crops"
@@ -42,13 +52,21 @@ NUM_TRAIN = 4000
 NUM_TEST = 1000
 
 # The scikit-image loaders of the bundled RGB photographs used as sources.
-SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
-           "immunohistochemistry", "motorcycle_left")
+SOURCES = (
+  "astronaut",
+  "chelsea",
+  "coffee",
+  "rocket",
+  "hubble_deep_field",
+  "immunohistochemistry",
+  "motorcycle_left",
+)
 
 
 def source_images() -> list[np.ndarray]:
   """The bundled photographs, in `SOURCES` order, as uint8 `[H, W, 3]`."""
   from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+
   images = []
   for name in SOURCES:
     if name == "motorcycle_left":
@@ -69,15 +87,22 @@ class CropBoxes:
     left: int array `[N]`, the crop's first column.
     size: the crops' height and width.
   """
+
   image: np.ndarray
   top: np.ndarray
   left: np.ndarray
   size: int
 
 
-def crop_boxes(shapes: Sequence[tuple[int, int]], num_crops: int, size: int,
-               band_width: int, test_every: int, test: bool,
-               seed: int) -> CropBoxes:
+def crop_boxes(
+  shapes: Sequence[tuple[int, int]],
+  num_crops: int,
+  size: int,
+  band_width: int,
+  test_every: int,
+  test: bool,
+  seed: int,
+) -> CropBoxes:
   """Random crop positions inside the train (or test) bands of each image.
 
   Args:
@@ -99,8 +124,9 @@ def crop_boxes(shapes: Sequence[tuple[int, int]], num_crops: int, size: int,
       of the split.
   """
   if band_width < size:
-    raise ValueError(f"`band_width` must be at least the crop size {size}; "
-                     f"got {band_width}.")
+    raise ValueError(
+      f"`band_width` must be at least the crop size {size}; got {band_width}."
+    )
   if test_every < 2:
     raise ValueError(f"`test_every` must be at least 2; got {test_every}.")
   # Every valid (image, top, band left edge, offset) position, counted so
@@ -110,16 +136,18 @@ def crop_boxes(shapes: Sequence[tuple[int, int]], num_crops: int, size: int,
     for band in range(width // band_width):
       if (band % test_every == test_every - 1) != test:
         continue
-      slots.append((index, band * band_width, band_width - size + 1,
-                    height - size + 1))
+      slots.append(
+        (index, band * band_width, band_width - size + 1, height - size + 1)
+      )
   if not slots:
     raise ValueError("no band of the requested split fits in any image.")
   counts = np.array([cols * rows for _, _, cols, rows in slots], np.float64)
   rng = np.random.default_rng(seed)
   chosen = rng.choice(len(slots), size=num_crops, p=counts / counts.sum())
   image = np.array([slots[c][0] for c in chosen], np.int64)
-  left = np.array([slots[c][1] + rng.integers(slots[c][2]) for c in chosen],
-                  np.int64)
+  left = np.array(
+    [slots[c][1] + rng.integers(slots[c][2]) for c in chosen], np.int64
+  )
   top = np.array([rng.integers(slots[c][3]) for c in chosen], np.int64)
   return CropBoxes(image=image, top=top, left=left, size=size)
 
@@ -135,6 +163,7 @@ class Crops:
     test_boxes: the `CropBoxes` of `test`.
     source: a description of the crops, for messages.
   """
+
   train: np.ndarray
   test: np.ndarray
   train_boxes: CropBoxes
@@ -144,15 +173,22 @@ class Crops:
 
 def _cut(images, boxes):
   size = boxes.size
-  return np.stack([
-      images[i][t:t + size, l:l + size]
+  return np.stack(
+    [
+      images[i][t : t + size, l : l + size]
       for i, t, l in zip(boxes.image, boxes.top, boxes.left)
-  ])
+    ]
+  )
 
 
-def load_crops(num_train: int = NUM_TRAIN, num_test: int = NUM_TEST,
-               size: int = 16, band_width: int = 48, test_every: int = 4,
-               seed: int = 0) -> Crops:
+def load_crops(
+  num_train: int = NUM_TRAIN,
+  num_test: int = NUM_TEST,
+  size: int = 16,
+  band_width: int = 48,
+  test_every: int = 4,
+  seed: int = 0,
+) -> Crops:
   """Random RGB crops of scikit-image's photographs, train and test disjoint.
 
   Args:
@@ -170,18 +206,23 @@ def load_crops(num_train: int = NUM_TRAIN, num_test: int = NUM_TEST,
   """
   images = source_images()
   shapes = [image.shape[:2] for image in images]
-  train_boxes = crop_boxes(shapes, num_train, size, band_width, test_every,
-                           test=False, seed=seed)
-  test_boxes = crop_boxes(shapes, num_test, size, band_width, test_every,
-                          test=True, seed=seed + 1)
+  train_boxes = crop_boxes(
+    shapes, num_train, size, band_width, test_every, test=False, seed=seed
+  )
+  test_boxes = crop_boxes(
+    shapes, num_test, size, band_width, test_every, test=True, seed=seed + 1
+  )
   return Crops(
-      train=_cut(images, train_boxes),
-      test=_cut(images, test_boxes),
-      train_boxes=train_boxes,
-      test_boxes=test_boxes,
-      source=(f"{size}x{size} random crops of scikit-image's bundled photos "
-              f"({', '.join(SOURCES)}); every {test_every}th {band_width}-px "
-              f"vertical band is test-only"))
+    train=_cut(images, train_boxes),
+    test=_cut(images, test_boxes),
+    train_boxes=train_boxes,
+    test_boxes=test_boxes,
+    source=(
+      f"{size}x{size} random crops of scikit-image's bundled photos "
+      f"({', '.join(SOURCES)}); every {test_every}th {band_width}-px "
+      f"vertical band is test-only"
+    ),
+  )
 
 
 def load(bit_depth: int | None = None) -> dataset.ImageDataset:
@@ -189,6 +230,9 @@ def load(bit_depth: int | None = None) -> dataset.ImageDataset:
   in-memory `ImageDataset` of 256 levels, without labels."""
   crops = load_crops()
   return dataset.in_memory(
-      NAME, crops.source,
-      {"train": (crops.train, None), "test": (crops.test, None)},
-      num_bins=256, bit_depth=bit_depth)
+    NAME,
+    crops.source,
+    {"train": (crops.train, None), "test": (crops.test, None)},
+    num_bins=256,
+    bit_depth=bit_depth,
+  )

@@ -33,25 +33,38 @@ def is_path(dataset: str) -> bool:
   `imagenet_resized/64x64`)."""
   if dataset in BUNDLED:
     return False
-  return (os.path.exists(dataset) or dataset.lower().endswith(".npz") or
-          os.path.isabs(dataset) or dataset.startswith((".", "~")))
+  return (
+    os.path.exists(dataset)
+    or dataset.lower().endswith(".npz")
+    or os.path.isabs(dataset)
+    or dataset.startswith((".", "~"))
+  )
 
 
 def _check_splits(splits):
-  if (isinstance(splits, str) or len(splits) != 2 or
-      not all(isinstance(s, str) and s for s in splits)):
-    raise ValueError(f"`splits` must be a pair of split names (train, test); "
-                     f"got {splits!r}.")
+  if (
+    isinstance(splits, str)
+    or len(splits) != 2
+    or not all(isinstance(s, str) and s for s in splits)
+  ):
+    raise ValueError(
+      f"`splits` must be a pair of split names (train, test); got {splits!r}."
+    )
   if splits[0] == splits[1]:
-    raise ValueError(f"`splits` names the split {splits[0]!r} for both "
-                     f"training and testing.")
+    raise ValueError(
+      f"`splits` names the split {splits[0]!r} for both training and testing."
+    )
   return tuple(splits)
 
 
-def load(dataset: str, num_levels: int | None = None,
-         data_dir: str | os.PathLike | None = None,
-         splits: Sequence[str] | None = None, bit_depth: int | None = None,
-         download: bool = True) -> dataset_lib.ImageDataset:
+def load(
+  dataset: str,
+  num_levels: int | None = None,
+  data_dir: str | os.PathLike | None = None,
+  splits: Sequence[str] | None = None,
+  bit_depth: int | None = None,
+  download: bool = True,
+) -> dataset_lib.ImageDataset:
   """The dataset `dataset`, checked to fit a flow with `num_levels` levels.
 
   Args:
@@ -78,8 +91,9 @@ def load(dataset: str, num_levels: int | None = None,
     DataError: the data cannot be loaded or does not fit.
   """
   if bit_depth not in (None, 8):
-    raise ValueError(f"`bit_depth` must be None (full depth) or 8; got "
-                     f"{bit_depth!r}.")
+    raise ValueError(
+      f"`bit_depth` must be None (full depth) or 8; got {bit_depth!r}."
+    )
   if splits is not None:
     splits = _check_splits(splits)
   if dataset in BUNDLED:
@@ -92,8 +106,15 @@ def load(dataset: str, num_levels: int | None = None,
     else:
       data = npz_file.load(path, splits, bit_depth)
   else:
-    data = tfds_builder.load(dataset, data_dir, splits, bit_depth, download,
-                             num_levels, bundled=tuple(BUNDLED))
+    data = tfds_builder.load(
+      dataset,
+      data_dir,
+      splits,
+      bit_depth,
+      download,
+      num_levels,
+      bundled=tuple(BUNDLED),
+    )
   if num_levels is not None:
     dataset_lib.check_image_size(data.image_shape, num_levels, data.source)
   return data

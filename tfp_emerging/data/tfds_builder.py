@@ -33,6 +33,7 @@ class _TfdsDataset(dataset.ImageDataset):
   `image_key` and `label_key` name the features; `feature_bins` is the
   image feature's number of levels (256 for uint8, 65536 for uint16).
   """
+
   builder: object = dataclasses.field(repr=False, compare=False)
   image_key: str = "image"
   label_key: object = None
@@ -44,12 +45,15 @@ class _TfdsDataset(dataset.ImageDataset):
 
   def _read(self, split, labels, shuffle_seed):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
     examples = self.builder.as_dataset(
-        split=self.split_names[split],
-        shuffle_files=shuffle_seed is not None,
-        # No auto-cache: a small split would otherwise be held in memory.
-        read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed,
-                                    try_autocache=False))
+      split=self.split_names[split],
+      shuffle_files=shuffle_seed is not None,
+      # No auto-cache: a small split would otherwise be held in memory.
+      read_config=tfds.ReadConfig(
+        shuffle_seed=shuffle_seed, try_autocache=False
+      ),
+    )
 
     def select(example):
       image = tf.ensure_shape(example[self.image_key], self.image_shape)
@@ -68,10 +72,11 @@ def _import_tfds(name):
   except ImportError as e:
     if e.name == "tensorflow_datasets":
       raise dataset.DataError(
-          f"--dataset {name}: needs the optional package tensorflow-datasets "
-          f"(pip install \"tfp_emerging[datasets]\"), which is not "
-          f"installed. Without it use --dataset digits, skimage-crops, an "
-          f".npz file or a folder of PNG images.") from e
+        f"--dataset {name}: needs the optional package tensorflow-datasets "
+        f'(pip install "tfp_emerging[datasets]"), which is not '
+        f"installed. Without it use --dataset digits, skimage-crops, an "
+        f".npz file or a folder of PNG images."
+      ) from e
     raise _broken_install(name, e) from e
   except Exception as e:  # pylint: disable=broad-except
     raise _broken_install(name, e) from e
@@ -80,10 +85,11 @@ def _import_tfds(name):
 
 def _broken_install(name, error):
   return dataset.DataError(
-      f"--dataset {name}: tensorflow-datasets is installed but does not "
-      f"import ({type(error).__name__}: {error}); reinstall it (pip install "
-      f"--force-reinstall tensorflow-datasets) or use --dataset digits, "
-      f"skimage-crops, an .npz file or a folder of PNG images.")
+    f"--dataset {name}: tensorflow-datasets is installed but does not "
+    f"import ({type(error).__name__}: {error}); reinstall it (pip install "
+    f"--force-reinstall tensorflow-datasets) or use --dataset digits, "
+    f"skimage-crops, an .npz file or a folder of PNG images."
+  )
 
 
 # The most close matches a mistyped dataset name lists.
@@ -101,14 +107,18 @@ def _check_known(tfds, name, bundled):
   if builder_name in known:
     return
   matches = difflib.get_close_matches(
-      builder_name, list(known) + list(bundled), n=MAX_SUGGESTIONS,
-      cutoff=0.6)
-  hint = (f"Did you mean {', '.join(repr(m) for m in matches)}?" if matches
-          else "Give 'digits', 'skimage-crops', an .npz file, a folder of PNG "
-               "images, or a tensorflow-datasets name such as 'mnist'.")
+    builder_name, list(known) + list(bundled), n=MAX_SUGGESTIONS, cutoff=0.6
+  )
+  hint = (
+    f"Did you mean {', '.join(repr(m) for m in matches)}?"
+    if matches
+    else "Give 'digits', 'skimage-crops', an .npz file, a folder of PNG "
+    "images, or a tensorflow-datasets name such as 'mnist'."
+  )
   raise dataset.DataError(
-      f"--dataset {name}: not an existing file or folder, a bundled dataset "
-      f"or a tensorflow-datasets dataset. {hint}")
+    f"--dataset {name}: not an existing file or folder, a bundled dataset "
+    f"or a tensorflow-datasets dataset. {hint}"
+  )
 
 
 def _supervised_key(info, index, default):
@@ -124,23 +134,29 @@ def _tfds_image(tfds, info, source):
   key = _supervised_key(info, 0, "image")
   names = sorted(features.keys()) if hasattr(features, "keys") else []
   if key not in names:
-    raise dataset.DataError(f"{source}: has no '{key}' feature; its features are "
-                    f"{names}.")
+    raise dataset.DataError(
+      f"{source}: has no '{key}' feature; its features are {names}."
+    )
   feature = features[key]
   if not isinstance(feature, tfds.features.Image):
-    raise dataset.DataError(f"{source}: feature '{key}' is a "
-                    f"{type(feature).__name__}, not an image "
-                    f"(tfds.features.Image).")
+    raise dataset.DataError(
+      f"{source}: feature '{key}' is a "
+      f"{type(feature).__name__}, not an image "
+      f"(tfds.features.Image)."
+    )
   dtype = np.dtype(feature.np_dtype)
   if dtype not in (np.uint8, np.uint16):
-    raise dataset.DataError(f"{source}: images are {dtype}, expected uint8 (or "
-                    f"uint16 for 16-bit images).")
+    raise dataset.DataError(
+      f"{source}: images are {dtype}, expected uint8 (or "
+      f"uint16 for 16-bit images)."
+    )
   shape = tuple(feature.shape)
   if len(shape) != 3 or any(d is None for d in shape):
     raise dataset.DataError(
-        f"{source}: images have shape {shape}, not one fixed size [H, W, C]; "
-        f"use a variant of fixed size (e.g. imagenet_resized/64x64) or resize "
-        f"the images into an .npz file.")
+      f"{source}: images have shape {shape}, not one fixed size [H, W, C]; "
+      f"use a variant of fixed size (e.g. imagenet_resized/64x64) or resize "
+      f"the images into an .npz file."
+    )
   levels = 256 if dtype == np.uint8 else dataset.MAX_BINS
   return key, tuple(int(d) for d in shape), levels
 
@@ -162,15 +178,17 @@ def _tfds_splits(info, splits, source):
   if splits is None:
     if not available:
       raise dataset.DataError(
-          f"{source}: the builder's info lists no splits, so the train and "
-          f"test splits cannot be determined; name them (splits=(TRAIN, "
-          f"TEST), --split TRAIN,TEST).")
+        f"{source}: the builder's info lists no splits, so the train and "
+        f"test splits cannot be determined; name them (splits=(TRAIN, "
+        f"TEST), --split TRAIN,TEST)."
+      )
     tests = [name for name in ("test", "validation") if name in available]
     if "train" not in available or not tests:
       raise dataset.DataError(
-          f"{source}: has the splits {available}, not 'train' and 'test' (or "
-          f"'validation'); name the two to use (splits=(TRAIN, TEST), --split "
-          f"TRAIN,TEST), e.g. train[:90%],train[90%:].")
+        f"{source}: has the splits {available}, not 'train' and 'test' (or "
+        f"'validation'); name the two to use (splits=(TRAIN, TEST), --split "
+        f"TRAIN,TEST), e.g. train[:90%],train[90%:]."
+      )
     splits = ("train", tests[0])
   names = dict(zip(dataset.SPLITS, splits))
   counts = {}
@@ -178,17 +196,23 @@ def _tfds_splits(info, splits, source):
     try:
       counts[split] = int(info.splits[name].num_examples)
     except Exception as e:  # pylint: disable=broad-except
-      raise dataset.DataError(f"{source}: has no split '{name}' ({e}); its splits are "
-                      f"{available}.") from e
+      raise dataset.DataError(
+        f"{source}: has no split '{name}' ({e}); its splits are {available}."
+      ) from e
     if not counts[split]:
       raise dataset.DataError(f"{source}: split '{name}' holds no examples.")
   return names, counts
 
 
-def load(name: str, data_dir: str | os.PathLike | None = None,
-         splits: Sequence[str] | None = None, bit_depth: int | None = None,
-         download: bool = True, num_levels: int | None = None,
-         bundled: Sequence[str] = ()) -> dataset.ImageDataset:
+def load(
+  name: str,
+  data_dir: str | os.PathLike | None = None,
+  splits: Sequence[str] | None = None,
+  bit_depth: int | None = None,
+  download: bool = True,
+  num_levels: int | None = None,
+  bundled: Sequence[str] = (),
+) -> dataset.ImageDataset:
   """The builder `name` as an `ImageDataset` (see the module docstring);
   everything its code states is checked before any download. A name that
   is no builder raises `DataError` listing close matches among the
@@ -199,39 +223,42 @@ def load(name: str, data_dir: str | os.PathLike | None = None,
     builder = tfds.builder(name, data_dir=data_dir)
   except Exception as e:  # pylint: disable=broad-except
     raise dataset.DataError(
-        f"--dataset {name}: not an existing file or folder, and "
-        f"tensorflow-datasets has no such dataset ({type(e).__name__}: "
-        f"{e}).") from e
+      f"--dataset {name}: not an existing file or folder, and "
+      f"tensorflow-datasets has no such dataset ({type(e).__name__}: "
+      f"{e})."
+    ) from e
   source = f"tensorflow-datasets '{name}'"
   # Everything the code of the builder says is checked before a download.
-  image_key, image_shape, feature_bins = _tfds_image(tfds, builder.info,
-                                                      source)
+  image_key, image_shape, feature_bins = _tfds_image(tfds, builder.info, source)
   if num_levels is not None:
     dataset.check_image_size(image_shape, num_levels, source)
   label_key, num_classes = _tfds_labels(tfds, builder.info)
   if not builder.is_prepared():
     if not download:
       raise dataset.DataError(
-          f"--dataset {name}: not prepared in {builder.data_dir}, and "
-          f"downloading is off. Prepare the data there (or elsewhere, then "
-          f"pass its folder as --data-dir).")
+        f"--dataset {name}: not prepared in {builder.data_dir}, and "
+        f"downloading is off. Prepare the data there (or elsewhere, then "
+        f"pass its folder as --data-dir)."
+      )
     try:
       builder.download_and_prepare()
     except Exception as e:  # pylint: disable=broad-except
       raise dataset.DataError(
-          f"--dataset {name}: tensorflow-datasets could not provide the data "
-          f"({type(e).__name__}: {e}). Without network access prepare the "
-          f"data elsewhere and pass its folder as --data-dir.") from e
+        f"--dataset {name}: tensorflow-datasets could not provide the data "
+        f"({type(e).__name__}: {e}). Without network access prepare the "
+        f"data elsewhere and pass its folder as --data-dir."
+      ) from e
   split_names, num_examples = _tfds_splits(builder.info, splits, source)
   return _TfdsDataset(
-      name=name,
-      source=source,
-      image_shape=image_shape,
-      num_bins=256 if bit_depth == 8 else feature_bins,
-      num_examples=num_examples,
-      num_classes=num_classes,
-      split_names=split_names,
-      builder=builder,
-      image_key=image_key,
-      label_key=label_key,
-      feature_bins=feature_bins)
+    name=name,
+    source=source,
+    image_shape=image_shape,
+    num_bins=256 if bit_depth == 8 else feature_bins,
+    num_examples=num_examples,
+    num_classes=num_classes,
+    split_names=split_names,
+    builder=builder,
+    image_key=image_key,
+    label_key=label_key,
+    feature_bins=feature_bins,
+  )

@@ -29,9 +29,9 @@ examples by that seed, as shuffling the files of a prepared copy reorders
 its examples.
 """
 
+from collections.abc import Iterator, Mapping
 import contextlib
 import os
-from typing import Iterator, Mapping, Optional
 import shutil
 import tempfile
 import zlib
@@ -47,38 +47,57 @@ __all__ = ["mock_tfds"]
 def _write_metadata(name, split_sizes, root):
   builder = tfds.builder(name, data_dir=root)
   example_bytes = sum(
-      int(np.prod(info.shape)) * np.dtype(info.np_dtype).itemsize
-      for info in tf.nest.flatten(builder.info.features.get_tensor_info())
-      if None not in info.shape)
-  builder.info.set_splits(tfds.core.SplitDict([
-      tfds.core.SplitInfo(name=split, shard_lengths=[count],
-                          num_bytes=count * example_bytes)
-      for split, count in split_sizes.items()
-  ]))
+    int(np.prod(info.shape)) * np.dtype(info.np_dtype).itemsize
+    for info in tf.nest.flatten(builder.info.features.get_tensor_info())
+    if None not in info.shape
+  )
+  builder.info.set_splits(
+    tfds.core.SplitDict(
+      [
+        tfds.core.SplitInfo(
+          name=split, shard_lengths=[count], num_bytes=count * example_bytes
+        )
+        for split, count in split_sizes.items()
+      ]
+    )
+  )
   os.makedirs(builder.data_dir, exist_ok=True)
   builder.info.write_to_directory(builder.data_dir)
 
 
-def _as_dataset(builder, split, decoders=None, read_config=None,
-                shuffle_files=False, max_value=None):
+def _as_dataset(
+  builder,
+  split,
+  decoders=None,
+  read_config=None,
+  shuffle_files=False,
+  max_value=None,
+):
   del decoders  # The examples are generated decoded.
   count = builder.info.splits[split].num_examples
   examples = mocking.RandomFakeGenerator(
-      builder.info.features, count, max_value=max_value,
-      seed=zlib.crc32(str(split).encode()))
+    builder.info.features,
+    count,
+    max_value=max_value,
+    seed=zlib.crc32(str(split).encode()),
+  )
   order = np.arange(count)
   if shuffle_files and read_config is not None:
     order = np.random.default_rng(read_config.shuffle_seed).permutation(count)
-  specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.tf_dtype),
-                                builder.info.features.get_tensor_info())
+  specs = tf.nest.map_structure(
+    lambda t: tf.TensorSpec(t.shape, t.tf_dtype),
+    builder.info.features.get_tensor_info(),
+  )
   dataset = tf.data.Dataset.from_generator(
-      lambda: (examples[int(i)] for i in order), output_signature=specs)
+    lambda: (examples[int(i)] for i in order), output_signature=specs
+  )
   return dataset.apply(tf.data.experimental.assert_cardinality(count))
 
 
 @contextlib.contextmanager
-def mock_tfds(name: str, split_sizes: Mapping[str, int],
-              max_value: Optional[int] = None) -> Iterator[None]:
+def mock_tfds(
+  name: str, split_sizes: Mapping[str, int], max_value: int | None = None
+) -> Iterator[None]:
   """Within the block, the real builder `name` has exactly `split_sizes`.
 
   Args:
@@ -95,8 +114,11 @@ def mock_tfds(name: str, split_sizes: Mapping[str, int],
     def as_dataset(builder, split, **kwargs):
       return _as_dataset(builder, split, max_value=max_value, **kwargs)
 
-    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_FILES,
-                                data_dir=root, as_dataset_fn=as_dataset):
+    with tfds.testing.mock_data(
+      policy=tfds.testing.MockPolicy.USE_FILES,
+      data_dir=root,
+      as_dataset_fn=as_dataset,
+    ):
       yield
   finally:
     shutil.rmtree(root, ignore_errors=True)

@@ -2,10 +2,16 @@
 
 from tfp_emerging.flows import dequantization
 from tfp_emerging.flows import priors
-from tfp_emerging.flows.glow import Glow
 from tfp_emerging.flows.glow import MIXINGS
+from tfp_emerging.flows.glow import Glow
 from tfp_emerging.flows.variational_dequantization import DEQUANTIZATIONS
 from tfp_emerging.flows.variational_dequantization import VariationalDequantizer
 
-__all__ = ["DEQUANTIZATIONS", "Glow", "MIXINGS", "VariationalDequantizer",
-           "dequantization", "priors"]
+__all__ = [
+  "DEQUANTIZATIONS",
+  "MIXINGS",
+  "Glow",
+  "VariationalDequantizer",
+  "dequantization",
+  "priors",
+]

@@ -44,13 +44,22 @@ import tensorflow as tf
 
 from tfp_emerging.ops import checks
 
-__all__ = ["dequantize", "quantize", "bits_per_dim",
-           "importance_weighted_bits_per_dim", "uniform_noise"]
+__all__ = [
+  "bits_per_dim",
+  "dequantize",
+  "importance_weighted_bits_per_dim",
+  "quantize",
+  "uniform_noise",
+]
 
 
-def dequantize(images: tf.Tensor | np.ndarray, num_bins: int = 256,
-               seed: int | tf.Tensor | None = None, centered: bool = True,
-               dtype: tf.dtypes.DType | str = tf.float32) -> tf.Tensor:
+def dequantize(
+  images: tf.Tensor | np.ndarray,
+  num_bins: int = 256,
+  seed: int | tf.Tensor | None = None,
+  centered: bool = True,
+  dtype: tf.dtypes.DType | str = tf.float32,
+) -> tf.Tensor:
   """`x = (k + u) / B - 1/2` with `u ~ U[0, 1)`, elementwise.
 
   Args:
@@ -72,9 +81,11 @@ def dequantize(images: tf.Tensor | np.ndarray, num_bins: int = 256,
   return x - 0.5 if centered else x
 
 
-def uniform_noise(shape: tf.Tensor | Sequence[int],
-                  seed: int | tf.Tensor | None = None,
-                  dtype: tf.dtypes.DType | str = tf.float32) -> tf.Tensor:
+def uniform_noise(
+  shape: tf.Tensor | Sequence[int],
+  seed: int | tf.Tensor | None = None,
+  dtype: tf.dtypes.DType | str = tf.float32,
+) -> tf.Tensor:
   """`u ~ U[0, 1)` of `shape`: statelessly from `seed` (an int or a shape-[2]
   int tensor), else from the global generator; `dequantize`'s noise."""
   dtype = checks.float_dtype(dtype)
@@ -85,8 +96,9 @@ def uniform_noise(shape: tf.Tensor | Sequence[int],
   return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype)
 
 
-def quantize(x: tf.Tensor | np.ndarray, num_bins: int = 256,
-             centered: bool = True) -> tf.Tensor:
+def quantize(
+  x: tf.Tensor | np.ndarray, num_bins: int = 256, centered: bool = True
+) -> tf.Tensor:
   """Inverse of `dequantize` up to the noise: `clip(floor((x + 1/2) B))`, int32.
 
   Values outside the domain (e.g. samples at a high temperature) are clipped
@@ -97,11 +109,12 @@ def quantize(x: tf.Tensor | np.ndarray, num_bins: int = 256,
   if centered:
     x = x + 0.5
   k = tf.floor(x * num_bins)
-  return tf.cast(tf.clip_by_value(k, 0., num_bins - 1.), tf.int32)
+  return tf.cast(tf.clip_by_value(k, 0.0, num_bins - 1.0), tf.int32)
 
 
-def bits_per_dim(log_prob: tf.Tensor | np.ndarray, num_dims: int,
-                 num_bins: int = 256) -> tf.Tensor:
+def bits_per_dim(
+  log_prob: tf.Tensor | np.ndarray, num_dims: int, num_bins: int = 256
+) -> tf.Tensor:
   """`-(log p(x) - D log B) / (D log 2)` for the continuous `log p(x)`.
 
   Args:
@@ -116,12 +129,15 @@ def bits_per_dim(log_prob: tf.Tensor | np.ndarray, num_dims: int,
   num_bins = checks.positive_int(num_bins, "num_bins", minimum=2)
   log_prob = tf.convert_to_tensor(log_prob)
   nats = log_prob - num_dims * np.log(num_bins)
-  return -nats / (num_dims * np.log(2.))
+  return -nats / (num_dims * np.log(2.0))
 
 
-def importance_weighted_bits_per_dim(log_probs: tf.Tensor | np.ndarray,
-                                     num_dims: int, num_bins: int = 256,
-                                     axis: int = -1) -> tf.Tensor:
+def importance_weighted_bits_per_dim(
+  log_probs: tf.Tensor | np.ndarray,
+  num_dims: int,
+  num_bins: int = 256,
+  axis: int = -1,
+) -> tf.Tensor:
   """Bits/dim of the `K`-draw bound: `-(logsumexp_j log p(x_j) - log K -
   D log B) / (D log 2)`.
 
@@ -140,5 +156,6 @@ def importance_weighted_bits_per_dim(log_probs: tf.Tensor | np.ndarray,
   log_probs = tf.convert_to_tensor(log_probs)
   num_samples = tf.cast(tf.shape(log_probs)[axis], log_probs.dtype)
   log_mean = tf.reduce_logsumexp(log_probs, axis=axis) - tf.math.log(
-      num_samples)
+    num_samples
+  )
   return bits_per_dim(log_mean, num_dims, num_bins)

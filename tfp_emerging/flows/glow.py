@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from collections.abc import Sequence
-from typing import Any
-from typing import Self
+from collections.abc import Callable, Sequence
+from typing import Any, Self
 
 import numpy as np
 import tensorflow as tf
@@ -24,7 +22,7 @@ from tfp_emerging.ops import conditions
 tfb = tfp.bijectors
 tfd = tfp.distributions
 
-__all__ = ["Glow", "MIXINGS", "squeeze", "unsqueeze"]
+__all__ = ["MIXINGS", "Glow", "squeeze", "unsqueeze"]
 
 MIXINGS = ("1x1", "lu", "qr", "emerging", "periodic")
 
@@ -35,8 +33,10 @@ _SEED_STRIDE = 10
 def _dimensions(x):
   """`[N, H, W, C]` of `x`: Python ints where static, else scalar tensors."""
   dynamic = tf.shape(x)
-  return [size if size is not None else dynamic[i]
-          for i, size in enumerate(x.shape.as_list())]
+  return [
+    size if size is not None else dynamic[i]
+    for i, size in enumerate(x.shape.as_list())
+  ]
 
 
 def squeeze(x: tf.Tensor) -> tf.Tensor:
@@ -72,36 +72,46 @@ def _mixing_layers(mixing, channels, kernel_size, seed, dtype, validate_args):
   if mixing in ("lu", "qr"):
     return [Conv1x1(channels, mixing, seed=seed, **common)]
   if mixing == "emerging":
-    return [Conv1x1(channels, "qr", seed=seed, **common),
-            EmergingConv2D(channels, kernel_size, seed=seed_2, **common)]
+    return [
+      Conv1x1(channels, "qr", seed=seed, **common),
+      EmergingConv2D(channels, kernel_size, seed=seed_2, **common),
+    ]
   return [PeriodicConv2D(channels, kernel_size, seed=seed, **common)]
 
 
-def _custom_coupling_network(coupling_network_fn, input_shape,
-                             output_channels, conditional_size, dtype, name):
+def _custom_coupling_network(
+  coupling_network_fn,
+  input_shape,
+  output_channels,
+  conditional_size,
+  dtype,
+  name,
+):
   """Makes a coupling network with `coupling_network_fn` and builds it.
 
   Calls the network once on zeros (and a zero condition), which creates the
   variables of a Keras layer built on first call, and checks the shape of
   its output early, with a `ValueError`.
   """
-  network = coupling_network_fn(input_shape=input_shape,
-                                output_channels=output_channels, name=name)
+  network = coupling_network_fn(
+    input_shape=input_shape, output_channels=output_channels, name=name
+  )
   if not callable(network):
-    raise ValueError("`coupling_network_fn` must return a callable network; "
-                     f"got {network!r}.")
+    raise ValueError(
+      f"`coupling_network_fn` must return a callable network; got {network!r}."
+    )
   x_a = tf.zeros([1, *input_shape], dtype)
   if conditional_size is None:
     out = network(x_a)
   else:
-    out = network(x_a, conditional_input=tf.zeros([1, conditional_size],
-                                                  dtype))
+    out = network(x_a, conditional_input=tf.zeros([1, conditional_size], dtype))
   expected = [1, *input_shape[:2], output_channels]
   if list(tf.convert_to_tensor(out).shape) != expected:
     raise ValueError(
-        f"`coupling_network_fn`'s network must map [N, H, W, C_a] = "
-        f"{[1, *input_shape]} to [N, H, W, 2 C_b] = {expected}; got shape "
-        f"{list(out.shape)}.")
+      f"`coupling_network_fn`'s network must map [N, H, W, C_a] = "
+      f"{[1, *input_shape]} to [N, H, W, 2 C_b] = {expected}; got shape "
+      f"{list(out.shape)}."
+    )
   return network
 
 
@@ -244,21 +254,24 @@ class Glow(OnePassLogDet, tfb.Bijector):
   # (`tfp_emerging.bijectors.direction`).
   forward_direction = "sampling"
 
-  def __init__(self,
-               image_shape: Sequence[int],
-               num_levels: int,
-               num_steps: int,
-               mixing: str | Callable[..., tfb.Bijector] = "emerging",
-               hidden_channels: int = 512,
-               kernel_size: int = 3,
-               num_classes: int | None = None,
-               condition_couplings: bool = False,
-               coupling_network_fn: (
-                   Callable[..., Callable[..., tf.Tensor]] | None) = None,
-               seed: int | None = None,
-               dtype: tf.dtypes.DType | str = tf.float32,
-               validate_args: bool = False,
-               name: str = "glow") -> None:
+  def __init__(
+    self,
+    image_shape: Sequence[int],
+    num_levels: int,
+    num_steps: int,
+    mixing: str | Callable[..., tfb.Bijector] = "emerging",
+    hidden_channels: int = 512,
+    kernel_size: int = 3,
+    num_classes: int | None = None,
+    condition_couplings: bool = False,
+    coupling_network_fn: (
+      Callable[..., Callable[..., tf.Tensor]] | None
+    ) = None,
+    seed: int | None = None,
+    dtype: tf.dtypes.DType | str = tf.float32,
+    validate_args: bool = False,
+    name: str = "glow",
+  ) -> None:
     """Builds the flow and all its variables.
 
     Args:
@@ -293,39 +306,46 @@ class Glow(OnePassLogDet, tfb.Bijector):
     try:
       height, width, channels = image_shape
     except (TypeError, ValueError) as e:
-      raise ValueError("`image_shape` must be (H, W, C) of ints; got "
-                       f"{image_shape!r}.") from e
-    height, width, channels = (checks.positive_int(s, "image_shape")
-                               for s in (height, width, channels))
+      raise ValueError(
+        f"`image_shape` must be (H, W, C) of ints; got {image_shape!r}."
+      ) from e
+    height, width, channels = (
+      checks.positive_int(s, "image_shape") for s in (height, width, channels)
+    )
     num_levels = checks.positive_int(num_levels, "num_levels")
     num_steps = checks.positive_int(num_steps, "num_steps")
     hidden_channels = checks.positive_int(hidden_channels, "hidden_channels")
     kernel_size = checks.odd_kernel_size(kernel_size)
     dtype = checks.float_dtype(dtype)
-    factor = 2 ** num_levels
+    factor = 2**num_levels
     if height % factor or width % factor:
       raise ValueError(
-          f"`image_shape` must have H and W divisible by 2**num_levels = "
-          f"{factor}; got {tuple(image_shape)}.")
+        f"`image_shape` must have H and W divisible by 2**num_levels = "
+        f"{factor}; got {tuple(image_shape)}."
+      )
     if not callable(mixing) and mixing not in MIXINGS:
       raise ValueError(
-          f"`mixing` must be one of {MIXINGS} or a callable; got {mixing!r}.")
+        f"`mixing` must be one of {MIXINGS} or a callable; got {mixing!r}."
+      )
     if num_classes is not None:
       num_classes = checks.positive_int(num_classes, "num_classes")
     if not isinstance(condition_couplings, bool):
-      raise ValueError("`condition_couplings` must be a bool; got "
-                       f"{condition_couplings!r}.")
+      raise ValueError(
+        f"`condition_couplings` must be a bool; got {condition_couplings!r}."
+      )
     if condition_couplings and num_classes is None:
       raise ValueError("`condition_couplings=True` needs `num_classes`.")
     if coupling_network_fn is not None and not callable(coupling_network_fn):
-      raise ValueError("`coupling_network_fn` must be callable; got "
-                       f"{coupling_network_fn!r}.")
+      raise ValueError(
+        f"`coupling_network_fn` must be callable; got {coupling_network_fn!r}."
+      )
     smallest = min(height, width) // factor
     if mixing == "periodic" and kernel_size > smallest:
       raise ValueError(
-          f"`kernel_size` ({kernel_size}) must be at most the last level's "
-          f"height and width ({smallest}) for mixing='periodic'; use a "
-          f"smaller kernel_size or num_levels.")
+        f"`kernel_size` ({kernel_size}) must be at most the last level's "
+        f"height and width ({smallest}) for mixing='periodic'; use a "
+        f"smaller kernel_size or num_levels."
+      )
     self._image_shape = (height, width, channels)
     self._num_levels = num_levels
     self._num_steps = num_steps
@@ -333,7 +353,7 @@ class Glow(OnePassLogDet, tfb.Bijector):
     self._num_classes = num_classes
     self._condition_couplings = condition_couplings
     coupling_conditions = num_classes if condition_couplings else None
-    layer_seed = iter(range(0, 10 ** 9, _SEED_STRIDE))
+    layer_seed = iter(range(0, 10**9, _SEED_STRIDE))
 
     def next_seed():
       offset = next(layer_seed)
@@ -350,35 +370,62 @@ class Glow(OnePassLogDet, tfb.Bijector):
         with tf.name_scope(f"level_{level}"):
           for step in range(num_steps):
             with tf.name_scope(f"step_{step}"):
-              layers.append(ActNorm(c, dtype=dtype,
-                                    validate_args=validate_args))
-              layers.extend(_mixing_layers(mixing, c, kernel_size,
-                                           next_seed(), dtype, validate_args))
+              layers.append(
+                ActNorm(c, dtype=dtype, validate_args=validate_args)
+              )
+              layers.extend(
+                _mixing_layers(
+                  mixing, c, kernel_size, next_seed(), dtype, validate_args
+                )
+              )
               network = None
               if coupling_network_fn is not None:
                 network = _custom_coupling_network(
-                    coupling_network_fn, (*size, c // 2), 2 * (c - c // 2),
-                    coupling_conditions, dtype,
-                    f"coupling_network_{level}_{step}")
-              layers.append(AffineCoupling(
-                  c, hidden_channels, kernel_size, network=network,
-                  conditional_size=coupling_conditions, seed=next_seed(),
-                  dtype=dtype, validate_args=validate_args))
+                  coupling_network_fn,
+                  (*size, c // 2),
+                  2 * (c - c // 2),
+                  coupling_conditions,
+                  dtype,
+                  f"coupling_network_{level}_{step}",
+                )
+              layers.append(
+                AffineCoupling(
+                  c,
+                  hidden_channels,
+                  kernel_size,
+                  network=network,
+                  conditional_size=coupling_conditions,
+                  seed=next_seed(),
+                  dtype=dtype,
+                  validate_args=validate_args,
+                )
+              )
           if level < num_levels - 1:
-            self._priors.append(priors.ConditionalNormalPrior(
-                c - c // 2, c // 2, kernel_size, num_classes=num_classes,
-                dtype=dtype, name="split_prior"))
+            self._priors.append(
+              priors.ConditionalNormalPrior(
+                c - c // 2,
+                c // 2,
+                kernel_size,
+                num_classes=num_classes,
+                dtype=dtype,
+                name="split_prior",
+              )
+            )
           else:
-            self._priors.append(priors.LearnedNormalPrior(
-                c, num_classes=num_classes, dtype=dtype, name="top_prior"))
+            self._priors.append(
+              priors.LearnedNormalPrior(
+                c, num_classes=num_classes, dtype=dtype, name="top_prior"
+              )
+            )
         self._steps.append(layers)
         level_channels = c - c // 2
       super().__init__(
-          forward_min_event_ndims=3,
-          dtype=dtype,
-          validate_args=validate_args,
-          parameters=parameters,
-          name=name)
+        forward_min_event_ndims=3,
+        dtype=dtype,
+        validate_args=validate_args,
+        parameters=parameters,
+        name=name,
+      )
 
   @classmethod
   def _parameter_properties(cls, dtype):
@@ -398,12 +445,14 @@ class Glow(OnePassLogDet, tfb.Bijector):
         value = value.name
       elif isinstance(value, tuple):
         value = list(value)
-      if value is not None and not isinstance(value, (bool, int, float, str,
-                                                      list)):
+      if value is not None and not isinstance(
+        value, (bool, int, float, str, list)
+      ):
         raise ValueError(
-            f"A Glow with `{key}`={value!r} has no config: only arguments "
-            f"given by value (e.g. `mixing` by name, one of {MIXINGS}) can be "
-            f"saved in a config.")
+          f"A Glow with `{key}`={value!r} has no config: only arguments "
+          f"given by value (e.g. `mixing` by name, one of {MIXINGS}) can be "
+          f"saved in a config."
+        )
       config[key] = value
     return config
 
@@ -445,29 +494,39 @@ class Glow(OnePassLogDet, tfb.Bijector):
     return [list(layers) for layers in self._steps]
 
   @property
-  def priors(self) -> list[priors.ConditionalNormalPrior |
-                           priors.LearnedNormalPrior]:
+  def priors(
+    self,
+  ) -> list[priors.ConditionalNormalPrior | priors.LearnedNormalPrior]:
     """Per level, its prior (conditional split priors, then the top prior)."""
     return list(self._priors)
 
   @property
   def actnorms(self) -> list[ActNorm]:
-    return [layer for layers in self._steps for layer in layers
-            if isinstance(layer, ActNorm)]
+    return [
+      layer
+      for layers in self._steps
+      for layer in layers
+      if isinstance(layer, ActNorm)
+    ]
 
   def base_distribution(self) -> tfd.Distribution:
     """`N(0, I)` on events `[H, W, C]` in the flow's dtype."""
     zero = tf.zeros([], self.dtype)
-    return tfd.Sample(tfd.Normal(zero, zero + 1.), self._image_shape,
-                      name="standard_normal")
+    return tfd.Sample(
+      tfd.Normal(zero, zero + 1.0), self._image_shape, name="standard_normal"
+    )
 
   def is_initialized(self) -> bool:
     """Whether every ActNorm has had its data-dependent initialisation."""
     return all(bool(layer.initialized.numpy()) for layer in self.actnorms)
 
-  def initialize(self, images: tf.Tensor | np.ndarray,
-                 conditional_input: (tf.Tensor | np.ndarray | Sequence[int]
-                                     | int | None) = None) -> None:
+  def initialize(
+    self,
+    images: tf.Tensor | np.ndarray,
+    conditional_input: (
+      tf.Tensor | np.ndarray | Sequence[int] | int | None
+    ) = None,
+  ) -> None:
     """Data-dependent initialisation of every ActNorm from a batch.
 
     Runs the density direction on `images` (`[N, H, W, C]`, already in the
@@ -481,8 +540,9 @@ class Glow(OnePassLogDet, tfb.Bijector):
     with tf.name_scope(self.name):
       x = tf.convert_to_tensor(images, self.dtype)
       images = self._as_images(x, "images")[0]
-      self._normalize(images, self._labels(conditional_input, x),
-                      initialize=True)
+      self._normalize(
+        images, self._labels(conditional_input, x), initialize=True
+      )
 
   def _as_images(self, z, name):
     """Checks `z` and flattens it to `[N, H, W, C]` with static event sizes.
@@ -490,16 +550,21 @@ class Glow(OnePassLogDet, tfb.Bijector):
     An event shape not fully known at trace time is asserted at run time,
     whatever `validate_args` is (`tfp_emerging.ops.checks`).
     """
-    assertions = checks.image_event(z, self._image_shape[-1], self.dtype,
-                                    name, self.validate_args)
+    assertions = checks.image_event(
+      z, self._image_shape[-1], self.dtype, name, self.validate_args
+    )
     message = f"`{name}` must have events of shape {list(self._image_shape)}"
-    if (z.shape.rank is not None and
-        not z.shape[-3:].is_compatible_with(self._image_shape)):
+    if z.shape.rank is not None and not z.shape[-3:].is_compatible_with(
+      self._image_shape
+    ):
       raise ValueError(f"{message}; got shape {z.shape}.")
     if not z.shape[-3:].is_fully_defined():
       with tf.control_dependencies(assertions):
-        assertions.append(tf.debugging.assert_equal(
-            tf.shape(z)[-3:], self._image_shape, message=f"{message}."))
+        assertions.append(
+          tf.debugging.assert_equal(
+            tf.shape(z)[-3:], self._image_shape, message=f"{message}."
+          )
+        )
     if assertions:
       with tf.control_dependencies(assertions):
         z = tf.identity(z)
@@ -507,12 +572,18 @@ class Glow(OnePassLogDet, tfb.Bijector):
 
   def _labels(self, conditional_input, events):
     """The one-hot labels `[N, K]` of a conditional flow's events, or `None`."""
-    conditions.require(conditional_input, self._num_classes is not None,
-                       self.name)
+    conditions.require(
+      conditional_input, self._num_classes is not None, self.name
+    )
     if conditional_input is None:
       return None
-    return conditions.class_vectors(conditional_input, self._num_classes,
-                                    events, self.dtype, self.validate_args)
+    return conditions.class_vectors(
+      conditional_input,
+      self._num_classes,
+      events,
+      self.dtype,
+      self.validate_args,
+    )
 
   def _layer_kwargs(self, layer, labels):
     """The bijector kwargs of one step's layer: the label for couplings."""

@@ -44,9 +44,10 @@ def _class_term(embedding, labels):
   """`labels E` as `[N, 1, 1, width]`, for broadcasting over pixels."""
   if (embedding is None) != (labels is None):
     raise ValueError(
-        "`labels` must be given exactly when the prior is class-conditional "
-        f"(num_classes set); the prior is "
-        f"{'un' if embedding is None else ''}conditional.")
+      "`labels` must be given exactly when the prior is class-conditional "
+      f"(num_classes set); the prior is "
+      f"{'un' if embedding is None else ''}conditional."
+    )
   term = tf.matmul(labels, embedding)
   return tf.reshape(term, [-1, 1, 1, embedding.shape[-1]])
 
@@ -63,28 +64,35 @@ class ConditionalNormalPrior(tf.Module):
   `O(N H W k^2 C_1 C_2)`.
   """
 
-  def __init__(self, condition_channels: int, channels: int,
-               kernel_size: int = 3, num_classes: int | None = None,
-               dtype: tf.dtypes.DType | str = tf.float32,
-               name: str = "conditional_normal_prior") -> None:
+  def __init__(
+    self,
+    condition_channels: int,
+    channels: int,
+    kernel_size: int = 3,
+    num_classes: int | None = None,
+    dtype: tf.dtypes.DType | str = tf.float32,
+    name: str = "conditional_normal_prior",
+  ) -> None:
     super().__init__(name=name)
-    condition_channels = checks.positive_int(condition_channels,
-                                             "condition_channels")
+    condition_channels = checks.positive_int(
+      condition_channels, "condition_channels"
+    )
     self.channels = checks.positive_int(channels, "channels")
     k = checks.odd_kernel_size(kernel_size)
     dtype = checks.float_dtype(dtype)
     with self.name_scope:
       self.kernel = tf.Variable(
-          tf.zeros([k, k, condition_channels, 2 * self.channels], dtype),
-          name="kernel")
-      self.bias = tf.Variable(tf.zeros([2 * self.channels], dtype),
-                              name="bias")
-      self.class_bias = _class_embedding(num_classes, 2 * self.channels,
-                                         dtype, "class_bias")
+        tf.zeros([k, k, condition_channels, 2 * self.channels], dtype),
+        name="kernel",
+      )
+      self.bias = tf.Variable(tf.zeros([2 * self.channels], dtype), name="bias")
+      self.class_bias = _class_embedding(
+        num_classes, 2 * self.channels, dtype, "class_bias"
+      )
 
   def mean_and_log_scale(
-      self, condition: tf.Tensor,
-      labels: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    self, condition: tf.Tensor, labels: tf.Tensor | None = None
+  ) -> tuple[tf.Tensor, tf.Tensor]:
     """`(mu, log sigma)`, each `[N, H, W, C_2]`, from `h_1` (and `y`)."""
     out = tf.nn.convolution(condition, self.kernel, padding="SAME") + self.bias
     if self.class_bias is not None or labels is not None:
@@ -92,15 +100,15 @@ class ConditionalNormalPrior(tf.Module):
     return out[..., 0::2], out[..., 1::2]
 
   def standardize(
-      self, h: tf.Tensor, condition: tf.Tensor,
-      labels: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    self, h: tf.Tensor, condition: tf.Tensor, labels: tf.Tensor | None = None
+  ) -> tuple[tf.Tensor, tf.Tensor]:
     """`eps = (h_2 - mu) / sigma` and its log-det `-sum log sigma`."""
     mean, log_scale = self.mean_and_log_scale(condition, labels)
     return (h - mean) * tf.exp(-log_scale), -_sum_over_event(log_scale)
 
   def unstandardize(
-      self, eps: tf.Tensor, condition: tf.Tensor,
-      labels: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    self, eps: tf.Tensor, condition: tf.Tensor, labels: tf.Tensor | None = None
+  ) -> tuple[tf.Tensor, tf.Tensor]:
     """`h_2 = mu + sigma eps` and its log-det `+sum log sigma`."""
     mean, log_scale = self.mean_and_log_scale(condition, labels)
     return mean + eps * tf.exp(log_scale), _sum_over_event(log_scale)
@@ -117,43 +125,59 @@ class LearnedNormalPrior(tf.Module):
   `h` and `eps` `[N, H, W, C]`, log-dets `[N]`. Cost `O(N H W C)`.
   """
 
-  def __init__(self, channels: int, num_classes: int | None = None,
-               dtype: tf.dtypes.DType | str = tf.float32,
-               name: str = "learned_normal_prior") -> None:
+  def __init__(
+    self,
+    channels: int,
+    num_classes: int | None = None,
+    dtype: tf.dtypes.DType | str = tf.float32,
+    name: str = "learned_normal_prior",
+  ) -> None:
     super().__init__(name=name)
     self.channels = checks.positive_int(channels, "channels")
     dtype = checks.float_dtype(dtype)
     with self.name_scope:
       self.loc = tf.Variable(tf.zeros([self.channels], dtype), name="loc")
-      self.log_scale = tf.Variable(tf.zeros([self.channels], dtype),
-                                   name="log_scale")
-      self.class_loc = _class_embedding(num_classes, self.channels, dtype,
-                                        "class_loc")
-      self.class_log_scale = _class_embedding(num_classes, self.channels,
-                                              dtype, "class_log_scale")
+      self.log_scale = tf.Variable(
+        tf.zeros([self.channels], dtype), name="log_scale"
+      )
+      self.class_loc = _class_embedding(
+        num_classes, self.channels, dtype, "class_loc"
+      )
+      self.class_log_scale = _class_embedding(
+        num_classes, self.channels, dtype, "class_log_scale"
+      )
 
   def _loc_and_log_scale(self, h, labels):
     """`(mu, log sigma, log-det)`: `[C]`, `[C]`, `[N]`, or per image."""
     shape = tf.shape(h)
     pixels = tf.cast(shape[-3] * shape[-2], h.dtype)
     if self.class_loc is None and labels is None:
-      return (self.loc, self.log_scale,
-              tf.fill(shape[:-3], pixels * tf.reduce_sum(self.log_scale)))
+      return (
+        self.loc,
+        self.log_scale,
+        tf.fill(shape[:-3], pixels * tf.reduce_sum(self.log_scale)),
+      )
     loc = self.loc + _class_term(self.class_loc, labels)
     log_scale = self.log_scale + _class_term(self.class_log_scale, labels)
     return loc, log_scale, pixels * _sum_over_event(log_scale)
 
   def standardize(
-      self, h: tf.Tensor, condition: tf.Tensor | None = None,
-      labels: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    self,
+    h: tf.Tensor,
+    condition: tf.Tensor | None = None,
+    labels: tf.Tensor | None = None,
+  ) -> tuple[tf.Tensor, tf.Tensor]:
     """`eps = (h - mu) / sigma` and its log-det `-H W sum log sigma`."""
     del condition  # The top prior has no h_1.
     loc, log_scale, log_det = self._loc_and_log_scale(h, labels)
     return (h - loc) * tf.exp(-log_scale), -log_det
 
   def unstandardize(
-      self, eps: tf.Tensor, condition: tf.Tensor | None = None,
-      labels: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    self,
+    eps: tf.Tensor,
+    condition: tf.Tensor | None = None,
+    labels: tf.Tensor | None = None,
+  ) -> tuple[tf.Tensor, tf.Tensor]:
     """`h = mu + sigma eps` and its log-det `+H W sum log sigma`."""
     del condition  # The top prior has no h_1.
     loc, log_scale, log_det = self._loc_and_log_scale(eps, labels)

@@ -57,8 +57,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import itertools
-from typing import Any
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import tensorflow as tf
@@ -93,24 +92,40 @@ class _ContextCouplingNetwork(tf.Module):
   """`AffineCoupling`'s network reading `x_a` and the context `c`:
   `conv_3x3(relu(conv_3x3([x_a, c]) + b_1)) + b_2`, the last layer zero."""
 
-  def __init__(self, in_channels, context_channels, out_channels, hidden,
-               spatial_shape, seed, dtype, name):
+  def __init__(
+    self,
+    in_channels,
+    context_channels,
+    out_channels,
+    hidden,
+    spatial_shape,
+    seed,
+    dtype,
+    name,
+  ):
     super().__init__(name=name)
     self._context_shape = [-1, *spatial_shape, context_channels]
-    self.hidden_kernel = tf.Variable(initializers.normal(
-        [3, 3, in_channels + context_channels, hidden], 0.05, seed, dtype),
-                                     name="hidden_kernel")
-    self.hidden_bias = tf.Variable(tf.zeros([hidden], dtype),
-                                   name="hidden_bias")
+    self.hidden_kernel = tf.Variable(
+      initializers.normal(
+        [3, 3, in_channels + context_channels, hidden], 0.05, seed, dtype
+      ),
+      name="hidden_kernel",
+    )
+    self.hidden_bias = tf.Variable(
+      tf.zeros([hidden], dtype), name="hidden_bias"
+    )
     self.output_kernel = tf.Variable(
-        tf.zeros([3, 3, hidden, out_channels], dtype), name="output_kernel")
-    self.output_bias = tf.Variable(tf.zeros([out_channels], dtype),
-                                   name="output_bias")
+      tf.zeros([3, 3, hidden, out_channels], dtype), name="output_kernel"
+    )
+    self.output_bias = tf.Variable(
+      tf.zeros([out_channels], dtype), name="output_bias"
+    )
 
   def __call__(self, x_a, conditional_input):
     context = tf.reshape(conditional_input, self._context_shape)
-    g = tf.nn.relu(_conv(tf.concat([x_a, context], -1), self.hidden_kernel,
-                         self.hidden_bias))
+    g = tf.nn.relu(
+      _conv(tf.concat([x_a, context], -1), self.hidden_kernel, self.hidden_bias)
+    )
     return _conv(g, self.output_kernel, self.output_bias)
 
 
@@ -145,12 +160,17 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
   (TensorShape([4, 8, 8, 1]), TensorShape([4]))
   """
 
-  def __init__(self, image_shape: Sequence[int], num_bins: int = 256,
-               num_steps: int = 4, hidden_channels: int = 32,
-               seed: int | None = None,
-               dtype: tf.dtypes.DType | str = tf.float32,
-               validate_args: bool = False,
-               name: str = "variational_dequantizer") -> None:
+  def __init__(
+    self,
+    image_shape: Sequence[int],
+    num_bins: int = 256,
+    num_steps: int = 4,
+    hidden_channels: int = 32,
+    seed: int | None = None,
+    dtype: tf.dtypes.DType | str = tf.float32,
+    validate_args: bool = False,
+    name: str = "variational_dequantizer",
+  ) -> None:
     """Creates `q`'s flow with new variables.
 
     Args:
@@ -169,16 +189,24 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
         `hidden_channels` or `dtype`.
     """
     parameters = dict(locals())
-    if (not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3
-        or not all(isinstance(d, (int, np.integer)) and d >= 1
-                   for d in image_shape)):
-      raise ValueError(f"`image_shape` must be (H, W, C) of positive ints; "
-                       f"got {image_shape!r}.")
+    if (
+      not isinstance(image_shape, (tuple, list))
+      or len(image_shape) != 3
+      or not all(
+        isinstance(d, (int, np.integer)) and d >= 1 for d in image_shape
+      )
+    ):
+      raise ValueError(
+        f"`image_shape` must be (H, W, C) of positive ints; "
+        f"got {image_shape!r}."
+      )
     height, width, channels = (int(d) for d in image_shape)
     if height % 2 or width % 2:
-      raise ValueError(f"`image_shape` must have an even height and width "
-                       f"(the dequantizer squeezes 2 x 2 blocks); got "
-                       f"{image_shape!r}.")
+      raise ValueError(
+        f"`image_shape` must have an even height and width "
+        f"(the dequantizer squeezes 2 x 2 blocks); got "
+        f"{image_shape!r}."
+      )
     self._image_shape = (height, width, channels)
     self._num_bins = checks.positive_int(num_bins, "num_bins", minimum=2)
     self._num_steps = checks.positive_int(num_steps, "num_steps")
@@ -192,28 +220,51 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
     spatial = (height // 2, width // 2)
     with tf.name_scope(name) as name:
       self._context_kernels = [
-          tf.Variable(initializers.normal([3, 3, squeezed, hidden], 0.05,
-                                          next_seed(), dtype),
-                      name="context_kernel_0"),
-          tf.Variable(initializers.normal([3, 3, hidden, hidden], 0.05,
-                                          next_seed(), dtype),
-                      name="context_kernel_1")]
-      self._context_biases = [tf.Variable(tf.zeros([hidden], dtype),
-                                          name=f"context_bias_{i}")
-                              for i in range(2)]
+        tf.Variable(
+          initializers.normal(
+            [3, 3, squeezed, hidden], 0.05, next_seed(), dtype
+          ),
+          name="context_kernel_0",
+        ),
+        tf.Variable(
+          initializers.normal([3, 3, hidden, hidden], 0.05, next_seed(), dtype),
+          name="context_kernel_1",
+        ),
+      ]
+      self._context_biases = [
+        tf.Variable(tf.zeros([hidden], dtype), name=f"context_bias_{i}")
+        for i in range(2)
+      ]
       self._couplings = []
       c_a = squeezed // 2
       for step in range(self._num_steps):
         network = _ContextCouplingNetwork(
-            c_a, hidden, 2 * (squeezed - c_a), hidden, spatial, next_seed(),
-            dtype, name=f"coupling_network_{step}")
-        self._couplings.append(AffineCoupling(
-            channels=squeezed, network=network,
-            conditional_size=spatial[0] * spatial[1] * hidden, dtype=dtype,
-            validate_args=validate_args, name=f"coupling_{step}"))
-      super().__init__(forward_min_event_ndims=3, dtype=dtype,
-                       validate_args=validate_args, parameters=parameters,
-                       name=name)
+          c_a,
+          hidden,
+          2 * (squeezed - c_a),
+          hidden,
+          spatial,
+          next_seed(),
+          dtype,
+          name=f"coupling_network_{step}",
+        )
+        self._couplings.append(
+          AffineCoupling(
+            channels=squeezed,
+            network=network,
+            conditional_size=spatial[0] * spatial[1] * hidden,
+            dtype=dtype,
+            validate_args=validate_args,
+            name=f"coupling_{step}",
+          )
+        )
+      super().__init__(
+        forward_min_event_ndims=3,
+        dtype=dtype,
+        validate_args=validate_args,
+        parameters=parameters,
+        name=name,
+      )
 
   @classmethod
   def _parameter_properties(cls, dtype):
@@ -255,31 +306,40 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
 
   def _flat(self, z, name):
     """`z` as `[N, H, W, C]` in `dtype`, and its shape."""
-    z = checks.checked(z, self._image_shape[-1], self.dtype, name,
-                       self.validate_args)
+    z = checks.checked(
+      z, self._image_shape[-1], self.dtype, name, self.validate_args
+    )
     if not z.shape[-3:].is_compatible_with(self._image_shape):
-      raise ValueError(f"`{name}` must have events {self._image_shape}; got "
-                       f"shape {z.shape}.")
+      raise ValueError(
+        f"`{name}` must have events {self._image_shape}; got shape {z.shape}."
+      )
     return tf.reshape(z, [-1, *self._image_shape]), tf.shape(z)
 
   def _context(self, conditional_input, events):
     """`[N, (H/2) (W/2) F]` context rows of the levels `k` for `events`."""
     conditions.require(conditional_input, True, self.name)
     levels = tf.convert_to_tensor(conditional_input)
-    if levels.dtype.is_bool or not (levels.dtype.is_integer or
-                                    levels.dtype.is_floating):
-      raise ValueError(f"`conditional_input` must be the pixel levels k "
-                       f"(integer or float); got dtype {levels.dtype.name}.")
+    if levels.dtype.is_bool or not (
+      levels.dtype.is_integer or levels.dtype.is_floating
+    ):
+      raise ValueError(
+        f"`conditional_input` must be the pixel levels k "
+        f"(integer or float); got dtype {levels.dtype.name}."
+      )
     levels = tf.cast(levels, self.dtype)
     if levels.shape.rank is not None and (
-        levels.shape.rank < 3 or
-        not levels.shape[-3:].is_compatible_with(self._image_shape)):
-      raise ValueError(f"`conditional_input` must be images [..., "
-                       f"{', '.join(map(str, self._image_shape))}]; got shape "
-                       f"{levels.shape}.")
+      levels.shape.rank < 3
+      or not levels.shape[-3:].is_compatible_with(self._image_shape)
+    ):
+      raise ValueError(
+        f"`conditional_input` must be images [..., "
+        f"{', '.join(map(str, self._image_shape))}]; got shape "
+        f"{levels.shape}."
+      )
     levels = tf.broadcast_to(levels, tf.shape(events))
-    h = glow_lib.squeeze(tf.reshape(levels, [-1, *self._image_shape]) /
-                         self._num_bins - 0.5)
+    h = glow_lib.squeeze(
+      tf.reshape(levels, [-1, *self._image_shape]) / self._num_bins - 0.5
+    )
     for kernel, bias in zip(self._context_kernels, self._context_biases):
       h = tf.nn.relu(_conv(h, kernel, bias))
     return tf.reshape(h, [tf.shape(h)[0], -1])
@@ -293,11 +353,14 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
       y = coupling.forward(h, conditional_input=context)
       # From TFP's cache: the forward pass computed it.
       log_det += coupling.forward_log_det_jacobian(
-          h, event_ndims=3, conditional_input=context)
+        h, event_ndims=3, conditional_input=context
+      )
       h = tf.reverse(y, axis=[-1])
     fldj = tf.reshape(log_det, shape[:-3])
-    return (tf.reshape(glow_lib.unsqueeze(h), shape),
-            {"fldj": fldj, "ildj": -fldj})
+    return (
+      tf.reshape(glow_lib.unsqueeze(h), shape),
+      {"fldj": fldj, "ildj": -fldj},
+    )
 
   def _augmented_inverse(self, y, conditional_input=None):
     v, shape = self._flat(y, "y")
@@ -308,27 +371,32 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
       h = tf.reverse(h, axis=[-1])
       x = coupling.inverse(h, conditional_input=context)
       log_det += coupling.inverse_log_det_jacobian(
-          h, event_ndims=3, conditional_input=context)
+        h, event_ndims=3, conditional_input=context
+      )
       h = x
     ildj = tf.reshape(log_det, shape[:-3])
-    return (tf.reshape(glow_lib.unsqueeze(h), shape),
-            {"ildj": ildj, "fldj": -ildj})
+    return (
+      tf.reshape(glow_lib.unsqueeze(h), shape),
+      {"ildj": ildj, "fldj": -ildj},
+    )
 
-  def log_prob(self, u: tf.Tensor | np.ndarray,
-               images: tf.Tensor | np.ndarray) -> tf.Tensor:
+  def log_prob(
+    self, u: tf.Tensor | np.ndarray, images: tf.Tensor | np.ndarray
+  ) -> tf.Tensor:
     """`log q(u | k)`, `[...]`, of dequantisations `u` `[..., H, W, C]` in
     `(0, 1)` of the levels `images` (`k`). Cost: one inverse pass."""
     u = tf.convert_to_tensor(u, self.dtype)
     v = tf.math.log(u) - tf.math.log1p(-u)
     eps = self.inverse(v, conditional_input=images)
-    return (tf.reduce_sum(logistic_log_prob(eps) - logistic_log_prob(v),
-                          axis=[-3, -2, -1]) +
-            self.inverse_log_det_jacobian(v, event_ndims=3,
-                                          conditional_input=images))
+    return tf.reduce_sum(
+      logistic_log_prob(eps) - logistic_log_prob(v), axis=[-3, -2, -1]
+    ) + self.inverse_log_det_jacobian(
+      v, event_ndims=3, conditional_input=images
+    )
 
   def sample_and_log_prob(
-      self, noise: tf.Tensor | np.ndarray,
-      images: tf.Tensor | np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+    self, noise: tf.Tensor | np.ndarray, images: tf.Tensor | np.ndarray
+  ) -> tuple[tf.Tensor, tf.Tensor]:
     """`(u, log q(u | k))`: the dequantisation of `images` (`k`, `[..., H,
     W, C]`) drawn from uniform `noise` in `[0, 1)` of the same shape
     (`eps = logit(noise)`; `noise` is clipped into the open interval), and
@@ -336,11 +404,12 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
     noise = tf.convert_to_tensor(noise, self.dtype)
     tiny = np.finfo(self.dtype.as_numpy_dtype).tiny
     epsilon = np.finfo(self.dtype.as_numpy_dtype).epsneg
-    noise = tf.clip_by_value(noise, tiny, 1. - epsilon)
+    noise = tf.clip_by_value(noise, tiny, 1.0 - epsilon)
     eps = tf.math.log(noise) - tf.math.log1p(-noise)
     v = self.forward(eps, conditional_input=images)
-    log_q = (tf.reduce_sum(logistic_log_prob(eps) - logistic_log_prob(v),
-                           axis=[-3, -2, -1]) -
-             self.forward_log_det_jacobian(eps, event_ndims=3,
-                                           conditional_input=images))
+    log_q = tf.reduce_sum(
+      logistic_log_prob(eps) - logistic_log_prob(v), axis=[-3, -2, -1]
+    ) - self.forward_log_det_jacobian(
+      eps, event_ndims=3, conditional_input=images
+    )
     return tf.sigmoid(v), log_q

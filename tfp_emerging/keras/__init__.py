@@ -12,11 +12,19 @@ registers `FlowModel`, `WarmupSchedule` and `Glow` with Keras, so
 from tfp_emerging.data.pipeline import DEQUANTIZED
 from tfp_emerging.data.pipeline import LEVELS
 from tfp_emerging.data.pipeline import WEIGHT
+from tfp_emerging.keras.layers import KERAS_3
 from tfp_emerging.keras.layers import FlowLayer
 from tfp_emerging.keras.layers import keras
-from tfp_emerging.keras.layers import KERAS_3
 from tfp_emerging.keras.model import FlowModel
 from tfp_emerging.keras.schedules import WarmupSchedule
 
-__all__ = ["DEQUANTIZED", "FlowLayer", "FlowModel", "KERAS_3", "LEVELS",
-           "WEIGHT", "WarmupSchedule", "keras"]
+__all__ = [
+  "DEQUANTIZED",
+  "KERAS_3",
+  "LEVELS",
+  "WEIGHT",
+  "FlowLayer",
+  "FlowModel",
+  "WarmupSchedule",
+  "keras",
+]

@@ -29,7 +29,7 @@ from tfp_emerging.flows import glow as glow_lib
 keras = tf.keras
 tfb = tfp.bijectors
 
-__all__ = ["FlowLayer", "KERAS_3", "build_lazy_variables", "flow_layers"]
+__all__ = ["KERAS_3", "FlowLayer", "build_lazy_variables", "flow_layers"]
 
 KERAS_3 = hasattr(keras, "Variable")
 
@@ -53,9 +53,13 @@ class FlowLayer(keras.layers.Layer):
 
   _subclasses = {}
 
-  def __init__(self, part: tf.Module, variables: Sequence[tf.Variable],
-               networks: Sequence[keras.layers.Layer] = (),
-               name: str | None = None) -> None:
+  def __init__(
+    self,
+    part: tf.Module,
+    variables: Sequence[tf.Variable],
+    networks: Sequence[keras.layers.Layer] = (),
+    name: str | None = None,
+  ) -> None:
     """Wraps `part`.
 
     Args:
@@ -70,25 +74,36 @@ class FlowLayer(keras.layers.Layer):
     object.__setattr__(self, "_part", part)  # Not tracked: the model is.
     if KERAS_3:
       self._part_variables = [
-          keras.Variable(v, trainable=v.trainable, name=snake_case(v.name))
-          for v in variables]
+        keras.Variable(v, trainable=v.trainable, name=snake_case(v.name))
+        for v in variables
+      ]
     else:
       for v in variables:
-        (self._trainable_weights if v.trainable else
-         self._non_trainable_weights).append(v)
+        (
+          self._trainable_weights
+          if v.trainable
+          else self._non_trainable_weights
+        ).append(v)
     self._networks = list(networks)
     self.built = True
 
   @classmethod
-  def for_part(cls, part: tf.Module, variables: Sequence[tf.Variable],
-               networks: Sequence[keras.layers.Layer],
-               name: str) -> FlowLayer:
+  def for_part(
+    cls,
+    part: tf.Module,
+    variables: Sequence[tf.Variable],
+    networks: Sequence[keras.layers.Layer],
+    name: str,
+  ) -> FlowLayer:
     """A layer for `part`, of the `FlowLayer` subclass named like its class."""
     kind = type(part)
     if kind not in cls._subclasses:
       shown = kind.__name__.lstrip("_")  # TFP's Invert class is `_Invert`.
-      cls._subclasses[kind] = type(shown, (cls,), {
-          "__module__": __name__, "__doc__": f"`FlowLayer` of a `{shown}`."})
+      cls._subclasses[kind] = type(
+        shown,
+        (cls,),
+        {"__module__": __name__, "__doc__": f"`FlowLayer` of a `{shown}`."},
+      )
     return cls._subclasses[kind](part, variables, networks, name)
 
   @property
@@ -110,14 +125,17 @@ def _flow_parts(flow, prefix=""):
     for level, (layers, prior) in enumerate(zip(flow.steps, flow.priors)):
       per_step = len(layers) // flow.num_steps
       for i, layer in enumerate(layers):
-        yield (f"{prefix}level{level}_step{i // per_step}_"
-               f"{snake_case(layer.name)}", layer)
+        yield (
+          f"{prefix}level{level}_step{i // per_step}_{snake_case(layer.name)}",
+          layer,
+        )
       yield f"{prefix}level{level}_{snake_case(prior.name)}", prior
   elif isinstance(flow, tfb.Composition):
     for i, bijector in enumerate(flow.bijectors):
       yield from _flow_parts(bijector, f"{prefix}{i}_")
   elif isinstance(flow, tfb.Invert) and isinstance(
-      flow.bijector, (tfb.Composition, glow_lib.Glow)):
+    flow.bijector, (tfb.Composition, glow_lib.Glow)
+  ):
     yield from _flow_parts(flow.bijector, prefix)
   else:
     yield f"{prefix}{snake_case(flow.name)}", flow
@@ -125,9 +143,11 @@ def _flow_parts(flow, prefix=""):
 
 def _keras_layer_classes():
   """The `Layer` classes of the Keras packages loaded in this process."""
-  return tuple(module.layers.Layer for module in
-               (sys.modules.get("keras"), sys.modules.get("tf_keras"))
-               if module is not None and hasattr(module, "layers"))
+  return tuple(
+    module.layers.Layer
+    for module in (sys.modules.get("keras"), sys.modules.get("tf_keras"))
+    if module is not None and hasattr(module, "layers")
+  )
 
 
 def flow_layers(flow: tfb.Bijector) -> list[FlowLayer]:
@@ -142,10 +162,17 @@ def flow_layers(flow: tfb.Bijector) -> list[FlowLayer]:
 
   def take(module):
     variables = [v for v in module.variables if v.ref() not in claimed]
-    networks = [] if not KERAS_3 else [
-        layer for layer in module._flatten(  # pylint: disable=protected-access
-            predicate=lambda m: isinstance(m, keras.layers.Layer))
-        if id(layer) not in claimed]
+    networks = (
+      []
+      if not KERAS_3
+      else [
+        layer
+        for layer in module._flatten(  # pylint: disable=protected-access
+          predicate=lambda m: isinstance(m, keras.layers.Layer)
+        )
+        if id(layer) not in claimed
+      ]
+    )
     claimed.update(v.ref() for v in variables)
     claimed.update(id(layer) for layer in networks)
     return variables, networks
@@ -157,14 +184,19 @@ def flow_layers(flow: tfb.Bijector) -> list[FlowLayer]:
     if variables or networks:
       count = names.get(name, 0)
       names[name] = count + 1
-      layers.append(FlowLayer.for_part(
-          part, variables, networks, name if not count else f"{name}_{count}"))
+      layers.append(
+        FlowLayer.for_part(
+          part, variables, networks, name if not count else f"{name}_{count}"
+        )
+      )
   return layers
 
 
 def build_lazy_variables(
-    distribution: tfp.distributions.TransformedDistribution,
-    event_shape: Sequence[int], dtype: tf.dtypes.DType) -> None:
+  distribution: tfp.distributions.TransformedDistribution,
+  event_shape: Sequence[int],
+  dtype: tf.dtypes.DType,
+) -> None:
   """Creates the variables of Keras networks that build on first call.
 
   Traces `distribution.log_prob` on a symbolic batch of one image (nothing
@@ -172,9 +204,13 @@ def build_lazy_variables(
   an unbuilt Keras layer (e.g. a network without an `Input` in TFP's
   `tfb.Glow`). A static batch size, as some TFP bijectors need one.
   """
-  unbuilt = list(distribution.bijector._flatten(  # pylint: disable=protected-access
-      predicate=lambda m: isinstance(m, _keras_layer_classes()) and
-      not m.built, recursive=True))
+  unbuilt = list(
+    distribution.bijector._flatten(  # pylint: disable=protected-access
+      predicate=lambda m: isinstance(m, _keras_layer_classes()) and not m.built,
+      recursive=True,
+    )
+  )
   if unbuilt:
     tf.function(distribution.log_prob).get_concrete_function(
-        tf.TensorSpec([1, *event_shape], dtype))
+      tf.TensorSpec([1, *event_shape], dtype)
+    )

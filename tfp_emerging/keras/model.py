@@ -13,8 +13,7 @@ from collections.abc import Sequence
 import contextlib
 import io
 import os
-from typing import Any
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import tensorflow as tf
@@ -48,9 +47,11 @@ _HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
 def _range_message(caller, num_bins):
-  return (f"{caller}: {_RANGE_MESSAGE}{num_bins}) (num_bins={num_bins}; pass "
-          f"the pixel levels themselves, not images scaled to [0, 1]); got "
-          f"values from")
+  return (
+    f"{caller}: {_RANGE_MESSAGE}{num_bins}) (num_bins={num_bins}; pass "
+    f"the pixel levels themselves, not images scaled to [0, 1]); got "
+    f"values from"
+  )
 
 
 def _checked_images(images, num_bins, caller):
@@ -62,24 +63,33 @@ def _checked_images(images, num_bins, caller):
   (`_image_errors`).
   """
   images = tf.convert_to_tensor(images)
-  if images.dtype.is_bool or not (images.dtype.is_integer or
-                                  images.dtype.is_floating):
-    raise ValueError(f"{caller}: images must be integer pixel levels (any "
-                     f"integer or float dtype); got dtype {images.dtype.name}.")
+  if images.dtype.is_bool or not (
+    images.dtype.is_integer or images.dtype.is_floating
+  ):
+    raise ValueError(
+      f"{caller}: images must be integer pixel levels (any "
+      f"integer or float dtype); got dtype {images.dtype.name}."
+    )
   values = tf.cast(images, tf.float64)
   whole = tf.reduce_all(tf.equal(values, tf.round(values)))
   low = tf.reduce_min(values)
   high = tf.reduce_max(values)
-  in_range = tf.logical_or(tf.equal(tf.size(values), 0), tf.logical_and(
-      whole, tf.logical_and(low >= 0., high <= num_bins - 1.)))
+  in_range = tf.logical_or(
+    tf.equal(tf.size(values), 0),
+    tf.logical_and(whole, tf.logical_and(low >= 0.0, high <= num_bins - 1.0)),
+  )
   if tf.executing_eagerly():
     if not bool(in_range):
-      raise ValueError(_message(_range_message(caller, num_bins),
-                                [low.numpy(), high.numpy(), bool(whole)]))
+      raise ValueError(
+        _message(
+          _range_message(caller, num_bins),
+          [low.numpy(), high.numpy(), bool(whole)],
+        )
+      )
     return images
   check = tf.debugging.Assert(
-      in_range, [_range_message(caller, num_bins), low, high, whole],
-      summarize=3)
+    in_range, [_range_message(caller, num_bins), low, high, whole], summarize=3
+  )
   with tf.control_dependencies([check]):
     return tf.identity(images)
 
@@ -104,8 +114,9 @@ def _image_errors():
     parts = e.message[start:].split("\n")[0].split("] [")
     text = parts[0]
     low, high, whole = (part.strip(" []") for part in parts[1:4])
-    raise ValueError(_message(text, [float(low), float(high),
-                                     whole in ("1", "True", "true")])) from None
+    raise ValueError(
+      _message(text, [float(low), float(high), whole in ("1", "True", "true")])
+    ) from None
 
 
 def _first_batch(x, y, batch_size):
@@ -119,9 +130,10 @@ def _first_batch(x, y, batch_size):
     size = batch_size or 32
     return x[:size], None if y is None else y[:size]
   raise ValueError(
-      "FlowModel.fit can initialise ActNorm from a tf.data.Dataset, a numpy "
-      "array or a tensor of images; for other inputs call "
-      "`model.initialize(images)` before `fit`.")
+    "FlowModel.fit can initialise ActNorm from a tf.data.Dataset, a numpy "
+    "array or a tensor of images; for other inputs call "
+    "`model.initialize(images)` before `fit`."
+  )
 
 
 @keras.utils.register_keras_serializable(package="tfp_emerging")
@@ -202,13 +214,18 @@ class FlowModel(keras.Model):
   convolutions only, no solves) and its gradient.
   """
 
-  def __init__(self, flow: tfb.Bijector, num_bins: int = 256,
-               base_distribution: tfd.Distribution | None = None,
-               direction: str = direction_lib.SAMPLING,
-               dequantizer: (
-                   variational_dequantization.VariationalDequantizer | None
-               ) = None,
-               name: str = "flow_model", **kwargs) -> None:
+  def __init__(
+    self,
+    flow: tfb.Bijector,
+    num_bins: int = 256,
+    base_distribution: tfd.Distribution | None = None,
+    direction: str = direction_lib.SAMPLING,
+    dequantizer: (
+      variational_dequantization.VariationalDequantizer | None
+    ) = None,
+    name: str = "flow_model",
+    **kwargs,
+  ) -> None:
     """Wraps `flow`.
 
     Args:
@@ -243,27 +260,31 @@ class FlowModel(keras.Model):
     if not isinstance(flow, tfb.Bijector):
       raise ValueError(f"`flow` must be a TFP bijector; got {flow!r}.")
     if direction not in direction_lib.DIRECTIONS:
-      raise ValueError(f"`direction` must be one of "
-                       f"{direction_lib.DIRECTIONS}; got {direction!r}.")
+      raise ValueError(
+        f"`direction` must be one of "
+        f"{direction_lib.DIRECTIONS}; got {direction!r}."
+      )
     self._given_flow, self._direction = flow, direction
     if direction == direction_lib.DENSITY:
       flow = tfb.Invert(flow)
     backwards = direction_lib.density_pass_inverses(flow)
     if backwards:
       names = ", ".join(f"{type(b).__name__} {b.name!r}" for b in backwards)
-      other = ("density" if direction == direction_lib.SAMPLING
-               else "sampling")
+      other = "density" if direction == direction_lib.SAMPLING else "sampling"
       raise ValueError(
-          f"FlowModel(direction={direction!r}): log_prob would run {names} "
-          f"backwards (this package's layers map image -> latent in forward, "
-          f"Glow latent -> image), i.e. a solve in every training step and "
-          f"ActNorm uninitialisable from data. Pass direction={other!r}, or "
-          f"wrap the layers in tfp_emerging.bijectors.sampling_direction().")
+        f"FlowModel(direction={direction!r}): log_prob would run {names} "
+        f"backwards (this package's layers map image -> latent in forward, "
+        f"Glow latent -> image), i.e. a solve in every training step and "
+        f"ActNorm uninitialisable from data. Pass direction={other!r}, or "
+        f"wrap the layers in tfp_emerging.bijectors.sampling_direction()."
+      )
     self._base_given = base_distribution is not None
     if base_distribution is None:
       if not hasattr(flow, "base_distribution"):
-        raise ValueError("`base_distribution` must be given for a flow "
-                         "without `base_distribution()`.")
+        raise ValueError(
+          "`base_distribution` must be given for a flow "
+          "without `base_distribution()`."
+        )
       base_distribution = flow.base_distribution()
     self._flow = flow
     self._num_classes = conditions.num_classes_of(flow)
@@ -271,18 +292,21 @@ class FlowModel(keras.Model):
     event_shape = self._density.event_shape
     if event_shape.rank != 3 or not event_shape.is_fully_defined():
       raise ValueError(
-          f"The flow must map the base distribution to images [H, W, C] of "
-          f"known size; its events have shape {event_shape}.")
+        f"The flow must map the base distribution to images [H, W, C] of "
+        f"known size; its events have shape {event_shape}."
+      )
     self._event_shape = tuple(event_shape.as_list())
     self._num_dims = int(np.prod(self._event_shape))
     # A tfb.Chain's dtype is None: the images have the distribution's.
     self._event_dtype = tf.as_dtype(self._density.dtype)
-    layers_lib.build_lazy_variables(self._density, self._event_shape,
-                          self._event_dtype)
+    layers_lib.build_lazy_variables(
+      self._density, self._event_shape, self._event_dtype
+    )
     self._flow_layers = layers_lib.flow_layers(flow)
     self._dequantizer = self._checked_dequantizer(dequantizer)
     self._dequantizer_layers = (
-        [] if dequantizer is None else layers_lib.flow_layers(dequantizer))
+      [] if dequantizer is None else layers_lib.flow_layers(dequantizer)
+    )
     self._loss_tracker = keras.metrics.Mean(name="loss")
     self._bits_tracker = keras.metrics.Mean(name="bits_per_dim")
     self._num_samples = 1  # dequantisation draws per image in test_step
@@ -296,20 +320,26 @@ class FlowModel(keras.Model):
         class docstring).
     """
     return {
-        "flow": serialization.flow_config(self._given_flow),
-        "direction": self._direction,
-        "num_bins": self.num_bins,
-        "dequantizer": (None if self._dequantizer is None else
-                        serialization.flow_config(self._dequantizer)),
-        "base_distribution": (
-            serialization.distribution_config(self._density.distribution)
-            if self._base_given else None),
-        "name": self.name,
+      "flow": serialization.flow_config(self._given_flow),
+      "direction": self._direction,
+      "num_bins": self.num_bins,
+      "dequantizer": (
+        None
+        if self._dequantizer is None
+        else serialization.flow_config(self._dequantizer)
+      ),
+      "base_distribution": (
+        serialization.distribution_config(self._density.distribution)
+        if self._base_given
+        else None
+      ),
+      "name": self.name,
     }
 
   @classmethod
-  def from_config(cls, config: dict[str, Any],
-                  custom_objects: dict[str, Any] | None = None) -> Self:
+  def from_config(
+    cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None
+  ) -> Self:
     """A new, untrained `FlowModel` of the same flow (`get_config`)."""
     del custom_objects  # Flows are found through Keras' registry.
     config = dict(config)
@@ -320,8 +350,7 @@ class FlowModel(keras.Model):
     dequantizer = config.pop("dequantizer", None)
     if dequantizer is not None:
       dequantizer = serialization.flow_from_config(dequantizer)
-    return cls(flow, base_distribution=base, dequantizer=dequantizer,
-               **config)
+    return cls(flow, base_distribution=base, dequantizer=dequantizer, **config)
 
   def _checked_dequantizer(self, dequantizer):
     """`dequantizer` if it is `None` or fits the model's images."""
@@ -329,17 +358,23 @@ class FlowModel(keras.Model):
       return None
     kind = variational_dequantization.VariationalDequantizer
     if not isinstance(dequantizer, kind):
-      raise ValueError(f"`dequantizer` must be None (uniform) or a "
-                       f"tfp_emerging.flows.VariationalDequantizer; got "
-                       f"{dequantizer!r}.")
-    found = (tuple(dequantizer.image_shape), dequantizer.num_bins,
-             tf.as_dtype(dequantizer.dtype))
+      raise ValueError(
+        f"`dequantizer` must be None (uniform) or a "
+        f"tfp_emerging.flows.VariationalDequantizer; got "
+        f"{dequantizer!r}."
+      )
+    found = (
+      tuple(dequantizer.image_shape),
+      dequantizer.num_bins,
+      tf.as_dtype(dequantizer.dtype),
+    )
     wanted = (self._event_shape, self.num_bins, self._event_dtype)
     if found != wanted:
       raise ValueError(
-          f"`dequantizer` must have the model's image shape, num_bins and "
-          f"dtype {wanted[0]}, {wanted[1]}, {wanted[2].name}; got {found[0]}, "
-          f"{found[1]}, {found[2].name}.")
+        f"`dequantizer` must have the model's image shape, num_bins and "
+        f"dtype {wanted[0]}, {wanted[1]}, {wanted[2].name}; got {found[0]}, "
+        f"{found[1]}, {found[2].name}."
+      )
     return dequantizer
 
   @property
@@ -350,7 +385,8 @@ class FlowModel(keras.Model):
 
   @property
   def dequantizer(
-      self) -> variational_dequantization.VariationalDequantizer | None:
+    self,
+  ) -> variational_dequantization.VariationalDequantizer | None:
     """The `VariationalDequantizer` `q(u | k)`, or `None` (uniform)."""
     return self._dequantizer
 
@@ -380,14 +416,16 @@ class FlowModel(keras.Model):
     if self._num_classes is None:
       if labels is not None:
         raise ValueError(
-            f"{caller}: this FlowModel's flow is not class-conditional, so it "
-            f"takes no labels; build it from e.g. Glow(..., num_classes=K).")
+          f"{caller}: this FlowModel's flow is not class-conditional, so it "
+          f"takes no labels; build it from e.g. Glow(..., num_classes=K)."
+        )
       return {}
     if labels is None:
       raise ValueError(
-          f"{caller}: this FlowModel is class-conditional ({self._num_classes} "
-          f"classes) and needs the labels: (images, labels) batches for fit "
-          f"and evaluate, labels= for the other methods.")
+        f"{caller}: this FlowModel is class-conditional ({self._num_classes} "
+        f"classes) and needs the labels: (images, labels) batches for fit "
+        f"and evaluate, labels= for the other methods."
+      )
     return conditions.route(self._flow, labels)
 
   def _checked_labels(self, labels, caller):
@@ -398,8 +436,9 @@ class FlowModel(keras.Model):
       return None
     labels = tf.convert_to_tensor(labels)
     if labels.dtype.is_integer:
-      conditions.check_static_ids(labels, self._num_classes,
-                                  f"{caller}: `labels`")
+      conditions.check_static_ids(
+        labels, self._num_classes, f"{caller}: `labels`"
+      )
     return labels
 
   def _continuous_bits(self, x, labels=None, caller="FlowModel", log_q=None):
@@ -411,16 +450,18 @@ class FlowModel(keras.Model):
     x = tf.convert_to_tensor(x)
     if x.shape.rank == len(self._event_shape) + 1:
       log_prob = self._density.log_prob(
-          x, bijector_kwargs=self._conditions(labels, caller))
+        x, bijector_kwargs=self._conditions(labels, caller)
+      )
       if log_q is not None:
         log_prob -= log_q
-      return dequantization.bits_per_dim(log_prob, self._num_dims,
-                                         self.num_bins)
-    if x.shape.rank is not None and x.shape.rank != len(
-        self._event_shape) + 2:
+      return dequantization.bits_per_dim(
+        log_prob, self._num_dims, self.num_bins
+      )
+    if x.shape.rank is not None and x.shape.rank != len(self._event_shape) + 2:
       raise ValueError(
-          f"{caller}: dequantised images must be [B, H, W, C] or K draws "
-          f"each, [B, K, H, W, C]; got shape {x.shape}.")
+        f"{caller}: dequantised images must be [B, H, W, C] or K draws "
+        f"each, [B, K, H, W, C]; got shape {x.shape}."
+      )
     # The rank may be unknown in a traced step: the draws are what is left
     # of the size once the batch and the image are divided out.
     flat = tf.reshape(x, tf.concat([[-1], self._event_shape], 0))
@@ -428,13 +469,17 @@ class FlowModel(keras.Model):
     draws = tf.shape(flat)[0] // batch
     if labels is not None:
       labels = tf.repeat(labels, draws, axis=0)
-    log_prob = tf.reshape(self._density.log_prob(
-        flat, bijector_kwargs=self._conditions(labels, caller)),
-                          [batch, draws])
+    log_prob = tf.reshape(
+      self._density.log_prob(
+        flat, bijector_kwargs=self._conditions(labels, caller)
+      ),
+      [batch, draws],
+    )
     if log_q is not None:
       log_prob -= tf.reshape(log_q, [batch, draws])
     return dequantization.importance_weighted_bits_per_dim(
-        log_prob, self._num_dims, self.num_bins)
+      log_prob, self._num_dims, self.num_bins
+    )
 
   def _dequantized(self, levels, noise):
     """`(x, log_q)`: integer `levels` `[N, H, W, C]` (float) dequantised
@@ -458,33 +503,40 @@ class FlowModel(keras.Model):
     x, log_q = self._dequantized(tf.repeat(images, draws, axis=0), flat_noise)
     if log_q is not None:
       log_q = tf.reshape(log_q, tf.shape(noise)[:-3])
-    return self._continuous_bits(tf.reshape(x, tf.shape(noise)), labels,
-                                 caller, log_q)
+    return self._continuous_bits(
+      tf.reshape(x, tf.shape(noise)), labels, caller, log_q
+    )
 
-  def _noisy_bits(self, images, labels=None, seed=None, caller="FlowModel",
-                  num_samples=1):
+  def _noisy_bits(
+    self, images, labels=None, seed=None, caller="FlowModel", num_samples=1
+  ):
     """Bits/dim `[B]` of integer images with fresh (or `seed`ed) noise;
     importance-weighted over `num_samples` draws when above 1."""
     images = _checked_images(images, self.num_bins, caller)
     shape = tf.shape(images)  # K draws each: noise [B K, H, W, C]
     noise = dequantization.uniform_noise(
-        tf.concat([[shape[0] * num_samples], shape[1:]], 0), seed,
-        self._event_dtype)
+      tf.concat([[shape[0] * num_samples], shape[1:]], 0),
+      seed,
+      self._event_dtype,
+    )
     if num_samples > 1:
       noise = tf.reshape(
-          noise, tf.concat([[-1, num_samples], self._event_shape], 0))
+        noise, tf.concat([[-1, num_samples], self._event_shape], 0)
+      )
     return self._drawn_bits(images, noise, labels, caller)
 
-  def call(self, inputs: tf.Tensor | Sequence[tf.Tensor],
-           training: bool = False) -> tf.Tensor:
+  def call(
+    self, inputs: tf.Tensor | Sequence[tf.Tensor], training: bool = False
+  ) -> tf.Tensor:
     """Per-image bits/dim `[B]` of integer images, with fresh noise.
 
     `inputs`: images `[B, H, W, C]`, or `(images, labels)` for a
     class-conditional flow.
     """
     del training  # No layer behaves differently in training.
-    images, labels = (inputs if isinstance(inputs, (tuple, list))
-                      else (inputs, None))
+    images, labels = (
+      inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
+    )
     return self._noisy_bits(images, labels, caller="FlowModel.call")
 
   def _labels_of(self, y):
@@ -500,23 +552,26 @@ class FlowModel(keras.Model):
     if isinstance(x, dict) and self._dequantizer is not None:
       if LEVELS not in x:
         raise ValueError(
-            f"{caller}: a model with variational dequantisation needs the "
-            f"pixel levels of dequantised batches: {{{DEQUANTIZED!r}: x, "
-            f"{LEVELS!r}: images}} (the pipeline's levels=True).")
+          f"{caller}: a model with variational dequantisation needs the "
+          f"pixel levels of dequantised batches: {{{DEQUANTIZED!r}: x, "
+          f"{LEVELS!r}: images}} (the pipeline's levels=True)."
+        )
       levels = tf.cast(x[LEVELS], self._event_dtype)
       dequantized = x[DEQUANTIZED]
-      shift = (levels if dequantized.shape.rank == levels.shape.rank else
-               levels[:, tf.newaxis])
+      shift = (
+        levels
+        if dequantized.shape.rank == levels.shape.rank
+        else levels[:, tf.newaxis]
+      )
       # The pipeline's uniform noise, recovered: u_0 = (x + 1/2) B - k.
       noise = (dequantized + 0.5) * self.num_bins - shift
       return self._drawn_bits(levels, noise, labels, caller)
     if isinstance(x, dict):
       return self._continuous_bits(x[DEQUANTIZED], labels, caller)
-    return self._noisy_bits(x, labels, caller=caller,
-                            num_samples=num_samples)
+    return self._noisy_bits(x, labels, caller=caller, num_samples=num_samples)
 
   def train_step(
-      self, data: tf.Tensor | dict[str, tf.Tensor] | tuple
+    self, data: tf.Tensor | dict[str, tf.Tensor] | tuple
   ) -> dict[str, tf.Tensor]:
     x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
@@ -536,7 +591,7 @@ class FlowModel(keras.Model):
     return self._record(bits)
 
   def test_step(
-      self, data: tf.Tensor | dict[str, tf.Tensor] | tuple
+    self, data: tf.Tensor | dict[str, tf.Tensor] | tuple
   ) -> dict[str, tf.Tensor]:
     """Per-image bits/dim of a batch, added to the running per-image mean.
 
@@ -568,10 +623,13 @@ class FlowModel(keras.Model):
     self._bits_tracker.update_state(bits, sample_weight=weights)
     return {m.name: m.result() for m in self.metrics}
 
-  def fit(self, x: tf.data.Dataset | np.ndarray | tf.Tensor | None = None,
-          y: np.ndarray | tf.Tensor | None = None,
-          batch_size: int | None = None,
-          **kwargs) -> keras.callbacks.History:
+  def fit(
+    self,
+    x: tf.data.Dataset | np.ndarray | tf.Tensor | None = None,
+    y: np.ndarray | tf.Tensor | None = None,
+    batch_size: int | None = None,
+    **kwargs,
+  ) -> keras.callbacks.History:
     """`keras.Model.fit`, after the data-dependent init if not yet done.
 
     Raises:
@@ -589,11 +647,13 @@ class FlowModel(keras.Model):
     with _image_errors():
       return super().fit(x, y, batch_size=batch_size, **kwargs)
 
-  def evaluate(self,
-               x: tf.data.Dataset | np.ndarray | tf.Tensor | None = None,
-               y: np.ndarray | tf.Tensor | None = None,
-               num_samples: int = 1,
-               **kwargs) -> list[float] | dict[str, float]:
+  def evaluate(
+    self,
+    x: tf.data.Dataset | np.ndarray | tf.Tensor | None = None,
+    y: np.ndarray | tf.Tensor | None = None,
+    num_samples: int = 1,
+    **kwargs,
+  ) -> list[float] | dict[str, float]:
     """`keras.Model.evaluate`: `[loss, bits_per_dim]` (see the class).
 
     With `num_samples = K > 1`, each integer image is dequantised `K` times
@@ -624,8 +684,9 @@ class FlowModel(keras.Model):
     finally:
       self._num_samples, self.test_function = 1, None
 
-  def save(self, filepath: str | os.PathLike[str] | io.IOBase, *args,
-           **kwargs) -> None:
+  def save(
+    self, filepath: str | os.PathLike[str] | io.IOBase, *args, **kwargs
+  ) -> None:
     """`keras.Model.save` to a `.keras` file, refusing what cannot load.
 
     The config is made first, so that a flow without one raises before any
@@ -638,13 +699,15 @@ class FlowModel(keras.Model):
       ValueError: an HDF5 path, or a flow or base distribution without a
         config (`get_config`).
     """
-    path = (os.fspath(filepath) if isinstance(filepath, (str, os.PathLike))
-            else None)
+    path = (
+      os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else None
+    )
     if path is not None and path.lower().endswith(_HDF5_SUFFIXES):
       raise ValueError(
-          f"FlowModel.save({path!r}): HDF5 model files cannot hold a flow; "
-          f"save as .keras (model.save('model.keras')), or only the weights "
-          f"(model.save_weights('model.weights.h5')).")
+        f"FlowModel.save({path!r}): HDF5 model files cannot hold a flow; "
+        f"save as .keras (model.save('model.keras')), or only the weights "
+        f"(model.save_weights('model.weights.h5'))."
+      )
     self.get_config()  # Raises, naming what has no config, before a write.
     existed = path is not None and os.path.exists(path)
     try:
@@ -665,12 +728,16 @@ class FlowModel(keras.Model):
     check = getattr(self._flow, "is_initialized", None)
     if check is not None:
       return bool(check())
-    return all(bool(v.numpy()) for v in self._flow.variables
-               if v.dtype == tf.bool)
+    return all(
+      bool(v.numpy()) for v in self._flow.variables if v.dtype == tf.bool
+    )
 
-  def initialize(self, images: tf.Tensor | np.ndarray,
-                 labels: tf.Tensor | np.ndarray | None = None,
-                 seed: int | tf.Tensor | None = None) -> None:
+  def initialize(
+    self,
+    images: tf.Tensor | np.ndarray,
+    labels: tf.Tensor | np.ndarray | None = None,
+    seed: int | tf.Tensor | None = None,
+  ) -> None:
     """Data-dependent initialisation of the flow from integer `images`.
 
     Dequantises `images` (noise from `seed` if given) and calls
@@ -684,18 +751,23 @@ class FlowModel(keras.Model):
     with _image_errors():
       images = _checked_images(images, self.num_bins, "FlowModel.initialize")
     levels = tf.cast(images, self._event_dtype)
-    x, _ = self._dequantized(levels, dequantization.uniform_noise(
-        tf.shape(levels), seed, self._event_dtype))
+    x, _ = self._dequantized(
+      levels,
+      dequantization.uniform_noise(tf.shape(levels), seed, self._event_dtype),
+    )
     initialize = getattr(self._flow, "initialize", None)
     if initialize is not None:
       initialize(x, **conditions)
     else:
       self._density.log_prob(x, bijector_kwargs=conditions)
 
-  def bits_per_dim(self, images: tf.Tensor | np.ndarray,
-                   labels: tf.Tensor | np.ndarray | None = None,
-                   seed: int | None = None,
-                   num_samples: int = 1) -> tf.Tensor:
+  def bits_per_dim(
+    self,
+    images: tf.Tensor | np.ndarray,
+    labels: tf.Tensor | np.ndarray | None = None,
+    seed: int | None = None,
+    num_samples: int = 1,
+  ) -> tf.Tensor:
     """Bits/dim per image, `[B]`, of integer `images` `[B, H, W, C]`.
 
     `labels`: the images' classes for a class-conditional flow (ids `[B]`
@@ -710,24 +782,33 @@ class FlowModel(keras.Model):
     with _image_errors():
       if seed is None:
         return self._bits_fn(images, labels, num_samples)
-      return self._seeded_bits_fn(images, labels,
-                                  tf.constant([seed, 0], tf.int64),
-                                  num_samples)
+      return self._seeded_bits_fn(
+        images, labels, tf.constant([seed, 0], tf.int64), num_samples
+      )
 
   @tf.function(reduce_retracing=True)
   def _bits_fn(self, images, labels, num_samples):
-    return self._noisy_bits(images, labels, caller="FlowModel.bits_per_dim",
-                            num_samples=num_samples)
+    return self._noisy_bits(
+      images, labels, caller="FlowModel.bits_per_dim", num_samples=num_samples
+    )
 
   @tf.function(reduce_retracing=True)
   def _seeded_bits_fn(self, images, labels, seed, num_samples):
-    return self._noisy_bits(images, labels, seed=seed,
-                            caller="FlowModel.bits_per_dim",
-                            num_samples=num_samples)
+    return self._noisy_bits(
+      images,
+      labels,
+      seed=seed,
+      caller="FlowModel.bits_per_dim",
+      num_samples=num_samples,
+    )
 
-  def sample(self, n: int, temperature: float = 1.0,
-             seed: int | tf.Tensor | None = None,
-             labels: int | tf.Tensor | np.ndarray | None = None) -> tf.Tensor:
+  def sample(
+    self,
+    n: int,
+    temperature: float = 1.0,
+    seed: int | tf.Tensor | None = None,
+    labels: int | tf.Tensor | np.ndarray | None = None,
+  ) -> tf.Tensor:
     """`n` integer images `[n, H, W, C]` (int32, `0..num_bins-1`).
 
     `x = flow.forward(z)`, `z` the base sample at `temperature`
@@ -752,8 +833,9 @@ class FlowModel(keras.Model):
     n = checks.positive_int(n, "n", minimum=0)
     if not self.is_initialized():
       raise ValueError(
-          "The flow is not initialised: fit the model, or call "
-          "`initialize(images)` (or evaluate it on data) before sampling.")
+        "The flow is not initialised: fit the model, or call "
+        "`initialize(images)` (or evaluate it on data) before sampling."
+      )
     labels = self._checked_labels(labels, "FlowModel.sample")
     if n == 0:
       return tf.zeros([0, *self._event_shape], tf.int32)
@@ -761,23 +843,29 @@ class FlowModel(keras.Model):
       if labels.shape.rank == 0:
         labels = tf.fill([n], labels)
       elif labels.shape[0] is not None and labels.shape[0] != n:
-        raise ValueError(f"FlowModel.sample: `labels` must give one class per "
-                         f"image ({n}); got shape {labels.shape.as_list()}.")
+        raise ValueError(
+          f"FlowModel.sample: `labels` must give one class per "
+          f"image ({n}); got shape {labels.shape.as_list()}."
+        )
     if isinstance(seed, (int, np.integer)):
       seed = tf.constant([seed, 0], tf.int32)  # Stateless: reproducible.
-    z = export_lib.tempered_sample(self._density.distribution, n,
-                                   temperature, seed)
+    z = export_lib.tempered_sample(
+      self._density.distribution, n, temperature, seed
+    )
     return dequantization.quantize(self._generate(z, labels), self.num_bins)
 
   @tf.function(reduce_retracing=True)
   def _generate(self, z, labels):
     return self._flow.forward(z, **self._conditions(labels, "FlowModel.sample"))
 
-  def export(self, filepath: str | os.PathLike[str],
-             format: str = "tf_saved_model",  # pylint: disable=redefined-builtin
-             verbose: bool | None = None,
-             input_signature: Sequence[tf.TensorSpec] | None = None,
-             **kwargs) -> export_lib.FlowExport:
+  def export(
+    self,
+    filepath: str | os.PathLike[str],
+    format: str = "tf_saved_model",  # pylint: disable=redefined-builtin
+    verbose: bool | None = None,
+    input_signature: Sequence[tf.TensorSpec] | None = None,
+    **kwargs,
+  ) -> export_lib.FlowExport:
     """Writes a TensorFlow SavedModel serving `log_prob` and `sample`.
 
     `keras.Model.export`'s signature; the SavedModel is
@@ -803,8 +891,10 @@ class FlowModel(keras.Model):
         other arguments.
     """
     if format != "tf_saved_model":
-      raise ValueError(f"FlowModel.export writes format='tf_saved_model' "
-                       f"only; got format={format!r}.")
+      raise ValueError(
+        f"FlowModel.export writes format='tf_saved_model' "
+        f"only; got format={format!r}."
+      )
     if kwargs:
       raise ValueError(f"FlowModel.export takes no {sorted(kwargs)}.")
     if input_signature is not None:
@@ -813,15 +903,19 @@ class FlowModel(keras.Model):
       if self._num_classes is not None:
         expected.append(tf.TensorSpec([None], tf.int32))
       if len(specs) != len(expected) or not all(
-          tf.as_dtype(spec.dtype) == want.dtype and
-          tf.TensorShape(spec.shape).is_compatible_with(want.shape)
-          for spec, want in zip(specs, expected)):
+        tf.as_dtype(spec.dtype) == want.dtype
+        and tf.TensorShape(spec.shape).is_compatible_with(want.shape)
+        for spec, want in zip(specs, expected)
+      ):
         raise ValueError(
-            f"`input_signature` must describe "
-            f"{'images and labels ' if len(expected) > 1 else 'images '}"
-            f"{expected}; got {input_signature!r}.")
+          f"`input_signature` must describe "
+          f"{'images and labels ' if len(expected) > 1 else 'images '}"
+          f"{expected}; got {input_signature!r}."
+        )
     module = export_lib.export(self, filepath)
     if verbose is None or verbose:
-      print(f"Saved a SavedModel at '{filepath}' with signatures log_prob "
-            f"(serving_default) and sample.")
+      print(
+        f"Saved a SavedModel at '{filepath}' with signatures log_prob "
+        f"(serving_default) and sample."
+      )
     return module

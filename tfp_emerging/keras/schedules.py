@@ -24,16 +24,19 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
   def __init__(self, learning_rate: float, warmup_steps: int) -> None:
     super().__init__()
     self.learning_rate = float(learning_rate)
-    self.warmup_steps = checks.positive_int(warmup_steps, "warmup_steps",
-                                            minimum=0)
+    self.warmup_steps = checks.positive_int(
+      warmup_steps, "warmup_steps", minimum=0
+    )
 
   def __call__(self, step: int | tf.Tensor) -> tf.Tensor:
     step = tf.cast(step, tf.float32)
     if self.warmup_steps == 0:
-      return tf.constant(self.learning_rate, tf.float32) + 0. * step
-    fraction = tf.minimum(1., (step + 1.) / self.warmup_steps)
+      return tf.constant(self.learning_rate, tf.float32) + 0.0 * step
+    fraction = tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
     return self.learning_rate * fraction
 
   def get_config(self) -> dict[str, float | int]:
-    return {"learning_rate": self.learning_rate,
-            "warmup_steps": self.warmup_steps}
+    return {
+      "learning_rate": self.learning_rate,
+      "warmup_steps": self.warmup_steps,
+    }

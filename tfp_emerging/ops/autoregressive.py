@@ -87,14 +87,17 @@ import typing
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_probability.python.internal.implementation_selection import is_xla
+from tensorflow_probability.python.internal.implementation_selection import (
+  is_xla,
+)
 
 Solver = typing.Literal["auto", "wavefront", "raster"]
 SOLVERS = typing.get_args(Solver)
 
 
-def quadrant_conv(x: tf.Tensor, kernel: tf.Tensor, dilation: int,
-                  top_left: bool = True) -> tf.Tensor:
+def quadrant_conv(
+  x: tf.Tensor, kernel: tf.Tensor, dilation: int, top_left: bool = True
+) -> tf.Tensor:
   """A quadrant-masked convolution of the nonzero taps only.
 
   Top-left: pad the top and left by `(m - 1) d`; bottom-right: the bottom and
@@ -131,15 +134,17 @@ def pixel_major(x: tf.Tensor, dilation: int) -> tf.Tensor:
   if dilation == 1:
     return tf.transpose(x, [1, 2, 0, 3])
   hd, wd = -(-h // dilation), -(-w // dilation)
-  x = tf.pad(x, [[0, 0], [0, hd * dilation - h], [0, wd * dilation - w],
-                 [0, 0]])
+  x = tf.pad(
+    x, [[0, 0], [0, hd * dilation - h], [0, wd * dilation - w], [0, 0]]
+  )
   x = tf.reshape(x, [n, hd, dilation, wd, dilation, c])
   x = tf.transpose(x, [1, 3, 0, 2, 4, 5])
   return tf.reshape(x, [hd, wd, n * dilation * dilation, c])
 
 
-def image_major(x: tf.Tensor, dilation: int, height: int | tf.Tensor,
-                width: int | tf.Tensor) -> tf.Tensor:
+def image_major(
+  x: tf.Tensor, dilation: int, height: int | tf.Tensor, width: int | tf.Tensor
+) -> tf.Tensor:
   """Inverse of `pixel_major`: back to `[N, height, width, C]`."""
   if dilation == 1:
     return tf.transpose(x, [2, 0, 1, 3])
@@ -153,8 +158,12 @@ def image_major(x: tf.Tensor, dilation: int, height: int | tf.Tensor,
 
 
 def wavefront_layout(
-    batch: int | tf.Tensor, height: int | tf.Tensor, width: int | tf.Tensor,
-    dilation: int, flip: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  batch: int | tf.Tensor,
+  height: int | tf.Tensor,
+  width: int | tf.Tensor,
+  dilation: int,
+  flip: bool,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
   """Where each slot of the skewed layout reads from, and back.
 
   The undilated problems (the `d^2` residue classes of each image, the
@@ -188,8 +197,11 @@ def wavefront_layout(
   inside = (t - i >= 0) & (t - i < columns)
   grid_i, grid_j = (rows - 1 - i, columns - 1 - (t - i)) if flip else (i, t - i)
   row, col = grid_i * d + r, grid_j * d + q
-  skew = tf.where(inside & (row < height) & (col < width),
-                  (image * height + row) * width + col, batch * height * width)
+  skew = tf.where(
+    inside & (row < height) & (col < width),
+    (image * height + row) * width + col,
+    batch * height * width,
+  )
   image = tf.range(batch)[:, None, None]
   row = tf.range(height)[None, :, None]
   col = tf.range(width)[None, None, :]
@@ -199,16 +211,19 @@ def wavefront_layout(
   group = image * d * d + row % d * d + col % d
   unskew = ((grid_i + grid_j) * rows + grid_i) * groups + group
   inside = tf.broadcast_to(inside, [length, rows, groups])
-  return (tf.reshape(skew, [length, rows * groups]),
-          tf.reshape(inside, [length, rows * groups]),
-          tf.reshape(unskew, [-1]))
+  return (
+    tf.reshape(skew, [length, rows * groups]),
+    tf.reshape(inside, [length, rows * groups]),
+    tf.reshape(unskew, [-1]),
+  )
 
 
 def _fold_centre_inverse(kernel, lower):
   """`(U^-1, K @ U^-1)` for the canonical centre tap `U = K[m-1, m-1]`."""
   m, channels = kernel.shape[0], kernel.shape[-1]
   centre_inv = tf.linalg.triangular_solve(
-      kernel[m - 1, m - 1], tf.eye(channels, dtype=kernel.dtype), lower=lower)
+    kernel[m - 1, m - 1], tf.eye(channels, dtype=kernel.dtype), lower=lower
+  )
   return centre_inv, tf.einsum("abij,jk->abik", kernel, centre_inv)
 
 
@@ -245,12 +260,12 @@ def _raster_solve(x, kernel, lower, flip):
       recent = tf.concat([recent[:, 1:], x_k[:, None]], 1)
       return k + 1, recent, solved.write(k, x_k)
 
-    solved = tf.TensorArray(x.dtype, size=h * w,
-                            element_shape=[None, channels])
+    solved = tf.TensorArray(x.dtype, size=h * w, element_shape=[None, channels])
     _, _, solved = tf.while_loop(
-        lambda k, *_: k < h * w, body,
-        (tf.constant(0), tf.zeros([batch, reach, channels], x.dtype),
-         solved))
+      lambda k, *_: k < h * w,
+      body,
+      (tf.constant(0), tf.zeros([batch, reach, channels], x.dtype), solved),
+    )
     rhs = solved.stack()
   if flip:
     rhs = tf.reverse(rhs, [0])
@@ -263,8 +278,11 @@ def _window_taps(p):
   Tap `(a, b)` reads row `t - (a + b)` shifted by `a`, so the nonzero taps are
   the pairs `s = 1..2p`, `max(0, s - p) <= a <= min(s, p)`; oldest row first.
   """
-  return [(s, a) for s in range(2 * p, 0, -1)
-          for a in range(max(0, s - p), min(s, p) + 1)]
+  return [
+    (s, a)
+    for s in range(2 * p, 0, -1)
+    for a in range(max(0, s - p), min(s, p) + 1)
+  ]
 
 
 def _wavefront_solve(y, kernel, dilation, top_left):
@@ -288,12 +306,14 @@ def _wavefront_solve(y, kernel, dilation, top_left):
   pixels = tf.reshape(y, [-1, channels]) @ centre_inv
   if p == 0:
     return tf.reshape(pixels, shape)
-  skew, inside, unskew = wavefront_layout(shape[0], shape[1], shape[2],
-                                          dilation, flip=not top_left)
+  skew, inside, unskew = wavefront_layout(
+    shape[0], shape[1], shape[2], dilation, flip=not top_left
+  )
   groups = shape[0] * dilation * dilation
   slots = tf.shape(skew)[1]
-  rhs = tf.gather(tf.concat([pixels, tf.zeros([1, channels], y.dtype)], 0),
-                  skew)
+  rhs = tf.gather(
+    tf.concat([pixels, tf.zeros([1, channels], y.dtype)], 0), skew
+  )
   inside = tf.cast(inside, y.dtype)[..., None]
   window_taps = _window_taps(p)
   taps = tf.concat([folded[p - a, p - (s - a)] for s, a in window_taps], 0)
@@ -312,8 +332,9 @@ def _wavefront_solve(y, kernel, dilation, top_left):
 
     `history[k]` is row `t - (2p - k)` as its shifted copies.
     """
-    window = tf.concat([history[2 * p - s][a - lowest(s)]
-                        for s, a in window_taps], -1)
+    window = tf.concat(
+      [history[2 * p - s][a - lowest(s)] for s, a in window_taps], -1
+    )
     x_t = (rhs_t - window @ taps) * inside_t
     padded = tf.pad(x_t, padding)
     shifted = [x_t]
@@ -321,19 +342,22 @@ def _wavefront_solve(y, kernel, dilation, top_left):
       shifted.append(tf.slice(padded, begin, size))
       shifted[-1].set_shape(x_t.shape)
     history = tuple(
-        history[2 * p - s][lowest(s + 1) - lowest(s):]
-        for s in range(2 * p - 1, 0, -1)) + (tuple(shifted),)
+      history[2 * p - s][lowest(s + 1) - lowest(s) :]
+      for s in range(2 * p - 1, 0, -1)
+    ) + (tuple(shifted),)
     return x_t, history
 
   history = tuple(
-      tuple(tf.zeros([slots, channels], y.dtype) for _ in range(lowest(s), m))
-      for s in range(2 * p, 0, -1))
+    tuple(tf.zeros([slots, channels], y.dtype) for _ in range(lowest(s), m))
+    for s in range(2 * p, 0, -1)
+  )
   height, width = y.shape[1], y.shape[2]
   if height is not None and width is not None and not is_xla():
     solved = []
     length = -(-height // dilation) + -(-width // dilation) - 1
-    for rhs_t, inside_t in zip(tf.unstack(rhs, length),
-                               tf.unstack(inside, length)):
+    for rhs_t, inside_t in zip(
+      tf.unstack(rhs, length), tf.unstack(inside, length)
+    ):
       x_t, history = step(rhs_t, inside_t, history)
       solved.append(x_t)
     solved = tf.stack(solved)
@@ -344,13 +368,16 @@ def _wavefront_solve(y, kernel, dilation, top_left):
       return t + 1, history, solved.write(t, x_t)
 
     length = tf.shape(rhs)[0]
-    solved = tf.TensorArray(y.dtype, size=length,
-                            element_shape=[None, channels])
-    _, _, solved = tf.while_loop(lambda t, *_: t < length, body,
-                                 (tf.constant(0), history, solved))
+    solved = tf.TensorArray(
+      y.dtype, size=length, element_shape=[None, channels]
+    )
+    _, _, solved = tf.while_loop(
+      lambda t, *_: t < length, body, (tf.constant(0), history, solved)
+    )
     solved = solved.stack()
-  return tf.reshape(tf.gather(tf.reshape(solved, [-1, channels]), unskew),
-                    shape)
+  return tf.reshape(
+    tf.gather(tf.reshape(solved, [-1, channels]), unskew), shape
+  )
 
 
 def _raster(y, kernel, dilation, top_left):
@@ -358,8 +385,9 @@ def _raster(y, kernel, dilation, top_left):
   if not top_left:
     kernel = tf.reverse(kernel, [0, 1])
   shape = tf.shape(y)
-  x = _raster_solve(pixel_major(y, dilation), kernel, lower=not top_left,
-                    flip=not top_left)
+  x = _raster_solve(
+    pixel_major(y, dilation), kernel, lower=not top_left, flip=not top_left
+  )
   return image_major(x, dilation, shape[1], shape[2])
 
 
@@ -388,13 +416,20 @@ def _read_triangle(m, channels, top_left, dtype):
   mask = np.ones([m, m, channels, channels], dtype.as_numpy_dtype)
   centre = m - 1 if top_left else 0
   mask[centre, centre] = (np.triu if top_left else np.tril)(
-      np.ones([channels, channels]))
+    np.ones([channels, channels])
+  )
   return mask
 
 
-def raster_is_cheaper(batch: int | None, height: int | None,
-                      width: int | None, channels: int | None,
-                      kernel_size: int, dilation: int, xla: bool) -> bool:
+def raster_is_cheaper(
+  batch: int | None,
+  height: int | None,
+  width: int | None,
+  channels: int | None,
+  kernel_size: int,
+  dilation: int,
+  xla: bool,
+) -> bool:
   """The solvers' cost rule: is the raster solve cheaper than the wavefront?
 
   With `H' = ceil(H/d)`, `W' = ceil(W/d)`, `B = N d^2` undilated images and
@@ -432,15 +467,17 @@ def raster_is_cheaper(batch: int | None, height: int | None,
   return -(-height // dilation) * -(-width // dilation) <= 64
 
 
-def choose_solver(solver: Solver, y: tf.Tensor, kernel: tf.Tensor,
-                  dilation: int) -> Solver:
+def choose_solver(
+  solver: Solver, y: tf.Tensor, kernel: tf.Tensor, dilation: int
+) -> Solver:
   """`solver`, or for `"auto"` the one `raster_is_cheaper` picks for `y`."""
   if solver != "auto":
     return solver
   m, channels = kernel.shape[0], kernel.shape[-1]
   batch, height, width = y.shape[0], y.shape[1], y.shape[2]
-  cheaper = raster_is_cheaper(batch, height, width, channels, 2 * m - 1,
-                              dilation, is_xla())
+  cheaper = raster_is_cheaper(
+    batch, height, width, channels, 2 * m - 1, dilation, is_xla()
+  )
   return "raster" if cheaper else "wavefront"
 
 
@@ -462,9 +499,13 @@ def without_gradients() -> Iterator[None]:
     _TRACING.without_gradients = previous
 
 
-def quadrant_solve(y: tf.Tensor, kernel: tf.Tensor, dilation: int,
-                   top_left: bool = True,
-                   solver: Solver = "auto") -> tf.Tensor:
+def quadrant_solve(
+  y: tf.Tensor,
+  kernel: tf.Tensor,
+  dilation: int,
+  top_left: bool = True,
+  solver: Solver = "auto",
+) -> tf.Tensor:
   """Solves `quadrant_conv(x, kernel, dilation, top_left) = y` for `x`, exactly.
 
   Gradients are implicit, not taken through the loop: with
@@ -501,14 +542,16 @@ def quadrant_solve(y: tf.Tensor, kernel: tf.Tensor, dilation: int,
     x = _solve(y, kernel, dilation, top_left, solver)
 
     def gradient(g_x):
-      g_y = quadrant_solve(g_x, adjoint_kernel(kernel), dilation,
-                           not top_left, solver)
+      g_y = quadrant_solve(
+        g_x, adjoint_kernel(kernel), dilation, not top_left, solver
+      )
       with tf.GradientTape() as tape:
         tape.watch(kernel)
         y_again = quadrant_conv(x, kernel, dilation, top_left)
       g_kernel = -tape.gradient(y_again, kernel, output_gradients=g_y)
-      read = _read_triangle(kernel.shape[0], kernel.shape[-1], top_left,
-                            kernel.dtype)
+      read = _read_triangle(
+        kernel.shape[0], kernel.shape[-1], top_left, kernel.dtype
+      )
       return g_y, g_kernel * read
 
     return x, gradient
@@ -519,4 +562,5 @@ def quadrant_solve(y: tf.Tensor, kernel: tf.Tensor, dilation: int,
 def _solve(y, kernel, dilation, top_left, solver):
   """`quadrant_solve` without its gradient."""
   return _SOLVE[choose_solver(solver, y, kernel, dilation)](
-      y, kernel, dilation, top_left)
+    y, kernel, dilation, top_left
+  )

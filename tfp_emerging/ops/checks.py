@@ -32,8 +32,11 @@ ParameterLike = tf.Variable | tf.Tensor | npt.ArrayLike
 def positive_int(value: Any, name: str, minimum: int = 1) -> int:
   """Returns `value` as a Python int, or raises `ValueError` if not >= minimum."""
   if isinstance(value, (bool, np.bool_)) or not isinstance(
-      value, (int, np.integer)):
-    raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+    value, (int, np.integer)
+  ):
+    raise ValueError(
+      f"`{name}` must be an integer >= {minimum}; got {value!r}."
+    )
   if value < minimum:
     raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value}.")
   return int(value)
@@ -44,7 +47,8 @@ def odd_kernel_size(value: Any, name: str = "kernel_size") -> int:
   value = positive_int(value, name)
   if value % 2 != 1:
     raise ValueError(
-        f"`{name}` must be odd (the mask is centred on one tap); got {value}.")
+      f"`{name}` must be odd (the mask is centred on one tap); got {value}."
+    )
   return value
 
 
@@ -53,14 +57,21 @@ def float_dtype(dtype: Any, name: str = "dtype") -> tf.dtypes.DType:
   try:
     dtype = tf.as_dtype(dtype)
   except TypeError as e:
-    raise ValueError(f"`{name}` must be a floating dtype; got {dtype!r}.") from e
+    raise ValueError(
+      f"`{name}` must be a floating dtype; got {dtype!r}."
+    ) from e
   if not dtype.is_floating:
     raise ValueError(f"`{name}` must be a floating dtype; got {dtype.name}.")
   return dtype
 
 
-def image_event(x: tf.Tensor, channels: int, dtype: tf.dtypes.DType,
-                name: str, validate_args: bool) -> list[tf.Operation]:
+def image_event(
+  x: tf.Tensor,
+  channels: int,
+  dtype: tf.dtypes.DType,
+  name: str,
+  validate_args: bool,
+) -> list[tf.Operation]:
   """Checks that `x` is `[..., H, W, channels]` of `dtype`.
 
   Args:
@@ -80,35 +91,51 @@ def image_event(x: tf.Tensor, channels: int, dtype: tf.dtypes.DType,
   """
   if x.dtype != dtype:
     raise ValueError(
-        f"`{name}` must have dtype {dtype.name}, the bijector's dtype; "
-        f"got {x.dtype.name}.")
+      f"`{name}` must have dtype {dtype.name}, the bijector's dtype; "
+      f"got {x.dtype.name}."
+    )
   rank = x.shape.rank
   if rank is not None and rank < 3:
     raise ValueError(
-        f"`{name}` must have rank >= 3, shaped [..., H, W, C]; got shape "
-        f"{x.shape}.")
+      f"`{name}` must have rank >= 3, shaped [..., H, W, C]; got shape "
+      f"{x.shape}."
+    )
   if rank is not None and x.shape[-1] is not None and x.shape[-1] != channels:
     raise ValueError(
-        f"`{name}` must have {channels} channels in its last axis; got shape "
-        f"{x.shape}.")
+      f"`{name}` must have {channels} channels in its last axis; got shape "
+      f"{x.shape}."
+    )
   assertions = []
   if rank is None:
-    assertions.append(tf.debugging.assert_rank_at_least(
-        x, 3, message=f"`{name}` must be shaped [..., H, W, C]."))
+    assertions.append(
+      tf.debugging.assert_rank_at_least(
+        x, 3, message=f"`{name}` must be shaped [..., H, W, C]."
+      )
+    )
   if rank is None or x.shape[-1] is None:
     with tf.control_dependencies(assertions):
-      assertions.append(tf.debugging.assert_equal(
-          tf.shape(x)[-1], channels,
-          message=f"`{name}` must have {channels} channels in its last axis."))
+      assertions.append(
+        tf.debugging.assert_equal(
+          tf.shape(x)[-1],
+          channels,
+          message=f"`{name}` must have {channels} channels in its last axis.",
+        )
+      )
   if validate_args:
-    assertions.append(tf.debugging.assert_all_finite(
-        x, message=f"`{name}` must be finite."))
+    assertions.append(
+      tf.debugging.assert_all_finite(x, message=f"`{name}` must be finite.")
+    )
   return assertions
 
 
-def checked(x: tf.Tensor, channels: int, dtype: tf.dtypes.DType, name: str,
-            validate_args: bool,
-            assertions: Sequence[tf.Operation] = ()) -> tf.Tensor:
+def checked(
+  x: tf.Tensor,
+  channels: int,
+  dtype: tf.dtypes.DType,
+  name: str,
+  validate_args: bool,
+  assertions: Sequence[tf.Operation] = (),
+) -> tf.Tensor:
   """`x` once `image_event`'s checks and `assertions` have passed.
 
   Ops that read the result run after the assertions, so a bad input fails
@@ -116,8 +143,9 @@ def checked(x: tf.Tensor, channels: int, dtype: tf.dtypes.DType, name: str,
   layer. Without assertions (static shapes, no `validate_args`) returns `x`
   itself: no op is added.
   """
-  assertions = list(assertions) + image_event(x, channels, dtype, name,
-                                              validate_args)
+  assertions = list(assertions) + image_event(
+    x, channels, dtype, name, validate_args
+  )
   if not assertions:
     return x
   with tf.control_dependencies(assertions):
@@ -125,8 +153,12 @@ def checked(x: tf.Tensor, channels: int, dtype: tf.dtypes.DType, name: str,
 
 
 def as_images(
-    x: tf.Tensor, channels: int, dtype: tf.dtypes.DType, name: str,
-    validate_args: bool, assertions: Sequence[tf.Operation] = ()
+  x: tf.Tensor,
+  channels: int,
+  dtype: tf.dtypes.DType,
+  name: str,
+  validate_args: bool,
+  assertions: Sequence[tf.Operation] = (),
 ) -> tuple[tf.Tensor, tf.Tensor]:
   """Checks `x` (`checked`) and flattens `[..., H, W, C]` to `[N, H, W, C]`.
 
@@ -145,9 +177,14 @@ def as_images(
   return tf.reshape(x, [-1, shape[-3], shape[-2], channels]), shape
 
 
-def pixelwise_log_det(z: tf.Tensor, channels: int, dtype: tf.dtypes.DType,
-                      name: str, per_pixel: tf.Tensor,
-                      validate_args: bool) -> tf.Tensor:
+def pixelwise_log_det(
+  z: tf.Tensor,
+  channels: int,
+  dtype: tf.dtypes.DType,
+  name: str,
+  per_pixel: tf.Tensor,
+  validate_args: bool,
+) -> tf.Tensor:
   """`H W per_pixel` shaped like the batch of `z` `[..., H, W, C]`.
 
   The log-det of a layer that applies the same map, of log-det `per_pixel`, to
@@ -164,5 +201,6 @@ def matrix_shape(value: Any, shape: Sequence[int], name: str) -> None:
   """Raises `ValueError` unless the static shape of `value` equals `shape`."""
   static = tuple(tf.TensorShape(getattr(value, "shape", np.shape(value))))
   if static != tuple(shape):
-    raise ValueError(f"`{name}` must have shape {list(shape)}; got "
-                     f"{list(static)}.")
+    raise ValueError(
+      f"`{name}` must have shape {list(shape)}; got {list(static)}."
+    )

@@ -31,14 +31,24 @@ import tensorflow_probability as tfp
 
 tfb = tfp.bijectors
 
-__all__ = ["check_static_ids", "class_vectors", "conditional_parts",
-           "num_classes_of", "require", "route", "vectors"]
+__all__ = [
+  "check_static_ids",
+  "class_vectors",
+  "conditional_parts",
+  "num_classes_of",
+  "require",
+  "route",
+  "vectors",
+]
 
 NAME = "conditional_input"
 
 
-def require(conditional_input: tf.Tensor | npt.ArrayLike | None,
-            conditional: bool, owner: str) -> None:
+def require(
+  conditional_input: tf.Tensor | npt.ArrayLike | None,
+  conditional: bool,
+  owner: str,
+) -> None:
   """Raises `ValueError` unless `conditional_input` is given iff `conditional`.
 
   Args:
@@ -48,13 +58,15 @@ def require(conditional_input: tf.Tensor | npt.ArrayLike | None,
   """
   if conditional and conditional_input is None:
     raise ValueError(
-        f"`{owner}` is conditional: pass `{NAME}` (e.g. "
-        f"`forward(z, {NAME}=c)`, or `bijector_kwargs={{'{NAME}': c}}` to a "
-        f"TransformedDistribution).")
+      f"`{owner}` is conditional: pass `{NAME}` (e.g. "
+      f"`forward(z, {NAME}=c)`, or `bijector_kwargs={{'{NAME}': c}}` to a "
+      f"TransformedDistribution)."
+    )
   if not conditional and conditional_input is not None:
     raise ValueError(
-        f"`{owner}` is unconditional and takes no `{NAME}`; build it with a "
-        f"condition (e.g. `num_classes`) to condition it.")
+      f"`{owner}` is unconditional and takes no `{NAME}`; build it with a "
+      f"condition (e.g. `num_classes`) to condition it."
+    )
 
 
 def _check_broadcasts(shape, batch_shape, what):
@@ -62,19 +74,24 @@ def _check_broadcasts(shape, batch_shape, what):
   if shape.rank is None or batch_shape.rank is None:
     return
   fits = shape.rank <= batch_shape.rank and all(
-      s is None or b is None or s in (1, b)
-      for s, b in zip(reversed(shape.as_list()),
-                      reversed(batch_shape.as_list())))
+    s is None or b is None or s in (1, b)
+    for s, b in zip(reversed(shape.as_list()), reversed(batch_shape.as_list()))
+  )
   if not fits:
     raise ValueError(
-        f"`{NAME}` must be {what} whose batch shape broadcasts to the "
-        f"events' batch shape {batch_shape} (events [..., H, W, C]); got "
-        f"batch shape {shape}.")
+      f"`{NAME}` must be {what} whose batch shape broadcasts to the "
+      f"events' batch shape {batch_shape} (events [..., H, W, C]); got "
+      f"batch shape {shape}."
+    )
 
 
-def vectors(conditional_input: tf.Tensor | npt.ArrayLike, size: int,
-            events: tf.Tensor, dtype: tf.dtypes.DType,
-            validate_args: bool) -> tf.Tensor:
+def vectors(
+  conditional_input: tf.Tensor | npt.ArrayLike,
+  size: int,
+  events: tf.Tensor,
+  dtype: tf.dtypes.DType,
+  validate_args: bool,
+) -> tf.Tensor:
   """Condition vectors `[..., size]` laid out as `[N, size]` rows.
 
   Args:
@@ -94,27 +111,33 @@ def vectors(conditional_input: tf.Tensor | npt.ArrayLike, size: int,
   """
   c = tf.convert_to_tensor(conditional_input, name=NAME)
   if not c.dtype.is_floating:
-    raise ValueError(f"`{NAME}` must be floating vectors [..., {size}]; got "
-                     f"dtype {c.dtype.name}.")
-  if c.shape.rank == 0 or (c.shape.rank is not None and
-                           c.shape[-1] not in (None, size)):
-    raise ValueError(f"`{NAME}` must be vectors [..., {size}]; got shape "
-                     f"{c.shape}.")
+    raise ValueError(
+      f"`{NAME}` must be floating vectors [..., {size}]; got "
+      f"dtype {c.dtype.name}."
+    )
+  if c.shape.rank == 0 or (
+    c.shape.rank is not None and c.shape[-1] not in (None, size)
+  ):
+    raise ValueError(
+      f"`{NAME}` must be vectors [..., {size}]; got shape {c.shape}."
+    )
   if c.shape.rank is not None:
     _check_broadcasts(c.shape[:-1], events.shape[:-3], f"vectors [..., {size}]")
   c = tf.cast(c, dtype)
   assertions = []
   if validate_args:
-    assertions.append(tf.debugging.assert_all_finite(
-        c, message=f"`{NAME}` must be finite."))
+    assertions.append(
+      tf.debugging.assert_all_finite(c, message=f"`{NAME}` must be finite.")
+    )
   with tf.control_dependencies(assertions):
     batch_shape = tf.shape(events)[:-3]
     c = tf.broadcast_to(c, tf.concat([batch_shape, [size]], axis=0))
   return tf.reshape(c, [-1, size])
 
 
-def check_static_ids(ids: tf.Tensor | npt.ArrayLike, num_classes: int,
-                     what: str) -> bool:
+def check_static_ids(
+  ids: tf.Tensor | npt.ArrayLike, num_classes: int, what: str
+) -> bool:
   """Checks integer class ids whose values are known now (eager tensors,
   constants) against `0..K-1`; returns whether they were known.
 
@@ -127,14 +150,20 @@ def check_static_ids(ids: tf.Tensor | npt.ArrayLike, num_classes: int,
   static = np.asarray(static)
   wrong = static[(static < 0) | (static >= num_classes)]
   if wrong.size:
-    raise ValueError(f"{what} class ids must lie in 0..{num_classes - 1}; "
-                     f"got {np.unique(wrong).tolist()}.")
+    raise ValueError(
+      f"{what} class ids must lie in 0..{num_classes - 1}; "
+      f"got {np.unique(wrong).tolist()}."
+    )
   return True
 
 
-def class_vectors(conditional_input: tf.Tensor | npt.ArrayLike,
-                  num_classes: int, events: tf.Tensor, dtype: tf.dtypes.DType,
-                  validate_args: bool) -> tf.Tensor:
+def class_vectors(
+  conditional_input: tf.Tensor | npt.ArrayLike,
+  num_classes: int,
+  events: tf.Tensor,
+  dtype: tf.dtypes.DType,
+  validate_args: bool,
+) -> tf.Tensor:
   """Class labels as `[N, K]` rows: one-hot for ids, as given for vectors.
 
   Args:
@@ -161,17 +190,23 @@ def class_vectors(conditional_input: tf.Tensor | npt.ArrayLike,
     return vectors(ids, num_classes, events, dtype, validate_args)
   if not ids.dtype.is_integer:
     raise ValueError(
-        f"`{NAME}` must be integer class ids [...] or floating one-hot "
-        f"vectors [..., {num_classes}]; got dtype {ids.dtype.name}.")
-  _check_broadcasts(ids.shape, events.shape[:-3],
-                    "integer class ids (pass one-hot vectors as floats)")
+      f"`{NAME}` must be integer class ids [...] or floating one-hot "
+      f"vectors [..., {num_classes}]; got dtype {ids.dtype.name}."
+    )
+  _check_broadcasts(
+    ids.shape,
+    events.shape[:-3],
+    "integer class ids (pass one-hot vectors as floats)",
+  )
   assertions = []
   if not check_static_ids(ids, num_classes, f"`{NAME}`"):
     message = f"`{NAME}` class ids must lie in 0..{num_classes - 1}."
     assertions += [
-        tf.debugging.assert_non_negative(ids, message=message),
-        tf.debugging.assert_less(ids, tf.cast(num_classes, ids.dtype),
-                                 message=message)]
+      tf.debugging.assert_non_negative(ids, message=message),
+      tf.debugging.assert_less(
+        ids, tf.cast(num_classes, ids.dtype), message=message
+      ),
+    ]
   with tf.control_dependencies(assertions):
     ids = tf.broadcast_to(ids, tf.shape(events)[:-3])
   return tf.one_hot(tf.reshape(ids, [-1]), num_classes, dtype=dtype)
@@ -185,13 +220,17 @@ def conditional_parts(flow: tfb.Bijector) -> list[tfb.Bijector]:
   if isinstance(flow, tfb.Invert):
     return conditional_parts(flow.bijector)
   if isinstance(flow, tfb.Composition):
-    return [part for bijector in flow.bijectors
-            for part in conditional_parts(bijector)]
+    return [
+      part
+      for bijector in flow.bijectors
+      for part in conditional_parts(bijector)
+    ]
   return []
 
 
-def route(flow: tfb.Bijector,
-          labels: tf.Tensor | npt.ArrayLike) -> dict[str, Any]:
+def route(
+  flow: tfb.Bijector, labels: tf.Tensor | npt.ArrayLike
+) -> dict[str, Any]:
   """The keyword arguments of `flow`'s calls that give `labels` to each of
   its class-conditional parts, TFP's way.
 
@@ -205,8 +244,9 @@ def route(flow: tfb.Bijector,
   if isinstance(flow, tfb.Invert):
     return route(flow.bijector, labels)
   if isinstance(flow, tfb.Composition):
-    routed = {bijector.name: route(bijector, labels)
-              for bijector in flow.bijectors}
+    routed = {
+      bijector.name: route(bijector, labels) for bijector in flow.bijectors
+    }
     return {name: kwargs for name, kwargs in routed.items() if kwargs}
   return {}
 
@@ -216,6 +256,8 @@ def num_classes_of(flow: tfb.Bijector) -> int | None:
   an unconditional flow; `ValueError` for parts that disagree."""
   counts = sorted({part.num_classes for part in conditional_parts(flow)})
   if len(counts) > 1:
-    raise ValueError(f"The class-conditional parts of the flow must take one "
-                     f"number of classes; they take {counts}.")
+    raise ValueError(
+      f"The class-conditional parts of the flow must take one "
+      f"number of classes; they take {counts}."
+    )
   return counts[0] if counts else None

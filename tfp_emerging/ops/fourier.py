@@ -44,12 +44,19 @@ import tensorflow as tf
 from tensorflow_probability.python.internal import implementation_selection
 
 __all__ = [
-    "kernel_offset", "kernel_spectrum", "frequency_weights",
-    "gauss_jordan", "inverse_and_log_abs_det", "log_abs_dets",
-    "circular_conv2d",
-    "fft_conv2d", "spectral_product", "inverse_spectrum_and_log_abs_det",
-    "fft_solve", "log_abs_det",
-    "spatial_is_cheaper",
+  "circular_conv2d",
+  "fft_conv2d",
+  "fft_solve",
+  "frequency_weights",
+  "gauss_jordan",
+  "inverse_and_log_abs_det",
+  "inverse_spectrum_and_log_abs_det",
+  "kernel_offset",
+  "kernel_spectrum",
+  "log_abs_det",
+  "log_abs_dets",
+  "spatial_is_cheaper",
+  "spectral_product",
 ]
 
 # Columns eliminated per block of `gauss_jordan`.
@@ -73,8 +80,9 @@ def _phases(size, kernel_size, length, dtype):
   return tf.complex(tf.cos(angle), tf.sin(angle))
 
 
-def kernel_spectrum(kernel: tf.Tensor, height: int | tf.Tensor,
-                    width: int | tf.Tensor) -> tf.Tensor:
+def kernel_spectrum(
+  kernel: tf.Tensor, height: int | tf.Tensor, width: int | tf.Tensor
+) -> tf.Tensor:
   """`G(u, v)`, `[H, W // 2 + 1, C_in, C_out]` complex, on the half spectrum.
 
   `G(u, v) = sum_{a, b} K[a, b] exp(2 pi i (u (a - p) / H + v (b - p) / W))`
@@ -91,14 +99,17 @@ def kernel_spectrum(kernel: tf.Tensor, height: int | tf.Tensor,
   complex_kernel = tf.complex(taps, tf.zeros_like(taps))
   rows = _phases(height, k, height, kernel.dtype)
   columns = _phases(width, k, width // 2 + 1, kernel.dtype)
-  spectrum = tf.einsum("ua,avx->uvx", rows,
-                       tf.einsum("vb,abx->avx", columns, complex_kernel))
-  return tf.reshape(spectrum, tf.concat(
-      [tf.shape(spectrum)[:2], [c_in, c_out]], 0))
+  spectrum = tf.einsum(
+    "ua,avx->uvx", rows, tf.einsum("vb,abx->avx", columns, complex_kernel)
+  )
+  return tf.reshape(
+    spectrum, tf.concat([tf.shape(spectrum)[:2], [c_in, c_out]], 0)
+  )
 
 
-def frequency_weights(width: int | tf.Tensor,
-                      dtype: tf.dtypes.DType) -> tf.Tensor:
+def frequency_weights(
+  width: int | tf.Tensor, dtype: tf.dtypes.DType
+) -> tf.Tensor:
   """How many frequencies each half-spectrum column `v = 0 .. W // 2` stands for.
 
   1 for `v = 0` and, when `W` is even, for the Nyquist column `v = W / 2`;
@@ -111,8 +122,8 @@ def frequency_weights(width: int | tf.Tensor,
 
 
 def gauss_jordan(
-    matrices: tf.Tensor,
-    block: int = GAUSS_JORDAN_BLOCK) -> tuple[tf.Tensor, tf.Tensor]:
+  matrices: tf.Tensor, block: int = GAUSS_JORDAN_BLOCK
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Inverses and `log|det|` of `[F, C, C]` matrices: blocked Gauss-Jordan.
 
   Column `k` is eliminated from every other row with the pivot row `r_k`,
@@ -146,20 +157,25 @@ def gauss_jordan(
     width = stop - start
     # The block's columns, then the columns T e_r of its pivot rows, each
     # starting as e_r (the earlier eliminations leave it alone) at its step.
-    panel = tf.concat([work[:, :, start:stop],
-                       tf.zeros_like(work[:, :, start:stop])], -1)
+    panel = tf.concat(
+      [work[:, :, start:stop], tf.zeros_like(work[:, :, start:stop])], -1
+    )
     rows = []
     for j in range(width):
       column = panel[:, :, j]
-      row = tf.argmax(tf.where(used, -tf.ones([], real_dtype), tf.abs(column)),
-                      axis=-1, output_type=tf.int32)
+      row = tf.argmax(
+        tf.where(used, -tf.ones([], real_dtype), tf.abs(column)),
+        axis=-1,
+        output_type=tf.int32,
+      )
       unit = tf.one_hot(row, n, dtype=matrices.dtype)
       used = used | tf.cast(tf.math.real(unit), tf.bool)
       pivot_row = tf.reduce_sum(panel * unit[:, :, None], 1, keepdims=True)
       pivot = pivot_row[:, :, j]
       log_abs_det += tf.math.log(tf.abs(pivot[:, 0]))
-      panel += unit[:, :, None] * tf.one_hot(width + j, 2 * width,
-                                             dtype=matrices.dtype)
+      panel += unit[:, :, None] * tf.one_hot(
+        width + j, 2 * width, dtype=matrices.dtype
+      )
       pivot_row += tf.one_hot(width + j, 2 * width, dtype=matrices.dtype)
       # E x = x - (column - e_r) x[r] / pivot.
       panel -= ((column - unit) / pivot)[:, :, None] * pivot_row
@@ -182,21 +198,25 @@ def _lu_log_abs_det(matrices):
   """`(lower_upper, permutation, log|det|)` from `tf.linalg.lu`."""
   lower_upper, permutation = tf.linalg.lu(matrices)
   log_abs_det = tf.reduce_sum(
-      tf.math.log(tf.abs(tf.linalg.diag_part(lower_upper))), -1)
+    tf.math.log(tf.abs(tf.linalg.diag_part(lower_upper))), -1
+  )
   return lower_upper, permutation, log_abs_det
 
 
 def _lu_inverse(lower_upper, permutation):
-  identity = tf.eye(lower_upper.shape[-1],
-                    batch_shape=tf.shape(lower_upper)[:-2],
-                    dtype=lower_upper.dtype)
+  identity = tf.eye(
+    lower_upper.shape[-1],
+    batch_shape=tf.shape(lower_upper)[:-2],
+    dtype=lower_upper.dtype,
+  )
   return tf.linalg.lu_solve(lower_upper, permutation, identity)
 
 
 def _log_abs_det_gradient(inverses, log_abs_dets_bar, dtype):
   """`l_bar G^{-H}`: the gradient of `log|det G|` (TensorFlow's convention)."""
   return tf.cast(log_abs_dets_bar, dtype)[:, None, None] * (
-      tf.linalg.adjoint(inverses))
+    tf.linalg.adjoint(inverses)
+  )
 
 
 # Annotated as called: tf.custom_gradient returns the body's first item.
@@ -222,8 +242,7 @@ def log_abs_dets(matrices: tf.Tensor) -> tf.Tensor:
 
 
 @tf.custom_gradient  # Annotated as called, as `log_abs_dets`.
-def inverse_and_log_abs_det(
-    matrices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def inverse_and_log_abs_det(matrices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   """`(G^{-1}, log|det G|)` of `[F, C, C]` matrices from one factorisation.
 
   LU with partial pivoting: `tf.linalg.lu` without XLA, `gauss_jordan` under
@@ -248,8 +267,9 @@ def inverse_and_log_abs_det(
   def gradient(inverses_bar, log_abs_dets_bar):
     result = tf.zeros_like(matrices)
     if log_abs_dets_bar is not None:
-      result += _log_abs_det_gradient(inverses, log_abs_dets_bar,
-                                      matrices.dtype)
+      result += _log_abs_det_gradient(
+        inverses, log_abs_dets_bar, matrices.dtype
+      )
     if inverses_bar is not None:
       adjoint = tf.linalg.adjoint(inverses)
       result -= adjoint @ inverses_bar @ adjoint
@@ -319,12 +339,13 @@ def fft_conv2d(images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
 def _weighted_total(per_frequency, width):
   """`sum_{u, v}` over all `H W` frequencies of a half-spectrum `[H, Wf]`."""
   return tf.reduce_sum(
-      per_frequency * frequency_weights(width, per_frequency.dtype))
+    per_frequency * frequency_weights(width, per_frequency.dtype)
+  )
 
 
 def inverse_spectrum_and_log_abs_det(
-    kernel: tf.Tensor, height: int | tf.Tensor,
-    width: int | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  kernel: tf.Tensor, height: int | tf.Tensor, width: int | tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
   """`G(u, v)^{-1}` on the half spectrum and `log|det J|`, one factorisation.
 
   Returns `([H, W // 2 + 1, C, C] complex, real scalar)`: what the inverse
@@ -335,9 +356,12 @@ def inverse_spectrum_and_log_abs_det(
   shape = tf.shape(spectrum)
   channels = kernel.shape[-1]
   inverses, log_abs_dets = inverse_and_log_abs_det(
-      tf.reshape(spectrum, [-1, channels, channels]))
-  return (tf.reshape(inverses, shape),
-          _weighted_total(tf.reshape(log_abs_dets, shape[:2]), width))
+    tf.reshape(spectrum, [-1, channels, channels])
+  )
+  return (
+    tf.reshape(inverses, shape),
+    _weighted_total(tf.reshape(log_abs_dets, shape[:2]), width),
+  )
 
 
 def fft_solve(images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -351,8 +375,9 @@ def fft_solve(images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
   return spectral_product(images, inverse)
 
 
-def log_abs_det(kernel: tf.Tensor, height: int | tf.Tensor,
-                width: int | tf.Tensor) -> tf.Tensor:
+def log_abs_det(
+  kernel: tf.Tensor, height: int | tf.Tensor, width: int | tf.Tensor
+) -> tf.Tensor:
   """`log|det J|` of the periodic convolution on `height x width` images.
 
   `sum_{u, v} log|det G(u, v)|` over all `H W` frequencies: the half
@@ -364,11 +389,13 @@ def log_abs_det(kernel: tf.Tensor, height: int | tf.Tensor,
   channels = kernel.shape[-1]
   per_frequency = log_abs_dets(tf.reshape(spectrum, [-1, channels, channels]))
   return _weighted_total(
-      tf.reshape(per_frequency, tf.shape(spectrum)[:2]), width)
+    tf.reshape(per_frequency, tf.shape(spectrum)[:2]), width
+  )
 
 
-def spatial_is_cheaper(kernel_size: int, channels: int, height: int,
-                       width: int) -> bool:
+def spatial_is_cheaper(
+  kernel_size: int, channels: int, height: int, width: int
+) -> bool:
   """The forward's cost rule: is the spatial convolution cheaper than the FFT?
 
   Per image and pixel, the spatial route costs `k^2 C^2` multiply-adds; the

@@ -29,7 +29,21 @@ from tfp_emerging.training.runs import resume
 from tfp_emerging.training.runs import sample_run
 from tfp_emerging.training.runs import train
 
-__all__ = ["CorruptCheckpointError", "RESUMABLE_OPTIONS", "RunConfig",
-           "RunError", "TrainingDiverged", "build_model", "evaluate",
-           "evaluate_run", "export_run", "fit", "load_data", "load_run",
-           "read_config", "resume", "sample_run", "train"]
+__all__ = [
+  "RESUMABLE_OPTIONS",
+  "CorruptCheckpointError",
+  "RunConfig",
+  "RunError",
+  "TrainingDiverged",
+  "build_model",
+  "evaluate",
+  "evaluate_run",
+  "export_run",
+  "fit",
+  "load_data",
+  "load_run",
+  "read_config",
+  "resume",
+  "sample_run",
+  "train",
+]

@@ -44,9 +44,16 @@ from tfp_emerging import image_grid
 from tfp_emerging.training import checkpoints
 from tfp_emerging.training import run_dir as run_dir_lib
 
-__all__ = ["Checkpointer", "EpochRecorder", "NaNGuard", "TensorBoardLogger",
-           "TensorBoardMissing", "TrainingDiverged", "UniformCheck",
-           "require_tensorboard"]
+__all__ = [
+  "Checkpointer",
+  "EpochRecorder",
+  "NaNGuard",
+  "TensorBoardLogger",
+  "TensorBoardMissing",
+  "TrainingDiverged",
+  "UniformCheck",
+  "require_tensorboard",
+]
 
 # A run with at least this many epochs to go after its first checkpoint
 # writes them all through a traced function: its one-off trace (a few
@@ -65,7 +72,6 @@ class TrainingDiverged(RuntimeError):
 
 class TensorBoardMissing(ImportError):
   """`--tensorboard` was asked for, but the `tensorboard` package is missing."""
-
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -108,14 +114,16 @@ class EpochRecorder(keras.callbacks.Callback):
     logs = logs or {}
     now = time.perf_counter()
     test_start = self._test_start or now
-    self.records.append({
+    self.records.append(
+      {
         "epoch": epoch + 1,
         "train_bits_per_dim": float(logs.get("bits_per_dim", math.nan)),
         "test_bits_per_dim": float(logs.get("val_bits_per_dim", math.nan)),
         "seconds": round(now - self._start, 3),
         "train_seconds": round(test_start - self._start, 3),
         "test_seconds": round((self._test_end or test_start) - test_start, 3),
-    })
+      }
+    )
     self._start = None
 
 
@@ -138,16 +146,21 @@ class NaNGuard(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
     logs = logs or {}
-    for key, what in (("bits_per_dim", "the mean training loss"),
-                      ("val_bits_per_dim", "the test bits/dim")):
+    for key, what in (
+      ("bits_per_dim", "the mean training loss"),
+      ("val_bits_per_dim", "the test bits/dim"),
+    ):
       value = logs.get(key)
       if value is not None and not math.isfinite(float(value)):
-        advice = (self._advice() if self._advice is not None else
-                  "Lower the learning rate or lengthen the warm-up.")
+        advice = (
+          self._advice()
+          if self._advice is not None
+          else "Lower the learning rate or lengthen the warm-up."
+        )
         raise TrainingDiverged(
-            f"training diverged in epoch {epoch + 1}: {what} of the epoch "
-            f"is {float(value)}. Nothing of this epoch was saved. {advice}")
-
+          f"training diverged in epoch {epoch + 1}: {what} of the epoch "
+          f"is {float(value)}. Nothing of this epoch was saved. {advice}"
+        )
 
 
 class UniformCheck(keras.callbacks.Callback):
@@ -169,8 +182,12 @@ class UniformCheck(keras.callbacks.Callback):
     warn: `warn(message)`.
   """
 
-  def __init__(self, recorder: EpochRecorder, warmup_steps: int,
-               warn: Callable[[str], None]):
+  def __init__(
+    self,
+    recorder: EpochRecorder,
+    warmup_steps: int,
+    warn: Callable[[str], None],
+  ):
     super().__init__()
     self._recorder = recorder
     self._warmup_steps = warmup_steps
@@ -187,11 +204,12 @@ class UniformCheck(keras.callbacks.Callback):
     record["worse_than_uniform"] = bool(worse)
     if worse:
       self._warn(
-          f"epoch {epoch + 1}: the test bits/dim {test:.4f} is above the "
-          f"uniform model's {uniform:.4f} (log2 of {num_bins} levels) after "
-          f"the warm-up (step {steps} >= {self._warmup_steps}): the model "
-          f"is worse than guessing every pixel uniformly. Lower the learning "
-          f"rate or lengthen the warm-up.")
+        f"epoch {epoch + 1}: the test bits/dim {test:.4f} is above the "
+        f"uniform model's {uniform:.4f} (log2 of {num_bins} levels) after "
+        f"the warm-up (step {steps} >= {self._warmup_steps}): the model "
+        f"is worse than guessing every pixel uniformly. Lower the learning "
+        f"rate or lengthen the warm-up."
+      )
 
 
 class Checkpointer(keras.callbacks.Callback):
@@ -205,8 +223,13 @@ class Checkpointer(keras.callbacks.Callback):
     log: `log(message)` for the line naming each checkpoint.
   """
 
-  def __init__(self, state: checkpoints.RunState, recorder: EpochRecorder,
-               run_dir: str | os.PathLike, log: Callable[[str], None]):
+  def __init__(
+    self,
+    state: checkpoints.RunState,
+    recorder: EpochRecorder,
+    run_dir: str | os.PathLike,
+    log: Callable[[str], None],
+  ):
     super().__init__()
     self._state = state
     self._recorder = recorder
@@ -221,14 +244,17 @@ class Checkpointer(keras.callbacks.Callback):
       epochs_to_go = self.params.get("epochs", 0) - (epoch + 1)
       self._traced = epochs_to_go >= TRACED_SAVE_EPOCHS
     path = self._state.save(epoch + 1, metrics, traced=self._traced)
-    run_dir_lib.write_metrics(self._run_dir, metrics,
-                              self._state.model.num_bins)
+    run_dir_lib.write_metrics(
+      self._run_dir, metrics, self._state.model.num_bins
+    )
     record = metrics[-1]
-    self._log(f"epoch {record['epoch']}: train "
-              f"{record['train_bits_per_dim']:.4f} bits/dim, test "
-              f"{record['test_bits_per_dim']:.4f} bits/dim "
-              f"({record['train_seconds']:.1f} s + "
-              f"{record['test_seconds']:.1f} s test) -> {path}")
+    self._log(
+      f"epoch {record['epoch']}: train "
+      f"{record['train_bits_per_dim']:.4f} bits/dim, test "
+      f"{record['test_bits_per_dim']:.4f} bits/dim "
+      f"({record['train_seconds']:.1f} s + "
+      f"{record['test_seconds']:.1f} s test) -> {path}"
+    )
 
 
 def require_tensorboard() -> None:
@@ -242,9 +268,10 @@ def require_tensorboard() -> None:
     importlib.import_module("tensorboard")
   except ImportError as e:
     raise TensorBoardMissing(
-        "--tensorboard needs the package tensorboard, which is not "
-        "installed: pip install \"tfp_emerging[tensorboard]\" (or pip "
-        "install tensorboard).") from e
+      "--tensorboard needs the package tensorboard, which is not "
+      'installed: pip install "tfp_emerging[tensorboard]" (or pip '
+      "install tensorboard)."
+    ) from e
 
 
 class TensorBoardLogger(keras.callbacks.Callback):
@@ -261,26 +288,29 @@ class TensorBoardLogger(keras.callbacks.Callback):
     TensorBoardMissing: on construction, without the `tensorboard` package.
   """
 
-  def __init__(self, log_dir: str | os.PathLike, temperature: float,
-               seed: int):
+  def __init__(self, log_dir: str | os.PathLike, temperature: float, seed: int):
     super().__init__()
     require_tensorboard()
-    self._writers = {split: tf.summary.create_file_writer(
-        os.path.join(log_dir, split)) for split in ("train", "test")}
+    self._writers = {
+      split: tf.summary.create_file_writer(os.path.join(log_dir, split))
+      for split in ("train", "test")
+    }
     self._temperature = temperature
     self._seed = seed
 
   def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
     logs = logs or {}
     step = epoch + 1
-    for split, key in (("train", "bits_per_dim"),
-                       ("test", "val_bits_per_dim")):
+    for split, key in (("train", "bits_per_dim"), ("test", "val_bits_per_dim")):
       if key in logs:
         with self._writers[split].as_default():
           tf.summary.scalar("bits_per_dim", float(logs[key]), step=step)
     grid = image_grid.sample_grid(
-        self.model, image_grid.samples_per_grid(self.model, NUM_TENSORBOARD_SAMPLES),
-        self._temperature, self._seed)
+      self.model,
+      image_grid.samples_per_grid(self.model, NUM_TENSORBOARD_SAMPLES),
+      self._temperature,
+      self._seed,
+    )
     with self._writers["test"].as_default():
       tf.summary.image("samples", grid[None], step=step)
     for writer in self._writers.values():

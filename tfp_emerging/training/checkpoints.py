@@ -52,14 +52,16 @@ class CorruptCheckpointError(RuntimeError):
   """A run has checkpoints, but none of them can be restored."""
 
 
-
 # What a failed restore raises: TensorFlow's read errors (`DataLossError`,
 # `NotFoundError`...), `IndexError` (a truncated file), `ValueError`, and
 # `AssertionError` from `assert_consumed` (a checkpoint of another model).
-_RESTORE_ERRORS = (tf.errors.OpError, IndexError, ValueError, AssertionError,
-                   OSError)
-
-
+_RESTORE_ERRORS = (
+  tf.errors.OpError,
+  IndexError,
+  ValueError,
+  AssertionError,
+  OSError,
+)
 
 
 def _reason(error):
@@ -87,23 +89,29 @@ class RunState:
   checkpoint it tries once.
   """
 
-  def __init__(self, model: FlowModel, run_dir: str | os.PathLike,
-               keep_checkpoints: int):
+  def __init__(
+    self, model: FlowModel, run_dir: str | os.PathLike, keep_checkpoints: int
+  ):
     self.model = model
-    self._directory = os.path.abspath(os.path.join(run_dir, run_dir_lib.CHECKPOINT_DIR))
+    self._directory = os.path.abspath(
+      os.path.join(run_dir, run_dir_lib.CHECKPOINT_DIR)
+    )
     self._keep = keep_checkpoints
     # Keras builds the optimizer's slots lazily; build them now (in the
     # model's strategy scope) so that a restore fills them (Adam's moments
     # and step counter) instead of dropping them.
     with model.distribute_strategy.scope():
       model.optimizer.build(model.trainable_weights)
-      self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False,
-                               name="epoch")
-      self._metrics = tf.Variable("[]", dtype=tf.string, trainable=False,
-                                  name="metrics")
+      self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+      self._metrics = tf.Variable(
+        "[]", dtype=tf.string, trainable=False, name="metrics"
+      )
     self.checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=model.optimizer, epoch=self.epoch,
-        metrics=self._metrics)
+      model=model,
+      optimizer=model.optimizer,
+      epoch=self.epoch,
+      metrics=self._metrics,
+    )
     self.checkpoint.save_counter.assign(0)  # created now: saved every time
     self._traced_write = tf.function(self.checkpoint.write, autograph=False)
     self._latest = None
@@ -138,14 +146,17 @@ class RunState:
     folder = self._directory
     listed = run_dir_lib.listed_checkpoints(folder)
     written = run_dir_lib.written_checkpoints(folder)
-    candidates = sorted(set(written) | set(listed or ()), key=run_dir_lib.epoch_of,
-                        reverse=True)
+    candidates = sorted(
+      set(written) | set(listed or ()), key=run_dir_lib.epoch_of, reverse=True
+    )
     if not candidates:
       return None
     if listed is None:
-      warn(f"the checkpoint state file {os.path.join(folder, 'checkpoint')} "
-           f"is missing or unreadable; using the checkpoint files on disk "
-           f"({', '.join(written)}).")
+      warn(
+        f"the checkpoint state file {os.path.join(folder, 'checkpoint')} "
+        f"is missing or unreadable; using the checkpoint files on disk "
+        f"({', '.join(written)})."
+      )
     failed = []
     for name in candidates:
       path = os.path.join(folder, name)
@@ -153,16 +164,21 @@ class RunState:
         self.checkpoint.restore(path).assert_consumed()
       except _RESTORE_ERRORS as e:
         failed.append(f"{name} ({_reason(e)})")
-        warn(f"checkpoint {path} is corrupt or unreadable ({_reason(e)}); "
-             f"skipping it.")
+        warn(
+          f"checkpoint {path} is corrupt or unreadable ({_reason(e)}); "
+          f"skipping it."
+        )
         continue
       if failed:
-        warn(f"restored {path} (epoch {int(self.epoch.numpy())}), the newest "
-             f"intact checkpoint.")
+        warn(
+          f"restored {path} (epoch {int(self.epoch.numpy())}), the newest "
+          f"intact checkpoint."
+        )
       self._latest = path
       return path
     raise CorruptCheckpointError(
-        f"{folder}: no checkpoint can be restored: {'; '.join(failed)}.")
+      f"{folder}: no checkpoint can be restored: {'; '.join(failed)}."
+    )
 
   def save(self, epoch: int, metrics: list[dict], traced: bool = False) -> str:
     """Checkpoints the state after `epoch` with `metrics`; returns the path.
@@ -186,33 +202,47 @@ class RunState:
     write = self._traced_write if traced else self.checkpoint.write
     write(tf.constant(temporary))
     # A checkpoint of the same epoch (written before a fallback) goes first.
-    run_dir_lib.delete_checkpoint(run_dir_lib.checkpoint_files(folder).get(name, []))
+    run_dir_lib.delete_checkpoint(
+      run_dir_lib.checkpoint_files(folder).get(name, [])
+    )
     for path in glob.glob(glob.escape(temporary) + ".data-*"):
-      os.replace(path, final + path[len(temporary):])
+      os.replace(path, final + path[len(temporary) :])
     os.replace(temporary + ".index", final + ".index")  # now it counts
-    names = [n for n in run_dir_lib.written_checkpoints(folder) if run_dir_lib.epoch_of(n) < epoch]
-    kept = (names + [name])[-self._keep:]
+    names = [
+      n
+      for n in run_dir_lib.written_checkpoints(folder)
+      if run_dir_lib.epoch_of(n) < epoch
+    ]
+    kept = (names + [name])[-self._keep :]
     now = time.time()
     state = tf.compat.v1.train.generate_checkpoint_state_proto(
-        folder, name, all_model_checkpoint_paths=kept,
-        all_model_checkpoint_timestamps=[now] * len(kept),
-        last_preserved_timestamp=now - 1)
-    run_dir_lib.write_atomic(os.path.join(folder, "checkpoint"),
-                  text_format.MessageToString(state).encode("utf-8"))
+      folder,
+      name,
+      all_model_checkpoint_paths=kept,
+      all_model_checkpoint_timestamps=[now] * len(kept),
+      last_preserved_timestamp=now - 1,
+    )
+    run_dir_lib.write_atomic(
+      os.path.join(folder, "checkpoint"),
+      text_format.MessageToString(state).encode("utf-8"),
+    )
     run_dir_lib.remove_checkpoint_files(folder, keep=kept)
     self._latest = final
     return final
 
 
-def restore(state: RunState, run_dir: str | os.PathLike,
-            warn: Callable[[str], None]) -> str | None:
+def restore(
+  state: RunState, run_dir: str | os.PathLike, warn: Callable[[str], None]
+) -> str | None:
   """`state.restore(warn)`, with advice added to a `CorruptCheckpointError`;
   also that error if the run has no checkpoint but `metrics.json` records
   finished epochs (so that nothing trains over them silently)."""
-  advice = (f"Start a new run with another --out, or delete "
-            f"{os.path.join(run_dir, run_dir_lib.CHECKPOINT_DIR)} and "
-            f"{os.path.join(run_dir, run_dir_lib.METRICS_FILE)} to train "
-            f"this one again from epoch 1 (--resume).")
+  advice = (
+    f"Start a new run with another --out, or delete "
+    f"{os.path.join(run_dir, run_dir_lib.CHECKPOINT_DIR)} and "
+    f"{os.path.join(run_dir, run_dir_lib.METRICS_FILE)} to train "
+    f"this one again from epoch 1 (--resume)."
+  )
   try:
     path = state.restore(warn)
   except CorruptCheckpointError as e:
@@ -220,7 +250,8 @@ def restore(state: RunState, run_dir: str | os.PathLike,
   recorded = run_dir_lib.recorded_epochs(run_dir)
   if path is None and recorded:
     raise CorruptCheckpointError(
-        f"{run_dir}: {run_dir_lib.METRICS_FILE} records {recorded} finished "
-        f"epochs, but {run_dir_lib.CHECKPOINT_DIR}/ holds no checkpoint of "
-        f"them. {advice}")
+      f"{run_dir}: {run_dir_lib.METRICS_FILE} records {recorded} finished "
+      f"epochs, but {run_dir_lib.CHECKPOINT_DIR}/ holds no checkpoint of "
+      f"them. {advice}"
+    )
   return path

@@ -29,12 +29,22 @@ __all__ = ["RESUMABLE_OPTIONS", "RunConfig", "RunError"]
 RESUMABLE_OPTIONS = ("epochs", "batch_size", "learning_rate", "warmup_steps")
 
 # The least value of each integer option (and of the sample temperature).
-_MINIMA = (("num_levels", 1), ("num_steps", 1), ("hidden_channels", 1),
-           ("kernel_size", 1), ("epochs", 1), ("batch_size", 1),
-           ("keep_checkpoints", 1), ("warmup_steps", 0),
-           ("sample_temperature", 0))
+_MINIMA = (
+  ("num_levels", 1),
+  ("num_steps", 1),
+  ("hidden_channels", 1),
+  ("kernel_size", 1),
+  ("epochs", 1),
+  ("batch_size", 1),
+  ("keep_checkpoints", 1),
+  ("warmup_steps", 0),
+  ("sample_temperature", 0),
+)
 # Command-line spellings that differ from `--field-name`.
-_FLAGS = {"splits": "--split", "condition_couplings": "--no-condition-couplings"}
+_FLAGS = {
+  "splits": "--split",
+  "condition_couplings": "--no-condition-couplings",
+}
 
 
 class RunError(ValueError):
@@ -105,6 +115,7 @@ class RunConfig:
     RunError: on creation, a value out of range or of the wrong type, naming
       the option (its command-line flag and field) and what was expected.
   """
+
   dataset: str = "digits"
   mixing: str = "emerging"
   num_levels: int = 1
@@ -132,8 +143,10 @@ class RunConfig:
 
   def __post_init__(self):
     def fail(field, expected):
-      raise RunError(f"{flag(field)} must be {expected}; got "
-                     f"{getattr(self, field)!r} (RunConfig.{field}).")
+      raise RunError(
+        f"{flag(field)} must be {expected}; got "
+        f"{getattr(self, field)!r} (RunConfig.{field})."
+      )
 
     if not isinstance(self.dataset, str) or not self.dataset:
       fail("dataset", "a dataset name or path")
@@ -142,23 +155,34 @@ class RunConfig:
     if self.mixing not in glow.MIXINGS:
       fail("mixing", f"one of {', '.join(glow.MIXINGS)}")
     if self.dequantization not in variational_dequantization.DEQUANTIZATIONS:
-      fail("dequantization",
-           f"one of {', '.join(variational_dequantization.DEQUANTIZATIONS)}")
+      fail(
+        "dequantization",
+        f"one of {', '.join(variational_dequantization.DEQUANTIZATIONS)}",
+      )
     for field, low in _MINIMA:
       value = getattr(self, field)
-      number = (_is_int(value) if field != "sample_temperature" else
-                isinstance(value, numbers.Real) and not isinstance(value, bool))
+      number = (
+        _is_int(value)
+        if field != "sample_temperature"
+        else isinstance(value, numbers.Real) and not isinstance(value, bool)
+      )
       if not number or not value >= low:
         fail(field, f">= {low}")
-    if (not isinstance(self.learning_rate, numbers.Real) or
-        isinstance(self.learning_rate, bool) or
-        not math.isfinite(self.learning_rate) or not self.learning_rate > 0):
+    if (
+      not isinstance(self.learning_rate, numbers.Real)
+      or isinstance(self.learning_rate, bool)
+      or not math.isfinite(self.learning_rate)
+      or not self.learning_rate > 0
+    ):
       fail("learning_rate", "> 0")
     if not _is_int(self.seed):
       fail("seed", "an int")
     if self.splits is not None:
-      if (isinstance(self.splits, str) or len(self.splits) != 2 or
-          not all(isinstance(s, str) and s for s in self.splits)):
+      if (
+        isinstance(self.splits, str)
+        or len(self.splits) != 2
+        or not all(isinstance(s, str) and s for s in self.splits)
+      ):
         fail("splits", "two split names TRAIN,TEST")
       self.splits = list(self.splits)
     if self.bit_depth not in (None, 8):
@@ -168,19 +192,24 @@ class RunConfig:
     if not isinstance(self.condition_couplings, bool):
       fail("condition_couplings", "True or False")
     if not self.condition_couplings and not self.conditional:
-      raise RunError("--no-condition-couplings goes with --conditional "
-                     "(RunConfig.condition_couplings=False needs "
-                     "conditional=True).")
-    if self.num_bins is not None and not (_is_int(self.num_bins) and
-                                          self.num_bins >= 2):
+      raise RunError(
+        "--no-condition-couplings goes with --conditional "
+        "(RunConfig.condition_couplings=False needs "
+        "conditional=True)."
+      )
+    if self.num_bins is not None and not (
+      _is_int(self.num_bins) and self.num_bins >= 2
+    ):
       fail("num_bins", "None or an int >= 2")
     if self.image_shape is not None:
-      if (len(self.image_shape) != 3 or
-          not all(_is_int(d) and d >= 1 for d in self.image_shape)):
+      if len(self.image_shape) != 3 or not all(
+        _is_int(d) and d >= 1 for d in self.image_shape
+      ):
         fail("image_shape", "None or [H, W, C] of positive ints")
       self.image_shape = [int(d) for d in self.image_shape]
-    if self.num_classes is not None and not (_is_int(self.num_classes) and
-                                             self.num_classes >= 1):
+    if self.num_classes is not None and not (
+      _is_int(self.num_classes) and self.num_classes >= 1
+    ):
       fail("num_classes", "None or an int >= 1")
 
   @classmethod
@@ -204,21 +233,28 @@ class RunConfig:
     if self.conditional:
       if data.num_classes is None:
         raise dataset_lib.DataError(
-            f"{data.source}: has no class labels, which a conditional run "
-            f"needs (--conditional). {dataset_lib.LABELLED_SOURCES}")
+          f"{data.source}: has no class labels, which a conditional run "
+          f"needs (--conditional). {dataset_lib.LABELLED_SOURCES}"
+        )
       num_classes = int(data.num_classes)
-    for name, value in (("image_shape", shape), ("num_bins", data.num_bins),
-                        ("num_classes", num_classes)):
+    for name, value in (
+      ("image_shape", shape),
+      ("num_bins", data.num_bins),
+      ("num_classes", num_classes),
+    ):
       stored = getattr(self, name)
       if stored is not None and stored != value:
         raise dataset_lib.DataError(
-            f"{data.source}: {name} is now {value}, but the run was trained "
-            f"with {stored}.")
-    return dataclasses.replace(self, num_bins=data.num_bins, image_shape=shape,
-                               num_classes=num_classes)
+          f"{data.source}: {name} is now {value}, but the run was trained "
+          f"with {stored}."
+        )
+    return dataclasses.replace(
+      self, num_bins=data.num_bins, image_shape=shape, num_classes=num_classes
+    )
 
-  def resumed(self, options: Mapping[str, Any]
-              ) -> tuple[RunConfig, dict[str, Any]]:
+  def resumed(
+    self, options: Mapping[str, Any]
+  ) -> tuple[RunConfig, dict[str, Any]]:
     """`(config, changed)`: this stored config resumed with the run options
     `options` (a dict of fields given again, e.g. on the command line).
 
@@ -232,19 +268,26 @@ class RunConfig:
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(self)})
     if unknown:
       raise RunError(f"unknown run options {', '.join(unknown)}.")
-    changed = {name: options[name] for name in RESUMABLE_OPTIONS
-               if name in options and options[name] != getattr(self, name)}
-    clashes = [f"{flag(name)} {value} (the run has {getattr(self, name)})"
-               for name, value in options.items()
-               if name not in RESUMABLE_OPTIONS and name != "dataset" and
-               value != getattr(self, name)]
+    changed = {
+      name: options[name]
+      for name in RESUMABLE_OPTIONS
+      if name in options and options[name] != getattr(self, name)
+    }
+    clashes = [
+      f"{flag(name)} {value} (the run has {getattr(self, name)})"
+      for name, value in options.items()
+      if name not in RESUMABLE_OPTIONS
+      and name != "dataset"
+      and value != getattr(self, name)
+    ]
     if "dataset" in options:
       given = dataclasses.replace(self, dataset=options["dataset"]).dataset
       if given != self.dataset:
         clashes.insert(0, f"--dataset {given} (the run has {self.dataset})")
     if clashes:
       raise RunError(
-          f"--resume continues the stored run; these options differ from its "
-          f"config.json and cannot change: {', '.join(clashes)} (only "
-          f"{', '.join(flag(n) for n in RESUMABLE_OPTIONS)} can).")
+        f"--resume continues the stored run; these options differ from its "
+        f"config.json and cannot change: {', '.join(clashes)} (only "
+        f"{', '.join(flag(n) for n in RESUMABLE_OPTIONS)} can)."
+      )
     return dataclasses.replace(self, **changed), changed

@@ -35,8 +35,7 @@ from tfp_emerging.training import callbacks as callbacks_lib
 from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
 
-__all__ = ["build_model", "evaluate", "fit", "load_data",
-           "training_batch_size"]
+__all__ = ["build_model", "evaluate", "fit", "load_data", "training_batch_size"]
 
 keras = tf.keras
 
@@ -44,15 +43,18 @@ keras = tf.keras
 def load_data(config: RunConfig) -> data_lib.ImageDataset:
   """The `ImageDataset` of the `RunConfig` `config`, through
   `tfp_emerging.data.load`."""
-  return data_lib.load(config.dataset, num_levels=config.num_levels,
-                       data_dir=config.data_dir,
-                       splits=None if config.splits is None else tuple(
-                           config.splits),
-                       bit_depth=config.bit_depth)
+  return data_lib.load(
+    config.dataset,
+    num_levels=config.num_levels,
+    data_dir=config.data_dir,
+    splits=None if config.splits is None else tuple(config.splits),
+    bit_depth=config.bit_depth,
+  )
 
 
-def build_model(config: RunConfig,
-                strategy: tf.distribute.Strategy | None = None) -> FlowModel:
+def build_model(
+  config: RunConfig, strategy: tf.distribute.Strategy | None = None
+) -> FlowModel:
   """The compiled `FlowModel` of `config` (its data fields must be set).
 
   Built in `strategy.scope()` if a `tf.distribute.Strategy` is given: then
@@ -62,30 +64,32 @@ def build_model(config: RunConfig,
   with strategy.scope():
     try:
       flow = flows.Glow(
-          image_shape=tuple(config.image_shape),
-          num_levels=config.num_levels,
-          num_steps=config.num_steps,
-          mixing=config.mixing,
-          hidden_channels=config.hidden_channels,
-          kernel_size=config.kernel_size,
-          num_classes=config.num_classes if config.conditional else None,
-          condition_couplings=bool(config.conditional and
-                                   config.condition_couplings),
-          seed=config.seed)
+        image_shape=tuple(config.image_shape),
+        num_levels=config.num_levels,
+        num_steps=config.num_steps,
+        mixing=config.mixing,
+        hidden_channels=config.hidden_channels,
+        kernel_size=config.kernel_size,
+        num_classes=config.num_classes if config.conditional else None,
+        condition_couplings=bool(
+          config.conditional and config.condition_couplings
+        ),
+        seed=config.seed,
+      )
       dequantizer = None
       if config.dequantization == "variational":
         dequantizer = flows.VariationalDequantizer(
-            image_shape=tuple(config.image_shape), num_bins=config.num_bins,
-            hidden_channels=max(1, config.hidden_channels // 2),
-            seed=config.seed + 1)
+          image_shape=tuple(config.image_shape),
+          num_bins=config.num_bins,
+          hidden_channels=max(1, config.hidden_channels // 2),
+          seed=config.seed + 1,
+        )
     except ValueError as e:  # names the argument and what it expected
       raise RunError(f"invalid model options: {e}") from e
     model = FlowModel(flow, num_bins=config.num_bins, dequantizer=dequantizer)
-    schedule = WarmupSchedule(config.learning_rate,
-                                         config.warmup_steps)
+    schedule = WarmupSchedule(config.learning_rate, config.warmup_steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule))
   return model
-
 
 
 def _progress_bar():
@@ -98,28 +102,39 @@ def _progress_bar():
   return bar
 
 
-def training_batch_size(config: RunConfig, data: data_lib.ImageDataset,
-                        model: FlowModel, num_examples: int | None = None
-                        ) -> int:
+def training_batch_size(
+  config: RunConfig,
+  data: data_lib.ImageDataset,
+  model: FlowModel,
+  num_examples: int | None = None,
+) -> int:
   """The training batch: `config.batch_size`, at most the training split."""
-  size = min(config.batch_size,
-             pipeline.num_images(data, "train", num_examples))
+  size = min(
+    config.batch_size, pipeline.num_images(data, "train", num_examples)
+  )
   replicas = model.distribute_strategy.num_replicas_in_sync
   if size % replicas:
     raise RunError(
-        f"the batch size {size} must be divisible by the {replicas} "
-        f"replicas of the strategy.")
+      f"the batch size {size} must be divisible by the {replicas} "
+      f"replicas of the strategy."
+    )
   return size
 
 
-def fit(model: FlowModel, data: data_lib.ImageDataset, config: RunConfig,
-        initial_epoch: int = 0,
-        callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int = 0,
-        recorder: callbacks_lib.EpochRecorder | None = None,
-        advice: Callable[[], str] | None = None,
-        num_train: int | None = None, num_test: int | None = None,
-        evaluation_seed: int | None = None, labels: bool = False
-        ) -> list[dict]:
+def fit(
+  model: FlowModel,
+  data: data_lib.ImageDataset,
+  config: RunConfig,
+  initial_epoch: int = 0,
+  callbacks: Sequence[keras.callbacks.Callback] = (),
+  verbose: int = 0,
+  recorder: callbacks_lib.EpochRecorder | None = None,
+  advice: Callable[[], str] | None = None,
+  num_train: int | None = None,
+  num_test: int | None = None,
+  evaluation_seed: int | None = None,
+  labels: bool = False,
+) -> list[dict]:
   """Trains `model` on `data` from `initial_epoch` to `config.epochs`.
 
   The one training path: `FlowModel.fit` over `train_batches` (with
@@ -159,31 +174,63 @@ def fit(model: FlowModel, data: data_lib.ImageDataset, config: RunConfig,
     return recorder.records
   size = training_batch_size(config, data, model, num_train)
   if not model.is_initialized():
-    first = pipeline.first_images(data, size, config.seed, initial_epoch + 1,
-                                  num_examples=num_train, labels=labels)
+    first = pipeline.first_images(
+      data,
+      size,
+      config.seed,
+      initial_epoch + 1,
+      num_examples=num_train,
+      labels=labels,
+    )
     images, classes = first if labels else (first, None)
     model.initialize(images, classes, seed=config.seed)
-  train, steps = pipeline.train_batches(data, size, config.seed,
-                                        initial_epoch + 1, config.epochs,
-                                        dtype=model.distribution.dtype,
-                                        num_examples=num_train, labels=labels,
-                                        levels=model.dequantizer is not None)
+  train, steps = pipeline.train_batches(
+    data,
+    size,
+    config.seed,
+    initial_epoch + 1,
+    config.epochs,
+    dtype=model.distribution.dtype,
+    num_examples=num_train,
+    labels=labels,
+    levels=model.dequantizer is not None,
+  )
   test = pipeline.test_batches(
-      data, size,
-      config.seed if evaluation_seed is None else evaluation_seed,
-      dtype=model.distribution.dtype, num_examples=num_test, labels=labels,
-      levels=model.dequantizer is not None)
-  model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
-            steps_per_epoch=steps, validation_data=test, verbose=verbose,
-            shuffle=False,
-            callbacks=[recorder, callbacks_lib.NaNGuard(advice),
-                       _progress_bar(), *callbacks])
+    data,
+    size,
+    config.seed if evaluation_seed is None else evaluation_seed,
+    dtype=model.distribution.dtype,
+    num_examples=num_test,
+    labels=labels,
+    levels=model.dequantizer is not None,
+  )
+  model.fit(
+    train,
+    epochs=config.epochs,
+    initial_epoch=initial_epoch,
+    steps_per_epoch=steps,
+    validation_data=test,
+    verbose=verbose,
+    shuffle=False,
+    callbacks=[
+      recorder,
+      callbacks_lib.NaNGuard(advice),
+      _progress_bar(),
+      *callbacks,
+    ],
+  )
   return recorder.records
 
 
-def evaluate(model: FlowModel, data: data_lib.ImageDataset, batch_size: int,
-             seed: int, num_examples: int | None = None, labels: bool = False,
-             num_samples: int = 1) -> float:
+def evaluate(
+  model: FlowModel,
+  data: data_lib.ImageDataset,
+  batch_size: int,
+  seed: int,
+  num_examples: int | None = None,
+  labels: bool = False,
+  num_samples: int = 1,
+) -> float:
   """Mean test bits/dim of `model` on every test image (`test_batches`).
 
   The same evaluation as the one at the end of each epoch of `fit` (with
@@ -194,10 +241,17 @@ def evaluate(model: FlowModel, data: data_lib.ImageDataset, batch_size: int,
   """
   num_samples = checks.positive_int(num_samples, "num_samples")
   logs = model.evaluate(
-      pipeline.test_batches(data, batch_size, seed,
-                            dtype=model.distribution.dtype,
-                            num_examples=num_examples, labels=labels,
-                            num_samples=num_samples,
-                            levels=model.dequantizer is not None),
-      verbose=0, return_dict=True)
+    pipeline.test_batches(
+      data,
+      batch_size,
+      seed,
+      dtype=model.distribution.dtype,
+      num_examples=num_examples,
+      labels=labels,
+      num_samples=num_samples,
+      levels=model.dequantizer is not None,
+    ),
+    verbose=0,
+    return_dict=True,
+  )
   return float(logs["bits_per_dim"])

@@ -46,12 +46,27 @@ from tfp_emerging import image_grid
 from tfp_emerging.keras import FlowModel
 from tfp_emerging.training import config as config_lib
 
-__all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "DEMO_SAMPLES_FILE",
-           "METRICS_FILE", "RUN_FILES", "RUN_MARKER", "SAMPLES_FILE",
-           "check_new", "claim", "is_marked_run", "metrics_document",
-           "read_config", "recorded_epochs", "remove_run_files",
-           "write_config", "write_json", "write_metrics", "write_png",
-           "write_samples"]
+__all__ = [
+  "CHECKPOINT_DIR",
+  "CONFIG_FILE",
+  "DEMO_SAMPLES_FILE",
+  "METRICS_FILE",
+  "RUN_FILES",
+  "RUN_MARKER",
+  "SAMPLES_FILE",
+  "check_new",
+  "claim",
+  "is_marked_run",
+  "metrics_document",
+  "read_config",
+  "recorded_epochs",
+  "remove_run_files",
+  "write_config",
+  "write_json",
+  "write_metrics",
+  "write_png",
+  "write_samples",
+]
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -74,19 +89,26 @@ def _mark(run_dir):
   """Creates `run_dir` if needed and marks it as a run directory."""
   os.makedirs(run_dir, exist_ok=True)
   if not is_marked_run(run_dir):
-    write_json(os.path.join(run_dir, RUN_MARKER), {
+    write_json(
+      os.path.join(run_dir, RUN_MARKER),
+      {
         "written_by": "tfp_emerging",
-        "meaning": ("this folder is a training run of tfp-emerging; `tfp-"
-                    "emerging demo --out` may replace the run's files in it "
-                    "(and only those)")})
+        "meaning": (
+          "this folder is a training run of tfp-emerging; `tfp-"
+          "emerging demo --out` may replace the run's files in it "
+          "(and only those)"
+        ),
+      },
+    )
 
 
 def _remove_temporaries(folder, names):
   """Deletes the temporary files `write_atomic` left for `names` in
   `folder` (a write killed half-way)."""
   for name in names:
-    for path in glob.glob(os.path.join(glob.escape(folder),
-                                       "." + glob.escape(name) + "*.tmp")):
+    for path in glob.glob(
+      os.path.join(glob.escape(folder), "." + glob.escape(name) + "*.tmp")
+    ):
       os.remove(path)
 
 
@@ -102,8 +124,10 @@ def remove_run_files(run_dir: str | os.PathLike) -> None:
     ValueError: `run_dir` holds no `RUN_MARKER`.
   """
   if not is_marked_run(run_dir):
-    raise ValueError(f"{run_dir}: not marked as a run directory "
-                     f"({RUN_MARKER}); nothing is deleted.")
+    raise ValueError(
+      f"{run_dir}: not marked as a run directory "
+      f"({RUN_MARKER}); nothing is deleted."
+    )
   for name in RUN_FILES:
     path = os.path.join(run_dir, name)
     if os.path.isfile(path):
@@ -133,8 +157,9 @@ def write_png(path: str | os.PathLike, image: tf.Tensor | np.ndarray) -> None:
 def write_atomic(path, payload):
   """Writes bytes to a temporary file next to `path`, then renames it."""
   folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path),
-                             suffix=".tmp")
+  fd, tmp = tempfile.mkstemp(
+    dir=folder, prefix="." + os.path.basename(path), suffix=".tmp"
+  )
   umask = os.umask(0)
   os.umask(umask)
   try:
@@ -150,15 +175,20 @@ def write_atomic(path, payload):
     raise
 
 
-
-def write_samples(run_dir: str | os.PathLike, model: FlowModel,
-                  temperature: float, seed: int | None) -> None:
+def write_samples(
+  run_dir: str | os.PathLike,
+  model: FlowModel,
+  temperature: float,
+  seed: int | None,
+) -> None:
   """Writes `samples.png`: `NUM_SAMPLES` samples of `model`, 8 per row (a
   class-conditional model: one row per class, `SAMPLES_PER_CLASS` each)."""
-  write_png(os.path.join(run_dir, SAMPLES_FILE),
-            image_grid.sample_grid(model,
-                                   image_grid.default_sample_count(model),
-                                   temperature, seed))
+  write_png(
+    os.path.join(run_dir, SAMPLES_FILE),
+    image_grid.sample_grid(
+      model, image_grid.default_sample_count(model), temperature, seed
+    ),
+  )
 
 
 def metrics_document(records: Sequence[dict], num_bins: int) -> dict[str, Any]:
@@ -168,17 +198,20 @@ def metrics_document(records: Sequence[dict], num_bins: int) -> dict[str, Any]:
   "worse_than_uniform": the last record's flag (false if none)}`.
   """
   last = records[-1] if records else {}
-  return {"epochs": list(records),
-          "uniform_bits_per_dim": math.log2(num_bins),
-          "worse_than_uniform": bool(last.get("worse_than_uniform", False))}
+  return {
+    "epochs": list(records),
+    "uniform_bits_per_dim": math.log2(num_bins),
+    "worse_than_uniform": bool(last.get("worse_than_uniform", False)),
+  }
 
 
-
-def write_metrics(run_dir: str | os.PathLike, records: Sequence[dict],
-                  num_bins: int) -> None:
+def write_metrics(
+  run_dir: str | os.PathLike, records: Sequence[dict], num_bins: int
+) -> None:
   """Rewrites `metrics.json` from the per-epoch `records`."""
-  write_json(os.path.join(run_dir, METRICS_FILE),
-             metrics_document(records, num_bins))
+  write_json(
+    os.path.join(run_dir, METRICS_FILE), metrics_document(records, num_bins)
+  )
 
 
 def recorded_epochs(run_dir: str | os.PathLike) -> int:
@@ -195,13 +228,15 @@ def read_config(run_dir: str | os.PathLike) -> config_lib.RunConfig:
   """The `RunConfig` of a run, or `RunError` if `run_dir` holds none."""
   path = os.path.join(run_dir, CONFIG_FILE)
   if not os.path.exists(path):
-    raise config_lib.RunError(f"{run_dir}: no {CONFIG_FILE}; not a training "
-                              f"run directory.")
+    raise config_lib.RunError(
+      f"{run_dir}: no {CONFIG_FILE}; not a training run directory."
+    )
   return config_lib.RunConfig.from_json(path)
 
 
-def write_config(run_dir: str | os.PathLike,
-                 config: config_lib.RunConfig) -> None:
+def write_config(
+  run_dir: str | os.PathLike, config: config_lib.RunConfig
+) -> None:
   """Writes `config.json` from the `RunConfig` `config`."""
   write_json(os.path.join(run_dir, CONFIG_FILE), dataclasses.asdict(config))
 
@@ -215,27 +250,33 @@ def check_new(run_dir: str | os.PathLike, replace: bool = False) -> None:
     existing = os.path.dirname(existing)
   if not os.path.isdir(existing):
     where = "is a file" if existing == path else f"{existing} is a file"
-    raise config_lib.RunError(f"{run_dir}: {where}, not a folder; choose another --out.")
+    raise config_lib.RunError(
+      f"{run_dir}: {where}, not a folder; choose another --out."
+    )
   if existing != path:
     return
   entries = sorted(os.listdir(path))
   holds_run = CONFIG_FILE in entries
-  if not entries or (is_marked_run(path) and
-                     (replace or not holds_run)):
+  if not entries or (is_marked_run(path) and (replace or not holds_run)):
     return
   if is_marked_run(path):
-    raise config_lib.RunError(f"{run_dir}: already holds a run ({CONFIG_FILE}); pass "
-                   f"--resume to continue it or choose a new --out.")
+    raise config_lib.RunError(
+      f"{run_dir}: already holds a run ({CONFIG_FILE}); pass "
+      f"--resume to continue it or choose a new --out."
+    )
   if holds_run:
     raise config_lib.RunError(
-        f"{run_dir}: holds a {CONFIG_FILE} but is not marked as a run "
-        f"directory of tfp-emerging (no {RUN_MARKER}), so "
-        f"nothing in it is replaced. Choose a new or empty --out (if it is a "
-        f"run of an older tfp-emerging, continue it with tfp-emerging train "
-        f"--out {run_dir} --resume, or delete it yourself).")
+      f"{run_dir}: holds a {CONFIG_FILE} but is not marked as a run "
+      f"directory of tfp-emerging (no {RUN_MARKER}), so "
+      f"nothing in it is replaced. Choose a new or empty --out (if it is a "
+      f"run of an older tfp-emerging, continue it with tfp-emerging train "
+      f"--out {run_dir} --resume, or delete it yourself)."
+    )
   shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-  raise config_lib.RunError(f"{run_dir}: not empty ({shown}) and not a run directory; "
-                 f"choose a new or empty --out.")
+  raise config_lib.RunError(
+    f"{run_dir}: not empty ({shown}) and not a run directory; "
+    f"choose a new or empty --out."
+  )
 
 
 def claim(run_dir: str | os.PathLike, replace: bool = False) -> None:
@@ -247,8 +288,9 @@ def claim(run_dir: str | os.PathLike, replace: bool = False) -> None:
       remove_run_files(run_dir)
     _mark(run_dir)
   except OSError as e:
-    raise config_lib.RunError(f"{run_dir}: cannot write the run directory ({e}).") from e
-
+    raise config_lib.RunError(
+      f"{run_dir}: cannot write the run directory ({e})."
+    ) from e
 
 
 _CHECKPOINT_NAME = re.compile(r"ckpt-([0-9]+)")
@@ -273,8 +315,11 @@ def checkpoint_files(folder):
 def written_checkpoints(folder):
   """The names of the checkpoints in `folder` whose index exists (written
   completely, see the module docstring), oldest epoch first."""
-  names = [name for name, paths in checkpoint_files(folder).items()
-           if os.path.join(folder, name + ".index") in paths]
+  names = [
+    name
+    for name, paths in checkpoint_files(folder).items()
+    if os.path.join(folder, name + ".index") in paths
+  ]
   return sorted(names, key=epoch_of)
 
 

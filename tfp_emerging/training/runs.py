@@ -46,8 +46,16 @@ from tfp_emerging.training import run_dir as run_dir_lib
 from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
 
-__all__ = ["evaluate_run", "export_run", "load_run", "print_warning", "resume",
-           "sample_run", "start_line", "train"]
+__all__ = [
+  "evaluate_run",
+  "export_run",
+  "load_run",
+  "print_warning",
+  "resume",
+  "sample_run",
+  "start_line",
+  "train",
+]
 
 
 def print_warning(message: str) -> None:
@@ -74,8 +82,9 @@ def _tensorboard_logger(folder, config):
   if folder is None:
     return None
   try:
-    return callbacks_lib.TensorBoardLogger(folder, config.sample_temperature,
-                                           config.seed)
+    return callbacks_lib.TensorBoardLogger(
+      folder, config.sample_temperature, config.seed
+    )
   except callbacks_lib.TensorBoardMissing as e:
     raise RunError(str(e)) from e
 
@@ -84,37 +93,49 @@ def _device(model):
   """Where the model trains, for the start line."""
   strategy = model.distribute_strategy
   replicas = strategy.num_replicas_in_sync
-  devices = (tf.config.list_logical_devices("GPU") or
-             tf.config.list_logical_devices("TPU"))
+  devices = tf.config.list_logical_devices(
+    "GPU"
+  ) or tf.config.list_logical_devices("TPU")
   kind = devices[0].device_type if devices else "CPU"
   if replicas > 1:
     return f"{replicas} replicas ({type(strategy).__name__}, {kind})"
   return f"{len(devices)} {kind}" if devices else "CPU"
 
 
-def start_line(config: RunConfig, data: ImageDataset, model: FlowModel,
-               run_dir: str | os.PathLike, initial_epoch: int = 0) -> str:
+def start_line(
+  config: RunConfig,
+  data: ImageDataset,
+  model: FlowModel,
+  run_dir: str | os.PathLike,
+  initial_epoch: int = 0,
+) -> str:
   """The line a run prints when training starts: the dataset and its
   shapes, the model and its parameter count, the device and the run
   directory."""
   parameters = int(sum(np.prod(v.shape) for v in model.trainable_weights))
   kind = "class-conditional " if config.conditional else ""
-  epochs = (f"epochs {initial_epoch + 1}..{config.epochs}" if initial_epoch
-            else f"{config.epochs} epochs")
-  return (f"training {kind}Glow with {config.mixing} mixing "
-          f"({config.num_levels} level(s) x {config.num_steps} steps, "
-          f"{config.hidden_channels} "
-          f"hidden channels, {parameters:,} parameters) on {data.name}: "
-          f"{data.num_examples['train']} train / {data.num_examples['test']} "
-          f"test images of {'x'.join(map(str, data.image_shape))}, "
-          f"{data.num_bins} levels; batch {config.batch_size}, {epochs}, "
-          f"on {_device(model)} -> {run_dir}")
+  epochs = (
+    f"epochs {initial_epoch + 1}..{config.epochs}"
+    if initial_epoch
+    else f"{config.epochs} epochs"
+  )
+  return (
+    f"training {kind}Glow with {config.mixing} mixing "
+    f"({config.num_levels} level(s) x {config.num_steps} steps, "
+    f"{config.hidden_channels} "
+    f"hidden channels, {parameters:,} parameters) on {data.name}: "
+    f"{data.num_examples['train']} train / {data.num_examples['test']} "
+    f"test images of {'x'.join(map(str, data.image_shape))}, "
+    f"{data.num_bins} levels; batch {config.batch_size}, {epochs}, "
+    f"on {_device(model)} -> {run_dir}"
+  )
 
 
 @dataclasses.dataclass
 class _Prepared:
   """A run's config with the data's fields, its data, model and logger:
   everything that can fail on the options, made before the first write."""
+
   config: object
   data: object
   model: object
@@ -126,22 +147,29 @@ def _prepare(config, strategy, tensorboard):
   config = config.with_data(data)
   model = loop.build_model(config, strategy)
   loop.training_batch_size(config, data, model)
-  return _Prepared(config, data, model, _tensorboard_logger(tensorboard,
-                                                            config))
+  return _Prepared(
+    config, data, model, _tensorboard_logger(tensorboard, config)
+  )
 
 
 def _divergence_advice(state, run_dir, config):
   def advice():
     last = state.latest
-    kept = (f"The last good checkpoint {last} (epoch "
-            f"{int(state.epoch.numpy())}) is kept" if last else
-            "No epoch had finished, so there is no checkpoint yet")
-    return (f"{kept}. Resume with a lower learning rate, e.g. tfp-emerging "
-            f"train --out {run_dir} --resume --learning-rate "
-            f"{config.learning_rate / 4:g} (now {config.learning_rate:g}), "
-            f"and/or a longer warm-up, --warmup-steps "
-            f"{max(100, 4 * config.warmup_steps)} (now "
-            f"{config.warmup_steps}).")
+    kept = (
+      f"The last good checkpoint {last} (epoch "
+      f"{int(state.epoch.numpy())}) is kept"
+      if last
+      else "No epoch had finished, so there is no checkpoint yet"
+    )
+    return (
+      f"{kept}. Resume with a lower learning rate, e.g. tfp-emerging "
+      f"train --out {run_dir} --resume --learning-rate "
+      f"{config.learning_rate / 4:g} (now {config.learning_rate:g}), "
+      f"and/or a longer warm-up, --warmup-steps "
+      f"{max(100, 4 * config.warmup_steps)} (now "
+      f"{config.warmup_steps})."
+    )
+
   return advice
 
 
@@ -155,30 +183,41 @@ def _fit_in(run, state, run_dir, log, verbose, extra_callbacks, warn):
   recorder = callbacks_lib.EpochRecorder(state.metrics)
   run_dir_lib.write_metrics(run_dir, recorder.records, config.num_bins)
   run_callbacks = [
-      callbacks_lib.UniformCheck(recorder, config.warmup_steps, warn),
-      callbacks_lib.Checkpointer(state, recorder, run_dir, log)]
+    callbacks_lib.UniformCheck(recorder, config.warmup_steps, warn),
+    callbacks_lib.Checkpointer(state, recorder, run_dir, log),
+  ]
   if run.logger is not None:
     run_callbacks.append(run.logger)
   if initial_epoch < config.epochs:
     log(start_line(config, run.data, model, run_dir, initial_epoch))
-  metrics = loop.fit(model, run.data, config, initial_epoch=initial_epoch,
-                     callbacks=run_callbacks + list(extra_callbacks),
-                     verbose=_keras_verbosity(verbose), recorder=recorder,
-                     advice=_divergence_advice(state, run_dir, config),
-                     labels=config.conditional)
-  run_dir_lib.write_samples(run_dir, model, config.sample_temperature,
-                            config.seed)
+  metrics = loop.fit(
+    model,
+    run.data,
+    config,
+    initial_epoch=initial_epoch,
+    callbacks=run_callbacks + list(extra_callbacks),
+    verbose=_keras_verbosity(verbose),
+    recorder=recorder,
+    advice=_divergence_advice(state, run_dir, config),
+    labels=config.conditional,
+  )
+  run_dir_lib.write_samples(
+    run_dir, model, config.sample_temperature, config.seed
+  )
   return metrics
 
 
-def train(config: RunConfig, run_dir: str | os.PathLike,
-          log: Callable[[str], None] = _log,
-          strategy: tf.distribute.Strategy | None = None,
-          verbose: int | str = "auto",
-          tensorboard: str | os.PathLike | None = None,
-          callbacks: Sequence[tf.keras.callbacks.Callback] = (),
-          warn: Callable[[str], None] = print_warning,
-          replace: bool = False) -> list[dict]:
+def train(
+  config: RunConfig,
+  run_dir: str | os.PathLike,
+  log: Callable[[str], None] = _log,
+  strategy: tf.distribute.Strategy | None = None,
+  verbose: int | str = "auto",
+  tensorboard: str | os.PathLike | None = None,
+  callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+  warn: Callable[[str], None] = print_warning,
+  replace: bool = False,
+) -> list[dict]:
   """Trains a new run in `run_dir` for `config.epochs` epochs.
 
   Args:
@@ -221,13 +260,16 @@ def train(config: RunConfig, run_dir: str | os.PathLike,
   return _fit_in(run, state, run_dir, log, verbose, callbacks, warn)
 
 
-def resume(run_dir: str | os.PathLike, log: Callable[[str], None] = _log,
-           strategy: tf.distribute.Strategy | None = None,
-           verbose: int | str = "auto",
-           tensorboard: str | os.PathLike | None = None,
-           callbacks: Sequence[tf.keras.callbacks.Callback] = (),
-           warn: Callable[[str], None] = print_warning,
-           **options: Any) -> list[dict]:
+def resume(
+  run_dir: str | os.PathLike,
+  log: Callable[[str], None] = _log,
+  strategy: tf.distribute.Strategy | None = None,
+  verbose: int | str = "auto",
+  tensorboard: str | os.PathLike | None = None,
+  callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+  warn: Callable[[str], None] = print_warning,
+  **options: Any,
+) -> list[dict]:
   """Continues the run in `run_dir` from its latest checkpoint.
 
   `options` are run options (`RunConfig` fields) given again: those of
@@ -265,7 +307,8 @@ def resume(run_dir: str | os.PathLike, log: Callable[[str], None] = _log,
   stored = run_dir_lib.read_config(run_dir)
   try:
     config, changed = stored.resumed(
-        {name: value for name, value in options.items() if value is not None})
+      {name: value for name, value in options.items() if value is not None}
+    )
   except RunError as e:
     raise RunError(f"{run_dir}: {e}") from e
   run = _prepare(config, strategy, tensorboard)
@@ -276,15 +319,20 @@ def resume(run_dir: str | os.PathLike, log: Callable[[str], None] = _log,
   if restored:
     log(f"resumed from {restored} (epoch {initial_epoch})")
   run.config.changes = list(stored.changes) + [
-      {"epoch": initial_epoch + 1, "option": name,
-       "old": getattr(stored, name), "new": value}
-      for name, value in changed.items()]
+    {
+      "epoch": initial_epoch + 1,
+      "option": name,
+      "old": getattr(stored, name),
+      "new": value,
+    }
+    for name, value in changed.items()
+  ]
   return _fit_in(run, state, run_dir, log, verbose, callbacks, warn)
 
 
-def load_run(run_dir: str | os.PathLike,
-             warn: Callable[[str], None] = print_warning
-             ) -> tuple[RunConfig, FlowModel, int, str]:
+def load_run(
+  run_dir: str | os.PathLike, warn: Callable[[str], None] = print_warning
+) -> tuple[RunConfig, FlowModel, int, str]:
   """Rebuilds a run's model from its newest intact checkpoint.
 
   Args:
@@ -303,13 +351,16 @@ def load_run(run_dir: str | os.PathLike,
   state = checkpoints.RunState(model, run_dir, config.keep_checkpoints)
   path = checkpoints.restore(state, run_dir, warn)
   if not path:
-    raise RunError(f"{run_dir}: no checkpoint yet (no epoch finished); train "
-                   f"it with --resume first.")
+    raise RunError(
+      f"{run_dir}: no checkpoint yet (no epoch finished); train "
+      f"it with --resume first."
+    )
   return config, model, int(state.epoch.numpy()), path
 
 
-def evaluate_run(run_dir: str | os.PathLike,
-                 num_samples: int = 1) -> dict[str, Any]:
+def evaluate_run(
+  run_dir: str | os.PathLike, num_samples: int = 1
+) -> dict[str, Any]:
   """The test bits/dim of a run's newest intact checkpoint, with what it is.
 
   Args:
@@ -327,36 +378,51 @@ def evaluate_run(run_dir: str | os.PathLike,
     RunError: `num_samples` not an integer >= 1.
     tfp_emerging.data.DataError: the data cannot be loaded or changed shape.
   """
-  if isinstance(num_samples, bool) or not isinstance(num_samples, int) or (
-      num_samples < 1):
-    raise RunError(f"--samples must be an integer >= 1; got {num_samples!r} "
-                   f"(evaluate_run's num_samples).")
+  if (
+    isinstance(num_samples, bool)
+    or not isinstance(num_samples, int)
+    or (num_samples < 1)
+  ):
+    raise RunError(
+      f"--samples must be an integer >= 1; got {num_samples!r} "
+      f"(evaluate_run's num_samples)."
+    )
   config, model, epoch, path = load_run(run_dir)
   data = loop.load_data(config)
   config.with_data(data)  # the same image shape and levels
-  bits = loop.evaluate(model, data, config.batch_size, seed=config.seed,
-                       labels=config.conditional, num_samples=num_samples)
+  bits = loop.evaluate(
+    model,
+    data,
+    config.batch_size,
+    seed=config.seed,
+    labels=config.conditional,
+    num_samples=num_samples,
+  )
   return {
-      "bits_per_dim": bits,
-      "num_samples": num_samples,
-      "split": "test",
-      "source_split": data.split_names["test"],
-      "dataset": config.dataset,
-      "mixing": config.mixing,
-      "conditional": config.conditional,
-      "num_examples": data.num_examples["test"],
-      "num_bins": config.num_bins,
-      "image_shape": config.image_shape,
-      "epoch": epoch,
-      "checkpoint": path,
+    "bits_per_dim": bits,
+    "num_samples": num_samples,
+    "split": "test",
+    "source_split": data.split_names["test"],
+    "dataset": config.dataset,
+    "mixing": config.mixing,
+    "conditional": config.conditional,
+    "num_examples": data.num_examples["test"],
+    "num_bins": config.num_bins,
+    "image_shape": config.image_shape,
+    "epoch": epoch,
+    "checkpoint": path,
   }
 
 
-def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike,
-               n: int | None = None, temperature: float | None = None,
-               seed: int | None = None, columns: int | None = None,
-               classes: Sequence[int] | None = None
-               ) -> tuple[FlowModel, int, float]:
+def sample_run(
+  run_dir: str | os.PathLike,
+  out: str | os.PathLike,
+  n: int | None = None,
+  temperature: float | None = None,
+  seed: int | None = None,
+  columns: int | None = None,
+  classes: Sequence[int] | None = None,
+) -> tuple[FlowModel, int, float]:
   """Writes a PNG grid of samples of a run's newest intact checkpoint.
 
   Args:
@@ -378,20 +444,29 @@ def sample_run(run_dir: str | os.PathLike, out: str | os.PathLike,
     RunError: bad arguments (naming the option), an `out` that is a folder
       or cannot be written, or a run without a checkpoint.
   """
-  for name, value, low in (("n", n, 1), ("columns", columns, 1),
-                           ("temperature", temperature, 0)):
+  for name, value, low in (
+    ("n", n, 1),
+    ("columns", columns, 1),
+    ("temperature", temperature, 0),
+  ):
     if value is not None and not value >= low:
       raise RunError(f"--{name} must be >= {low}; got {value}.")
   if os.path.isdir(out):
     raise RunError(f"--out {out}: is a folder; give the PNG file to write.")
   config, model, _, _ = load_run(run_dir)
   n = image_grid.default_sample_count(model) if n is None else n
-  temperature = (config.sample_temperature if temperature is None
-                 else temperature)
+  temperature = (
+    config.sample_temperature if temperature is None else temperature
+  )
   try:
-    grid = image_grid.sample_grid(model, n, temperature,
-                                  seed=config.seed if seed is None else seed,
-                                  columns=columns, classes=classes)
+    grid = image_grid.sample_grid(
+      model,
+      n,
+      temperature,
+      seed=config.seed if seed is None else seed,
+      columns=columns,
+      classes=classes,
+    )
   except ValueError as e:  # its message begins with the argument's name
     raise RunError(f"--{e}") from e
   try:
@@ -410,8 +485,9 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike) -> int:
     RunError: `out` is a file, or the run has no checkpoint.
   """
   if os.path.exists(out) and not os.path.isdir(out):
-    raise RunError(f"--out {out}: is a file; give the SavedModel folder to "
-                   f"write.")
+    raise RunError(
+      f"--out {out}: is a file; give the SavedModel folder to write."
+    )
   _, model, epoch, _ = load_run(run_dir)
   export.export(model, out)
   return epoch

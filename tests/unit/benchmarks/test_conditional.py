@@ -10,8 +10,12 @@ from benchmarks import conditional
 
 def test_quick_study_writes_records_and_table(tmp_path):
   out = str(tmp_path)
-  assert conditional.main(["--quick", "--variants", "unconditional",
-                           "conditional", "--out", out]) == 0
+  assert (
+    conditional.main(
+      ["--quick", "--variants", "unconditional", "conditional", "--out", out]
+    )
+    == 0
+  )
   with open(os.path.join(out, "conditional.json"), encoding="utf-8") as f:
     runs = json.load(f)
   assert runs["classifier_test_accuracy"] > 0.9  # on the real test digits
@@ -29,9 +33,14 @@ def test_quick_study_writes_records_and_table(tmp_path):
 
 def test_summary_gives_mean_and_sample_std_over_seeds():
   records = [
-      {"variant": "conditional", "seed": s, "test_bits_per_dim": b,
-       "sample_accuracy": a}
-      for s, (b, a) in enumerate([(2.0, 0.8), (2.2, 1.0)])]
+    {
+      "variant": "conditional",
+      "seed": s,
+      "test_bits_per_dim": b,
+      "sample_accuracy": a,
+    }
+    for s, (b, a) in enumerate([(2.0, 0.8), (2.2, 1.0)])
+  ]
   table = conditional.summarize(records, 0.97)
   # mean 2.1, std (ddof 1) 0.1414; accuracy 90.0 ± 14.1 %.
   assert "| conditional | 2.1000 ± 0.1414 | 90.0 ± 14.1 % |" in table

@@ -9,8 +9,16 @@ import pytest
 from benchmarks import run as benchmarks
 from benchmarks import targets
 
-FIELDS = {"layer", "op", "solver", "shape", "jit", "seconds", "ratio",
-          "ratio_to"}
+FIELDS = {
+  "layer",
+  "op",
+  "solver",
+  "shape",
+  "jit",
+  "seconds",
+  "ratio",
+  "ratio_to",
+}
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +27,9 @@ def quick_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("bench") / "records.json"
   capture = pytest.MonkeyPatch()
   lines = []
-  capture.setattr("builtins.print",
-                  lambda *a, **k: lines.append(" ".join(map(str, a))))
+  capture.setattr(
+    "builtins.print", lambda *a, **k: lines.append(" ".join(map(str, a)))
+  )
   try:
     status = benchmarks.main(["--quick", "--json", "--out", str(out)])
   finally:
@@ -46,12 +55,14 @@ def test_the_quick_run_covers_every_layer_op_and_mode(quick_run):
   expected = {("conv2d", "forward", None)}
   for layer in ("AutoregressiveConv2D", "EmergingConv2D"):
     expected |= {(layer, "forward", None)} | {
-        (layer, "inverse", solver) for solver in benchmarks.SOLVERS}
+      (layer, "inverse", solver) for solver in benchmarks.SOLVERS
+    }
   for layer in ("PeriodicConv2D", "Conv1x1[qr]"):
     expected |= {(layer, "forward", None), (layer, "inverse", None)}
   for mixing in benchmarks.QUICK_MIXINGS:
-    expected |= {(f"Glow[tiny, {mixing}]", op, None)
-                 for op in ("train_step", "sample")}
+    expected |= {
+      (f"Glow[tiny, {mixing}]", op, None) for op in ("train_step", "sample")
+    }
   assert seen == {e + (jit,) for e in expected for jit in (False, True)}
 
 
@@ -62,11 +73,13 @@ def test_ratios_divide_by_the_named_measurement_of_the_same_run(quick_run):
       assert record["layer"] == "conv2d"
       continue
     layer, op = record["ratio_to"].rsplit(" ", 1)
-    [base] = [r for r in records
-              if (r["layer"], r["op"], r["solver"], r["shape"], r["jit"]) ==
-              (layer, op, None, record["shape"], record["jit"])]
-    assert record["ratio"] == pytest.approx(
-        record["seconds"] / base["seconds"])
+    [base] = [
+      r
+      for r in records
+      if (r["layer"], r["op"], r["solver"], r["shape"], r["jit"])
+      == (layer, op, None, record["shape"], record["jit"])
+    ]
+    assert record["ratio"] == pytest.approx(record["seconds"] / base["seconds"])
     # A forward against the dense convolution, an inverse against its own
     # forward, a flow against the 1x1 mixing's same op.
     if record["layer"].startswith("Glow["):
@@ -78,8 +91,10 @@ def test_ratios_divide_by_the_named_measurement_of_the_same_run(quick_run):
 
 
 def test_the_suite_measures_every_ratio_a_target_names(quick_run):
-  measured = {(r["layer"].replace("tiny", "digits"), r["op"], r["solver"])
-              for r in quick_run[0]}
+  measured = {
+    (r["layer"].replace("tiny", "digits"), r["op"], r["solver"])
+    for r in quick_run[0]
+  }
   for target in targets.targets():
     glow = target.layer.replace("32x32x3", "digits")
     assert (glow, target.op, target.solver) in measured, target
@@ -88,8 +103,9 @@ def test_the_suite_measures_every_ratio_a_target_names(quick_run):
 def test_targets_are_not_met_by_a_run_that_lacks_them(quick_run):
   rows = targets.check(quick_run[0])  # tiny shapes and a tiny Glow only
   assert len(rows) == len(targets.targets())
-  assert all(met is None and measured == "not measured"
-             for _, measured, met in rows)
+  assert all(
+    met is None and measured == "not measured" for _, measured, met in rows
+  )
 
 
 def test_repeats_below_five_are_refused():
@@ -102,50 +118,82 @@ def test_only_selects_layers_and_mixings_keeping_the_baselines():
   records = benchmarks.run(quick=True, only="emerging", jit_modes=(False,))
   layers = {(r.layer, r.op, r.solver) for r in records}
   assert layers == {
-      ("conv2d", "forward", None), ("EmergingConv2D", "forward", None),
-      ("EmergingConv2D", "inverse", "auto"),
-      ("EmergingConv2D", "inverse", "wavefront"),
-      ("EmergingConv2D", "inverse", "raster"),
-      ("Glow[tiny, 1x1]", "train_step", None),
-      ("Glow[tiny, 1x1]", "sample", None),
-      ("Glow[tiny, emerging]", "train_step", None),
-      ("Glow[tiny, emerging]", "sample", None)}
+    ("conv2d", "forward", None),
+    ("EmergingConv2D", "forward", None),
+    ("EmergingConv2D", "inverse", "auto"),
+    ("EmergingConv2D", "inverse", "wavefront"),
+    ("EmergingConv2D", "inverse", "raster"),
+    ("Glow[tiny, 1x1]", "train_step", None),
+    ("Glow[tiny, 1x1]", "sample", None),
+    ("Glow[tiny, emerging]", "train_step", None),
+    ("Glow[tiny, emerging]", "sample", None),
+  }
 
 
-def record(layer, op, solver, ratio, jit=False, shape=(16, 32, 32, 12),
-           seconds=0.01):
-  return dict(layer=layer, op=op, solver=solver, shape=list(shape), jit=jit,
-              seconds=seconds, ratio=ratio, ratio_to="x")
+def record(
+  layer, op, solver, ratio, jit=False, shape=(16, 32, 32, 12), seconds=0.01
+):
+  return dict(
+    layer=layer,
+    op=op,
+    solver=solver,
+    shape=list(shape),
+    jit=jit,
+    seconds=seconds,
+    ratio=ratio,
+    ratio_to="x",
+  )
 
 
 def test_targets_read_the_ratios_the_right_way_round():
-  rows = {target: (measured, met) for target, measured, met in targets.check([
-      record("EmergingConv2D", "forward", None, 1.6),
-      record("EmergingConv2D", "inverse", "auto", 3.),
-      record("EmergingConv2D", "inverse", "wavefront", 9.),
-      record("EmergingConv2D", "inverse", "auto", 2.5, jit=True),
-      record("PeriodicConv2D", "inverse", None, 2.01, shape=(4, 64, 64, 12)),
-      record("Glow[digits, emerging]", "sample", None, 1.4, jit=True,
-             shape=(64, 8, 8, 1))])}
-  assert rows["[no xla] EmergingConv2D forward <= 1.3x dense 3x3 conv2d at "
-              "16x32x32x12"] == ("1.60x", False)
-  assert rows["[no xla] EmergingConv2D inverse (auto) <= 3x its forward at "
-              "16x32x32x12"] == ("3.00x", True)
-  assert rows["[xla] EmergingConv2D inverse (auto) <= 2x its forward at "
-              "16x32x32x12"] == ("2.50x", False)
-  assert rows["[no xla] PeriodicConv2D inverse <= 2x its forward at "
-              "4x64x64x12"] == ("2.01x", False)
+  rows = {
+    target: (measured, met)
+    for target, measured, met in targets.check(
+      [
+        record("EmergingConv2D", "forward", None, 1.6),
+        record("EmergingConv2D", "inverse", "auto", 3.0),
+        record("EmergingConv2D", "inverse", "wavefront", 9.0),
+        record("EmergingConv2D", "inverse", "auto", 2.5, jit=True),
+        record("PeriodicConv2D", "inverse", None, 2.01, shape=(4, 64, 64, 12)),
+        record(
+          "Glow[digits, emerging]",
+          "sample",
+          None,
+          1.4,
+          jit=True,
+          shape=(64, 8, 8, 1),
+        ),
+      ]
+    )
+  }
+  assert rows[
+    "[no xla] EmergingConv2D forward <= 1.3x dense 3x3 conv2d at 16x32x32x12"
+  ] == ("1.60x", False)
+  assert rows[
+    "[no xla] EmergingConv2D inverse (auto) <= 3x its forward at 16x32x32x12"
+  ] == ("3.00x", True)
+  assert rows[
+    "[xla] EmergingConv2D inverse (auto) <= 2x its forward at 16x32x32x12"
+  ] == ("2.50x", False)
+  assert rows[
+    "[no xla] PeriodicConv2D inverse <= 2x its forward at 4x64x64x12"
+  ] == ("2.01x", False)
   assert rows["[xla] Glow[digits, emerging] sample <= 1.5x 1x1's"] == (
-      "1.40x", True)
-  assert rows["[no xla] EmergingConv2D inverse (auto) <= 3x its forward at "
-              "64x32x32x48"] == ("not measured", None)
+    "1.40x",
+    True,
+  )
+  assert rows[
+    "[no xla] EmergingConv2D inverse (auto) <= 3x its forward at 64x32x32x48"
+  ] == ("not measured", None)
 
 
 def test_each_mode_gets_its_own_table():
   """The README once printed the no-XLA table twice, the second time under
   'With XLA': each table is made of its own mode's records only."""
-  records = [record("conv2d", "forward", None, None, jit, seconds=s)
-             for jit, s in ((False, 0.0777), (True, 0.0333))]
+  records = [
+    record("conv2d", "forward", None, None, jit, seconds=s)
+    for jit, s in ((False, 0.0777), (True, 0.0333))
+  ]
   tables = targets.markdown(records)
   without, with_xla = tables.split("Targets:")[0].split("With XLA")
   assert "77.7" in without and "33.3" not in without
@@ -160,6 +208,7 @@ def test_the_performance_page_holds_the_tables_of_the_recorded_run():
 
 
 def test_only_takes_several_names():
-  records = benchmarks.run(quick=True, only=["periodic", "lu"],
-                           jit_modes=(False,), glows=False)
+  records = benchmarks.run(
+    quick=True, only=["periodic", "lu"], jit_modes=(False,), glows=False
+  )
   assert {r.layer for r in records} == {"conv2d", "PeriodicConv2D"}

@@ -8,8 +8,8 @@ from tests.testlib import contract
 from tests.testlib import registry
 from tfp_emerging import bijectors
 
-SCALE = np.array([0.1, 2., 30.])
-LOC = np.array([-5., 0.5, 7.])
+SCALE = np.array([0.1, 2.0, 30.0])
+LOC = np.array([-5.0, 0.5, 7.0])
 
 
 def spread(shape, dtype=tf.float64, seed=0):
@@ -35,13 +35,14 @@ def test_new_layer_is_uninitialised_and_given_values_count_as_initialised():
   assert not bool(layer.initialized.numpy())
   assert len(layer.trainable_variables) == 2
   assert len(layer.variables) == 3
-  given = bijectors.ActNorm(3, bias=tf.Variable([1., 2., 3.]),
-                            log_scale=tf.Variable([0., 0.5, 1.]))
+  given = bijectors.ActNorm(
+    3, bias=tf.Variable([1.0, 2.0, 3.0]), log_scale=tf.Variable([0.0, 0.5, 1.0])
+  )
   assert bool(given.initialized.numpy())
   x = contract.random([2, 4, 4, 3], tf.float32)
-  expected = (x.numpy() + [1., 2., 3.]) * np.exp([0., 0.5, 1.])
+  expected = (x.numpy() + [1.0, 2.0, 3.0]) * np.exp([0.0, 0.5, 1.0])
   np.testing.assert_allclose(given.forward(x).numpy(), expected, rtol=1e-6)
-  np.testing.assert_array_equal(given.bias.numpy(), [1., 2., 3.])
+  np.testing.assert_array_equal(given.bias.numpy(), [1.0, 2.0, 3.0])
 
 
 @pytest.mark.parametrize("mode", ["eager", "function", "xla"])
@@ -52,9 +53,11 @@ def test_first_forward_batch_initialises_the_layer(mode):
   def forward_and_log_det(x):
     return layer.forward(x), layer.forward_log_det_jacobian(x, event_ndims=3)
 
-  run = {"eager": forward_and_log_det,
-         "function": tf.function(forward_and_log_det),
-         "xla": tf.function(forward_and_log_det, jit_compile=True)}[mode]
+  run = {
+    "eager": forward_and_log_det,
+    "function": tf.function(forward_and_log_det),
+    "xla": tf.function(forward_and_log_det, jit_compile=True),
+  }[mode]
   x = spread([8, 6, 5, 3])
   y, log_det = run(tf.constant(x))
   assert bool(layer.initialized.numpy())
@@ -63,16 +66,19 @@ def test_first_forward_batch_initialises_the_layer(mode):
   np.testing.assert_allclose(layer.log_scale.numpy(), log_scale, rtol=1e-9)
   # The first batch is mapped with the new values (standardised), and so is
   # its log-det.
-  np.testing.assert_allclose(y.numpy(), (x + bias) * np.exp(log_scale),
-                             rtol=1e-9)
-  np.testing.assert_allclose(y.numpy().mean(axis=(0, 1, 2)), 0., atol=1e-9)
-  np.testing.assert_allclose(log_det.numpy(), [6 * 5 * log_scale.sum()] * 8,
-                             rtol=1e-9)
+  np.testing.assert_allclose(
+    y.numpy(), (x + bias) * np.exp(log_scale), rtol=1e-9
+  )
+  np.testing.assert_allclose(y.numpy().mean(axis=(0, 1, 2)), 0.0, atol=1e-9)
+  np.testing.assert_allclose(
+    log_det.numpy(), [6 * 5 * log_scale.sum()] * 8, rtol=1e-9
+  )
   # Later batches use those values: no re-initialisation.
-  other = spread([4, 6, 5, 3], seed=1) * 3.
+  other = spread([4, 6, 5, 3], seed=1) * 3.0
   y, _ = run(tf.constant(other))
-  np.testing.assert_allclose(y.numpy(), (other + bias) * np.exp(log_scale),
-                             rtol=1e-9)
+  np.testing.assert_allclose(
+    y.numpy(), (other + bias) * np.exp(log_scale), rtol=1e-9
+  )
   np.testing.assert_allclose(layer.bias.numpy(), bias, rtol=1e-9)
 
 
@@ -82,18 +88,22 @@ def test_forward_log_det_alone_initialises_too():
   log_det = layer.forward_log_det_jacobian(x, event_ndims=3).numpy()
   assert bool(layer.initialized.numpy())
   np.testing.assert_allclose(
-      log_det, 9 * numpy_initial_values(x)[1].sum(), rtol=1e-9)
+    log_det, 9 * numpy_initial_values(x)[1].sum(), rtol=1e-9
+  )
 
 
 @pytest.mark.parametrize("mode", ["eager", "function"])
 def test_inverse_of_an_uninitialised_layer_raises(mode):
   layer = bijectors.ActNorm(3)
   y = contract.random([2, 4, 4, 3], tf.float32)
-  for method in (layer.inverse,
-                 lambda y: layer.inverse_log_det_jacobian(y, event_ndims=3)):
+  for method in (
+    layer.inverse,
+    lambda y: layer.inverse_log_det_jacobian(y, event_ndims=3),
+  ):
     run = method if mode == "eager" else tf.function(method)
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="is not initialised"):
+    with pytest.raises(
+      tf.errors.InvalidArgumentError, match="is not initialised"
+    ):
       run(y)
   assert not bool(layer.initialized.numpy())
 
@@ -115,12 +125,13 @@ def test_explicit_initialisation_standardises_and_reinitialises():
   layer.initialize(x)
   assert bool(layer.initialized.numpy())
   y = layer.forward(x).numpy()
-  np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0., atol=1e-9)
-  np.testing.assert_allclose(y.std(axis=(0, 1, 2)), 1., rtol=1e-5)
-  other = spread([8, 6, 6, 3], seed=2) * 2.
+  np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0.0, atol=1e-9)
+  np.testing.assert_allclose(y.std(axis=(0, 1, 2)), 1.0, rtol=1e-5)
+  other = spread([8, 6, 6, 3], seed=2) * 2.0
   layer.initialize(other)  # explicit: replaces the values
-  np.testing.assert_allclose(layer.bias.numpy(),
-                             numpy_initial_values(other)[0], rtol=1e-9)
+  np.testing.assert_allclose(
+    layer.bias.numpy(), numpy_initial_values(other)[0], rtol=1e-9
+  )
 
 
 def test_replica_context_never_initialises_silently():
@@ -134,8 +145,9 @@ def test_replica_context_never_initialises_silently():
   def replica_forward(x):
     return strategy.run(layer.forward, args=(x,))
 
-  with pytest.raises(tf.errors.InvalidArgumentError,
-                     match="is not initialised"):
+  with pytest.raises(
+    tf.errors.InvalidArgumentError, match="is not initialised"
+  ):
     replica_forward(x)
   assert not bool(layer.initialized.numpy())
   # Outside the replicas (the cross-replica context) it initialises.
@@ -143,17 +155,18 @@ def test_replica_context_never_initialises_silently():
     layer.forward(x)
   assert bool(layer.initialized.numpy())
   np.testing.assert_allclose(
-      replica_forward(tf.identity(x)).numpy().std(axis=(0, 1, 2)), 1.,
-      rtol=1e-4)
+    replica_forward(tf.identity(x)).numpy().std(axis=(0, 1, 2)), 1.0, rtol=1e-4
+  )
 
 
 def test_checkpoint_restores_the_initialised_state():
   layer = bijectors.ActNorm(2)
-  x = contract.random([4, 3, 3, 2], tf.float32) * 3. + 1.
+  x = contract.random([4, 3, 3, 2], tf.float32) * 3.0 + 1.0
   layer.initialize(x)
   want = layer.forward(x).numpy()
   path = tf.train.Checkpoint(layer=layer).save(
-      f"{tf.compat.v1.test.get_temp_dir()}/actnorm")
+    f"{tf.compat.v1.test.get_temp_dir()}/actnorm"
+  )
   fresh = bijectors.ActNorm(2)
   tf.train.Checkpoint(layer=fresh).restore(path).assert_consumed()
   assert bool(fresh.initialized.numpy())

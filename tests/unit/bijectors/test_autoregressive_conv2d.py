@@ -19,8 +19,11 @@ def reference_forward(x, kernel, order, dilation):
   y = np.zeros_like(x)
   for a, b in itertools.product(range(m), repeat=2):
     # Tap (a, b) reads offset -(m-1-a, m-1-b) (top-left) or +(a, b).
-    di, dj = ((a - (m - 1)) * dilation, (b - (m - 1)) * dilation) if (
-        order == "top_left") else (a * dilation, b * dilation)
+    di, dj = (
+      ((a - (m - 1)) * dilation, (b - (m - 1)) * dilation)
+      if (order == "top_left")
+      else (a * dilation, b * dilation)
+    )
     for i, j in itertools.product(range(h), range(w)):
       if 0 <= i + di < h and 0 <= j + dj < w:
         y[:, i, j] += x[:, i + di, j + dj] @ kernel[a, b]
@@ -28,14 +31,17 @@ def reference_forward(x, kernel, order, dilation):
 
 
 @pytest.mark.parametrize("order", ["top_left", "bottom_right"])
-@pytest.mark.parametrize("kernel_size,dilation", [(1, 1), (3, 1), (3, 2),
-                                                  (5, 1), (5, 3)])
+@pytest.mark.parametrize(
+  "kernel_size,dilation", [(1, 1), (3, 1), (3, 2), (5, 1), (5, 3)]
+)
 def test_forward_matches_numpy_reference(order, kernel_size, dilation):
-  layer = registry.autoregressive(tf.float64, kernel_size, dilation, order,
-                                   "wavefront")
+  layer = registry.autoregressive(
+    tf.float64, kernel_size, dilation, order, "wavefront"
+  )
   x = contract.random([2, 6, 5, 3], tf.float64).numpy()
-  expected = reference_forward(x, layer.masked_kernel().numpy(), order,
-                               dilation)
+  expected = reference_forward(
+    x, layer.masked_kernel().numpy(), order, dilation
+  )
   np.testing.assert_allclose(layer.forward(x).numpy(), expected, atol=1e-12)
 
 
@@ -43,10 +49,10 @@ def test_forward_matches_numpy_reference(order, kernel_size, dilation):
 def test_full_kernel_is_the_masked_k_by_k_convolution(order):
   layer = registry.autoregressive(tf.float64, 5, 2, order, "wavefront")
   x = contract.random([1, 13, 11, 3], tf.float64)
-  dense = tf.nn.convolution(x, layer.full_kernel(), padding="SAME",
-                            dilations=2)
-  np.testing.assert_allclose(layer.forward(x).numpy(), dense.numpy(),
-                             atol=1e-12)
+  dense = tf.nn.convolution(x, layer.full_kernel(), padding="SAME", dilations=2)
+  np.testing.assert_allclose(
+    layer.forward(x).numpy(), dense.numpy(), atol=1e-12
+  )
   full = layer.full_kernel().numpy()
   centre = full[2, 2]
   triangle = np.triu if order == "top_left" else np.tril
@@ -59,20 +65,24 @@ SHAPES = [(5, 7), (4, 6), (1, 9), (8, 3), (16, 16)]
 
 
 @pytest.mark.parametrize("order", ["top_left", "bottom_right"])
-@pytest.mark.parametrize("kernel_size,dilation", [(3, 1), (3, 2), (5, 1),
-                                                  (5, 2)])
+@pytest.mark.parametrize(
+  "kernel_size,dilation", [(3, 1), (3, 2), (5, 1), (5, 2)]
+)
 def test_solvers_agree(order, kernel_size, dilation):
   """Wavefront and raster solvers agree to 1e-5 in float32 and invert."""
-  layer = registry.autoregressive(tf.float32, kernel_size, dilation, order,
-                                   "wavefront")
+  layer = registry.autoregressive(
+    tf.float32, kernel_size, dilation, order, "wavefront"
+  )
   kernel = layer.masked_kernel()
   for h, w in SHAPES:
     y = contract.random([2, h, w, 3], tf.float32)
     top_left = order == "top_left"
-    wave = autoregressive.quadrant_solve(y, kernel, dilation, top_left,
-                                         "wavefront")
-    raster = autoregressive.quadrant_solve(y, kernel, dilation, top_left,
-                                           "raster")
+    wave = autoregressive.quadrant_solve(
+      y, kernel, dilation, top_left, "wavefront"
+    )
+    raster = autoregressive.quadrant_solve(
+      y, kernel, dilation, top_left, "raster"
+    )
     np.testing.assert_allclose(wave.numpy(), raster.numpy(), atol=1e-5)
     back = autoregressive.quadrant_conv(wave, kernel, dilation, top_left)
     np.testing.assert_allclose(back.numpy(), y.numpy(), atol=1e-4)
@@ -88,15 +98,16 @@ def test_image_size_is_fixed_only_at_call_time():
 
 
 def test_inverse_compiles_once_for_unknown_sizes():
-  layer = registry.autoregressive(tf.float32, 3, 1, "bottom_right",
-                                   "wavefront")
+  layer = registry.autoregressive(tf.float32, 3, 1, "bottom_right", "wavefront")
   inverse = tf.function(
-      layer.inverse,
-      input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    layer.inverse,
+    input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
+  )
   for h, w in SHAPES[:3]:
     y = contract.random([2, h, w, 3], tf.float32)
     np.testing.assert_allclose(
-        layer.forward(inverse(y)).numpy(), y.numpy(), atol=1e-4)
+      layer.forward(inverse(y)).numpy(), y.numpy(), atol=1e-4
+    )
 
 
 def test_diagonal_stays_invertible_for_any_variable_value():
@@ -131,5 +142,6 @@ def test_composite_tensor_round_trip_through_tf_function():
   def forward(bijector, x):
     return bijector.forward(x)
 
-  np.testing.assert_allclose(forward(layer, x).numpy(),
-                             layer.forward(x).numpy(), atol=1e-6)
+  np.testing.assert_allclose(
+    forward(layer, x).numpy(), layer.forward(x).numpy(), atol=1e-6
+  )

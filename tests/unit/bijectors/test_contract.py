@@ -23,8 +23,9 @@ def test_contract(case, dtype, check):
 
 def test_gradients_compile(case):
   """In float32 only: XLA's float64 convolutions on CPU crawl."""
-  contract.check_gradients_compile(case.make(tf.float32), case.event_shape,
-                                   tf.float32)
+  contract.check_gradients_compile(
+    case.make(tf.float32), case.event_shape, tf.float32
+  )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
@@ -37,10 +38,20 @@ def test_bad_input(case, dtype, check):
 # dilation or order, and tracing is slow: float32, and one case per layer and
 # solver (dilated: the solvers reshape by the channel count). Traced with an
 # unknown image size, PeriodicConv2D's "auto" route is the FFT.
-UNKNOWN_SHAPE_CASES = [c for c in registry.CASES if c.name in (
-    "actnorm", "autoregressive-k5-d2-bottom_right-wavefront",
-    "autoregressive-k3-d2-bottom_right-raster", "emerging-k5-d2-wavefront",
-    "periodic-k3-5x6-fft", "conv1x1-qr", "affine-coupling-k3")]
+UNKNOWN_SHAPE_CASES = [
+  c
+  for c in registry.CASES
+  if c.name
+  in (
+    "actnorm",
+    "autoregressive-k5-d2-bottom_right-wavefront",
+    "autoregressive-k3-d2-bottom_right-raster",
+    "emerging-k5-d2-wavefront",
+    "periodic-k3-5x6-fft",
+    "conv1x1-qr",
+    "affine-coupling-k3",
+  )
+]
 assert len(UNKNOWN_SHAPE_CASES) == 7, "a case was renamed in the registry"
 
 

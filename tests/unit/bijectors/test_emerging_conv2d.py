@@ -9,10 +9,12 @@ from tests.testlib import registry
 from tfp_emerging import bijectors
 
 
-@pytest.mark.parametrize("kernel_size,dilation", [(3, 1), (3, 2), (5, 1),
-                                                  (5, 2)])
-def test_forward_is_one_dense_convolution_away_from_borders(kernel_size,
-                                                            dilation):
+@pytest.mark.parametrize(
+  "kernel_size,dilation", [(3, 1), (3, 2), (5, 1), (5, 2)]
+)
+def test_forward_is_one_dense_convolution_away_from_borders(
+  kernel_size, dilation
+):
   layer = registry.emerging(tf.float64, kernel_size, dilation, "wavefront")
   kernel = layer.equivalent_kernel()
   assert kernel.shape == [kernel_size, kernel_size, 3, 3]
@@ -20,8 +22,9 @@ def test_forward_is_one_dense_convolution_away_from_borders(kernel_size,
   dense = tf.nn.convolution(x, kernel, padding="SAME", dilations=dilation)
   border = (kernel_size - 1) // 2 * dilation
   inner = np.s_[:, border:-border, border:-border]
-  np.testing.assert_allclose(layer.forward(x).numpy()[inner],
-                             dense.numpy()[inner], atol=1e-12)
+  np.testing.assert_allclose(
+    layer.forward(x).numpy()[inner], dense.numpy()[inner], atol=1e-12
+  )
 
 
 def test_log_det_is_sum_of_parts_and_inverse_runs_in_reverse():
@@ -29,13 +32,17 @@ def test_log_det_is_sum_of_parts_and_inverse_runs_in_reverse():
   first, second = layer.bijectors
   x = contract.random([2, 5, 7, 3], tf.float64)
   np.testing.assert_allclose(
-      layer.forward_log_det_jacobian(x, event_ndims=3).numpy(),
-      (first.forward_log_det_jacobian(x, event_ndims=3) +
-       second.forward_log_det_jacobian(x, event_ndims=3)).numpy())
+    layer.forward_log_det_jacobian(x, event_ndims=3).numpy(),
+    (
+      first.forward_log_det_jacobian(x, event_ndims=3)
+      + second.forward_log_det_jacobian(x, event_ndims=3)
+    ).numpy(),
+  )
   y = layer.forward(x)
   manual = first.inverse(tf.identity(second.inverse(tf.identity(y))))
-  np.testing.assert_allclose(layer.inverse(tf.identity(y)).numpy(),
-                             manual.numpy(), atol=1e-12)
+  np.testing.assert_allclose(
+    layer.inverse(tf.identity(y)).numpy(), manual.numpy(), atol=1e-12
+  )
 
 
 def test_rejects_mismatched_parts():

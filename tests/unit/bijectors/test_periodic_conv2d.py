@@ -27,12 +27,21 @@ def numpy_forward(x, kernel):
 
 
 def layer(kernel_size, dtype=tf.float64, forward_path="auto", channels=3):
-  return registry.periodic(dtype, kernel_size, forward_path,
-                            channels=channels)
+  return registry.periodic(dtype, kernel_size, forward_path, channels=channels)
 
 
-SHAPES = [(1, 3, 3), (2, 2, 5), (2, 3, 3), (3, 5, 6), (3, 6, 5), (4, 4, 7),
-          (4, 8, 4), (5, 5, 5), (5, 7, 9), (6, 6, 7)]
+SHAPES = [
+  (1, 3, 3),
+  (2, 2, 5),
+  (2, 3, 3),
+  (3, 5, 6),
+  (3, 6, 5),
+  (4, 4, 7),
+  (4, 8, 4),
+  (5, 5, 5),
+  (5, 7, 9),
+  (6, 6, 7),
+]
 
 
 @pytest.mark.parametrize("path", ["fft", "spatial"])
@@ -41,8 +50,7 @@ def test_forward_matches_spatial_reference(k, height, width, path):
   bijector = layer(k, forward_path=path)
   x = contract.random([2, height, width, 3], tf.float64)
   expected = numpy_forward(x.numpy(), bijector.kernel.numpy())
-  np.testing.assert_allclose(bijector.forward(x).numpy(), expected,
-                             atol=1e-12)
+  np.testing.assert_allclose(bijector.forward(x).numpy(), expected, atol=1e-12)
 
 
 @pytest.mark.parametrize("k,height,width", SHAPES)
@@ -53,12 +61,16 @@ def test_log_det_and_inverse_for_any_size(k, height, width):
   dense = dense_reference(kernel, height, width)
   x = contract.random([height, width, 3], tf.float64)
   np.testing.assert_allclose(
-      bijector.forward_log_det_jacobian(x, event_ndims=3).numpy(),
-      np.linalg.slogdet(dense)[1], rtol=1e-10)
+    bijector.forward_log_det_jacobian(x, event_ndims=3).numpy(),
+    np.linalg.slogdet(dense)[1],
+    rtol=1e-10,
+  )
   y = bijector.forward(x)
   np.testing.assert_allclose(
-      bijector.inverse(tf.identity(y)).numpy().ravel(),
-      np.linalg.solve(dense, y.numpy().ravel()), atol=1e-10)
+    bijector.inverse(tf.identity(y)).numpy().ravel(),
+    np.linalg.solve(dense, y.numpy().ravel()),
+    atol=1e-10,
+  )
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64], ids=str)
@@ -68,8 +80,11 @@ def test_fft_and_spatial_forward_agree_in_every_mode(k, height, width, dtype):
   x = contract.random([2, height, width, 3], dtype)
   atol = 1e-5 if dtype == tf.float32 else 1e-12
   want = spatial.forward(x).numpy()
-  for mode in (lambda f: f, tf.function, lambda f: tf.function(
-      f, jit_compile=True)):
+  for mode in (
+    lambda f: f,
+    tf.function,
+    lambda f: tf.function(f, jit_compile=True),
+  ):
     for bijector in (fft, spatial):
       got = mode(bijector.forward)(tf.identity(x))
       np.testing.assert_allclose(got.numpy(), want, atol=atol)
@@ -85,11 +100,15 @@ def test_shift_equivariance_for_every_shift(k, height, width, path):
   for shift in itertools.product(range(height), range(width)):
     rolled = tf.roll(x, shift, axis=[0, 1])
     np.testing.assert_allclose(
-        bijector.forward(rolled).numpy(),
-        np.roll(y.numpy(), shift, axis=(0, 1)), atol=1e-12)
+      bijector.forward(rolled).numpy(),
+      np.roll(y.numpy(), shift, axis=(0, 1)),
+      atol=1e-12,
+    )
     np.testing.assert_allclose(
-        bijector.inverse(tf.roll(y, shift, axis=[0, 1])).numpy(),
-        np.roll(x_again.numpy(), shift, axis=(0, 1)), atol=1e-12)
+      bijector.inverse(tf.roll(y, shift, axis=[0, 1])).numpy(),
+      np.roll(x_again.numpy(), shift, axis=(0, 1)),
+      atol=1e-12,
+    )
 
 
 def nearly_singular(epsilon, channels=3, kernel_size=3, seed=0):
@@ -109,10 +128,13 @@ def nearly_singular(epsilon, channels=3, kernel_size=3, seed=0):
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["lu", "xla"])
-@pytest.mark.parametrize("dtype,epsilons", [
+@pytest.mark.parametrize(
+  "dtype,epsilons",
+  [
     (tf.float64, [1e-2, 1e-4, 1e-6, 1e-8]),
     (tf.float32, [1e-1, 1e-2, 1e-3]),
-])
+  ],
+)
 def test_nearly_singular_kernel(dtype, epsilons, jit):
   """Finite, correct log-det; inverse error within 10 cond(J) eps |y|.
 
@@ -129,27 +151,33 @@ def test_nearly_singular_kernel(dtype, epsilons, jit):
   bijector = bijectors.PeriodicConv2D(3, 3, kernel=kernel, dtype=dtype)
   # Compiled once, run for every epsilon.
   log_det = tf.function(
-      lambda x: bijector.forward_log_det_jacobian(x, event_ndims=3),
-      jit_compile=jit)
+    lambda x: bijector.forward_log_det_jacobian(x, event_ndims=3),
+    jit_compile=jit,
+  )
   inverse = tf.function(bijector.inverse, jit_compile=jit)
   for epsilon in epsilons:
     kernel.assign(nearly_singular(epsilon))
     v = np.arange(width)
     expected = height * np.sum(
-        np.log(np.abs(1 - (1 - epsilon) * np.exp(2j * np.pi * v / width))))
+      np.log(np.abs(1 - (1 - epsilon) * np.exp(2j * np.pi * v / width)))
+    )
     assert np.all(np.isfinite(log_det(x).numpy()))
     # The log-det's absolute error is about (number of frequencies) x
     # machine eps / sigma_min relative to the smallest singular value.
-    np.testing.assert_allclose(log_det(x).numpy(), expected, rtol=0,
-                               atol=100 * machine / epsilon)
+    np.testing.assert_allclose(
+      log_det(x).numpy(), expected, rtol=0, atol=100 * machine / epsilon
+    )
     cond = (2 - epsilon) / epsilon
-    sigma = np.linalg.svd(bijector.frequency_matrices(height, width).numpy(),
-                          compute_uv=False)
+    sigma = np.linalg.svd(
+      bijector.frequency_matrices(height, width).numpy(), compute_uv=False
+    )
     np.testing.assert_allclose(sigma.max() / sigma.min(), cond, rtol=1e-3)
     y = tf.identity(bijector.forward(x))
     error = np.abs(inverse(y).numpy() - x.numpy()).max()
     assert error <= 10 * cond * machine * np.abs(x.numpy()).max(), (
-        epsilon, error)
+      epsilon,
+      error,
+    )
 
 
 def test_kernel_larger_than_the_image_raises():
@@ -165,13 +193,20 @@ def test_kernel_larger_than_the_image_raises():
   spec = [tf.TensorSpec([None, None, None, 3], tf.float64)]
   loose = registry.periodic(tf.float64, 4, "auto")
   strict = registry.periodic(tf.float64, 4, "auto", validate_args=True)
-  for method in (loose.forward, loose.inverse, strict.inverse,
-                 lambda z: loose.forward_log_det_jacobian(z, 3),
-                 lambda z: loose.inverse_log_det_jacobian(z, 3)):
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"`kernel_size` \(4\) must be at most"):
+  for method in (
+    loose.forward,
+    loose.inverse,
+    strict.inverse,
+    lambda z: loose.forward_log_det_jacobian(z, 3),
+    lambda z: loose.inverse_log_det_jacobian(z, 3),
+  ):
+    with pytest.raises(
+      tf.errors.InvalidArgumentError,
+      match=r"`kernel_size` \(4\) must be at most",
+    ):
       tf.function(method, input_signature=spec)(
-          tf.zeros([1, 3, 5, 3], tf.float64))
+        tf.zeros([1, 3, 5, 3], tf.float64)
+      )
 
 
 def test_image_size_is_fixed_only_at_call_time():
@@ -180,18 +215,22 @@ def test_image_size_is_fixed_only_at_call_time():
   forward = tf.function(bijector.forward, input_signature=spec)
   inverse = tf.function(bijector.inverse, input_signature=spec)
   log_det = tf.function(
-      lambda x: bijector.forward_log_det_jacobian(x, event_ndims=3),
-      input_signature=spec)
+    lambda x: bijector.forward_log_det_jacobian(x, event_ndims=3),
+    input_signature=spec,
+  )
   for height, width in [(3, 3), (4, 7), (8, 5)]:
     x = contract.random([2, height, width, 3], tf.float32)
-    np.testing.assert_allclose(forward(x).numpy(), bijector.forward(x).numpy(),
-                               atol=1e-5)
-    np.testing.assert_allclose(inverse(forward(x)).numpy(), x.numpy(),
-                               atol=1e-4)
     np.testing.assert_allclose(
-        log_det(x).numpy(),
-        bijector.forward_log_det_jacobian(x, event_ndims=3).numpy(),
-        rtol=1e-5)
+      forward(x).numpy(), bijector.forward(x).numpy(), atol=1e-5
+    )
+    np.testing.assert_allclose(
+      inverse(forward(x)).numpy(), x.numpy(), atol=1e-4
+    )
+    np.testing.assert_allclose(
+      log_det(x).numpy(),
+      bijector.forward_log_det_jacobian(x, event_ndims=3).numpy(),
+      rtol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["lu", "xla"])
@@ -212,12 +251,14 @@ def test_log_prob_factorises_once(monkeypatch, jit):
     monkeypatch.setattr(fourier, name, counted)
   bijector = layer(3, tf.float32)
   dist = tfd.TransformedDistribution(
-      tfd.Sample(tfd.Normal(0., 1.), [5, 6, 3]), bijector)
+    tfd.Sample(tfd.Normal(0.0, 1.0), [5, 6, 3]), bijector
+  )
   x = contract.random([2, 5, 6, 3], tf.float32)
   log_prob = tf.function(dist.log_prob, jit_compile=jit)(x)
   assert calls == ["inverse_and_log_abs_det"]
-  expected = (dist.distribution.log_prob(bijector.inverse(x)) +
-              bijector.inverse_log_det_jacobian(x, event_ndims=3))
+  expected = dist.distribution.log_prob(
+    bijector.inverse(x)
+  ) + bijector.inverse_log_det_jacobian(x, event_ndims=3)
   np.testing.assert_allclose(log_prob.numpy(), expected.numpy(), rtol=1e-5)
   calls.clear()
   tf.function(bijector.forward)(x)
@@ -232,7 +273,7 @@ def test_default_initialisation():
   np.testing.assert_array_equal(a.kernel.numpy(), b.kernel.numpy())
   centre = a.kernel.numpy()[1, 1]
   np.testing.assert_allclose(centre @ centre.T, np.eye(4), atol=1e-12)
-  np.testing.assert_allclose(np.linalg.det(centre), 1., atol=1e-12)
+  np.testing.assert_allclose(np.linalg.det(centre), 1.0, atol=1e-12)
   others = np.abs(a.kernel.numpy()).copy()
   others[1, 1] = 0
   assert 0 < others.max() < 0.2
@@ -252,7 +293,10 @@ def test_composite_tensor_round_trip_through_tf_function():
   def forward(b, x):
     return b.forward(x)
 
-  for compiled in (tf.function(forward),
-                   tf.function(forward, jit_compile=True)):
-    np.testing.assert_allclose(compiled(bijector, x).numpy(),
-                               bijector.forward(x).numpy(), atol=1e-6)
+  for compiled in (
+    tf.function(forward),
+    tf.function(forward, jit_compile=True),
+  ):
+    np.testing.assert_allclose(
+      compiled(bijector, x).numpy(), bijector.forward(x).numpy(), atol=1e-6
+    )

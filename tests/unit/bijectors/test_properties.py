@@ -22,11 +22,11 @@ blob), e.g. `TFP_EMERGING_HYPOTHESIS_EXAMPLES=200 pytest
 tests/bijectors/test_properties.py`.
 """
 
+from collections.abc import Callable, Sequence
 import dataclasses
 import os
 import re
 import tempfile
-from typing import Callable, Sequence
 
 import hypothesis
 from hypothesis import configuration
@@ -48,23 +48,28 @@ from tfp_emerging.ops import autoregressive as autoregressive_ops
 # Hypothesis caches what it reads from the sources under its home directory,
 # `.hypothesis/` in the working directory by default: not in the repository.
 configuration.set_hypothesis_home_dir(
-    os.path.join(tempfile.gettempdir(), "tfp_emerging_hypothesis"))
+  os.path.join(tempfile.gettempdir(), "tfp_emerging_hypothesis")
+)
 EXAMPLES = int(os.environ.get("TFP_EMERGING_HYPOTHESIS_EXAMPLES", "0"))
 DEFAULT_EXAMPLES = 2
 SETTINGS = hypothesis.settings(
-    max_examples=EXAMPLES or DEFAULT_EXAMPLES,
-    derandomize=not EXAMPLES,
-    database=None,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[hypothesis.HealthCheck.too_slow,
-                           hypothesis.HealthCheck.filter_too_much,
-                           hypothesis.HealthCheck.data_too_large])
+  max_examples=EXAMPLES or DEFAULT_EXAMPLES,
+  derandomize=not EXAMPLES,
+  database=None,
+  deadline=None,
+  print_blob=True,
+  suppress_health_check=[
+    hypothesis.HealthCheck.too_slow,
+    hypothesis.HealthCheck.filter_too_much,
+    hypothesis.HealthCheck.data_too_large,
+  ],
+)
 # A Glow example costs seconds (the dense Jacobian of a whole flow); a bad
 # argument fails in the constructor.
 GLOW_SETTINGS = hypothesis.settings(SETTINGS, max_examples=EXAMPLES or 1)
 BAD_ARGUMENT_SETTINGS = hypothesis.settings(
-    SETTINGS, max_examples=EXAMPLES or 5 * DEFAULT_EXAMPLES)
+  SETTINGS, max_examples=EXAMPLES or 5 * DEFAULT_EXAMPLES
+)
 
 DTYPES = st.sampled_from([tf.float32, tf.float64])
 BATCH_SHAPES = st.lists(st.integers(1, 2), max_size=2)
@@ -83,6 +88,7 @@ LOG_DET_ATOL_PER_DIM = {tf.float32: 1e-5, tf.float64: 1e-11}
 @dataclasses.dataclass
 class Drawn:
   """A drawn bijector: `make(dtype)` builds it with the drawn values."""
+
   make: Callable[[tf.DType], object]
   event_shape: Sequence[int]
   batch_shape: Sequence[int]
@@ -119,8 +125,13 @@ def _common(draw, channels=CHANNELS):
   """`(rng, event_shape, batch_shape, dtype, seed)`."""
   seed = draw(SEEDS)
   event = [draw(SIDES), draw(SIDES), draw(channels)]
-  return (np.random.default_rng(seed), event, draw(BATCH_SHAPES),
-          draw(DTYPES), seed)
+  return (
+    np.random.default_rng(seed),
+    event,
+    draw(BATCH_SHAPES),
+    draw(DTYPES),
+    seed,
+  )
 
 
 def _as(dtype, value):
@@ -131,22 +142,29 @@ def _as(dtype, value):
 def actnorm(draw):
   rng, event, batch, dtype, seed = draw(_common())
   c = event[-1]
-  bias = rng.normal(0., 1., c)
-  log_scale = rng.uniform(-1., 1., c)
-  return Drawn(lambda dt: bijectors.ActNorm(
-      c, bias=_as(dt, bias), log_scale=_as(dt, log_scale), dtype=dt),
-               event, batch, dtype, seed)
+  bias = rng.normal(0.0, 1.0, c)
+  log_scale = rng.uniform(-1.0, 1.0, c)
+  return Drawn(
+    lambda dt: bijectors.ActNorm(
+      c, bias=_as(dt, bias), log_scale=_as(dt, log_scale), dtype=dt
+    ),
+    event,
+    batch,
+    dtype,
+    seed,
+  )
 
 
 def _masked_values(rng, channels, kernel_size, order, ratio):
   """`(kernel, log_diagonal)` of a diagonally dominant masked convolution."""
   m = (kernel_size + 1) // 2
-  log_diagonal = rng.uniform(-1., 1., channels)
+  log_diagonal = rng.uniform(-1.0, 1.0, channels)
   kernel = rng.normal(size=[m, m, channels, channels])
   centre = m - 1 if order == "top_left" else 0
   triangle = np.triu if order == "top_left" else np.tril
-  kernel[centre, centre] = triangle(kernel[centre, centre],
-                                    1 if order == "top_left" else -1)
+  kernel[centre, centre] = triangle(
+    kernel[centre, centre], 1 if order == "top_left" else -1
+  )
   # The bound tanh keeps the diagonal within 0.2% of exp(log_diagonal).
   smallest = np.exp(log_diagonal.min()) * 0.99
   return _diagonally_dominant(kernel, smallest, ratio), log_diagonal
@@ -158,12 +176,25 @@ def autoregressive(draw, order, solver):
   c = event[-1]
   kernel_size = draw(st.sampled_from([1, 3, 5]))
   dilation = draw(st.integers(1, 3))
-  kernel, log_diagonal = _masked_values(rng, c, kernel_size, order,
-                                        draw(st.floats(0., 0.9)))
-  return Drawn(lambda dt: bijectors.AutoregressiveConv2D(
-      c, kernel_size, order=order, dilation=dilation, solver=solver,
-      kernel=_as(dt, kernel), log_diagonal=_as(dt, log_diagonal), dtype=dt),
-               event, batch, dtype, seed)
+  kernel, log_diagonal = _masked_values(
+    rng, c, kernel_size, order, draw(st.floats(0.0, 0.9))
+  )
+  return Drawn(
+    lambda dt: bijectors.AutoregressiveConv2D(
+      c,
+      kernel_size,
+      order=order,
+      dilation=dilation,
+      solver=solver,
+      kernel=_as(dt, kernel),
+      log_diagonal=_as(dt, log_diagonal),
+      dtype=dt,
+    ),
+    event,
+    batch,
+    dtype,
+    seed,
+  )
 
 
 @st.composite
@@ -172,17 +203,36 @@ def emerging(draw, solver):
   c = event[-1]
   kernel_size = draw(st.sampled_from([1, 3, 5]))
   dilation = draw(st.integers(1, 3))
-  parts = [_masked_values(rng, c, kernel_size, order, draw(st.floats(0., .9)))
-           for order in ("top_left", "bottom_right")]
+  parts = [
+    _masked_values(rng, c, kernel_size, order, draw(st.floats(0.0, 0.9)))
+    for order in ("top_left", "bottom_right")
+  ]
 
   def make(dt):
-    first, second = (bijectors.AutoregressiveConv2D(
-        c, kernel_size, order=order, dilation=dilation, solver=solver,
-        kernel=_as(dt, kernel), log_diagonal=_as(dt, log_diagonal), dtype=dt)
-                     for order, (kernel, log_diagonal) in zip(
-                         ("top_left", "bottom_right"), parts))
-    return bijectors.EmergingConv2D(c, kernel_size, dilation, solver=solver,
-                                    first=first, second=second, dtype=dt)
+    first, second = (
+      bijectors.AutoregressiveConv2D(
+        c,
+        kernel_size,
+        order=order,
+        dilation=dilation,
+        solver=solver,
+        kernel=_as(dt, kernel),
+        log_diagonal=_as(dt, log_diagonal),
+        dtype=dt,
+      )
+      for order, (kernel, log_diagonal) in zip(
+        ("top_left", "bottom_right"), parts
+      )
+    )
+    return bijectors.EmergingConv2D(
+      c,
+      kernel_size,
+      dilation,
+      solver=solver,
+      first=first,
+      second=second,
+      dtype=dt,
+    )
 
   return Drawn(make, event, batch, dtype, seed)
 
@@ -194,28 +244,45 @@ def periodic(draw, forward_path):
   kernel_size = draw(st.integers(1, min(h, w)))
   p = (kernel_size - 1) // 2
   kernel = rng.normal(size=[kernel_size, kernel_size, c, c])
-  kernel[p, p] = 0.
-  singular_values = np.exp(rng.uniform(-1., 1., c))
-  kernel = _diagonally_dominant(kernel, singular_values.min(),
-                                draw(st.floats(0., 0.9)))
+  kernel[p, p] = 0.0
+  singular_values = np.exp(rng.uniform(-1.0, 1.0, c))
+  kernel = _diagonally_dominant(
+    kernel, singular_values.min(), draw(st.floats(0.0, 0.9))
+  )
   kernel[p, p] = _orthogonal(rng, c) * singular_values
-  return Drawn(lambda dt: bijectors.PeriodicConv2D(
-      c, kernel_size, kernel=_as(dt, kernel), forward_path=forward_path,
-      dtype=dt), event, batch, dtype, seed)
+  return Drawn(
+    lambda dt: bijectors.PeriodicConv2D(
+      c,
+      kernel_size,
+      kernel=_as(dt, kernel),
+      forward_path=forward_path,
+      dtype=dt,
+    ),
+    event,
+    batch,
+    dtype,
+    seed,
+  )
 
 
 @st.composite
 def conv1x1(draw, parameterization):
   rng, event, batch, dtype, seed = draw(_common())
   c = event[-1]
-  singular_values = np.exp(rng.uniform(-1., 1., c))
-  perturbation = _diagonally_dominant(rng.normal(size=[c, c]),
-                                      singular_values.min(),
-                                      draw(st.floats(0., 0.9)))
+  singular_values = np.exp(rng.uniform(-1.0, 1.0, c))
+  perturbation = _diagonally_dominant(
+    rng.normal(size=[c, c]), singular_values.min(), draw(st.floats(0.0, 0.9))
+  )
   matrix = _orthogonal(rng, c) * singular_values + perturbation
-  return Drawn(lambda dt: bijectors.Conv1x1(
-      c, parameterization, matrix=_as(dt, matrix), dtype=dt),
-               event, batch, dtype, seed)
+  return Drawn(
+    lambda dt: bijectors.Conv1x1(
+      c, parameterization, matrix=_as(dt, matrix), dtype=dt
+    ),
+    event,
+    batch,
+    dtype,
+    seed,
+  )
 
 
 @st.composite
@@ -226,17 +293,30 @@ def affine_coupling(draw):
   kernel_size = draw(st.sampled_from([1, 3]))
   scale = draw(st.floats(0.05, 0.3))
   c_a, c_b = c // 2, c - c // 2
-  shapes = dict(hidden_kernel=[kernel_size, kernel_size, c_a, hidden],
-                hidden_bias=[hidden], middle_kernel=[1, 1, hidden, hidden],
-                middle_bias=[hidden],
-                output_kernel=[kernel_size, kernel_size, hidden, 2 * c_b],
-                output_bias=[2 * c_b])
-  weights = {key: rng.normal(0., scale, shape)
-             for key, shape in shapes.items()}
-  return Drawn(lambda dt: bijectors.AffineCoupling(
-      c, hidden, kernel_size, dtype=dt,
-      **{key: _as(dt, value) for key, value in weights.items()}),
-               event, batch, dtype, seed)
+  shapes = dict(
+    hidden_kernel=[kernel_size, kernel_size, c_a, hidden],
+    hidden_bias=[hidden],
+    middle_kernel=[1, 1, hidden, hidden],
+    middle_bias=[hidden],
+    output_kernel=[kernel_size, kernel_size, hidden, 2 * c_b],
+    output_bias=[2 * c_b],
+  )
+  weights = {
+    key: rng.normal(0.0, scale, shape) for key, shape in shapes.items()
+  }
+  return Drawn(
+    lambda dt: bijectors.AffineCoupling(
+      c,
+      hidden,
+      kernel_size,
+      dtype=dt,
+      **{key: _as(dt, value) for key, value in weights.items()},
+    ),
+    event,
+    batch,
+    dtype,
+    seed,
+  )
 
 
 @st.composite
@@ -244,8 +324,11 @@ def glow(draw, mixing):
   """One level, one step, on `[2a, 2b, C]` images; every variable moved."""
   seed = draw(SEEDS)
   rng = np.random.default_rng(seed)
-  event = [2 * draw(st.integers(1, 2)), 2 * draw(st.integers(1, 2)),
-           draw(st.integers(1, 2))]
+  event = [
+    2 * draw(st.integers(1, 2)),
+    2 * draw(st.integers(1, 2)),
+    draw(st.integers(1, 2)),
+  ]
   kernel_size = 1 if mixing == "periodic" else draw(st.sampled_from([1, 3]))
   batch, dtype = draw(BATCH_SHAPES), draw(DTYPES)
   values = []
@@ -253,12 +336,19 @@ def glow(draw, mixing):
   def make(dt):
     """The first flow made moves its variables; later ones copy them (the
     default initial values depend on the dtype)."""
-    flow = flows.Glow(event, num_levels=1, num_steps=1, mixing=mixing,
-                      hidden_channels=2, kernel_size=kernel_size, seed=seed,
-                      dtype=dt)
+    flow = flows.Glow(
+      event,
+      num_levels=1,
+      num_steps=1,
+      mixing=mixing,
+      hidden_channels=2,
+      kernel_size=kernel_size,
+      seed=seed,
+      dtype=dt,
+    )
     if not values:
       for v in flow.trainable_variables:
-        v.assign_add(_as(dt, rng.normal(0., 0.1, v.shape)))
+        v.assign_add(_as(dt, rng.normal(0.0, 0.1, v.shape)))
       for actnorm in flow.actnorms:  # Its values are set: no data init.
         actnorm.initialized.assign(True)
       values.extend(v.numpy() for v in flow.variables)
@@ -279,18 +369,21 @@ def assert_bijector_properties(drawn):
   y = tf.constant(_as(dtype, rng.normal(size=shape)))
 
   def assert_round_trip(want, got, label):
-    tol = ROUND_TRIP_TOL[dtype] * max(1., np.abs(want.numpy()).max())
-    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=tol,
-                               err_msg=label)
+    tol = ROUND_TRIP_TOL[dtype] * max(1.0, np.abs(want.numpy()).max())
+    np.testing.assert_allclose(
+      got.numpy(), want.numpy(), rtol=0, atol=tol, err_msg=label
+    )
 
   forward_x = layer.forward(x)
   assert forward_x.shape == x.shape
-  assert_round_trip(x, layer.inverse(tf.identity(forward_x)),
-                    "round trip x -> f -> f^-1")
+  assert_round_trip(
+    x, layer.inverse(tf.identity(forward_x)), "round trip x -> f -> f^-1"
+  )
   inverse_y = layer.inverse(y)
   assert inverse_y.shape == y.shape
-  assert_round_trip(y, layer.forward(tf.identity(inverse_y)),
-                    "round trip y -> f^-1 -> f")
+  assert_round_trip(
+    y, layer.forward(tf.identity(inverse_y)), "round trip y -> f^-1 -> f"
+  )
 
   dim = int(np.prod(drawn.event_shape))
   rtol = LOG_DET_RTOL[dtype]
@@ -298,14 +391,21 @@ def assert_bijector_properties(drawn):
 
   def assert_log_det(got, want, label):
     assert got.shape == drawn.batch_shape, (label, got.shape)
-    np.testing.assert_allclose(np.reshape(got, [-1]), np.reshape(want, [-1]),
-                               rtol=rtol, atol=atol, err_msg=label)
+    np.testing.assert_allclose(
+      np.reshape(got, [-1]),
+      np.reshape(want, [-1]),
+      rtol=rtol,
+      atol=atol,
+      err_msg=label,
+    )
 
   fldj = layer.forward_log_det_jacobian(tf.identity(x), event_ndims=3)
   images = tf.reshape(tf.cast(x, tf.float64), [-1, *drawn.event_shape])
-  assert_log_det(fldj, contract.slogdet(contract.dense_jacobian(twin.forward,
-                                                                images)),
-                 "fldj(x) against slogdet of the float64 twin's J_f(x)")
+  assert_log_det(
+    fldj,
+    contract.slogdet(contract.dense_jacobian(twin.forward, images)),
+    "fldj(x) against slogdet of the float64 twin's J_f(x)",
+  )
   ildj = layer.inverse_log_det_jacobian(tf.identity(forward_x), event_ndims=3)
   assert_log_det(ildj, -fldj.numpy(), "ildj(f(x)) against -fldj(x)")
   ildj = layer.inverse_log_det_jacobian(tf.identity(y), event_ndims=3)
@@ -314,17 +414,21 @@ def assert_bijector_properties(drawn):
 
 
 FAMILIES = {
-    "actnorm": actnorm(),
-    "affine_coupling": affine_coupling(),
-    **{f"autoregressive-{order}-{solver}": autoregressive(order, solver)
-       for order in autoregressive_conv2d.ORDERS
-       for solver in autoregressive_ops.SOLVERS},
-    **{f"emerging-{solver}": emerging(solver)
-       for solver in autoregressive_ops.SOLVERS},
-    **{f"periodic-{path}": periodic(path)
-       for path in periodic_conv2d.FORWARD_PATHS},
-    **{f"conv1x1-{p}": conv1x1(p)
-       for p in conv1x1_module.PARAMETERIZATIONS},
+  "actnorm": actnorm(),
+  "affine_coupling": affine_coupling(),
+  **{
+    f"autoregressive-{order}-{solver}": autoregressive(order, solver)
+    for order in autoregressive_conv2d.ORDERS
+    for solver in autoregressive_ops.SOLVERS
+  },
+  **{
+    f"emerging-{solver}": emerging(solver)
+    for solver in autoregressive_ops.SOLVERS
+  },
+  **{
+    f"periodic-{path}": periodic(path) for path in periodic_conv2d.FORWARD_PATHS
+  },
+  **{f"conv1x1-{p}": conv1x1(p) for p in conv1x1_module.PARAMETERIZATIONS},
 }
 
 
@@ -346,156 +450,262 @@ def test_glow_properties(mixing, data):
 # tests/test_contract_mutants.py). "ildj(y) against -fldj(f^-1(y))" checks
 # the identity of "ildj(f(x)) against -fldj(x)" at other points.
 BROKEN = [
-    (mutants.WrongInverse, "round trip x -> f -> f^-1"),
-    (mutants.BoundedRange, "round trip y -> f^-1 -> f"),
-    (mutants.ForgetsConstant, "fldj(x) against slogdet"),
-    (mutants.InconsistentInverseLogDet, "ildj(f(x)) against -fldj(x)"),
+  (mutants.WrongInverse, "round trip x -> f -> f^-1"),
+  (mutants.BoundedRange, "round trip y -> f^-1 -> f"),
+  (mutants.ForgetsConstant, "fldj(x) against slogdet"),
+  (mutants.InconsistentInverseLogDet, "ildj(f(x)) against -fldj(x)"),
 ]
 
 
-@pytest.mark.parametrize("defect,label", BROKEN,
-                         ids=[defect.__name__ for defect, _ in BROKEN])
+@pytest.mark.parametrize(
+  "defect,label", BROKEN, ids=[defect.__name__ for defect, _ in BROKEN]
+)
 def test_properties_catch_a_broken_layer(defect, label):
   drawn = Drawn(
-      lambda dt: mutants.mutate(registry.actnorm(dt), defect),
-      event_shape=[3, 4, 3], batch_shape=[2], dtype=tf.float64, seed=0)
+    lambda dt: mutants.mutate(registry.actnorm(dt), defect),
+    event_shape=[3, 4, 3],
+    batch_shape=[2],
+    dtype=tf.float64,
+    seed=0,
+  )
   with pytest.raises(AssertionError, match=re.escape(label)):
     assert_bijector_properties(drawn)
+
 
 # Bad constructor arguments: `(argument, bad value)` strategies.
 
 NOT_POSITIVE_INTS = st.one_of(
-    st.integers(max_value=0), st.floats(allow_nan=True), st.booleans(),
-    st.text(max_size=3), st.none(), st.just([1]))
+  st.integers(max_value=0),
+  st.floats(allow_nan=True),
+  st.booleans(),
+  st.text(max_size=3),
+  st.none(),
+  st.just([1]),
+)
 EVEN_SIZES = st.integers(1, 10).map(lambda k: 2 * k)
-NOT_FLOAT_DTYPES = st.sampled_from([
-    tf.int32, tf.int64, tf.bool, tf.string, tf.complex64, np.int16, "int8",
-    "complex128", "no_such_dtype", None, object])
-NOT_FFT_DTYPES = st.one_of(NOT_FLOAT_DTYPES,
-                           st.sampled_from([tf.float16, tf.bfloat16]))
+NOT_FLOAT_DTYPES = st.sampled_from(
+  [
+    tf.int32,
+    tf.int64,
+    tf.bool,
+    tf.string,
+    tf.complex64,
+    np.int16,
+    "int8",
+    "complex128",
+    "no_such_dtype",
+    None,
+    object,
+  ]
+)
+NOT_FFT_DTYPES = st.one_of(
+  NOT_FLOAT_DTYPES, st.sampled_from([tf.float16, tf.bfloat16])
+)
 
 
 def _not_one_of(allowed):
-  return st.one_of(st.text(max_size=12), st.integers(), st.none(),
-                   st.floats()).filter(lambda v: v not in allowed)
+  return st.one_of(
+    st.text(max_size=12), st.integers(), st.none(), st.floats()
+  ).filter(lambda v: v not in allowed)
 
 
 def _wrong_shapes(shape):
   """Arrays of any shape but `shape`."""
-  return st.lists(st.integers(1, 4), max_size=4).filter(
-      lambda s: s != list(shape)).map(np.ones)
+  return (
+    st.lists(st.integers(1, 4), max_size=4)
+    .filter(lambda s: s != list(shape))
+    .map(np.ones)
+  )
 
 
 def _bad(**strategies):
   """One `(argument, bad value)` of the given `argument=strategy`s."""
-  return st.one_of(*(st.tuples(st.just(argument), values)
-                     for argument, values in strategies.items()))
+  return st.one_of(
+    *(
+      st.tuples(st.just(argument), values)
+      for argument, values in strategies.items()
+    )
+  )
 
 
 @st.composite
 def actnorm_arguments(draw):
   c = draw(CHANNELS)
-  return bijectors.ActNorm, dict(channels=c), draw(_bad(
-      channels=NOT_POSITIVE_INTS, dtype=NOT_FLOAT_DTYPES,
-      bias=_wrong_shapes([c]), log_scale=_wrong_shapes([c])))
+  return (
+    bijectors.ActNorm,
+    dict(channels=c),
+    draw(
+      _bad(
+        channels=NOT_POSITIVE_INTS,
+        dtype=NOT_FLOAT_DTYPES,
+        bias=_wrong_shapes([c]),
+        log_scale=_wrong_shapes([c]),
+      )
+    ),
+  )
 
 
 @st.composite
 def autoregressive_arguments(draw):
   c, k = draw(CHANNELS), draw(st.sampled_from([1, 3, 5]))
   m = (k + 1) // 2
-  return bijectors.AutoregressiveConv2D, dict(channels=c, kernel_size=k), draw(
-      _bad(channels=NOT_POSITIVE_INTS,
-           kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
-           dilation=NOT_POSITIVE_INTS,
-           order=_not_one_of(autoregressive_conv2d.ORDERS),
-           solver=_not_one_of(autoregressive_ops.SOLVERS),
-           dtype=NOT_FLOAT_DTYPES, kernel=_wrong_shapes([m, m, c, c]),
-           log_diagonal=_wrong_shapes([c])))
+  return (
+    bijectors.AutoregressiveConv2D,
+    dict(channels=c, kernel_size=k),
+    draw(
+      _bad(
+        channels=NOT_POSITIVE_INTS,
+        kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
+        dilation=NOT_POSITIVE_INTS,
+        order=_not_one_of(autoregressive_conv2d.ORDERS),
+        solver=_not_one_of(autoregressive_ops.SOLVERS),
+        dtype=NOT_FLOAT_DTYPES,
+        kernel=_wrong_shapes([m, m, c, c]),
+        log_diagonal=_wrong_shapes([c]),
+      )
+    ),
+  )
 
 
 @st.composite
 def emerging_arguments(draw):
   c, k = draw(CHANNELS), draw(st.sampled_from([1, 3, 5]))
   wrong_part = st.one_of(
-      st.none().map(lambda _: bijectors.Conv1x1(c)),
-      st.integers(1, 3).filter(lambda d: d != 1).map(
-          lambda d: bijectors.AutoregressiveConv2D(c, k, dilation=d)),
-      st.just(object()))
-  return bijectors.EmergingConv2D, dict(channels=c, kernel_size=k), draw(_bad(
-      channels=NOT_POSITIVE_INTS,
-      kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
-      dilation=NOT_POSITIVE_INTS,
-      solver=_not_one_of(autoregressive_ops.SOLVERS), dtype=NOT_FLOAT_DTYPES,
-      first=wrong_part, second=wrong_part))
+    st.none().map(lambda _: bijectors.Conv1x1(c)),
+    st.integers(1, 3)
+    .filter(lambda d: d != 1)
+    .map(lambda d: bijectors.AutoregressiveConv2D(c, k, dilation=d)),
+    st.just(object()),
+  )
+  return (
+    bijectors.EmergingConv2D,
+    dict(channels=c, kernel_size=k),
+    draw(
+      _bad(
+        channels=NOT_POSITIVE_INTS,
+        kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
+        dilation=NOT_POSITIVE_INTS,
+        solver=_not_one_of(autoregressive_ops.SOLVERS),
+        dtype=NOT_FLOAT_DTYPES,
+        first=wrong_part,
+        second=wrong_part,
+      )
+    ),
+  )
 
 
 @st.composite
 def periodic_arguments(draw):
   c, k = draw(CHANNELS), draw(st.integers(1, 4))
-  return bijectors.PeriodicConv2D, dict(channels=c, kernel_size=k), draw(_bad(
-      channels=NOT_POSITIVE_INTS, kernel_size=NOT_POSITIVE_INTS,
-      forward_path=_not_one_of(periodic_conv2d.FORWARD_PATHS),
-      dtype=NOT_FFT_DTYPES, kernel=_wrong_shapes([k, k, c, c])))
+  return (
+    bijectors.PeriodicConv2D,
+    dict(channels=c, kernel_size=k),
+    draw(
+      _bad(
+        channels=NOT_POSITIVE_INTS,
+        kernel_size=NOT_POSITIVE_INTS,
+        forward_path=_not_one_of(periodic_conv2d.FORWARD_PATHS),
+        dtype=NOT_FFT_DTYPES,
+        kernel=_wrong_shapes([k, k, c, c]),
+      )
+    ),
+  )
 
 
 @st.composite
 def conv1x1_arguments(draw):
   c = draw(CHANNELS)
   p = draw(st.sampled_from(conv1x1_module.PARAMETERIZATIONS))
-  unused = [f for f in ("householder", "lower", "upper", "log_abs_s", "sign",
-                        "permutation") if f not in conv1x1_module.FACTORS[p]]
-  bad = dict(channels=NOT_POSITIVE_INTS,
-             parameterization=_not_one_of(conv1x1_module.PARAMETERIZATIONS),
-             dtype=NOT_FFT_DTYPES, matrix=_wrong_shapes([c, c]))
+  unused = [
+    f
+    for f in (
+      "householder",
+      "lower",
+      "upper",
+      "log_abs_s",
+      "sign",
+      "permutation",
+    )
+    if f not in conv1x1_module.FACTORS[p]
+  ]
+  bad = dict(
+    channels=NOT_POSITIVE_INTS,
+    parameterization=_not_one_of(conv1x1_module.PARAMETERIZATIONS),
+    dtype=NOT_FFT_DTYPES,
+    matrix=_wrong_shapes([c, c]),
+  )
   bad.update({f: st.just(np.eye(c)) for f in unused})
-  return bijectors.Conv1x1, dict(channels=c, parameterization=p), draw(
-      _bad(**bad))
+  return (
+    bijectors.Conv1x1,
+    dict(channels=c, parameterization=p),
+    draw(_bad(**bad)),
+  )
 
 
 @st.composite
 def affine_coupling_arguments(draw):
   c, k = draw(st.integers(2, 4)), draw(st.sampled_from([1, 3]))
-  return bijectors.AffineCoupling, dict(channels=c, hidden_channels=2,
-                                        kernel_size=k), draw(_bad(
-      channels=st.one_of(NOT_POSITIVE_INTS, st.just(1)),
-      hidden_channels=NOT_POSITIVE_INTS,
-      kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
-      dtype=NOT_FLOAT_DTYPES, compute_dtype=NOT_FLOAT_DTYPES.filter(
-          lambda d: d is not None),
-      hidden_kernel=_wrong_shapes([k, k, c // 2, 2]),
-      output_bias=_wrong_shapes([2 * (c - c // 2)])))
+  return (
+    bijectors.AffineCoupling,
+    dict(channels=c, hidden_channels=2, kernel_size=k),
+    draw(
+      _bad(
+        channels=st.one_of(NOT_POSITIVE_INTS, st.just(1)),
+        hidden_channels=NOT_POSITIVE_INTS,
+        kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
+        dtype=NOT_FLOAT_DTYPES,
+        compute_dtype=NOT_FLOAT_DTYPES.filter(lambda d: d is not None),
+        hidden_kernel=_wrong_shapes([k, k, c // 2, 2]),
+        output_bias=_wrong_shapes([2 * (c - c // 2)]),
+      )
+    ),
+  )
 
 
 @st.composite
 def glow_arguments(draw):
   mixing = draw(st.sampled_from(flows.MIXINGS))
-  valid = dict(image_shape=(4, 4, 1), num_levels=1, num_steps=1,
-               mixing=mixing, hidden_channels=2,
-               kernel_size=1 if mixing == "periodic" else 3)
+  valid = dict(
+    image_shape=(4, 4, 1),
+    num_levels=1,
+    num_steps=1,
+    mixing=mixing,
+    hidden_channels=2,
+    kernel_size=1 if mixing == "periodic" else 3,
+  )
   not_sizes = st.one_of(NOT_POSITIVE_INTS, st.sampled_from([2.5, 4.0, "4"]))
   odd_sides = st.integers(0, 4).map(lambda i: 2 * i + 1)
   image_shapes = st.one_of(
-      st.tuples(st.one_of(not_sizes, odd_sides), st.just(4), st.just(1)),
-      st.tuples(st.just(4), st.just(4), not_sizes),
-      st.lists(st.integers(1, 8), max_size=4).filter(lambda s: len(s) != 3),
-      st.none())
-  return flows.Glow, valid, draw(_bad(
-      image_shape=image_shapes, num_levels=NOT_POSITIVE_INTS,
-      num_steps=NOT_POSITIVE_INTS, mixing=_not_one_of(flows.MIXINGS),
-      hidden_channels=NOT_POSITIVE_INTS,
-      kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
-      dtype=NOT_FLOAT_DTYPES))
+    st.tuples(st.one_of(not_sizes, odd_sides), st.just(4), st.just(1)),
+    st.tuples(st.just(4), st.just(4), not_sizes),
+    st.lists(st.integers(1, 8), max_size=4).filter(lambda s: len(s) != 3),
+    st.none(),
+  )
+  return (
+    flows.Glow,
+    valid,
+    draw(
+      _bad(
+        image_shape=image_shapes,
+        num_levels=NOT_POSITIVE_INTS,
+        num_steps=NOT_POSITIVE_INTS,
+        mixing=_not_one_of(flows.MIXINGS),
+        hidden_channels=NOT_POSITIVE_INTS,
+        kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
+        dtype=NOT_FLOAT_DTYPES,
+      )
+    ),
+  )
 
 
 ARGUMENTS = {
-    "actnorm": actnorm_arguments(),
-    "autoregressive": autoregressive_arguments(),
-    "emerging": emerging_arguments(),
-    "periodic": periodic_arguments(),
-    "conv1x1": conv1x1_arguments(),
-    "affine_coupling": affine_coupling_arguments(),
-    "glow": glow_arguments(),
+  "actnorm": actnorm_arguments(),
+  "autoregressive": autoregressive_arguments(),
+  "emerging": emerging_arguments(),
+  "periodic": periodic_arguments(),
+  "conv1x1": conv1x1_arguments(),
+  "affine_coupling": affine_coupling_arguments(),
+  "glow": glow_arguments(),
 }
 
 
@@ -509,14 +719,30 @@ def test_bad_arguments_raise_value_errors_naming_them(family, data):
 
 
 # Bad arguments the long runs found accepted (or raising a TypeError).
-@pytest.mark.parametrize("cls,valid,argument,value", [
-    (bijectors.AffineCoupling, dict(channels=2), "compute_dtype",
-     "no_such_dtype"),
-    (flows.Glow, dict(image_shape=(4, 4, 1), num_levels=1, num_steps=1),
-     "image_shape", (2.5, 4, 1)),
-    (flows.Glow, dict(image_shape=(4, 4, 1), num_levels=1, num_steps=1),
-     "image_shape", ("4", "4", "1")),
-], ids=["coupling-compute_dtype", "glow-float-side", "glow-string-sides"])
+@pytest.mark.parametrize(
+  "cls,valid,argument,value",
+  [
+    (
+      bijectors.AffineCoupling,
+      dict(channels=2),
+      "compute_dtype",
+      "no_such_dtype",
+    ),
+    (
+      flows.Glow,
+      dict(image_shape=(4, 4, 1), num_levels=1, num_steps=1),
+      "image_shape",
+      (2.5, 4, 1),
+    ),
+    (
+      flows.Glow,
+      dict(image_shape=(4, 4, 1), num_levels=1, num_steps=1),
+      "image_shape",
+      ("4", "4", "1"),
+    ),
+  ],
+  ids=["coupling-compute_dtype", "glow-float-side", "glow-string-sides"],
+)
 def test_bad_arguments_found_by_long_runs(cls, valid, argument, value):
   with pytest.raises(ValueError, match=argument):
     cls(**{**valid, argument: value})

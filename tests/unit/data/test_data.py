@@ -5,15 +5,14 @@ import re
 import sys
 
 import numpy as np
+from PIL import Image
 import pytest
+from sklearn import datasets
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from PIL import Image
-from sklearn import datasets
 
-from tfp_emerging.data.tfds_mock import mock_tfds
 from tfp_emerging import data
-
+from tfp_emerging.data.tfds_mock import mock_tfds
 
 
 def _write_png(path, image, dtype=np.uint8):
@@ -21,10 +20,14 @@ def _write_png(path, image, dtype=np.uint8):
     f.write(tf.io.encode_png(np.asarray(image, dtype)).numpy())
 
 
-def _images(n=12, height=8, width=8, channels=1, high=256, seed=0,
-            dtype=np.uint8):
-  return np.random.default_rng(seed).integers(
-      0, high, size=(n, height, width, channels)).astype(dtype)
+def _images(
+  n=12, height=8, width=8, channels=1, high=256, seed=0, dtype=np.uint8
+):
+  return (
+    np.random.default_rng(seed)
+    .integers(0, high, size=(n, height, width, channels))
+    .astype(dtype)
+  )
 
 
 def _collect(dataset, split, labels=False, shuffle_seed=None):
@@ -59,12 +62,15 @@ def test_digits_are_the_bundled_17_level_images_with_labels_split_apart():
   # Exactly scikit-learn's (image, class) pairs, each used once.
   reference = datasets.load_digits()
   expected = sorted(
-      bytes(image.astype(np.uint8)) + bytes([label])
-      for image, label in zip(reference.images, reference.target))
+    bytes(image.astype(np.uint8)) + bytes([label])
+    for image, label in zip(reference.images, reference.target)
+  )
   together = sorted(
-      bytes(image) + bytes([label]) for image, label in zip(
-          np.concatenate([train, test]),
-          np.concatenate([train_labels, test_labels])))
+    bytes(image) + bytes([label])
+    for image, label in zip(
+      np.concatenate([train, test]), np.concatenate([train_labels, test_labels])
+    )
+  )
   assert together == expected
   # Fixed: the same split every time; a seed reorders it.
   np.testing.assert_array_equal(_collect(data.load("digits"), "test"), test)
@@ -180,7 +186,8 @@ def test_npz_uint16_keeps_16_bits_or_reduces_on_request(tmp_path):
   out = _collect(eight, "train")
   assert out.dtype == np.uint8
   np.testing.assert_array_equal(
-      out[0, 0, :, 0], [0, 0, 0, 1, 1, 15, 255, 255])  # the high byte
+    out[0, 0, :, 0], [0, 0, 0, 1, 1, 15, 255, 255]
+  )  # the high byte
 
 
 def test_npz_images_with_labels_keep_their_pairs(tmp_path):
@@ -204,20 +211,30 @@ def test_npz_images_with_labels_keep_their_pairs(tmp_path):
 def test_npz_split_labels_and_named_splits(tmp_path):
   path = str(tmp_path / "named.npz")
   train, valid = _images(n=5), _images(n=3, seed=1)
-  np.savez(path, train=train, valid=valid, train_labels=np.arange(5),
-           valid_labels=np.array([2, 0, 9]))
+  np.savez(
+    path,
+    train=train,
+    valid=valid,
+    train_labels=np.arange(5),
+    valid_labels=np.array([2, 0, 9]),
+  )
   d = data.load(path, splits=("train", "valid"))
   assert d.split_names == {"train": "train", "test": "valid"}
   assert d.num_examples == {"train": 5, "test": 3} and d.num_classes == 10
   test_images, test_labels = _collect(d, "test", labels=True)
   np.testing.assert_array_equal(test_images, valid)
   np.testing.assert_array_equal(test_labels, [2, 0, 9])
-  with pytest.raises(data.DataError, match=f"^{path}: no array 'test' for a "
-                     r"split; the arrays are \['train', 'train_labels'"):
+  with pytest.raises(
+    data.DataError,
+    match=f"^{path}: no array 'test' for a "
+    r"split; the arrays are \['train', 'train_labels'",
+  ):
     data.load(path, splits=("train", "test"))
 
 
-@pytest.mark.parametrize("arrays, problem", [
+@pytest.mark.parametrize(
+  "arrays, problem",
+  [
     (dict(images=np.zeros((3, 64), np.uint8)), r"rank 2, shape \(3, 64\)"),
     (dict(images=np.zeros((3, 1, 8, 8, 1), np.uint8)), "rank 5"),
     (dict(images=np.full((3, 8, 8), 0.5)), "non-integer values such as 0.5"),
@@ -232,39 +249,73 @@ def test_npz_split_labels_and_named_splits(tmp_path):
     (dict(images=np.zeros((0, 8, 8))), "no pixels"),
     (dict(images=np.zeros((1, 8, 8))), "at least 2 images"),
     (dict(train=np.zeros((3, 8, 8))), "'train' but not 'test'"),
-    (dict(a=np.zeros((3, 8, 8)), b=np.zeros((3, 8, 8))),
-     r"arrays 'train' and 'test', or one array 'images'; got \['a', 'b'\]"),
-    (dict(train=np.zeros((3, 8, 8)), test=np.zeros((3, 16, 16))),
-     "different sizes"),
-    (dict(train=np.zeros((3, 8, 8)), test=np.full((3, 8, 8), 0.25)),
-     "array 'test': pixels must be integers"),
+    (
+      dict(a=np.zeros((3, 8, 8)), b=np.zeros((3, 8, 8))),
+      r"arrays 'train' and 'test', or one array 'images'; got \['a', 'b'\]",
+    ),
+    (
+      dict(train=np.zeros((3, 8, 8)), test=np.zeros((3, 16, 16))),
+      "different sizes",
+    ),
+    (
+      dict(train=np.zeros((3, 8, 8)), test=np.full((3, 8, 8), 0.25)),
+      "array 'test': pixels must be integers",
+    ),
     (dict(images=np.zeros((3, 12, 8))), r"12x8.*num_levels=3.*= 8"),
-    (dict(train=np.zeros((3, 8, 8), np.uint16), test=np.zeros((3, 8, 8),
-                                                              np.uint8)),
-     "array 'train' is uint16 .* array 'test' is uint8"),
+    (
+      dict(
+        train=np.zeros((3, 8, 8), np.uint16), test=np.zeros((3, 8, 8), np.uint8)
+      ),
+      "array 'train' is uint16 .* array 'test' is uint8",
+    ),
     # Labels.
-    (dict(images=np.zeros((3, 8, 8)), labels=np.zeros(2, int)),
-     r"array 'labels': expected one label per image, shape \(3,\); got "
-     r"shape \(2,\)"),
-    (dict(images=np.zeros((3, 8, 8)), labels=np.zeros((3, 1), int)),
-     r"shape \(3, 1\)"),
-    (dict(images=np.zeros((3, 8, 8)), labels=np.zeros(3)),
-     "labels must be integer class ids; got dtype float64"),
-    (dict(images=np.zeros((3, 8, 8)), labels=np.array([0, -1, 2])),
-     "class ids must lie in 0..2\\*\\*31 - 1; got values from -1 to 2"),
-    (dict(images=np.zeros((3, 8, 8)), labels=np.array([0, 5, 2]),
-          num_classes=3), "class id 5 is not below 'num_classes' = 3"),
-    (dict(images=np.zeros((3, 8, 8)), num_classes=3),
-     "has 'num_classes' but no labels"),
-    (dict(images=np.zeros((3, 8, 8)), labels=np.arange(3), num_classes=0),
-     "'num_classes' must be an integer scalar >= 1"),
-    (dict(train=np.zeros((3, 8, 8)), test=np.zeros((3, 8, 8)),
-          labels=np.arange(3)),
-     "array 'labels' goes with a single 'images' array.*'train_labels'"),
-    (dict(train=np.zeros((3, 8, 8)), test=np.zeros((3, 8, 8)),
-          test_labels=np.arange(3)),
-     "has array 'test_labels' but not 'train_labels'"),
-])
+    (
+      dict(images=np.zeros((3, 8, 8)), labels=np.zeros(2, int)),
+      r"array 'labels': expected one label per image, shape \(3,\); got "
+      r"shape \(2,\)",
+    ),
+    (
+      dict(images=np.zeros((3, 8, 8)), labels=np.zeros((3, 1), int)),
+      r"shape \(3, 1\)",
+    ),
+    (
+      dict(images=np.zeros((3, 8, 8)), labels=np.zeros(3)),
+      "labels must be integer class ids; got dtype float64",
+    ),
+    (
+      dict(images=np.zeros((3, 8, 8)), labels=np.array([0, -1, 2])),
+      "class ids must lie in 0..2\\*\\*31 - 1; got values from -1 to 2",
+    ),
+    (
+      dict(
+        images=np.zeros((3, 8, 8)), labels=np.array([0, 5, 2]), num_classes=3
+      ),
+      "class id 5 is not below 'num_classes' = 3",
+    ),
+    (
+      dict(images=np.zeros((3, 8, 8)), num_classes=3),
+      "has 'num_classes' but no labels",
+    ),
+    (
+      dict(images=np.zeros((3, 8, 8)), labels=np.arange(3), num_classes=0),
+      "'num_classes' must be an integer scalar >= 1",
+    ),
+    (
+      dict(
+        train=np.zeros((3, 8, 8)), test=np.zeros((3, 8, 8)), labels=np.arange(3)
+      ),
+      "array 'labels' goes with a single 'images' array.*'train_labels'",
+    ),
+    (
+      dict(
+        train=np.zeros((3, 8, 8)),
+        test=np.zeros((3, 8, 8)),
+        test_labels=np.arange(3),
+      ),
+      "has array 'test_labels' but not 'train_labels'",
+    ),
+  ],
+)
 def test_npz_bad_data_names_file_and_problem(tmp_path, arrays, problem):
   path = str(tmp_path / "bad.npz")
   np.savez(path, **arrays)
@@ -278,8 +329,9 @@ def test_npz_bad_data_names_file_and_problem(tmp_path, arrays, problem):
 def test_npz_object_array_is_refused_without_unpickling(tmp_path):
   path = str(tmp_path / "pickled.npz")
   np.savez(path, images=np.array([np.zeros((8, 8)), None], dtype=object))
-  with pytest.raises(data.DataError, match=f"{path}: cannot read without "
-                     "pickle"):
+  with pytest.raises(
+    data.DataError, match=f"{path}: cannot read without pickle"
+  ):
     data.load(path)
 
 
@@ -289,8 +341,9 @@ def test_npz_missing_and_unreadable_files(tmp_path):
     data.load(missing)
   garbage = tmp_path / "garbage.npz"
   garbage.write_bytes(b"not a zip file")
-  with pytest.raises(data.DataError,
-                     match=f"{garbage}: not a readable .npz file"):
+  with pytest.raises(
+    data.DataError, match=f"{garbage}: not a readable .npz file"
+  ):
     data.load(str(garbage))
 
 
@@ -313,8 +366,11 @@ def test_png_folder_rgb_split_decoded_lazily_and_shuffled_by_file(tmp_path):
   assert not np.array_equal(shuffled, train)
   # The pixels are read when iterated, not by `load`: a file rewritten
   # after `load` gives its new pixels.
-  test_file = [f for f in os.listdir(tmp_path) if f.endswith(".png") and
-               np.array_equal(images[int(f[3])], test[0])][0]
+  test_file = [
+    f
+    for f in os.listdir(tmp_path)
+    if f.endswith(".png") and np.array_equal(images[int(f[3])], test[0])
+  ][0]
   _write_png(tmp_path / test_file, 255 - test[0])
   np.testing.assert_array_equal(_collect(d, "test")[0], 255 - test[0])
   with pytest.raises(data.DataError, match="has no class labels"):
@@ -325,8 +381,9 @@ def test_png_folder_rgb_split_decoded_lazily_and_shuffled_by_file(tmp_path):
 
 def test_png_folder_of_16_bit_images_keeps_every_level(tmp_path):
   values = np.array([0, 1, 255, 256, 257, 4095, 65280, 65535], np.uint16)
-  images = np.stack([np.roll(np.tile(values, (8, 1)), i, axis=1)
-                     for i in range(4)])[..., None]  # [4, 8, 8, 1]
+  images = np.stack(
+    [np.roll(np.tile(values, (8, 1)), i, axis=1) for i in range(4)]
+  )[..., None]  # [4, 8, 8, 1]
   for i, image in enumerate(images):
     _write_png(tmp_path / f"{i}.png", image, np.uint16)
   d = data.load(str(tmp_path))
@@ -347,8 +404,9 @@ def test_png_folder_mixed_bit_depths_names_a_file_of_each(tmp_path):
   with pytest.raises(data.DataError) as info:
     data.load(str(tmp_path))
   message = _message(info)
-  assert message.startswith(f"{tmp_path / 'b.png'}: image is 16-bit, but "
-                            f"{tmp_path / 'a.png'} is 8-bit"), message
+  assert message.startswith(
+    f"{tmp_path / 'b.png'}: image is 16-bit, but {tmp_path / 'a.png'} is 8-bit"
+  ), message
 
 
 def test_png_folder_palette_with_transparency_has_4_channels(tmp_path):
@@ -360,7 +418,8 @@ def test_png_folder_palette_with_transparency_has_4_channels(tmp_path):
   assert d.image_shape == (8, 8, 4)
   expected = tf.io.decode_png((tmp_path / "0.png").read_bytes()).numpy()
   assert _rows(np.concatenate([_collect(d, s) for s in data.SPLITS])) >= {
-      expected.tobytes()}
+    expected.tobytes()
+  }
 
 
 def test_png_folder_mixed_sizes_names_the_odd_file(tmp_path):
@@ -376,8 +435,9 @@ def test_png_folder_mixed_sizes_names_the_odd_file(tmp_path):
 def test_png_folder_mixed_channels_names_the_odd_file(tmp_path):
   _write_png(tmp_path / "a.png", np.zeros((8, 8, 1)))
   _write_png(tmp_path / "b.png", np.zeros((8, 8, 3)))
-  with pytest.raises(data.DataError,
-                     match=f"{tmp_path / 'b.png'}: image is 8x8 with 3 "):
+  with pytest.raises(
+    data.DataError, match=f"{tmp_path / 'b.png'}: image is 8x8 with 3 "
+  ):
     data.load(str(tmp_path))
 
 
@@ -385,15 +445,20 @@ def _complete_png():
   return tf.io.encode_png(np.zeros((8, 8, 1), np.uint8)).numpy()
 
 
-@pytest.mark.parametrize("content, problem", [
+@pytest.mark.parametrize(
+  "content, problem",
+  [
     (b"\x89PNG garbage", "no PNG signature"),
     (_complete_png()[:20], "no IHDR chunk"),
-    (_complete_png()[:29] + b"\x00\x00\x00\x00" + _complete_png()[33:],
-     "checksum"),
+    (
+      _complete_png()[:29] + b"\x00\x00\x00\x00" + _complete_png()[33:],
+      "checksum",
+    ),
     (_complete_png()[:40], "ends before its image data"),
     (_complete_png()[:-12], "truncated: the file does not end with the IEND"),
     (None, "Is a directory"),
-])
+  ],
+)
 def test_png_folder_unreadable_file_is_named(tmp_path, content, problem):
   _write_png(tmp_path / "a.png", np.zeros((8, 8, 1)))
   bad = tmp_path / "b.png"
@@ -431,19 +496,20 @@ def test_path_that_does_not_exist(tmp_path):
 
 class TfpEmergingOddImages(tfds.core.GeneratorBasedBuilder):
   """A tensorflow-datasets builder whose images break one rule each."""
+
   VERSION = tfds.core.Version("1.0.0")
   BUILDER_CONFIGS = [
-      tfds.core.BuilderConfig(name=name)
-      for name in ("uint16", "float32", "tensor", "unlabelled", "renamed")
+    tfds.core.BuilderConfig(name=name)
+    for name in ("uint16", "float32", "tensor", "unlabelled", "renamed")
   ]
 
   def _info(self):
     image = {
-        "uint16": tfds.features.Image(shape=(8, 8, 1), dtype=np.uint16),
-        "float32": tfds.features.Image(shape=(8, 8, 1), dtype=np.float32),
-        "tensor": tfds.features.Tensor(shape=(8, 8), dtype=np.uint8),
-        "unlabelled": tfds.features.Image(shape=(8, 8, 3)),
-        "renamed": tfds.features.Image(shape=(8, 8, 3)),
+      "uint16": tfds.features.Image(shape=(8, 8, 1), dtype=np.uint16),
+      "float32": tfds.features.Image(shape=(8, 8, 1), dtype=np.float32),
+      "tensor": tfds.features.Tensor(shape=(8, 8), dtype=np.uint8),
+      "unlabelled": tfds.features.Image(shape=(8, 8, 3)),
+      "renamed": tfds.features.Image(shape=(8, 8, 3)),
     }[self.builder_config.name]
     features = {"image": image}
     if self.builder_config.name == "renamed":
@@ -451,7 +517,8 @@ class TfpEmergingOddImages(tfds.core.GeneratorBasedBuilder):
     if self.builder_config.name != "unlabelled":
       features["label"] = tfds.features.ClassLabel(num_classes=3)
     return tfds.core.DatasetInfo(
-        builder=self, features=tfds.features.FeaturesDict(features))
+      builder=self, features=tfds.features.FeaturesDict(features)
+    )
 
   def _split_generators(self, dl_manager):
     raise NotImplementedError("only ever mocked")
@@ -465,18 +532,25 @@ def _tfds_reference(name, split, shuffle_seed=None):
   them (the same mocked builder)."""
   builder = tfds.builder(name)
   examples = builder.as_dataset(
-      split=split, shuffle_files=shuffle_seed is not None,
-      read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed))
+    split=split,
+    shuffle_files=shuffle_seed is not None,
+    read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed),
+  )
   examples = list(examples.as_numpy_iterator())
-  return (np.stack([e["image"] for e in examples]),
-          np.array([e["label"] for e in examples]))
+  return (
+    np.stack([e["image"] for e in examples]),
+    np.array([e["label"] for e in examples]),
+  )
 
 
-@pytest.mark.parametrize("name, shape, test_split", [
+@pytest.mark.parametrize(
+  "name, shape, test_split",
+  [
     ("mnist", (28, 28, 1), "test"),
     ("cifar10", (32, 32, 3), "test"),
     ("imagenet_resized/32x32", (32, 32, 3), "validation"),
-])
+  ],
+)
 def test_tfds_real_builders_stream_their_splits(name, shape, test_split):
   with mock_tfds(name, {"train": 6, test_split: 4}):
     d = data.load(name, num_levels=2)
@@ -486,8 +560,10 @@ def test_tfds_real_builders_stream_their_splits(name, shape, test_split):
     assert d.split_names == {"train": "train", "test": test_split}
     assert d.num_classes == (1000 if "imagenet" in name else 10)
     images = d.images("train", labels=True)
-    assert images.element_spec == (tf.TensorSpec(shape, tf.uint8),
-                                   tf.TensorSpec((), tf.int32))
+    assert images.element_spec == (
+      tf.TensorSpec(shape, tf.uint8),
+      tf.TensorSpec((), tf.int32),
+    )
     for split, source_split in d.split_names.items():
       expected = _tfds_reference(name, source_split)
       got = _collect(d, split, labels=True)
@@ -506,22 +582,26 @@ def test_tfds_split_override_and_unknown_splits():
     assert d.num_examples == {"train": 9, "test": 3}
     assert d.split_names == {"train": "train[:75%]", "test": "train[75%:]"}
     assert len(_collect(d, "test")) == 3
-    with pytest.raises(data.DataError,
-                       match=r"'imagenet_resized/32x32': has no split 'test' "
-                       r".*its splits are \['train', 'validation'\]"):
+    with pytest.raises(
+      data.DataError,
+      match=r"'imagenet_resized/32x32': has no split 'test' "
+      r".*its splits are \['train', 'validation'\]",
+    ):
       data.load(name, splits=("train", "test"))
-  with mock_tfds("mnist", {"train": 5}):
-    with pytest.raises(data.DataError,
-                       match=r"'mnist': has the splits \['train'\], not "
-                       r"'train' and 'test' .*--split"):
-      data.load("mnist")
+  with mock_tfds("mnist", {"train": 5}), pytest.raises(
+    data.DataError,
+    match=r"'mnist': has the splits \['train'\], not "
+    r"'train' and 'test' .*--split",
+  ):
+    data.load("mnist")
 
 
 def test_tfds_splits_that_cannot_be_determined():
   # Mocked from the code alone, the builder's info lists no splits.
   with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE):
-    with pytest.raises(data.DataError,
-                       match="'cifar10': the builder's info lists no splits"):
+    with pytest.raises(
+      data.DataError, match="'cifar10': the builder's info lists no splits"
+    ):
       data.load("cifar10")
 
 
@@ -540,24 +620,34 @@ def test_tfds_16_bit_images_and_unlabelled_images():
   with mock_tfds(name, {"train": 4, "test": 2}):
     d = data.load(name)
     assert d.num_classes is None and len(_collect(d, "test")) == 2
-    with pytest.raises(data.DataError,
-                       match="odd_images/unlabelled': has no class labels. "
-                       "Labels come with 'digits', with .npz files"):
+    with pytest.raises(
+      data.DataError,
+      match="odd_images/unlabelled': has no class labels. "
+      "Labels come with 'digits', with .npz files",
+    ):
       d.images("train", labels=True)
 
 
-@pytest.mark.parametrize("name, problem", [
+@pytest.mark.parametrize(
+  "name, problem",
+  [
     ("tfp_emerging_odd_images/float32", "images are float32, expected uint8"),
-    ("tfp_emerging_odd_images/tensor",
-     "feature 'image' is a Tensor, not an image"),
-    ("tfp_emerging_odd_images/renamed",
-     r"has no 'image' feature; its features are \['label', 'pixels'\]"),
+    (
+      "tfp_emerging_odd_images/tensor",
+      "feature 'image' is a Tensor, not an image",
+    ),
+    (
+      "tfp_emerging_odd_images/renamed",
+      r"has no 'image' feature; its features are \['label', 'pixels'\]",
+    ),
     ("imdb_reviews", "feature 'text' is a Text, not an image"),
     ("imagenet2012", r"images have shape \(None, None, 3\), not one fixed"),
     ("mnist", r"28x28.*num_levels=3"),
-])
-def test_tfds_bad_image_features_fail_before_any_download(tmp_path, name,
-                                                         problem):
+  ],
+)
+def test_tfds_bad_image_features_fail_before_any_download(
+  tmp_path, name, problem
+):
   # No mock, an empty data folder: only the builder's code is read.
   with pytest.raises(data.DataError) as info:
     data.load(name, num_levels=3, data_dir=str(tmp_path))
@@ -567,26 +657,33 @@ def test_tfds_bad_image_features_fail_before_any_download(tmp_path, name,
 
 
 def test_tfds_data_not_prepared_or_not_downloadable(tmp_path, monkeypatch):
-  with pytest.raises(data.DataError,
-                     match="--dataset mnist: not prepared in .*downloading "
-                     "is off.*--data-dir"):
+  with pytest.raises(
+    data.DataError,
+    match="--dataset mnist: not prepared in .*downloading is off.*--data-dir",
+  ):
     data.load("mnist", data_dir=str(tmp_path), download=False)
 
   def no_network(self, *args, **kwargs):
     raise ConnectionError(f"cannot reach the server for {self.name}")
-  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
-                      no_network)
-  with pytest.raises(data.DataError,
-                     match="--dataset cifar10: tensorflow-datasets could not "
-                     "provide.*ConnectionError.*--data-dir"):
+
+  monkeypatch.setattr(
+    tfds.core.DatasetBuilder, "download_and_prepare", no_network
+  )
+  with pytest.raises(
+    data.DataError,
+    match="--dataset cifar10: tensorflow-datasets could not "
+    "provide.*ConnectionError.*--data-dir",
+  ):
     data.load("cifar10", data_dir=str(tmp_path))
 
 
 def test_tfds_unknown_name_and_missing_package(monkeypatch):
-  with pytest.raises(data.DataError,
-                     match="--dataset no_such_set: not an existing file or "
-                     "folder, a bundled dataset or a tensorflow-datasets "
-                     "dataset"):
+  with pytest.raises(
+    data.DataError,
+    match="--dataset no_such_set: not an existing file or "
+    "folder, a bundled dataset or a tensorflow-datasets "
+    "dataset",
+  ):
     data.load("no_such_set")
   monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
   with pytest.raises(data.DataError) as info:

@@ -16,14 +16,15 @@ from tfp_emerging.data.pipeline import WEIGHT
 
 def _numbered_images(tmp_path, num_train, num_test):
   """An .npz whose image `i` holds `i` in its first two pixels (base 251)."""
+
   def images(first, count):
     array = np.zeros((count, 4, 4, 1), np.uint8)
     index = np.arange(first, first + count)
     array[:, 0, 0, 0], array[:, 0, 1, 0] = index // 251, index % 251
     return array
+
   path = str(tmp_path / "numbered.npz")
-  np.savez(path, train=images(0, num_train),
-           test=images(num_train, num_test))
+  np.savez(path, train=images(0, num_train), test=images(num_train, num_test))
   return data.load(path)
 
 
@@ -33,25 +34,35 @@ def _indices(images):
 
 def _epochs(dataset, steps, batch_size):
   """Per epoch: the image indices and the noise of each batch."""
-  batches = [(np.floor((x[DEQUANTIZED].numpy() + 0.5) * 256).astype(int),
-              x[DEQUANTIZED].numpy()) for x in dataset]
-  per_epoch = [batches[i:i + steps] for i in range(0, len(batches), steps)]
+  batches = [
+    (
+      np.floor((x[DEQUANTIZED].numpy() + 0.5) * 256).astype(int),
+      x[DEQUANTIZED].numpy(),
+    )
+    for x in dataset
+  ]
+  per_epoch = [batches[i : i + steps] for i in range(0, len(batches), steps)]
   assert all(b[0].shape[0] == batch_size for b in batches)
-  return [([_indices(k) for k, _ in epoch], [u for _, u in epoch])
-          for epoch in per_epoch]
+  return [
+    ([_indices(k) for k, _ in epoch], [u for _, u in epoch])
+    for epoch in per_epoch
+  ]
 
 
 def test_batches_of_a_resumed_pipeline_continue_the_uninterrupted_ones(
-    tmp_path, monkeypatch):
+  tmp_path, monkeypatch
+):
   numbered = _numbered_images(tmp_path, 100, 10)
   monkeypatch.setattr(pipeline, "SHUFFLE_BUFFER_BYTES", 16 * 40)  # 40 images
   assert pipeline.window_size(numbered, 16, 100) == 40
-  full, steps = pipeline.train_batches(numbered, 16, seed=3, first_epoch=1,
-                                       last_epoch=3)
+  full, steps = pipeline.train_batches(
+    numbered, 16, seed=3, first_epoch=1, last_epoch=3
+  )
   assert steps == 6  # 100 // 16; the other 4 images wait for a later epoch
   tf.random.set_seed(99)  # TensorFlow's global seed plays no part
-  later, _ = pipeline.train_batches(numbered, 16, seed=3, first_epoch=2,
-                                    last_epoch=3)
+  later, _ = pipeline.train_batches(
+    numbered, 16, seed=3, first_epoch=2, last_epoch=3
+  )
   epochs = _epochs(full, steps, 16)
   resumed = _epochs(later, steps, 16)
   assert len(epochs) == 3 and len(resumed) == 2
@@ -66,8 +77,9 @@ def test_batches_of_a_resumed_pipeline_continue_the_uninterrupted_ones(
   # Images are permuted within windows of 40 of the seed-reordered source:
   # each epoch's first 40 images are the same 40.
   assert set(orders[0][:40]) == set(orders[1][:40])
-  other, _ = pipeline.train_batches(numbered, 16, seed=4, first_epoch=1,
-                                    last_epoch=1)
+  other, _ = pipeline.train_batches(
+    numbered, 16, seed=4, first_epoch=1, last_epoch=1
+  )
   assert _epochs(other, steps, 16)[0][0] != epochs[0][0]
   # The data-dependent initialisation sees epoch 1's first batch.
   first = pipeline.first_images(numbered, 16, seed=3, epoch=1)
@@ -82,11 +94,12 @@ def test_evaluation_counts_every_test_image_once(digits_npz):
   batches = list(pipeline.test_batches(digits, 10, seed=5))
   assert len(batches) == 4  # 32 images: 3 full batches and one padded
   weights = np.concatenate([b[WEIGHT].numpy() for b in batches])
-  np.testing.assert_array_equal(weights, [1.] * 32 + [0.] * 8)
+  np.testing.assert_array_equal(weights, [1.0] * 32 + [0.0] * 8)
   x = np.concatenate([b[DEQUANTIZED].numpy() for b in batches])[:32]
   # Dequantised images: the test images plus noise in [0, 1) / 17.
-  np.testing.assert_array_equal(np.floor((x + 0.5) * 17),
-                                first_test_images(digits_npz, 32))
+  np.testing.assert_array_equal(
+    np.floor((x + 0.5) * 17), first_test_images(digits_npz, 32)
+  )
   # The noise of an image does not depend on the batching.
   single = next(iter(pipeline.test_batches(digits, 32, seed=5)))
   np.testing.assert_array_equal(single[DEQUANTIZED].numpy(), x)
@@ -95,6 +108,8 @@ def test_evaluation_counts_every_test_image_once(digits_npz):
   expected = np.mean(-(log_prob - 64 * np.log(17)) / (64 * np.log(2)))
   for batch_size in (10, 32):
     assert training.evaluate(model, digits, batch_size, seed=5) == (
-        pytest.approx(expected, rel=1e-6))
+      pytest.approx(expected, rel=1e-6)
+    )
   assert training.evaluate(model, digits, 32, seed=6) != (
-      training.evaluate(model, digits, 32, seed=5))
+    training.evaluate(model, digits, 32, seed=5)
+  )

@@ -33,12 +33,15 @@ def test_shapes_and_dtype(crops):
 
 
 def test_crops_are_the_pixels_of_their_boxes(crops, sources):
-  for images, boxes in ((crops.train, crops.train_boxes),
-                        (crops.test, crops.test_boxes)):
+  for images, boxes in (
+    (crops.train, crops.train_boxes),
+    (crops.test, crops.test_boxes),
+  ):
     for k in range(0, images.shape[0], 97):
       i, t, l = boxes.image[k], boxes.top[k], boxes.left[k]
-      np.testing.assert_array_equal(images[k],
-                                    sources[i][t:t + 16, l:l + 16])
+      np.testing.assert_array_equal(
+        images[k], sources[i][t : t + 16, l : l + 16]
+      )
 
 
 def test_no_test_crop_shares_a_pixel_with_a_train_crop(crops, sources):
@@ -48,12 +51,14 @@ def test_no_test_crop_shares_a_pixel_with_a_train_crop(crops, sources):
       mask = np.zeros(image.shape[:2], bool)
       for i, t, l in zip(boxes.image, boxes.top, boxes.left):
         if i == index:
-          assert 0 <= t and t + 16 <= image.shape[0]
-          assert 0 <= l and l + 16 <= image.shape[1]
-          mask[t:t + 16, l:l + 16] = True
+          assert t >= 0 and t + 16 <= image.shape[0]
+          assert l >= 0 and l + 16 <= image.shape[1]
+          mask[t : t + 16, l : l + 16] = True
       masks.append(mask)
     train_mask, test_mask = masks
-    assert test_mask.any() and train_mask.any(), data.skimage_crops.SOURCES[index]
+    assert test_mask.any() and train_mask.any(), data.skimage_crops.SOURCES[
+      index
+    ]
     assert not (train_mask & test_mask).any(), data.skimage_crops.SOURCES[index]
 
 
@@ -77,9 +82,12 @@ def test_deterministic_and_seeded():
 
 def test_test_share_of_columns_follows_test_every():
   shapes = [(100, 480)]
-  train = data.skimage_crops.crop_boxes(shapes, 2000, 16, 48, 4, test=False,
-                                    seed=0)
-  test = data.skimage_crops.crop_boxes(shapes, 2000, 16, 48, 4, test=True, seed=0)
+  train = data.skimage_crops.crop_boxes(
+    shapes, 2000, 16, 48, 4, test=False, seed=0
+  )
+  test = data.skimage_crops.crop_boxes(
+    shapes, 2000, 16, 48, 4, test=True, seed=0
+  )
   # Ten 48-px bands: 3, 7 are test bands; the others train bands.
   assert set(np.unique(test.left // 48)) == {3, 7}
   assert set(np.unique(train.left // 48)) == {0, 1, 2, 4, 5, 6, 8, 9}
@@ -87,13 +95,23 @@ def test_test_share_of_columns_follows_test_every():
   assert ((test.left % 48) + 16 <= 48).all()
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
     (dict(band_width=8), "band_width"),
     (dict(test_every=1), "test_every"),
-])
+  ],
+)
 def test_bad_arguments(kwargs, message):
-  args = dict(shapes=[(64, 64)], num_crops=5, size=16, band_width=32,
-              test_every=2, test=True, seed=0)
+  args = dict(
+    shapes=[(64, 64)],
+    num_crops=5,
+    size=16,
+    band_width=32,
+    test_every=2,
+    test=True,
+    seed=0,
+  )
   args.update(kwargs)
   with pytest.raises(ValueError, match=message):
     data.skimage_crops.crop_boxes(**args)

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from scipy import stats
+import tensorflow as tf
 
 from tfp_emerging.flows import dequantization
 
@@ -13,23 +13,26 @@ def test_uniform_density_costs_log2_bins(num_bins):
   """p = 1 on the cube: every pixel costs exactly log2(B) bits."""
   bits = dequantization.bits_per_dim(tf.zeros([3]), 64, num_bins)
   np.testing.assert_allclose(bits.numpy(), np.log2(num_bins), rtol=1e-6)
-  assert abs(dequantization.bits_per_dim(0., 3072, 256).numpy() - 8.) < 1e-5
+  assert abs(dequantization.bits_per_dim(0.0, 3072, 256).numpy() - 8.0) < 1e-5
 
 
 def test_dequantize_stays_in_the_pixel_cell_and_quantize_undoes_it():
   k = np.arange(17, dtype=np.uint8).reshape(1, 17, 1, 1).repeat(50, axis=0)
-  for centered, low in ((True, -0.5), (False, 0.)):
+  for centered, low in ((True, -0.5), (False, 0.0)):
     x = dequantization.dequantize(k, 17, seed=3, centered=centered).numpy()
-    assert np.all(x >= k / 17. + low) and np.all(x < (k + 1) / 17. + low)
+    assert np.all(x >= k / 17.0 + low) and np.all(x < (k + 1) / 17.0 + low)
     # The noise fills the cell: not just its corner.
-    assert np.ptp(x[:, 5]) > 0.5 / 17.
+    assert np.ptp(x[:, 5]) > 0.5 / 17.0
     np.testing.assert_array_equal(
-        dequantization.quantize(x, 17, centered=centered).numpy(), k)
+      dequantization.quantize(x, 17, centered=centered).numpy(), k
+    )
   again = dequantization.dequantize(k, 17, seed=3).numpy()
   np.testing.assert_array_equal(
-      again, dequantization.dequantize(k, 17, seed=3).numpy())
-  assert dequantization.quantize(tf.constant([-3., 3.]), 17).numpy().tolist(
-  ) == [0, 16]
+    again, dequantization.dequantize(k, 17, seed=3).numpy()
+  )
+  assert dequantization.quantize(
+    tf.constant([-3.0, 3.0]), 17
+  ).numpy().tolist() == [0, 16]
 
 
 def test_bits_per_dim_bounds_the_exact_discrete_likelihood():
@@ -46,16 +49,17 @@ def test_bits_per_dim_bounds_the_exact_discrete_likelihood():
   log_p = stats.norm.logpdf(x.numpy(), loc, scale).reshape(-1)
   estimate = dequantization.bits_per_dim(log_p, 1, num_bins).numpy().mean()
   lo, hi = k / num_bins - 0.5, (k + 1) / num_bins - 0.5
-  exact = -np.log2(stats.norm.cdf(hi, loc, scale) -
-                   stats.norm.cdf(lo, loc, scale)).mean()
+  exact = -np.log2(
+    stats.norm.cdf(hi, loc, scale) - stats.norm.cdf(lo, loc, scale)
+  ).mean()
   assert estimate > exact - 0.01
   assert abs(estimate - exact) < 0.02
   # Wrongly leaving out the D log B term would be off by log2(32) = 5 bits.
-  assert abs(-log_p.mean() / np.log(2.) - exact) > 4.
+  assert abs(-log_p.mean() / np.log(2.0) - exact) > 4.0
 
 
 def test_bad_arguments():
   with pytest.raises(ValueError, match="num_bins"):
     dequantization.dequantize(np.zeros([2]), num_bins=1)
   with pytest.raises(ValueError, match="num_dims"):
-    dequantization.bits_per_dim(0., 0)
+    dequantization.bits_per_dim(0.0, 0)

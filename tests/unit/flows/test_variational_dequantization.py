@@ -17,31 +17,35 @@ NUM_BINS = 17
 def _trained(image_shape, dtype, scale=0.3, seed=0, **kwargs):
   """A dequantizer with every variable drawn at a trained magnitude (the
   new layer's zero last layers would hide the networks from the checks)."""
-  q = VariationalDequantizer(image_shape, NUM_BINS, dtype=dtype, seed=seed,
-                             **kwargs)
+  q = VariationalDequantizer(
+    image_shape, NUM_BINS, dtype=dtype, seed=seed, **kwargs
+  )
   rng = np.random.default_rng(seed)
   for v in q.trainable_variables:
-    v.assign(rng.normal(0., scale, v.shape).astype(dtype.as_numpy_dtype))
+    v.assign(rng.normal(0.0, scale, v.shape).astype(dtype.as_numpy_dtype))
   return q
 
 
 def _levels(shape, seed):
-  return tf.constant(np.random.default_rng(seed).integers(
-      0, NUM_BINS, shape), tf.int32)
+  return tf.constant(
+    np.random.default_rng(seed).integers(0, NUM_BINS, shape), tf.int32
+  )
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
 def test_conditional_contract(dtype):
   q = _trained((4, 6, 1), dtype, num_steps=2, hidden_channels=4)
   conditions = [_levels([2, 4, 6, 1], seed) for seed in (1, 2)]
-  contract.check_conditional(q, (4, 6, 1), tf.float64 if dtype == tf.float64
-                             else dtype, conditions)
+  contract.check_conditional(
+    q, (4, 6, 1), tf.float64 if dtype == tf.float64 else dtype, conditions
+  )
 
 
 def test_conditional_modes_agree():
   q = _trained((4, 6, 2), tf.float32, num_steps=2, hidden_channels=4)
   contract.check_conditional_modes(
-      q, (4, 6, 2), tf.float32, [_levels([2, 4, 6, 2], s) for s in (1, 2)])
+    q, (4, 6, 2), tf.float32, [_levels([2, 4, 6, 2], s) for s in (1, 2)]
+  )
 
 
 def test_batch_shapes_and_the_range():
@@ -52,8 +56,12 @@ def test_batch_shapes_and_the_range():
   assert u.shape == (3, 2, 4, 4, 1) and log_q.shape == (3, 2)
   assert np.all((u.numpy() > 0) & (u.numpy() < 1))
   # log q by the inverse pass, another path through the layer.
-  np.testing.assert_allclose(q.log_prob(tf.identity(u), images).numpy(),
-                             log_q.numpy(), rtol=1e-9, atol=1e-9)
+  np.testing.assert_allclose(
+    q.log_prob(tf.identity(u), images).numpy(),
+    log_q.numpy(),
+    rtol=1e-9,
+    atol=1e-9,
+  )
   # A condition broadcast over the events' batch.
   u_b, _ = q.sample_and_log_prob(noise, images[:1])
   u_0, _ = q.sample_and_log_prob(noise[:1], images[:1])
@@ -68,7 +76,7 @@ def test_q_is_a_density_on_the_unit_cube():
   u = tf.random.stateless_uniform([200000, 2, 2, 1], [4, 0], dtype=tf.float64)
   density = np.exp(q.log_prob(u, images).numpy())
   error = density.std() / np.sqrt(density.size)
-  assert abs(density.mean() - 1.) < 5 * error and error < 0.02
+  assert abs(density.mean() - 1.0) < 5 * error and error < 0.02
   assert density.std() > 0.1  # not the uniform density in disguise
 
 
@@ -77,40 +85,53 @@ def test_a_new_dequantizer_in_closed_form():
   # by sigmoid(2) (AffineCoupling), the reversal swaps the halves, so two
   # steps give u = sigmoid(sigmoid(2) logit(u_0)); log q follows by hand.
   steps = 2
-  q = VariationalDequantizer((4, 4, 2), NUM_BINS, num_steps=steps,
-                             dtype=tf.float64, seed=0)
+  q = VariationalDequantizer(
+    (4, 4, 2), NUM_BINS, num_steps=steps, dtype=tf.float64, seed=0
+  )
   u0 = np.random.default_rng(0).uniform(0.01, 0.99, (2, 4, 4, 2))
   u, log_q = q.sample_and_log_prob(u0, _levels([2, 4, 4, 2], 0))
-  a = 1. / (1. + np.exp(-2.))
+  a = 1.0 / (1.0 + np.exp(-2.0))
   eps = np.log(u0) - np.log1p(-u0)
-  expected = 1. / (1. + np.exp(-a * eps))
+  expected = 1.0 / (1.0 + np.exp(-a * eps))
   np.testing.assert_allclose(u.numpy(), expected, rtol=1e-10)
   log_logistic = lambda t: -t - 2 * np.log1p(np.exp(-t))
-  log_density = (log_logistic(eps) - np.log(a) - np.log(expected) -
-                 np.log1p(-expected))
-  np.testing.assert_allclose(log_q.numpy(), log_density.sum((1, 2, 3)),
-                             rtol=1e-9)
+  log_density = (
+    log_logistic(eps) - np.log(a) - np.log(expected) - np.log1p(-expected)
+  )
+  np.testing.assert_allclose(
+    log_q.numpy(), log_density.sum((1, 2, 3)), rtol=1e-9
+  )
 
 
 def test_config_round_trip():
-  q = VariationalDequantizer((4, 6, 3), NUM_BINS, num_steps=2,
-                             hidden_channels=5, seed=3, dtype=tf.float64)
+  q = VariationalDequantizer(
+    (4, 6, 3),
+    NUM_BINS,
+    num_steps=2,
+    hidden_channels=5,
+    seed=3,
+    dtype=tf.float64,
+  )
   config = q.get_config()
   assert config["image_shape"] == [4, 6, 3] and config["dtype"] == "float64"
   again = VariationalDequantizer.from_config(config)
   assert again.image_shape == (4, 6, 3) and again.num_steps == 2
   assert [v.shape for v in again.trainable_variables] == [
-      v.shape for v in q.trainable_variables]
+    v.shape for v in q.trainable_variables
+  ]
 
 
-@pytest.mark.parametrize("arguments, name", [
+@pytest.mark.parametrize(
+  "arguments, name",
+  [
     ({"image_shape": (5, 4, 1)}, "image_shape"),
     ({"image_shape": (4, 4)}, "image_shape"),
     ({"num_bins": 1}, "num_bins"),
     ({"num_steps": 0}, "num_steps"),
     ({"hidden_channels": 0}, "hidden_channels"),
     ({"dtype": tf.int32}, "dtype"),
-])
+  ],
+)
 def test_bad_arguments(arguments, name):
   with pytest.raises(ValueError, match=name):
     VariationalDequantizer(**{"image_shape": (4, 4, 1), **arguments})
@@ -131,7 +152,11 @@ def test_bad_inputs():
 
 def test_logistic_log_prob_is_scipys():
   from scipy import stats
-  t = np.linspace(-30., 30., 101)
+
+  t = np.linspace(-30.0, 30.0, 101)
   np.testing.assert_allclose(
-      variational_dequantization.logistic_log_prob(t).numpy(),
-      stats.logistic.logpdf(t), rtol=1e-12, atol=1e-12)
+    variational_dequantization.logistic_log_prob(t).numpy(),
+    stats.logistic.logpdf(t),
+    rtol=1e-12,
+    atol=1e-12,
+  )

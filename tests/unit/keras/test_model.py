@@ -35,14 +35,15 @@ def test_fit_reduces_bits_per_dim(mixing):
   model, snapshot, history = trained(mixing)
   assert snapshot.initialized  # fit ran the data-dependent init itself.
   after = model.bits_per_dim(digits()[TEST], seed=7).numpy()
-  assert after.mean() < snapshot.bits.mean() - 0.1, (snapshot.bits.mean(),
-                                                     after.mean())
+  assert after.mean() < snapshot.bits.mean() - 0.1, (
+    snapshot.bits.mean(),
+    after.mean(),
+  )
   logs = history.history
   assert len(logs["loss"]) == 2 and logs["loss"][1] < logs["loss"][0]
   np.testing.assert_allclose(logs["loss"], logs["bits_per_dim"])
   if mixing == "emerging":
-    assert set(logs) == {"loss", "bits_per_dim", "val_loss",
-                         "val_bits_per_dim"}
+    assert set(logs) == {"loss", "bits_per_dim", "val_loss", "val_bits_per_dim"}
     np.testing.assert_allclose(logs["val_loss"][-1], after.mean(), atol=0.05)
     # evaluate reports the same bits/dim, up to the dequantisation noise.
     loss, bits = model.evaluate(digits()[TEST], batch_size=100, verbose=0)
@@ -58,8 +59,9 @@ def test_weights_are_the_flows_variables_and_fit_moves_them_all(mixing):
   model, snapshot, _ = trained(mixing)
   flow = model.flow
   assert len(model.trainable_weights) == len(flow.trainable_variables)
-  assert ({id(_underlying(w)) for w in model.trainable_weights} ==
-          {id(v) for v in flow.trainable_variables})
+  assert {id(_underlying(w)) for w in model.trainable_weights} == {
+    id(v) for v in flow.trainable_variables
+  }
   flags = {id(a.initialized) for a in flow.actnorms}
   assert flags <= {id(_underlying(w)) for w in model.non_trainable_weights}
   for v, before in zip(flow.variables, snapshot.values):
@@ -92,20 +94,25 @@ def test_save_and_load_weights_restore_identical_log_prob(tmp_path):
   assert np.all(fresh.bits_per_dim(images, seed=3).numpy() != want)
   fresh.load_weights(path)
   assert fresh.is_initialized()
-  np.testing.assert_array_equal(fresh.bits_per_dim(images, seed=3).numpy(),
-                                want)
+  np.testing.assert_array_equal(
+    fresh.bits_per_dim(images, seed=3).numpy(), want
+  )
   # And through tf.train.Checkpoint, with the optimizer.
   prefix = tf.train.Checkpoint(model=model, optimizer=model.optimizer).save(
-      str(tmp_path / "ckpt"))
+    str(tmp_path / "ckpt")
+  )
   other = make_model("emerging", seed=5)
   other.optimizer.build(other.trainable_variables)
   tf.train.Checkpoint(model=other, optimizer=other.optimizer).restore(
-      prefix).assert_existing_objects_matched()
+    prefix
+  ).assert_existing_objects_matched()
   assert other.is_initialized()
   assert int(other.optimizer.iterations.numpy()) == int(
-      model.optimizer.iterations.numpy())
-  np.testing.assert_array_equal(other.bits_per_dim(images, seed=3).numpy(),
-                                want)
+    model.optimizer.iterations.numpy()
+  )
+  np.testing.assert_array_equal(
+    other.bits_per_dim(images, seed=3).numpy(), want
+  )
 
 
 def test_keras_file_restores_the_whole_model(tmp_path):
@@ -121,16 +128,22 @@ def test_keras_file_restores_the_whole_model(tmp_path):
     np.testing.assert_array_equal(w.numpy(), v.numpy(), err_msg=v.name)
   # The same dequantised points, the same log_prob: exactly.
   x = dequantization.dequantize(digits()[TEST], NUM_BINS, seed=[1, 2])
-  np.testing.assert_array_equal(loaded.distribution.log_prob(x).numpy(),
-                                model.distribution.log_prob(x).numpy())
   np.testing.assert_array_equal(
-      loaded.bits_per_dim(digits()[TEST], seed=3).numpy(),
-      model.bits_per_dim(digits()[TEST], seed=3).numpy())
+    loaded.distribution.log_prob(x).numpy(),
+    model.distribution.log_prob(x).numpy(),
+  )
+  np.testing.assert_array_equal(
+    loaded.bits_per_dim(digits()[TEST], seed=3).numpy(),
+    model.bits_per_dim(digits()[TEST], seed=3).numpy(),
+  )
   assert loaded.optimizer.get_config() == model.optimizer.get_config()
   assert "WarmupSchedule" in str(loaded.optimizer.get_config())
   # A flow without a config cannot be saved this way: a clear error.
-  chain = tfe_keras.FlowModel(tfb.Chain([model.flow]), num_bins=NUM_BINS,
-                              base_distribution=model.distribution.distribution)
+  chain = tfe_keras.FlowModel(
+    tfb.Chain([model.flow]),
+    num_bins=NUM_BINS,
+    base_distribution=model.distribution.distribution,
+  )
   with pytest.raises(ValueError, match="get_config"):
     chain.save(str(tmp_path / "chain.keras"))
 
@@ -141,31 +154,43 @@ def test_full_model_checkpoint_callback_writes_a_loadable_model():
 
 def test_summary_lists_every_part_of_the_flow():
   model, _, _ = trained("emerging")
-  step = ["actnorm (ActNorm)", "conv1x1 (Conv1x1)",
-          "emerging_conv2d (EmergingConv2D)",
-          "affine_coupling (AffineCoupling)"]
-  expected = ([f"level0_step0_{s}" for s in step] +
-              ["level0_split_prior (ConditionalNormalPrior)"] +
-              [f"level1_step0_{s}" for s in step] +
-              ["level1_top_prior (LearnedNormalPrior)"])
-  assert [f"{layer.name} ({type(layer).__name__})"
-          for layer in model.layers] == expected
+  step = [
+    "actnorm (ActNorm)",
+    "conv1x1 (Conv1x1)",
+    "emerging_conv2d (EmergingConv2D)",
+    "affine_coupling (AffineCoupling)",
+  ]
+  expected = (
+    [f"level0_step0_{s}" for s in step]
+    + ["level0_split_prior (ConditionalNormalPrior)"]
+    + [f"level1_step0_{s}" for s in step]
+    + ["level1_top_prior (LearnedNormalPrior)"]
+  )
+  assert [
+    f"{layer.name} ({type(layer).__name__})" for layer in model.layers
+  ] == expected
   sizes = part_sizes(model)
   assert [layer.count_params() for layer in model.layers] == sizes
-  assert sum(sizes) == sum(int(np.prod(v.shape))
-                           for v in model.flow.variables)
+  assert sum(sizes) == sum(int(np.prod(v.shape)) for v in model.flow.variables)
   lines = []
   # 80 columns: what rich renders when the output is not a terminal.
-  model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line),
-                line_length=80, positions=[.62, .75, 1.])
-  rows = [re.sub(r"[^\w().,:? ]+", " ", line).split()
-          for line in "\n".join(lines).splitlines()]
-  table = [(row[0], row[1], int(row[-1].replace(",", ""))) for row in rows
-           if len(row) == 4 and row[2] == "?"]
+  model.summary(
+    print_fn=lambda line, *args, **kwargs: lines.append(line),
+    line_length=80,
+    positions=[0.62, 0.75, 1.0],
+  )
+  rows = [
+    re.sub(r"[^\w().,:? ]+", " ", line).split()
+    for line in "\n".join(lines).splitlines()
+  ]
+  table = [
+    (row[0], row[1], int(row[-1].replace(",", "")))
+    for row in rows
+    if len(row) == 4 and row[2] == "?"
+  ]
   assert [f"{name} {kind}" for name, kind, _ in table] == expected
   assert [size for _, _, size in table] == sizes
-  trainable = sum(int(np.prod(v.shape))
-                  for v in model.flow.trainable_variables)
+  trainable = sum(int(np.prod(v.shape)) for v in model.flow.trainable_variables)
   assert f"Trainable params: {trainable:,} " in lines[-1]
   assert f"Non-trainable params: {sum(sizes) - trainable:,} " in lines[-1]
 
@@ -186,18 +211,21 @@ def _fit_moves_every_variable(make_flow_and_base):
   scope, created = _record_variables()
   with scope:
     flow, base = make_flow_and_base()
-    model = tfe_keras.FlowModel(flow, num_bins=NUM_BINS,
-                                base_distribution=base)
+    model = tfe_keras.FlowModel(flow, num_bins=NUM_BINS, base_distribution=base)
   trainable = [v for v in created if v.trainable]
   assert trainable
-  assert ({id(v) for v in trainable} ==
-          {id(_underlying(w)) for w in model.trainable_weights})
+  assert {id(v) for v in trainable} == {
+    id(_underlying(w)) for w in model.trainable_weights
+  }
   assert not model.is_initialized()
   model.compile(optimizer=keras.optimizers.Adam(1e-2))
   before = [v.numpy().copy() for v in trainable]
   images = digits()[TRAIN][:128]
-  model.fit(tf.data.Dataset.from_tensor_slices(images).batch(
-      32, drop_remainder=True), epochs=1, verbose=0)
+  model.fit(
+    tf.data.Dataset.from_tensor_slices(images).batch(32, drop_remainder=True),
+    epochs=1,
+    verbose=0,
+  )
   assert model.is_initialized()
   for v, value in zip(trainable, before):
     assert np.any(v.numpy() != value), f"fit did not change {v.name}"
@@ -209,34 +237,56 @@ def _fit_moves_every_variable(make_flow_and_base):
 def test_tfp_glow_with_lazily_built_networks_is_a_flow():
   def make():
     def network(shape):  # No Input: Keras builds it on the first call.
-      return keras.Sequential([
+      return keras.Sequential(
+        [
           keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
-          keras.layers.Conv2D(2 * shape[-1], 3, padding="same",
-                              kernel_initializer="zeros")])
+          keras.layers.Conv2D(
+            2 * shape[-1], 3, padding="same", kernel_initializer="zeros"
+          ),
+        ]
+      )
 
-    glow = tfb.Glow(output_shape=(8, 8, 1), num_glow_blocks=1,
-                    num_steps_per_block=1, coupling_bijector_fn=network,
-                    seed=0)
-    return glow, tfd.Sample(tfd.Normal(0., 1.),
-                            glow.inverse_event_shape((8, 8, 1)))
+    glow = tfb.Glow(
+      output_shape=(8, 8, 1),
+      num_glow_blocks=1,
+      num_steps_per_block=1,
+      coupling_bijector_fn=network,
+      seed=0,
+    )
+    return glow, tfd.Sample(
+      tfd.Normal(0.0, 1.0), glow.inverse_event_shape((8, 8, 1))
+    )
 
   model = _fit_moves_every_variable(make)
   assert [type(layer).__name__ for layer in model.layers] == [
-      "ActivationNormalization", "Invert", "Invert"]
+    "ActivationNormalization",
+    "Invert",
+    "Invert",
+  ]
 
 
 def test_chain_is_a_flow_and_initialises_its_actnorm():
   def make():
-    glow = flows.Glow((8, 8, 1), num_levels=1, num_steps=1, mixing="lu",
-                      hidden_channels=8, seed=0)
-    chain = tfb.Chain([tfb.Scale(tf.Variable(1.)), tfb.Shift(tf.Variable(0.)),
-                       glow])
+    glow = flows.Glow(
+      (8, 8, 1),
+      num_levels=1,
+      num_steps=1,
+      mixing="lu",
+      hidden_channels=8,
+      seed=0,
+    )
+    chain = tfb.Chain(
+      [tfb.Scale(tf.Variable(1.0)), tfb.Shift(tf.Variable(0.0)), glow]
+    )
     assert chain.dtype is None
     return chain, glow.base_distribution()
 
   model = _fit_moves_every_variable(make)
   assert [layer.name for layer in model.layers][:3] == [
-      "0_scale", "1_shift", "2_level0_step0_actnorm"]
+    "0_scale",
+    "1_shift",
+    "2_level0_step0_actnorm",
+  ]
 
 
 def test_sample_of_an_uninitialised_model_is_an_error():
@@ -249,20 +299,24 @@ def test_sample():
   images = model.sample(6, temperature=0.7, seed=4).numpy()
   assert images.shape == (6, 8, 8, 1) and images.dtype == np.int32
   assert images.min() >= 0 and images.max() <= NUM_BINS - 1
-  np.testing.assert_array_equal(model.sample(6, temperature=0.7,
-                                             seed=4).numpy(), images)
+  np.testing.assert_array_equal(
+    model.sample(6, temperature=0.7, seed=4).numpy(), images
+  )
   # At temperature 0 every sample is the image of z = 0.
-  modes = model.sample(3, temperature=0.).numpy()
+  modes = model.sample(3, temperature=0.0).numpy()
   assert np.all(modes == modes[:1])
 
 
 def test_warmup_schedule():
   schedule = tfe_keras.WarmupSchedule(1e-3, 10)
   np.testing.assert_allclose(
-      [float(schedule(s)) for s in (0, 4, 9, 10, 1000)],
-      [1e-4, 5e-4, 1e-3, 1e-3, 1e-3], rtol=1e-6)
+    [float(schedule(s)) for s in (0, 4, 9, 10, 1000)],
+    [1e-4, 5e-4, 1e-3, 1e-3, 1e-3],
+    rtol=1e-6,
+  )
   again = keras.optimizers.schedules.deserialize(
-      keras.optimizers.schedules.serialize(schedule))
+    keras.optimizers.schedules.serialize(schedule)
+  )
   assert isinstance(again, tfe_keras.WarmupSchedule)
   assert again.get_config() == {"learning_rate": 1e-3, "warmup_steps": 10}
   assert float(tfe_keras.WarmupSchedule(0.5, 0)(3)) == 0.5

@@ -22,14 +22,22 @@ NUM_BINS = 17
 
 @pytest.fixture(scope="module")
 def digits():
-  return np.stack(list(data.load("digits").images("train").take(64)
-                       .as_numpy_iterator()))
+  return np.stack(
+    list(data.load("digits").images("train").take(64).as_numpy_iterator())
+  )
 
 
 def _glow_model():
   model = tfe_keras.FlowModel(
-      flows.Glow(image_shape=(8, 8, 1), num_levels=1, num_steps=1,
-                 hidden_channels=4, seed=0), num_bins=NUM_BINS)
+    flows.Glow(
+      image_shape=(8, 8, 1),
+      num_levels=1,
+      num_steps=1,
+      hidden_channels=4,
+      seed=0,
+    ),
+    num_bins=NUM_BINS,
+  )
   model.compile(optimizer=tfe_keras.keras.optimizers.Adam(1e-3))
   return model
 
@@ -39,8 +47,11 @@ RANGE = r"images must be whole numbers in \[0, 17\) \(num_bins=17"
 
 @pytest.mark.parametrize("scale", ["divided", "times15", "minus_half"])
 def test_images_not_levels_are_refused_before_training(digits, scale):
-  images = {"divided": digits / 16., "times15": digits.astype(np.int32) * 15,
-            "minus_half": digits - 0.5}[scale]
+  images = {
+    "divided": digits / 16.0,
+    "times15": digits.astype(np.int32) * 15,
+    "minus_half": digits - 0.5,
+  }[scale]
   model = _glow_model()
   with pytest.raises(ValueError, match=RANGE):
     model.fit(images, epochs=1, verbose=0)
@@ -57,29 +68,38 @@ def test_the_traced_steps_check_every_batch(digits):
     model.fit(batches, epochs=1, verbose=0)
   with pytest.raises(ValueError, match="FlowModel.evaluate: " + RANGE):
     model.evaluate(batches, verbose=0)
-  with pytest.raises(ValueError, match="FlowModel.bits_per_dim: " + RANGE +
-                     ".*not all whole numbers"):
+  with pytest.raises(
+    ValueError,
+    match="FlowModel.bits_per_dim: " + RANGE + ".*not all whole numbers",
+  ):
     model.bits_per_dim(digits + 0.25, seed=1)
   with pytest.raises(ValueError, match="FlowModel.initialize: " + RANGE):
-    model.initialize(digits - 1.)
+    model.initialize(digits - 1.0)
 
 
 def test_levels_of_any_dtype_are_accepted(digits):
   model = _glow_model()
-  for images in (digits, digits.astype(np.int64), digits.astype(np.float32),
-                 tf.constant(digits, tf.float64)):
+  for images in (
+    digits,
+    digits.astype(np.int64),
+    digits.astype(np.float32),
+    tf.constant(digits, tf.float64),
+  ):
     model.fit(images, epochs=1, verbose=0, batch_size=32)
     assert model.bits_per_dim(images, seed=0).shape == (64,)
 
 
 def _base():
-  return tfd.Sample(tfd.Normal(0., 1.), [8, 8, 1])
+  return tfd.Sample(tfd.Normal(0.0, 1.0), [8, 8, 1])
 
 
 def _layers():
-  return [bijectors.ActNorm(1), bijectors.EmergingConv2D(1, seed=0),
-          bijectors.ActNorm(1, name="actnorm_2"),
-          bijectors.Conv1x1(1, seed=1)]
+  return [
+    bijectors.ActNorm(1),
+    bijectors.EmergingConv2D(1, seed=0),
+    bijectors.ActNorm(1, name="actnorm_2"),
+    bijectors.Conv1x1(1, seed=1),
+  ]
 
 
 def _solves_traced(monkeypatch, function, *specs):
@@ -105,18 +125,25 @@ def _train_step_solves(monkeypatch, model):
       loss = -tf.reduce_mean(model.distribution.log_prob(x))
     return tape.gradient(loss, model.trainable_variables)
 
-  return _solves_traced(monkeypatch, step,
-                        tf.TensorSpec([4, 8, 8, 1], tf.float32))
+  return _solves_traced(
+    monkeypatch, step, tf.TensorSpec([4, 8, 8, 1], tf.float32)
+  )
 
 
 def test_a_chain_in_glow_direction_is_refused_naming_the_remedy():
-  with pytest.raises(ValueError, match=(
+  with pytest.raises(
+    ValueError,
+    match=(
       r"log_prob would run ActNorm 'actnorm', EmergingConv2D 'emerging_conv2d'"
-      r".*backwards.*direction='density'.*sampling_direction")):
-    tfe_keras.FlowModel(tfb.Chain(_layers()), num_bins=NUM_BINS,
-                        base_distribution=_base())
-  glow = flows.Glow(image_shape=(8, 8, 1), num_levels=1, num_steps=1,
-                    hidden_channels=4)
+      r".*backwards.*direction='density'.*sampling_direction"
+    ),
+  ):
+    tfe_keras.FlowModel(
+      tfb.Chain(_layers()), num_bins=NUM_BINS, base_distribution=_base()
+    )
+  glow = flows.Glow(
+    image_shape=(8, 8, 1), num_levels=1, num_steps=1, hidden_channels=4
+  )
   with pytest.raises(ValueError, match="Glow 'glow' backwards"):
     tfe_keras.FlowModel(glow, num_bins=NUM_BINS, direction="density")
   with pytest.raises(ValueError, match="`direction` must be one of"):
@@ -125,15 +152,21 @@ def test_a_chain_in_glow_direction_is_refused_naming_the_remedy():
 
 @pytest.mark.parametrize("way", ["density_argument", "sampling_direction"])
 def test_either_direction_trains_without_a_solve_and_initialises_actnorm(
-    digits, way, monkeypatch):
+  digits, way, monkeypatch
+):
   layers = _layers()
   if way == "density_argument":
-    model = tfe_keras.FlowModel(tfb.Chain(layers), num_bins=NUM_BINS,
-                                base_distribution=_base(), direction="density")
+    model = tfe_keras.FlowModel(
+      tfb.Chain(layers),
+      num_bins=NUM_BINS,
+      base_distribution=_base(),
+      direction="density",
+    )
   else:
     turned = [bijectors.sampling_direction(layer) for layer in layers[::-1]]
-    model = tfe_keras.FlowModel(tfb.Chain(turned), num_bins=NUM_BINS,
-                                base_distribution=_base())
+    model = tfe_keras.FlowModel(
+      tfb.Chain(turned), num_bins=NUM_BINS, base_distribution=_base()
+    )
   assert _train_step_solves(monkeypatch, model) == 0
   model.compile(optimizer=tfe_keras.keras.optimizers.Adam(1e-2))
   model.fit(digits, epochs=2, verbose=0, batch_size=32)
@@ -148,32 +181,43 @@ def test_either_direction_trains_without_a_solve_and_initialises_actnorm(
   x = tf.random.stateless_uniform([4, 8, 8, 1], [1, 2]) - 0.5
   chain = tfb.Chain(layers)
   expected = _base().log_prob(chain.forward(x)) + (
-      chain.forward_log_det_jacobian(x, event_ndims=3))
-  np.testing.assert_allclose(model.distribution.log_prob(x), expected,
-                             rtol=1e-5, atol=1e-4)
+    chain.forward_log_det_jacobian(x, event_ndims=3)
+  )
+  np.testing.assert_allclose(
+    model.distribution.log_prob(x), expected, rtol=1e-5, atol=1e-4
+  )
   assert model.sample(2, seed=0).shape == (2, 8, 8, 1)
 
 
 def test_the_glow_direction_would_have_solved(monkeypatch):
   """The check above can fail: the same layers run backwards (as a plain
   `TransformedDistribution` would) trace two solves per emerging layer."""
-  backwards = tfd.TransformedDistribution(_base(), tfb.Chain(
-      [bijectors.EmergingConv2D(1, seed=0)]))
-  assert _solves_traced(monkeypatch, backwards.log_prob,
-                        tf.TensorSpec([4, 8, 8, 1], tf.float32)) == 2
+  backwards = tfd.TransformedDistribution(
+    _base(), tfb.Chain([bijectors.EmergingConv2D(1, seed=0)])
+  )
+  assert (
+    _solves_traced(
+      monkeypatch, backwards.log_prob, tf.TensorSpec([4, 8, 8, 1], tf.float32)
+    )
+    == 2
+  )
 
 
-def test_h5_and_configless_saves_are_refused_leaving_no_file(tmp_path,
-                                                             digits):
+def test_h5_and_configless_saves_are_refused_leaving_no_file(tmp_path, digits):
   model = _glow_model()
   model.fit(digits, epochs=1, verbose=0)
   for name in ("m.h5", "m.hdf5"):
-    with pytest.raises(ValueError, match="HDF5 model files cannot hold a "
-                       "flow; save as .keras"):
+    with pytest.raises(
+      ValueError, match="HDF5 model files cannot hold a flow; save as .keras"
+    ):
       model.save(str(tmp_path / name))
     assert not (tmp_path / name).exists()
-  chain = tfe_keras.FlowModel(tfb.Chain(_layers()), num_bins=NUM_BINS,
-                              base_distribution=_base(), direction="density")
+  chain = tfe_keras.FlowModel(
+    tfb.Chain(_layers()),
+    num_bins=NUM_BINS,
+    base_distribution=_base(),
+    direction="density",
+  )
   path = tmp_path / "chain.keras"
   with pytest.raises(ValueError, match="saves its flow by config"):
     chain.save(str(path))
@@ -193,13 +237,21 @@ def test_sample_zero_is_an_empty_batch(digits):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.float64])
 def test_tfp_glow_takes_numpy_images(digits, dtype):
-  glow = tfb.Glow(output_shape=(8, 8, 1), num_glow_blocks=1,
-                  num_steps_per_block=1,
-                  coupling_bijector_fn=tfb.GlowDefaultNetwork,
-                  exit_bijector_fn=tfb.GlowDefaultExitNetwork, seed=0)
+  glow = tfb.Glow(
+    output_shape=(8, 8, 1),
+    num_glow_blocks=1,
+    num_steps_per_block=1,
+    coupling_bijector_fn=tfb.GlowDefaultNetwork,
+    exit_bijector_fn=tfb.GlowDefaultExitNetwork,
+    seed=0,
+  )
   model = tfe_keras.FlowModel(
-      glow, num_bins=NUM_BINS, base_distribution=tfd.Sample(
-          tfd.Normal(0., 1.), glow.inverse_event_shape((8, 8, 1))))
+    glow,
+    num_bins=NUM_BINS,
+    base_distribution=tfd.Sample(
+      tfd.Normal(0.0, 1.0), glow.inverse_event_shape((8, 8, 1))
+    ),
+  )
   model.compile(optimizer="adam")
   images = digits.astype(dtype)
   model.fit(images, epochs=1, verbose=0, batch_size=32)

@@ -13,12 +13,12 @@ RNG = np.random.default_rng(5)
 
 def masked_kernel(m, channels, top_left, scale=0.25):
   """A random quadrant kernel with a well-conditioned triangular centre."""
-  kernel = RNG.normal(0., scale / m, [m, m, channels, channels])
+  kernel = RNG.normal(0.0, scale / m, [m, m, channels, channels])
   centre = m - 1 if top_left else 0
   triangle = np.triu if top_left else np.tril
-  kernel[centre, centre] = (
-      triangle(kernel[centre, centre], 1 if top_left else -1) +
-      np.diag(np.exp(RNG.normal(0., 0.4, channels))))
+  kernel[centre, centre] = triangle(
+    kernel[centre, centre], 1 if top_left else -1
+  ) + np.diag(np.exp(RNG.normal(0.0, 0.4, channels)))
   return kernel
 
 
@@ -57,58 +57,75 @@ def test_pixel_major_holds_residue_classes_and_round_trips(dilation):
   for n, r, q in itertools.product(range(2), range(dilation), range(dilation)):
     sub = x[n, r::dilation, q::dilation]
     got = pm[:, :, n * dilation**2 + r * dilation + q]
-    np.testing.assert_array_equal(got[:sub.shape[0], :sub.shape[1]], sub)
-    np.testing.assert_array_equal(got[sub.shape[0]:], 0)
-    np.testing.assert_array_equal(got[:, sub.shape[1]:], 0)
+    np.testing.assert_array_equal(got[: sub.shape[0], : sub.shape[1]], sub)
+    np.testing.assert_array_equal(got[sub.shape[0] :], 0)
+    np.testing.assert_array_equal(got[:, sub.shape[1] :], 0)
   back = autoregressive.image_major(tf.constant(pm), dilation, 7, 5)
   np.testing.assert_array_equal(back.numpy(), x)
 
 
 @pytest.mark.parametrize("flip", [False, True])
-@pytest.mark.parametrize("height,width,dilation", [
-    (1, 1, 1), (1, 6, 1), (5, 1, 1), (4, 7, 1), (6, 3, 1), (7, 5, 2),
-    (4, 4, 2), (5, 8, 3)])
+@pytest.mark.parametrize(
+  "height,width,dilation",
+  [
+    (1, 1, 1),
+    (1, 6, 1),
+    (5, 1, 1),
+    (4, 7, 1),
+    (6, 3, 1),
+    (7, 5, 2),
+    (4, 4, 2),
+    (5, 8, 3),
+  ],
+)
 def test_wavefront_layout_puts_anti_diagonals_in_rows_and_back(
-    height, width, dilation, flip):
+  height, width, dilation, flip
+):
   """Slot `(t, i, g)` holds pixel `(i, t - i)` of residue class `g`."""
   batch, d = 2, dilation
-  pixels = np.arange(batch * height * width) + 1.
+  pixels = np.arange(batch * height * width) + 1.0
   skew, inside, unskew = autoregressive.wavefront_layout(
-      batch, height, width, d, flip)
-  table = np.append(pixels, 0.)  # the zero row read outside the image
+    batch, height, width, d, flip
+  )
+  table = np.append(pixels, 0.0)  # the zero row read outside the image
   skewed = table[skew.numpy()]
   rows, columns = -(-height // d), -(-width // d)
   groups = batch * d * d
   assert skewed.shape == (rows + columns - 1, rows * groups)
   images = pixels.reshape(batch, height, width)
-  for t, i, g in itertools.product(range(rows + columns - 1), range(rows),
-                                   range(groups)):
+  for t, i, g in itertools.product(
+    range(rows + columns - 1), range(rows), range(groups)
+  ):
     n, r, q = g // (d * d), g // d % d, g % d
     j = t - i
     grid = (rows - 1 - i, columns - 1 - j) if flip else (i, j)
     row, col = grid[0] * d + r, grid[1] * d + q
     real = 0 <= j < columns and row < height and col < width
-    assert skewed[t, i * groups + g] == (images[n, row, col] if real else 0.)
+    assert skewed[t, i * groups + g] == (images[n, row, col] if real else 0.0)
     assert inside.numpy()[t, i * groups + g] == (0 <= j < columns)
   np.testing.assert_array_equal(skewed.reshape(-1)[unskew.numpy()], pixels)
 
 
 @pytest.mark.parametrize("solver", autoregressive.SOLVERS)
 @pytest.mark.parametrize("top_left", [True, False])
-@pytest.mark.parametrize("kernel_size,dilation", [(1, 1), (3, 1), (3, 2),
-                                                  (5, 1), (5, 3), (7, 2)])
-def test_solvers_match_numpy_forward_substitution(solver, top_left,
-                                                   kernel_size, dilation):
+@pytest.mark.parametrize(
+  "kernel_size,dilation", [(1, 1), (3, 1), (3, 2), (5, 1), (5, 3), (7, 2)]
+)
+def test_solvers_match_numpy_forward_substitution(
+  solver, top_left, kernel_size, dilation
+):
   m = (kernel_size + 1) // 2
   kernel = masked_kernel(m, 3, top_left)
   for h, w in [(6, 5), (1, 7), (4, 1)]:
     y = RNG.normal(size=[2, h, w, 3])
     expected = numpy_solve(y, kernel, dilation, top_left)
-    x = autoregressive.quadrant_solve(tf.constant(y), tf.constant(kernel),
-                                      dilation, top_left, solver)
+    x = autoregressive.quadrant_solve(
+      tf.constant(y), tf.constant(kernel), dilation, top_left, solver
+    )
     np.testing.assert_allclose(x.numpy(), expected, atol=1e-10)
-    back = autoregressive.quadrant_conv(x, tf.constant(kernel), dilation,
-                                        top_left)
+    back = autoregressive.quadrant_conv(
+      x, tf.constant(kernel), dilation, top_left
+    )
     np.testing.assert_allclose(back.numpy(), y, atol=1e-10)
 
 
@@ -119,29 +136,34 @@ def test_wavefront_agrees_with_raster_in_float32_under_xla(top_left):
 
   def solve(solver):
     return tf.function(
-        lambda y: autoregressive.quadrant_solve(y, kernel, 2, top_left,
-                                                solver),
-        jit_compile=True)(y)
+      lambda y: autoregressive.quadrant_solve(y, kernel, 2, top_left, solver),
+      jit_compile=True,
+    )(y)
 
-  np.testing.assert_allclose(solve("wavefront").numpy(),
-                             solve("raster").numpy(), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    solve("wavefront").numpy(), solve("raster").numpy(), rtol=1e-5, atol=1e-5
+  )
 
 
 def dense_matrix(kernel, height, width, dilation, top_left):
   """`M` `[D, D]` with `flatten(quadrant_conv(x)) = flatten(x) @ M`, per image."""
   size = height * width * kernel.shape[-1]
-  basis = tf.reshape(tf.eye(size, dtype=kernel.dtype),
-                     [size, height, width, kernel.shape[-1]])
+  basis = tf.reshape(
+    tf.eye(size, dtype=kernel.dtype), [size, height, width, kernel.shape[-1]]
+  )
   return tf.reshape(
-      autoregressive.quadrant_conv(basis, kernel, dilation, top_left),
-      [size, size])
+    autoregressive.quadrant_conv(basis, kernel, dilation, top_left),
+    [size, size],
+  )
 
 
 @pytest.mark.parametrize("solver", autoregressive.SOLVERS)
-@pytest.mark.parametrize("top_left,kernel_size,dilation", [
-    (True, 3, 1), (False, 3, 2), (False, 5, 1)])
-def test_implicit_gradients_match_a_dense_solve(solver, top_left, kernel_size,
-                                                dilation):
+@pytest.mark.parametrize(
+  "top_left,kernel_size,dilation", [(True, 3, 1), (False, 3, 2), (False, 5, 1)]
+)
+def test_implicit_gradients_match_a_dense_solve(
+  solver, top_left, kernel_size, dilation
+):
   """Gradients (first and second order) against autodiff of `tf.linalg.solve`.
 
   The reference differentiates `x = y M(K)^{-1}` with `M(K)` the dense matrix
@@ -166,11 +188,13 @@ def test_implicit_gradients_match_a_dense_solve(solver, top_left, kernel_size,
   def dense_solve(y, kernel):
     matrix = dense_matrix(kernel, 4, 5, dilation, top_left)
     flat = tf.transpose(tf.reshape(y, [2, -1]))
-    return tf.reshape(tf.transpose(tf.linalg.solve(matrix, flat, adjoint=True)),
-                      y.shape)
+    return tf.reshape(
+      tf.transpose(tf.linalg.solve(matrix, flat, adjoint=True)), y.shape
+    )
 
-  got = first_and_second(lambda y, k: autoregressive.quadrant_solve(
-      y, k, dilation, top_left, solver))
+  got = first_and_second(
+    lambda y, k: autoregressive.quadrant_solve(y, k, dilation, top_left, solver)
+  )
   want = first_and_second(dense_solve)
   # The solve reads one triangle of the centre tap: zero derivative for the
   # other, which the dense matrix (built from the convolution) does read.
@@ -178,7 +202,7 @@ def test_implicit_gradients_match_a_dense_solve(solver, top_left, kernel_size,
   np.testing.assert_allclose(got[0].numpy(), want[0].numpy(), atol=1e-10)
   for g, w in zip(got[1:], want[1:]):
     np.testing.assert_allclose(g.numpy(), w.numpy() * read, atol=1e-9)
-    assert np.all(g.numpy()[read == 0] == 0.)
+    assert np.all(g.numpy()[read == 0] == 0.0)
 
 
 def test_padding_slots_stay_zero_where_the_continuation_overflows():
@@ -189,8 +213,8 @@ def test_padding_slots_stay_zero_where_the_continuation_overflows():
   not grow. The solve and its gradient must stay finite.
   """
   kernel = np.zeros([2, 2, 1, 1], np.float32)
-  kernel[1, 1] = 1.
-  kernel[1, 0] = 10.   # tap (a, b) = (0, 1): the pixel to the left.
+  kernel[1, 1] = 1.0
+  kernel[1, 0] = 10.0  # tap (a, b) = (0, 1): the pixel to the left.
   kernel = tf.constant(kernel)
   y = tf.constant(RNG.normal(size=[1, 40, 1, 1]), tf.float32)
   with tf.GradientTape() as tape:
@@ -203,18 +227,19 @@ def test_padding_slots_stay_zero_where_the_continuation_overflows():
 
 def test_unknown_solver_is_rejected():
   with pytest.raises(ValueError, match="solver"):
-    autoregressive.quadrant_solve(tf.zeros([1, 2, 2, 1]), tf.ones([2, 2, 1, 1]),
-                                  1, solver="guess")
+    autoregressive.quadrant_solve(
+      tf.zeros([1, 2, 2, 1]), tf.ones([2, 2, 1, 1]), 1, solver="guess"
+    )
 
 
 def test_raster_is_cheaper_examples():
   rule = autoregressive.raster_is_cheaper
-  assert rule(64, 8, 8, 48, 3, 1, xla=True)         # few raster steps
+  assert rule(64, 8, 8, 48, 3, 1, xla=True)  # few raster steps
   assert rule(16, 5, 7, 3, 5, 1, xla=True)
-  assert not rule(64, 8, 8, 48, 3, 1, xla=False)    # never without XLA
+  assert not rule(64, 8, 8, 48, 3, 1, xla=False)  # never without XLA
   assert not rule(64, 16, 16, 48, 3, 1, xla=True)
   assert not rule(4, 64, 64, 12, 3, 1, xla=True)
-  assert not rule(4, None, 8, 12, 3, 1, xla=True)   # size unknown
+  assert not rule(4, None, 8, 12, 3, 1, xla=True)  # size unknown
   # Dilation: d times shorter and narrower undilated images.
   assert rule(4, 16, 16, 12, 3, 2, xla=True)
 
@@ -230,12 +255,15 @@ def test_auto_resolves_at_trace_time_by_the_rule(monkeypatch):
 
   monkeypatch.setattr(autoregressive, "choose_solver", spy)
   kernel = tf.constant(masked_kernel(2, 8, True), tf.float32)
-  for shape, jit, expected in [((16, 8, 8, 8), True, "raster"),
-                               ((16, 8, 8, 8), False, "wavefront"),
-                               ((16, 16, 8, 8), True, "wavefront")]:
+  for shape, jit, expected in [
+    ((16, 8, 8, 8), True, "raster"),
+    ((16, 8, 8, 8), False, "wavefront"),
+    ((16, 16, 8, 8), True, "wavefront"),
+  ]:
     picked.clear()
     solve = tf.function(
-        lambda y: autoregressive.quadrant_solve(y, kernel, 1, True, "auto"),
-        jit_compile=jit)
+      lambda y: autoregressive.quadrant_solve(y, kernel, 1, True, "auto"),
+      jit_compile=jit,
+    )
     solve.get_concrete_function(tf.TensorSpec(shape, tf.float32))
     assert picked == [expected], (shape, jit)

@@ -8,8 +8,15 @@ import tensorflow as tf
 
 from tfp_emerging.ops import fourier
 
-SIZES = [(1, 3, 3), (2, 4, 5), (3, 5, 6), (4, 4, 7), (4, 6, 4), (5, 5, 5),
-         (3, 8, 3)]
+SIZES = [
+  (1, 3, 3),
+  (2, 4, 5),
+  (3, 5, 6),
+  (4, 4, 7),
+  (4, 6, 4),
+  (5, 5, 5),
+  (3, 8, 3),
+]
 
 
 def numpy_kernel(k, c_in, c_out, seed=0):
@@ -22,7 +29,7 @@ def numpy_spectrum(kernel, height, width):
   p = (k - 1) // 2
   u = np.arange(height)[:, None, None, None]
   v = np.arange(width)[None, :, None, None]
-  spectrum = 0.
+  spectrum = 0.0
   for a, b in itertools.product(range(k), repeat=2):
     phase = np.exp(2j * np.pi * (u * (a - p) / height + v * (b - p) / width))
     spectrum = spectrum + phase * kernel[a, b]
@@ -32,12 +39,13 @@ def numpy_spectrum(kernel, height, width):
 @pytest.mark.parametrize("k,height,width", SIZES)
 def test_kernel_spectrum_is_the_half_of_the_dft(k, height, width):
   kernel = numpy_kernel(k, 2, 3)
-  expected = numpy_spectrum(kernel, height, width)[:, :width // 2 + 1]
+  expected = numpy_spectrum(kernel, height, width)[:, : width // 2 + 1]
   got = fourier.kernel_spectrum(tf.constant(kernel), height, width)
   assert got.dtype == tf.complex128
   np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
-  got32 = fourier.kernel_spectrum(tf.constant(kernel, tf.float32), height,
-                                  width)
+  got32 = fourier.kernel_spectrum(
+    tf.constant(kernel, tf.float32), height, width
+  )
   assert got32.dtype == tf.complex64
 
 
@@ -57,20 +65,22 @@ def random_complex(shape, seed):
   return rng.normal(size=shape) + 1j * rng.normal(size=shape)
 
 
-@pytest.mark.parametrize("channels,block", [(1, 4), (3, 4), (6, 4), (9, 4),
-                                            (5, 2), (7, 16)])
+@pytest.mark.parametrize(
+  "channels,block", [(1, 4), (3, 4), (6, 4), (9, 4), (5, 2), (7, 16)]
+)
 def test_gauss_jordan_matches_numpy(channels, block):
   """Complex and real, block sizes that do and do not divide `C`, and rows
   that need pivoting (a zero first entry, a tiny second one)."""
   matrices = random_complex([5, channels, channels], channels)
   if channels > 1:
-    matrices[0, 0, 0] = 0.
-    matrices[1, :2, :2] = [[1e-12, 1.], [1., 1.]]
+    matrices[0, 0, 0] = 0.0
+    matrices[1, :2, :2] = [[1e-12, 1.0], [1.0, 1.0]]
   for m in (matrices, matrices.real):
     inverse, log_abs_det = fourier.gauss_jordan(tf.constant(m), block)
     np.testing.assert_allclose(inverse.numpy(), np.linalg.inv(m), atol=1e-9)
-    np.testing.assert_allclose(log_abs_det.numpy(), np.linalg.slogdet(m)[1],
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+      log_abs_det.numpy(), np.linalg.slogdet(m)[1], rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("jit", [False, True])
@@ -83,8 +93,9 @@ def test_inverse_and_log_abs_det_match_numpy_and_tf_gradients(jit):
 
   def loss(fn, m):
     inverse, log_abs_det = fn(m)
-    return (tf.reduce_sum(tf.math.real(inverse * inverse_bar)) +
-            tf.reduce_sum(log_abs_det * log_det_bar))
+    return tf.reduce_sum(tf.math.real(inverse * inverse_bar)) + tf.reduce_sum(
+      log_abs_det * log_det_bar
+    )
 
   def with_gradient(fn, m):
     with tf.GradientTape() as tape:
@@ -93,28 +104,35 @@ def test_inverse_and_log_abs_det_match_numpy_and_tf_gradients(jit):
     return value, tape.gradient(value, m)
 
   got = tf.function(
-      lambda m: with_gradient(fourier.inverse_and_log_abs_det, m),
-      jit_compile=jit)(matrices)
+    lambda m: with_gradient(fourier.inverse_and_log_abs_det, m), jit_compile=jit
+  )(matrices)
   want = with_gradient(
-      lambda m: (tf.linalg.inv(m), tf.math.real(tf.linalg.slogdet(m)[1])),
-      matrices)
+    lambda m: (tf.linalg.inv(m), tf.math.real(tf.linalg.slogdet(m)[1])),
+    matrices,
+  )
   inverse, log_abs_det = fourier.inverse_and_log_abs_det(matrices)
-  np.testing.assert_allclose(inverse.numpy(), np.linalg.inv(matrices.numpy()),
-                             atol=1e-12)
-  np.testing.assert_allclose(fourier.log_abs_dets(matrices).numpy(),
-                             log_abs_det.numpy(), rtol=1e-12)
-  np.testing.assert_allclose(log_abs_det.numpy(),
-                             np.linalg.slogdet(matrices.numpy())[1],
-                             rtol=1e-12)
+  np.testing.assert_allclose(
+    inverse.numpy(), np.linalg.inv(matrices.numpy()), atol=1e-12
+  )
+  np.testing.assert_allclose(
+    fourier.log_abs_dets(matrices).numpy(), log_abs_det.numpy(), rtol=1e-12
+  )
+  np.testing.assert_allclose(
+    log_abs_det.numpy(), np.linalg.slogdet(matrices.numpy())[1], rtol=1e-12
+  )
   for g, w in zip(got, want):
     np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-10, atol=1e-10)
   # The log-det alone: its gradient computes the inverse only then.
-  got = tf.function(lambda m: with_gradient(
-      lambda m: (tf.zeros_like(m), fourier.log_abs_dets(m)), m),
-                    jit_compile=jit)(matrices)
+  got = tf.function(
+    lambda m: with_gradient(
+      lambda m: (tf.zeros_like(m), fourier.log_abs_dets(m)), m
+    ),
+    jit_compile=jit,
+  )(matrices)
   want = with_gradient(
-      lambda m: (tf.zeros_like(m), tf.math.real(tf.linalg.slogdet(m)[1])),
-      matrices)
+    lambda m: (tf.zeros_like(m), tf.math.real(tf.linalg.slogdet(m)[1])),
+    matrices,
+  )
   for g, w in zip(got, want):
     np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-10, atol=1e-10)
 
@@ -129,7 +147,7 @@ def test_log_abs_det_sums_the_full_spectrum(k, height, width):
 
 def numpy_circular_conv(x, kernel):
   p = (kernel.shape[0] - 1) // 2
-  y = 0.
+  y = 0.0
   for a, b in itertools.product(range(kernel.shape[0]), repeat=2):
     y = y + np.roll(x, (p - a, p - b), axis=(1, 2)) @ kernel[a, b]
   return y
@@ -150,8 +168,9 @@ def test_fft_solve_inverts_fft_conv(k, height, width):
   kernel = numpy_kernel(k, 3, 3, seed=k) * 0.3 / k + np.eye(3)
   y = np.random.default_rng(5).normal(size=[2, height, width, 3])
   x = fourier.fft_solve(tf.constant(y), tf.constant(kernel))
-  np.testing.assert_allclose(numpy_circular_conv(x.numpy(), kernel), y,
-                             atol=1e-11)
+  np.testing.assert_allclose(
+    numpy_circular_conv(x.numpy(), kernel), y, atol=1e-11
+  )
 
 
 def test_cost_rule_examples():

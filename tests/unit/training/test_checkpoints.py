@@ -15,17 +15,27 @@ from tfp_emerging.training import checkpoints
 from tfp_emerging.training import run_dir
 
 
-@pytest.mark.parametrize("mixing, traced", [
-    ("1x1", False), ("lu", True), ("qr", False), ("emerging", True),
-    ("periodic", False)])
-def test_checkpoint_holds_every_variable_of_every_mixing(digits_npz, tmp_path,
-                                                         mixing, traced):
+@pytest.mark.parametrize(
+  "mixing, traced",
+  [
+    ("1x1", False),
+    ("lu", True),
+    ("qr", False),
+    ("emerging", True),
+    ("periodic", False),
+  ],
+)
+def test_checkpoint_holds_every_variable_of_every_mixing(
+  digits_npz, tmp_path, mixing, traced
+):
   run = str(tmp_path / "run")
-  config = tiny_config(digits_npz, mixing=mixing, num_bins=17,
-                       image_shape=[8, 8, 1])
+  config = tiny_config(
+    digits_npz, mixing=mixing, num_bins=17, image_shape=[8, 8, 1]
+  )
   os.makedirs(run)
-  run_dir.write_json(os.path.join(run, "config.json"),
-                       dataclasses.asdict(config))
+  run_dir.write_json(
+    os.path.join(run, "config.json"), dataclasses.asdict(config)
+  )
   model = training.build_model(config)
   state = checkpoints.RunState(model, run, keep_checkpoints=1)
   probe = first_test_images(digits_npz, 4)
@@ -34,8 +44,12 @@ def test_checkpoint_holds_every_variable_of_every_mixing(digits_npz, tmp_path,
   # model would reproduce without any checkpoint.
   rng = np.random.default_rng(1)
   for variable in model.flow.trainable_variables:
-    variable.assign_add(0.01 * rng.standard_normal(variable.shape).astype(
-        variable.dtype.as_numpy_dtype))
+    variable.assign_add(
+      0.01
+      * rng.standard_normal(variable.shape).astype(
+        variable.dtype.as_numpy_dtype
+      )
+    )
   state.save(1, [], traced=traced)
   # The second save replaces the first (one kept): files and state file.
   state.save(2, [{"epoch": 2}], traced=traced)
@@ -46,5 +60,6 @@ def test_checkpoint_holds_every_variable_of_every_mixing(digits_npz, tmp_path,
   assert tf.train.latest_checkpoint(folder) == os.path.join(folder, "ckpt-2")
   _, restored, epoch, _ = training.load_run(run)
   assert epoch == 2
-  np.testing.assert_array_equal(flow_log_prob(restored, probe),
-                                flow_log_prob(model, probe))
+  np.testing.assert_array_equal(
+    flow_log_prob(restored, probe), flow_log_prob(model, probe)
+  )

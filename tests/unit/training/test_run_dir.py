@@ -21,12 +21,17 @@ def test_run_directory_errors(digits_npz, tmp_path):
   with pytest.raises(training.RunError, match="not a training run"):
     training.load_run(run)
   os.makedirs(run)
-  run_dir.write_json(os.path.join(run, "config.json"),
-                       dataclasses.asdict(tiny_config(
-                           digits_npz, num_bins=17, image_shape=[8, 8, 1])))
-  with pytest.raises(training.RunError,
-                     match="holds a config.json but is not marked as a run "
-                     "directory of tfp-emerging"):
+  run_dir.write_json(
+    os.path.join(run, "config.json"),
+    dataclasses.asdict(
+      tiny_config(digits_npz, num_bins=17, image_shape=[8, 8, 1])
+    ),
+  )
+  with pytest.raises(
+    training.RunError,
+    match="holds a config.json but is not marked as a run "
+    "directory of tfp-emerging",
+  ):
     training.train(tiny_config(digits_npz), run)
   run_dir.write_json(os.path.join(run, run_dir.RUN_MARKER), {})
   with pytest.raises(training.RunError, match="already holds a run"):

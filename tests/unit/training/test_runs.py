@@ -51,14 +51,25 @@ def uninterrupted(digits_npz, tmp_path_factory):
   """Two epochs trained in one go, with TensorBoard summaries."""
   folder = tmp_path_factory.mktemp("runs")
   run, logs = str(folder / "run"), str(folder / "tensorboard")
-  metrics = training.train(tiny_config(digits_npz, epochs=2), run, log=quiet,
-                           verbose=0, tensorboard=logs)
+  metrics = training.train(
+    tiny_config(digits_npz, epochs=2),
+    run,
+    log=quiet,
+    verbose=0,
+    tensorboard=logs,
+  )
   _, model, _, _ = training.load_run(run)
-  return run, logs, metrics, flow_log_prob(model, first_test_images(digits_npz, 8))
+  return (
+    run,
+    logs,
+    metrics,
+    flow_log_prob(model, first_test_images(digits_npz, 8)),
+  )
 
 
-def test_train_writes_config_checkpoints_metrics_and_samples(uninterrupted,
-                                                             digits_npz):
+def test_train_writes_config_checkpoints_metrics_and_samples(
+  uninterrupted, digits_npz
+):
   run, _, metrics, _ = uninterrupted
   config = read_json(run, "config.json")
   assert config["dataset"] == digits_npz and config["num_bins"] == 17
@@ -68,23 +79,40 @@ def test_train_writes_config_checkpoints_metrics_and_samples(uninterrupted,
   stored = document["epochs"]
   assert stored == metrics and [m["epoch"] for m in stored] == [1, 2]
   for record in stored:
-    assert set(record) == {"epoch", "train_bits_per_dim", "test_bits_per_dim",
-                           "seconds", "train_seconds", "test_seconds",
-                           "worse_than_uniform"}
+    assert set(record) == {
+      "epoch",
+      "train_bits_per_dim",
+      "test_bits_per_dim",
+      "seconds",
+      "train_seconds",
+      "test_seconds",
+      "worse_than_uniform",
+    }
     assert 0 < record["train_bits_per_dim"] < 2 * np.log2(17)
     assert 0 < record["test_bits_per_dim"] < 2 * np.log2(17)
-    assert record["seconds"] >= record["train_seconds"] + record[
-        "test_seconds"] - 1e-3
+    assert (
+      record["seconds"]
+      >= record["train_seconds"] + record["test_seconds"] - 1e-3
+    )
   for epoch in (1, 2):
-    assert os.path.exists(os.path.join(run, "checkpoints",
-                                       f"ckpt-{epoch}.index"))
+    assert os.path.exists(
+      os.path.join(run, "checkpoints", f"ckpt-{epoch}.index")
+    )
   # No temporary files are left behind by the atomic writes.
-  assert sorted(os.listdir(run)) == [".tfp-emerging-run", "checkpoints",
-                                     "config.json", "metrics.json",
-                                     "samples.png"]
+  assert sorted(os.listdir(run)) == [
+    ".tfp-emerging-run",
+    "checkpoints",
+    "config.json",
+    "metrics.json",
+    "samples.png",
+  ]
   assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == [
-      "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
-      "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    "checkpoint",
+    "ckpt-1.data-00000-of-00001",
+    "ckpt-1.index",
+    "ckpt-2.data-00000-of-00001",
+    "ckpt-2.index",
+  ]
   with open(os.path.join(run, "samples.png"), "rb") as f:
     grid = tf.io.decode_png(f.read()).numpy()
   # 64 samples: 8 x 8 tiles of 8 x 8 pixels with 1-pixel borders, 4x zoom.
@@ -92,8 +120,7 @@ def test_train_writes_config_checkpoints_metrics_and_samples(uninterrupted,
   assert grid.max() > 0
 
 
-def test_epochs_worse_than_uniform_after_the_warm_up_are_flagged(
-    uninterrupted):
+def test_epochs_worse_than_uniform_after_the_warm_up_are_flagged(uninterrupted):
   run, _, metrics, _ = uninterrupted
   document = read_json(run, "metrics.json")
   uniform = np.log2(17)
@@ -102,7 +129,8 @@ def test_epochs_worse_than_uniform_after_the_warm_up_are_flagged(
   # 3), epoch 2 after it (step 6).
   for record, steps in zip(metrics, (3, 6)):
     assert record["worse_than_uniform"] == (
-        steps >= 4 and record["test_bits_per_dim"] > uniform)
+      steps >= 4 and record["test_bits_per_dim"] > uniform
+    )
   # This tiny run is still worse than uniform after epoch 2 (so both
   # branches are seen here); the top-level flag is the last epoch's.
   assert [r["worse_than_uniform"] for r in metrics] == [False, True]
@@ -123,7 +151,8 @@ def test_tensorboard_gets_both_curves_and_a_sample_grid(uninterrupted):
     for split in ("train", "test"):
       value = found[(split, "bits_per_dim", record["epoch"])]
       assert tf.make_ndarray(value.tensor) == pytest.approx(
-          record[f"{split}_bits_per_dim"], rel=1e-6)
+        record[f"{split}_bits_per_dim"], rel=1e-6
+      )
     image = found[("test", "samples", record["epoch"])]
     # tf.summary.image stores [width, height, PNG]: 4 x 4 tiles of 8 x 8.
     width, height, png = tf.make_ndarray(image.tensor)
@@ -132,22 +161,30 @@ def test_tensorboard_gets_both_curves_and_a_sample_grid(uninterrupted):
 
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(
-    uninterrupted, digits_npz, tmp_path, capsys, monkeypatch):
+  uninterrupted, digits_npz, tmp_path, capsys, monkeypatch
+):
   _, _, expected, expected_log_prob = uninterrupted
   run = str(tmp_path / "run")
   probe = first_test_images(digits_npz, 8)
   interrupt = _AtBatch(epoch=2, batch=2, action=_interrupt, probe=probe)
   with pytest.raises(KeyboardInterrupt):
-    training.train(tiny_config(digits_npz, epochs=2), run, log=quiet, verbose=0,
-                   callbacks=[interrupt])
+    training.train(
+      tiny_config(digits_npz, epochs=2),
+      run,
+      log=quiet,
+      verbose=0,
+      callbacks=[interrupt],
+    )
   # Epoch 1 finished and was checkpointed; the half epoch 2 left no trace.
   assert epoch_bits(read_json(run, "metrics.json")["epochs"]) == epoch_bits(
-      expected[:1])
+    expected[:1]
+  )
   config, restored, epoch, path = training.load_run(run)
   assert epoch == 1 and path.endswith("ckpt-1") and config.num_bins == 17
   # The checkpoint restores the exact weights of the end of epoch 1.
-  np.testing.assert_array_equal(flow_log_prob(restored, probe),
-                                interrupt.log_prob_at_start)
+  np.testing.assert_array_equal(
+    flow_log_prob(restored, probe), interrupt.log_prob_at_start
+  )
 
   # The resumed run, on a terminal: Keras' progress bar inside the epoch.
   monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
@@ -162,7 +199,9 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(
   assert read_json(run, "metrics.json")["epochs"] == metrics
   _, restored, epoch, path = training.load_run(run)
   assert epoch == 2 and path.endswith("ckpt-2")
-  np.testing.assert_array_equal(flow_log_prob(restored, probe), expected_log_prob)
+  np.testing.assert_array_equal(
+    flow_log_prob(restored, probe), expected_log_prob
+  )
   # The optimizer's step counter (which drives the warm-up) was restored too.
   assert int(restored.optimizer.iterations.numpy()) == 2 * 3
   # Nothing left to do: resuming at the same epoch count trains nothing.
@@ -176,38 +215,58 @@ def _poison(model):
 
 
 def test_nan_guard_keeps_the_last_good_checkpoint_and_its_advice_works(
-    digits_npz, tmp_path, capsys):
+  digits_npz, tmp_path, capsys
+):
   run = str(tmp_path / "run")
   with pytest.raises(training.TrainingDiverged) as info:
-    training.train(tiny_config(digits_npz, epochs=2), run, log=quiet, verbose=0,
-                   callbacks=[_AtBatch(epoch=2, batch=2, action=_poison)])
+    training.train(
+      tiny_config(digits_npz, epochs=2),
+      run,
+      log=quiet,
+      verbose=0,
+      callbacks=[_AtBatch(epoch=2, batch=2, action=_poison)],
+    )
   message = str(info.value)
   assert message.startswith(
-      "training diverged in epoch 2: the mean training loss of the epoch is "
-      "nan. Nothing of this epoch was saved.")
+    "training diverged in epoch 2: the mean training loss of the epoch is "
+    "nan. Nothing of this epoch was saved."
+  )
   assert "ckpt-1 (epoch 1) is kept" in message
   assert [m["epoch"] for m in read_json(run, "metrics.json")["epochs"]] == [1]
   _, _, epoch, _ = training.load_run(run)
   assert epoch == 1
   # The advice is a command that works as written.
-  command = re.search(r"tfp-emerging (train --out \S+ --resume "
-                      r"--learning-rate \S+) \(now 0.001\)", message)
+  command = re.search(
+    r"tfp-emerging (train --out \S+ --resume "
+    r"--learning-rate \S+) \(now 0.001\)",
+    message,
+  )
   assert command, message
   assert cli.main(command.group(1).split()) == 0
   assert "resumed from" in capsys.readouterr().out
   assert [m["epoch"] for m in read_json(run, "metrics.json")["epochs"]] == [
-      1, 2]
+    1,
+    2,
+  ]
   assert read_json(run, "config.json")["changes"] == [
-      {"epoch": 2, "option": "learning_rate", "old": 0.001, "new": 0.00025}]
+    {"epoch": 2, "option": "learning_rate", "old": 0.001, "new": 0.00025}
+  ]
 
 
 def test_tensorboard_without_the_package_says_what_to_install(
-    digits_npz, tmp_path, monkeypatch):
+  digits_npz, tmp_path, monkeypatch
+):
   monkeypatch.setitem(sys.modules, "tensorboard", None)  # import fails
   run = tmp_path / "run"
-  with pytest.raises(training.RunError,
-                     match=r"--tensorboard needs the package tensorboard.*"
-                     r"pip install \"tfp_emerging\[tensorboard\]\""):
-    training.train(tiny_config(digits_npz), str(run), log=quiet,
-                   tensorboard=str(tmp_path / "logs"))
+  with pytest.raises(
+    training.RunError,
+    match=r"--tensorboard needs the package tensorboard.*"
+    r"pip install \"tfp_emerging\[tensorboard\]\"",
+  ):
+    training.train(
+      tiny_config(digits_npz),
+      str(run),
+      log=quiet,
+      tensorboard=str(tmp_path / "logs"),
+    )
   assert not run.exists() and not (tmp_path / "logs").exists()
