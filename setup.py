@@ -1,4 +1,5 @@
-"""Packaging for tfp_emerging: invertible convolutions for TensorFlow Probability.
+"""Packaging for tfp_emerging: invertible convolutions for TensorFlow
+Probability.
 
 Every field (name, version, dependencies, extras, entry points, classifiers)
 is in pyproject.toml; this file keeps `python setup.py ...` and older tools

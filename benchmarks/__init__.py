@@ -1,4 +1,5 @@
-"""Studies, speed and memory measurements, and the targets they are checked against.
+"""Studies, speed and memory measurements, and the targets they are checked
+against.
 
 Not part of the installed package: each module runs from the repository root
 as `python -m benchmarks.NAME` (`run`, the speed suite; `solvers`,

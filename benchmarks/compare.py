@@ -387,11 +387,12 @@ def summary_table(rows):
 
 
 def plot(records, rows, path):
-  """Writes `comparison.png`: final test bits/dim and test curves per dataset."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  """Writes `comparison.png`: final test bits/dim and test curves per
+  dataset."""
+  import matplotlib
 
   matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  from matplotlib import pyplot as plt
 
   datasets = []
   for row in rows:

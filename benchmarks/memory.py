@@ -7,8 +7,9 @@ Usage: python -m benchmarks.memory [--dataset NAME] [--num-examples N]
 Runs the real tensorflow-datasets builder NAME (default
 `imagenet_resized/64x64`) on N generated examples in its `train` split
 (default 200,000: about 2.5 GB as uint8 at 64x64x3) and a small test split
-(`validation`, ImageNet's), with no download (`tfp_emerging/data/tfds_mock.py`: `tfds.testing.mock_data` with the
-split metadata a prepared copy has). The images go through
+(`validation`, ImageNet's), with no download
+(`tfp_emerging/data/tfds_mock.py`: `tfds.testing.mock_data` with the split
+metadata a prepared copy has). The images go through
 `tfp_emerging.data.load` and `images("train")`, batched by B and
 prefetched, for one full epoch.
 
@@ -63,9 +64,9 @@ def _short_training_run(dataset, steps, batch_size):
   Returns:
     The number of training images trained on.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
 
-  from tfp_emerging import training  # pylint: disable=g-import-not-at-top
+  from tfp_emerging import training
 
   class StopAfter(tf.keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
@@ -101,11 +102,11 @@ def measure(
   train_steps=0,
 ):
   """Streams one epoch (or a short training run) and returns the record."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  import tensorflow as tf
 
-  from tfp_emerging import data  # pylint: disable=g-import-not-at-top
-  from tfp_emerging.data.tfds_mock import mock_tfds  # pylint: disable=g-import-not-at-top
+  from tfp_emerging import data
+  from tfp_emerging.data.tfds_mock import mock_tfds
 
   _warm_up(tf, batch_size)
   with mock_tfds(dataset, {"train": num_examples, test_split: test_examples}):

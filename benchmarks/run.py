@@ -152,7 +152,10 @@ def _layer_records(shape, jit, repeats, quick, selected):
     )
     * 0.1
   )
-  compile_ = lambda fn: tf.function(fn, jit_compile=jit)
+
+  def compile_(fn):
+    return tf.function(fn, jit_compile=jit)
+
   # (layer, op, solver, fn, arg), timed together below.
   plan = [
     (
@@ -289,9 +292,10 @@ def run(
     )
   if isinstance(only, str):
     only = [only]
-  selected = lambda name: (
-    only is None or any(part.lower() in name.lower() for part in only)
-  )
+
+  def selected(name):
+    return only is None or any(part.lower() in name.lower() for part in only)
+
   records = []
 
   def add(new):

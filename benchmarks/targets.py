@@ -1,4 +1,5 @@
-"""The speed targets (issue 12) checked against a benchmark run; the docs' tables.
+"""The speed targets (issue 12) checked against a benchmark run; the docs'
+tables.
 
 Usage:
   python benchmarks/targets.py [RECORDS]               met / missed per target

@@ -1,4 +1,5 @@
-"""Writes the notebooks `colab/NN_name.ipynb` from their sources `colab/NN_name.py`.
+"""Writes the notebooks `colab/NN_name.ipynb` from their sources
+`colab/NN_name.py`.
 
 Each notebook has one source, a Python file in jupytext's percent format
 (`# %%` starts a code cell, `# %% [markdown]` a Markdown one), which is
@@ -7,8 +8,9 @@ open, is written here: no outputs or execution counts, fixed cell ids and
 metadata, so rebuilding an unchanged source changes no byte
 (`tests/integration/test_notebooks.py` checks the committed files).
 
-    python colab/build.py                              # make notebooks
-    python colab/build.py --repository OWNER/NAME      # make notebooks REPOSITORY=OWNER/NAME
+    python colab/build.py                          # make notebooks
+    python colab/build.py --repository OWNER/NAME  # the same, with
+                                                   # REPOSITORY=OWNER/NAME
 
 `--repository` first stamps `OWNER/NAME` into every source's install cell
 (its line `REPOSITORY = "..."`) and into README.md's Colab badges

@@ -10,7 +10,6 @@ of this package after `import tfp_emerging` alone.
 
 __version__ = "0.1.0"
 
-# pylint: disable=g-bad-import-order,wrong-import-position
 from tfp_emerging import bijectors
 from tfp_emerging import data
 from tfp_emerging import distribute

@@ -87,7 +87,8 @@ def _add_run_options(parser):
   parser.add_argument(
     "--data-dir",
     default=None,
-    help="tensorflow-datasets data folder (default: its own, ~/tensorflow_datasets)",
+    help="tensorflow-datasets data folder (default: its own, "
+    "~/tensorflow_datasets)",
   )
   parser.add_argument(
     "--split",

@@ -1,4 +1,5 @@
-"""Choosing a `tf.distribute` strategy by name: default, mirrored, multiworker, tpu.
+"""Choosing a `tf.distribute` strategy by name: default, mirrored,
+multiworker, tpu.
 
 Build the flow, the `FlowModel` and its optimizer inside `strategy.scope()`;
 `fit` then splits each global batch over the replicas and sums their

@@ -75,8 +75,8 @@ def tile(
   if padding < 0:
     raise ValueError(f"padding must be >= 0; got {padding}.")
   n, height, width, channels = images.shape
-  columns = columns or int(math.ceil(math.sqrt(n)))
-  rows = int(math.ceil(n / columns))
+  columns = columns or math.ceil(math.sqrt(n))
+  rows = math.ceil(n / columns)
   dtype = np.float64 if np.isnan(fill) else images.dtype
   grid = np.full(
     (

@@ -57,7 +57,8 @@ build = _load_build()
 
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
-  """A kernelspec for `sys.executable` and the environment the kernel inherits."""
+  """A kernelspec for `sys.executable` and the environment the kernel
+  inherits."""
   jupyter_dir = tmp_path_factory.mktemp("jupyter")
   kernelspec.write_kernel_spec(str(jupyter_dir / "kernels" / KERNEL))
   with open(
@@ -207,7 +208,7 @@ def _run_install_cell(
   if not importable:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
   namespace = {}
-  exec(compile(source, "install-cell", "exec"), namespace)  # pylint: disable=exec-used
+  exec(compile(source, "install-cell", "exec"), namespace)
   return namespace, commands
 
 

@@ -4,7 +4,8 @@ from tests.testlib import workers
 
 
 def test_tf_keras_flavour(tmp_path):
-  """The same model under tf_keras, in a subprocess (Keras is fixed at import)."""
+  """The same model under tf_keras, in a subprocess (Keras is fixed at
+  import)."""
   report = workers.run_json_worker(
     "tf_keras_worker", str(tmp_path), TF_USE_LEGACY_KERAS="1"
   )

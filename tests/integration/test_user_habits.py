@@ -77,7 +77,7 @@ def test_a_run_logs_one_line_per_epoch_and_its_files_load_anywhere(tmp_path):
   ], lines
   assert not any(line.startswith("Epoch ") for line in lines)  # Keras' own
 
-  from tfp_emerging import training  # pylint: disable=g-import-not-at-top
+  from tfp_emerging import training
 
   _, model, _, _ = training.load_run(run_dir)
   model.save(str(tmp_path / "model.keras"))

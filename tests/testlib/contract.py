@@ -310,12 +310,12 @@ def _assert_rejected(call, message, what):
 
 def _check_bad_event(bijector, event, message):
   for method in (bijector.forward, bijector.inverse):
-    _assert_rejected(lambda: method(event), message, method.__name__)
+    _assert_rejected(lambda m=method: m(event), message, method.__name__)
 
 
 def check_bad_rank(case, bijector, dtype):
   """An event of rank 2 raises a `ValueError` that says "rank"."""
-  h, w, c = case.event_shape
+  _, w, c = case.event_shape
   _check_bad_event(bijector, tf.zeros([w, c], dtype), "rank")
 
 
@@ -336,7 +336,7 @@ def check_bad_arguments(case, bijector, dtype):
   del bijector  # Each bad argument makes its own.
   for overrides, argument in case.bad_arguments:
     _assert_rejected(
-      lambda: case.make(**{"dtype": dtype, **overrides}),
+      lambda overrides=overrides: case.make(**{"dtype": dtype, **overrides}),
       argument,
       f"the constructor with {overrides}",
     )
@@ -387,7 +387,8 @@ def check_unknown_channels(case, bijector, dtype):
     layer = case.make(dtype, validate_args=validate_args)
     for method in methods:
       traced = tf.function(
-        lambda z, m=method: _call(layer, m, z), input_signature=[spec]
+        lambda z, m=method, layer=layer: _call(layer, m, z),
+        input_signature=[spec],
       )
       what = f"{method} with validate_args={validate_args}"
       np.testing.assert_allclose(

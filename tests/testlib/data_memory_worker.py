@@ -1,4 +1,5 @@
-"""Worker of the data memory test (tests/integration/test_data_memory.py), run in a fresh process.
+"""Worker of the data memory test (tests/integration/test_data_memory.py),
+run in a fresh process.
 
 Streams one epoch of 20,000 mock 64x64x3 images (246 MB as uint8) through
 `tfp_emerging.data` with `benchmarks/memory.py` and prints its JSON record.

@@ -1,4 +1,5 @@
-"""Run by tests/test_distribute.py in a fresh process: two logical CPUs.
+"""Run by tests/integration/test_distribute.py in a fresh process: two
+logical CPUs.
 
 Logical devices must be configured before TensorFlow initialises its
 devices, hence a process of its own. Prints one JSON line of results.
@@ -16,16 +17,9 @@ import sys
 import tempfile
 
 import numpy as np
+from sklearn.datasets import load_digits
 import tensorflow as tf
 import tensorflow_probability as tfp
-
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-  cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-)
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from sklearn.datasets import load_digits
 
 from tfp_emerging import cli
 from tfp_emerging import distribute
@@ -34,6 +28,12 @@ from tfp_emerging import keras as tfe_keras
 from tfp_emerging import training
 from tfp_emerging.flows import dequantization
 from tfp_emerging.flows import glow as glow_lib
+
+# Before anything initialises TensorFlow's devices (the imports above do not).
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+  cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
 
 NUM_BINS = 17
 IMAGES = load_digits().images.astype(np.uint8)[:64, ..., None]

@@ -34,7 +34,8 @@ def allowed_dependencies(order, kernel_size, dilation, height, width, channels):
 
 
 def assert_dependency_pattern(bijector, jacobian):
-  """Zero outside the mask, nonzero inside it, triangular in the mask's order."""
+  """Zero outside the mask, nonzero inside it, triangular in the mask's
+  order."""
   d = jacobian.shape[0]
   channels = bijector.channels
   hw = d // channels
@@ -102,7 +103,8 @@ def assert_circulant_blocks(bijector, jacobian, event_shape):
 
 
 def assert_block_diagonal(bijector, jacobian):
-  """`dy[pixel] / dx[pixel'] = [pixel == pixel'] W^T`, one `W` for all pixels."""
+  """`dy[pixel] / dx[pixel'] = [pixel == pixel'] W^T`, one `W` for all
+  pixels."""
   c = bijector.channels
   pixels = jacobian.shape[0] // c
   blocks = jacobian.reshape(pixels, c, pixels, c).transpose(0, 2, 1, 3)

@@ -291,7 +291,7 @@ def test_split_names_reach_the_data(tmp_path, capsys):
   args = cli.build_parser().parse_args(
     ["train", "--out", "x", "--dataset", path, "--split", "fit,held_out"]
   )
-  config = cli._run_config(args)  # pylint: disable=protected-access
+  config = cli._run_config(args)
   assert config.splits == ["fit", "held_out"]
   loaded = training.load_data(config)
   assert loaded.num_examples == {"train": 6, "test": 2}

@@ -22,11 +22,7 @@ def test_version(capsys):
 
 def _help(command):
   parser = cli.build_parser()
-  action = next(
-    a
-    for a in parser._actions  # pylint: disable=protected-access
-    if a.dest == "command"
-  )
+  action = next(a for a in parser._actions if a.dest == "command")
   return action.choices[command].format_help()
 
 
@@ -36,12 +32,8 @@ def _help(command):
 def test_every_option_shows_its_default(command):
   """Every option with a value says its default (or is required)."""
   parser = cli.build_parser()
-  action = next(
-    a
-    for a in parser._actions  # pylint: disable=protected-access
-    if a.dest == "command"
-  )
-  for option in action.choices[command]._actions:  # pylint: disable=protected-access
+  action = next(a for a in parser._actions if a.dest == "command")
+  for option in action.choices[command]._actions:
     if option.dest in ("help", "run", "json", "resume") or option.required:
       continue
     assert "default" in (option.help or ""), (command, option.dest)

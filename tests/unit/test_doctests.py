@@ -1,4 +1,5 @@
-"""The `>>>` examples of every docstring of the package run and print what they show.
+"""The `>>>` examples of every docstring of the package run and print what
+they show.
 
 One test per module of `tfp_emerging` (found with `pkgutil.walk_packages`),
 each running `doctest` over the objects defined in that module.

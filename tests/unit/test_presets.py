@@ -51,7 +51,7 @@ def test_config_applies_overrides_last_and_records_the_preset():
     config.hidden_channels,
     config.preset,
   ) == ("periodic", 3, 8, 8, "cifar10-periodic")
-  with pytest.raises(ValueError, match="unknown preset 'cifar9'.*cifar10-1x1"):
+  with pytest.raises(ValueError, match=r"unknown preset 'cifar9'.*cifar10-1x1"):
     presets.options("cifar9")
 
 

@@ -81,7 +81,7 @@ def test_public_api_is_annotated(name):
       continue
     try:
       typing.get_type_hints(function)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       problems.append(f"{qualified}: annotations do not resolve ({e!r})")
   assert not problems, f"{name}:\n" + "\n".join(problems)
 

@@ -1,4 +1,5 @@
-"""Activation normalisation (Glow's actnorm) with data-dependent initialisation."""
+"""Activation normalisation (Glow's actnorm) with data-dependent
+initialisation."""
 
 from __future__ import annotations
 
@@ -159,7 +160,8 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
     return self._initialized
 
   def initialize(self, x: tf.Tensor | npt.ArrayLike) -> None:
-    """Data-dependent initialisation from a batch `x` of `[..., H, W, C]` inputs.
+    """Data-dependent initialisation from a batch `x` of `[..., H, W, C]`
+    inputs.
 
     Sets `bias = -mean(x)`, `log_scale = -log(std(x) + 1e-6)` per channel
     (moments over every axis but the last) and `initialized = True`, whether

@@ -263,8 +263,10 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       weights = {}
       for key, value in given.items():
         if value is None:
-          initial = defaults.get(key, lambda: tf.zeros(shapes[key], dtype))
-          value = tf.Variable(initial(), name=key)
+          initial = (
+            defaults[key]() if key in defaults else tf.zeros(shapes[key], dtype)
+          )
+          value = tf.Variable(initial, name=key)
         checks.matrix_shape(value, shapes[key], key)
         parameters[key] = value
         weights[key] = tensor_util.convert_nonref_to_tensor(

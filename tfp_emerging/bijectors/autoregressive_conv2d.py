@@ -22,12 +22,14 @@ LOG_DIAGONAL_BOUND = 15.0
 
 
 def quadrant_size(kernel_size: int) -> int:
-  """Side `m = (k + 1) / 2` of the nonzero quadrant of a masked `k x k` kernel."""
+  """Side `m = (k + 1) / 2` of the nonzero quadrant of a masked `k x k`
+  kernel."""
   return (kernel_size + 1) // 2
 
 
 class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
-  """An invertible `k x k` convolution with a quadrant mask (triangular Jacobian).
+  """An invertible `k x k` convolution with a quadrant mask (triangular
+  Jacobian).
 
   For `order="top_left"` and an odd kernel size `k`, with `m = (k + 1) / 2`
   and dilation `d`, on events `x` of shape `[H, W, C]`:

@@ -1,4 +1,5 @@
-"""Invertible 1x1 convolutions: QR (Hoogeboom et al. 2019), LU and plain (Glow)."""
+"""Invertible 1x1 convolutions: QR (Hoogeboom et al. 2019), LU and plain
+(Glow)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ _FIXED = ("sign", "permutation")
 
 
 def householder_product(vectors: tf.Tensor) -> tf.Tensor:
-  """`Q = H_1 H_2 ... H_C`, `H_i = I - 2 v_i v_i^T / (v_i^T v_i)`; `v_i = vectors[i]`.
+  """`Q = H_1 H_2 ... H_C`, `H_i = I - 2 v_i v_i^T / (v_i^T v_i)`,
+  `v_i = vectors[i]`.
 
   Orthogonal for any nonzero rows of `vectors` (`[C, C]`, or `[K, C]` for
   `K` reflections). In compact WY form (Schreiber & Van Loan 1989; the
@@ -83,7 +85,8 @@ def householder_qr(
 
 
 def _solve_upper_right(rows, upper):
-  """`rows @ upper^{-1}` for `[M, C]` rows: `upper^T z^T = rows^T`, `O(M C^2)`."""
+  """`rows @ upper^{-1}` for `[M, C]` rows: `upper^T z^T = rows^T`,
+  `O(M C^2)`."""
   return tf.transpose(
     tf.linalg.triangular_solve(
       upper, tf.transpose(rows), lower=False, adjoint=True
@@ -102,9 +105,9 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     `H_i = I - 2 v_i v_i^T / |v_i|^2`, each from its own free vector `v_i`
     (`householder`, `[C, C]`, row `i` is `v_i`); `R` the strict upper triangle
     of the free `upper`; `s = sign * exp(log_abs_s)` with `sign` fixed (a
-    non-trainable variable) and `log_abs_s` free, so `s` is never zero. `log|det W| =
-    sum log_abs_s`. The inverse is a `triangular_solve` with `R + diag(s)`
-    followed by `Q^T`: no matrix inverse, no `slogdet`.
+    non-trainable variable) and `log_abs_s` free, so `s` is never zero.
+    `log|det W| = sum log_abs_s`. The inverse is a `triangular_solve` with
+    `R + diag(s)` followed by `Q^T`: no matrix inverse, no `slogdet`.
   * `"lu"` (Glow): `W = P L U` with a fixed permutation `P` (`permutation`,
     `x @ P = gather(x, permutation)`), `L` unit lower triangular (the strict
     lower triangle of the free `lower`), `U` the strict upper triangle of the

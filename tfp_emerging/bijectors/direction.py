@@ -32,7 +32,7 @@ tfb = tfp.bijectors
 
 # `tfb.Invert` of a bijector that is not a composite tensor (e.g. `Glow`) is
 # an instance of this base class only.
-_INVERT = invert_lib._Invert  # pylint: disable=protected-access
+_INVERT = invert_lib._Invert
 
 __all__ = [
   "DENSITY",

@@ -14,7 +14,8 @@ __all__ = ["EmergingConv2D"]
 
 
 class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
-  """An invertible `k x k` convolution: `y = f_2(f_1(x))` (Hoogeboom et al. 2019).
+  """An invertible `k x k` convolution: `y = f_2(f_1(x))` (Hoogeboom et al.
+  2019).
 
   `f_1` is an `AutoregressiveConv2D` with the top-left mask and `f_2` one with
   the bottom-right mask, each on the `m x m` quadrant, `m = (k + 1) / 2`. Their

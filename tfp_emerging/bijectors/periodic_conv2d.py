@@ -26,7 +26,8 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
 
   On events `x` of shape `[H, W, C]`, with `p = (k - 1) // 2`,
 
-      y[i, j] = sum_{a, b = 0..k-1} x[(i + a - p) % H, (j + b - p) % W] @ K[a, b]
+      y[i, j] = sum_{a, b = 0..k-1}
+                  x[(i + a - p) % H, (j + b - p) % W] @ K[a, b]
 
   (Hoogeboom et al. 2019, section 3.3; any odd or even `k <= min(H, W)`, any
   `H`, `W`). By the convolution theorem, with `X = DFT_2(x)` per channel,

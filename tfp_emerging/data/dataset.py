@@ -199,7 +199,7 @@ def split_order(n, source, seed=SPLIT_SEED):
       f"{source}: needs at least 2 images to make a train and a "
       f"test split; got {n}."
     )
-  num_test = max(1, int(round(n * TEST_FRACTION)))
+  num_test = max(1, round(n * TEST_FRACTION))
   order = np.random.default_rng(seed).permutation(n)
   return order[num_test:], order[:num_test]
 

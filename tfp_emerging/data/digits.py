@@ -24,7 +24,7 @@ TRAIN_SIZE = 1500
 def load(bit_depth: int | None = None) -> dataset.ImageDataset:
   """The digits as an in-memory `ImageDataset` (`bit_depth` is ignored:
   17 levels need no reduction)."""
-  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  from sklearn import datasets
 
   bunch = datasets.load_digits()  # images float64 [1797, 8, 8] in 0..16
   pixels = dataset.as_pixels(bunch.images, "scikit-learn digits", num_bins=17)

@@ -41,7 +41,7 @@ def _read_npz(path):
       f"{path}: cannot read without pickle ({e}); save plain "
       f"integer arrays with numpy.savez."
     ) from e
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     raise dataset.DataError(f"{path}: not a readable .npz file ({e}).") from e
 
 
@@ -65,7 +65,8 @@ def _npz_scalar(arrays, key, path, minimum, maximum=None):
 
 
 def _npz_default_bins(images, path):
-  """256, or 65536 when every image array is uint16 (dataset.DataError if some are)."""
+  """256, or 65536 when every image array is uint16 (dataset.DataError if
+  some are)."""
   wide = [key for key, array in images.items() if array.dtype == np.uint16]
   if not wide:
     return 256

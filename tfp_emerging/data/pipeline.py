@@ -122,7 +122,8 @@ def _dequantized(
 ):
   """`map` function: element `(index, image or (image, label))` to
   `{DEQUANTIZED: x}` (with `WEIGHT: weight` if given, `LEVELS: image` if
-  `levels`), paired with the label if `labels`; `x` is dequantised with noise from `seed_of(index)`. With
+  `levels`), paired with the label if `labels`; `x` is dequantised with
+  noise from `seed_of(index)`. With
   `num_samples = K > 1`, `x` holds `K` draws `[K, H, W, C]`: the first from
   `seed_of(index)`, draw `j` from that seed with `j` folded in."""
 
@@ -253,10 +254,11 @@ def test_batches(
   statelessly from `(seed, i)`, independent of the batching and of the
   number of replicas; with `num_samples = K > 1`, `K` times (the first
   draw the same as with `K = 1`), for `FlowModel.evaluate`'s
-  importance-weighted bits/dim. The last batch is padded to `batch_size` with zero
-  images of weight 0, so every batch has one shape and `FlowModel.evaluate`
-  counts every test image exactly once. `levels`: the batches also carry
-  the integer images, `LEVELS` (for variational dequantisation).
+  importance-weighted bits/dim. The last batch is padded to `batch_size`
+  with zero images of weight 0, so every batch has one shape and
+  `FlowModel.evaluate` counts every test image exactly once. `levels`: the
+  batches also carry the integer images, `LEVELS` (for variational
+  dequantisation).
 
   Returns:
     A dataset of batches `{"dequantized": x, "weight": weights}` (or that

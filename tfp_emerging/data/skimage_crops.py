@@ -65,7 +65,7 @@ SOURCES = (
 
 def source_images() -> list[np.ndarray]:
   """The bundled photographs, in `SOURCES` order, as uint8 `[H, W, 3]`."""
-  from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+  from skimage import data as skdata
 
   images = []
   for name in SOURCES:
@@ -175,8 +175,8 @@ def _cut(images, boxes):
   size = boxes.size
   return np.stack(
     [
-      images[i][t : t + size, l : l + size]
-      for i, t, l in zip(boxes.image, boxes.top, boxes.left)
+      images[i][top : top + size, left : left + size]
+      for i, top, left in zip(boxes.image, boxes.top, boxes.left)
     ]
   )
 

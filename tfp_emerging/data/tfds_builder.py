@@ -44,7 +44,7 @@ class _TfdsDataset(dataset.ImageDataset):
     return self.feature_bins
 
   def _read(self, split, labels, shuffle_seed):
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds
 
     examples = self.builder.as_dataset(
       split=self.split_names[split],
@@ -68,7 +68,7 @@ def _import_tfds(name):
   """`tensorflow_datasets`, imported only when a builder is asked for (an
   optional dependency); `DataError` saying whether it is missing or broken."""
   try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds
   except ImportError as e:
     if e.name == "tensorflow_datasets":
       raise dataset.DataError(
@@ -78,7 +78,7 @@ def _import_tfds(name):
         f".npz file or a folder of PNG images."
       ) from e
     raise _broken_install(name, e) from e
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     raise _broken_install(name, e) from e
   return tfds
 
@@ -195,7 +195,7 @@ def _tfds_splits(info, splits, source):
   for split, name in names.items():
     try:
       counts[split] = int(info.splits[name].num_examples)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       raise dataset.DataError(
         f"{source}: has no split '{name}' ({e}); its splits are {available}."
       ) from e
@@ -221,7 +221,7 @@ def load(
   _check_known(tfds, name, bundled)
   try:
     builder = tfds.builder(name, data_dir=data_dir)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     raise dataset.DataError(
       f"--dataset {name}: not an existing file or folder, and "
       f"tensorflow-datasets has no such dataset ({type(e).__name__}: "
@@ -242,7 +242,7 @@ def load(
       )
     try:
       builder.download_and_prepare()
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       raise dataset.DataError(
         f"--dataset {name}: tensorflow-datasets could not provide the data "
         f"({type(e).__name__}: {e}). Without network access prepare the "

@@ -152,7 +152,8 @@ class Glow(OnePassLogDet, tfb.Bijector):
   `"1x1"`: Glow's plain 1x1 convolution (`Conv1x1`, `"plain"`); `"lu"`,
   `"qr"`: the LU and QR parameterised 1x1; `"emerging"`: a QR 1x1 followed by
   an emerging `k x k` (`EmergingConv2D`); `"periodic"`: a periodic `k x k`
-  (`PeriodicConv2D`, which needs `k <= min(H, W) / 2^L`). A callable `mixing(channels=, seed=, dtype=)` returning
+  (`PeriodicConv2D`, which needs `k <= min(H, W) / 2^L`). A callable
+  `mixing(channels=, seed=, dtype=)` returning
   a bijector on `[H, W, channels]` events plugs in any other layer; its
   `forward` is used in the density direction.
 

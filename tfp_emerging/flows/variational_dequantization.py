@@ -130,7 +130,8 @@ class _ContextCouplingNetwork(tf.Module):
 
 
 class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
-  """`q(u | k)`'s flow: logistic noise `eps` -> `v`, `u = sigmoid(v)` in `(0, 1)`.
+  """`q(u | k)`'s flow: logistic noise `eps` -> `v`, `u = sigmoid(v)` in
+  `(0, 1)`.
 
   See the module docstring for the math. Events are `[H, W, C]` (`H`, `W`
   even); every call takes the pixel levels `k` (`[..., H, W, C]`, any real
@@ -215,7 +216,10 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
     dtype = checks.float_dtype(dtype)
     parameters.update(image_shape=self._image_shape, dtype=dtype)
     offsets = itertools.count()
-    next_seed = lambda: None if seed is None else seed + next(offsets)
+
+    def next_seed():
+      return None if seed is None else seed + next(offsets)
+
     squeezed = 4 * channels
     spatial = (height // 2, width // 2)
     with tf.name_scope(name) as name:

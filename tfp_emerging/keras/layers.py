@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 import re
 import sys
+from typing import ClassVar
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -51,7 +52,7 @@ class FlowLayer(keras.layers.Layer):
   itself computes, through its bijectors.
   """
 
-  _subclasses = {}
+  _subclasses: ClassVar[dict[type, type]] = {}
 
   def __init__(
     self,
@@ -167,7 +168,7 @@ def flow_layers(flow: tfb.Bijector) -> list[FlowLayer]:
       if not KERAS_3
       else [
         layer
-        for layer in module._flatten(  # pylint: disable=protected-access
+        for layer in module._flatten(
           predicate=lambda m: isinstance(m, keras.layers.Layer)
         )
         if id(layer) not in claimed
@@ -205,7 +206,7 @@ def build_lazy_variables(
   `tfb.Glow`). A static batch size, as some TFP bijectors need one.
   """
   unbuilt = list(
-    distribution.bijector._flatten(  # pylint: disable=protected-access
+    distribution.bijector._flatten(
       predicate=lambda m: isinstance(m, _keras_layer_classes()) and not m.built,
       recursive=True,
     )

@@ -249,11 +249,11 @@ class FlowModel(keras.Model):
 
     Raises:
       ValueError: a bad `num_bins`, `direction` or `dequantizer`, a `flow`
-        that is no bijector, no base distribution, images that are not `[H, W, C]` of
-        known size, or a flow whose density pass would run a layer of this
-        package backwards (its solve in every training step; an `ActNorm`
-        that cannot initialise from data): the message names the layers
-        and the remedy.
+        that is no bijector, no base distribution, images that are not
+        `[H, W, C]` of known size, or a flow whose density pass would run a
+        layer of this package backwards (its solve in every training step; an
+        `ActNorm` that cannot initialise from data): the message names the
+        layers and the remedy.
     """
     super().__init__(name=name, **kwargs)
     self.num_bins = checks.positive_int(num_bins, "num_bins", minimum=2)
@@ -861,7 +861,7 @@ class FlowModel(keras.Model):
   def export(
     self,
     filepath: str | os.PathLike[str],
-    format: str = "tf_saved_model",  # pylint: disable=redefined-builtin
+    format: str = "tf_saved_model",
     verbose: bool | None = None,
     input_signature: Sequence[tf.TensorSpec] | None = None,
     **kwargs,

@@ -18,7 +18,8 @@ Solving. Both solvers fold the centre's inverse `U^-1` (one
 `tf.linalg.triangular_solve`, `O(C^3)`) into the right-hand side and the
 off-centre taps, `y' = y U^-1` and `K'[.] = K[.] U^-1`; then
 
-    x[i, j] = y'[i, j] - sum_{(a, b) != (0, 0)} x[i - a d, j - b d] @ K'[p - a, p - b]
+    x[i, j] = y'[i, j]
+              - sum_{(a, b) != (0, 0)} x[i - a d, j - b d] @ K'[p - a, p - b]
 
 and a pixel is known as soon as the pixels it reads are.
 

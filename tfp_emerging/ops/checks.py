@@ -30,7 +30,8 @@ ParameterLike = tf.Variable | tf.Tensor | npt.ArrayLike
 
 
 def positive_int(value: Any, name: str, minimum: int = 1) -> int:
-  """Returns `value` as a Python int, or raises `ValueError` if not >= minimum."""
+  """Returns `value` as a Python int, or raises `ValueError` if not >=
+  minimum."""
   if isinstance(value, (bool, np.bool_)) or not isinstance(
     value, (int, np.integer)
   ):

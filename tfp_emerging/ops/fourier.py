@@ -7,8 +7,9 @@ A `k x k` convolution with periodic boundaries on images `[H, W, C]`,
 with `p = (k - 1) // 2` (the tap `K[p, p]` is the centre; even `k` reads one
 more pixel after the centre than before it), is a circular convolution
 `y = x (*) g` with the embedded filter `g[(p - a) % H, (p - b) % W] = K[a, b]`
-(`kernel_spectrum` computes its transform directly from the `k^2` taps). By the convolution theorem it is one `C x C` complex matrix
-per frequency `(u, v)`:
+(`kernel_spectrum` computes its transform directly from the `k^2` taps). By
+the convolution theorem it is one `C x C` complex matrix per frequency
+`(u, v)`:
 
     Y(u, v) = X(u, v) @ G(u, v),    G = DFT_2(g),   X = DFT_2(x),
 
@@ -110,7 +111,8 @@ def kernel_spectrum(
 def frequency_weights(
   width: int | tf.Tensor, dtype: tf.dtypes.DType
 ) -> tf.Tensor:
-  """How many frequencies each half-spectrum column `v = 0 .. W // 2` stands for.
+  """How many frequencies each half-spectrum column `v = 0 .. W // 2` stands
+  for.
 
   1 for `v = 0` and, when `W` is even, for the Nyquist column `v = W / 2`;
   2 for every other column (`v` and its mirror `W - v`). The weights times
@@ -230,10 +232,15 @@ def log_abs_dets(matrices: tf.Tensor) -> tf.Tensor:
   """
   if implementation_selection.is_xla():
     inverses, result = gauss_jordan(matrices)
-    inverse = lambda: inverses
+
+    def inverse():
+      return inverses
+
   else:
     lower_upper, permutation, result = _lu_log_abs_det(matrices)
-    inverse = lambda: _lu_inverse(lower_upper, permutation)
+
+    def inverse():
+      return _lu_inverse(lower_upper, permutation)
 
   def gradient(log_abs_dets_bar):
     return _log_abs_det_gradient(inverse(), log_abs_dets_bar, matrices.dtype)

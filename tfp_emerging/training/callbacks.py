@@ -128,7 +128,8 @@ class EpochRecorder(keras.callbacks.Callback):
 
 
 class NaNGuard(keras.callbacks.Callback):
-  """Raises `TrainingDiverged` at the end of an epoch whose bits/dim are not finite.
+  """Raises `TrainingDiverged` at the end of an epoch whose bits/dim are not
+  finite.
 
   A NaN or infinite loss in any batch makes the epoch's running mean NaN or
   infinite, so the epoch's logs show it without a look at every batch. The

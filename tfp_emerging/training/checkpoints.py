@@ -85,8 +85,8 @@ class RunState:
   0.5 s for the demo's model on 2 CPU cores); `save(..., traced=True)`
   writes through one `tf.function` instead, which takes milliseconds after
   a one-off trace of a few seconds (`Checkpointer` uses it for runs with
-  `callbacks.TRACED_SAVE_EPOCHS` or more epochs still to go). A restore reads each
-  checkpoint it tries once.
+  `callbacks.TRACED_SAVE_EPOCHS` or more epochs still to go). A restore reads
+  each checkpoint it tries once.
   """
 
   def __init__(

@@ -259,7 +259,8 @@ class RunConfig:
     `options` (a dict of fields given again, e.g. on the command line).
 
     Only `RESUMABLE_OPTIONS` may change; `changed` holds those whose value
-    differs, in the order of `RESUMABLE_OPTIONS`. Any other option must equal the stored value.
+    differs, in the order of `RESUMABLE_OPTIONS`. Any other option must equal
+    the stored value.
 
     Raises:
       RunError: an option that cannot change differs from the stored one, or

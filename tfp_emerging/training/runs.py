@@ -369,9 +369,9 @@ def evaluate_run(
       importance-weighted bound over them (`loop.evaluate`).
 
   Returns:
-    A dict: `bits_per_dim`, `num_samples`, `split`, `source_split`, `dataset`, `mixing`,
-    `conditional`, `num_examples`, `num_bins`, `image_shape`, `epoch`,
-    `checkpoint`.
+    A dict: `bits_per_dim`, `num_samples`, `split`, `source_split`,
+    `dataset`, `mixing`, `conditional`, `num_examples`, `num_bins`,
+    `image_shape`, `epoch`, `checkpoint`.
 
   Raises:
     RunError, CorruptCheckpointError: as `load_run`.

@@ -175,7 +175,7 @@ def test_reset_restores_a_fresh_seeded_model():
   assert int(model.optimizer.iterations.numpy()) == 1 and (
     model.is_initialized()
   )
-  compare._reset(model, training.build_model(config(5)))  # pylint: disable=protected-access
+  compare._reset(model, training.build_model(config(5)))
   fresh = Glow(
     (8, 8, 1), 1, 1, mixing="emerging", hidden_channels=8, kernel_size=3, seed=5
   )

@@ -33,7 +33,7 @@ def test_memory_scripts_short_run_trains_the_steps_asked_for():
   assert (
     memory._short_training_run(
       data.load("digits"),
-      steps=3,  # pylint: disable=protected-access
+      steps=3,
       batch_size=16,
     )
     == 48

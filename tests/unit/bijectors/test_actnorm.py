@@ -1,4 +1,5 @@
-"""ActNorm beyond the shared contract: the map itself and data-dependent init."""
+"""ActNorm beyond the shared contract: the map itself and data-dependent
+initialisation."""
 
 import numpy as np
 import pytest

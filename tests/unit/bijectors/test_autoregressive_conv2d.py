@@ -1,4 +1,5 @@
-"""AutoregressiveConv2D beyond the shared contract: mask, references, solvers."""
+"""AutoregressiveConv2D beyond the shared contract: mask, references and
+solvers."""
 
 import itertools
 
@@ -14,7 +15,7 @@ from tfp_emerging.ops import autoregressive
 
 def reference_forward(x, kernel, order, dilation):
   """Direct numpy sum over taps of the masked convolution's definition."""
-  n, h, w, c = x.shape
+  _, h, w, _ = x.shape
   m = kernel.shape[0]
   y = np.zeros_like(x)
   for a, b in itertools.product(range(m), repeat=2):

@@ -127,7 +127,7 @@ def test_qr_and_lu_graphs_have_no_inverse_nor_determinant():
   for p in ("qr", "lu"):
     layer = registry.conv1x1(tf.float32, p)
 
-    def run(x):
+    def run(x, layer=layer):
       return (
         layer.forward(x),
         layer.inverse(tf.identity(x)),

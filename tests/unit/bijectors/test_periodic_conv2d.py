@@ -1,4 +1,5 @@
-"""PeriodicConv2D beyond the shared contract: references, shifts, conditioning."""
+"""PeriodicConv2D beyond the shared contract: references, shifts and
+conditioning."""
 
 import itertools
 
@@ -243,8 +244,9 @@ def test_log_prob_factorises_once(monkeypatch, jit):
   """
   calls = []
   for name in ("inverse_and_log_abs_det", "log_abs_dets"):
+    original = getattr(fourier, name)
 
-    def counted(matrices, factorise=getattr(fourier, name), name=name):
+    def counted(matrices, factorise=original, name=name):
       calls.append(name)
       return factorise(matrices)
 

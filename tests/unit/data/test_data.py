@@ -3,6 +3,7 @@
 import os
 import re
 import sys
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
@@ -116,7 +117,7 @@ def test_skimage_crops_is_a_dataset_by_name():
   np.testing.assert_array_equal(_collect(d, "test"), crops.test)
   first = next(d.images("train").as_numpy_iterator())
   np.testing.assert_array_equal(first, crops.train[0])
-  with pytest.raises(data.DataError, match="has no class labels.*'digits'"):
+  with pytest.raises(data.DataError, match=r"has no class labels.*'digits'"):
     d.images("train", labels=True)
 
 
@@ -366,11 +367,11 @@ def test_png_folder_rgb_split_decoded_lazily_and_shuffled_by_file(tmp_path):
   assert not np.array_equal(shuffled, train)
   # The pixels are read when iterated, not by `load`: a file rewritten
   # after `load` gives its new pixels.
-  test_file = [
+  test_file = next(
     f
     for f in os.listdir(tmp_path)
     if f.endswith(".png") and np.array_equal(images[int(f[3])], test[0])
-  ][0]
+  )
   _write_png(tmp_path / test_file, 255 - test[0])
   np.testing.assert_array_equal(_collect(d, "test")[0], 255 - test[0])
   with pytest.raises(data.DataError, match="has no class labels"):
@@ -474,7 +475,7 @@ def test_png_folder_unreadable_file_is_named(tmp_path, content, problem):
 
 
 def test_png_folder_empty_and_size_not_divisible(tmp_path):
-  with pytest.raises(data.DataError, match="no .png files in this folder"):
+  with pytest.raises(data.DataError, match=r"no \.png files in this folder"):
     data.load(str(tmp_path))
   for i in range(3):
     _write_png(tmp_path / f"{i}.png", np.zeros((8, 12, 1)))
@@ -498,7 +499,7 @@ class TfpEmergingOddImages(tfds.core.GeneratorBasedBuilder):
   """A tensorflow-datasets builder whose images break one rule each."""
 
   VERSION = tfds.core.Version("1.0.0")
-  BUILDER_CONFIGS = [
+  BUILDER_CONFIGS: ClassVar[list] = [
     tfds.core.BuilderConfig(name=name)
     for name in ("uint16", "float32", "tensor", "unlabelled", "renamed")
   ]
@@ -588,21 +589,26 @@ def test_tfds_split_override_and_unknown_splits():
       r".*its splits are \['train', 'validation'\]",
     ):
       data.load(name, splits=("train", "test"))
-  with mock_tfds("mnist", {"train": 5}), pytest.raises(
-    data.DataError,
-    match=r"'mnist': has the splits \['train'\], not "
-    r"'train' and 'test' .*--split",
+  with (
+    mock_tfds("mnist", {"train": 5}),
+    pytest.raises(
+      data.DataError,
+      match=r"'mnist': has the splits \['train'\], not "
+      r"'train' and 'test' .*--split",
+    ),
   ):
     data.load("mnist")
 
 
 def test_tfds_splits_that_cannot_be_determined():
   # Mocked from the code alone, the builder's info lists no splits.
-  with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE):
-    with pytest.raises(
+  with (
+    tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE),
+    pytest.raises(
       data.DataError, match="'cifar10': the builder's info lists no splits"
-    ):
-      data.load("cifar10")
+    ),
+  ):
+    data.load("cifar10")
 
 
 def test_tfds_16_bit_images_and_unlabelled_images():
@@ -622,8 +628,8 @@ def test_tfds_16_bit_images_and_unlabelled_images():
     assert d.num_classes is None and len(_collect(d, "test")) == 2
     with pytest.raises(
       data.DataError,
-      match="odd_images/unlabelled': has no class labels. "
-      "Labels come with 'digits', with .npz files",
+      match=r"odd_images/unlabelled': has no class labels\. "
+      r"Labels come with 'digits', with \.npz files",
     ):
       d.images("train", labels=True)
 
@@ -659,7 +665,7 @@ def test_tfds_bad_image_features_fail_before_any_download(
 def test_tfds_data_not_prepared_or_not_downloadable(tmp_path, monkeypatch):
   with pytest.raises(
     data.DataError,
-    match="--dataset mnist: not prepared in .*downloading is off.*--data-dir",
+    match=r"--dataset mnist: not prepared in .*downloading is off.*--data-dir",
   ):
     data.load("mnist", data_dir=str(tmp_path), download=False)
 
@@ -671,8 +677,8 @@ def test_tfds_data_not_prepared_or_not_downloadable(tmp_path, monkeypatch):
   )
   with pytest.raises(
     data.DataError,
-    match="--dataset cifar10: tensorflow-datasets could not "
-    "provide.*ConnectionError.*--data-dir",
+    match=r"--dataset cifar10: tensorflow-datasets could not "
+    r"provide.*ConnectionError.*--data-dir",
   ):
     data.load("cifar10", data_dir=str(tmp_path))
 

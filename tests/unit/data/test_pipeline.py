@@ -1,6 +1,8 @@
 """`tfp_emerging.data.pipeline`: resumable training batches, evaluation batches
 that count every test image once."""
 
+import itertools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -70,7 +72,7 @@ def test_batches_of_a_resumed_pipeline_continue_the_uninterrupted_ones(
     assert indices == again
     for a, b in zip(noise, again_noise):
       np.testing.assert_array_equal(a, b)
-  orders = [sum(indices, []) for indices, _ in epochs]
+  orders = [list(itertools.chain(*indices)) for indices, _ in epochs]
   for order in orders:
     assert len(set(order)) == 96 and set(order) <= set(range(100))
   assert orders[0] != orders[1] != orders[2]

@@ -1,4 +1,5 @@
-"""Tests of the scikit-image crops: shapes, determinism, no train/test overlap."""
+"""Tests of the scikit-image crops: shapes, determinism, no train/test
+overlap."""
 
 import numpy as np
 import pytest
@@ -38,9 +39,9 @@ def test_crops_are_the_pixels_of_their_boxes(crops, sources):
     (crops.test, crops.test_boxes),
   ):
     for k in range(0, images.shape[0], 97):
-      i, t, l = boxes.image[k], boxes.top[k], boxes.left[k]
+      i, top, left = boxes.image[k], boxes.top[k], boxes.left[k]
       np.testing.assert_array_equal(
-        images[k], sources[i][t : t + 16, l : l + 16]
+        images[k], sources[i][top : top + 16, left : left + 16]
       )
 
 
@@ -49,11 +50,11 @@ def test_no_test_crop_shares_a_pixel_with_a_train_crop(crops, sources):
     masks = []
     for boxes in (crops.train_boxes, crops.test_boxes):
       mask = np.zeros(image.shape[:2], bool)
-      for i, t, l in zip(boxes.image, boxes.top, boxes.left):
+      for i, top, left in zip(boxes.image, boxes.top, boxes.left):
         if i == index:
-          assert t >= 0 and t + 16 <= image.shape[0]
-          assert l >= 0 and l + 16 <= image.shape[1]
-          mask[t : t + 16, l : l + 16] = True
+          assert top >= 0 and top + 16 <= image.shape[0]
+          assert left >= 0 and left + 16 <= image.shape[1]
+          mask[top : top + 16, left : left + 16] = True
       masks.append(mask)
     train_mask, test_mask = masks
     assert test_mask.any() and train_mask.any(), data.skimage_crops.SOURCES[

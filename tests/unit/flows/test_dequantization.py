@@ -1,4 +1,5 @@
-"""Dequantisation and bits/dim against closed forms and exact discrete models."""
+"""Dequantisation and bits/dim against closed forms and exact discrete
+models."""
 
 import numpy as np
 import pytest

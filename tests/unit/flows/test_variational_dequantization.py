@@ -94,7 +94,10 @@ def test_a_new_dequantizer_in_closed_form():
   eps = np.log(u0) - np.log1p(-u0)
   expected = 1.0 / (1.0 + np.exp(-a * eps))
   np.testing.assert_allclose(u.numpy(), expected, rtol=1e-10)
-  log_logistic = lambda t: -t - 2 * np.log1p(np.exp(-t))
+
+  def log_logistic(t):
+    return -t - 2 * np.log1p(np.exp(-t))
+
   log_density = (
     log_logistic(eps) - np.log(a) - np.log(expected) - np.log1p(-expected)
   )

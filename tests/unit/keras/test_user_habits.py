@@ -107,7 +107,7 @@ def _solves_traced(monkeypatch, function, *specs):
   `tfp_emerging.ops.autoregressive._solve`, which every solver goes
   through)."""
   calls = []
-  original = autoregressive._solve  # pylint: disable=protected-access
+  original = autoregressive._solve
 
   def spy(*args):
     calls.append(args)
@@ -208,7 +208,7 @@ def test_h5_and_configless_saves_are_refused_leaving_no_file(tmp_path, digits):
   model.fit(digits, epochs=1, verbose=0)
   for name in ("m.h5", "m.hdf5"):
     with pytest.raises(
-      ValueError, match="HDF5 model files cannot hold a flow; save as .keras"
+      ValueError, match=r"HDF5 model files cannot hold a flow; save as \.keras"
     ):
       model.save(str(tmp_path / name))
     assert not (tmp_path / name).exists()

@@ -131,7 +131,7 @@ def test_the_model_is_the_bound_of_its_parts(digits_model):
 
 
 def test_the_pipelines_batches_give_the_same_bits(digits_model):
-  model, dataset, config = digits_model
+  model, dataset, _ = digits_model
   batches = list(pipeline.test_batches(dataset, 10, seed=5, levels=True))
   x = np.concatenate([b[pipeline.DEQUANTIZED].numpy() for b in batches])
   k = np.concatenate([b[pipeline.LEVELS].numpy() for b in batches])
@@ -174,7 +174,7 @@ def test_fit_trains_q_and_its_variables_are_saved(digits_model, tmp_path):
   assert fresh.num_bins == DIGIT_BINS
   with pytest.raises(ValueError, match="dequantizer"):
     FlowModel(model.flow, DIGIT_BINS, dequantizer=fresh.couplings[0])
-  with pytest.raises(ValueError, match="dequantizer.*num_bins"):
+  with pytest.raises(ValueError, match=r"dequantizer.*num_bins"):
     FlowModel(model.flow, 256, dequantizer=fresh)
 
 

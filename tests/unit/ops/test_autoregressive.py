@@ -28,7 +28,7 @@ def numpy_solve(y, kernel, dilation, top_left):
   Top-left: `y[i, j] = sum_{a, b} x[i - a d, j - b d] @ K[p - a, p - b]`;
   bottom-right: `y[i, j] = sum_{a, b} x[i + a d, j + b d] @ K[a, b]`.
   """
-  n, h, w, c = y.shape
+  _, h, w, _ = y.shape
   m = kernel.shape[0]
   p = m - 1
   x = np.zeros_like(y)
@@ -146,7 +146,8 @@ def test_wavefront_agrees_with_raster_in_float32_under_xla(top_left):
 
 
 def dense_matrix(kernel, height, width, dilation, top_left):
-  """`M` `[D, D]` with `flatten(quadrant_conv(x)) = flatten(x) @ M`, per image."""
+  """`M` `[D, D]` with `flatten(quadrant_conv(x)) = flatten(x) @ M`, per
+  image."""
   size = height * width * kernel.shape[-1]
   basis = tf.reshape(
     tf.eye(size, dtype=kernel.dtype), [size, height, width, kernel.shape[-1]]

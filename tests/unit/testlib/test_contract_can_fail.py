@@ -1,12 +1,13 @@
 """The contract's checks fail on broken bijectors: none of them is vacuous.
 
-Every labelled assertion of `tests/testlib/contract.py` is shown failing on a layer
-with one deliberate defect. A defect is a mixin put in front of a registered
-layer's class (`tests/testlib/mutants.py`), so that one defect breaks several layer types; a
-row names the defect, the case, the dtype, the check and the label of the
-assertion that must fail (matched in the `AssertionError`'s message: another
-assertion failing first does not count). Where a tolerance depends on the
-dtype, a defect is shown in float32 and float64, on different layers.
+Every labelled assertion of `tests/testlib/contract.py` is shown failing on a
+layer with one deliberate defect. A defect is a mixin put in front of a
+registered layer's class (`tests/testlib/mutants.py`), so that one defect
+breaks several layer types; a row names the defect, the case, the dtype, the
+check and the label of the assertion that must fail (matched in the
+`AssertionError`'s message: another assertion failing first does not count).
+Where a tolerance depends on the dtype, a defect is shown in float32 and
+float64, on different layers.
 
 `AffineCoupling` and `PeriodicConv2D` compute both directions in
 `_augmented_forward` and `_augmented_inverse` (`OnePassLogDet`), so defects
@@ -408,11 +409,11 @@ def test_check_catches_defect(case, dtype, check, label):
     *contract.INPUT_CHECKS.values(),
     contract.check_unknown_channels,
   ):
-    run = lambda: check(case, case.make(dtype), dtype)
+    arguments = (case, case.make(dtype), dtype)
   else:
-    run = lambda: check(case.make(dtype), case.event_shape, dtype)
+    arguments = (case.make(dtype), case.event_shape, dtype)
   with pytest.raises(AssertionError, match=re.escape(label)):
-    run()
+    check(*arguments)
 
 
 # (defect, dtype, check, label of the assertion that must fail).

@@ -110,7 +110,7 @@ def test_labels_change_the_density_and_evaluate_takes_them(trained, digits):
 def test_labels_must_be_given_exactly_to_conditional_models(trained, digits):
   model, _ = trained
   _, (images, labels) = digits
-  with pytest.raises(ValueError, match="class-conditional.*labels"):
+  with pytest.raises(ValueError, match=r"class-conditional.*labels"):
     model.bits_per_dim(images)
   with pytest.raises(ValueError, match="class-conditional"):
     model.sample(4)
@@ -120,7 +120,7 @@ def test_labels_must_be_given_exactly_to_conditional_models(trained, digits):
     )
   with pytest.raises(ValueError, match="one class per image"):
     model.sample(4, labels=[1, 2])
-  with pytest.raises(ValueError, match="0..9"):
+  with pytest.raises(ValueError, match=r"0\.\.9"):
     model.sample(2, labels=[1, 12])
   plain = FlowModel(
     Glow(
@@ -156,7 +156,7 @@ def test_sample_draws_the_class_asked_for_reproducibly(trained):
   grid = image_grid.sample_grid(model, 3, 0.7, seed=1, classes=[2, 5])
   # One row per class, 3 samples each: 2 rows x 3 columns of 8x8 tiles.
   assert grid.shape == ((2 * 9 + 1) * 4, (3 * 9 + 1) * 4, 1)
-  with pytest.raises(ValueError, match="0..9"):
+  with pytest.raises(ValueError, match=r"0\.\.9"):
     image_grid.sample_grid(model, 3, 0.7, seed=1, classes=[10])
 
 

@@ -16,7 +16,7 @@ from tfp_emerging.training import run_dir
 
 def test_run_directory_errors(digits_npz, tmp_path):
   run = str(tmp_path / "run")
-  with pytest.raises(training.RunError, match="no config.json"):
+  with pytest.raises(training.RunError, match=r"no config\.json"):
     training.resume(run)
   with pytest.raises(training.RunError, match="not a training run"):
     training.load_run(run)
@@ -29,7 +29,7 @@ def test_run_directory_errors(digits_npz, tmp_path):
   )
   with pytest.raises(
     training.RunError,
-    match="holds a config.json but is not marked as a run "
+    match=r"holds a config\.json but is not marked as a run "
     "directory of tfp-emerging",
   ):
     training.train(tiny_config(digits_npz), run)
