@@ -251,3 +251,55 @@ def test_killed_after_a_step_checkpoint_and_a_second_writer_is_refused(
   _assert_resumes_to(
     run, weights, f"resumed from {saved} (epoch 1, step 2 of epoch 2)"
   )
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 48 KiB tmpfs (room for two tiny checkpoints, not three); needs root
+  (mount), else the test is skipped."""
+  folder = tmp_path / "disk"
+  folder.mkdir()
+  mounted = subprocess.run(
+    ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(folder)],
+    capture_output=True,
+    check=False,
+  )
+  if mounted.returncode:
+    pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr!r}")
+  yield folder
+  subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_with_one_line_and_resumes_once_freed(
+  digits_npz, small_disk, capsys
+):
+  run = str(small_disk / "run")
+  arguments = ["--out", run, "--dataset", digits_npz, "--epochs", "4"]
+  arguments += TINY + ["--keep-checkpoints", "5"]
+  assert cli.main(["train", *arguments]) == 5
+  text = capsys.readouterr().err
+  err = [line for line in text.splitlines() if "error" in line]
+  assert len(err) == 1 and "Traceback" not in text, text
+  assert err[0].startswith("tfp-emerging train: error: "), err
+  assert "no space left on the device while writing" in err[0]
+  assert f"{run}/" in err[0] and "--resume" in err[0]
+  # No temporary file is left; the checkpoints on disk are complete and
+  # metrics.json records exactly their epochs.
+  folder = os.path.join(run, "checkpoints")
+  leftovers = [
+    name
+    for where in (run, folder)
+    for name in os.listdir(where)
+    if name.startswith(".") and name != ".tfp-emerging-run"
+  ]
+  assert leftovers == []
+  epochs = [r["epoch"] for r in read_json(run, "metrics.json")["epochs"]]
+  _, _, epoch, _ = training.load_run(run)
+  assert epochs and epochs == list(range(1, epoch + 1))
+  # Space freed: --resume goes on to the end.
+  subprocess.run(
+    ["mount", "-o", "remount,size=4m", str(small_disk)], check=True
+  )
+  assert cli.main(["train", "--out", run, "--resume"]) == 0
+  assert len(read_json(run, "metrics.json")["epochs"]) == 4
