@@ -303,3 +303,31 @@ def test_a_full_disk_stops_with_one_line_and_resumes_once_freed(
   )
   assert cli.main(["train", "--out", run, "--resume"]) == 0
   assert len(read_json(run, "metrics.json")["epochs"]) == 4
+
+
+@pytest.mark.slow
+def test_a_read_only_run_is_read_and_a_writer_says_so(
+  reference, tmp_path, capsys
+):
+  arguments, _ = reference
+  copy = tmp_path / "read-only"
+  copy.mkdir()
+  mounted = subprocess.run(
+    ["mount", "--bind", "-o", "ro", arguments[1], str(copy)],
+    capture_output=True,
+    check=False,
+  )
+  if mounted.returncode:
+    pytest.skip(f"cannot bind-mount read-only here: {mounted.stderr!r}")
+  try:
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--run", str(copy)]) == 0
+    out = tmp_path / "samples.png"
+    assert cli.main(["sample", "--run", str(copy), "--out", str(out)]) == 0
+    assert out.is_file()
+    assert cli.main(["train", "--out", str(copy), "--resume"]) == 6
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "read-only" in err[0], err
+    assert err[0].startswith("tfp-emerging train: error: "), err
+  finally:
+    subprocess.run(["umount", str(copy)], check=False)
