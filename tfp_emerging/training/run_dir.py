@@ -427,6 +427,14 @@ def check_new(run_dir: str | os.PathLike, replace: bool = False) -> None:
     return
   entries = sorted(set(os.listdir(path)) - {LOCK_FILE})
   holds_run = CONFIG_FILE in entries
+  kept = written_checkpoints(os.path.join(path, CHECKPOINT_DIR))
+  if not holds_run and not replace and (kept or METRICS_FILE in entries):
+    what = ", ".join(kept[-3:]) + " in checkpoints/" if kept else METRICS_FILE
+    raise config_lib.RunError(
+      f"{run_dir}: holds a run ({what}) but no {CONFIG_FILE}; nothing in it "
+      f"is replaced or deleted. Put its {CONFIG_FILE} back (from a copy) "
+      f"and continue it with --resume, or choose a new --out."
+    )
   if not entries or (is_marked_run(path) and (replace or not holds_run)):
     return
   if is_marked_run(path):

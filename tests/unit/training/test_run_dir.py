@@ -144,3 +144,17 @@ def test_two_writers_into_one_empty_folder(tmp_path):
   with run_dir.locked(run):
     assert os.listdir(run) == [run_dir.LOCK_FILE]
   assert os.path.isdir(run) and os.listdir(run) == []
+
+
+def test_a_run_without_its_config_is_never_trained_over(digits_npz, tmp_path):
+  run = str(tmp_path / "run")
+  training.train(
+    tiny_config(digits_npz), run, log=lambda m: None, verbose=0, warn=print
+  )
+  os.remove(os.path.join(run, "config.json"))
+  before = sorted(os.listdir(os.path.join(run, "checkpoints")))
+  metrics = open(os.path.join(run, "metrics.json")).read()
+  with pytest.raises(training.RunError, match="no config.json; nothing in it"):
+    training.train(tiny_config(digits_npz), run, log=lambda m: None)
+  assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == before
+  assert open(os.path.join(run, "metrics.json")).read() == metrics
