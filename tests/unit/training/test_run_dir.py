@@ -103,7 +103,7 @@ def test_a_full_disk_in_write_atomic_keeps_the_old_file(tmp_path, monkeypatch):
     raise OSError(28, "No space left on device")
 
   monkeypatch.setattr(os, "fsync", full)
-  with pytest.raises(run_dir.DiskFull, match="metrics.json: no space left"):
+  with pytest.raises(run_dir.DiskFull, match=r"metrics\.json: no space left"):
     run_dir.write_json(path, {"new": 2})
   monkeypatch.undo()
   assert os.listdir(tmp_path) == ["metrics.json"]
@@ -133,9 +133,11 @@ def test_two_writers_into_one_empty_folder(tmp_path):
   )
   try:
     assert holder.stdout.readline().strip() == "held"
-    with pytest.raises(run_dir.RunLocked, match=f"pid {holder.pid}"):
-      with run_dir.locked(run):
-        pass
+    with (
+      pytest.raises(run_dir.RunLocked, match=f"pid {holder.pid}"),
+      run_dir.locked(run),
+    ):
+      pass
     assert os.listdir(run) == [run_dir.LOCK_FILE]
   finally:
     holder.kill()
@@ -153,8 +155,10 @@ def test_a_run_without_its_config_is_never_trained_over(digits_npz, tmp_path):
   )
   os.remove(os.path.join(run, "config.json"))
   before = sorted(os.listdir(os.path.join(run, "checkpoints")))
-  metrics = open(os.path.join(run, "metrics.json")).read()
-  with pytest.raises(training.RunError, match="no config.json; nothing in it"):
+  with open(os.path.join(run, "metrics.json")) as f:
+    metrics = f.read()
+  with pytest.raises(training.RunError, match=r"no config\.json; nothing in"):
     training.train(tiny_config(digits_npz), run, log=lambda m: None)
   assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == before
-  assert open(os.path.join(run, "metrics.json")).read() == metrics
+  with open(os.path.join(run, "metrics.json")) as f:
+    assert f.read() == metrics
