@@ -12,8 +12,10 @@ Exit status: 0 on success (also when the test bits/dim ends above the
 uniform model's: a warning, and `worse_than_uniform` in `metrics.json`); 1
 when training diverged (NaN or infinite loss); 2 for bad arguments, data or
 run directories; 3 when the run's checkpoints exist but none can be
-restored; 130 when interrupted. Errors are one message on standard error,
-without a traceback.
+restored; 4 when another process writes the run directory (its lock); 5
+when the disk is full; 6 when a command must write a read-only run
+directory; 130 when interrupted (SIGINT), 143 when terminated (SIGTERM).
+Errors are one message on standard error, without a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 import dataclasses
 import json
 import os
+import signal
 import sys
 
 import tfp_emerging
@@ -33,6 +36,7 @@ from tfp_emerging import image_grid
 from tfp_emerging import presets
 from tfp_emerging import training
 from tfp_emerging.training import run_dir as run_dir_lib
+from tfp_emerging.training import stopping
 
 __all__ = ["build_parser", "main"]
 
@@ -58,11 +62,15 @@ _RUN_OPTIONS = (
   "warmup_steps",
   "seed",
   "keep_checkpoints",
+  "checkpoint_every",
   "sample_temperature",
   "epochs",
 )
 # The exit status of each error (see the module docstring).
 _EXIT_STATUSES = (
+  (run_dir_lib.RunLocked, 4),
+  (run_dir_lib.DiskFull, 5),
+  (run_dir_lib.ReadOnlyRun, 6),
   (training.TrainingDiverged, 1),
   (data_lib.DataError, 2),
   (training.RunError, 2),
@@ -125,6 +133,12 @@ def _add_run_options(parser):
     ("warmup_steps", int, "steps of the linear learning-rate warm-up"),
     ("seed", int, "seed of the weights, data order and samples"),
     ("keep_checkpoints", int, "newest per-epoch checkpoints to keep"),
+    (
+      "checkpoint_every",
+      int,
+      "steps between step checkpoints inside an epoch (SIGINT and "
+      "SIGTERM checkpoint their step anyway)",
+    ),
     ("sample_temperature", float, "temperature of samples.png"),
   ):
     parser.add_argument(
@@ -393,12 +407,19 @@ def _train_and_report(config, run_dir, args, resume=None, replace=False):
         tensorboard=args.tensorboard,
         replace=replace,
       )
-  except KeyboardInterrupt:
+  except KeyboardInterrupt as e:
+    saved = getattr(e, "saved", None)
+    kept = (
+      f"checkpointed at {saved}"
+      if saved
+      else "every finished epoch is checkpointed"
+    )
     print(
-      f"\ninterrupted; every finished epoch is checkpointed. Continue "
-      f"with: tfp-emerging train --out {run_dir} --resume",
+      f"\n{_interruption(e)}; {kept}. Continue with: tfp-emerging train "
+      f"--out {run_dir} --resume",
       file=sys.stderr,
     )
+    e.reported = True
     raise
   if metrics:
     print(
@@ -459,9 +480,11 @@ def _demo(args):
     f"steps per level {config.num_steps}, {config.hidden_channels} hidden "
     f"channels) on {config.dataset}, {config.epochs} epochs -> {run_dir}"
   )
-  _train_and_report(config, run_dir, args, replace=True)
-  _evaluate(run_dir, as_json=False)
-  _sample(run_dir, os.path.join(run_dir, run_dir_lib.DEMO_SAMPLES_FILE))
+  run_dir_lib.check_new(run_dir, replace=True)
+  with run_dir_lib.locked(run_dir):  # from training to the last sample
+    _train_and_report(config, run_dir, args, replace=True)
+    _evaluate(run_dir, as_json=False)
+    _sample(run_dir, os.path.join(run_dir, run_dir_lib.DEMO_SAMPLES_FILE))
   return 0
 
 
@@ -473,6 +496,12 @@ def _export(run_dir, out):
   )
 
 
+def _interruption(error):
+  """`interrupted` (SIGINT, Ctrl-C) or `terminated` (SIGTERM)."""
+  number = getattr(error, "signal_number", signal.SIGINT)
+  return "terminated" if number == signal.SIGTERM else "interrupted"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs `tfp-emerging` with `argv` (default `sys.argv[1:]`).
 
@@ -481,29 +510,39 @@ def main(argv: Sequence[str] | None = None) -> int:
   """
   args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
   try:
-    if args.command == "train":
-      return _train(args)
-    if args.command == "evaluate":
-      _evaluate(args.run, args.json, args.samples)
-    elif args.command == "sample":
-      _sample(
-        args.run,
-        args.out,
-        n=args.n,
-        temperature=args.temperature,
-        seed=args.seed,
-        columns=args.columns,
-        classes=args.classes,
-      )
-    elif args.command == "demo":
-      return _demo(args)
-    else:
-      _export(args.run, args.out)
-    return 0
+    with stopping.handled():
+      return _run(args)
   except tuple(kind for kind, _ in _EXIT_STATUSES) as e:
     print(f"tfp-emerging {args.command}: error: {e}", file=sys.stderr)
     return next(
       status for kind, status in _EXIT_STATUSES if isinstance(e, kind)
     )
-  except KeyboardInterrupt:
-    return 130
+  except KeyboardInterrupt as e:
+    if not getattr(e, "reported", False):
+      print(
+        f"\ntfp-emerging {args.command}: {_interruption(e)}", file=sys.stderr
+      )
+    return 143 if _interruption(e) == "terminated" else 130
+
+
+def _run(args):
+  """Runs the parsed command; returns the exit status."""
+  if args.command == "train":
+    return _train(args)
+  if args.command == "evaluate":
+    _evaluate(args.run, args.json, args.samples)
+  elif args.command == "sample":
+    _sample(
+      args.run,
+      args.out,
+      n=args.n,
+      temperature=args.temperature,
+      seed=args.seed,
+      columns=args.columns,
+      classes=args.classes,
+    )
+  elif args.command == "demo":
+    return _demo(args)
+  else:
+    _export(args.run, args.out)
+  return 0

@@ -10,6 +10,13 @@ exactly there (tests/integration/test_interruption.py). Points:
   files are in place and before its index is (the rename that makes it
   count);
 * `epoch-begin:E`: at the start of epoch `E` (from 1), inside Keras' `fit`.
+* `step-end:E:S`: at the end of step `S` of epoch `E`, before the
+  `StepCheckpointer` looks for a stop; it waits for a SIGINT or SIGTERM
+  (recorded by `tfp_emerging.training.stopping`) and then goes on, so that
+  the stop lands exactly at that step;
+* `step-checkpoint:E:S`: after the `StepCheckpointer` has handled step `S`
+  of epoch `E` (with `--checkpoint-every` dividing `S`: written its step
+  checkpoint).
 
 The shipped code has no hook: the pause is injected here, into the
 `os.replace` that `tfp_emerging.training.checkpoints` sees and into its
@@ -19,11 +26,13 @@ The shipped code has no hook: the pause is injected here, into the
 import os
 import sys
 import threading
+import time
 import types
 
 from tfp_emerging import cli
 from tfp_emerging.training import callbacks
 from tfp_emerging.training import checkpoints
+from tfp_emerging.training import stopping
 
 PAUSED = "PAUSED_AT"
 
@@ -61,6 +70,21 @@ def pause_at(point):
       base(self, epoch_index, logs)
 
     callbacks.Checkpointer.on_epoch_begin = on_epoch_begin
+  elif kind in ("step-end", "step-checkpoint"):
+    at = tuple(int(part) for part in epoch.split(":"))
+    base = callbacks.StepCheckpointer.on_train_batch_end
+
+    def on_train_batch_end(self, batch, logs=None):
+      here = (self._epoch + 1, self._offset + batch + 1) == at
+      if here and kind == "step-end":
+        print(f"{PAUSED} {point}", flush=True)
+        while stopping.requested() is None:
+          time.sleep(0.01)
+      base(self, batch, logs)
+      if here:
+        pause(point)
+
+    callbacks.StepCheckpointer.on_train_batch_end = on_train_batch_end
   else:
     raise ValueError(f"unknown pause point {point!r}")
 

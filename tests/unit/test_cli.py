@@ -146,7 +146,8 @@ def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
   err = capsys.readouterr().err
   assert (
     "cannot change: --mixing qr (the run has emerging) (only --epochs, "
-    "--batch-size, --learning-rate, --warmup-steps can)" in err
+    "--batch-size, --learning-rate, --warmup-steps, --checkpoint-every "
+    "can)" in err
   )
   assert training.read_config(trained_run).changes == []
   assert (

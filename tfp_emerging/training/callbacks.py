@@ -24,6 +24,11 @@ Keras' epoch logs (no per-batch host synchronisation):
   `ModelCheckpoint` writes the model (and optimizer) in place, not
   atomically, without the epoch and metrics, and cannot fall back past a
   corrupt file on restore (`tfp_emerging.training.checkpoints`).
+* `StepCheckpointer`: a step checkpoint every `checkpoint_every` steps
+  inside an epoch, and on SIGINT or SIGTERM (`stopping`) one at the step
+  where the signal came, then the stop. Keras' `BackupAndRestore` saves
+  mid-epoch too, but not atomically, and cannot fall back past a corrupt
+  file.
 * `TensorBoardLogger`: the train and test bits/dim curves in one chart and a
   grid of samples per epoch, for TensorBoard (`tensorboard --logdir DIR`).
   Keras' `TensorBoard` writes its own scalar names per split (no sample
@@ -43,11 +48,13 @@ import tensorflow as tf
 from tfp_emerging import image_grid
 from tfp_emerging.training import checkpoints
 from tfp_emerging.training import run_dir as run_dir_lib
+from tfp_emerging.training import stopping
 
 __all__ = [
   "Checkpointer",
   "EpochRecorder",
   "NaNGuard",
+  "StepCheckpointer",
   "TensorBoardLogger",
   "TensorBoardMissing",
   "TrainingDiverged",
@@ -90,10 +97,18 @@ class EpochRecorder(keras.callbacks.Callback):
       checkpoint), then one per epoch of this `fit`.
   """
 
-  def __init__(self, records: Iterable[dict] = ()):
+  def __init__(
+    self,
+    records: Iterable[dict] = (),
+    initial_step: int = 0,
+    initial_bits: float = 0.0,
+  ):
     super().__init__()
     self.records = list(records)
     self._start = self._test_start = self._test_end = None
+    # A resumed step checkpoint's steps into the first epoch, and their
+    # mean training bits/dim: folded into that epoch's train figure.
+    self._carry = (initial_step, initial_bits)
 
   def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
     del epoch, logs
@@ -117,7 +132,7 @@ class EpochRecorder(keras.callbacks.Callback):
     self.records.append(
       {
         "epoch": epoch + 1,
-        "train_bits_per_dim": float(logs.get("bits_per_dim", math.nan)),
+        "train_bits_per_dim": self._train_bits(logs),
         "test_bits_per_dim": float(logs.get("val_bits_per_dim", math.nan)),
         "seconds": round(now - self._start, 3),
         "train_seconds": round(test_start - self._start, 3),
@@ -125,6 +140,18 @@ class EpochRecorder(keras.callbacks.Callback):
       }
     )
     self._start = None
+
+  def _train_bits(self, logs):
+    """The epoch's mean training bits/dim: Keras' mean of this `fit`'s
+    steps, weighted with the steps carried from a step checkpoint (every
+    batch is full, so a per-step weight is a per-image one)."""
+    bits = float(logs.get("bits_per_dim", math.nan))
+    carried, carried_bits = self._carry
+    self._carry = (0, 0.0)
+    if not carried:
+      return bits
+    steps = self.params.get("steps") or 0
+    return (carried * carried_bits + steps * bits) / (carried + steps)
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -258,6 +285,76 @@ class Checkpointer(keras.callbacks.Callback):
     )
 
 
+class StepCheckpointer(keras.callbacks.Callback):
+  """Step checkpoints inside an epoch, and the stop on SIGINT or SIGTERM.
+
+  After step `S` of an epoch (`S` counted from the epoch's start, also in
+  an epoch resumed from a step checkpoint), when `S` is a multiple of
+  `every` or a stop was requested (`stopping.requested`), and the epoch has
+  steps to go: `state.save(E, metrics, step=S, step_bits=mean)`, the step
+  checkpoint `ckpt-E-S` (`E` finished epochs, `mean` the epoch's mean
+  training bits/dim so far). On a requested stop it then raises
+  `stopping.Interrupted` naming that checkpoint. A stop requested in the
+  epoch's last step or its evaluation is raised at the epoch's end, after
+  its checkpoint (list this callback after the `Checkpointer`). The running
+  mean is read from Keras' logs only at a save.
+
+  Args:
+    state: the run's `RunState`, restored (its `step` and `step_bits` are
+      the first epoch's steps done before this `fit`).
+    recorder: the run's `EpochRecorder` (the finished epochs' records).
+    every: steps between step checkpoints, or `None` for none (only on a
+      stop).
+    log: `log(message)` for the line naming each step checkpoint.
+  """
+
+  def __init__(
+    self,
+    state: checkpoints.RunState,
+    recorder: EpochRecorder,
+    every: int | None,
+    log: Callable[[str], None],
+  ):
+    super().__init__()
+    self._state = state
+    self._recorder = recorder
+    self._every = every
+    self._log = log
+    self._carry = (int(state.step.numpy()), float(state.step_bits.numpy()))
+    self._epoch = 0
+    self._offset = 0
+
+  def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+    del logs
+    self._epoch = epoch
+    self._offset, self._offset_bits = self._carry
+    self._carry = (0, 0.0)
+
+  def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    step = self._offset + batch + 1
+    last = self._offset + (self.params.get("steps") or 0)
+    stop = stopping.requested()
+    every = self._every and step % self._every == 0
+    if step >= last or not (stop or every):
+      return
+    done = batch + 1  # the steps of this `fit` in this epoch
+    bits = float((logs or {}).get("bits_per_dim", math.nan))
+    mean = (self._offset * self._offset_bits + done * bits) / step
+    path = self._state.save(
+      self._epoch, self._recorder.records, step=step, step_bits=mean
+    )
+    self._log(f"epoch {self._epoch + 1}, step {step}: -> {path}")
+    if stop:
+      stopping.take_request()
+      raise stopping.Interrupted(stop, saved=path)
+
+  def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    del epoch, logs
+    stop = stopping.take_request()
+    if stop:
+      raise stopping.Interrupted(stop, saved=self._state.latest)
+
+
 def require_tensorboard() -> None:
   """Raises `TensorBoardMissing` unless the `tensorboard` package imports.
 
@@ -318,6 +415,6 @@ class TensorBoardLogger(keras.callbacks.Callback):
       writer.flush()
 
   def on_train_end(self, logs: dict | None = None) -> None:
-    del logs
+    del logs  # a run resumed mid-epoch calls `fit` twice: flush, not close
     for writer in self._writers.values():
-      writer.close()
+      writer.flush()

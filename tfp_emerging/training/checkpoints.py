@@ -103,6 +103,12 @@ class RunState:
     with model.distribute_strategy.scope():
       model.optimizer.build(model.trainable_weights)
       self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+      # A step checkpoint's steps into epoch `epoch + 1`, and the mean
+      # training bits/dim of those steps (0 after a finished epoch).
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+      self.step_bits = tf.Variable(
+        0.0, dtype=tf.float64, trainable=False, name="step_bits"
+      )
       self._metrics = tf.Variable(
         "[]", dtype=tf.string, trainable=False, name="metrics"
       )
@@ -110,6 +116,8 @@ class RunState:
       model=model,
       optimizer=model.optimizer,
       epoch=self.epoch,
+      step=self.step,
+      step_bits=self.step_bits,
       metrics=self._metrics,
     )
     self.checkpoint.save_counter.assign(0)  # created now: saved every time
@@ -147,7 +155,9 @@ class RunState:
     listed = run_dir_lib.listed_checkpoints(folder)
     written = run_dir_lib.written_checkpoints(folder)
     candidates = sorted(
-      set(written) | set(listed or ()), key=run_dir_lib.epoch_of, reverse=True
+      set(written) | set(listed or ()),
+      key=run_dir_lib.position_of,
+      reverse=True,
     )
     if not candidates:
       return None
@@ -180,21 +190,47 @@ class RunState:
       f"{folder}: no checkpoint can be restored: {'; '.join(failed)}."
     )
 
-  def save(self, epoch: int, metrics: list[dict], traced: bool = False) -> str:
+  def save(
+    self,
+    epoch: int,
+    metrics: list[dict],
+    traced: bool = False,
+    step: int = 0,
+    step_bits: float = 0.0,
+  ) -> str:
     """Checkpoints the state after `epoch` with `metrics`; returns the path.
 
-    Writes `ckpt-<epoch>` under a temporary prefix (eagerly, or through the
-    traced writer if `traced`), renames its data files and then its index
-    into place, rewrites the state file naming it the latest (a temporary
-    file renamed over the old one), then deletes the checkpoints beyond the
-    newest `keep`, any newer than `epoch` (superseded: this run continued
-    from an older one) and the leftovers of interrupted writes.
+    With `step > 0`, a step checkpoint `ckpt-<epoch>-<step>`: `step` steps
+    into epoch `epoch + 1`, whose mean training bits/dim so far is
+    `step_bits`. Writes the checkpoint under a temporary prefix (eagerly, or
+    through the traced writer if `traced`), renames its data files and then
+    its index into place, rewrites the state file naming it the latest (a
+    temporary file renamed over the old one), then deletes the epoch
+    checkpoints beyond the newest `keep`, every other step checkpoint, any
+    checkpoint newer than this one (superseded: this run continued from an
+    older one) and the leftovers of interrupted writes.
+
+    Raises:
+      run_dir.DiskFull, run_dir.ReadOnlyRun: the device is full or
+        read-only; the temporary files are removed, the checkpoints written
+        before are kept.
     """
+    folder = self._directory
+    name = f"ckpt-{epoch}" + (f"-{step}" if step else "")
+    with run_dir_lib.writing(os.path.join(folder, name), "a checkpoint"):
+      try:
+        return self._save(folder, name, epoch, metrics, traced, step, step_bits)
+      except BaseException:
+        if os.path.isdir(folder):
+          run_dir_lib.remove_temporary_checkpoints(folder)
+        raise
+
+  def _save(self, folder, name, epoch, metrics, traced, step, step_bits):
     self.epoch.assign(epoch)
+    self.step.assign(step)
+    self.step_bits.assign(step_bits)
     self._metrics.assign(json.dumps(metrics))
     self.checkpoint.save_counter.assign_add(1)
-    folder = self._directory
-    name = f"ckpt-{epoch}"
     final = os.path.join(folder, name)
     temporary = os.path.join(folder, f".{name}.tmp")
     os.makedirs(folder, exist_ok=True)
@@ -208,10 +244,12 @@ class RunState:
     for path in glob.glob(glob.escape(temporary) + ".data-*"):
       os.replace(path, final + path[len(temporary) :])
     os.replace(temporary + ".index", final + ".index")  # now it counts
+    position = run_dir_lib.position_of(name)
     names = [
       n
       for n in run_dir_lib.written_checkpoints(folder)
-      if run_dir_lib.epoch_of(n) < epoch
+      if run_dir_lib.position_of(n) < position
+      and run_dir_lib.position_of(n)[1] == 0
     ]
     kept = (names + [name])[-self._keep :]
     now = time.time()
@@ -225,6 +263,7 @@ class RunState:
     run_dir_lib.write_atomic(
       os.path.join(folder, "checkpoint"),
       text_format.MessageToString(state).encode("utf-8"),
+      "the checkpoint state file",
     )
     run_dir_lib.remove_checkpoint_files(folder, keep=kept)
     self._latest = final

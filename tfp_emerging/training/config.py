@@ -26,7 +26,13 @@ __all__ = ["RESUMABLE_OPTIONS", "RunConfig", "RunError"]
 
 # The options `--resume` may change: they change neither the model nor the
 # data.
-RESUMABLE_OPTIONS = ("epochs", "batch_size", "learning_rate", "warmup_steps")
+RESUMABLE_OPTIONS = (
+  "epochs",
+  "batch_size",
+  "learning_rate",
+  "warmup_steps",
+  "checkpoint_every",
+)
 
 # The least value of each integer option (and of the sample temperature).
 _MINIMA = (
@@ -88,6 +94,9 @@ class RunConfig:
     seed: seed of the initial weights, the data order, the evaluation noise
       and the samples.
     keep_checkpoints: how many of the newest per-epoch checkpoints to keep.
+    checkpoint_every: write a step checkpoint every this many steps inside
+      an epoch (`callbacks.StepCheckpointer`), or `None` for none (a stop
+      by SIGINT or SIGTERM checkpoints its step anyway).
     sample_temperature: temperature of `samples.png`.
     data_dir: `tensorflow-datasets` data folder, or `None`.
     splits: `[train, test]` split names of the source, or `None` for the
@@ -128,6 +137,7 @@ class RunConfig:
   warmup_steps: int = 100
   seed: int = 0
   keep_checkpoints: int = 3
+  checkpoint_every: int | None = None
   sample_temperature: float = 0.7
   data_dir: str | None = None
   splits: list[str] | None = None
@@ -177,6 +187,10 @@ class RunConfig:
       fail("learning_rate", "> 0")
     if not _is_int(self.seed):
       fail("seed", "an int")
+    if self.checkpoint_every is not None and not (
+      _is_int(self.checkpoint_every) and self.checkpoint_every >= 1
+    ):
+      fail("checkpoint_every", "None or an int >= 1")
     if self.splits is not None:
       if (
         isinstance(self.splits, str)

@@ -128,6 +128,7 @@ def fit(
   initial_epoch: int = 0,
   callbacks: Sequence[keras.callbacks.Callback] = (),
   verbose: int = 0,
+  initial_step: int = 0,
   recorder: callbacks_lib.EpochRecorder | None = None,
   advice: Callable[[], str] | None = None,
   num_train: int | None = None,
@@ -149,6 +150,12 @@ def fit(
     data: a `tfp_emerging.data.ImageDataset`.
     config: a `RunConfig` (`epochs`, `batch_size`, `seed` are used).
     initial_epoch: epochs already done (a restored checkpoint's).
+    initial_step: steps of epoch `initial_epoch + 1` already done (a
+      restored step checkpoint's): that epoch trains on the rest of its
+      batches, the same an uninterrupted run would (one `FlowModel.fit` of
+      that epoch's remaining steps, then one of the later epochs). Its
+      record's train bits/dim covers only those steps unless `recorder`
+      carries the done ones (`EpochRecorder(initial_step=...)`).
     callbacks: further Keras callbacks, called after the built-in
       `EpochRecorder`, `NaNGuard` and progress bar.
     verbose: Keras' `verbose`: 0 silent, 1 a progress bar inside each epoch,
@@ -184,17 +191,20 @@ def fit(
     )
     images, classes = first if labels else (first, None)
     model.initialize(images, classes, seed=config.seed)
-  train, steps = pipeline.train_batches(
-    data,
-    size,
-    config.seed,
-    initial_epoch + 1,
-    config.epochs,
-    dtype=model.distribution.dtype,
-    num_examples=num_train,
-    labels=labels,
-    levels=model.dequantizer is not None,
-  )
+
+  def batches(first_epoch, last_epoch):
+    return pipeline.train_batches(
+      data,
+      size,
+      config.seed,
+      first_epoch,
+      last_epoch,
+      dtype=model.distribution.dtype,
+      num_examples=num_train,
+      labels=labels,
+      levels=model.dequantizer is not None,
+    )
+
   test = pipeline.test_batches(
     data,
     size,
@@ -204,21 +214,43 @@ def fit(
     labels=labels,
     levels=model.dequantizer is not None,
   )
-  model.fit(
-    train,
-    epochs=config.epochs,
-    initial_epoch=initial_epoch,
-    steps_per_epoch=steps,
-    validation_data=test,
-    verbose=verbose,
-    shuffle=False,
-    callbacks=[
-      recorder,
-      callbacks_lib.NaNGuard(advice),
-      _progress_bar(),
-      *callbacks,
-    ],
-  )
+  callbacks = [
+    recorder,
+    callbacks_lib.NaNGuard(advice),
+    _progress_bar(),
+    *callbacks,
+  ]
+  done = initial_epoch
+  if initial_step:
+    partial, steps = batches(done + 1, done + 1)
+    if not 0 < initial_step < steps:
+      raise RunError(
+        f"initial_step must be in 1..{steps - 1} (the steps of an epoch at "
+        f"batch size {size}); got {initial_step}."
+      )
+    model.fit(
+      partial.skip(initial_step),
+      epochs=done + 1,
+      initial_epoch=done,
+      steps_per_epoch=steps - initial_step,
+      validation_data=test,
+      verbose=verbose,
+      shuffle=False,
+      callbacks=callbacks,
+    )
+    done += 1
+  if done < config.epochs:
+    train, steps = batches(done + 1, config.epochs)
+    model.fit(
+      train,
+      epochs=config.epochs,
+      initial_epoch=done,
+      steps_per_epoch=steps,
+      validation_data=test,
+      verbose=verbose,
+      shuffle=False,
+      callbacks=callbacks,
+    )
   return recorder.records
 
 

@@ -17,6 +17,17 @@ A run lives in one directory:
 * `metrics.json` (`METRICS_FILE`): `metrics_document`, rewritten after every
   checkpoint from the metrics stored in that checkpoint.
 * `samples.png` (`SAMPLES_FILE`): a grid of samples from the final model.
+* `.tfp-emerging-lock` (`LOCK_FILE`): the file a writer locks (`locked`):
+  one process at a time writes a run directory.
+
+Faults: every command that writes a run directory holds its lock
+(`locked`, an exclusive `fcntl.flock`, released by the kernel when the
+process ends, so a killed process never leaves a stale lock); a second
+writer gets `RunLocked` at once, naming the holder's pid, and writes
+nothing. A write that fails for want of space raises `DiskFull`, one on a
+read-only folder `ReadOnlyRun` (`writing`), each naming the path and what
+was written, after removing its temporary file: what was complete before
+stays complete. `remove_debris` deletes what killed writes left.
 
 Atomicity: JSON and PNG files are written to a temporary file in the same
 folder, synced and renamed over the old one (`os.replace`), so they are
@@ -29,13 +40,17 @@ looks complete while half deleted.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import glob
 import json
 import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -50,16 +65,22 @@ __all__ = [
   "CHECKPOINT_DIR",
   "CONFIG_FILE",
   "DEMO_SAMPLES_FILE",
+  "LOCK_FILE",
   "METRICS_FILE",
   "RUN_FILES",
   "RUN_MARKER",
   "SAMPLES_FILE",
+  "DiskFull",
+  "ReadOnlyRun",
+  "RunLocked",
   "check_new",
   "claim",
   "is_marked_run",
+  "locked",
   "metrics_document",
   "read_config",
   "recorded_epochs",
+  "remove_debris",
   "remove_run_files",
   "write_config",
   "write_json",
@@ -78,6 +99,144 @@ CHECKPOINT_DIR = "checkpoints"
 RUN_MARKER = ".tfp-emerging-run"
 # The files of a run directory besides the marker and `CHECKPOINT_DIR`.
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SAMPLES_FILE, DEMO_SAMPLES_FILE)
+# The file a writer of the run directory locks (`locked`).
+LOCK_FILE = ".tfp-emerging-lock"
+
+
+class RunLocked(config_lib.RunError):
+  """Another process holds the run directory's lock (it writes the run)."""
+
+
+class DiskFull(config_lib.RunError):
+  """A write into the run directory failed: no space left on the device."""
+
+
+class ReadOnlyRun(config_lib.RunError):
+  """A command that must write the run directory found it read-only."""
+
+
+# `errno`s of a folder that cannot be written.
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def fault(error: BaseException, path, what: str) -> config_lib.RunError | None:
+  """The `DiskFull` or `ReadOnlyRun` that a failed write of `what` to `path`
+  means (an `OSError` with `ENOSPC`/`EDQUOT`, `EROFS`, `EACCES`, `EPERM`, or
+  TensorFlow's `ResourceExhaustedError`/`PermissionDeniedError` of a
+  checkpoint write), or `None` for any other error."""
+  if isinstance(error, OSError):
+    code = error.errno
+  elif isinstance(error, tf.errors.ResourceExhaustedError):
+    code = errno.ENOSPC if "No space left" in str(error) else None
+  elif isinstance(error, tf.errors.PermissionDeniedError):
+    code = errno.EACCES
+  else:
+    code = None
+  if code in (errno.ENOSPC, errno.EDQUOT):
+    return DiskFull(
+      f"{path}: no space left on the device while writing {what}; the last "
+      f"complete checkpoint and metrics.json are kept. Free some space, "
+      f"then continue with --resume."
+    )
+  if code in _READ_ONLY:
+    return ReadOnlyRun(
+      f"{path}: read-only (cannot write {what}); this command writes the "
+      f"run directory: copy the run to a writable folder, or run a "
+      f"command that only reads it (evaluate, sample or export with --out "
+      f"elsewhere)."
+    )
+  return None
+
+
+@contextlib.contextmanager
+def writing(path, what: str):
+  """Turns a failed write of `what` to `path` into `DiskFull` or
+  `ReadOnlyRun` (see `fault`); other errors pass unchanged."""
+  try:
+    yield
+  except (OSError, tf.errors.OpError) as e:
+    error = fault(e, path, what)
+    if error is None:
+      raise
+    raise error from e
+
+
+# The locks this process holds: `{real path: [file descriptor, depth]}`.
+_held = {}
+
+
+@contextlib.contextmanager
+def locked(run_dir: str | os.PathLike):
+  """Holds the exclusive lock of the run directory `run_dir` (created if
+  missing) while the block runs.
+
+  An `fcntl.flock` on `run_dir/LOCK_FILE`, which then holds this process's
+  pid and command line; the kernel releases it when the process ends
+  (even by SIGKILL). Re-entrant in one process. When the block ends the lock
+  file is deleted, and the folder too if this created it and it is empty (a
+  command that failed before writing leaves nothing).
+
+  Raises:
+    RunLocked: another process holds the lock (the message names its pid).
+    ReadOnlyRun, DiskFull: the lock file cannot be created.
+  """
+  path = os.path.realpath(run_dir)
+  if path in _held:
+    _held[path][1] += 1
+    try:
+      yield
+    finally:
+      _held[path][1] -= 1
+    return
+  lock_path = os.path.join(path, LOCK_FILE)
+  created = not os.path.exists(path)
+  fd = _lock(run_dir, lock_path)
+  with contextlib.suppress(OSError):  # the pid is only for the message
+    os.pwrite(fd, f"{os.getpid()} {' '.join(sys.argv)}\n".encode(), 0)
+  _held[path] = [fd, 1]
+  try:
+    yield
+  finally:
+    del _held[path]
+    with contextlib.suppress(OSError):
+      os.remove(lock_path)  # while locked: see `_lock`
+      if created and not os.listdir(path):
+        os.rmdir(path)
+    os.close(fd)  # releases the lock
+
+
+def _lock(run_dir, lock_path):
+  """A descriptor of `lock_path` (created if missing) holding its
+  exclusive `flock`. The holder deletes the file before it lets go, so a
+  lock won on a file that was deleted meanwhile is let go and taken again
+  on the new one."""
+  while True:
+    try:
+      with writing(lock_path, "the run directory's lock file"):
+        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except (FileExistsError, NotADirectoryError) as e:
+      raise config_lib.RunError(
+        f"{run_dir}: not a folder ({e}); choose another --out."
+      ) from e
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+      os.close(fd)
+      pid, _, command = holder.partition(" ")
+      raise RunLocked(
+        f"{run_dir}: another process (pid {pid or 'unknown'}: {command}) "
+        f"is writing this run directory; nothing was written. Wait for it "
+        f"to end (or stop it: kill {pid or 'PID'}), then run this again."
+      ) from None
+    try:
+      same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+    except FileNotFoundError:
+      same = False
+    if same:
+      return fd
+    os.close(fd)
 
 
 def is_marked_run(run_dir: str | os.PathLike) -> bool:
@@ -149,13 +308,24 @@ def write_json(path: str | os.PathLike, value: Any) -> None:
   write_atomic(path, (json.dumps(value, indent=2) + "\n").encode("utf-8"))
 
 
-def write_png(path: str | os.PathLike, image: tf.Tensor | np.ndarray) -> None:
-  """Writes a uint8 `[H, W, C]` image as a PNG, atomically."""
-  write_atomic(path, tf.io.encode_png(image).numpy())
+def write_png(
+  path: str | os.PathLike, image: tf.Tensor | np.ndarray, what=None
+) -> None:
+  """Writes a uint8 `[H, W, C]` image as a PNG, atomically (`write_atomic`)."""
+  write_atomic(path, tf.io.encode_png(image).numpy(), what)
 
 
-def write_atomic(path, payload):
-  """Writes bytes to a temporary file next to `path`, then renames it."""
+def write_atomic(path, payload, what=None):
+  """Writes bytes to a temporary file next to `path`, then renames it.
+
+  `DiskFull` or `ReadOnlyRun` (naming `path` and `what`, default its file
+  name) if the device is full or read-only; the temporary file is removed
+  and `path` keeps its old contents."""
+  with writing(path, what or os.path.basename(path)):
+    _write_atomic(path, payload)
+
+
+def _write_atomic(path, payload):
   folder = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(
     dir=folder, prefix="." + os.path.basename(path), suffix=".tmp"
@@ -255,8 +425,16 @@ def check_new(run_dir: str | os.PathLike, replace: bool = False) -> None:
     )
   if existing != path:
     return
-  entries = sorted(os.listdir(path))
+  entries = sorted(set(os.listdir(path)) - {LOCK_FILE})
   holds_run = CONFIG_FILE in entries
+  kept = written_checkpoints(os.path.join(path, CHECKPOINT_DIR))
+  if not holds_run and not replace and (kept or METRICS_FILE in entries):
+    what = ", ".join(kept[-3:]) + " in checkpoints/" if kept else METRICS_FILE
+    raise config_lib.RunError(
+      f"{run_dir}: holds a run ({what}) but no {CONFIG_FILE}; nothing in it "
+      f"is replaced or deleted. Put its {CONFIG_FILE} back (from a copy) "
+      f"and continue it with --resume, or choose a new --out."
+    )
   if not entries or (is_marked_run(path) and (replace or not holds_run)):
     return
   if is_marked_run(path):
@@ -284,22 +462,60 @@ def claim(run_dir: str | os.PathLike, replace: bool = False) -> None:
   files of the marked run there if `replace`."""
   check_new(run_dir, replace)
   try:
-    if replace and is_marked_run(run_dir):
-      remove_run_files(run_dir)
-    _mark(run_dir)
+    with writing(run_dir, "the run directory's marker"):
+      if replace and is_marked_run(run_dir):
+        remove_run_files(run_dir)
+      _mark(run_dir)
   except OSError as e:
     raise config_lib.RunError(
       f"{run_dir}: cannot write the run directory ({e})."
     ) from e
 
 
-_CHECKPOINT_NAME = re.compile(r"ckpt-([0-9]+)")
+def remove_debris(run_dir: str | os.PathLike) -> list[str]:
+  """Deletes what writes killed half-way left in `run_dir` (call it under
+  `locked`): the temporary files of `write_atomic` (`.NAME*.tmp`) and, in
+  `checkpoints/`, those of checkpoint writes (`.ckpt-E.tmp*` files and
+  `.ckpt-E.tmp_temp/` folders) and of the state file; returns their paths
+  relative to `run_dir`, sorted. None of them is ever a checkpoint: a
+  checkpoint is a `ckpt-E.index` with its data files."""
+  folder = os.path.join(run_dir, CHECKPOINT_DIR)
+  patterns = [
+    os.path.join(glob.escape(run_dir), "." + glob.escape(name) + "*.tmp")
+    for name in RUN_FILES + (RUN_MARKER,)
+  ] + [
+    os.path.join(glob.escape(folder), ".ckpt-*.tmp*"),
+    os.path.join(glob.escape(folder), ".checkpoint*.tmp"),
+  ]
+  removed = []
+  for pattern in patterns:
+    for path in glob.glob(pattern):
+      if os.path.isdir(path):
+        shutil.rmtree(path)
+      else:
+        os.remove(path)
+      removed.append(os.path.relpath(path, run_dir))
+  return sorted(removed)
+
+
+# `ckpt-E` after epoch `E`; `ckpt-E-S` after step `S` of epoch `E + 1`.
+_CHECKPOINT_NAME = re.compile(r"ckpt-([0-9]+)(?:-([0-9]+))?")
+
+
+def position_of(name):
+  """`(E, S)` of a checkpoint name `ckpt-E` (`S = 0`) or `ckpt-E-S` (a step
+  checkpoint: `S` steps into epoch `E + 1`), else `None`; checkpoints sort
+  by it."""
+  match = _CHECKPOINT_NAME.fullmatch(name)
+  if not match:
+    return None
+  return int(match.group(1)), int(match.group(2) or 0)
 
 
 def epoch_of(name):
-  """`E` of a checkpoint name `ckpt-E`, else `None`."""
-  match = _CHECKPOINT_NAME.fullmatch(name)
-  return int(match.group(1)) if match else None
+  """`E` of a checkpoint name `ckpt-E` or `ckpt-E-S`, else `None`."""
+  position = position_of(name)
+  return position[0] if position else None
 
 
 def checkpoint_files(folder):
@@ -320,7 +536,7 @@ def written_checkpoints(folder):
     for name, paths in checkpoint_files(folder).items()
     if os.path.join(folder, name + ".index") in paths
   ]
-  return sorted(names, key=epoch_of)
+  return sorted(names, key=position_of)
 
 
 def listed_checkpoints(folder):

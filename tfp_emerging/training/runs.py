@@ -43,6 +43,7 @@ from tfp_emerging.training import callbacks as callbacks_lib
 from tfp_emerging.training import checkpoints
 from tfp_emerging.training import loop
 from tfp_emerging.training import run_dir as run_dir_lib
+from tfp_emerging.training import stopping
 from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
 
@@ -173,34 +174,54 @@ def _divergence_advice(state, run_dir, config):
   return advice
 
 
+def _remove_debris(run_dir, warn):
+  """`run_dir.remove_debris`, saying what was removed."""
+  removed = run_dir_lib.remove_debris(run_dir)
+  if removed:
+    warn(
+      f"removed what interrupted writes left in {run_dir} (never "
+      f"checkpoints): {', '.join(removed)}."
+    )
+
+
 def _fit_in(run, state, run_dir, log, verbose, extra_callbacks, warn):
-  """Trains the prepared `run` from `state`'s epoch in `run_dir`: writes
-  `config.json` and `metrics.json`, trains with a checkpoint per epoch,
-  then writes `samples.png`; returns the metrics."""
+  """Trains the prepared `run` from `state`'s epoch (and step) in `run_dir`:
+  writes `config.json` and `metrics.json`, trains with a checkpoint per
+  epoch (and step checkpoints, `StepCheckpointer`), then writes
+  `samples.png`; returns the metrics. SIGINT and SIGTERM stop training at
+  a checkpointed step (`stopping`)."""
   config, model = run.config, run.model
   initial_epoch = int(state.epoch.numpy())
+  initial_step = int(state.step.numpy())
   run_dir_lib.write_config(run_dir, config)
-  recorder = callbacks_lib.EpochRecorder(state.metrics)
+  recorder = callbacks_lib.EpochRecorder(
+    state.metrics, initial_step, float(state.step_bits.numpy())
+  )
   run_dir_lib.write_metrics(run_dir, recorder.records, config.num_bins)
   run_callbacks = [
     callbacks_lib.UniformCheck(recorder, config.warmup_steps, warn),
     callbacks_lib.Checkpointer(state, recorder, run_dir, log),
+    callbacks_lib.StepCheckpointer(
+      state, recorder, config.checkpoint_every, log
+    ),
   ]
   if run.logger is not None:
     run_callbacks.append(run.logger)
   if initial_epoch < config.epochs:
     log(start_line(config, run.data, model, run_dir, initial_epoch))
-  metrics = loop.fit(
-    model,
-    run.data,
-    config,
-    initial_epoch=initial_epoch,
-    callbacks=run_callbacks + list(extra_callbacks),
-    verbose=_keras_verbosity(verbose),
-    recorder=recorder,
-    advice=_divergence_advice(state, run_dir, config),
-    labels=config.conditional,
-  )
+  with stopping.deferred():
+    metrics = loop.fit(
+      model,
+      run.data,
+      config,
+      initial_epoch=initial_epoch,
+      initial_step=initial_step,
+      callbacks=run_callbacks + list(extra_callbacks),
+      verbose=_keras_verbosity(verbose),
+      recorder=recorder,
+      advice=_divergence_advice(state, run_dir, config),
+      labels=config.conditional,
+    )
   run_dir_lib.write_samples(
     run_dir, model, config.sample_temperature, config.seed
   )
@@ -254,10 +275,15 @@ def train(
       last good epoch.
   """
   run_dir_lib.check_new(run_dir, replace)
-  run = _prepare(config, strategy, tensorboard)
-  run_dir_lib.claim(run_dir, replace)
-  state = checkpoints.RunState(run.model, run_dir, run.config.keep_checkpoints)
-  return _fit_in(run, state, run_dir, log, verbose, callbacks, warn)
+  with stopping.handled(), run_dir_lib.locked(run_dir):
+    run_dir_lib.check_new(run_dir, replace)  # now that no one else writes
+    run = _prepare(config, strategy, tensorboard)
+    _remove_debris(run_dir, warn)
+    run_dir_lib.claim(run_dir, replace)
+    state = checkpoints.RunState(
+      run.model, run_dir, run.config.keep_checkpoints
+    )
+    return _fit_in(run, state, run_dir, log, verbose, callbacks, warn)
 
 
 def resume(
@@ -304,6 +330,16 @@ def resume(
     tfp_emerging.data.DataError: the data cannot be loaded or changed shape.
     TrainingDiverged: as in `train`.
   """
+  run_dir_lib.read_config(run_dir)  # a run, before the lock creates a file
+  with stopping.handled(), run_dir_lib.locked(run_dir):
+    return _resume_locked(
+      run_dir, log, strategy, verbose, tensorboard, callbacks, warn, options
+    )
+
+
+def _resume_locked(
+  run_dir, log, strategy, verbose, tensorboard, callbacks, warn, options
+):
   stored = run_dir_lib.read_config(run_dir)
   try:
     config, changed = stored.resumed(
@@ -312,12 +348,26 @@ def resume(
   except RunError as e:
     raise RunError(f"{run_dir}: {e}") from e
   run = _prepare(config, strategy, tensorboard)
+  _remove_debris(run_dir, warn)
   state = checkpoints.RunState(run.model, run_dir, run.config.keep_checkpoints)
   # Nothing in the run directory is rewritten before this has succeeded.
   restored = checkpoints.restore(state, run_dir, warn)
   initial_epoch = int(state.epoch.numpy())
+  initial_step = int(state.step.numpy())
+  if initial_step and "batch_size" in changed:
+    raise RunError(
+      f"{run_dir}: the run stopped at step {initial_step} of epoch "
+      f"{initial_epoch + 1} ({restored}), whose batches are those of batch "
+      f"size {stored.batch_size}: resume without --batch-size until that "
+      f"epoch ends, then change it."
+    )
   if restored:
-    log(f"resumed from {restored} (epoch {initial_epoch})")
+    at = (
+      f", step {initial_step} of epoch {initial_epoch + 1}"
+      if initial_step
+      else ""
+    )
+    log(f"resumed from {restored} (epoch {initial_epoch}{at})")
   run.config.changes = list(stored.changes) + [
     {
       "epoch": initial_epoch + 1,
@@ -453,6 +503,15 @@ def sample_run(
       raise RunError(f"--{name} must be >= {low}; got {value}.")
   if os.path.isdir(out):
     raise RunError(f"--out {out}: is a folder; give the PNG file to write.")
+  folder = os.path.realpath(os.path.dirname(os.path.abspath(out)))
+  inside = os.path.commonpath([folder, os.path.realpath(run_dir)])
+  if inside == os.path.realpath(run_dir):  # it writes the run directory
+    with run_dir_lib.locked(run_dir):
+      return _sample_run(run_dir, out, n, temperature, seed, columns, classes)
+  return _sample_run(run_dir, out, n, temperature, seed, columns, classes)
+
+
+def _sample_run(run_dir, out, n, temperature, seed, columns, classes):
   config, model, _, _ = load_run(run_dir)
   n = image_grid.default_sample_count(model) if n is None else n
   temperature = (
@@ -470,8 +529,9 @@ def sample_run(
   except ValueError as e:  # its message begins with the argument's name
     raise RunError(f"--{e}") from e
   try:
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    run_dir_lib.write_png(out, grid)
+    with run_dir_lib.writing(out, "the samples"):
+      os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    run_dir_lib.write_png(out, grid, "the samples")
   except OSError as e:
     raise RunError(f"--out {out}: cannot write it ({e}).") from e
   return model, n, temperature
