@@ -8,7 +8,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_emerging.bijectors.autoregressive_conv2d import AutoregressiveConv2D
-from tfp_emerging.bijectors.autoregressive_conv2d import quadrant_size
+from tfp_emerging.bijectors.autoregressive_conv2d import (
+  FrozenAutoregressiveConv2D,
+)
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
 
@@ -200,7 +202,10 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return self._forward_path
 
   def uses_equivalent_kernel(self, x: tf.Tensor) -> bool:
-    """Whether `forward(x)` takes the equivalent-kernel path (trace time)."""
+    """Whether `forward(x)` takes the equivalent-kernel path (trace time):
+    only for batches `[N, H, W, C]` of static `H`, `W`."""
+    if x.shape.rank != 4 or None in x.shape[1:3]:
+      return False
     if self._forward_path != "auto":
       return self._forward_path == "equivalent"
     return equivalent_is_cheaper(
@@ -226,14 +231,13 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
 
   def _forward(self, x):
     x = self._checked(x, "x")
-    if x.shape.rank == 4 and None not in x.shape[1:3]:
-      if self.uses_equivalent_kernel(x):
-        return autoregressive.emerging_conv(
-          x,
-          self._first.masked_kernel(),
-          self._second.masked_kernel(),
-          self.dilation,
-        )
+    if self.uses_equivalent_kernel(x):
+      return autoregressive.emerging_conv(
+        x,
+        self._first.masked_kernel(),
+        self._second.masked_kernel(),
+        self.dilation,
+      )
     return self._second.forward(self._first.forward(x))
 
   def _inverse(self, y):
@@ -283,18 +287,19 @@ class FrozenEmergingConv2D(tfp.bijectors.Bijector):
     )
 
   @property
-  def bijectors(self):
+  def bijectors(
+    self,
+  ) -> tuple[FrozenAutoregressiveConv2D, FrozenAutoregressiveConv2D]:
     """The two frozen parts, `(f_1, f_2)`."""
     return self._parts
 
   def _forward(self, x):
     x = self._layer._checked(x, "x")
     first, second = self._parts
-    if x.shape.rank == 4 and None not in x.shape[1:3]:
-      if self._layer.uses_equivalent_kernel(x):
-        return autoregressive.emerging_conv(
-          x, first._kernel, second._kernel, self._layer.dilation, self._kernel
-        )
+    if self._layer.uses_equivalent_kernel(x):
+      return autoregressive.emerging_conv(
+        x, first._kernel, second._kernel, self._layer.dilation, self._kernel
+      )
     return second.forward(first.forward(x))
 
   def _inverse(self, y):
