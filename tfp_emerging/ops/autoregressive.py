@@ -66,7 +66,11 @@ straight to the image-major layout; dilation and the flip of the
 bottom-right mask ride on both gathers' indices. The steps are unrolled when
 the image size is static and not under XLA (TensorFlow's executor then runs
 no loop bookkeeping and no `TensorArray`, about a third of a small solve);
-otherwise one `tf.while_loop` writes the rows to a `TensorArray`.
+otherwise one `tf.while_loop` writes the rows to a `TensorArray`. Unrolled,
+a step's matmul runs on its real slots only (rows `max(0, t - W' + 1) ..
+min(t, H' - 1)`), the padding slots padded in as zeros: half the arithmetic
+of a square image; measured 0.82-0.83x the solve's time at `C = 48`
+(`(64, 32, 32, 48)`, `(16, 16, 16, 48)`), 0.93-1.04x at `C = 12`.
 
 Raster: one pixel a step, `H W` sequential steps of `O(B (m^2 - 1) C^2)`,
 reading the solved neighbours from a buffer of the last `p W + p` pixels.
@@ -348,15 +352,27 @@ def _wavefront_solve(y, kernel, dilation, top_left, operands=None):
   size = tf.stack([slots, channels])
   begins = [tf.stack([(p - a) * groups, 0]) for a in range(1, m)]
 
-  def step(rhs_t, inside_t, history):
+  def step(rhs_t, inside_t, history, real=None):
     """`x_t` and the history for `t + 1`.
 
-    `history[k]` is row `t - (2p - k)` as its shifted copies.
+    `history[k]` is row `t - (2p - k)` as its shifted copies. `real`:
+    optional static `(lo, hi)`, the slot rows `i` of row `t` that hold
+    pixels (`0 <= t - i < W'`): the matmul then runs on those rows only and
+    the padding slots are set to zero, as `inside_t` would (about half the
+    arithmetic of a square image).
     """
     window = tf.concat(
       [history[2 * p - s][a - lowest(s)] for s, a in window_taps], -1
     )
-    x_t = (rhs_t - window @ taps) * inside_t
+    if real is None:
+      x_t = (rhs_t - window @ taps) * inside_t
+    else:
+      begin, end = real[0] * groups, (real[1] + 1) * groups
+      x_t = tf.pad(
+        rhs_t[begin:end] - window[begin:end] @ taps,
+        tf.stack([tf.stack([begin, slots - end]), [0, 0]]),
+      )
+      x_t.set_shape(rhs_t.shape)
     padded = tf.pad(x_t, padding)
     shifted = [x_t]
     for begin in begins:
@@ -375,11 +391,13 @@ def _wavefront_solve(y, kernel, dilation, top_left, operands=None):
   height, width = y.shape[1], y.shape[2]
   if height is not None and width is not None and not is_xla():
     solved = []
-    length = -(-height // dilation) + -(-width // dilation) - 1
-    for rhs_t, inside_t in zip(
-      tf.unstack(rhs, length), tf.unstack(inside, length)
+    rows, columns = -(-height // dilation), -(-width // dilation)
+    length = rows + columns - 1
+    for t, (rhs_t, inside_t) in enumerate(
+      zip(tf.unstack(rhs, length), tf.unstack(inside, length))
     ):
-      x_t, history = step(rhs_t, inside_t, history)
+      real = (max(0, t - columns + 1), min(t, rows - 1))
+      x_t, history = step(rhs_t, inside_t, history, real)
       solved.append(x_t)
     solved = tf.stack(solved)
   else:
