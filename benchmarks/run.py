@@ -13,6 +13,11 @@ Layers, on `(batch, H, W, C)` in `SHAPES`, kernel size `KERNEL_SIZE`:
 * `conv2d`: a dense `k x k` `tf.nn.conv2d`, SAME padding: the reference.
 * `AutoregressiveConv2D`, `EmergingConv2D`: forward; inverse with each of
   `SOLVERS` (`"auto"`, the default, then each solver it chooses from).
+* `EmergingConv2D[equivalent]`: the forward as one dense convolution plus
+  the border correction (`forward_path="equivalent"`), and its inverse;
+  `EmergingConv2D[frozen]`: frozen weights, forward and inverse with each
+  of `FROZEN_SOLVERS`. All timed in the same interleaved group as the old
+  paths and `conv2d`.
 * `PeriodicConv2D`, `Conv1x1[qr|lu|plain]`: forward and inverse.
 
 Ratios: a forward is divided by `conv2d`'s forward, an inverse by the same
@@ -45,6 +50,7 @@ from tfp_emerging import bijectors
 from tfp_emerging import flows
 
 __all__ = [
+  "FROZEN_SOLVERS",
   "GLOWS",
   "KERNEL_SIZE",
   "QUICK_GLOWS",
@@ -73,6 +79,9 @@ QUICK_GLOWS = (("tiny", 2, (8, 8, 1), 1, 1, 4),)
 QUICK_MIXINGS = ("1x1", "emerging")
 # The autoregressive layers' inverses measured: the default, then each solver.
 SOLVERS = ("auto", "wavefront", "raster")
+# The frozen emerging layer's inverses (`EmergingConv2D._frozen`): the
+# default, then the inverse filter.
+FROZEN_SOLVERS = ("auto", "fft")
 
 DENSE = "conv2d"
 
@@ -123,6 +132,26 @@ def _layers(channels, quick):
           cls(channels, KERNEL_SIZE, solver=solver, seed=1),
         )
       )
+  # Issue 25: the equivalent-kernel forward, and the frozen inverses.
+  layers.append(
+    (
+      "EmergingConv2D[equivalent]",
+      None,
+      bijectors.EmergingConv2D(
+        channels, KERNEL_SIZE, forward_path="equivalent", seed=1
+      ),
+    )
+  )
+  for solver in FROZEN_SOLVERS:
+    layers.append(
+      (
+        "EmergingConv2D[frozen]",
+        solver,
+        bijectors.EmergingConv2D(
+          channels, KERNEL_SIZE, solver=solver, seed=1
+        )._frozen(),
+      )
+    )
   layers.append(
     (
       "PeriodicConv2D",
@@ -169,7 +198,7 @@ def _layer_records(shape, jit, repeats, quick, selected):
   for name, solver, layer in _layers(channels, quick):
     if not selected(name):
       continue
-    if solver in (None, SOLVERS[0]):  # one forward per layer
+    if solver in (None, SOLVERS[0]):  # one forward per layer (and solver)
       plan.append((name, "forward", None, compile_(layer.forward), images))
     # tf.identity: a fresh tensor, so TFP's cache cannot answer the inverse.
     outputs = tf.identity(layer.forward(images))

@@ -74,7 +74,7 @@ def targets():
           "auto",
           shape,
           jit,
-          2.0 if jit else 3.0,
+          2.0,
           "its forward",
         )
       )
@@ -87,7 +87,13 @@ def targets():
     for shape in SHAPES:
       rows.append(
         Target(
-          "EmergingConv2D", "forward", None, shape, jit, 1.3, "dense 3x3 conv2d"
+          "EmergingConv2D",
+          "forward",
+          None,
+          shape,
+          jit,
+          1.15,
+          "dense 3x3 conv2d",
         )
       )
     for glow in GLOWS:

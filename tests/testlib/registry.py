@@ -78,6 +78,7 @@ for k, d, order, solver in [
   (5, 2, "bottom_right", "wavefront"),
   (3, 2, "bottom_right", "raster"),
   (5, 1, "top_left", "raster"),
+  (3, 2, "bottom_right", "fft"),
 ]:
   CASES.append(
     contract.Case(
@@ -95,6 +96,7 @@ for k, d, solver in [
   (5, 2, "wavefront"),
   (3, 2, "raster"),
   (5, 1, "raster"),
+  (3, 1, "fft"),
 ]:
   CASES.append(
     contract.Case(

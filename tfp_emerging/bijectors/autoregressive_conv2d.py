@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import typing
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -14,7 +16,7 @@ from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import initializers
 
-__all__ = ["ORDERS", "AutoregressiveConv2D"]
+__all__ = ["ORDERS", "AutoregressiveConv2D", "FrozenAutoregressiveConv2D"]
 
 Order = typing.Literal["top_left", "bottom_right"]
 ORDERS = typing.get_args(Order)
@@ -111,8 +113,10 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
         drawn from `N(0, 0.05^2 / (m^2 C))`, close to the identity map.
       log_diagonal: optional initial value (or `tf.Variable`) of shape `[C]`.
         Default: a trainable variable of zeros.
-      solver: `"auto"` (default), `"wavefront"` or `"raster"`, the inverse's
-        algorithm (`autoregressive.SOLVERS`).
+      solver: `"auto"` (default), `"wavefront"`, `"raster"` or `"fft"` (the
+        inverse filter, `autoregressive.inverse_filter`, computed per call
+        unless frozen: `_frozen`), the inverse's algorithm
+        (`autoregressive.SOLVERS`).
       seed: optional int seed for the default initial kernel.
       dtype: floating dtype of the variables and events.
       validate_args: if `True`, assert at run time that the inputs of every
@@ -283,6 +287,148 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       self.dtype,
       name,
       tf.reduce_sum(self.bounded_log_diagonal()),
+      self.validate_args,
+    )
+
+  def _forward_log_det_jacobian(self, x):
+    return self._log_det(x, "x")
+
+  def _inverse_log_det_jacobian(self, y):
+    return -self._log_det(y, "y")
+
+  def _frozen(self) -> FrozenAutoregressiveConv2D:
+    """This layer with its weights as they are now, for sampling (`freeze`).
+
+    The masked kernel, the centre's inverse and the folded taps are computed
+    once, here; the FFT solver's inverse filter (or dense inverse) once per
+    image size, at first use.
+    """
+    return FrozenAutoregressiveConv2D(self)
+
+
+class FrozenAutoregressiveConv2D(tfp.bijectors.Bijector):
+  """An `AutoregressiveConv2D` with frozen weights: same maps, less work.
+
+  Holds, as tensors, the masked kernel, `autoregressive.wavefront_operands`
+  and the log-det per pixel, computed when frozen. The inverse:
+
+  * `solver="wavefront"`/`"raster"`: the layer's solve on the frozen
+    operands (the wavefront skips folding the taps each call);
+  * `solver="fft"`: the inverse filter `g` (float64), or for images of at
+    most `autoregressive.DENSE_INVERSE_PIXELS` pixels the dense inverse,
+    computed once per image size (eagerly, under `tf.init_scope`, when the
+    layer was frozen eagerly) and applied in one FFT convolution or matmul;
+  * `solver="auto"`: the dense inverse on small images, the FFT on GPU/TPU
+    (`autoregressive.on_accelerator`), in both cases only while
+    `kappa eps <= autoregressive.FFT_ERROR_BOUND` (`fft_is_accurate`);
+    otherwise the layer's own `"auto"` solve, with one warning when `g` is
+    what ruled the FFT out.
+  """
+
+  def __init__(self, layer: AutoregressiveConv2D):
+    self._layer = layer
+    self._eager = tf.executing_eagerly()
+    self._kernel = tf.identity(layer.masked_kernel())
+    self._top_left = layer.order == "top_left"
+    self._operands = autoregressive.wavefront_operands(
+      self._kernel, self._top_left
+    )
+    self._per_pixel = tf.reduce_sum(layer.bounded_log_diagonal())
+    self._filters = {}
+    self._warned = False
+    super().__init__(
+      forward_min_event_ndims=3,
+      dtype=layer.dtype,
+      validate_args=layer.validate_args,
+      parameters=dict(layer=layer),
+      name=f"frozen_{layer.name}",
+    )
+
+  @property
+  def layer(self) -> AutoregressiveConv2D:
+    return self._layer
+
+  def _filter(self, height, width):
+    """`(kind, operand, kappa)` for `H x W` images, computed once each."""
+    key = (height, width)
+    if key not in self._filters:
+      args = (self._kernel, self._layer.dilation, self._top_left)
+      with tf.init_scope() if self._eager else contextlib.nullcontext():
+        g, kappa = autoregressive.inverse_filter(*args, height, width)
+        if height * width <= autoregressive.DENSE_INVERSE_PIXELS:
+          entry = ("dense", autoregressive.dense_inverse(*args, height, width))
+        else:
+          entry = ("fft", autoregressive.filter_spectrum(g, self.dtype))
+      if not self._eager:  # graph tensors: not reusable by other graphs
+        return (*entry, kappa)
+      self._filters[key] = (*entry, kappa)
+    return self._filters[key]
+
+  def _uses_filter(self, height, width):
+    """Whether the inverse applies the filter (see the class docstring)."""
+    solver = self._layer.solver
+    if solver == "fft":
+      return True
+    if solver != "auto" or height is None or width is None:
+      return False
+    small = height * width <= autoregressive.DENSE_INVERSE_PIXELS
+    if not (small or autoregressive.on_accelerator()):
+      return False
+    kappa = self._filter(height, width)[2]
+    if not self._eager or tf.is_symbolic_tensor(kappa):
+      return False
+    if autoregressive.fft_is_accurate(kappa.numpy(), self.dtype):
+      return True
+    if not self._warned:
+      self._warned = True
+      warnings.warn(
+        f"{self.name}: the inverse filter grows (kappa = "
+        f"{float(kappa.numpy()):.3g}); inverting with the sequential solve.",
+        stacklevel=2,
+      )
+    return False
+
+  def _forward(self, x):
+    images, shape = self._layer._as_images(x, "x")
+    y = autoregressive.quadrant_conv(
+      images, self._kernel, self._layer.dilation, top_left=self._top_left
+    )
+    return tf.reshape(y, shape)
+
+  def _inverse(self, y):
+    images, shape = self._layer._as_images(y, "y")
+    height, width = images.shape[1], images.shape[2]
+    if self._uses_filter(height, width):
+      kind, operand, _ = self._filter(height, width)
+      if kind == "dense":
+        x = autoregressive.apply_dense_inverse(images, operand)
+      else:
+        x = autoregressive.apply_filter(images, operand, self._top_left)
+    else:
+      solver = autoregressive.choose_solver(
+        self._layer.solver, images, self._kernel, self._layer.dilation
+      )
+      if solver == "wavefront":
+        x = autoregressive.wavefront_solve(
+          images,
+          self._kernel,
+          self._layer.dilation,
+          self._top_left,
+          self._operands,
+        )
+      else:
+        x = autoregressive.quadrant_solve(
+          images, self._kernel, self._layer.dilation, self._top_left, solver
+        )
+    return tf.reshape(x, shape)
+
+  def _log_det(self, z, name):
+    return checks.pixelwise_log_det(
+      z,
+      self._layer.channels,
+      self.dtype,
+      name,
+      self._per_pixel,
       self.validate_args,
     )
 

@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+import typing
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_emerging.bijectors.autoregressive_conv2d import AutoregressiveConv2D
-from tfp_emerging.bijectors.autoregressive_conv2d import quadrant_size
+from tfp_emerging.bijectors.autoregressive_conv2d import (
+  FrozenAutoregressiveConv2D,
+)
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
 
-__all__ = ["EmergingConv2D"]
+__all__ = ["FORWARD_PATHS", "EmergingConv2D", "FrozenEmergingConv2D"]
+
+ForwardPath = typing.Literal["auto", "two_convolutions", "equivalent"]
+FORWARD_PATHS = typing.get_args(ForwardPath)
+
+
+def equivalent_is_cheaper(
+  batch: int | None,
+  height: int | None,
+  width: int | None,
+  channels: int,
+  xla: bool,
+) -> bool:
+  """Is one equivalent-kernel convolution plus its border correction
+  (`autoregressive.emerging_conv`) faster than the two masked convolutions?
+
+  Measured on the 2-core CPU (`k = 3`, one run, load 0.6; equivalent / two
+  convolutions): 1.61, 1.49, 1.59, 1.51 without XLA and 1.29, 1.23, 1.24,
+  1.34 with XLA at `(16, 32, 32, 12)`, `(64, 32, 32, 48)`, `(4, 64, 64, 12)`,
+  `(16, 16, 16, 48)`: the nine-tap dense convolution costs as much as the two
+  four-tap ones, and the correction's four band convolutions come on top.
+  So never, until a device run (`benchmarks/device_check.sh`, which times
+  both) shows otherwise; decided at trace time.
+  """
+  del batch, height, width, channels, xla
+  return False
 
 
 class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
@@ -57,6 +86,7 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     kernel_size: int = 3,
     dilation: int = 1,
     solver: autoregressive.Solver = "auto",
+    forward_path: ForwardPath = "auto",
     first: AutoregressiveConv2D | None = None,
     second: AutoregressiveConv2D | None = None,
     seed: int | None = None,
@@ -70,8 +100,13 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       channels: number of channels `C` of the events `[H, W, C]`.
       kernel_size: odd `k >= 1`, the side of the equivalent kernel.
       dilation: int `d >= 1`.
-      solver: `"auto"` (default), `"wavefront"` or `"raster"`, for both
-        inverses.
+      solver: `"auto"` (default), `"wavefront"`, `"raster"` or `"fft"`, for
+        both inverses (`AutoregressiveConv2D`).
+      forward_path: `"two_convolutions"` (the masked convolutions one after
+        the other), `"equivalent"` (one `k x k` convolution with
+        `equivalent_kernel` plus the exact border correction,
+        `autoregressive.emerging_conv`; equal to round-off) or `"auto"`
+        (default: `equivalent_is_cheaper`, at trace time).
       first: optional top-left `AutoregressiveConv2D` to use as `f_1`.
       second: optional bottom-right `AutoregressiveConv2D` to use as `f_2`.
       seed: optional int seed for the default initial kernels.
@@ -86,6 +121,11 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
         or `first`/`second` that do not match them.
     """
     parameters = dict(locals())
+    if forward_path not in FORWARD_PATHS:
+      raise ValueError(
+        f"`forward_path` must be one of {FORWARD_PATHS}; got {forward_path!r}."
+      )
+    self._forward_path = forward_path
     with tf.name_scope(name) as name:
       if first is None:
         first = AutoregressiveConv2D(
@@ -158,6 +198,21 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
   def dilation(self) -> int:
     return self._first.dilation
 
+  @property
+  def forward_path(self) -> ForwardPath:
+    return self._forward_path
+
+  def uses_equivalent_kernel(self, x: tf.Tensor) -> bool:
+    """Whether `forward(x)` takes the equivalent-kernel path (trace time):
+    only for batches `[N, H, W, C]` of static `H`, `W`."""
+    if x.shape.rank != 4 or None in x.shape[1:3]:
+      return False
+    if self._forward_path != "auto":
+      return self._forward_path == "equivalent"
+    return equivalent_is_cheaper(
+      x.shape[0], x.shape[1], x.shape[2], self.channels, autoregressive.is_xla()
+    )
+
   def equivalent_kernel(self) -> tf.Tensor:
     """The single `[k, k, C, C]` kernel (HWIO) that `forward` applies.
 
@@ -165,14 +220,9 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     `tf.nn.convolution(x, equivalent_kernel(), padding="SAME", dilations=d)`.
     Cost `O(m^4 C^3)`.
     """
-    m = quadrant_size(self.kernel_size)
-    first, second = self._first.masked_kernel(), self._second.masked_kernel()
-    total = 0.0
-    for a in range(m):
-      for b in range(m):
-        taps = tf.einsum("xyij,jk->xyik", first, second[a, b])
-        total += tf.pad(taps, [[a, m - 1 - a], [b, m - 1 - b], [0, 0], [0, 0]])
-    return total
+    return autoregressive.equivalent_kernel(
+      self._first.masked_kernel(), self._second.masked_kernel()
+    )
 
   def _checked(self, z, name):
     """`z` once checked with this layer's `validate_args` (`checks.checked`)."""
@@ -181,7 +231,15 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     )
 
   def _forward(self, x):
-    return self._second.forward(self._first.forward(self._checked(x, "x")))
+    x = self._checked(x, "x")
+    if self.uses_equivalent_kernel(x):
+      return autoregressive.emerging_conv(
+        x,
+        self._first.masked_kernel(),
+        self._second.masked_kernel(),
+        self.dilation,
+      )
+    return self._second.forward(self._first.forward(x))
 
   def _inverse(self, y):
     return self._first.inverse(self._second.inverse(self._checked(y, "y")))
@@ -192,6 +250,71 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     )
     return checks.pixelwise_log_det(
       z, self.channels, self.dtype, name, per_pixel, self.validate_args
+    )
+
+  def _forward_log_det_jacobian(self, x):
+    return self._log_det(x, "x")
+
+  def _inverse_log_det_jacobian(self, y):
+    return -self._log_det(y, "y")
+
+  def _frozen(self) -> FrozenEmergingConv2D:
+    """This layer with its weights as they are now (`freeze`): both parts
+    frozen (`FrozenAutoregressiveConv2D`) and the equivalent kernel computed
+    once."""
+    return FrozenEmergingConv2D(self)
+
+
+class FrozenEmergingConv2D(tfp.bijectors.Bijector):
+  """An `EmergingConv2D` with frozen weights (`EmergingConv2D._frozen`).
+
+  Forward by the layer's `forward_path` with the equivalent kernel computed
+  once; inverse through the two frozen parts in reverse order, each by its
+  frozen solver (with `solver="fft"` two inverse filters, the crop to the
+  image between them).
+  """
+
+  def __init__(self, layer: EmergingConv2D):
+    self._layer = layer
+    self._parts = tuple(part._frozen() for part in layer.bijectors)
+    self._kernel = tf.identity(layer.equivalent_kernel())
+    self._per_pixel = sum(part._per_pixel for part in self._parts)
+    super().__init__(
+      forward_min_event_ndims=3,
+      dtype=layer.dtype,
+      validate_args=layer.validate_args,
+      parameters=dict(layer=layer),
+      name=f"frozen_{layer.name}",
+    )
+
+  @property
+  def bijectors(
+    self,
+  ) -> tuple[FrozenAutoregressiveConv2D, FrozenAutoregressiveConv2D]:
+    """The two frozen parts, `(f_1, f_2)`."""
+    return self._parts
+
+  def _forward(self, x):
+    x = self._layer._checked(x, "x")
+    first, second = self._parts
+    if self._layer.uses_equivalent_kernel(x):
+      return autoregressive.emerging_conv(
+        x, first._kernel, second._kernel, self._layer.dilation, self._kernel
+      )
+    return second.forward(first.forward(x))
+
+  def _inverse(self, y):
+    first, second = self._parts
+    return first.inverse(second.inverse(self._layer._checked(y, "y")))
+
+  def _log_det(self, z, name):
+    return checks.pixelwise_log_det(
+      z,
+      self._layer.channels,
+      self.dtype,
+      name,
+      self._per_pixel,
+      self.validate_args,
     )
 
   def _forward_log_det_jacobian(self, x):

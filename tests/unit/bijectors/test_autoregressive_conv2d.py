@@ -2,6 +2,7 @@
 solvers."""
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -145,4 +146,79 @@ def test_composite_tensor_round_trip_through_tf_function():
 
   np.testing.assert_allclose(
     forward(layer, x).numpy(), layer.forward(x).numpy(), atol=1e-6
+  )
+
+
+def _frozen_inverse_spy(monkeypatch):
+  """Records which inverse a frozen layer applies."""
+  used = []
+  for name in ("apply_filter", "apply_dense_inverse", "wavefront_solve"):
+    original = getattr(autoregressive, name)
+
+    def spy(*args, _original=original, _name=name):
+      used.append(_name)
+      return _original(*args)
+
+    monkeypatch.setattr(autoregressive, name, spy)
+  return used
+
+
+@pytest.mark.parametrize("order", ["top_left", "bottom_right"])
+@pytest.mark.parametrize("shape", [[2, 9, 7, 3], [2, 4, 3, 3]])
+def test_frozen_auto_takes_the_filter_on_accelerators(
+  monkeypatch, order, shape
+):
+  layer = registry.autoregressive(tf.float32, 3, 1, order, "auto")
+  y = tf.random.stateless_normal(shape, seed=[1, 2])
+  exact = layer.inverse(y)
+  used = _frozen_inverse_spy(monkeypatch)
+  monkeypatch.setattr(autoregressive, "on_accelerator", lambda: True)
+  x = layer._frozen().inverse(tf.identity(y))
+  small = shape[1] * shape[2] <= autoregressive.DENSE_INVERSE_PIXELS
+  assert used == ["apply_dense_inverse" if small else "apply_filter"]
+  np.testing.assert_allclose(x.numpy(), exact.numpy(), atol=1e-5)
+  monkeypatch.setattr(autoregressive, "on_accelerator", lambda: False)
+  used.clear()
+  layer._frozen().inverse(tf.identity(y))
+  assert used == ["apply_dense_inverse" if small else "wavefront_solve"]
+
+
+def test_frozen_auto_falls_back_once_when_the_filter_grows(monkeypatch):
+  layer = registry.autoregressive(tf.float32, 3, 1, "top_left", "auto")
+  layer.kernel.assign(layer.kernel * 8.0)
+  _, kappa = autoregressive.inverse_filter(
+    layer.masked_kernel(), 1, True, 24, 24
+  )
+  assert not autoregressive.fft_is_accurate(kappa.numpy(), tf.float32)
+  used = _frozen_inverse_spy(monkeypatch)
+  monkeypatch.setattr(autoregressive, "on_accelerator", lambda: True)
+  frozen = layer._frozen()
+  y = tf.random.stateless_normal([1, 24, 24, 3], seed=[3, 4])
+  with pytest.warns(UserWarning, match="kappa"):
+    frozen.inverse(tf.identity(y))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    frozen.inverse(tf.identity(y))
+  assert used == ["wavefront_solve", "wavefront_solve"]
+
+
+def test_fft_solver_follows_kernel_assign_and_frozen_keeps_its_weights():
+  layer = registry.autoregressive(tf.float64, 3, 1, "top_left", "fft")
+  y = tf.random.stateless_normal([2, 6, 7, 3], seed=[5, 6], dtype=tf.float64)
+  frozen = layer._frozen()
+  before = layer.inverse(tf.identity(y))
+  np.testing.assert_allclose(
+    frozen.inverse(tf.identity(y)).numpy(), before.numpy(), atol=1e-12
+  )
+  layer.kernel.assign(layer.kernel * 0.5)
+  after = layer.inverse(tf.identity(y))
+  np.testing.assert_allclose(
+    layer.forward(after).numpy(), y.numpy(), atol=1e-12
+  )
+  assert np.abs(after - before).max() > 1e-3
+  np.testing.assert_allclose(
+    frozen.inverse(tf.identity(y)).numpy(), before.numpy(), atol=1e-12
+  )
+  np.testing.assert_allclose(
+    layer._frozen().inverse(tf.identity(y)).numpy(), after.numpy(), atol=1e-12
   )

@@ -56,3 +56,53 @@ def test_rejects_mismatched_parts():
 def test_trainable_variables_are_both_parts():
   layer = bijectors.EmergingConv2D(3, 3)
   assert len(layer.trainable_variables) == 4
+
+
+@pytest.mark.parametrize(
+  "kernel_size,dilation,shape",
+  [
+    (1, 1, [2, 4, 5, 3]),
+    (3, 1, [2, 7, 6, 3]),
+    (3, 2, [2, 3, 9, 3]),
+    (5, 1, [2, 2, 5, 3]),
+    (5, 2, [2, 8, 7, 3]),
+  ],
+)
+def test_equivalent_forward_and_its_gradients_equal_the_two_convolutions(
+  kernel_size, dilation, shape
+):
+  x = contract.random(shape, tf.float64)
+  results = []
+  for path in ("two_convolutions", "equivalent"):
+    layer = registry.emerging(
+      tf.float64, kernel_size, dilation, "wavefront", forward_path=path
+    )
+    assert layer.uses_equivalent_kernel(x) == (path == "equivalent")
+    with tf.GradientTape() as tape:
+      y = layer.forward(x)
+      loss = tf.reduce_sum(tf.sin(y))
+    results.append([y, *tape.gradient(loss, layer.trainable_variables)])
+  for two, equivalent in zip(*results):
+    np.testing.assert_allclose(equivalent.numpy(), two.numpy(), atol=1e-12)
+
+
+def test_rejects_a_bad_forward_path():
+  with pytest.raises(ValueError, match="forward_path"):
+    bijectors.EmergingConv2D(3, 3, forward_path="one")
+
+
+@pytest.mark.parametrize("solver", ["auto", "wavefront", "fft"])
+@pytest.mark.parametrize("path", ["two_convolutions", "equivalent"])
+def test_frozen_layer_has_the_same_maps(solver, path):
+  layer = registry.emerging(tf.float64, 3, 1, solver, forward_path=path)
+  frozen = layer._frozen()
+  x = contract.random([2, 6, 5, 3], tf.float64)
+  y = layer.forward(x)
+  np.testing.assert_allclose(frozen.forward(x).numpy(), y.numpy(), atol=1e-13)
+  np.testing.assert_allclose(
+    frozen.inverse(tf.identity(y)).numpy(), x.numpy(), atol=1e-12
+  )
+  np.testing.assert_allclose(
+    frozen.forward_log_det_jacobian(x, 3).numpy(),
+    layer.forward_log_det_jacobian(x, 3).numpy(),
+  )

@@ -268,3 +268,129 @@ def test_auto_resolves_at_trace_time_by_the_rule(monkeypatch):
     )
     solve.get_concrete_function(tf.TensorSpec(shape, tf.float32))
     assert picked == [expected], (shape, jit)
+
+
+def newton_inverse_filter(kernel, dilation, top_left, h, w):
+  """numpy: `g = K^-1` in the ring of `[h, w]`-truncated matrix power series,
+  by Newton's iteration `G <- G (2 - K G)`, doubling the exact box each step.
+
+  The canonical (top-left) series of the kernel has coefficient
+  `K[p - a, p - b]` at offset `(a d, b d)`; the bottom-right one `K[a, b]`
+  (offsets counted down and to the left).
+  """
+  m, c = kernel.shape[0], kernel.shape[-1]
+  p = m - 1
+  series = np.zeros([h, w, c, c])
+  for a, b in itertools.product(range(m), repeat=2):
+    if a * dilation < h and b * dilation < w:
+      tap = kernel[p - a, p - b] if top_left else kernel[a, b]
+      series[a * dilation, b * dilation] = tap
+
+  def times(f, g):
+    out = np.zeros_like(f)
+    for u, v in itertools.product(range(h), range(w)):
+      out[u:, v:] += np.einsum("ij,xyjk->xyik", f[u, v], g[: h - u, : w - v])
+    return out
+
+  delta = np.zeros_like(series)
+  delta[0, 0] = np.eye(c)
+  g = delta * 0
+  g[0, 0] = np.linalg.inv(series[0, 0])
+  for _ in range(int(np.ceil(np.log2(h + w))) + 1):
+    g = times(g, 2 * delta - times(series, g))
+  return g
+
+
+@pytest.mark.parametrize(
+  "m,dilation,top_left,h,w",
+  [
+    (2, 1, True, 5, 7),
+    (2, 2, False, 6, 5),
+    (3, 1, False, 7, 4),
+    (3, 2, True, 5, 5),
+    (1, 1, True, 3, 2),
+  ],
+)
+def test_inverse_filter_is_newtons_power_series_inverse(
+  m, dilation, top_left, h, w
+):
+  kernel = masked_kernel(m, 3, top_left)
+  g, kappa = autoregressive.inverse_filter(
+    tf.constant(kernel), dilation, top_left, h, w
+  )
+  reference = newton_inverse_filter(kernel, dilation, top_left, h, w)
+  np.testing.assert_allclose(g.numpy(), reference, atol=1e-13)
+  np.testing.assert_allclose(
+    kappa.numpy(), np.abs(reference).sum(axis=(0, 1, 2)).max()
+  )
+
+
+@pytest.mark.parametrize(
+  "m,dilation,top_left,h,w",
+  [
+    (2, 1, True, 9, 7),
+    (2, 2, False, 5, 8),
+    (3, 1, False, 6, 5),
+    (3, 2, True, 7, 9),
+    (2, 1, False, 4, 4),  # 16 pixels: the dense inverse
+    (3, 1, True, 3, 5),
+  ],
+)
+def test_fft_solver_matches_the_solve(m, dilation, top_left, h, w):
+  kernel = masked_kernel(m, 3, top_left)
+  y = RNG.normal(size=[2, h, w, 3])
+  exact = numpy_solve(y, kernel, dilation, top_left)
+  x = autoregressive.quadrant_solve(
+    tf.constant(y), tf.constant(kernel), dilation, top_left, "fft"
+  )
+  np.testing.assert_allclose(x.numpy(), exact, atol=1e-12)
+  x32 = autoregressive.quadrant_solve(
+    tf.constant(y, tf.float32),
+    tf.constant(kernel, tf.float32),
+    dilation,
+    top_left,
+    "fft",
+  )
+  np.testing.assert_allclose(x32.numpy(), exact, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [[2, 6, 7, 3], [2, 3, 4, 3]])
+def test_fft_solver_compiles_with_xla_and_its_gradients_match(shape):
+  kernel = tf.constant(masked_kernel(2, 3, False))
+  y = tf.constant(RNG.normal(size=shape))
+  weights = tf.constant(RNG.normal(size=shape))
+
+  def loss_and_gradients(solver):
+    def fn(y, kernel):
+      with tf.GradientTape() as tape:
+        tape.watch([y, kernel])
+        x = autoregressive.quadrant_solve(y, kernel, 1, False, solver)
+        loss = tf.reduce_sum(weights * x)
+      return (x, *tape.gradient(loss, [y, kernel]))
+
+    return fn
+
+  fft = tf.function(loss_and_gradients("fft"), jit_compile=True)(y, kernel)
+  wave = loss_and_gradients("wavefront")(y, kernel)
+  for got, want in zip(fft, wave):
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-11)
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("m", [1, 2, 3])
+@pytest.mark.parametrize("h,w", [(1, 1), (2, 9), (7, 3), (6, 8)])
+def test_emerging_conv_equals_the_two_convolutions(m, dilation, h, w):
+  first = tf.constant(RNG.normal(size=[m, m, 3, 3]))
+  second = tf.constant(RNG.normal(size=[m, m, 3, 3]))
+  x = tf.constant(RNG.normal(size=[2, h, w, 3]))
+  two = autoregressive.quadrant_conv(
+    autoregressive.quadrant_conv(x, first, dilation, True),
+    second,
+    dilation,
+    False,
+  )
+  np.testing.assert_allclose(
+    autoregressive.emerging_conv(x, first, second, dilation).numpy(),
+    two.numpy(),
+    atol=1e-12,
+  )
