@@ -368,6 +368,17 @@ def check_non_finite(case, bijector, dtype):
         )
 
 
+def _traced_call(bijector, method, spec):
+  """`bijector.method` as a `tf.function` of one tensor of `spec`.
+
+  A closure, not default arguments: `tf.function` would take a bijector
+  passed as a default argument for an input to trace.
+  """
+  return tf.function(
+    lambda z: _call(bijector, method, z), input_signature=[spec]
+  )
+
+
 def check_unknown_channels(case, bijector, dtype):
   """Traced with every axis unknown, a wrong channel count fails at run time.
 
@@ -386,10 +397,7 @@ def check_unknown_channels(case, bijector, dtype):
   for validate_args, methods in ((False, METHODS), (True, METHODS[2:])):
     layer = case.make(dtype, validate_args=validate_args)
     for method in methods:
-      traced = tf.function(
-        lambda z, m=method, layer=layer: _call(layer, m, z),
-        input_signature=[spec],
-      )
+      traced = _traced_call(layer, method, spec)
       what = f"{method} with validate_args={validate_args}"
       np.testing.assert_allclose(
         traced(right).numpy(),

@@ -39,7 +39,7 @@ looks complete while half deleted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 import contextlib
 import dataclasses
 import errno
@@ -166,7 +166,7 @@ _held = {}
 
 
 @contextlib.contextmanager
-def locked(run_dir: str | os.PathLike):
+def locked(run_dir: str | os.PathLike) -> Iterator[None]:
   """Holds the exclusive lock of the run directory `run_dir` (created if
   missing) while the block runs.
 
@@ -309,7 +309,9 @@ def write_json(path: str | os.PathLike, value: Any) -> None:
 
 
 def write_png(
-  path: str | os.PathLike, image: tf.Tensor | np.ndarray, what=None
+  path: str | os.PathLike,
+  image: tf.Tensor | np.ndarray,
+  what: str | None = None,
 ) -> None:
   """Writes a uint8 `[H, W, C]` image as a PNG, atomically (`write_atomic`)."""
   write_atomic(path, tf.io.encode_png(image).numpy(), what)
