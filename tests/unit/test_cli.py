@@ -876,3 +876,12 @@ def test_module_entry_point(monkeypatch, tmp_path, capsys):
     runpy.run_module("tfp_emerging", run_name="__main__")
   assert info.value.code == 2
   assert "not a training run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "warm"])
+def test_sample_refuses_bad_temperatures(value, tmp_path, capsys):
+  with pytest.raises(SystemExit) as info:
+    cli.main(["sample", "--run", str(tmp_path), "--temperature", value])
+  assert info.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert "argument --temperature: expected a finite number >= 0" in err[-1]
