@@ -35,7 +35,6 @@ from tfp_emerging import flows
 from tfp_emerging import image_grid
 from tfp_emerging import presets
 from tfp_emerging import training
-from tfp_emerging.ops import checks
 from tfp_emerging.training import run_dir as run_dir_lib
 from tfp_emerging.training import stopping
 
@@ -140,7 +139,7 @@ def _add_run_options(parser):
       "steps between step checkpoints inside an epoch (SIGINT and "
       "SIGTERM checkpoint their step anyway)",
     ),
-    ("sample_temperature", _temperature, "temperature of samples.png"),
+    ("sample_temperature", float, "temperature of samples.png"),
   ):
     parser.add_argument(
       "--" + flag.replace("_", "-"),
@@ -209,15 +208,6 @@ def _class_ids(value):
       f"expected class ids >= 0 separated by commas (e.g. 0,3,7); got {value!r}"
     )
   return ids
-
-
-def _temperature(value):
-  try:
-    return checks.temperature(float(value))
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f"expected a finite number >= 0 (0 samples the mode); got {value!r}"
-    ) from None
 
 
 def _split_names(value):
@@ -328,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
   )
   sample.add_argument(
     "--temperature",
-    type=_temperature,
+    type=float,
     default=None,
     help=(
       f"standard deviation of the latent Gaussian (default: the run's "
