@@ -876,3 +876,21 @@ def test_module_entry_point(monkeypatch, tmp_path, capsys):
     runpy.run_module("tfp_emerging", run_name="__main__")
   assert info.value.code == 2
   assert "not a training run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_sample_refuses_non_finite_temperatures(
+  value, trained_run, tmp_path, capsys
+):
+  out = tmp_path / "g.png"
+  command = ["sample", "--run", trained_run, "--out", str(out)]
+  assert cli.main(command + ["--temperature", value]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "--temperature must be >= 0; got " + value in err[0]
+  assert not out.exists()
+  train = ["train", "--out", str(tmp_path / "r"), "--sample-temperature"]
+  assert cli.main(train + [value]) == 2
+  assert f"--sample-temperature must be >= 0; got {value}" in (
+    capsys.readouterr().err
+  )
+  assert not (tmp_path / "r").exists()

@@ -441,6 +441,48 @@ class FlowModel(keras.Model):
       )
     return labels
 
+  def _check_batch_shape(self, images_shape, labels_shape, caller):
+    """`ValueError` now, before any tracing, unless images of
+    `images_shape` are `[B, *event_shape]` and labels of `labels_shape`
+    (`None`: none) hold `B` classes; dimensions not known yet pass."""
+    images_shape = tf.TensorShape(images_shape)
+    wanted = tf.TensorShape([None, *self._event_shape])
+    if not images_shape.is_compatible_with(wanted):
+      raise ValueError(
+        f"{caller}: images must have shape [batch, "
+        f"{', '.join(map(str, self._event_shape))}], the flow's event shape "
+        f"{list(self._event_shape)}; got shape {images_shape.as_list()}."
+      )
+    if labels_shape is None:
+      return
+    labels_shape = tf.TensorShape(labels_shape)
+    if labels_shape.rank is None:
+      return
+    batch = images_shape[0] if images_shape.rank else None
+    if labels_shape.rank == 0 or (
+      batch is not None
+      and labels_shape[0] is not None
+      and labels_shape[0] != batch
+    ):
+      raise ValueError(
+        f"{caller}: `labels` must give one class per image ({batch} "
+        f"images of shape {list(self._event_shape)}); got labels of shape "
+        f"{labels_shape.as_list()}."
+      )
+
+  def _check_keras_input(self, x, y, caller):
+    """`_check_batch_shape` on what `fit` or `evaluate` gets: integer image
+    arrays (and `y=` labels) or a dataset of images or `(images, labels)`
+    batches; other inputs (dequantised `{DEQUANTIZED: x}` batches) pass."""
+    if isinstance(x, tf.data.Dataset):
+      spec = x.element_spec
+      images = spec[0] if isinstance(spec, tuple) else spec
+      if isinstance(images, tf.TensorSpec):
+        self._check_batch_shape(images.shape, None, caller)
+    elif isinstance(x, (np.ndarray, tf.Tensor)):
+      labels = None if y is None or self._num_classes is None else np.shape(y)
+      self._check_batch_shape(np.shape(x), labels, caller)
+
   def _continuous_bits(self, x, labels=None, caller="FlowModel", log_q=None):
     """Per-image bits/dim `[B]` of dequantised images `x` `[B, H, W, C]`, or
     the importance-weighted bits/dim of `K` draws each, `x` `[B, K, H, W,
@@ -664,10 +706,12 @@ class FlowModel(keras.Model):
     H, W, C]` (`data.pipeline.test_batches(..., num_samples=K)`).
 
     Raises:
-      ValueError: integer images that are not whole numbers in
+      ValueError: images not `[B, *event_shape]` (or labels not one per
+        image); integer images that are not whole numbers in
         `[0, num_bins)`; `num_samples` not an integer >= 1.
     """
     num_samples = checks.positive_int(num_samples, "num_samples")
+    self._check_keras_input(x, y, "FlowModel.evaluate")
     with _image_errors(), self._draws(num_samples):
       return super().evaluate(x, y, **kwargs)
 
@@ -748,6 +792,12 @@ class FlowModel(keras.Model):
     Call it eagerly, outside `strategy.run`, with a global batch.
     """
     conditions = self._conditions(labels, "FlowModel.initialize")
+    images = tf.convert_to_tensor(images)
+    self._check_batch_shape(
+      images.shape,
+      None if labels is None else np.shape(labels),
+      "FlowModel.initialize",
+    )
     with _image_errors():
       images = _checked_images(images, self.num_bins, "FlowModel.initialize")
     levels = tf.cast(images, self._event_dtype)
@@ -775,10 +825,19 @@ class FlowModel(keras.Model):
     unless `seed` (an int) is given, which makes the result reproducible.
     `num_samples = K > 1`: the importance-weighted bound over `K` draws
     per image (see `evaluate`).
+
+    Raises:
+      ValueError: images not `[B, *event_shape]`, or labels not one per
+        image; integer images that are not whole numbers in `[0, num_bins)`.
     """
     labels = self._checked_labels(labels, "FlowModel.bits_per_dim")
     num_samples = checks.positive_int(num_samples, "num_samples")
     images = tf.convert_to_tensor(images)
+    self._check_batch_shape(
+      images.shape,
+      None if labels is None else labels.shape,
+      "FlowModel.bits_per_dim",
+    )
     with _image_errors():
       if seed is None:
         return self._bits_fn(images, labels, num_samples)
@@ -826,11 +885,12 @@ class FlowModel(keras.Model):
         `[n, K]`.
 
     Raises:
-      ValueError: the flow is not initialised yet (`initialize`, `fit`);
-        labels missing for a class-conditional flow, given for another, or
-        not one per image.
+      ValueError: `temperature` not a finite number >= 0; the flow is not
+        initialised yet (`initialize`, `fit`); labels missing for a
+        class-conditional flow, given for another, or not one per image.
     """
     n = checks.positive_int(n, "n", minimum=0)
+    checks.temperature(temperature)
     if not self.is_initialized():
       raise ValueError(
         "The flow is not initialised: fit the model, or call "

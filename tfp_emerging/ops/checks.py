@@ -43,6 +43,25 @@ def positive_int(value: Any, name: str, minimum: int = 1) -> int:
   return int(value)
 
 
+def temperature(value: Any, name: str = "temperature") -> Any:
+  """Returns `value` unchanged if it is a finite number `>= 0` (0: the
+  mode), or raises `ValueError`; a tensor is checked when it is eager or a
+  constant of the graph and otherwise passed through."""
+  known = tf.get_static_value(value) if tf.is_tensor(value) else value
+  if known is None:
+    return value
+  try:
+    number = float(known)
+  except (TypeError, ValueError):
+    number = None
+  if number is None or not np.isfinite(number) or number < 0:
+    raise ValueError(
+      f"`{name}` must be a finite number >= 0 (0 samples the mode); got "
+      f"{known!r}."
+    )
+  return value
+
+
 def odd_kernel_size(value: Any, name: str = "kernel_size") -> int:
   """Returns an odd positive kernel size, or raises `ValueError`."""
   value = positive_int(value, name)

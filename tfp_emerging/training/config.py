@@ -174,7 +174,9 @@ class RunConfig:
       number = (
         _is_int(value)
         if field != "sample_temperature"
-        else isinstance(value, numbers.Real) and not isinstance(value, bool)
+        else isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
       )
       if not number or not value >= low:
         fail(field, f">= {low}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 import dataclasses
+import math
 import os
 import sys
 from typing import Any
@@ -499,7 +500,7 @@ def sample_run(
     ("columns", columns, 1),
     ("temperature", temperature, 0),
   ):
-    if value is not None and not value >= low:
+    if value is not None and not (math.isfinite(value) and value >= low):
       raise RunError(f"--{name} must be >= {low}; got {value}.")
   if os.path.isdir(out):
     raise RunError(f"--out {out}: is a folder; give the PNG file to write.")

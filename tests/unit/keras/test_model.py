@@ -322,3 +322,41 @@ def test_warmup_schedule():
   assert float(tfe_keras.WarmupSchedule(0.5, 0)(3)) == 0.5
   with pytest.raises(ValueError, match="warmup_steps"):
     tfe_keras.WarmupSchedule(1e-3, -1)
+
+
+@pytest.mark.parametrize("temperature", [float("nan"), float("inf"), -1.0])
+def test_sample_refuses_non_finite_and_negative_temperatures(temperature):
+  model, _, _ = trained("emerging")
+  with pytest.raises(ValueError, match=r"`temperature` must be a finite"):
+    model.sample(2, temperature=temperature, seed=1)
+
+
+def test_every_sample_pixel_is_a_level():
+  model, _, _ = trained("emerging")
+  images = model.sample(8, temperature=1.0, seed=3).numpy()
+  assert images.dtype == np.int32
+  assert np.all((images >= 0) & (images < NUM_BINS))
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 16, 1), (2, 8, 8, 3), (8, 8, 1)])
+def test_images_of_another_shape_name_both_shapes(shape):
+  model, _, _ = trained("emerging")
+  images = np.zeros(shape, np.int32)
+  wanted = re.escape("event shape [8, 8, 1]; got shape " + str(list(shape)))
+  for call in (
+    model.bits_per_dim,
+    lambda x: model.evaluate(x, batch_size=2, verbose=0),
+    model.initialize,
+  ):
+    with pytest.raises(ValueError, match=wanted):
+      call(images)
+
+
+def test_labels_of_another_length_are_refused():
+  glow = flows.Glow(
+    (8, 8, 1), num_levels=1, num_steps=1, hidden_channels=8, num_classes=3
+  )
+  model = tfe_keras.FlowModel(glow, num_bins=NUM_BINS)
+  images = np.zeros((4, 8, 8, 1), np.int32)
+  with pytest.raises(ValueError, match=r"one class per image \(4 images"):
+    model.bits_per_dim(images, labels=np.zeros([3], np.int32))
