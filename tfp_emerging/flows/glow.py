@@ -180,7 +180,8 @@ class Glow(OnePassLogDet, tfb.Bijector):
     and scale;
   * each split prior: `[mu, log sigma] = conv(h_1) + b + e_y E` (`E`
     `[K, 2 C_2]`, the same for every pixel);
-  * with `condition_couplings=True`, every coupling network too: the
+  * with `condition_couplings=True` (the default with `num_classes`),
+    every coupling network too: the
     default one adds `e_y W_c` (`[K, F]`, a per-class bias) to its first
     hidden layer; a custom one gets `conditional_input=e_y` (`[N, K]`).
 
@@ -264,7 +265,7 @@ class Glow(OnePassLogDet, tfb.Bijector):
     hidden_channels: int = 512,
     kernel_size: int = 3,
     num_classes: int | None = None,
-    condition_couplings: bool = False,
+    condition_couplings: bool | None = None,
     coupling_network_fn: (
       Callable[..., Callable[..., tf.Tensor]] | None
     ) = None,
@@ -288,7 +289,11 @@ class Glow(OnePassLogDet, tfb.Bijector):
         depend on a label given as `conditional_input` (see the class
         docstring).
       condition_couplings: whether the coupling networks depend on the label
-        too; needs `num_classes`.
+        too; needs `num_classes`. Default (`None`): `True` with
+        `num_classes` (priors and couplings conditioned, as `tfp-emerging
+        train --conditional` builds), `False` without; pass `False` with
+        `num_classes` to condition the priors only (its samples barely
+        depend on the class, docs/results.md).
       coupling_network_fn: optional callable making each coupling network
         (see the class docstring); default: `AffineCoupling`'s.
       seed: optional int seed; each layer derives its own from it.
@@ -330,9 +335,12 @@ class Glow(OnePassLogDet, tfb.Bijector):
       )
     if num_classes is not None:
       num_classes = checks.positive_int(num_classes, "num_classes")
+    if condition_couplings is None:
+      condition_couplings = num_classes is not None
     if not isinstance(condition_couplings, bool):
       raise ValueError(
-        f"`condition_couplings` must be a bool; got {condition_couplings!r}."
+        "`condition_couplings` must be a bool or None; got "
+        f"{condition_couplings!r}."
       )
     if condition_couplings and num_classes is None:
       raise ValueError("`condition_couplings=True` needs `num_classes`.")

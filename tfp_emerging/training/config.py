@@ -105,7 +105,7 @@ class RunConfig:
     conditional: a class-conditional Glow on the data's labels (its priors
       depend on the class; `Glow(num_classes=...)`).
     condition_couplings: with `conditional`, the coupling networks depend on
-      the class too.
+      the class too (`Glow`'s own default with `num_classes`).
     dequantization: `"uniform"` noise, or `"variational"`: a
       `tfp_emerging.flows.VariationalDequantizer` `q(u | k)` (4 couplings,
       `hidden_channels // 2` wide) trained jointly with the flow, the bits

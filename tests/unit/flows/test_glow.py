@@ -460,6 +460,36 @@ def test_new_conditional_glow_is_standard_normal_for_every_label():
   assert abs(z[0].mean()) < 0.1 and 0.8 < z[0].std() < 1.2
 
 
+def test_num_classes_conditions_the_couplings_by_default():
+  """`Glow(num_classes=K)` is the flow `train --conditional` builds: the
+  coupling networks take the label too (their per-class weights exist and
+  the flow equals an explicit `condition_couplings=True` one); priors only
+  is `condition_couplings=False`, and no labels means no conditioning."""
+  default = small_glow("lu", seed=7, num_classes=NUM_CLASSES)
+  explicit = small_glow(
+    "lu", seed=7, num_classes=NUM_CLASSES, condition_couplings=True
+  )
+  priors_only = small_glow(
+    "lu", seed=7, num_classes=NUM_CLASSES, condition_couplings=False
+  )
+  assert default.condition_couplings and not priors_only.condition_couplings
+  assert not small_glow("lu", seed=7).condition_couplings
+
+  def shapes(glow):
+    return [tuple(v.shape) for v in glow.trainable_variables]
+
+  assert shapes(default) == shapes(explicit)
+  assert len(shapes(default)) > len(shapes(priors_only))
+  x = contract.random([3, *default.image_shape], tf.float64, seed=15) * 0.3
+  for label in range(NUM_CLASSES):
+    np.testing.assert_array_equal(
+      default.inverse(x, conditional_input=label).numpy(),
+      explicit.inverse(x, conditional_input=label).numpy(),
+    )
+  rebuilt = type(default)(**default.parameters)
+  assert rebuilt.condition_couplings
+
+
 def test_sampling_and_chains_route_the_label():
   """`sample` and `log_prob` pass `bijector_kwargs` on; a `tfb.Chain` routes
   them to the Glow by its name, as TFP does."""
