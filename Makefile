@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: install test demo benchmark docs notebooks format lint
+.PHONY: install test test-unit typecheck demo benchmark docs notebooks format lint
 
 install: $(STAMP)
 
@@ -21,8 +21,18 @@ $(STAMP): setup.py pyproject.toml
 # Two pytest workers, one per core of a 2-core CI machine: most of the
 # suite's time is single-threaded tracing. `--dist loadfile` keeps each test
 # file (and its module-scoped fixtures) in one worker.
-test: install
+test: install typecheck
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+# The fast loop: the suite without the tests marked slow or integration
+# (training runs, subprocesses, notebooks, the docs site, the wheel).
+test-unit: install
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not integration" tests
+
+# The type check, configured in pyproject.toml ([tool.mypy]); `make test`
+# runs it first.
+typecheck: install
+	$(PY) -m mypy
 
 demo: install
 	$(PY) -m tfp_emerging demo

@@ -419,8 +419,7 @@ def _train_and_report(config, run_dir, args, resume=None, replace=False):
       f"--out {run_dir} --resume",
       file=sys.stderr,
     )
-    e.reported = True
-    raise
+    raise _ReportedInterruption(_interruption(e)) from e
   if metrics:
     print(
       f"test bits/dim after epoch {metrics[-1]['epoch']}: "
@@ -498,8 +497,18 @@ def _export(run_dir, out):
 
 def _interruption(error):
   """`interrupted` (SIGINT, Ctrl-C) or `terminated` (SIGTERM)."""
+  if isinstance(error, _ReportedInterruption):
+    return error.kind
   number = getattr(error, "signal_number", signal.SIGINT)
   return "terminated" if number == signal.SIGTERM else "interrupted"
+
+
+class _ReportedInterruption(KeyboardInterrupt):
+  """An interruption whose message a command has printed already."""
+
+  def __init__(self, kind: str):
+    super().__init__(kind)
+    self.kind = kind
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -518,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       status for kind, status in _EXIT_STATUSES if isinstance(e, kind)
     )
   except KeyboardInterrupt as e:
-    if not getattr(e, "reported", False):
+    if not isinstance(e, _ReportedInterruption):
       print(
         f"\ntfp-emerging {args.command}: {_interruption(e)}", file=sys.stderr
       )

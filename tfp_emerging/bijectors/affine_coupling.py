@@ -404,7 +404,7 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     conditions.require(
       conditional_input, self._conditional_size is not None, self.name
     )
-    if conditional_input is None:
+    if conditional_input is None or self._conditional_size is None:
       return None
     return conditions.vectors(
       conditional_input,

@@ -334,7 +334,7 @@ class FrozenAutoregressiveConv2D(tfp.bijectors.Bijector):
       self._kernel, self._top_left
     )
     self._per_pixel = tf.reduce_sum(layer.bounded_log_diagonal())
-    self._filters = {}
+    self._filters: dict[typing.Any, typing.Any] = {}
     self._warned = False
     super().__init__(
       forward_min_event_ndims=3,

@@ -70,8 +70,8 @@ def householder_qr(
   `v_i = x + sign(x_0) |x| e_0` (zeros above row `i`). `matrix` must be
   invertible. `O(C^3)`; used at construction only.
   """
-  channels = matrix.shape[0]
   a = tf.convert_to_tensor(matrix)
+  channels = a.shape[0]
   vectors = []
   for i in range(channels):
     x = a[i:, i]

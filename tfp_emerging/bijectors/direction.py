@@ -18,7 +18,7 @@ layer's solve (`density_pass_inverses`).
 
 from __future__ import annotations
 
-import tensorflow_probability as tfp
+from tensorflow_probability import bijectors as tfb
 from tensorflow_probability.python.bijectors import invert as invert_lib
 
 from tfp_emerging.bijectors.actnorm import ActNorm
@@ -27,8 +27,6 @@ from tfp_emerging.bijectors.autoregressive_conv2d import AutoregressiveConv2D
 from tfp_emerging.bijectors.conv1x1 import Conv1x1
 from tfp_emerging.bijectors.emerging_conv2d import EmergingConv2D
 from tfp_emerging.bijectors.periodic_conv2d import PeriodicConv2D
-
-tfb = tfp.bijectors
 
 # `tfb.Invert` of a bijector that is not a composite tensor (e.g. `Glow`) is
 # an instance of this base class only.

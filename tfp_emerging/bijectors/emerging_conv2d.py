@@ -276,7 +276,8 @@ class FrozenEmergingConv2D(tfp.bijectors.Bijector):
 
   def __init__(self, layer: EmergingConv2D):
     self._layer = layer
-    self._parts = tuple(part._frozen() for part in layer.bijectors)
+    first, second = layer.bijectors
+    self._parts = (first._frozen(), second._frozen())
     self._kernel = tf.identity(layer.equivalent_kernel())
     self._per_pixel = sum(part._per_pixel for part in self._parts)
     super().__init__(

@@ -1,5 +1,8 @@
 """A mixin for bijectors whose log-det falls out of the same pass as the map."""
 
+from collections.abc import Callable
+from typing import Any
+
 from tensorflow_probability.python.internal import cache_util
 
 __all__ = ["OnePassLogDet"]
@@ -24,6 +27,10 @@ class OnePassLogDet:
   _cache = cache_util.BijectorCacheWithGreedyAttrs(
     forward_name="_augmented_forward", inverse_name="_augmented_inverse"
   )
+
+  # What a subclass defines: `(result, {"fldj": ..., "ildj": ...})`.
+  _augmented_forward: Callable[..., tuple[Any, dict[str, Any]]]
+  _augmented_inverse: Callable[..., tuple[Any, dict[str, Any]]]
 
   def _forward(self, x, **kwargs):
     return self._augmented_forward(x, **kwargs)[0]

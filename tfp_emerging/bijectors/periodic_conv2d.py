@@ -284,10 +284,10 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
 
   # The log-det an inverse kept, else a factorisation of its own (no FFTs of
   # the images, no products): not a second inverse.
-  def _forward_log_det_jacobian(self, x):
-    cached = self._cache.forward_attributes(x)
+  def _forward_log_det_jacobian(self, x, **kwargs):
+    cached = self._cache.forward_attributes(x, **kwargs)
     return cached["fldj"] if "fldj" in cached else self._log_det(x, "x")
 
-  def _inverse_log_det_jacobian(self, y):
-    cached = self._cache.inverse_attributes(y)
+  def _inverse_log_det_jacobian(self, y, **kwargs):
+    cached = self._cache.inverse_attributes(y, **kwargs)
     return cached["ildj"] if "ildj" in cached else -self._log_det(y, "y")

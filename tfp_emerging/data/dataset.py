@@ -80,7 +80,7 @@ class ImageDataset:
   image_shape: tuple
   num_bins: int
   num_examples: dict
-  num_classes: object
+  num_classes: int | None
   split_names: dict
 
   def images(

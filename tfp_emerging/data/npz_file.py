@@ -181,7 +181,11 @@ def load(
         f"of different sizes: {train.shape[1:]} and {test.shape[1:]}."
       )
   if label_keys[0] is not None:
-    largest = max(int(classes.max()) for _, classes in split_arrays.values())
+    largest = max(
+      int(classes.max())
+      for _, classes in split_arrays.values()
+      if classes is not None
+    )
     if num_classes is None:
       num_classes = largest + 1
     elif largest >= num_classes:

@@ -24,6 +24,8 @@ last test batch is padded to a full batch with images of weight 0.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
@@ -287,7 +289,7 @@ def test_batches(
   padding = (-count) % batch_size
   if padding:
     draws = [] if num_samples == 1 else [num_samples]
-    blank = {
+    blank: Any = {
       DEQUANTIZED: tf.zeros(draws + list(data.image_shape), dtype),
       WEIGHT: tf.constant(0.0, tf.float32),
     }

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import dataclasses
 import difflib
 import os
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -34,7 +35,7 @@ class _TfdsDataset(dataset.ImageDataset):
   image feature's number of levels (256 for uint8, 65536 for uint16).
   """
 
-  builder: object = dataclasses.field(repr=False, compare=False)
+  builder: Any = dataclasses.field(repr=False, compare=False)
   image_key: str = "image"
   label_key: object = None
   feature_bins: int = 256

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
+from tensorflow_probability import bijectors as tfb
+from tensorflow_probability import distributions as tfd
 
 from tfp_emerging.bijectors.actnorm import ActNorm
 from tfp_emerging.bijectors.affine_coupling import AffineCoupling
@@ -18,9 +19,6 @@ from tfp_emerging.bijectors.periodic_conv2d import PeriodicConv2D
 from tfp_emerging.flows import priors
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import conditions
-
-tfb = tfp.bijectors
-tfd = tfp.distributions
 
 __all__ = ["MIXINGS", "Glow", "squeeze", "unsqueeze"]
 
@@ -466,7 +464,7 @@ class Glow(OnePassLogDet, tfb.Bijector):
     return config
 
   @classmethod
-  def from_config(cls, config: dict[str, Any]) -> Self:
+  def from_config(cls, config: dict[str, Any]) -> Glow:
     """A new `Glow` from `get_config()`'s arguments."""
     return cls(**config)
 
@@ -584,7 +582,7 @@ class Glow(OnePassLogDet, tfb.Bijector):
     conditions.require(
       conditional_input, self._num_classes is not None, self.name
     )
-    if conditional_input is None:
+    if conditional_input is None or self._num_classes is None:
       return None
     return conditions.class_vectors(
       conditional_input,

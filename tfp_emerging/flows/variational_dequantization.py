@@ -57,11 +57,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import itertools
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
+from tensorflow_probability import bijectors as tfb
 
 from tfp_emerging.bijectors.affine_coupling import AffineCoupling
 from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
@@ -69,8 +69,6 @@ from tfp_emerging.flows import glow as glow_lib
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import conditions
 from tfp_emerging.ops import initializers
-
-tfb = tfp.bijectors
 
 __all__ = ["DEQUANTIZATIONS", "VariationalDequantizer", "logistic_log_prob"]
 
@@ -282,7 +280,7 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
     return config
 
   @classmethod
-  def from_config(cls, config: dict[str, Any]) -> Self:
+  def from_config(cls, config: dict[str, Any]) -> VariationalDequantizer:
     """A new `VariationalDequantizer` of `get_config()`'s arguments."""
     config = dict(config)
     config["image_shape"] = tuple(config["image_shape"])

@@ -20,15 +20,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 import re
 import sys
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import tensorflow as tf
+from tensorflow import keras
 import tensorflow_probability as tfp
+from tensorflow_probability import bijectors as tfb
 
 from tfp_emerging.flows import glow as glow_lib
-
-keras = tf.keras
-tfb = tfp.bijectors
 
 __all__ = ["KERAS_3", "FlowLayer", "build_lazy_variables", "flow_layers"]
 
@@ -159,7 +158,9 @@ def flow_layers(flow: tfb.Bijector) -> list[FlowLayer]:
   layers of the active Keras inside a part (Keras 3 layers own
   `keras.Variable`s, which `tf.Module` does not see) become its sublayers.
   """
-  claimed, layers, names = set(), [], {}
+  claimed: set[Any] = set()
+  layers: list[Any] = []
+  names: dict[str, int] = {}
 
   def take(module):
     variables = [v for v in module.variables if v.ref() not in claimed]

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 import contextlib
 import io
 import os
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
+from tensorflow import keras
+from tensorflow_probability import bijectors as tfb
+from tensorflow_probability import distributions as tfd
 
 from tfp_emerging import export as export_lib
 from tfp_emerging.bijectors import direction as direction_lib
@@ -30,10 +32,6 @@ from tfp_emerging.keras import layers as layers_lib
 from tfp_emerging.keras import serialization
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import conditions
-
-keras = tf.keras
-tfb = tfp.bijectors
-tfd = tfp.distributions
 
 __all__ = ["FlowModel"]
 
@@ -339,7 +337,7 @@ class FlowModel(keras.Model):
   @classmethod
   def from_config(
     cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None
-  ) -> Self:
+  ) -> FlowModel:
     """A new, untrained `FlowModel` of the same flow (`get_config`)."""
     del custom_objects  # Flows are found through Keras' registry.
     config = dict(config)
@@ -428,11 +426,11 @@ class FlowModel(keras.Model):
       )
     return conditions.route(self._flow, labels)
 
-  def _checked_labels(self, labels, caller):
+  def _checked_labels(self, labels, caller) -> tf.Tensor | None:
     """`labels` as a tensor (or `None`), checked now: given exactly when the
     flow is class-conditional, and known class ids within `0..K-1`."""
     self._conditions(labels, caller)
-    if labels is None:
+    if labels is None or self._num_classes is None:  # (None: refused above)
       return None
     labels = tf.convert_to_tensor(labels)
     if labels.dtype.is_integer:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import tensorflow as tf
+from tensorflow import keras
 
 from tfp_emerging.ops import checks
-
-keras = tf.keras
 
 __all__ = ["WarmupSchedule"]
 

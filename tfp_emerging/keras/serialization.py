@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow import keras
 import tensorflow_probability as tfp
+from tensorflow_probability import distributions as tfd
 
 from tfp_emerging.flows import glow as glow_lib
 from tfp_emerging.flows import variational_dequantization
-
-keras = tf.keras
-tfd = tfp.distributions
 
 __all__ = [
   "distribution_config",

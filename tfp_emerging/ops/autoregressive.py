@@ -657,7 +657,7 @@ def raster_is_cheaper(
   means the wavefront), a Python bool out, decided at trace time.
   """
   del batch, channels, kernel_size  # the measurements show no clear effect
-  if not xla or None in (height, width):
+  if not xla or height is None or width is None:
     return False
   return -(-height // dilation) * -(-width // dilation) <= 64
 

@@ -27,9 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
-import tensorflow_probability as tfp
-
-tfb = tfp.bijectors
+from tensorflow_probability import bijectors as tfb
 
 __all__ = [
   "check_static_ids",

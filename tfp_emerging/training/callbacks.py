@@ -44,6 +44,7 @@ import os
 import time
 
 import tensorflow as tf
+from tensorflow import keras
 
 from tfp_emerging import image_grid
 from tfp_emerging.training import checkpoints
@@ -70,7 +71,6 @@ TRACED_SAVE_EPOCHS = 8
 NUM_TENSORBOARD_SAMPLES = 16
 
 # `tensorflow.keras`: Keras 3, or tf_keras under TF_USE_LEGACY_KERAS=1.
-keras = tf.keras
 
 
 class TrainingDiverged(RuntimeError):
@@ -105,7 +105,9 @@ class EpochRecorder(keras.callbacks.Callback):
   ):
     super().__init__()
     self.records = list(records)
-    self._start = self._test_start = self._test_end = None
+    self._start: float | None = None
+    self._test_start: float | None = None
+    self._test_end: float | None = None
     # A resumed step checkpoint's steps into the first epoch, and their
     # mean training bits/dim: folded into that epoch's train figure.
     self._carry = (initial_step, initial_bits)
@@ -128,14 +130,15 @@ class EpochRecorder(keras.callbacks.Callback):
   def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
     logs = logs or {}
     now = time.perf_counter()
+    start = now if self._start is None else self._start
     test_start = self._test_start or now
     self.records.append(
       {
         "epoch": epoch + 1,
         "train_bits_per_dim": self._train_bits(logs),
         "test_bits_per_dim": float(logs.get("val_bits_per_dim", math.nan)),
-        "seconds": round(now - self._start, 3),
-        "train_seconds": round(test_start - self._start, 3),
+        "seconds": round(now - start, 3),
+        "train_seconds": round(test_start - start, 3),
         "test_seconds": round((self._test_end or test_start) - test_start, 3),
       }
     )
@@ -263,14 +266,14 @@ class Checkpointer(keras.callbacks.Callback):
     self._recorder = recorder
     self._run_dir = run_dir
     self._log = log
-    self._traced = None
+    self._traced: bool | None = None
 
   def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
     del logs
     metrics = self._recorder.records
     if self._traced is None:  # decided once, at the first checkpoint
       epochs_to_go = self.params.get("epochs", 0) - (epoch + 1)
-      self._traced = epochs_to_go >= TRACED_SAVE_EPOCHS
+      self._traced = bool(epochs_to_go >= TRACED_SAVE_EPOCHS)
     path = self._state.save(epoch + 1, metrics, traced=self._traced)
     run_dir_lib.write_metrics(
       self._run_dir, metrics, self._state.model.num_bins

@@ -122,7 +122,7 @@ class RunState:
     )
     self.checkpoint.save_counter.assign(0)  # created now: saved every time
     self._traced_write = tf.function(self.checkpoint.write, autograph=False)
-    self._latest = None
+    self._latest: str | None = None
 
   @property
   def metrics(self) -> list[dict]:

@@ -22,8 +22,10 @@ the number of replicas.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import typing
 
 import tensorflow as tf
+from tensorflow import keras
 
 from tfp_emerging import data as data_lib
 from tfp_emerging import flows
@@ -36,8 +38,6 @@ from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
 
 __all__ = ["build_model", "evaluate", "fit", "load_data", "training_batch_size"]
-
-keras = tf.keras
 
 
 def load_data(config: RunConfig) -> data_lib.ImageDataset:
@@ -60,11 +60,17 @@ def build_model(
   Built in `strategy.scope()` if a `tf.distribute.Strategy` is given: then
   `fit` and `evaluate` distribute each batch over its replicas.
   """
+  if config.image_shape is None or config.num_bins is None:
+    raise ValueError(
+      "build_model: `config` has no data fields (image_shape, num_bins); "
+      "set them with `config.with_data(data)`."
+    )
+  image_shape, num_bins = tuple(config.image_shape), config.num_bins
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
     try:
       flow = flows.Glow(
-        image_shape=tuple(config.image_shape),
+        image_shape=image_shape,
         num_levels=config.num_levels,
         num_steps=config.num_steps,
         mixing=config.mixing,
@@ -79,14 +85,14 @@ def build_model(
       dequantizer = None
       if config.dequantization == "variational":
         dequantizer = flows.VariationalDequantizer(
-          image_shape=tuple(config.image_shape),
-          num_bins=config.num_bins,
+          image_shape=image_shape,
+          num_bins=num_bins,
           hidden_channels=max(1, config.hidden_channels // 2),
           seed=config.seed + 1,
         )
     except ValueError as e:  # names the argument and what it expected
       raise RunError(f"invalid model options: {e}") from e
-    model = FlowModel(flow, num_bins=config.num_bins, dequantizer=dequantizer)
+    model = FlowModel(flow, num_bins=num_bins, dequantizer=dequantizer)
     schedule = WarmupSchedule(config.learning_rate, config.warmup_steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule))
   return model
@@ -286,4 +292,4 @@ def evaluate(
     verbose=0,
     return_dict=True,
   )
-  return float(logs["bits_per_dim"])
+  return float(typing.cast(dict, logs)["bits_per_dim"])

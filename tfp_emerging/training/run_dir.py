@@ -162,7 +162,7 @@ def writing(path, what: str):
 
 
 # The locks this process holds: `{real path: [file descriptor, depth]}`.
-_held = {}
+_held: dict[str, list[int]] = {}
 
 
 @contextlib.contextmanager
@@ -481,6 +481,7 @@ def remove_debris(run_dir: str | os.PathLike) -> list[str]:
   `.ckpt-E.tmp_temp/` folders) and of the state file; returns their paths
   relative to `run_dir`, sorted. None of them is ever a checkpoint: a
   checkpoint is a `ckpt-E.index` with its data files."""
+  run_dir = os.fspath(run_dir)
   folder = os.path.join(run_dir, CHECKPOINT_DIR)
   patterns = [
     os.path.join(glob.escape(run_dir), "." + glob.escape(name) + "*.tmp")
@@ -522,7 +523,7 @@ def epoch_of(name):
 
 def checkpoint_files(folder):
   """`{name: [paths]}` of every `ckpt-E.*` file in `folder`."""
-  files = {}
+  files: dict[str, list[str]] = {}
   for path in glob.glob(os.path.join(glob.escape(folder), "ckpt-*.*")):
     name = os.path.basename(path).split(".", 1)[0]
     if epoch_of(name) is not None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import contextlib
 import signal
 import threading
+from typing import Any
 
 __all__ = ["Interrupted", "deferred", "handled", "requested", "take_request"]
 
@@ -36,7 +37,7 @@ class Interrupted(KeyboardInterrupt):
     self.saved = saved
 
 
-_state = {"deferring": 0, "requested": None}
+_state: dict[str, Any] = {"deferring": 0, "requested": None}
 
 
 def _handle(signal_number, frame):
@@ -77,8 +78,10 @@ def deferred() -> Iterator[None]:
       _state["requested"] = None
     raise
   _state["deferring"] -= 1
-  if not _state["deferring"] and _state["requested"] is not None:
-    raise Interrupted(take_request())  # it came after the last step
+  if not _state["deferring"]:
+    number = take_request()
+    if number is not None:
+      raise Interrupted(number)  # it came after the last step
 
 
 def requested() -> int | None:
