@@ -46,7 +46,7 @@ benchmark: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
 
-# colab/NN_name.ipynb from the sources colab/NN_name.py (jupytext percent
+# colab/<NN_name>.ipynb from the sources colab/<NN_name>.py (jupytext percent
 # format). `make notebooks REPOSITORY=OWNER/NAME` first stamps that GitHub
 # repository into the notebooks' install cell and README.md's Colab badges.
 notebooks: install

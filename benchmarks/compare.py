@@ -10,7 +10,7 @@ level: 1x1 3.46, emerging 3.43; 4 steps: 3.56 vs 3.51; galaxy images: 1x1
   test), and
 * `"skimage-crops"`: random 16x16 RGB crops of scikit-image's bundled
   photographs, train and test from disjoint pixel bands (4000 train, 1000
-  test; `tfp_emerging.natural_images`),
+  test; `tfp_emerging.data.skimage_crops`),
 
 both through `tfp_emerging.data.load`,
 

@@ -2,7 +2,7 @@
 # The GPU check of issue 25, for one lent GPU, in under 8 minutes:
 #   bash benchmarks/device_check.sh [OUT_DIR]
 # Installs nothing beyond `make install` (the package and its test extra),
-# then writes to OUT_DIR (default benchmarks/results/device):
+# then writes to OUT_DIR (default: the folder device/ under benchmarks/results/):
 #   device.txt        nvidia-smi, the TensorFlow devices, uptime
 #   speed.json        python -m benchmarks.run records (layers on the four
 #                     shapes and both Glows, XLA off and on; 5 repeats)

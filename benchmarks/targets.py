@@ -2,19 +2,19 @@
 tables.
 
 Usage:
-  python benchmarks/targets.py [RECORDS]               met / missed per target
-  python benchmarks/targets.py [RECORDS] --markdown    the performance tables
-  python benchmarks/targets.py [RECORDS] --write-docs  put them in
+  python -m benchmarks.targets [RECORDS]               met / missed per target
+  python -m benchmarks.targets [RECORDS] --markdown    the performance tables
+  python -m benchmarks.targets [RECORDS] --write-docs  put them in
                                                        docs/performance.md
 
-`RECORDS` is the JSON list `tfp-emerging benchmark --out RECORDS` writes
+`RECORDS` is the JSON list `python -m benchmarks.run --out RECORDS` writes
 (default: `benchmarks/speed.json`, the run the docs report). Every target
 is a ratio of two figures of one run (`Record.ratio`), so a shared machine's
 load hits both alike.
 
 The tables of the docs' performance page are generated here from the
 records, between the `BEGIN` and `END` markers, one table per XLA mode, each
-from that mode's records only, and `tests/test_benchmarks.py` checks that
+from that mode's records only, and `tests/unit/benchmarks/test_run.py` checks that
 docs/performance.md holds exactly what this script makes of `speed.json`.
 """
 

@@ -1,5 +1,5 @@
-"""Writes the notebooks `colab/NN_name.ipynb` from their sources
-`colab/NN_name.py`.
+"""Writes the notebooks `colab/<NN_name>.ipynb` from their sources
+`colab/<NN_name>.py`.
 
 Each notebook has one source, a Python file in jupytext's percent format
 (`# %%` starts a code cell, `# %% [markdown]` a Markdown one), which is
@@ -46,7 +46,7 @@ METADATA = {
 
 
 def sources() -> list:
-  """The notebooks' sources, `colab/NN_name.py`, in their numbered order."""
+  """The notebooks' sources, `colab/<NN_name>.py`, in their numbered order."""
   return sorted(COLAB.glob("[0-9][0-9]_*.py"))
 
 

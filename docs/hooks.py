@@ -2,7 +2,7 @@
 
 * The committed notebooks `colab/*.ipynb` become the Tutorials. They stay
   where Colab opens them: this hook adds each one to the site as
-  `colab/NAME.ipynb`, for mkdocs-jupyter to render without executing it,
+  `colab/<NAME>.ipynb`, for mkdocs-jupyter to render without executing it,
   and appends it to the nav's Tutorials section, so a notebook added to
   `colab/` appears without editing `mkdocs.yml`.
 * The Tutorials page's table of notebooks, each with its Colab badge, is
@@ -10,7 +10,7 @@
   a badge opens the repository its notebook's install cell names
   (`REPOSITORY`, which `make notebooks REPOSITORY=OWNER/NAME` stamps).
 * The figures the benchmarks write, `benchmarks/results/*.png`, are added
-  as they are (a page links them as `benchmarks/results/NAME.png`), so the
+  as they are (a page links them as `benchmarks/results/<NAME>.png`), so the
   site never shows a stale copy.
 """
 

@@ -79,7 +79,7 @@ def kernel_env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def executed(kernel_env, tmp_path_factory):
-  """`executed(name)`: the notebook `colab/name.ipynb` run once (memoised),
+  """`executed(name)`: the notebook `colab/<name>.ipynb` run once (memoised),
   and its wall-clock seconds."""
   runs = {}
 

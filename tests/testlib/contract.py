@@ -1,7 +1,7 @@
 """The test contract every bijector of the package must pass.
 
-A `Case` names one configured bijector. `tests/bijectors/registry.py` lists
-them all; `tests/bijectors/test_contract.py` runs every check below on every
+A `Case` names one configured bijector. `tests/testlib/registry.py` lists
+them all; `tests/unit/bijectors/test_contract.py` runs every check below on every
 case, in float32 and float64. A new layer joins by adding cases there.
 
 References are independent of the code under test: log-determinants come from
@@ -11,7 +11,7 @@ pairs, so every second direction is given `tf.identity(...)` of the first's
 output: without it `inverse(forward(x))` just returns the cached `x`.
 
 Every assertion carries a label (e.g. "round trip y -> f^-1 -> f") that names
-what failed; `tests/test_contract_can_fail.py` shows each labelled assertion
+what failed; `tests/unit/bijectors/test_properties.py` (`test_properties_catch_a_broken_layer`) shows each labelled assertion
 failing on a deliberately broken layer, so none of them is vacuous.
 """
 
@@ -387,7 +387,7 @@ def check_unknown_channels(case, bijector, dtype):
   one channel, which per-channel parameters would otherwise silently
   broadcast. The same traced functions give the eager results on events of
   the right shape. Slower than the other input checks (it traces up to six
-  functions), so `tests/bijectors/test_contract.py` runs it in one dtype.
+  functions), so `tests/unit/bijectors/test_contract.py` runs it in one dtype.
   """
   del bijector  # Made for each validate_args.
   h, w, c = case.event_shape

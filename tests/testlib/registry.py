@@ -253,7 +253,7 @@ def conv1x1(dtype, parameterization, channels=3, **overrides):
 
 # Odd and even kernel sizes, heights and widths; both forward routes (the
 # cost rule picks the spatial one for "auto" on these small images). Even k
-# through the FFT: tests/bijectors/test_periodic_conv2d.py.
+# through the FFT: tests/unit/bijectors/test_periodic_conv2d.py.
 for k, event_shape, path in [(3, (5, 6, 3), "fft"), (4, (4, 7, 3), "auto")]:
   CASES.append(
     contract.Case(

@@ -639,7 +639,7 @@ class FlowModel(keras.Model):
     integer images (fresh dequantisation noise) or a dict whose `DEQUANTIZED`
     entry holds the dequantised images. `sample_weight` `[B]`, or the dict's
     `WEIGHT` entry, weighs each image in the mean (0 for padding:
-    `training.test_batches` pads the last batch so that every batch has one
+    `data.test_batches` pads the last batch so that every batch has one
     shape); `y`, the labels, is used by a class-conditional flow only.
     """
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)

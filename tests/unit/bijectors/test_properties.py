@@ -19,7 +19,7 @@ Glow mixing, ten per constructor), derandomised (the same every run) and
 without an example database. `TFP_EMERGING_HYPOTHESIS_EXAMPLES=N` runs `N`
 random examples per test instead (failures print a `@reproduce_failure`
 blob), e.g. `TFP_EMERGING_HYPOTHESIS_EXAMPLES=200 pytest
-tests/bijectors/test_properties.py`.
+tests/unit/bijectors/test_properties.py`.
 """
 
 from collections.abc import Callable, Sequence
@@ -447,7 +447,7 @@ def test_glow_properties(mixing, data):
 
 
 # The properties are not vacuous: each fails on a broken layer (defects of
-# tests/test_contract_mutants.py). "ildj(y) against -fldj(f^-1(y))" checks
+# tests/testlib/mutants.py). "ildj(y) against -fldj(f^-1(y))" checks
 # the identity of "ildj(f(x)) against -fldj(x)" at other points.
 BROKEN = [
   (mutants.WrongInverse, "round trip x -> f -> f^-1"),

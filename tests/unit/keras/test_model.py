@@ -1,7 +1,7 @@
 """FlowModel and WarmupSchedule: fit, evaluate, sample, save/load.
 
 The digits (8x8, 17 grey levels) models are tiny: one short fit per mixing,
-shared by the tests through `tests/testlib/digits_models.trained`; the
+shared by the tests through `tests.testlib.digits_models.trained`; the
 same models under tf_keras: tests/integration/test_tf_keras.py.
 """
 
