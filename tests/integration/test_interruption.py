@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from tests.testlib import pausing_cli
+from tests.testlib import runs
 from tests.testlib import workers
 from tests.testlib.runs import epoch_bits
 from tests.testlib.runs import quiet
@@ -28,16 +29,7 @@ from tfp_emerging import cli
 from tfp_emerging import training
 
 TINY = [
-  "--num-levels",
-  "1",
-  "--num-steps",
-  "1",
-  "--hidden-channels",
-  "8",
-  "--batch-size",
-  "32",
-  "--warmup-steps",
-  "4",
+  *runs.TINY_FLAGS,
   "--mixing",
   "lu",
 ]

@@ -1,8 +1,8 @@
 """The test contract every bijector of the package must pass.
 
 A `Case` names one configured bijector. `tests/testlib/registry.py` lists
-them all; `tests/unit/bijectors/test_contract.py` runs every check below on every
-case, in float32 and float64. A new layer joins by adding cases there.
+them all; `tests/unit/bijectors/test_contract.py` runs every check below on
+every case, in float32 and float64. A new layer joins by adding cases there.
 
 References are independent of the code under test: log-determinants come from
 `numpy.linalg.slogdet` of the dense Jacobian (`tf.GradientTape.batch_jacobian`)
@@ -11,7 +11,8 @@ pairs, so every second direction is given `tf.identity(...)` of the first's
 output: without it `inverse(forward(x))` just returns the cached `x`.
 
 Every assertion carries a label (e.g. "round trip y -> f^-1 -> f") that names
-what failed; `tests/unit/bijectors/test_properties.py` (`test_properties_catch_a_broken_layer`) shows each labelled assertion
+what failed; `test_properties_catch_a_broken_layer` in
+`tests/unit/bijectors/test_properties.py` shows each labelled assertion
 failing on a deliberately broken layer, so none of them is vacuous.
 """
 

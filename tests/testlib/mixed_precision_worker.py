@@ -1,6 +1,6 @@
-"""Run by tests/integration/test_mixed_precision.py in a fresh process: the Keras global
-policy is process-wide, so setting `mixed_float16` here keeps it away from
-the rest of the suite. Prints one JSON line of results.
+"""Run by tests/integration/test_mixed_precision.py in a fresh process: the
+Keras global policy is process-wide, so setting `mixed_float16` here keeps
+it away from the rest of the suite. Prints one JSON line of results.
 """
 
 import json

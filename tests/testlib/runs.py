@@ -23,6 +23,23 @@ TINY = dict(
 )
 
 
+def flags(**options):
+  """Command-line flags for `options`: `flags(num_levels=1)` is
+  `["--num-levels", "1"]`."""
+  return [
+    part
+    for name, value in options.items()
+    for part in (f"--{name.replace('_', '-')}", str(value))
+  ]
+
+
+# The `TINY` flow's architecture as `tfp-emerging train` flags (the
+# learning rate and checkpoints kept left at the command line's defaults).
+TINY_FLAGS = flags(
+  num_levels=1, num_steps=1, hidden_channels=8, batch_size=32, warmup_steps=4
+)
+
+
 def tiny_config(dataset, **overrides):
   """A `RunConfig` of the `TINY` flow on `dataset`, one epoch."""
   values = dict(TINY, dataset=dataset, epochs=1)

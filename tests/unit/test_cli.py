@@ -14,23 +14,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.testlib import runs
 from tests.testlib.runs import epoch_bits
 from tfp_emerging import cli
 from tfp_emerging import training
 from tfp_emerging.training import loop as training_loop
 
-TINY = [
-  "--num-levels",
-  "1",
-  "--num-steps",
-  "1",
-  "--hidden-channels",
-  "8",
-  "--batch-size",
-  "32",
-  "--warmup-steps",
-  "4",
-]
+TINY = runs.TINY_FLAGS
 
 
 @pytest.fixture(scope="module")

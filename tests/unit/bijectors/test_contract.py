@@ -1,4 +1,5 @@
-"""Runs the whole test contract (tests/testlib/contract.py) on every registered case."""
+"""Runs the whole test contract (tests/testlib/contract.py) on every
+registered case."""
 
 import pytest
 import tensorflow as tf

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tests.testlib import runs
 from tfp_emerging import cli
 from tfp_emerging import data
 from tfp_emerging import image_grid
@@ -24,18 +25,7 @@ from tfp_emerging.training import run_dir
 tfb = tfp.bijectors
 
 NUM_CLASSES = 10
-TINY = [
-  "--num-levels",
-  "1",
-  "--num-steps",
-  "1",
-  "--hidden-channels",
-  "8",
-  "--batch-size",
-  "32",
-  "--warmup-steps",
-  "4",
-]
+TINY = runs.TINY_FLAGS
 
 
 @pytest.fixture(scope="module")
