@@ -14,8 +14,9 @@ load hits both alike.
 
 The tables of the docs' performance page are generated here from the
 records, between the `BEGIN` and `END` markers, one table per XLA mode, each
-from that mode's records only, and `tests/unit/benchmarks/test_run.py` checks that
-docs/performance.md holds exactly what this script makes of `speed.json`.
+from that mode's records only, and `tests/unit/benchmarks/test_run.py`
+checks that docs/performance.md holds exactly what this script makes of
+`speed.json`.
 """
 
 import argparse
