@@ -759,6 +759,23 @@ class FlowModel(keras.Model):
         os.remove(path)
       raise
 
+  def load_weights(
+    self, filepath: str | os.PathLike[str], *args, **kwargs
+  ) -> None:
+    """`keras.Model.load_weights`, the optimizer's state included.
+
+    A `.weights.h5` file of a trained model holds the optimizer's
+    variables too (its step count and moments), but Keras restores them
+    only into an optimizer that has made its variables, and otherwise
+    skips them with a warning: a compiled model whose optimizer has not
+    run yet would resume training from a fresh optimizer. So the
+    optimizer makes its variables first.
+    """
+    optimizer = getattr(self, "optimizer", None)
+    if optimizer is not None and not getattr(optimizer, "built", True):
+      optimizer.build(self.trainable_variables)
+    return super().load_weights(filepath, *args, **kwargs)
+
   def is_initialized(self) -> bool:
     """Whether the flow's data-dependent initialisation has run (or is none).
 

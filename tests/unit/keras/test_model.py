@@ -94,6 +94,10 @@ def test_save_and_load_weights_restore_identical_log_prob(tmp_path):
   assert np.all(fresh.bits_per_dim(images, seed=3).numpy() != want)
   fresh.load_weights(path)
   assert fresh.is_initialized()
+  # The optimizer's state too (Keras skips it into an unbuilt optimizer).
+  assert int(fresh.optimizer.iterations.numpy()) == int(
+    model.optimizer.iterations.numpy()
+  )
   np.testing.assert_array_equal(
     fresh.bits_per_dim(images, seed=3).numpy(), want
   )
