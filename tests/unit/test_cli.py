@@ -20,6 +20,9 @@ from tfp_emerging import cli
 from tfp_emerging import training
 from tfp_emerging.training import loop as training_loop
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 TINY = runs.TINY_FLAGS
 
 

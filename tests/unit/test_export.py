@@ -22,6 +22,9 @@ from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 from tfp_emerging import training
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 tfd = tfp.distributions
 
 RELOAD = textwrap.dedent("""

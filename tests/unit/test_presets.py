@@ -10,6 +10,9 @@ from tfp_emerging import presets
 from tfp_emerging import training
 from tfp_emerging.data.tfds_mock import mock_tfds
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 # Narrow networks and two steps per level: the preset's levels, mixing,
 # kernel, data and optimiser options stay.
 TINY = [

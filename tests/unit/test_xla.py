@@ -16,6 +16,9 @@ import tensorflow_probability as tfp
 from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 keras = tfe_keras.keras
 
 

@@ -12,6 +12,9 @@ from benchmarks import compare
 from tfp_emerging import training
 from tfp_emerging.flows import Glow
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 QUICK_DIGITS = compare.QUICK_SETTINGS["digits"]
 
 

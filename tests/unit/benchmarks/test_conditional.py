@@ -5,7 +5,12 @@ import json
 import math
 import os
 
+import pytest
+
 from benchmarks import conditional
+
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
 
 
 def test_quick_study_writes_records_and_table(tmp_path):

@@ -4,8 +4,13 @@ the one training path, and their tables' arithmetic."""
 
 import math
 
+import pytest
+
 from benchmarks import importance_weighted
 from benchmarks import variational_dequantization
+
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
 
 
 def test_importance_weighted_run_never_rises_with_k(capsys):

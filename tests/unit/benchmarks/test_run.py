@@ -9,6 +9,9 @@ import pytest
 from benchmarks import run as benchmarks
 from benchmarks import targets
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 FIELDS = {
   "layer",
   "op",

@@ -3,9 +3,14 @@ and the short training run of `benchmarks/memory.py`."""
 
 import math
 
+import pytest
+
 from benchmarks import memory
 from benchmarks import train_speed
 from tfp_emerging import data
+
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
 
 
 def test_speed_script_times_both_loops_over_the_same_epochs():

@@ -7,7 +7,9 @@ import tensorflow as tf
 from tests.testlib import contract
 from tests.testlib import registry
 
-DTYPES = [tf.float32, tf.float64]
+# float64 repeats float32's checks at twice the cost: `make test-unit` runs
+# float32 only.
+DTYPES = [tf.float32, pytest.param(tf.float64, marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module", params=registry.CASES, ids=repr)
@@ -22,6 +24,7 @@ def test_contract(case, dtype, check):
   contract.CHECKS[check](bijector, case.event_shape, dtype)
 
 
+@pytest.mark.slow
 def test_gradients_compile(case):
   """In float32 only: XLA's float64 convolutions on CPU crawl."""
   contract.check_gradients_compile(

@@ -60,6 +60,7 @@ def standard_normal_log_prob(z):
   return -0.5 * np.sum(z**2, axis=1) - 0.5 * z.shape[1] * np.log(2 * np.pi)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mixing", flows.MIXINGS)
 def test_log_prob_matches_dense_jacobian(mixing):
   glow = small_glow(mixing)
@@ -264,6 +265,7 @@ def test_contract_gradients_and_bad_input():
   contract.check_bad_input(case, glow, tf.float32)
 
 
+@pytest.mark.slow
 def test_shapes_unknown_at_trace_time_are_checked_at_run_time():
   """A channel count (contract) or image size that a traced function did not
   know fails with a message naming it, whatever `validate_args` is. One
@@ -327,6 +329,7 @@ def _conditional_network(input_shape, output_channels, name):
   return ConditionalConvNet(output_channels, name=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "coupling_network_fn",
   [None, _conditional_network],
@@ -352,6 +355,7 @@ def test_conditional_contract(coupling_network_fn):
     np.testing.assert_array_equal(seen, np.eye(NUM_CLASSES)[[2, 0]])
 
 
+@pytest.mark.slow
 def test_conditional_modes_agree():
   """Eager = tf.function = XLA with labels, both directions."""
   glow = small_glow(

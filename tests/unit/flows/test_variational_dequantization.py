@@ -11,6 +11,9 @@ from tests.testlib import contract
 from tfp_emerging.flows import VariationalDequantizer
 from tfp_emerging.flows import variational_dequantization
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 NUM_BINS = 17
 
 

@@ -19,6 +19,9 @@ from tfp_emerging import training
 from tfp_emerging.data import pipeline
 from tfp_emerging.flows import dequantization
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 D = 64
 
 

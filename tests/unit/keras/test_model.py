@@ -25,6 +25,9 @@ from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 from tfp_emerging.flows import dequantization
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 keras = tfe_keras.keras
 tfb = tfp.bijectors
 tfd = tfp.distributions

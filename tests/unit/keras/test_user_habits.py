@@ -15,6 +15,9 @@ from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 from tfp_emerging.ops import autoregressive
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 tfb = tfp.bijectors
 tfd = tfp.distributions
 NUM_BINS = 17

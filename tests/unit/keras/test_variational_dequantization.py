@@ -23,6 +23,9 @@ from tfp_emerging.flows import VariationalDequantizer
 from tfp_emerging.flows import dequantization
 from tfp_emerging.keras import FlowModel
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 tfb = tfp.bijectors
 tfd = tfp.distributions
 keras = tf.keras

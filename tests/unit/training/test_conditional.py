@@ -22,6 +22,9 @@ from tfp_emerging.keras import FlowModel
 from tfp_emerging.keras import keras
 from tfp_emerging.training import run_dir
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 tfb = tfp.bijectors
 
 NUM_CLASSES = 10

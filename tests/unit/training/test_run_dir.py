@@ -13,6 +13,9 @@ from tests.testlib.runs import tiny_config
 from tfp_emerging import training
 from tfp_emerging.training import run_dir
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 
 def test_run_directory_errors(digits_npz, tmp_path):
   run = str(tmp_path / "run")

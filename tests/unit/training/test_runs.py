@@ -19,6 +19,9 @@ from tests.testlib.runs import tiny_config
 from tfp_emerging import cli
 from tfp_emerging import training
 
+# Trains models or runs whole commands: left out of `make test-unit`.
+pytestmark = pytest.mark.slow
+
 
 class _AtBatch(tf.keras.callbacks.Callback):
   """Calls `action(model)` before training batch `batch` of epoch `epoch`
