@@ -342,9 +342,7 @@ def parameter_assertions(
     with tf.init_scope():
       for holds, expected in conditions:
         if not bool(holds(tf.constant(static))):
-          raise ValueError(
-            f"`{name}` must {expected}; got {_summary(static)}."
-          )
+          raise ValueError(f"`{name}` must {expected}; got {_summary(static)}.")
     return []
   if not validate_args:
     return []
