@@ -156,17 +156,14 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
 
   def _parameter_control_dependencies(self, is_init):
     """`bias` and `log_scale` finite (`checks.parameter_assertions`)."""
-    return [
-      assertion
-      for name in ("bias", "log_scale")
-      for assertion in checks.parameter_assertions(
-        getattr(self, "_" + name),
-        name,
-        [checks.FINITE],
-        is_init,
-        self.validate_args,
-      )
-    ]
+    return checks.parameter_assertions(
+      [
+        (name, getattr(self, "_" + name), [checks.FINITE])
+        for name in ("bias", "log_scale")
+      ],
+      is_init,
+      self.validate_args,
+    )
 
   @property
   def channels(self) -> int:

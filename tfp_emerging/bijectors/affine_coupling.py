@@ -334,13 +334,14 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   def _parameter_control_dependencies(self, is_init):
     """The default network's weights finite (`checks.parameter_assertions`);
     a custom network's variables are its own."""
-    return [
-      assertion
-      for name, weight in self._weights.items()
-      for assertion in checks.parameter_assertions(
-        weight, name, [checks.FINITE], is_init, self.validate_args
-      )
-    ]
+    return checks.parameter_assertions(
+      [
+        (name, weight, [checks.FINITE])
+        for name, weight in self._weights.items()
+      ],
+      is_init,
+      self.validate_args,
+    )
 
   @property
   def channels(self) -> int:

@@ -211,17 +211,14 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     That is all invertibility needs: the centre tap's diagonal, `exp` of a
     bounded `log_diagonal`, is never zero.
     """
-    return [
-      assertion
-      for name in ("kernel", "log_diagonal")
-      for assertion in checks.parameter_assertions(
-        getattr(self, "_" + name),
-        name,
-        [checks.FINITE],
-        is_init,
-        validate_args,
-      )
-    ]
+    return checks.parameter_assertions(
+      [
+        (name, getattr(self, "_" + name), [checks.FINITE])
+        for name in ("kernel", "log_diagonal")
+      ],
+      is_init,
+      validate_args,
+    )
 
   @property
   def channels(self) -> int:

@@ -381,17 +381,18 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       sign=[checks.SIGNS],
       permutation=[checks.PERMUTATION],
     )
-    return [
-      assertion
-      for factor in FACTORS[self._parameterization]
-      for assertion in checks.parameter_assertions(
-        getattr(self, "_" + factor),
-        factor,
-        conditions.get(factor, [checks.FINITE]),
-        is_init,
-        self.validate_args,
-      )
-    ]
+    return checks.parameter_assertions(
+      [
+        (
+          factor,
+          getattr(self, "_" + factor),
+          conditions.get(factor, [checks.FINITE]),
+        )
+        for factor in FACTORS[self._parameterization]
+      ],
+      is_init,
+      self.validate_args,
+    )
 
   @property
   def channels(self) -> int:

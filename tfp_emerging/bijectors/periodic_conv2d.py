@@ -189,7 +189,7 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     """`kernel` finite (`checks.parameter_assertions`). Whether each `G(u, v)`
     is invertible depends on the image size: not checked."""
     return checks.parameter_assertions(
-      self._kernel, "kernel", [checks.FINITE], is_init, self.validate_args
+      [("kernel", self._kernel, [checks.FINITE])], is_init, self.validate_args
     )
 
   @property

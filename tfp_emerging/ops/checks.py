@@ -25,7 +25,7 @@ at every call, only with `validate_args=True`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -300,13 +300,11 @@ def _summary(value: np.ndarray) -> str:
 
 
 def parameter_assertions(
-  value: Any,
-  name: str,
-  conditions: Sequence[Condition],
+  parameters: Iterable[tuple[str, Any, Sequence[Condition]]],
   is_init: bool,
   validate_args: bool,
 ) -> list[Any]:
-  """A parameter's checks, for a layer's `_parameter_control_dependencies`.
+  """A layer's `_parameter_control_dependencies`: each parameter's checks.
 
   TFP's pattern: TFP calls `_parameter_control_dependencies(is_init=True)`
   once, at construction, and with `is_init=False` at every call; a value is
@@ -323,9 +321,10 @@ def parameter_assertions(
     nothing: no op is added.
 
   Args:
-    value: the parameter as the layer holds it (`tf.Variable` or tensor).
-    name: the constructor argument, named in messages.
-    conditions: `Condition`s (`FINITE`, `SIGNS`, ...).
+    parameters: `(name, value, conditions)` triples: the constructor
+      argument, named in messages; the parameter as the layer holds it
+      (`tf.Variable`, tensor, or `None`: skipped); its `Condition`s
+      (`FINITE`, `SIGNS`, ...).
     is_init: as TFP passes it.
     validate_args: the layer's.
 
@@ -335,20 +334,22 @@ def parameter_assertions(
   Raises:
     ValueError: a statically known value that breaks a condition.
   """
-  if value is None or is_init == tensor_util.is_ref(value):
-    return []
-  static = None if tensor_util.is_ref(value) else tf.get_static_value(value)
-  if static is not None:
-    with tf.init_scope():
-      for holds, expected in conditions:
-        if not bool(holds(tf.constant(static))):
-          raise ValueError(f"`{name}` must {expected}; got {_summary(static)}.")
-    return []
-  if not validate_args:
-    return []
-  tensor = tf.convert_to_tensor(value)
-  assertions = [
-    tf.debugging.Assert(holds(tensor), [f"`{name}` must {expected}."])
-    for holds, expected in conditions
-  ]
+  assertions = []
+  for name, value, conditions in parameters:
+    if value is None or is_init == tensor_util.is_ref(value):
+      continue
+    static = None if tensor_util.is_ref(value) else tf.get_static_value(value)
+    if static is not None:
+      with tf.init_scope():
+        for holds, expected in conditions:
+          if not bool(holds(tf.constant(static))):
+            raise ValueError(
+              f"`{name}` must {expected}; got {_summary(static)}."
+            )
+    elif validate_args:
+      tensor = tf.convert_to_tensor(value)
+      assertions.extend(
+        tf.debugging.Assert(holds(tensor), [f"`{name}` must {expected}."])
+        for holds, expected in conditions
+      )
   return [a for a in assertions if a is not None]

@@ -303,14 +303,17 @@ def test_good_signs_are_kept():
   layer = bijectors.Conv1x1(
     3,
     "lu",
+    matrix=np.random.default_rng(0).normal(size=[3, 3]) + 2 * np.eye(3),
     sign=[-1.0, 1.0, -1.0],
     permutation=[2, 0, 1],
     dtype=tf.float64,
   )
   x = contract.random([2, 4, 5, 3], tf.float64)
+  log_abs_det = np.linalg.slogdet(layer.weight().numpy())[1]
+  assert abs(log_abs_det) > 0.1
   np.testing.assert_allclose(
     layer.forward_log_det_jacobian(x, event_ndims=3).numpy(),
-    [20 * np.linalg.slogdet(layer.weight().numpy())[1]] * 2,
+    [20 * log_abs_det] * 2,
     rtol=1e-12,
   )
 
