@@ -99,12 +99,11 @@ def _check_invertible(matrix, channels):
   if known is None:
     return
   if not np.all(np.isfinite(known)):
-    raise ValueError(f"`matrix` must be finite; got {known}.")
+    raise ValueError("`matrix` must be finite; got one with NaN or inf.")
   rank = np.linalg.matrix_rank(known)
   if rank < channels:
     raise ValueError(
-      f"`matrix` must be invertible; got one of rank {rank} < {channels}: "
-      f"{known}."
+      f"`matrix` must be invertible; got one of rank {rank} < {channels}."
     )
 
 
@@ -337,10 +336,10 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
   @classmethod
   def _parameter_properties(cls, dtype):
     # All free factors are unconstrained reals (TFP's default, the identity).
-    # Preferred (what `tfp.util.make_trainable` creates): the factors of the
-    # default "qr" parameterisation, which exclude `matrix` and `lower`.
-    # `sign` and `permutation` are fixed discrete values: no bijector maps
-    # reals onto them.
+    # Preferred (TFP's mark for the one of mutually exclusive parameters to
+    # create): the free factors of the default "qr" parameterisation, which
+    # exclude `matrix` and `lower`. `sign` and `permutation` are fixed
+    # discrete values: no bijector maps reals onto them.
     def properties(event_ndims, is_preferred=True, fixed=False):
       shape_fn = (
         checks.channel_matrix_shape
