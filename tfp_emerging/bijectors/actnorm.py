@@ -89,12 +89,14 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
       dtype: floating dtype of the variables and events.
       validate_args: if `True`, assert at run time that the inputs of every
         direction and log-det are finite (a channel count unknown at trace
-        time is asserted whatever it is: `tfp_emerging.ops.checks`).
+        time is asserted whatever it is: `tfp_emerging.ops.checks`), and
+        that `bias` and `log_scale` variables are.
       name: name scope of the ops and variables.
 
     Raises:
       ValueError: bad `channels`, `dtype`, or `bias`/`log_scale` of the wrong
-        shape.
+        shape (one bijector: no batch of them) or, given as values, not
+        finite.
     """
     parameters = dict(locals())
     channels = checks.positive_int(channels, "channels")
@@ -134,12 +136,33 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
 
   @classmethod
   def _parameter_properties(cls, dtype):
+    # Unconstrained reals (`log_scale` is a log); the flag is state, not a
+    # parameter TFP may transform or create.
+    vector = parameter_properties.ParameterProperties(
+      event_ndims=1, shape_fn=checks.channel_vector_shape
+    )
     return dict(
-      bias=parameter_properties.ParameterProperties(event_ndims=1),
-      log_scale=parameter_properties.ParameterProperties(event_ndims=1),
+      bias=vector,
+      log_scale=vector,
       initialized=parameter_properties.ParameterProperties(
-        event_ndims=0, is_preferred=False
+        event_ndims=0,
+        shape_fn=checks.bijector_shape,
+        default_constraining_bijector_fn=(
+          parameter_properties.BIJECTOR_NOT_IMPLEMENTED
+        ),
+        is_preferred=False,
       ),
+    )
+
+  def _parameter_control_dependencies(self, is_init):
+    """`bias` and `log_scale` finite (`checks.parameter_assertions`)."""
+    return checks.parameter_assertions(
+      [
+        (name, getattr(self, "_" + name), [checks.FINITE])
+        for name in ("bias", "log_scale")
+      ],
+      is_init,
+      self.validate_args,
     )
 
   @property

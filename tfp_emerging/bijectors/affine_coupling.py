@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import parameter_properties
+from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import tensor_util
 
 from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
@@ -62,6 +63,12 @@ def _variables_of(network):
       "input, or begin a keras.Sequential with keras.Input)."
     )
   return tuple(found)
+
+
+def _output_bias_shape(output_shape):
+  """`[*batch, 2 C_b]` for outputs `[*batch, H, W, C]` (a `shape_fn`)."""
+  shape = checks.channel_vector_shape(output_shape)
+  return ps.concat([shape[:-1], 2 * (shape[-1:] - shape[-1:] // 2)], axis=0)
 
 
 class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
@@ -186,12 +193,14 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
         compute dtype (`float16`); otherwise `dtype`.
       validate_args: if `True`, assert at run time that the inputs of every
         direction and log-det are finite (a channel count unknown at trace
-        time is asserted whatever it is: `tfp_emerging.ops.checks`).
+        time is asserted whatever it is: `tfp_emerging.ops.checks`), and
+        that the default network's weights given as variables are.
       name: name scope.
 
     Raises:
       ValueError: bad `channels`, `hidden_channels`, `kernel_size`, `dtype`,
-        `compute_dtype`, `conditional_size`, a weight of the wrong shape, or
+        `compute_dtype`, `conditional_size`, a weight of the wrong shape (one
+        bijector: no batch of them) or, given as a value, not finite, or
         a `network` given with weights, without variables, or not a Keras
         layer or `tf.Module`.
     """
@@ -294,16 +303,44 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
 
   @classmethod
   def _parameter_properties(cls, dtype):
-    kernel = parameter_properties.ParameterProperties(event_ndims=4)
-    bias = parameter_properties.ParameterProperties(event_ndims=1)
+    # The default network's weights: unconstrained reals. Their shapes depend
+    # on `hidden_channels` and `kernel_size`, which the outputs' shape does
+    # not give, except `output_bias`'s, `[2 C_b]`. A custom network's
+    # variables (`network_variables`) have no batch semantics.
+    def properties(event_ndims, shape_fn=None):
+      return parameter_properties.ParameterProperties(
+        event_ndims=event_ndims,
+        shape_fn=shape_fn or parameter_properties.SHAPE_FN_NOT_IMPLEMENTED,
+      )
+
     return dict(
-      hidden_kernel=kernel,
-      hidden_bias=bias,
-      middle_kernel=kernel,
-      middle_bias=bias,
-      output_kernel=kernel,
-      output_bias=bias,
-      condition_kernel=parameter_properties.ParameterProperties(event_ndims=2),
+      hidden_kernel=properties(4),
+      hidden_bias=properties(1),
+      middle_kernel=properties(4),
+      middle_bias=properties(1),
+      output_kernel=properties(4),
+      output_bias=properties(1, _output_bias_shape),
+      condition_kernel=properties(2),
+      network_variables=parameter_properties.ParameterProperties(
+        event_ndims=None,
+        shape_fn=parameter_properties.SHAPE_FN_NOT_IMPLEMENTED,
+        default_constraining_bijector_fn=(
+          parameter_properties.BIJECTOR_NOT_IMPLEMENTED
+        ),
+        is_preferred=False,
+      ),
+    )
+
+  def _parameter_control_dependencies(self, is_init):
+    """The default network's weights finite (`checks.parameter_assertions`);
+    a custom network's variables are its own."""
+    return checks.parameter_assertions(
+      [
+        (name, weight, [checks.FINITE])
+        for name, weight in self._weights.items()
+      ],
+      is_init,
+      self.validate_args,
     )
 
   @property

@@ -121,12 +121,14 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       dtype: floating dtype of the variables and events.
       validate_args: if `True`, assert at run time that the inputs of every
         direction and log-det are finite (a channel count unknown at trace
-        time is asserted whatever it is: `tfp_emerging.ops.checks`).
+        time is asserted whatever it is: `tfp_emerging.ops.checks`), and
+        that `kernel` and `log_diagonal` variables are.
       name: name scope of the ops and variables.
 
     Raises:
       ValueError: a bad `channels`, `kernel_size`, `order`, `dilation`,
-        `solver`, `dtype`, or a `kernel`/`log_diagonal` of the wrong shape.
+        `solver`, `dtype`, or a `kernel`/`log_diagonal` of the wrong shape
+        (one bijector: no batch of them) or, given as values, not finite.
     """
     parameters = dict(locals())
     channels = checks.positive_int(channels, "channels")
@@ -188,9 +190,34 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
 
   @classmethod
   def _parameter_properties(cls, dtype):
+    # Both unconstrained: the centre tap's strict triangle and diagonal come
+    # from them through a mask and a bound (`masked_kernel`). The kernel's
+    # shape depends on `kernel_size`, which the outputs' shape does not give.
     return dict(
-      kernel=parameter_properties.ParameterProperties(event_ndims=4),
-      log_diagonal=parameter_properties.ParameterProperties(event_ndims=1),
+      kernel=parameter_properties.ParameterProperties(
+        event_ndims=4, shape_fn=parameter_properties.SHAPE_FN_NOT_IMPLEMENTED
+      ),
+      log_diagonal=parameter_properties.ParameterProperties(
+        event_ndims=1, shape_fn=checks.channel_vector_shape
+      ),
+    )
+
+  def _parameter_control_dependencies(self, is_init):
+    return self._parameter_assertions(is_init, self.validate_args)
+
+  def _parameter_assertions(self, is_init, validate_args):
+    """`kernel` and `log_diagonal` finite (`checks.parameter_assertions`).
+
+    That is all invertibility needs: the centre tap's diagonal, `exp` of a
+    bounded `log_diagonal`, is never zero.
+    """
+    return checks.parameter_assertions(
+      [
+        (name, getattr(self, "_" + name), [checks.FINITE])
+        for name in ("kernel", "log_diagonal")
+      ],
+      is_init,
+      validate_args,
     )
 
   @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typing
 
+import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -82,6 +83,28 @@ def householder_qr(
     a -= 2.0 * v[:, None] * tf.matmul(v[None, :], a) / tf.reduce_sum(v * v)
     vectors.append(v)
   return tf.stack(vectors), tf.linalg.band_part(a, 0, -1)
+
+
+_NONZERO_PIVOTS = (
+  lambda t: tf.reduce_all(tf.linalg.diag_part(tf.linalg.qr(t)[1]) != 0),
+  "be invertible (the diagonal of R in its QR factorisation nonzero)",
+)
+
+
+def _check_invertible(matrix, channels):
+  """Raises `ValueError` unless `matrix`, where its value is known now (an
+  array, an eager tensor or variable), is finite and of full rank to working
+  precision (`numpy.linalg.matrix_rank`)."""
+  known = tf.get_static_value(tf.convert_to_tensor(matrix))
+  if known is None:
+    return
+  if not np.all(np.isfinite(known)):
+    raise ValueError("`matrix` must be finite; got one with NaN or inf.")
+  rank = np.linalg.matrix_rank(known)
+  if rank < channels:
+    raise ValueError(
+      f"`matrix` must be invertible; got one of rank {rank} < {channels}."
+    )
 
 
 def _solve_upper_right(rows, upper):
@@ -175,7 +198,8 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       dtype: `float32` or `float64`.
       validate_args: if `True`, assert at run time that the inputs of every
         direction and log-det are finite (a channel count unknown at trace
-        time is asserted whatever it is: `tfp_emerging.ops.checks`).
+        time is asserted whatever it is: `tfp_emerging.ops.checks`), and
+        that the factors given as variables meet the conditions below.
       name: name scope of the ops and variables.
       matrix: optional `[C, C]` matrix `W`. For `"plain"`, the weight itself
         (a value or `tf.Variable`, used as given). For `"qr"` and `"lu"`, an
@@ -194,9 +218,15 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     Factor arguments left `None` come from the decomposition of `matrix` (or
     of the random rotation).
 
+    Factors given as values must meet these conditions (finite, `sign` in
+    {-1, 1}, ...; a `matrix` invertible) or the constructor raises; factors
+    given as variables are asserted at each call with `validate_args`.
+
     Raises:
       ValueError: a bad `channels`, `parameterization`, `dtype`, a factor of
-        the wrong shape or one the parameterisation does not use.
+        the wrong shape (one bijector: no batch of them), one the
+        parameterisation does not use, or one given as a value that breaks
+        its condition.
     """
     parameters = dict(locals())
     channels = checks.positive_int(channels, "channels")
@@ -226,6 +256,11 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     missing = [f for f, value in factors.items() if value is None]
     if matrix is not None:
       checks.matrix_shape(matrix, [channels, channels], "matrix")
+      if parameterization != "plain" or not tensor_util.is_ref(matrix):
+        # Decomposed now, or the weight itself as a value: a variable
+        # `"plain"` weight is checked as TFP checks variables (at each call,
+        # with `validate_args`).
+        _check_invertible(matrix, channels)
       if parameterization != "plain" and not missing:
         raise ValueError(
           "`matrix` would be ignored: every factor of the "
@@ -300,16 +335,62 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
 
   @classmethod
   def _parameter_properties(cls, dtype):
-    matrix = parameter_properties.ParameterProperties(event_ndims=2)
-    vector = parameter_properties.ParameterProperties(event_ndims=1)
+    # All free factors are unconstrained reals (TFP's default, the identity).
+    # Preferred (TFP's mark for the one of mutually exclusive parameters to
+    # create): the free factors of the default "qr" parameterisation, which
+    # exclude `matrix` and `lower`. `sign` and `permutation` are fixed
+    # discrete values: no bijector maps reals onto them.
+    def properties(event_ndims, is_preferred=True, fixed=False):
+      shape_fn = (
+        checks.channel_matrix_shape
+        if event_ndims == 2
+        else checks.channel_vector_shape
+      )
+      if not fixed:
+        return parameter_properties.ParameterProperties(
+          event_ndims=event_ndims, shape_fn=shape_fn, is_preferred=is_preferred
+        )
+      return parameter_properties.ParameterProperties(
+        event_ndims=event_ndims,
+        shape_fn=shape_fn,
+        default_constraining_bijector_fn=(
+          parameter_properties.BIJECTOR_NOT_IMPLEMENTED
+        ),
+        is_preferred=False,
+      )
+
     return dict(
-      matrix=matrix,
-      householder=matrix,
-      lower=matrix,
-      upper=matrix,
-      log_abs_s=vector,
-      sign=vector,
-      permutation=vector,
+      matrix=properties(2, is_preferred=False),
+      householder=properties(2),
+      lower=properties(2, is_preferred=False),
+      upper=properties(2),
+      log_abs_s=properties(1),
+      sign=properties(1, fixed=True),
+      permutation=properties(1, fixed=True),
+    )
+
+  def _parameter_control_dependencies(self, is_init):
+    """Each factor's conditions (`checks.parameter_assertions`): all finite,
+    `sign` in {-1, 1}, `permutation` one, the Householder vectors nonzero, and
+    for `"plain"` the pivots of `W`'s QR (`diag R_W`, which the inverse divides
+    by) nonzero."""
+    conditions = dict(
+      matrix=[checks.FINITE, _NONZERO_PIVOTS],
+      householder=[checks.FINITE, checks.NONZERO_ROWS],
+      sign=[checks.SIGNS],
+      permutation=[checks.PERMUTATION],
+    )
+    return checks.parameter_assertions(
+      [
+        (
+          factor,
+          getattr(self, "_" + factor),
+          conditions.get(factor, [checks.FINITE]),
+        )
+        for factor in FACTORS[self._parameterization]
+      ],
+      is_init,
+      self.validate_args,
     )
 
   @property

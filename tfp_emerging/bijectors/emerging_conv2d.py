@@ -6,6 +6,7 @@ import typing
 
 import tensorflow as tf
 import tensorflow_probability as tfp
+from tensorflow_probability.python.internal import parameter_properties
 
 from tfp_emerging.bijectors.autoregressive_conv2d import AutoregressiveConv2D
 from tfp_emerging.bijectors.autoregressive_conv2d import (
@@ -113,7 +114,8 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       dtype: floating dtype.
       validate_args: if `True`, assert at run time that the inputs of every
         direction and log-det are finite (a channel count unknown at trace
-        time is asserted whatever it is: `tfp_emerging.ops.checks`).
+        time is asserted whatever it is: `tfp_emerging.ops.checks`), and
+        that both parts' variables are.
       name: name scope.
 
     Raises:
@@ -179,7 +181,22 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
 
   @classmethod
   def _parameter_properties(cls, dtype):
-    return {}
+    # Each part transforms this layer's events: its batch shape (`[]`) is
+    # this layer's.
+    part = parameter_properties.BatchedComponentProperties(event_ndims=3)
+    return dict(first=part, second=part)
+
+  def _parameter_control_dependencies(self, is_init):
+    """The parts' parameter checks (`AutoregressiveConv2D`), with either's
+    `validate_args` or this layer's: the equivalent-kernel forward and the
+    log-det read the parts' kernels without calling the parts."""
+    return [
+      assertion
+      for part in self.bijectors
+      for assertion in part._parameter_assertions(
+        is_init, self.validate_args or part.validate_args
+      )
+    ]
 
   @property
   def bijectors(self) -> tuple[AutoregressiveConv2D, AutoregressiveConv2D]:

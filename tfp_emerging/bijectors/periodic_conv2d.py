@@ -108,7 +108,7 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       validate_args: if `True`, assert at run time that the inputs of every
         direction and log-det are finite (a channel count or `H, W >= k`
         unknown at trace time is asserted whatever it is:
-        `tfp_emerging.ops.checks`).
+        `tfp_emerging.ops.checks`), and that a `kernel` variable is.
       name: name scope of the ops and variables.
       kernel: optional initial value (or `tf.Variable`) of shape
         `[k, k, C, C]` (HWIO). Default: a trainable variable whose centre tap
@@ -120,7 +120,8 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
 
     Raises:
       ValueError: a bad `channels`, `kernel_size`, `forward_path`, `dtype`, or
-        a `kernel` of the wrong shape.
+        a `kernel` of the wrong shape (one bijector: no batch of them) or,
+        given as a value, not finite.
     """
     parameters = dict(locals())
     channels = checks.positive_int(channels, "channels")
@@ -176,7 +177,20 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
 
   @classmethod
   def _parameter_properties(cls, dtype):
-    return dict(kernel=parameter_properties.ParameterProperties(event_ndims=4))
+    # Unconstrained; its shape depends on `kernel_size`, which the outputs'
+    # shape does not give.
+    return dict(
+      kernel=parameter_properties.ParameterProperties(
+        event_ndims=4, shape_fn=parameter_properties.SHAPE_FN_NOT_IMPLEMENTED
+      )
+    )
+
+  def _parameter_control_dependencies(self, is_init):
+    """`kernel` finite (`checks.parameter_assertions`). Whether each `G(u, v)`
+    is invertible depends on the image size: not checked."""
+    return checks.parameter_assertions(
+      [("kernel", self._kernel, [checks.FINITE])], is_init, self.validate_args
+    )
 
   @property
   def channels(self) -> int:

@@ -13,16 +13,26 @@ computation waits for:
   the axis is static, it costs nothing: no op is added;
 * finiteness is asserted only when the layer has `validate_args=True`, in
   every direction: `forward`, `inverse` and both log-determinants.
+
+Parameters are checked as TFP's bijectors check theirs, in each layer's
+`_parameter_control_dependencies(is_init)` (`parameter_assertions`): a value
+known at construction (an array, a constant tensor) that breaks a condition
+(a sign not +-1, a permutation that is not one, a zero Householder vector, a
+non-finite kernel) raises `ValueError` naming the argument, whatever
+`validate_args` is; a `tf.Variable`, which may be assigned later, is asserted
+at every call, only with `validate_args=True`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
+from tensorflow_probability.python.internal import prefer_static as ps
+from tensorflow_probability.python.internal import tensor_util
 
 # A layer's parameter as its constructor takes it: a `tf.Variable` (trained
 # and kept as given), or a tensor or array-like value (kept constant).
@@ -218,9 +228,128 @@ def pixelwise_log_det(
 
 
 def matrix_shape(value: Any, shape: Sequence[int], name: str) -> None:
-  """Raises `ValueError` unless the static shape of `value` equals `shape`."""
+  """Raises `ValueError` unless the static shape of `value` equals `shape`.
+
+  The layers hold one bijector each, not a batch of them (their batch shape
+  is `[]`): a `value` of shape `[*batch, *shape]` is refused with a message
+  that says so.
+  """
   static = tuple(tf.TensorShape(getattr(value, "shape", np.shape(value))))
   if static != tuple(shape):
+    batched = len(static) > len(shape) and static[-len(shape) :] == tuple(shape)
     raise ValueError(
-      f"`{name}` must have shape {list(shape)}; got {list(static)}."
+      f"`{name}` must have shape {list(shape)}; got {list(static)}"
+      + (
+        f": a batch {list(static[: -len(shape)])} of parameters, but batches "
+        "of bijectors are not supported (make one bijector per member)."
+        if batched
+        else "."
+      )
     )
+
+
+def _shape(output_shape):
+  return ps.convert_to_shape_tensor(output_shape, dtype_hint=np.int32)
+
+
+def channel_vector_shape(output_shape: Any) -> Any:
+  """`[*batch, C]` for outputs `[*batch, H, W, C]`: a per-channel parameter's
+  shape, as `ParameterProperties.shape_fn` gives it (lists or tensors)."""
+  shape = _shape(output_shape)
+  return ps.concat([shape[:-3], shape[-1:]], axis=0)
+
+
+def channel_matrix_shape(output_shape: Any) -> Any:
+  """`[*batch, C, C]` for outputs `[*batch, H, W, C]` (a `shape_fn`)."""
+  shape = _shape(output_shape)
+  return ps.concat([shape[:-3], shape[-1:], shape[-1:]], axis=0)
+
+
+def bijector_shape(output_shape: Any) -> Any:
+  """`[*batch]` for outputs `[*batch, H, W, C]`: one value per bijector, e.g.
+  a flag (a `shape_fn`)."""
+  return _shape(output_shape)[:-3]
+
+
+# A condition on a parameter: `(holds, expected)`, `holds(tensor)` a scalar
+# boolean tensor, `expected` what the message says the parameter must be.
+Condition = tuple[Any, str]
+
+FINITE: Condition = (
+  lambda t: tf.reduce_all(tf.math.is_finite(t)),
+  "be finite",
+)
+SIGNS: Condition = (
+  lambda t: tf.reduce_all(tf.equal(tf.abs(t), tf.ones([], t.dtype))),
+  "have every entry in {-1, 1}",
+)
+NONZERO_ROWS: Condition = (
+  lambda t: tf.reduce_all(tf.reduce_sum(t * t, axis=-1) > 0),
+  "have nonzero rows (each row is a Householder vector v, divided by v v^T)",
+)
+PERMUTATION: Condition = (
+  lambda t: tf.reduce_all(
+    tf.equal(tf.sort(t), tf.range(tf.size(t), dtype=t.dtype))
+  ),
+  "be a permutation of 0, ..., C - 1",
+)
+
+
+def _summary(value: np.ndarray) -> str:
+  return np.array2string(np.asarray(value), threshold=12, precision=4)
+
+
+def parameter_assertions(
+  parameters: Iterable[tuple[str, Any, Sequence[Condition]]],
+  is_init: bool,
+  validate_args: bool,
+) -> list[Any]:
+  """A layer's `_parameter_control_dependencies`: each parameter's checks.
+
+  TFP's pattern: TFP calls `_parameter_control_dependencies(is_init=True)`
+  once, at construction, and with `is_init=False` at every call; a value is
+  checked at construction unless it is a variable (`tensor_util.is_ref`),
+  which is checked at every call. Here,
+
+  * a value whose contents are known when checked (an array, a Python list,
+    an eager or constant tensor) that breaks a condition raises
+    `ValueError` naming it, at construction, whatever `validate_args` is;
+  * otherwise (a variable, or a symbolic tensor), with `validate_args` each
+    condition becomes a `tf.debugging.Assert` (`InvalidArgumentError` naming
+    the parameter when it fails), which the call's ops wait for: a variable
+    assigned a bad value fails the next call. Without `validate_args`,
+    nothing: no op is added.
+
+  Args:
+    parameters: `(name, value, conditions)` triples: the constructor
+      argument, named in messages; the parameter as the layer holds it
+      (`tf.Variable`, tensor, or `None`: skipped); its `Condition`s
+      (`FINITE`, `SIGNS`, ...).
+    is_init: as TFP passes it.
+    validate_args: the layer's.
+
+  Returns:
+    A list of assertion ops (empty in eager mode, where they run at once).
+
+  Raises:
+    ValueError: a statically known value that breaks a condition.
+  """
+  assertions = []
+  for name, value, conditions in parameters:
+    if value is None or is_init == tensor_util.is_ref(value):
+      continue
+    static = None if tensor_util.is_ref(value) else tf.get_static_value(value)
+    if static is not None:
+      with tf.init_scope():
+        for holds, expected in conditions:
+          if not bool(holds(tf.constant(static))):
+            raise ValueError(
+              f"`{name}` must {expected}; got {_summary(static)}."
+            )
+    elif validate_args:
+      tensor = tf.convert_to_tensor(value)
+      assertions.extend(
+        tf.debugging.Assert(holds(tensor), [f"`{name}` must {expected}."])
+        for holds, expected in conditions
+      )
+  return [a for a in assertions if a is not None]

@@ -4,8 +4,10 @@ initialisation."""
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tests.testlib import contract
+from tests.testlib import parameter_checks
 from tests.testlib import registry
 from tfp_emerging import bijectors
 
@@ -172,3 +174,50 @@ def test_checkpoint_restores_the_initialised_state():
   tf.train.Checkpoint(layer=fresh).restore(path).assert_consumed()
   assert bool(fresh.initialized.numpy())
   np.testing.assert_array_equal(fresh.forward(tf.identity(x)).numpy(), want)
+
+
+@pytest.mark.parametrize("validate_args", [False, True])
+@pytest.mark.parametrize("name", ["bias", "log_scale"])
+def test_non_finite_parameter_values_are_refused_at_construction(
+  name, validate_args
+):
+  values = dict(bias=np.zeros(3), log_scale=np.zeros(3))
+  values[name] = np.array([0.0, np.nan, 0.0])
+  with pytest.raises(ValueError, match=f"`{name}` must be finite"):
+    bijectors.ActNorm(3, validate_args=validate_args, **values)
+
+
+@pytest.mark.parametrize("name", ["bias", "log_scale"])
+def test_variable_assigned_a_non_finite_value_fails_the_next_call(name):
+  layer = registry.actnorm(tf.float64, validate_args=True)
+  parameter_checks.assert_bad_assignment_fails(
+    layer, getattr(layer, name), [0.0, np.inf, 0.0], name, [3, 4, 3]
+  )
+
+
+def test_make_trainable_builds_a_trainable_layer():
+  """`tfp.experimental.util.make_trainable` creates `bias` and `log_scale`
+  from their `shape_fn`s, and not the `initialized` flag (not preferred)."""
+  layer = tfp.experimental.util.make_trainable(
+    bijectors.ActNorm,
+    batch_and_event_shape=[4, 5, 3],
+    parameter_dtype=tf.float64,
+    seed=[1, 2],
+    channels=3,
+    dtype=tf.float64,
+  )
+  assert [v.shape.as_list() for v in layer.trainable_variables] == [[3], [3]]
+  x = contract.random([2, 4, 5, 3], tf.float64)
+  with tf.GradientTape() as tape:
+    y = layer.forward(x)
+    log_det = layer.forward_log_det_jacobian(x, event_ndims=3)
+    loss = tf.reduce_sum(y) + tf.reduce_sum(log_det)
+  bias, log_scale = layer.bias.numpy(), layer.log_scale.numpy()
+  np.testing.assert_allclose(
+    y.numpy(), (x.numpy() + bias) * np.exp(log_scale), rtol=1e-12
+  )
+  np.testing.assert_allclose(
+    log_det.numpy(), [20 * np.sum(log_scale)] * 2, rtol=1e-12
+  )
+  gradients = tape.gradient(loss, layer.trainable_variables)
+  assert all(g is not None for g in gradients)

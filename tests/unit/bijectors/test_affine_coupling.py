@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tests.testlib import contract
+from tests.testlib import parameter_checks
 from tests.testlib import registry
 from tfp_emerging import bijectors
 
@@ -225,3 +226,28 @@ def test_bad_networks_and_conditions():
   ]:
     with pytest.raises(ValueError, match=message):
       call()
+
+
+@pytest.mark.parametrize("validate_args", [False, True])
+@pytest.mark.parametrize(
+  "name", ["hidden_kernel", "middle_bias", "output_bias"]
+)
+def test_non_finite_weight_values_are_refused_at_construction(
+  name, validate_args
+):
+  shapes = dict(hidden_kernel=[3, 3, 2, 4], middle_bias=[4], output_bias=[4])
+  bad = np.zeros(shapes[name])
+  bad.flat[-1] = np.nan
+  with pytest.raises(ValueError, match=f"`{name}` must be finite"):
+    bijectors.AffineCoupling(4, 4, validate_args=validate_args, **{name: bad})
+
+
+@pytest.mark.parametrize("name", ["hidden_kernel", "output_bias"])
+def test_weight_variable_assigned_a_non_finite_value_fails_the_next_call(name):
+  layer = registry.coupling(tf.float64, validate_args=True)
+  variable = layer.weights[name]
+  bad = variable.numpy()
+  bad.flat[0] = np.inf
+  parameter_checks.assert_bad_assignment_fails(
+    layer, variable, bad, name, [4, 3, 3]
+  )

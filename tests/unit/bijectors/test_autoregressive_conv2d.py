@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tests.testlib import contract
+from tests.testlib import parameter_checks
 from tests.testlib import registry
 from tfp_emerging import bijectors
 from tfp_emerging.ops import autoregressive
@@ -221,4 +222,28 @@ def test_fft_solver_follows_kernel_assign_and_frozen_keeps_its_weights():
   )
   np.testing.assert_allclose(
     layer._frozen().inverse(tf.identity(y)).numpy(), after.numpy(), atol=1e-12
+  )
+
+
+@pytest.mark.parametrize("validate_args", [False, True])
+@pytest.mark.parametrize("name", ["kernel", "log_diagonal"])
+def test_non_finite_parameter_values_are_refused_at_construction(
+  name, validate_args
+):
+  values = dict(kernel=np.zeros([2, 2, 3, 3]), log_diagonal=np.zeros(3))
+  values[name].flat[1] = np.inf
+  with pytest.raises(ValueError, match=f"`{name}` must be finite"):
+    bijectors.AutoregressiveConv2D(3, validate_args=validate_args, **values)
+
+
+@pytest.mark.parametrize("name", ["kernel", "log_diagonal"])
+def test_variable_assigned_a_non_finite_value_fails_the_next_call(name):
+  layer = registry.autoregressive(
+    tf.float64, 3, 1, "top_left", "wavefront", validate_args=True
+  )
+  variable = getattr(layer, name)
+  bad = variable.numpy()
+  bad.flat[-1] = np.nan
+  parameter_checks.assert_bad_assignment_fails(
+    layer, variable, bad, name, [4, 3, 3]
   )

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tests.testlib import contract
+from tests.testlib import parameter_checks
 from tests.testlib import registry
 from tfp_emerging import bijectors
 from tfp_emerging.bijectors import conv1x1
@@ -250,4 +251,94 @@ def test_checkpoint_restores_the_layer_built_from_another_seed(
   x = tf.random.stateless_normal([2, 3, 4, 5], [1, 2], dtype=tf.float64)
   np.testing.assert_array_equal(
     other.forward(x).numpy(), saved.forward(x).numpy()
+  )
+
+
+SINGULAR = np.ones([3, 3])
+NAN_MATRIX = np.where(np.eye(3) > 0, np.nan, 0.0)
+ZERO_ROW = np.diag([1.0, 0.0, 1.0])
+# `(parameterization, factor, value)`: values each condition refuses.
+BAD_FACTORS = [
+  ("qr", "sign", [2.0, 1.0, 1.0]),
+  ("lu", "sign", [1.0, 0.0, -1.0]),
+  ("qr", "householder", ZERO_ROW),
+  ("qr", "householder", NAN_MATRIX),
+  ("qr", "log_abs_s", [0.0, -np.inf, 0.0]),
+  ("lu", "log_abs_s", [np.nan, 0.0, 0.0]),
+  ("qr", "upper", NAN_MATRIX),
+  ("lu", "lower", np.full([3, 3], np.inf)),
+  ("lu", "permutation", [0, 0, 2]),
+  ("lu", "permutation", [0, 1, 3]),
+  ("plain", "matrix", SINGULAR),
+  ("plain", "matrix", NAN_MATRIX),
+  ("qr", "matrix", SINGULAR),
+  ("lu", "matrix", SINGULAR),
+]
+
+
+@pytest.mark.parametrize("validate_args", [False, True])
+@pytest.mark.parametrize(
+  "parameterization,factor,value",
+  BAD_FACTORS,
+  ids=[f"{p}-{f}-{i}" for i, (p, f, _) in enumerate(BAD_FACTORS)],
+)
+def test_bad_factor_values_are_refused_at_construction(
+  parameterization, factor, value, validate_args
+):
+  """Whatever `validate_args` is. `sign=[2, 1, 1]` used to give a log-det
+  of `H W sum log_abs_s` for a `W` whose true one is `H W log 2` larger."""
+  dtype = np.int32 if factor == "permutation" else np.float64
+  with pytest.raises(ValueError, match=f"`{factor}` must"):
+    bijectors.Conv1x1(
+      3,
+      parameterization,
+      dtype=tf.float64,
+      validate_args=validate_args,
+      **{factor: np.asarray(value, dtype)},
+    )
+
+
+def test_good_signs_are_kept():
+  """The conditions refuse no valid factor: `sign` of -1s, a permutation."""
+  layer = bijectors.Conv1x1(
+    3,
+    "lu",
+    matrix=np.random.default_rng(0).normal(size=[3, 3]) + 2 * np.eye(3),
+    sign=[-1.0, 1.0, -1.0],
+    permutation=[2, 0, 1],
+    dtype=tf.float64,
+  )
+  x = contract.random([2, 4, 5, 3], tf.float64)
+  log_abs_det = np.linalg.slogdet(layer.weight().numpy())[1]
+  assert abs(log_abs_det) > 0.1
+  np.testing.assert_allclose(
+    layer.forward_log_det_jacobian(x, event_ndims=3).numpy(),
+    [20 * log_abs_det] * 2,
+    rtol=1e-12,
+  )
+
+
+# `(parameterization, factor, bad(value))` for variables.
+BAD_ASSIGNMENTS = [
+  ("qr", "sign", lambda v: [2.0, 1.0, 1.0]),
+  ("qr", "householder", lambda v: v * [[1.0], [0.0], [1.0]]),
+  ("qr", "log_abs_s", lambda v: [-np.inf, 0.0, 0.0]),
+  ("lu", "permutation", lambda v: [0, 0, 2]),
+  ("lu", "lower", lambda v: v + np.nan),
+  ("plain", "matrix", lambda v: np.zeros_like(v)),
+]
+
+
+@pytest.mark.parametrize(
+  "parameterization,factor,bad",
+  BAD_ASSIGNMENTS,
+  ids=[f"{p}-{f}" for p, f, _ in BAD_ASSIGNMENTS],
+)
+def test_variable_assigned_a_bad_value_fails_the_next_call(
+  parameterization, factor, bad
+):
+  layer = registry.conv1x1(tf.float64, parameterization, validate_args=True)
+  variable = layer.factor(factor)
+  parameter_checks.assert_bad_assignment_fails(
+    layer, variable, bad(variable.numpy()), factor, [4, 5, 3]
   )

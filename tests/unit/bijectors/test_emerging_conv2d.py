@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tests.testlib import contract
+from tests.testlib import parameter_checks
 from tests.testlib import registry
 from tfp_emerging import bijectors
 
@@ -105,4 +106,32 @@ def test_frozen_layer_has_the_same_maps(solver, path):
   np.testing.assert_allclose(
     frozen.forward_log_det_jacobian(x, 3).numpy(),
     layer.forward_log_det_jacobian(x, 3).numpy(),
+  )
+
+
+@pytest.mark.parametrize("index,name", [(0, "kernel"), (1, "log_diagonal")])
+def test_part_variable_assigned_a_non_finite_value_fails_the_next_call(
+  index, name
+):
+  """The layer asserts its parts' variables with its own `validate_args`,
+  also in the equivalent-kernel forward and the log-det, which read the
+  parts' kernels without calling the parts (here `validate_args=False`)."""
+  first, second = (
+    registry.autoregressive(tf.float64, 3, 1, order, "wavefront")
+    for order in ("top_left", "bottom_right")
+  )
+  layer = bijectors.EmergingConv2D(
+    3,
+    first=first,
+    second=second,
+    solver="wavefront",
+    forward_path="equivalent",
+    dtype=tf.float64,
+    validate_args=True,
+  )
+  variable = getattr(layer.bijectors[index], name)
+  bad = variable.numpy()
+  bad.flat[0] = np.nan
+  parameter_checks.assert_bad_assignment_fails(
+    layer, variable, bad, name, [4, 3, 3]
   )

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tests.testlib import contract
+from tests.testlib import parameter_checks
 from tests.testlib import registry
 from tests.testlib.structure import dense_reference
 from tfp_emerging import bijectors
@@ -302,3 +303,23 @@ def test_composite_tensor_round_trip_through_tf_function():
     np.testing.assert_allclose(
       compiled(bijector, x).numpy(), bijector.forward(x).numpy(), atol=1e-6
     )
+
+
+@pytest.mark.parametrize("validate_args", [False, True])
+def test_non_finite_kernel_is_refused_at_construction(validate_args):
+  kernel = np.zeros([3, 3, 2, 2])
+  kernel[1, 1] = np.eye(2)
+  kernel[0, 2, 1, 0] = -np.inf
+  with pytest.raises(ValueError, match="`kernel` must be finite"):
+    bijectors.PeriodicConv2D(
+      2, kernel=kernel, dtype=tf.float64, validate_args=validate_args
+    )
+
+
+def test_kernel_variable_assigned_a_non_finite_value_fails_the_next_call():
+  layer = registry.periodic(tf.float64, 3, "auto", validate_args=True)
+  bad = layer.kernel.numpy()
+  bad[2, 0, 1, 1] = np.nan
+  parameter_checks.assert_bad_assignment_fails(
+    layer, layer.kernel, bad, "kernel", [4, 5, 3]
+  )

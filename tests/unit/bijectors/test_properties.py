@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tests.testlib import contract
 from tests.testlib import mutants
@@ -746,3 +747,171 @@ def test_bad_arguments_raise_value_errors_naming_them(family, data):
 def test_bad_arguments_found_by_long_runs(cls, valid, argument, value):
   with pytest.raises(ValueError, match=argument):
     cls(**{**valid, argument: value})
+
+
+# Parameter properties (TFP's `_parameter_properties`): every layer holds one
+# bijector (batch shape `[]`); each parameter's declared event rank is its
+# rank, its `shape_fn` gives its shape from the outputs' (where that shape
+# determines it), and what TFP must not transform or create says so.
+
+# Shapes that depend on `kernel_size` or `hidden_channels`, which the
+# outputs' shape does not give: `shape_fn` raises `NotImplementedError`.
+NO_SHAPE_FN = {
+  "kernel",
+  "hidden_kernel",
+  "hidden_bias",
+  "middle_kernel",
+  "middle_bias",
+  "output_kernel",
+  "condition_kernel",
+  "network_variables",
+}
+# Fixed or discrete values: no constraining bijector, not preferred.
+NOT_TRANSFORMABLE = {"sign", "permutation", "initialized", "network_variables"}
+# Not what `tfp.experimental.util.make_trainable` creates: the fixed values,
+# and the Conv1x1 factors that exclude the default "qr" ones.
+NOT_PREFERRED = NOT_TRANSFORMABLE | {"matrix", "lower"}
+
+
+def _static_shape(value):
+  return list(tf.TensorShape(getattr(value, "shape", np.shape(value))))
+
+
+def assert_parameter_properties(layer, event_shape):
+  assert layer.experimental_batch_shape() == []
+  assert list(layer.experimental_batch_shape_tensor()) == []
+  properties = layer.parameter_properties()
+  for name, value in layer.parameters.items():
+    if isinstance(
+      value, (tf.Variable, tf.Tensor, np.ndarray, tfp.bijectors.Bijector)
+    ):
+      assert name in properties, f"`{name}` is not declared"
+  for name, properties_of in properties.items():
+    value = layer.parameters.get(name)
+    if value is None:
+      continue
+    if not properties_of.is_tensor:  # A part: transforms the same events.
+      assert (
+        value.experimental_batch_shape(x_event_ndims=properties_of.event_ndims)
+        == []
+      ), name
+      continue
+    assert properties_of.is_preferred == (name not in NOT_PREFERRED), name
+    if name not in NOT_TRANSFORMABLE:
+      assert isinstance(
+        properties_of.default_constraining_bijector_fn(), tfp.bijectors.Bijector
+      ), name
+    else:
+      with pytest.raises(NotImplementedError):
+        properties_of.default_constraining_bijector_fn()
+    if name in NO_SHAPE_FN:
+      with pytest.raises(NotImplementedError):
+        properties_of.shape_fn(event_shape)
+    else:
+      assert list(properties_of.shape_fn(event_shape)) == _static_shape(
+        value
+      ), name
+      assert list(properties_of.shape_fn([2, 1, *event_shape])) == [
+        2,
+        1,
+        *_static_shape(value),
+      ], name
+    if properties_of.event_ndims is None:  # No batch semantics.
+      assert name == "network_variables", name
+      continue
+    assert len(_static_shape(value)) == properties_of.event_ndims, name
+
+
+def assert_slicing_keeps_the_maps(layer, event_shape, dtype):
+  """`layer[...]`, TFP's batch slicing, is the same bijector."""
+  x = contract.random([2, *event_shape], dtype)
+  sliced = layer[...]
+  assert sliced.experimental_batch_shape() == []
+  np.testing.assert_allclose(
+    sliced.forward(tf.identity(x)).numpy(), layer.forward(x).numpy()
+  )
+  np.testing.assert_allclose(
+    sliced.forward_log_det_jacobian(x, event_ndims=3).numpy(),
+    layer.forward_log_det_jacobian(x, event_ndims=3).numpy(),
+  )
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@SETTINGS
+@hypothesis.given(data=st.data())
+def test_parameter_properties(family, data):
+  drawn = data.draw(FAMILIES[family], label=family)
+  layer = drawn.make(drawn.dtype)
+  assert_parameter_properties(layer, drawn.event_shape)
+  # Slicing rebuilds the layer from its parameters, which AffineCoupling
+  # cannot yet (issue 23, point 2: `network_variables`).
+  if family != "affine_coupling":
+    assert_slicing_keeps_the_maps(layer, drawn.event_shape, drawn.dtype)
+
+
+def test_parameter_properties_of_variables():
+  """The default layers, whose parameters are variables (the registry's)."""
+  for case in registry.CASES:
+    assert_parameter_properties(case.make(tf.float32), case.event_shape)
+
+
+def _valid(shape, permutation=False):
+  if permutation:
+    return np.arange(shape[-1], dtype=np.int32)
+  return (
+    np.ones(shape)
+    if len(shape) == 1
+    else np.broadcast_to(np.eye(shape[-1]), shape)
+  )
+
+
+# `(cls, arguments, parameter, shape)`: a batch of valid values `[2, *shape]`
+# of each parameter is refused with a message naming it and `shape`.
+BATCHED_PARAMETERS = [
+  (bijectors.ActNorm, dict(channels=3), "bias", [3]),
+  (bijectors.ActNorm, dict(channels=3), "log_scale", [3]),
+  (bijectors.AutoregressiveConv2D, dict(channels=3), "kernel", [2, 2, 3, 3]),
+  (bijectors.AutoregressiveConv2D, dict(channels=3), "log_diagonal", [3]),
+  (bijectors.PeriodicConv2D, dict(channels=3), "kernel", [3, 3, 3, 3]),
+  *(
+    (bijectors.Conv1x1, dict(channels=3, parameterization=p), factor, shape)
+    for p, factor, shape in [
+      ("plain", "matrix", [3, 3]),
+      ("qr", "matrix", [3, 3]),
+      ("qr", "householder", [3, 3]),
+      ("qr", "upper", [3, 3]),
+      ("qr", "log_abs_s", [3]),
+      ("qr", "sign", [3]),
+      ("lu", "lower", [3, 3]),
+      ("lu", "permutation", [3]),
+    ]
+  ),
+  *(
+    (bijectors.AffineCoupling, dict(channels=4, hidden_channels=2), w, shape)
+    for w, shape in [
+      ("hidden_kernel", [3, 3, 2, 2]),
+      ("hidden_bias", [2]),
+      ("output_bias", [4]),
+    ]
+  ),
+]
+
+
+@pytest.mark.parametrize(
+  "cls,arguments,parameter,shape",
+  BATCHED_PARAMETERS,
+  ids=[
+    f"{c.__name__}-{a.get('parameterization', '')}-{p}"
+    for c, a, p, _ in BATCHED_PARAMETERS
+  ],
+)
+def test_batched_parameters_are_refused_naming_them(
+  cls, arguments, parameter, shape
+):
+  value = np.stack([_valid(shape, parameter == "permutation")] * 2)
+  message = (
+    f"`{parameter}` must have shape {shape}; got {[2, *shape]}: a batch [2]"
+    " of parameters, but batches of bijectors are not supported"
+  )
+  with pytest.raises(ValueError, match=re.escape(message)):
+    cls(**arguments, **{parameter: value})
