@@ -1,0 +1,245 @@
+"""The command line under faults and bad inputs (issue 26): outputs that
+are not a command's own, options that would make a run's record false,
+config files that disagree with the checkpoints, damaged files, bad data.
+
+One finished 2-epoch run is shared by the module (`finished_run`); a test
+that changes a run works on a copy of it.
+"""
+
+import errno
+import hashlib
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfp_emerging import cli
+from tfp_emerging import export as export_lib
+
+TINY = [
+  "--num-levels",
+  "1",
+  "--num-steps",
+  "1",
+  "--hidden-channels",
+  "8",
+  "--batch-size",
+  "32",
+  "--warmup-steps",
+  "4",
+  "--mixing",
+  "lu",
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(digits_npz, tmp_path_factory):
+  """A finished run of 2 epochs trained through the command line."""
+  run = str(tmp_path_factory.mktemp("runs") / "run")
+  arguments = ["train", "--dataset", digits_npz, "--epochs", "2", "--out", run]
+  assert cli.main(arguments + TINY) == 0
+  return run
+
+
+def _digest(folder):
+  """`{relative path: sha256}` of every file under `folder`."""
+  digests = {}
+  for root, _, names in os.walk(folder):
+    for name in names:
+      path = os.path.join(root, name)
+      with open(path, "rb") as f:
+        digests[os.path.relpath(path, folder)] = hashlib.sha256(
+          f.read()
+        ).hexdigest()
+  return digests
+
+
+def _one_error(capsys, command):
+  """The one line on standard error, checked to be `command`'s error."""
+  err = capsys.readouterr().err.strip().splitlines()
+  err = [line for line in err if not line.startswith("warning: ")]
+  assert len(err) == 1, err
+  assert err[0].startswith(f"tfp-emerging {command}: error: "), err
+  return err[0]
+
+
+@pytest.mark.slow
+def test_sample_never_replaces_what_is_not_its_own(
+  finished_run, tmp_path, capsys
+):
+  before = _digest(finished_run)
+  other = tmp_path / "other-run"  # another run directory
+  other.mkdir()
+  (other / ".tfp-emerging-run").write_text("{}")
+  notes = tmp_path / "notes.txt"
+  notes.write_text("mine")
+  for out, says in (
+    (os.path.join(finished_run, "config.json"), "not a PNG image"),
+    (os.path.join(finished_run, "metrics.json"), "not a PNG image"),
+    (os.path.join(finished_run, "checkpoints", "g.png"), "inside the run"),
+    (os.path.join(finished_run, "grid.png"), "inside the run"),
+    (str(other / "samples.png"), f"inside the run directory {other}"),
+    (str(notes), "not a PNG image"),
+  ):
+    capsys.readouterr()
+    assert cli.main(["sample", "--run", finished_run, "--out", out]) == 2
+    assert says in _one_error(capsys, "sample"), out
+  assert _digest(finished_run) == before
+  assert notes.read_text() == "mine" and os.listdir(other) == [
+    ".tfp-emerging-run"
+  ]
+  # Its own names: the run's samples, and any PNG outside run directories.
+  own = os.path.join(finished_run, "samples.png")
+  assert cli.main(["sample", "--run", finished_run, "--out", own]) == 0
+  grid = tmp_path / "grid.png"
+  for _ in range(2):  # a PNG it wrote may be replaced
+    assert cli.main(["sample", "--run", finished_run, "--out", str(grid)]) == 0
+  assert tf.io.decode_png(grid.read_bytes()).shape[-1] == 1
+
+
+@pytest.mark.slow
+def test_export_replaces_only_a_savedmodel_and_only_with_overwrite(
+  finished_run, tmp_path, capsys
+):
+  before = _digest(finished_run)
+  user = tmp_path / "user"
+  user.mkdir()
+  (user / "keep.txt").write_text("mine")
+  for out, says in (
+    (finished_run, "export never writes into a run directory"),
+    (os.path.join(finished_run, "exported"), "inside the run directory"),
+    (str(user), "holds no SavedModel"),
+  ):
+    capsys.readouterr()
+    assert cli.main(["export", "--run", finished_run, "--out", out]) == 2
+    assert says in _one_error(capsys, "export"), out
+  assert _digest(finished_run) == before
+  assert os.listdir(user) == ["keep.txt"]
+  saved = str(tmp_path / "saved")
+  command = ["export", "--run", finished_run, "--out", saved]
+  assert cli.main(command) == 0
+  first = _digest(saved)
+  capsys.readouterr()
+  assert cli.main(command) == 2
+  assert "already holds a SavedModel; pass --overwrite" in _one_error(
+    capsys, "export"
+  )
+  assert _digest(saved) == first
+  assert cli.main(command + ["--overwrite"]) == 0
+  assert "sample" in tf.saved_model.load(saved).signatures
+  assert sorted(os.listdir(tmp_path)) == ["saved", "user"]  # nothing beside
+
+
+def test_export_onto_a_full_disk_leaves_no_half_written_folder(
+  finished_run, tmp_path, capsys, monkeypatch
+):
+  """The SavedModel writer fails with ENOSPC half-way (simulated: it has
+  written a file); `--out` is left as it was, nothing is left beside it."""
+
+  def full_disk(model, path):
+    del model
+    with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+      f.write(b"half")
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(export_lib, "export", full_disk)
+  for existing in (False, True):
+    out = tmp_path / "saved"
+    if existing:  # an older SavedModel, replaced with --overwrite
+      out.mkdir()
+      (out / "saved_model.pb").write_bytes(b"old")
+    command = ["export", "--run", finished_run, "--out", str(out)]
+    capsys.readouterr()
+    assert cli.main(command + ["--overwrite"] * existing) == 5
+    line = _one_error(capsys, "export")
+    assert f"{out}: no space left on the device while writing the " in line
+    assert "--resume" not in line
+    assert os.listdir(tmp_path) == (["saved"] if existing else [])
+    if existing:
+      assert (out / "saved_model.pb").read_bytes() == b"old"
+
+
+def test_train_refuses_a_batch_larger_than_the_training_split(
+  finished_run, digits_npz, tmp_path, capsys
+):
+  run = tmp_path / "run"
+  command = ["train", "--dataset", digits_npz, "--out", str(run)] + TINY
+  assert cli.main(command + ["--batch-size", "97"]) == 2
+  line = _one_error(capsys, "train")
+  assert "--batch-size 97 is more than the 96 training images of " in line
+  assert not run.exists()
+  before = _digest(finished_run)
+  resume = ["train", "--out", finished_run, "--resume", "--epochs", "3"]
+  assert cli.main(resume + ["--batch-size", "97"]) == 2
+  assert "--batch-size 97 is more than the 96 " in _one_error(capsys, "train")
+  assert _digest(finished_run) == before
+
+
+def test_tensorboard_at_a_file_exits_2_naming_it(digits_npz, tmp_path, capsys):
+  logs = tmp_path / "logs"
+  logs.write_text("mine")
+  run = tmp_path / "run"
+  for folder, says in (
+    (logs, "is a file, not a folder"),
+    (logs / "sub", f"{logs} is a file, not a folder"),
+  ):
+    command = ["train", "--dataset", digits_npz, "--out", str(run)] + TINY
+    assert cli.main(command + ["--tensorboard", str(folder)]) == 2
+    line = _one_error(capsys, "train")
+    assert f"--tensorboard {folder}: {says}" in line, line
+  assert not run.exists() and logs.read_text() == "mine"
+
+
+def test_resume_refuses_fewer_epochs_than_the_run_has_finished(
+  finished_run, capsys
+):
+  before = _digest(finished_run)
+  command = ["train", "--out", finished_run, "--resume", "--epochs", "1"]
+  assert cli.main(command) == 2
+  line = _one_error(capsys, "train")
+  assert "--epochs 1, but the run has finished 2 epoch(s)" in line, line
+  assert "give at least 2" in line
+  assert _digest(finished_run) == before  # config.json still says 2
+
+
+def _png_with_broken_image_data(image):
+  """`image` as a PNG whose header, checksums and IEND chunk are intact but
+  whose compressed image data is not (its bytes inverted past the zlib
+  header, the IDAT checksum recomputed)."""
+  png = tf.io.encode_png(image).numpy()
+  at = png.index(b"IDAT") - 4
+  (length,) = struct.unpack(">I", png[at : at + 4])
+  data = png[at + 8 : at + 10] + bytes(
+    b ^ 0xFF for b in png[at + 10 : at + 8 + length]
+  )
+  chunk = b"IDAT" + data
+  return (
+    png[:at]
+    + struct.pack(">I", len(data))
+    + chunk
+    + struct.pack(">I", zlib.crc32(chunk))
+    + png[at + 12 + length :]
+  )
+
+
+def test_a_png_with_broken_image_data_stops_before_training_naming_it(
+  digits_npz, tmp_path, capsys
+):
+  folder = tmp_path / "pngs"
+  folder.mkdir()
+  with np.load(digits_npz) as arrays:
+    images = arrays["train"][:40].astype(np.uint8) * 15  # 0..240
+  for i, image in enumerate(images):
+    (folder / f"{i:02d}.png").write_bytes(tf.io.encode_png(image).numpy())
+  bad = folder / "17.png"
+  bad.write_bytes(_png_with_broken_image_data(images[17]))
+  run = tmp_path / "run"
+  command = ["train", "--dataset", str(folder), "--out", str(run)] + TINY
+  assert cli.main(command + ["--batch-size", "8"]) == 2
+  line = _one_error(capsys, "train")
+  assert line.startswith(f"tfp-emerging train: error: {bad}: not a readable ")
+  assert "image data cannot be decoded" in line, line
+  assert not run.exists()  # no half-made run directory
