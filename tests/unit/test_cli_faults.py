@@ -8,14 +8,21 @@ that changes a run works on a copy of it.
 
 import errno
 import hashlib
+import json
 import os
+import shutil
+import signal
 import struct
+import subprocess
+import sys
+import time
 import zlib
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.testlib import workers
 from tfp_emerging import cli
 from tfp_emerging import export as export_lib
 
@@ -33,6 +40,8 @@ TINY = [
   "--mixing",
   "lu",
 ]
+
+STARTUP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +252,91 @@ def test_a_png_with_broken_image_data_stops_before_training_naming_it(
   assert line.startswith(f"tfp-emerging train: error: {bad}: not a readable ")
   assert "image data cannot be decoded" in line, line
   assert not run.exists()  # no half-made run directory
+
+
+@pytest.mark.slow
+def test_an_edited_config_disagrees_with_intact_checkpoints(
+  finished_run, tmp_path, capsys
+):
+  """config.json edited to another architecture, or to other `num_bins`:
+  every command says that it and the (intact) checkpoints disagree, names
+  the field, advises no deletion, and writes nothing."""
+  grid, saved = tmp_path / "grid.png", tmp_path / "saved"
+  for field, value, commands in (
+    ("num_steps", 2, [["evaluate"], ["train", "--resume"]]),
+    ("num_bins", 16, [["sample", "--out", str(grid)], ["export"]]),
+  ):
+    copy = tmp_path / field
+    shutil.copytree(finished_run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config[field] = value
+    (copy / "config.json").write_text(json.dumps(config))
+    before = _digest(copy)
+    for command in commands:
+      where = ["--out", str(copy)] if command[0] == "train" else []
+      where += ["--run", str(copy)] if command[0] != "train" else []
+      where += ["--out", str(saved)] if command[0] == "export" else []
+      capsys.readouterr()
+      assert cli.main(command + where) == 2, command
+      line = _one_error(capsys, command[0])
+      assert f"{copy}/config.json and the checkpoints disagree" in line, line
+      assert f"{field} {value!r} in config.json" in line, line
+      assert "corrupt" not in line and "delete " not in line, line
+    assert _digest(copy) == before
+  assert not grid.exists() and not saved.exists()
+
+
+def _maps_tensorflow(pid):
+  """Whether the process `pid` has loaded TensorFlow's library (it is
+  importing TensorFlow: the start-up of the command line)."""
+  with open(f"/proc/{pid}/maps", encoding="utf-8") as f:
+    return "libtensorflow" in f.read()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+  not os.path.exists("/proc/self/maps"), reason="needs /proc/PID/maps"
+)
+def test_a_signal_during_start_up_prints_one_line_and_exits(
+  digits_npz, tmp_path
+):
+  """SIGINT and SIGTERM while `python -m tfp_emerging train` is still
+  importing TensorFlow: the one-line message, status 130 or 143, nothing
+  written (before: a 40-line traceback of the import, or silence)."""
+  env = dict(os.environ, PYTHONPATH=workers.ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+  runs = {number: tmp_path / number.name for number in STARTUP_SIGNALS}
+  processes = {
+    number: subprocess.Popen(
+      [sys.executable, "-m", "tfp_emerging", "train", "--out", str(run)]
+      + ["--dataset", digits_npz]
+      + TINY,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      env=env,
+      cwd=workers.ROOT,
+    )
+    for number, run in runs.items()
+  }
+  try:
+    for number, process in processes.items():
+      deadline = time.monotonic() + 300
+      while not _maps_tensorflow(process.pid):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+      process.send_signal(number)
+    for number, process in processes.items():
+      _, err = process.communicate(timeout=300)
+      name = "terminated" if number == signal.SIGTERM else "interrupted"
+      assert process.returncode == 128 + number, err[-3000:]
+      assert "Traceback" not in err, err[-3000:]
+      lines = [line for line in err.splitlines() if "tfp-emerging" in line]
+      assert lines == [
+        f"tfp-emerging train: {name} while starting; nothing was written."
+      ], err[-3000:]
+      assert not runs[number].exists()
+  finally:
+    for process in processes.values():
+      if process.poll() is None:
+        process.kill()
+        process.wait()

@@ -302,7 +302,10 @@ def train(
     _remove_debris(run_dir, warn)
     run_dir_lib.claim(run_dir, replace)
     state = checkpoints.RunState(
-      run.model, run_dir, run.config.keep_checkpoints
+      run.model,
+      run_dir,
+      run.config.keep_checkpoints,
+      run.config.model_identity(),
     )
     return _fit_in(run, state, run_dir, log, verbose, callbacks, warn)
 
@@ -370,7 +373,12 @@ def _resume_locked(
     raise RunError(f"{run_dir}: {e}") from e
   run = _prepare(config, strategy, tensorboard)
   _remove_debris(run_dir, warn)
-  state = checkpoints.RunState(run.model, run_dir, run.config.keep_checkpoints)
+  state = checkpoints.RunState(
+    run.model,
+    run_dir,
+    run.config.keep_checkpoints,
+    run.config.model_identity(),
+  )
   # Nothing in the run directory is rewritten before this has succeeded.
   restored = checkpoints.restore(state, run_dir, warn)
   initial_epoch = int(state.epoch.numpy())
@@ -428,7 +436,9 @@ def load_run(
   """
   config = run_dir_lib.read_config(run_dir)
   model = loop.build_model(config)
-  state = checkpoints.RunState(model, run_dir, config.keep_checkpoints)
+  state = checkpoints.RunState(
+    model, run_dir, config.keep_checkpoints, config.model_identity()
+  )
   path = checkpoints.restore(state, run_dir, warn)
   if not path:
     raise RunError(
