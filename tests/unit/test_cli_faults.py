@@ -24,7 +24,9 @@ import tensorflow as tf
 
 from tests.testlib import workers
 from tfp_emerging import cli
+from tfp_emerging import data
 from tfp_emerging import export as export_lib
+from tfp_emerging import training
 
 TINY = [
   "--num-levels",
@@ -234,15 +236,67 @@ def _png_with_broken_image_data(image):
   )
 
 
-def test_a_png_with_broken_image_data_stops_before_training_naming_it(
-  digits_npz, tmp_path, capsys
-):
+def _digits_pngs(digits_npz, tmp_path):
+  """`(folder, images)`: 40 digits as 8-bit PNG files `00.png`..."""
   folder = tmp_path / "pngs"
   folder.mkdir()
   with np.load(digits_npz) as arrays:
     images = arrays["train"][:40].astype(np.uint8) * 15  # 0..240
   for i, image in enumerate(images):
     (folder / f"{i:02d}.png").write_bytes(tf.io.encode_png(image).numpy())
+  return folder, images
+
+
+class _BreakFilesAtEpoch(tf.keras.callbacks.Callback):
+  """Breaks the image data of every PNG file in `folder` when epoch
+  `epoch` (from 1) begins."""
+
+  def __init__(self, folder, images, epoch):
+    super().__init__()
+    self._folder, self._images, self._epoch = folder, images, epoch
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if epoch + 1 == self._epoch:
+      for i, image in enumerate(self._images):
+        path = self._folder / f"{i:02d}.png"
+        path.write_bytes(_png_with_broken_image_data(image))
+
+
+@pytest.mark.slow
+def test_a_png_broken_during_training_is_named(digits_npz, tmp_path):
+  """A file that breaks after `load` checked it (mid-run): the error names
+  a broken file; the run directory keeps epoch 1, which --resume accepts."""
+  folder, images = _digits_pngs(digits_npz, tmp_path)
+  run = str(tmp_path / "run")
+  config = training.RunConfig(
+    dataset=str(folder),
+    mixing="lu",
+    num_levels=1,
+    num_steps=1,
+    hidden_channels=8,
+    batch_size=8,
+    warmup_steps=4,
+    epochs=2,
+  )
+  with pytest.raises(data.DataError) as info:
+    training.train(
+      config,
+      run,
+      log=lambda line: None,
+      callbacks=[_BreakFilesAtEpoch(folder, images, epoch=2)],
+    )
+  message = str(info.value)
+  assert message.startswith(f"{folder}{os.sep}"), message
+  assert "image data cannot be decoded" in message, message
+  assert os.listdir(os.path.join(run, "checkpoints")) and (
+    training.read_config(run).epochs == 2
+  )
+
+
+def test_a_png_with_broken_image_data_stops_before_training_naming_it(
+  digits_npz, tmp_path, capsys
+):
+  folder, images = _digits_pngs(digits_npz, tmp_path)
   bad = folder / "17.png"
   bad.write_bytes(_png_with_broken_image_data(images[17]))
   run = tmp_path / "run"

@@ -151,6 +151,16 @@ class _PngFolderDataset(dataset.ImageDataset):
   def _source_bins(self):
     return dataset.MAX_BINS if self.bits == 16 else 256
 
+  def check_files(self):
+    first = _check_files(self.files["train"] + self.files["test"])
+    now = (first.height, first.width, first.channels, first.bit_depth)
+    if now != (*self.image_shape, self.bits):
+      raise dataset.DataError(
+        f"{self.source}: the images are now {now[0]}x{now[1]}x{now[2]} of "
+        f"{now[3]} bits, but were {'x'.join(map(str, self.image_shape))} "
+        f"of {self.bits} bits when loaded."
+      )
+
   def _read(self, split, labels, shuffle_seed):
     del labels  # A PNG folder has none; `images` refused them.
     files = np.array(self.files[split])
@@ -184,6 +194,28 @@ def load(
   files = [os.path.join(path, name) for name in names]
   source = f"{path} ({len(files)} PNG files such as {files[0]})"
   dataset.fixed_splits(source, splits)
+  first = _check_files(files)
+  train, test = dataset.split_order(len(files), path)
+  return _PngFolderDataset(
+    name=os.path.abspath(path),
+    source=source,
+    image_shape=(first.height, first.width, first.channels),
+    num_bins=min(first.num_bins, 256) if bit_depth == 8 else first.num_bins,
+    num_examples={"train": len(train), "test": len(test)},
+    num_classes=None,
+    split_names=dict(zip(dataset.SPLITS, dataset.SPLITS)),
+    files={
+      "train": tuple(files[i] for i in train),
+      "test": tuple(files[i] for i in test),
+    },
+    bits=first.bit_depth,
+  )
+
+
+def _check_files(files):
+  """The header of `files[0]` once every file's header agrees with it and
+  every file's pixels decode; `DataError` naming the first file that does
+  not."""
   first = _png_header(files[0])
   for file in files[1:]:
     header = _png_header(file)
@@ -206,18 +238,4 @@ def load(
       )
   for file in files:
     _check_pixels(file, first)
-  train, test = dataset.split_order(len(files), path)
-  return _PngFolderDataset(
-    name=os.path.abspath(path),
-    source=source,
-    image_shape=(first.height, first.width, first.channels),
-    num_bins=min(first.num_bins, 256) if bit_depth == 8 else first.num_bins,
-    num_examples={"train": len(train), "test": len(test)},
-    num_classes=None,
-    split_names=dict(zip(dataset.SPLITS, dataset.SPLITS)),
-    files={
-      "train": tuple(files[i] for i in train),
-      "test": tuple(files[i] for i in test),
-    },
-    bits=first.bit_depth,
-  )
+  return first

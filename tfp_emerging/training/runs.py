@@ -27,6 +27,7 @@ flagged `worse_than_uniform` and warned about, and training goes on.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import contextlib
 import dataclasses
 import math
 import os
@@ -230,7 +231,7 @@ def _fit_in(run, state, run_dir, log, verbose, extra_callbacks, warn):
     run_callbacks.append(run.logger)
   if initial_epoch < config.epochs:
     log(start_line(config, run.data, model, run_dir, initial_epoch))
-  with stopping.deferred():
+  with stopping.deferred(), _naming_bad_files(run.data):
     metrics = loop.fit(
       model,
       run.data,
@@ -247,6 +248,19 @@ def _fit_in(run, state, run_dir, log, verbose, extra_callbacks, warn):
     run_dir, model, config.sample_temperature, config.seed
   )
   return metrics
+
+
+@contextlib.contextmanager
+def _naming_bad_files(data):
+  """Turns an error of TensorFlow inside the block (training reads the
+  data) into the `DataError` naming the file, if one of `data`'s files
+  cannot be read now (`ImageDataset.check_files`: it changed after it was
+  checked by `load`); other errors pass unchanged."""
+  try:
+    yield
+  except tf.errors.OpError:
+    data.check_files()
+    raise
 
 
 def train(
