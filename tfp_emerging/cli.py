@@ -368,7 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
   export.add_argument(
     "--overwrite",
     action="store_true",
-    help="replace the SavedModel already in --out (never anything else)",
+    help=(
+      "replace the SavedModel already in --out, never anything else "
+      "(default: refuse an --out that holds one)"
+    ),
   )
   return parser
 
