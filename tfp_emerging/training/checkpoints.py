@@ -29,6 +29,13 @@ completely; each one that does not (a truncated or corrupted file: sizes and
 per-tensor checksums are verified) is named in a warning. A missing or
 unreadable state file is thereby recovered from the `ckpt-*` files. If none
 restores, `CorruptCheckpointError`. Restoring writes nothing.
+
+Identity: every checkpoint also stores the fields of the run's config that
+define its model (`RunConfig.model_identity`: architecture, `num_bins`,
+image shape, classes). Restoring compares them with the config first, and a
+config that differs (an edited `config.json`) raises `ConfigMismatch`,
+naming each field, instead of calling intact checkpoints corrupt; so does a
+restore where every checkpoint fails only by not fitting the model.
 """
 
 from __future__ import annotations
@@ -187,6 +194,9 @@ class RunState:
 
     Raises:
       CorruptCheckpointError: there are checkpoints, but none restores.
+      ConfigMismatch: a checkpoint stores another model identity than this
+        state's, or every checkpoint fails only by not fitting the model
+        (unmatched variables, other shapes): `config.json` was edited.
     """
     folder = self._directory
     listed = run_dir_lib.listed_checkpoints(folder)

@@ -89,11 +89,8 @@ def _tensorboard_logger(folder, config):
     return None
   blocking = run_dir_lib.file_in_the_way(folder)
   if blocking is not None:
-    where = (
-      "is a file"
-      if blocking == os.path.abspath(folder)
-      else (f"{blocking} is a file")
-    )
+    same = blocking == os.path.abspath(folder)
+    where = "is a file" if same else f"{blocking} is a file"
     raise RunError(
       f"--tensorboard {folder}: {where}, not a folder; give the folder to "
       f"write the summaries to."
@@ -163,7 +160,8 @@ def _prepare(config, strategy, tensorboard):
   data = loop.load_data(config)
   config = config.with_data(data)
   train_images = data.num_examples["train"]
-  if config.batch_size > train_images:  # else a smaller batch, recorded not
+  # (Training would otherwise use a smaller batch than config.json says.)
+  if config.batch_size > train_images:
     raise RunError(
       f"--batch-size {config.batch_size} is more than the {train_images} "
       f"training images of {data.name}; give at most {train_images}."
@@ -573,12 +571,16 @@ def _sample_out_in_run(run_dir, out):
   is not a PNG image, or lies anywhere else inside a run directory (the
   run's config, metrics, checkpoints, another run's files)."""
   if os.path.exists(out):
-    with open(out, "rb") as f:
-      if f.read(len(png_folder.PNG_SIGNATURE)) != png_folder.PNG_SIGNATURE:
-        raise RunError(
-          f"--out {out}: an existing file that is not a PNG image; nothing "
-          f"is replaced. Give a new file name (or a PNG file to replace)."
-        )
+    try:
+      with open(out, "rb") as f:
+        head = f.read(len(png_folder.PNG_SIGNATURE))
+    except OSError as e:
+      raise RunError(f"--out {out}: cannot read it ({e}).") from e
+    if head != png_folder.PNG_SIGNATURE:
+      raise RunError(
+        f"--out {out}: an existing file that is not a PNG image; nothing "
+        f"is replaced. Give a new file name (or a PNG file to replace)."
+      )
   holder = run_dir_lib.enclosing_run(out)
   if holder is None:
     return False
