@@ -250,13 +250,14 @@ def _fit_in(run, state, run_dir, log, verbose, extra_callbacks, warn):
 
 @contextlib.contextmanager
 def _naming_bad_files(data):
-  """Turns an error of TensorFlow inside the block (training reads the
-  data) into the `DataError` naming the file, if one of `data`'s files
-  cannot be read now (`ImageDataset.check_files`: it changed after it was
-  checked by `load`); other errors pass unchanged."""
+  """Turns an `InvalidArgumentError` inside the block (what a file that
+  cannot be decoded gives while training reads the data) into the
+  `DataError` naming the file, if one of `data`'s files cannot be read now
+  (`ImageDataset.check_files`: it changed after `load` checked it); other
+  errors pass unchanged."""
   try:
     yield
-  except tf.errors.OpError:
+  except tf.errors.InvalidArgumentError:
     data.check_files()
     raise
 
