@@ -10,6 +10,8 @@ of this package after `import tfp_emerging` alone.
 
 __version__ = "0.1.0"
 
+# First: for the command line, handles signals while TensorFlow is imported.
+from tfp_emerging import _startup  # noqa: F401
 from tfp_emerging import bijectors
 from tfp_emerging import data
 from tfp_emerging import distribute

@@ -358,7 +358,20 @@ def build_parser() -> argparse.ArgumentParser:
   )
   export.add_argument("--run", required=True, help="the run directory")
   export.add_argument(
-    "--out", required=True, help="the SavedModel folder to write"
+    "--out",
+    required=True,
+    help=(
+      "the SavedModel folder to write: new or empty, outside every run "
+      "directory"
+    ),
+  )
+  export.add_argument(
+    "--overwrite",
+    action="store_true",
+    help=(
+      "replace the SavedModel already in --out, never anything else "
+      "(default: refuse an --out that holds one)"
+    ),
   )
   return parser
 
@@ -487,8 +500,8 @@ def _demo(args):
   return 0
 
 
-def _export(run_dir, out):
-  epoch = training.export_run(run_dir, out)
+def _export(run_dir, out, overwrite):
+  epoch = training.export_run(run_dir, out, overwrite)
   print(
     f"wrote a SavedModel of {run_dir} (epoch {epoch}) with signatures "
     f"log_prob and sample to {out}"
@@ -553,5 +566,5 @@ def _run(args):
   elif args.command == "demo":
     return _demo(args)
   else:
-    _export(args.run, args.out)
+    _export(args.run, args.out, args.overwrite)
   return 0

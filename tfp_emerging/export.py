@@ -23,6 +23,12 @@
   `FlowModel`s, `images` int32 `[n, H, W, C]`, `x` quantised to
   `0..num_bins-1`. Cost: one sampling pass (the solves).
 
+Both signatures check their inputs at run time and fail with
+`tf.errors.InvalidArgumentError` naming the argument: `sample` a
+`temperature` that is not a finite number `>= 0`, and a `FlowModel`'s
+`log_prob` an `x` outside `[-0.5, 0.5)` (raw pixel levels, or images scaled
+to another range, would otherwise get a meaningless density).
+
 A class-conditional flow (`Glow(..., num_classes=K)`, also inside a
 `tfb.Chain`; `tfp_emerging.ops.conditions`) takes the labels too:
 `log_prob(x, labels)` with `labels` int32 `[N]` in `0..K-1`, and
@@ -141,6 +147,17 @@ class FlowExport(tf.Module):
       )
 
   def _log_prob(self, x, labels=None):
+    if self._num_bins is not None:
+      message = "log_prob: `x` must be dequantised images in [-0.5, 0.5)"
+      with tf.control_dependencies(
+        [
+          tf.debugging.assert_greater_equal(
+            x, tf.constant(-0.5, x.dtype), message
+          ),
+          tf.debugging.assert_less(x, tf.constant(0.5, x.dtype), message),
+        ]
+      ):
+        x = tf.identity(x)
     log_prob = self._distribution.log_prob(
       x, bijector_kwargs=conditions.route(self.flow, labels)
     )
@@ -152,6 +169,14 @@ class FlowExport(tf.Module):
     return result
 
   def _sample(self, n, temperature, seed, labels=None):
+    message = "sample: `temperature` must be a finite number >= 0 (0: the mode)"
+    with tf.control_dependencies(
+      [
+        tf.debugging.assert_all_finite(temperature, message),
+        tf.debugging.assert_non_negative(temperature, message),
+      ]
+    ):
+      temperature = tf.identity(temperature)
     z = tempered_sample(self._distribution.distribution, n, temperature, seed)
     x = self.flow.forward(z, **conditions.route(self.flow, labels))
     result = {"x": x}

@@ -87,6 +87,36 @@ def trained_looking_model(
   return model
 
 
+@pytest.mark.slow
+def test_export_refuses_bad_temperature_and_out_of_range_x(tmp_path):
+  model = trained_looking_model(num_levels=1, mixing="lu")
+  path = str(tmp_path / "exported")
+  model.export(path, verbose=False)
+  loaded = tf.saved_model.load(path)
+  for temperature in (-1.0, float("nan"), float("inf")):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="temperature"):
+      loaded.signatures["sample"](
+        n=tf.constant(2),
+        temperature=tf.constant(temperature),
+        seed=tf.constant([0, 1]),
+      )
+  for temperature in (0.0, 0.7, 1.0, 4.0):
+    ok = loaded.signatures["sample"](
+      n=tf.constant(64),
+      temperature=tf.constant(temperature),
+      seed=tf.constant([0, 1]),
+    )
+    images = ok["images"].numpy()
+    assert images.shape == (64, 8, 8, 1)
+    assert images.min() >= 0 and images.max() < 17, temperature
+  for value in (0.5, -0.51, 3.0, float("nan")):
+    x = tf.fill([1, 8, 8, 1], np.float32(value))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[-0.5, 0.5\)"):
+      loaded.signatures["log_prob"](x=x)
+  inside = tf.fill([1, 8, 8, 1], np.float32(0.49))
+  assert np.isfinite(loaded.signatures["log_prob"](x=inside)["log_prob"])
+
+
 def numpy_bits_per_dim(log_prob, num_bins, num_dims=64):
   """`-(log p - D log B) / (D log 2)` in float64, from the definition."""
   log_prob = np.asarray(log_prob, np.float64)

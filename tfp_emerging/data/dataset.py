@@ -130,6 +130,13 @@ class ImageDataset:
 
     return elements.map(reduce, num_parallel_calls=tf.data.AUTOTUNE)
 
+  def check_files(self) -> None:
+    """Checks again what `load` checked of the files read lazily; raises
+    `DataError` naming a file that cannot be read now (changed after
+    `load`). For a source held in memory (or read by tensorflow-datasets),
+    nothing to check. Cost: a PNG folder's files are each read and decoded
+    once."""
+
   @property
   def _source_bins(self):
     """Grey levels of the pixels as read; `images` reduces them to

@@ -2,12 +2,18 @@
 
 `*.png`, not recursive; 1 to 16 bits, grey, grey with alpha, RGB, RGBA or
 palette; all of one size, channel count and bit depth; split like a single
-`.npz` array in the order of the sorted file names. Only the files' headers
-are read by `load` (signature, `IHDR`: width, height, bit depth, colour
-type; the chunks before the image data; the closing `IEND` chunk, which a
-truncated file lacks); the pixels are decoded in the pipeline's `map`. A
-file whose compressed pixel data is corrupt behind an intact header is found
-only when it is decoded.
+`.npz` array in the order of the sorted file names. Grey images of 1, 2 or
+4 bits have `2**bits` levels (`num_bins`: 2 for black-and-white images),
+8-bit images and palette images 256, 16-bit images 65536.
+
+`load` checks every file before any training: its header (signature,
+`IHDR`: width, height, bit depth, colour type; the chunks before the image
+data; the closing `IEND` chunk, which a truncated file lacks), then its
+pixels, decoded once as the pipeline will (`tf.io.decode_png`), so that a
+file whose compressed data is corrupt behind an intact header is named
+there (`DataError`) rather than failing an epoch half-way. Cost: one read
+and decode of every file, about as long as one pass over the data. The
+pipeline itself decodes the files again in its `map`, when iterated.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 import dataclasses
 import os
+import re
 import struct
 import zlib
 
@@ -25,7 +32,7 @@ from tfp_emerging.data import dataset
 
 __all__ = ["load"]
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The last 12 bytes of every complete PNG file: the empty IEND chunk.
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 # Bit depths PNG allows for each colour type, and the channels that
@@ -46,6 +53,16 @@ class _PngHeader:
   width: int
   channels: int
   bit_depth: int
+  colour: int  # the PNG colour type: 0 grey, 2 RGB, 3 palette, 4, 6 alpha
+
+  @property
+  def num_bins(self):
+    """Levels per channel: `2**bit_depth` for grey images of 1, 2 or 4 bits
+    (decoded scaled to 0..255), 256 up to 8 bits otherwise (a palette's
+    index is a colour, not a level), 65536 for 16 bits."""
+    if self.colour == 0 and self.bit_depth < 8:
+      return 2**self.bit_depth
+    return dataset.MAX_BINS if self.bit_depth == 16 else 256
 
 
 def _png_header(path):
@@ -69,7 +86,7 @@ def _png_header(path):
   try:
     with open(path, "rb") as stream:
       head = stream.read(33)
-      if head[:8] != _PNG_SIGNATURE:
+      if head[:8] != PNG_SIGNATURE:
         raise unreadable("no PNG signature")
       if len(head) < 33 or head[8:16] != b"\x00\x00\x00\x0dIHDR":
         raise unreadable("no IHDR chunk after the signature")
@@ -98,7 +115,25 @@ def _png_header(path):
         raise unreadable("truncated: the file does not end with the IEND chunk")
   except OSError as e:
     raise unreadable(e.strerror or e) from e
-  return _PngHeader(height, width, channels, bit_depth)
+  return _PngHeader(height, width, channels, bit_depth, colour)
+
+
+def _check_pixels(path, header):
+  """Decodes `path`'s pixels as the pipeline does; `DataError` naming the
+  file if they cannot be (corrupt or missing compressed image data)."""
+  try:
+    tf.io.decode_png(
+      tf.io.read_file(path),
+      channels=header.channels,
+      dtype=tf.uint16 if header.bit_depth == 16 else tf.uint8,
+    )
+  except tf.errors.OpError as e:
+    # TensorFlow's "{{function_node ...}} Invalid PNG data, ... [Op:...]"
+    why = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]", "", e.message).strip()
+    raise dataset.DataError(
+      f"{path}: not a readable PNG image (its image data cannot be "
+      f"decoded: {why}); replace or remove the file."
+    ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +150,16 @@ class _PngFolderDataset(dataset.ImageDataset):
   @property
   def _source_bins(self):
     return dataset.MAX_BINS if self.bits == 16 else 256
+
+  def check_files(self):
+    first = _check_files(self.files["train"] + self.files["test"])
+    now = (first.height, first.width, first.channels, first.bit_depth)
+    if now != (*self.image_shape, self.bits):
+      raise dataset.DataError(
+        f"{self.source}: the images are now {now[0]}x{now[1]}x{now[2]} of "
+        f"{now[3]} bits, but were {'x'.join(map(str, self.image_shape))} "
+        f"of {self.bits} bits when loaded."
+      )
 
   def _read(self, split, labels, shuffle_seed):
     del labels  # A PNG folder has none; `images` refused them.
@@ -149,6 +194,28 @@ def load(
   files = [os.path.join(path, name) for name in names]
   source = f"{path} ({len(files)} PNG files such as {files[0]})"
   dataset.fixed_splits(source, splits)
+  first = _check_files(files)
+  train, test = dataset.split_order(len(files), path)
+  return _PngFolderDataset(
+    name=os.path.abspath(path),
+    source=source,
+    image_shape=(first.height, first.width, first.channels),
+    num_bins=min(first.num_bins, 256) if bit_depth == 8 else first.num_bins,
+    num_examples={"train": len(train), "test": len(test)},
+    num_classes=None,
+    split_names=dict(zip(dataset.SPLITS, dataset.SPLITS)),
+    files={
+      "train": tuple(files[i] for i in train),
+      "test": tuple(files[i] for i in test),
+    },
+    bits=first.bit_depth,
+  )
+
+
+def _check_files(files):
+  """The header of `files[0]` once every file's header agrees with it and
+  every file's pixels decode; `DataError` naming the first file that does
+  not."""
   first = _png_header(files[0])
   for file in files[1:]:
     header = _png_header(file)
@@ -169,20 +236,6 @@ def load(
         f"{first.bit_depth}-bit; all images must have the same bit depth "
         f"(convert them to one, e.g. all 8-bit or all 16-bit)."
       )
-  train, test = dataset.split_order(len(files), path)
-  return _PngFolderDataset(
-    name=os.path.abspath(path),
-    source=source,
-    image_shape=(first.height, first.width, first.channels),
-    num_bins=256
-    if bit_depth == 8 or first.bit_depth < 16
-    else dataset.MAX_BINS,
-    num_examples={"train": len(train), "test": len(test)},
-    num_classes=None,
-    split_names=dict(zip(dataset.SPLITS, dataset.SPLITS)),
-    files={
-      "train": tuple(files[i] for i in train),
-      "test": tuple(files[i] for i in test),
-    },
-    bits=first.bit_depth,
-  )
+  for file in files:
+    _check_pixels(file, first)
+  return first

@@ -29,27 +29,41 @@ completely; each one that does not (a truncated or corrupted file: sizes and
 per-tensor checksums are verified) is named in a warning. A missing or
 unreadable state file is thereby recovered from the `ckpt-*` files. If none
 restores, `CorruptCheckpointError`. Restoring writes nothing.
+
+Identity: every checkpoint also stores the fields of the run's config that
+define its model (`RunConfig.model_identity`: architecture, `num_bins`,
+image shape, classes). Restoring compares them with the config first, and a
+config that differs (an edited `config.json`) raises `ConfigMismatch`,
+naming each field, instead of calling intact checkpoints corrupt; so does a
+restore where every checkpoint fails only by not fitting the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 import glob
 import json
 import os
 import time
+from typing import Any
 
 from google.protobuf import text_format
 import tensorflow as tf
 
 from tfp_emerging.keras import FlowModel
+from tfp_emerging.training import config as config_lib
 from tfp_emerging.training import run_dir as run_dir_lib
 
-__all__ = ["CorruptCheckpointError", "RunState", "restore"]
+__all__ = ["ConfigMismatch", "CorruptCheckpointError", "RunState", "restore"]
 
 
 class CorruptCheckpointError(RuntimeError):
   """A run has checkpoints, but none of them can be restored."""
+
+
+class ConfigMismatch(config_lib.RunError):
+  """The run's `config.json` describes another model than its checkpoints
+  hold (it was edited after they were written); they are intact."""
 
 
 # What a failed restore raises: TensorFlow's read errors (`DataLossError`,
@@ -62,6 +76,21 @@ _RESTORE_ERRORS = (
   AssertionError,
   OSError,
 )
+
+
+_MISMATCH_ADVICE = (
+  "The checkpoints are intact and nothing was restored, rewritten or "
+  "deleted: put back the config.json values they were trained with, or "
+  "start a new run with another --out."
+)
+
+
+def _is_misfit(error):
+  """Whether a failed restore says the checkpoint holds another model
+  (variables unmatched or of other shapes), not that it is damaged."""
+  return isinstance(error, AssertionError) or (
+    isinstance(error, ValueError) and "shape" in str(error)
+  )
 
 
 def _reason(error):
@@ -90,8 +119,15 @@ class RunState:
   """
 
   def __init__(
-    self, model: FlowModel, run_dir: str | os.PathLike, keep_checkpoints: int
+    self,
+    model: FlowModel,
+    run_dir: str | os.PathLike,
+    keep_checkpoints: int,
+    identity: Mapping[str, Any] | None = None,
   ):
+    """`identity`: what defines the model (`RunConfig.model_identity`),
+    stored in every checkpoint and compared on restore (`ConfigMismatch`);
+    `None` stores and checks nothing."""
     self.model = model
     self._directory = os.path.abspath(
       os.path.join(run_dir, run_dir_lib.CHECKPOINT_DIR)
@@ -112,6 +148,13 @@ class RunState:
       self._metrics = tf.Variable(
         "[]", dtype=tf.string, trainable=False, name="metrics"
       )
+    self._wanted = dict(identity or {})
+    self._identity = tf.Variable(  # outside the strategy: a plain string
+      json.dumps(self._wanted, sort_keys=True),
+      dtype=tf.string,
+      trainable=False,
+      name="identity",
+    )
     self.checkpoint = tf.train.Checkpoint(
       model=model,
       optimizer=model.optimizer,
@@ -119,6 +162,7 @@ class RunState:
       step=self.step,
       step_bits=self.step_bits,
       metrics=self._metrics,
+      identity=self._identity,
     )
     self.checkpoint.save_counter.assign(0)  # created now: saved every time
     self._traced_write = tf.function(self.checkpoint.write, autograph=False)
@@ -150,6 +194,9 @@ class RunState:
 
     Raises:
       CorruptCheckpointError: there are checkpoints, but none restores.
+      ConfigMismatch: a checkpoint stores another model identity than this
+        state's, or every checkpoint fails only by not fitting the model
+        (unmatched variables, other shapes): `config.json` was edited.
     """
     folder = self._directory
     listed = run_dir_lib.listed_checkpoints(folder)
@@ -168,16 +215,21 @@ class RunState:
         f"({', '.join(written)})."
       )
     failed = []
+    misfits = []
     for name in candidates:
       path = os.path.join(folder, name)
+      self._check_identity(path)
       try:
         self.checkpoint.restore(path).assert_consumed()
       except _RESTORE_ERRORS as e:
         failed.append(f"{name} ({_reason(e)})")
-        warn(
-          f"checkpoint {path} is corrupt or unreadable ({_reason(e)}); "
-          f"skipping it."
+        misfits.append(_is_misfit(e))
+        what = (
+          "does not fit the model config.json describes"
+          if misfits[-1]
+          else "is corrupt or unreadable"
         )
+        warn(f"checkpoint {path} {what} ({_reason(e)}); skipping it.")
         continue
       if failed:
         warn(
@@ -186,9 +238,49 @@ class RunState:
         )
       self._latest = path
       return path
+    if all(misfits):
+      raise ConfigMismatch(
+        f"{self._config_path()} and the checkpoints in {folder} disagree: "
+        f"no checkpoint fits the model config.json describes "
+        f"({failed[0]}). {_MISMATCH_ADVICE}"
+      )
     raise CorruptCheckpointError(
       f"{folder}: no checkpoint can be restored: {'; '.join(failed)}."
     )
+
+  def _config_path(self):
+    return os.path.join(
+      os.path.dirname(self._directory), run_dir_lib.CONFIG_FILE
+    )
+
+  def _check_identity(self, path):
+    """`ConfigMismatch` if the checkpoint `path` stores an identity that
+    differs from this state's; nothing if either is empty or the checkpoint
+    cannot be read (restoring it then says why)."""
+    if not self._wanted:
+      return
+    try:
+      reader = tf.train.load_checkpoint(path)
+      stored = json.loads(
+        reader.get_tensor("identity/.ATTRIBUTES/VARIABLE_VALUE").decode()
+      )
+    except (tf.errors.OpError, ValueError, KeyError, OSError):
+      return
+    if not isinstance(stored, dict) or not stored:
+      return
+    differ = [
+      f"{name} {self._wanted.get(name)!r} in config.json, "
+      f"{stored.get(name)!r} in the checkpoints"
+      for name in sorted(set(stored) | set(self._wanted))
+      if stored.get(name) != self._wanted.get(name)
+    ]
+    if differ:
+      raise ConfigMismatch(
+        f"{self._config_path()} and the checkpoints disagree "
+        f"({'; '.join(differ)}; checkpoint {os.path.basename(path)}): "
+        f"config.json was changed after they were written. "
+        f"{_MISMATCH_ADVICE}"
+      )
 
   def save(
     self,

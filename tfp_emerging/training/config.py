@@ -22,7 +22,7 @@ from tfp_emerging.data import sources
 from tfp_emerging.flows import glow
 from tfp_emerging.flows import variational_dequantization
 
-__all__ = ["RESUMABLE_OPTIONS", "RunConfig", "RunError"]
+__all__ = ["MODEL_OPTIONS", "RESUMABLE_OPTIONS", "RunConfig", "RunError"]
 
 # The options `--resume` may change: they change neither the model nor the
 # data.
@@ -32,6 +32,24 @@ RESUMABLE_OPTIONS = (
   "learning_rate",
   "warmup_steps",
   "checkpoint_every",
+)
+
+# The fields that define the model a checkpoint holds (its variables'
+# shapes, or how its density reads pixels: `num_bins`); stored in every
+# checkpoint (`RunConfig.model_identity`) and checked against config.json
+# on restore.
+MODEL_OPTIONS = (
+  "mixing",
+  "num_levels",
+  "num_steps",
+  "hidden_channels",
+  "kernel_size",
+  "conditional",
+  "condition_couplings",
+  "dequantization",
+  "num_bins",
+  "image_shape",
+  "num_classes",
 )
 
 # The least value of each integer option (and of the sample temperature).
@@ -227,6 +245,11 @@ class RunConfig:
       _is_int(self.num_classes) and self.num_classes >= 1
     ):
       fail("num_classes", "None or an int >= 1")
+
+  def model_identity(self) -> dict[str, Any]:
+    """`{field: value}` of `MODEL_OPTIONS`: what a checkpoint of this run's
+    model must agree with."""
+    return {name: getattr(self, name) for name in MODEL_OPTIONS}
 
   @classmethod
   def from_json(cls, path: str | os.PathLike) -> RunConfig:

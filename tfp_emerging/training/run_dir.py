@@ -75,6 +75,8 @@ __all__ = [
   "RunLocked",
   "check_new",
   "claim",
+  "enclosing_run",
+  "file_in_the_way",
   "is_marked_run",
   "locked",
   "metrics_document",
@@ -119,11 +121,15 @@ class ReadOnlyRun(config_lib.RunError):
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-def fault(error: BaseException, path, what: str) -> config_lib.RunError | None:
+def fault(
+  error: BaseException, path, what: str, output: bool = False
+) -> config_lib.RunError | None:
   """The `DiskFull` or `ReadOnlyRun` that a failed write of `what` to `path`
   means (an `OSError` with `ENOSPC`/`EDQUOT`, `EROFS`, `EACCES`, `EPERM`, or
   TensorFlow's `ResourceExhaustedError`/`PermissionDeniedError` of a
-  checkpoint write), or `None` for any other error."""
+  checkpoint write), or `None` for any other error. `output`: `path` is a
+  command's own output (`sample --out`, `export --out`), not a file of the
+  run directory, and the advice says so."""
   if isinstance(error, OSError):
     code = error.errno
   elif isinstance(error, tf.errors.ResourceExhaustedError):
@@ -133,29 +139,37 @@ def fault(error: BaseException, path, what: str) -> config_lib.RunError | None:
   else:
     code = None
   if code in (errno.ENOSPC, errno.EDQUOT):
+    kept = (
+      "nothing was replaced and no partial output is left. Free some "
+      "space, then run this again."
+      if output
+      else "the last complete checkpoint and metrics.json are kept. Free "
+      "some space, then continue with --resume."
+    )
     return DiskFull(
-      f"{path}: no space left on the device while writing {what}; the last "
-      f"complete checkpoint and metrics.json are kept. Free some space, "
-      f"then continue with --resume."
+      f"{path}: no space left on the device while writing {what}; {kept}"
     )
   if code in _READ_ONLY:
-    return ReadOnlyRun(
-      f"{path}: read-only (cannot write {what}); this command writes the "
-      f"run directory: copy the run to a writable folder, or run a "
-      f"command that only reads it (evaluate, sample or export with --out "
-      f"elsewhere)."
+    advice = (
+      "choose a writable --out."
+      if output
+      else "this command writes the run directory: copy the run to a "
+      "writable folder, or run a command that only reads it (evaluate, "
+      "sample or export with --out elsewhere)."
     )
+    return ReadOnlyRun(f"{path}: read-only (cannot write {what}); {advice}")
   return None
 
 
 @contextlib.contextmanager
-def writing(path, what: str):
+def writing(path, what: str, output: bool = False):
   """Turns a failed write of `what` to `path` into `DiskFull` or
-  `ReadOnlyRun` (see `fault`); other errors pass unchanged."""
+  `ReadOnlyRun` (see `fault`, also for `output`); other errors pass
+  unchanged."""
   try:
     yield
   except (OSError, tf.errors.OpError) as e:
-    error = fault(e, path, what)
+    error = fault(e, path, what, output)
     if error is None:
       raise
     raise error from e
@@ -244,6 +258,22 @@ def is_marked_run(run_dir: str | os.PathLike) -> bool:
   return os.path.isfile(os.path.join(run_dir, RUN_MARKER))
 
 
+def enclosing_run(path: str | os.PathLike) -> str | None:
+  """The run directory holding `path` (`path` itself or a folder above it,
+  symbolic links resolved), or `None`. A run directory is a folder with the
+  marker `RUN_MARKER` or a `CONFIG_FILE` (an older run has no marker)."""
+  folder = os.path.realpath(path)
+  while True:
+    if is_marked_run(folder) or os.path.isfile(
+      os.path.join(folder, CONFIG_FILE)
+    ):
+      return folder
+    parent = os.path.dirname(folder)
+    if parent == folder:
+      return None
+    folder = parent
+
+
 def _mark(run_dir):
   """Creates `run_dir` if needed and marks it as a run directory."""
   os.makedirs(run_dir, exist_ok=True)
@@ -312,18 +342,19 @@ def write_png(
   path: str | os.PathLike,
   image: tf.Tensor | np.ndarray,
   what: str | None = None,
+  output: bool = False,
 ) -> None:
   """Writes a uint8 `[H, W, C]` image as a PNG, atomically (`write_atomic`)."""
-  write_atomic(path, tf.io.encode_png(image).numpy(), what)
+  write_atomic(path, tf.io.encode_png(image).numpy(), what, output)
 
 
-def write_atomic(path, payload, what=None):
+def write_atomic(path, payload, what=None, output=False):
   """Writes bytes to a temporary file next to `path`, then renames it.
 
   `DiskFull` or `ReadOnlyRun` (naming `path` and `what`, default its file
-  name) if the device is full or read-only; the temporary file is removed
-  and `path` keeps its old contents."""
-  with writing(path, what or os.path.basename(path)):
+  name; `output` as in `fault`) if the device is full or read-only; the
+  temporary file is removed and `path` keeps its old contents."""
+  with writing(path, what or os.path.basename(path), output):
     _write_atomic(path, payload)
 
 
@@ -413,19 +444,27 @@ def write_config(
   write_json(os.path.join(run_dir, CONFIG_FILE), dataclasses.asdict(config))
 
 
+def file_in_the_way(folder: str | os.PathLike) -> str | None:
+  """The absolute path of what keeps `folder` from being a folder: `folder`
+  itself or its nearest existing parent when that is not a folder; `None`
+  when `folder` is a folder or can be created as one."""
+  existing = os.path.abspath(folder)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  return None if os.path.isdir(existing) else existing
+
+
 def check_new(run_dir: str | os.PathLike, replace: bool = False) -> None:
   """Raises `RunError` unless a new run may start in `run_dir` (see
   `train`); reads, never writes."""
   path = os.path.abspath(run_dir)
-  existing = path
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing):
-    where = "is a file" if existing == path else f"{existing} is a file"
+  blocking = file_in_the_way(path)
+  if blocking is not None:
+    where = "is a file" if blocking == path else f"{blocking} is a file"
     raise config_lib.RunError(
       f"{run_dir}: {where}, not a folder; choose another --out."
     )
-  if existing != path:
+  if not os.path.exists(path):
     return
   entries = sorted(set(os.listdir(path)) - {LOCK_FILE})
   holds_run = CONFIG_FILE in entries

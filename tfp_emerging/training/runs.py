@@ -27,10 +27,13 @@ flagged `worse_than_uniform` and warned about, and training goes on.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import contextlib
 import dataclasses
 import math
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -39,6 +42,7 @@ import tensorflow as tf
 from tfp_emerging import export
 from tfp_emerging import image_grid
 from tfp_emerging.data import ImageDataset
+from tfp_emerging.data import png_folder
 from tfp_emerging.keras import FlowModel
 from tfp_emerging.training import callbacks as callbacks_lib
 from tfp_emerging.training import checkpoints
@@ -83,6 +87,14 @@ def _keras_verbosity(verbose):
 def _tensorboard_logger(folder, config):
   if folder is None:
     return None
+  blocking = run_dir_lib.file_in_the_way(folder)
+  if blocking is not None:
+    same = blocking == os.path.abspath(folder)
+    where = "is a file" if same else f"{blocking} is a file"
+    raise RunError(
+      f"--tensorboard {folder}: {where}, not a folder; give the folder to "
+      f"write the summaries to."
+    )
   try:
     return callbacks_lib.TensorBoardLogger(
       folder, config.sample_temperature, config.seed
@@ -147,6 +159,13 @@ class _Prepared:
 def _prepare(config, strategy, tensorboard):
   data = loop.load_data(config)
   config = config.with_data(data)
+  train_images = data.num_examples["train"]
+  # (Training would otherwise use a smaller batch than config.json says.)
+  if config.batch_size > train_images:
+    raise RunError(
+      f"--batch-size {config.batch_size} is more than the {train_images} "
+      f"training images of {data.name}; give at most {train_images}."
+    )
   model = loop.build_model(config, strategy)
   loop.training_batch_size(config, data, model)
   return _Prepared(
@@ -210,7 +229,7 @@ def _fit_in(run, state, run_dir, log, verbose, extra_callbacks, warn):
     run_callbacks.append(run.logger)
   if initial_epoch < config.epochs:
     log(start_line(config, run.data, model, run_dir, initial_epoch))
-  with stopping.deferred():
+  with stopping.deferred(), _naming_bad_files(run.data):
     metrics = loop.fit(
       model,
       run.data,
@@ -227,6 +246,20 @@ def _fit_in(run, state, run_dir, log, verbose, extra_callbacks, warn):
     run_dir, model, config.sample_temperature, config.seed
   )
   return metrics
+
+
+@contextlib.contextmanager
+def _naming_bad_files(data):
+  """Turns an `InvalidArgumentError` inside the block (what a file that
+  cannot be decoded gives while training reads the data) into the
+  `DataError` naming the file, if one of `data`'s files cannot be read now
+  (`ImageDataset.check_files`: it changed after `load` checked it); other
+  errors pass unchanged."""
+  try:
+    yield
+  except tf.errors.InvalidArgumentError:
+    data.check_files()
+    raise
 
 
 def train(
@@ -282,7 +315,10 @@ def train(
     _remove_debris(run_dir, warn)
     run_dir_lib.claim(run_dir, replace)
     state = checkpoints.RunState(
-      run.model, run_dir, run.config.keep_checkpoints
+      run.model,
+      run_dir,
+      run.config.keep_checkpoints,
+      run.config.model_identity(),
     )
     return _fit_in(run, state, run_dir, log, verbose, callbacks, warn)
 
@@ -350,11 +386,25 @@ def _resume_locked(
     raise RunError(f"{run_dir}: {e}") from e
   run = _prepare(config, strategy, tensorboard)
   _remove_debris(run_dir, warn)
-  state = checkpoints.RunState(run.model, run_dir, run.config.keep_checkpoints)
+  state = checkpoints.RunState(
+    run.model,
+    run_dir,
+    run.config.keep_checkpoints,
+    run.config.model_identity(),
+  )
   # Nothing in the run directory is rewritten before this has succeeded.
   restored = checkpoints.restore(state, run_dir, warn)
   initial_epoch = int(state.epoch.numpy())
   initial_step = int(state.step.numpy())
+  least = initial_epoch + (1 if initial_step else 0)
+  if run.config.epochs < least:
+    running = f" and is in epoch {least}" if initial_step else ""
+    raise RunError(
+      f"{run_dir}: --epochs {run.config.epochs}, but the run has finished "
+      f"{initial_epoch} epoch(s){running} ({restored}); --epochs is the "
+      f"total number of epochs, so give at least {least}. Nothing was "
+      f"changed."
+    )
   if initial_step and "batch_size" in changed:
     raise RunError(
       f"{run_dir}: the run stopped at step {initial_step} of epoch "
@@ -399,7 +449,9 @@ def load_run(
   """
   config = run_dir_lib.read_config(run_dir)
   model = loop.build_model(config)
-  state = checkpoints.RunState(model, run_dir, config.keep_checkpoints)
+  state = checkpoints.RunState(
+    model, run_dir, config.keep_checkpoints, config.model_identity()
+  )
   path = checkpoints.restore(state, run_dir, warn)
   if not path:
     raise RunError(
@@ -504,12 +556,47 @@ def sample_run(
       raise RunError(f"--{name} must be >= {low}; got {value}.")
   if os.path.isdir(out):
     raise RunError(f"--out {out}: is a folder; give the PNG file to write.")
-  folder = os.path.realpath(os.path.dirname(os.path.abspath(out)))
-  inside = os.path.commonpath([folder, os.path.realpath(run_dir)])
-  if inside == os.path.realpath(run_dir):  # it writes the run directory
+  if _sample_out_in_run(run_dir, out):  # it writes the run directory
     with run_dir_lib.locked(run_dir):
       return _sample_run(run_dir, out, n, temperature, seed, columns, classes)
   return _sample_run(run_dir, out, n, temperature, seed, columns, classes)
+
+
+# The files `sample` may write inside a run directory: its own `--run`'s.
+_SAMPLE_FILES = (run_dir_lib.SAMPLES_FILE, run_dir_lib.DEMO_SAMPLES_FILE)
+
+
+def _sample_out_in_run(run_dir, out):
+  """Whether `sample_run`'s PNG `out` is a samples file of its own
+  `run_dir` (`_SAMPLE_FILES`); `RunError` if `out` is an existing file that
+  is not a PNG image, or lies anywhere else inside a run directory (the
+  run's config, metrics, checkpoints, another run's files)."""
+  if os.path.exists(out):
+    try:
+      with open(out, "rb") as f:
+        head = f.read(len(png_folder.PNG_SIGNATURE))
+    except OSError as e:
+      raise RunError(f"--out {out}: cannot read it ({e}).") from e
+    if head != png_folder.PNG_SIGNATURE:
+      raise RunError(
+        f"--out {out}: an existing file that is not a PNG image; nothing "
+        f"is replaced. Give a new file name (or a PNG file to replace)."
+      )
+  holder = run_dir_lib.enclosing_run(out)
+  if holder is None:
+    return False
+  own = os.path.realpath(run_dir)
+  real = os.path.realpath(out)
+  if (os.path.dirname(real), os.path.basename(real)) in (
+    (own, name) for name in _SAMPLE_FILES
+  ):
+    return True
+  raise RunError(
+    f"--out {out}: inside the run directory {holder}, whose files sample "
+    f"never replaces (inside its own --run it writes only "
+    f"{' or '.join(_SAMPLE_FILES)}); nothing was written. Write the grid "
+    f"outside the run directory."
+  )
 
 
 def _sample_run(run_dir, out, n, temperature, seed, columns, classes):
@@ -530,25 +617,92 @@ def _sample_run(run_dir, out, n, temperature, seed, columns, classes):
   except ValueError as e:  # its message begins with the argument's name
     raise RunError(f"--{e}") from e
   try:
-    with run_dir_lib.writing(out, "the samples"):
+    with run_dir_lib.writing(out, "the samples", output=True):
       os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    run_dir_lib.write_png(out, grid, "the samples")
+    run_dir_lib.write_png(out, grid, "the samples", output=True)
   except OSError as e:
     raise RunError(f"--out {out}: cannot write it ({e}).") from e
   return model, n, temperature
 
 
-def export_run(run_dir: str | os.PathLike, out: str | os.PathLike) -> int:
+def export_run(
+  run_dir: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False
+) -> int:
   """Writes a run's newest intact checkpoint as a SavedModel at `out`
   (`tfp_emerging.export`); returns the epoch exported.
 
+  `out` is a new or empty folder, or with `overwrite` one holding a
+  SavedModel, never inside a run directory. The SavedModel is written into
+  a temporary folder beside `out` and renamed to `out` once complete (an
+  old SavedModel is renamed aside first, then deleted): a failed write
+  (a full disk) leaves `out` as it was, without temporary folders.
+
   Raises:
-    RunError: `out` is a file, or the run has no checkpoint.
+    RunError: `out` is a file, a folder holding something else, a
+      SavedModel without `overwrite`, or inside a run directory; the run
+      has no checkpoint.
+    run_dir.DiskFull, run_dir.ReadOnlyRun: `out` cannot be written.
   """
+  _check_export_out(out, overwrite)
+  _, model, epoch, _ = load_run(run_dir)
+  with run_dir_lib.writing(out, "the SavedModel", output=True):
+    _write_beside(out, lambda path: export.export(model, path))
+  return epoch
+
+
+def _check_export_out(out, overwrite):
+  """`RunError` unless `export_run` may write its SavedModel at `out`."""
   if os.path.exists(out) and not os.path.isdir(out):
     raise RunError(
       f"--out {out}: is a file; give the SavedModel folder to write."
     )
-  _, model, epoch, _ = load_run(run_dir)
-  export.export(model, out)
-  return epoch
+  holder = run_dir_lib.enclosing_run(out)
+  if holder is not None:
+    raise RunError(
+      f"--out {out}: inside the run directory {holder}; export never "
+      f"writes into a run directory. Choose a folder outside it."
+    )
+  entries = sorted(os.listdir(out)) if os.path.isdir(out) else []
+  if not entries:
+    return
+  if not _holds_saved_model(out):
+    shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+    raise RunError(
+      f"--out {out}: a folder that is not empty ({shown}) and holds no "
+      f"SavedModel; nothing is replaced. Choose a new or empty folder."
+    )
+  if not overwrite:
+    raise RunError(
+      f"--out {out}: already holds a SavedModel; pass --overwrite to "
+      f"replace it, or choose another --out."
+    )
+
+
+def _holds_saved_model(folder):
+  return any(
+    os.path.isfile(os.path.join(folder, name))
+    for name in ("saved_model.pb", "saved_model.pbtxt")
+  )
+
+
+def _write_beside(out, write):
+  """`write(path)` into a new temporary folder beside `out`, then that
+  folder renamed to `out` (an existing non-empty `out` renamed aside first
+  and deleted after); on any failure the temporary folder is deleted and
+  `out` is left as it was."""
+  out = os.path.abspath(out)
+  parent, name = os.path.split(out)
+  os.makedirs(parent, exist_ok=True)
+  temporary = tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=".tmp")
+  try:
+    write(temporary)
+    old = None
+    if os.path.isdir(out) and os.listdir(out):
+      old = temporary + ".old"
+      os.rename(out, old)
+    os.replace(temporary, out)  # onto a missing or empty folder: atomic
+  except BaseException:
+    shutil.rmtree(temporary, ignore_errors=True)
+    raise
+  if old is not None:
+    shutil.rmtree(old, ignore_errors=True)

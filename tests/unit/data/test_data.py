@@ -2,8 +2,10 @@
 
 import os
 import re
+import struct
 import sys
 from typing import ClassVar
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -421,6 +423,40 @@ def test_png_folder_palette_with_transparency_has_4_channels(tmp_path):
   assert _rows(np.concatenate([_collect(d, s) for s in data.SPLITS])) >= {
     expected.tobytes()
   }
+
+
+def test_png_folder_of_1_bit_images_has_2_levels(tmp_path):
+  # Black-and-white images (PIL's mode "1": 1-bit grey PNGs), which
+  # `tf.io.decode_png` gives as 0 and 255, are modelled as 2 levels.
+  bits = np.random.default_rng(0).integers(0, 2, (6, 8, 8)).astype(bool)
+  for i, image in enumerate(bits):
+    Image.fromarray(image).save(tmp_path / f"{i}.png")
+  assert (tmp_path / "0.png").read_bytes()[24] == 1  # IHDR bit depth
+  d = data.load(str(tmp_path))
+  assert d.num_bins == 2 and d.image_shape == (8, 8, 1)
+  pixels = np.concatenate([_collect(d, s) for s in data.SPLITS])
+  assert _rows(pixels) == _rows(bits[..., None].astype(np.uint8))
+
+
+def test_png_folder_broken_image_data_is_named_by_load(tmp_path):
+  # Header, checksums and IEND intact; the compressed pixels are not.
+  png = _complete_png()
+  at = png.index(b"IDAT") + 4
+  (length,) = struct.unpack(">I", png[at - 8 : at - 4])
+  data_bytes = png[at : at + 2] + bytes(
+    b ^ 0xFF for b in png[at + 2 : at + length]
+  )
+  crc = struct.pack(">I", zlib.crc32(b"IDAT" + data_bytes))
+  broken = png[:at] + data_bytes + crc + png[at + length + 4 :]
+  assert broken.endswith(png[-12:]) and len(broken) == len(png)
+  _write_png(tmp_path / "a.png", np.zeros((8, 8, 1)))
+  (tmp_path / "b.png").write_bytes(broken)
+  with pytest.raises(data.DataError) as info:
+    data.load(str(tmp_path))
+  message = _message(info)
+  assert message.startswith(f"{tmp_path / 'b.png'}: not a readable PNG image")
+  assert "image data cannot be decoded" in message, message
+  assert "{{" not in message and "[Op:" not in message
 
 
 def test_png_folder_mixed_sizes_names_the_odd_file(tmp_path):

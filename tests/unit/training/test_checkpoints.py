@@ -63,3 +63,24 @@ def test_checkpoint_holds_every_variable_of_every_mixing(
   np.testing.assert_array_equal(
     flow_log_prob(restored, probe), flow_log_prob(model, probe)
   )
+
+
+def test_a_checkpoint_of_another_model_is_a_mismatch_not_corrupt(
+  digits_npz, tmp_path
+):
+  """Without a stored identity (`RunState` without one), a checkpoint that
+  fails only by not fitting the model (another architecture) raises
+  `ConfigMismatch`, which advises no deletion, not `CorruptCheckpointError`."""
+  run = str(tmp_path / "run")
+  config = tiny_config(digits_npz, num_bins=17, image_shape=[8, 8, 1])
+  checkpoints.RunState(training.build_model(config), run, 1).save(1, [])
+  other = dataclasses.replace(config, num_steps=2)
+  state = checkpoints.RunState(training.build_model(other), run, 1)
+  warnings = []
+  with pytest.raises(checkpoints.ConfigMismatch) as info:
+    state.restore(warnings.append)
+  message = str(info.value)
+  assert "config.json and the checkpoints in " in message, message
+  assert "disagree" in message and "intact" in message, message
+  assert "delete " not in message and "corrupt" not in message, message
+  assert warnings and "does not fit the model" in warnings[0], warnings
