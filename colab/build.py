@@ -8,12 +8,16 @@ open, is written here: no outputs or execution counts, fixed cell ids and
 metadata, so rebuilding an unchanged source changes no byte
 (`tests/integration/test_notebooks.py` checks the committed files).
 
+Every notebook opens with the same install cell, kept once in
+`colab/install_cell.py` (one code cell, percent format) and put before the
+source's own cells here; a source starts with its title.
+
     python colab/build.py                          # make notebooks
     python colab/build.py --repository OWNER/NAME  # the same, with
                                                    # REPOSITORY=OWNER/NAME
 
-`--repository` first stamps `OWNER/NAME` into every source's install cell
-(its line `REPOSITORY = "..."`) and into README.md's Colab badges
+`--repository` first stamps `OWNER/NAME` into the install cell (its line
+`REPOSITORY = "..."`) and into README.md's Colab badges
 (`https://colab.research.google.com/github/OWNER/NAME/blob/main/colab/...`),
 for a fork whose notebooks install from, and open at, the fork.
 """
@@ -28,7 +32,9 @@ import nbformat
 
 COLAB = pathlib.Path(__file__).resolve().parent
 README = COLAB.parent / "README.md"
-# The install cell's one variable, as it stands in every source.
+# The first cell of every notebook.
+INSTALL_CELL = COLAB / "install_cell.py"
+# The install cell's one variable.
 REPOSITORY_LINE = re.compile(r'^REPOSITORY = "[^"\n]*"$', re.M)
 BADGE_URL = re.compile(
   r"https://colab\.research\.google\.com/github/[^/\s)]+/[^/\s)]+/blob/main/colab/"
@@ -50,11 +56,23 @@ def sources() -> list:
   return sorted(COLAB.glob("[0-9][0-9]_*.py"))
 
 
-def notebook(source: pathlib.Path) -> nbformat.NotebookNode:
-  """The notebook of one percent-format source: its cells in order, ids
-  `cell-00, cell-01, ...`, no outputs, the metadata above (none of
-  jupytext's)."""
-  cells = jupytext.read(source, fmt="py:percent").cells
+def notebook(
+  source: pathlib.Path, install_cell: pathlib.Path = INSTALL_CELL
+) -> nbformat.NotebookNode:
+  """The notebook of one percent-format source: the install cell, then the
+  source's cells in order, ids `cell-00, cell-01, ...`, no outputs, the
+  metadata above (none of jupytext's).
+
+  Raises:
+    ValueError: `install_cell` is not one code cell.
+  """
+  install = jupytext.read(install_cell, fmt="py:percent").cells
+  if [cell.cell_type for cell in install] != ["code"]:
+    raise ValueError(
+      f"{install_cell} must hold one code cell; found "
+      f"{[cell.cell_type for cell in install]}."
+    )
+  cells = install + jupytext.read(source, fmt="py:percent").cells
   built = nbformat.v4.new_notebook(metadata=METADATA)
   for index, cell in enumerate(cells):
     make = (
@@ -67,33 +85,34 @@ def notebook(source: pathlib.Path) -> nbformat.NotebookNode:
   return built
 
 
-def stamp(repository: str, paths: list) -> None:
-  """Writes `repository` ("OWNER/NAME") into the install cell of every
-  source in `paths` and into README.md's Colab badges.
+def stamp(
+  repository: str,
+  install_cell: pathlib.Path = INSTALL_CELL,
+  readme: pathlib.Path = README,
+) -> None:
+  """Writes `repository` ("OWNER/NAME") into the install cell and into
+  README.md's Colab badges.
 
   Raises:
-    ValueError: `repository` is not `OWNER/NAME`, or a source has not
-      exactly one line `REPOSITORY = "..."`.
+    ValueError: `repository` is not `OWNER/NAME`, or the install cell has
+      not exactly one line `REPOSITORY = "..."`.
   """
   if not SLUG.fullmatch(repository):
     raise ValueError(
       f"repository must be GitHub's OWNER/NAME, e.g. "
       f"'tfp-emerging/tfp_emerging'; got {repository!r}."
     )
-  for path in paths:
-    text = path.read_text(encoding="utf-8")
-    text, count = REPOSITORY_LINE.subn(f'REPOSITORY = "{repository}"', text)
-    if count != 1:
-      raise ValueError(
-        f'{path}: needs one line REPOSITORY = "..." in its '
-        f"install cell; found {count}."
-      )
-    path.write_text(text, encoding="utf-8")
-  readme = README.read_text(encoding="utf-8")
-  README.write_text(
+  text = install_cell.read_text(encoding="utf-8")
+  text, count = REPOSITORY_LINE.subn(f'REPOSITORY = "{repository}"', text)
+  if count != 1:
+    raise ValueError(
+      f'{install_cell}: needs one line REPOSITORY = "..."; found {count}.'
+    )
+  install_cell.write_text(text, encoding="utf-8")
+  readme.write_text(
     BADGE_URL.sub(
       f"https://colab.research.google.com/github/{repository}/blob/main/colab/",
-      readme,
+      readme.read_text(encoding="utf-8"),
     ),
     encoding="utf-8",
   )
@@ -105,11 +124,11 @@ def main(argv=None) -> None:
     "--repository",
     metavar="OWNER/NAME",
     help="stamp this GitHub repository into the install "
-    "cells and README.md's badges first",
+    "cell and README.md's badges first",
   )
   options = parser.parse_args(argv)
   if options.repository:
-    stamp(options.repository, sources())
+    stamp(options.repository)
   for source in sources():
     target = source.with_suffix(".ipynb")
     nbformat.write(notebook(source), target)

@@ -9,7 +9,7 @@ reconstructions) fails it. The other tests check that the committed
 `.ipynb` files are what `colab/build.py` writes from the `.py` sources, the
 install cell's decision (a checkout, an installed package, a published
 copy), its failure message, `make notebooks REPOSITORY=...`'s stamping of
-the install cells and README's badges, and the class-conditional
+the install cell and README's badges, and the class-conditional
 notebook's grid of one row per class.
 """
 
@@ -177,11 +177,27 @@ def test_an_edited_source_gives_another_notebook(tmp_path):
 def test_sources_are_jupytext_percent_files_without_code_in_strings():
   for source in build.sources():
     text = source.read_text(encoding="utf-8")
-    assert text.startswith("# %%\n"), source.name  # the install cell first
+    # The title first: the install cell is not copied into the sources.
+    assert text.startswith("# %% [markdown]\n# # "), source.name
+    assert "REPOSITORY" not in text, source.name
     cells = build.notebook(source).cells
-    assert len(cells) == text.count("\n# %%") + 1
+    assert len(cells) == 1 + text.count("\n# %%") + 1
     assert cells[1].cell_type == "markdown"
     assert cells[1].source.startswith("# "), source.name  # the title
+
+
+def test_the_install_cell_is_kept_once_and_put_first(tmp_path):
+  install = build.INSTALL_CELL.read_text(encoding="utf-8")
+  assert install.startswith("# %%\n") and install.count("# %%") == 1
+  for source in build.sources():
+    first = build.notebook(source).cells[0]
+    assert first.cell_type == "code"
+    assert first.source == install.removeprefix("# %%\n").strip("\n")
+  # An install cell of two cells is refused, not silently split.
+  two_cells = tmp_path / "install_cell.py"
+  two_cells.write_text(install + "\n# %%\nprint(1)\n", encoding="utf-8")
+  with pytest.raises(ValueError, match="must hold one code cell"):
+    build.notebook(build.sources()[0], two_cells)
 
 
 def _install_cells():
@@ -298,31 +314,27 @@ def test_a_published_copy_installs_from_repository_or_says_to_set_it(
   assert message.endswith("pip said:\nERROR: no such repository")
 
 
-def test_stamping_a_repository_changes_the_install_cells_and_badges(
+def test_stamping_a_repository_changes_the_install_cell_and_badges(
   monkeypatch, tmp_path
 ):
-  colab = tmp_path / "colab"
-  colab.mkdir()
-  for source in build.sources():
-    shutil.copy(source, colab / source.name)
+  install_cell = tmp_path / "install_cell.py"
+  shutil.copy(build.INSTALL_CELL, install_cell)
   readme = tmp_path / "README.md"
   shutil.copy(ROOT / "README.md", readme)
-  monkeypatch.setattr(build, "README", readme)
-  copies = sorted(colab.glob("*.py"))
-  build.stamp("someone/fork", copies)
+  build.stamp("someone/fork", install_cell, readme)
   badges = re.findall(
     r"https://colab\.research\.google\.com/github/"
     r"([^/]+/[^/]+)/blob/main/colab/(\w+)\.ipynb",
     readme.read_text(encoding="utf-8"),
   )
   assert badges == [("someone/fork", name) for name in NAMES]
-  for copy in copies:
-    cell = build.notebook(copy).cells[0].source
+  for source in build.sources():
+    cell = build.notebook(source, install_cell).cells[0].source
     assert 'REPOSITORY = "someone/fork"' in cell
     assert DEFAULT_REPOSITORY not in cell
   # The stamped cell of a published copy installs from the fork.
   _, commands = _run_install_cell(
-    build.notebook(copies[0]).cells[0].source,
+    build.notebook(build.sources()[0], install_cell).cells[0].source,
     monkeypatch,
     tmp_path,
     importable=False,
@@ -330,7 +342,9 @@ def test_stamping_a_repository_changes_the_install_cells_and_badges(
   assert commands[0][-1] == "git+https://github.com/someone/fork"
   for wrong in ["someone", "someone/fork/extra", "git+https://x/y", ""]:
     with pytest.raises(ValueError, match="repository must be GitHub's"):
-      build.stamp(wrong, copies)
+      build.stamp(wrong, install_cell, readme)
+  # The committed files are untouched.
+  assert DEFAULT_REPOSITORY in build.INSTALL_CELL.read_text(encoding="utf-8")
 
 
 def test_the_committed_badges_open_the_committed_repository():
