@@ -15,9 +15,17 @@
 #
 # We compare test bits/dim, parameter counts, training time per epoch and the
 # time to sample. One level of squeezing (images of `4 x 4 x 4`) keeps the
-# periodic convolution's `3 x 3` kernel within the image. On data this small
-# the differences are small and a single seed is noisy: read the numbers as an
-# illustration of the trade-off, not as the paper's results.
+# periodic convolution's `3 x 3` kernel within the image.
+#
+# **One seed proves nothing.** Each mixing trains once, with one seed, so the
+# numbers below carry no error bars. On data this small the gaps between
+# mixings are of the size another seed (other initial weights, another batch
+# order) would change them by, and their order may flip from seed to seed.
+# Read them as an illustration of the trade-off (parameters, training time,
+# sampling time), not as a ranking of the mixings nor as the paper's results.
+# The comparison over 3 seeds, with means, standard deviations and paired
+# differences, is `benchmarks/compare.py`, reported in the docs' Results
+# page.
 
 # %%
 # Size: the full run (a few minutes on Colab) unless the environment sets
@@ -111,9 +119,10 @@ for mixing in MIXINGS:
 # ## Bits per dimension
 #
 # Test bits/dim with the same dequantisation noise for every model (lower is
-# better; a uniform model scores `log2(17) = 4.09`). The emerging mixing has
-# more parameters than the 1x1 ones (its two `2 x 2` quadrant kernels per
-# step); the periodic one has a full `3 x 3` kernel.
+# better; a uniform model scores `log2(17) = 4.09`), from one seed each: no
+# error bars, and no gap here says one mixing beats another. The emerging
+# mixing has more parameters than the 1x1 ones (its two `2 x 2` quadrant
+# kernels per step); the periodic one has a full `3 x 3` kernel.
 
 # %%
 lines = [
@@ -137,7 +146,7 @@ axes[0].bar_label(bars, fmt="%.3f")
 margin = max(0.05, bits.max() - bits.min())
 axes[0].set_ylim(bits.min() - margin, bits.max() + margin)
 axes[0].set_ylabel("test bits / dim (axis does not start at 0)")
-axes[0].set_title("after the same training budget")
+axes[0].set_title("same budget, one seed each: no error bars")
 for mixing in MIXINGS:
   curve = results[mixing]["curve"]
   axes[1].plot(np.arange(1, len(curve) + 1), curve, "o-", label=mixing)

@@ -3,7 +3,8 @@
 Strict mode turns every warning into a failure, and `mkdocs.yml`'s
 `validation` makes a link to a missing page or anchor, a page left out of
 the nav and a docstring the API reference cannot parse warnings. The
-notebooks of `colab/` are rendered (not executed) as the Tutorials. The API
+notebooks' executed copies (`docs/tutorials/`, `make tutorials`) are
+rendered, figures included, as the Tutorials. The API
 reference renders every name its modules export, constants included, and
 each class or function once.
 """
@@ -62,14 +63,17 @@ def test_every_page_is_built(site):
     assert (site / folder / "index.html").exists(), page
 
 
-def test_the_notebooks_are_tutorials(site):
+def test_the_notebooks_are_tutorials_with_their_figures(site):
+  """Each notebook of `colab/` is a page made from its executed copy in
+  `docs/tutorials/`, figures included."""
   notebooks = sorted((ROOT / "colab").glob("*.ipynb"))
   assert notebooks
   tutorials = (site / "tutorials" / "index.html").read_text(encoding="utf-8")
   for notebook in notebooks:
-    page = site / "colab" / notebook.stem / "index.html"
+    page = site / "tutorials" / notebook.stem / "index.html"
     assert page.exists(), notebook.name
-    assert f"colab/{notebook.stem}/" in tutorials, notebook.name
+    assert f'href="{notebook.stem}/"' in tutorials, notebook.name
+    assert "data:image/png;base64," in page.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
