@@ -14,7 +14,8 @@
   notebooks REPOSITORY=OWNER/NAME` stamps).
 * The figures the benchmarks write, `benchmarks/results/*.png`, are added
   as they are (a page links them as `benchmarks/results/NAME.png`), so the
-  site never shows a stale copy.
+  site never shows a stale copy; so are the repository's `CONTRIBUTING.md`
+  and `CHANGELOG.md`, pages of the nav.
 """
 
 import json
@@ -27,6 +28,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 FOLDER = "colab"
 SECTION = "Tutorials"
 FIGURES = "benchmarks/results"
+# Pages of the site that live at the repository's root.
+ROOT_PAGES = ["CONTRIBUTING.md", "CHANGELOG.md"]
 # The executed copies, in the docs folder, beside the Tutorials page.
 TUTORIALS = "tutorials"
 TUTORIALS_PAGE = "tutorials/index.md"
@@ -107,8 +110,9 @@ def on_config(config):
 
 
 def on_files(files, config):
-  for path in sorted((ROOT / FIGURES).glob("*.png")):
-    # A File of the repository root: the figure as the benchmarks wrote it.
+  figures = sorted((ROOT / FIGURES).glob("*.png"))
+  for path in [*figures, *(ROOT / name for name in ROOT_PAGES)]:
+    # A File of the repository root, as it is there.
     files.append(
       File(
         path.relative_to(ROOT).as_posix(),

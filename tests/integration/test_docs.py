@@ -63,6 +63,22 @@ def test_every_page_is_built(site):
     assert (site / folder / "index.html").exists(), page
 
 
+def test_contributing_and_changelog_are_pages(site):
+  for name in ["CONTRIBUTING", "CHANGELOG"]:
+    assert (site / name / "index.html").exists(), name
+
+
+def test_contributing_names_every_make_target():
+  """CONTRIBUTING.md's table keeps up with the Makefile's targets."""
+  makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+  targets = re.search(r"^\.PHONY: (.*)$", makefile, re.M).group(1).split()
+  assert "test" in targets
+  guide = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+  assert [t for t in targets if f"`make {t}`" not in guide] == []
+  changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+  assert "## [Unreleased]" in changelog
+
+
 def test_the_notebooks_are_tutorials_with_their_figures(site):
   """Each notebook of `colab/` is a page made from its executed copy in
   `docs/tutorials/`, figures included."""
