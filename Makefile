@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: install test test-unit typecheck demo benchmark docs notebooks format lint
+.PHONY: install test test-unit typecheck demo benchmark docs notebooks tutorials format lint
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ docs: install
 # repository into the notebooks' install cell and README.md's Colab badges.
 notebooks: install
 	$(PY) colab/build.py $(if $(REPOSITORY),--repository $(REPOSITORY))
+
+# The same, then each notebook run at full size (minutes each on 2 cores),
+# its executed copy written to docs/tutorials/: the site's Tutorials.
+tutorials: install
+	$(PY) colab/build.py --execute
 
 # Style, held by ruff (configured in pyproject.toml): `make format` rewrites
 # the tree, `make lint` checks formatting and the lint rules without writing.

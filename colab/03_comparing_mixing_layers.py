@@ -1,68 +1,3 @@
-# %%
-# Setup: makes `tfp_emerging` importable. In a checkout of the repository
-# (this notebook in its colab/ folder) it installs that checkout with
-# `pip install -e`; anywhere else, unless this Python already has the
-# package, it installs it from GitHub's REPOSITORY ("OWNER/NAME"; for a
-# fork, set it here, or run `make notebooks REPOSITORY=OWNER/NAME`).
-REPOSITORY = "tfp-emerging/tfp_emerging"
-
-import importlib.util
-import pathlib
-import subprocess
-import sys
-
-
-def install_command(repository, folder, installed_at):
-  """pip's command line for `tfp_emerging`, or None when none is needed.
-
-  `folder`: where the notebook runs; `installed_at`: the folder of the
-  importable package, or None."""
-  for checkout in [folder, *folder.parents]:
-    project = checkout / "pyproject.toml"
-    if project.is_file() and 'name = "tfp_emerging"' in project.read_text():
-      if installed_at is not None and checkout in installed_at.parents:
-        return None
-      return [sys.executable, "-m", "pip", "install", "-q", "-e", str(checkout)]
-  if installed_at is not None:
-    return None
-  return [
-    sys.executable,
-    "-m",
-    "pip",
-    "install",
-    "-q",
-    f"git+https://github.com/{repository}",
-  ]
-
-
-spec = importlib.util.find_spec("tfp_emerging")
-command = install_command(
-  REPOSITORY,
-  pathlib.Path.cwd().resolve(),
-  pathlib.Path(spec.origin).resolve().parent if spec else None,
-)
-if command:
-  print("installing:", " ".join(command[2:]))
-  pip = subprocess.run(command, capture_output=True, text=True)
-  if pip.returncode != 0:
-    raise RuntimeError(
-      f"Could not install tfp_emerging with `{' '.join(command[2:])}` "
-      f"(pip exit status {pip.returncode}). Set REPOSITORY at the top "
-      f"of this cell to the GitHub repository that holds it, as "
-      f"'OWNER/NAME', and run the cell again. pip said:\n" + pip.stderr[-3000:]
-    )
-  if "-e" in command:  # an editable install shows after a restart only
-    sys.path.insert(0, command[-1])
-  importlib.invalidate_caches()
-import tfp_emerging
-
-print(
-  "tfp_emerging",
-  tfp_emerging.__version__,
-  "from",
-  pathlib.Path(tfp_emerging.__file__).parent,
-)
-
 # %% [markdown]
 # # Comparing mixing layers on the same budget
 #
@@ -80,9 +15,17 @@ print(
 #
 # We compare test bits/dim, parameter counts, training time per epoch and the
 # time to sample. One level of squeezing (images of `4 x 4 x 4`) keeps the
-# periodic convolution's `3 x 3` kernel within the image. On data this small
-# the differences are small and a single seed is noisy: read the numbers as an
-# illustration of the trade-off, not as the paper's results.
+# periodic convolution's `3 x 3` kernel within the image.
+#
+# **One seed proves nothing.** Each mixing trains once, with one seed, so the
+# numbers below carry no error bars. On data this small the gaps between
+# mixings are of the size another seed (other initial weights, another batch
+# order) would change them by, and their order may flip from seed to seed.
+# Read them as an illustration of the trade-off (parameters, training time,
+# sampling time), not as a ranking of the mixings nor as the paper's results.
+# The comparison over 3 seeds, with means, standard deviations and paired
+# differences, is `benchmarks/compare.py`, reported in the docs' Results
+# page.
 
 # %%
 # Size: the full run (a few minutes on Colab) unless the environment sets
@@ -176,9 +119,10 @@ for mixing in MIXINGS:
 # ## Bits per dimension
 #
 # Test bits/dim with the same dequantisation noise for every model (lower is
-# better; a uniform model scores `log2(17) = 4.09`). The emerging mixing has
-# more parameters than the 1x1 ones (its two `2 x 2` quadrant kernels per
-# step); the periodic one has a full `3 x 3` kernel.
+# better; a uniform model scores `log2(17) = 4.09`), from one seed each: no
+# error bars, and no gap here says one mixing beats another. The emerging
+# mixing has more parameters than the 1x1 ones (its two `2 x 2` quadrant
+# kernels per step); the periodic one has a full `3 x 3` kernel.
 
 # %%
 lines = [
@@ -202,7 +146,7 @@ axes[0].bar_label(bars, fmt="%.3f")
 margin = max(0.05, bits.max() - bits.min())
 axes[0].set_ylim(bits.min() - margin, bits.max() + margin)
 axes[0].set_ylabel("test bits / dim (axis does not start at 0)")
-axes[0].set_title("after the same training budget")
+axes[0].set_title("same budget, one seed each: no error bars")
 for mixing in MIXINGS:
   curve = results[mixing]["curve"]
   axes[1].plot(np.arange(1, len(curve) + 1), curve, "o-", label=mixing)

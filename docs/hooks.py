@@ -1,30 +1,37 @@
 """mkdocs hook: files of the repository outside `docs/` that the site shows.
 
-* The committed notebooks `colab/*.ipynb` become the Tutorials. They stay
-  where Colab opens them: this hook adds each one to the site as
-  `colab/<NAME>.ipynb`, for mkdocs-jupyter to render without executing it,
-  and appends it to the nav's Tutorials section, so a notebook added to
-  `colab/` appears without editing `mkdocs.yml`.
+* The notebooks' executed copies, `docs/tutorials/<NAME>.ipynb` (`make
+  tutorials`: the notebooks of `colab/` run at full size, outputs and
+  figures kept), become the Tutorials: mkdocs-jupyter renders them without
+  executing them, and this hook appends each to the nav's Tutorials
+  section, so a notebook added to `colab/` appears without editing
+  `mkdocs.yml`. A notebook of `colab/` without its executed copy fails the
+  build.
 * The Tutorials page's table of notebooks, each with its Colab badge, is
   made from the same files, in place of the marker `TABLE` in that page;
-  a badge opens the repository its notebook's install cell names
-  (`REPOSITORY`, which `make notebooks REPOSITORY=OWNER/NAME` stamps).
+  a badge opens, on Colab, the notebook of `colab/` (without outputs) in
+  the repository its install cell names (`REPOSITORY`, which `make
+  notebooks REPOSITORY=OWNER/NAME` stamps).
 * The figures the benchmarks write, `benchmarks/results/*.png`, are added
   as they are (a page links them as `benchmarks/results/<NAME>.png`), so the
-  site never shows a stale copy.
+  site never shows a stale copy; so are the repository's `CONTRIBUTING.md`
+  and `CHANGELOG.md`, pages of the nav.
 """
 
 import json
 import pathlib
 import re
 
-from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FOLDER = "colab"
 SECTION = "Tutorials"
 FIGURES = "benchmarks/results"
+# Pages of the site that live at the repository's root.
+ROOT_PAGES = ["CONTRIBUTING.md", "CHANGELOG.md"]
+# The executed copies, in the docs folder, beside the Tutorials page.
+TUTORIALS = "tutorials"
 TUTORIALS_PAGE = "tutorials/index.md"
 TABLE = "<!-- the notebooks of colab/, made by docs/hooks.py -->"
 COLAB_URL = (
@@ -37,8 +44,21 @@ BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
 def notebooks():
-  """The committed notebooks, in their numbered order."""
-  return sorted((ROOT / FOLDER).glob("*.ipynb"))
+  """The executed copies of the notebooks, in their numbered order.
+
+  Raises:
+    ValueError: a notebook of `colab/` has no executed copy, or a copy no
+      notebook.
+  """
+  copies = sorted((ROOT / "docs" / TUTORIALS).glob("*.ipynb"))
+  names = sorted(path.stem for path in (ROOT / FOLDER).glob("*.ipynb"))
+  if [path.stem for path in copies] != names:
+    raise ValueError(
+      f"docs/{TUTORIALS}/ must hold an executed copy of each notebook of "
+      f"{FOLDER}/, {names}; it holds {[path.stem for path in copies]}. "
+      f"Run `make tutorials`."
+    )
+  return copies
 
 
 def title(path):
@@ -67,7 +87,7 @@ def notebook_table():
   for path in notebooks():
     url = COLAB_URL.format(repository=repository(path), name=path.name)
     rows.append(
-      f"| [`{path.stem}`](../{FOLDER}/{path.name}) | {title(path)} | "
+      f"| [`{path.stem}`]({path.name}) | {title(path)} | "
       f"[![Open In Colab]({BADGE})]({url}) |"
     )
   return "\n".join(rows)
@@ -84,17 +104,15 @@ def on_config(config):
       f"mkdocs.yml's nav needs one {SECTION!r} section, found {len(sections)}"
     )
   sections[0][SECTION] = list(sections[0][SECTION]) + [
-    f"{FOLDER}/{path.name}" for path in notebooks()
+    f"{TUTORIALS}/{path.name}" for path in notebooks()
   ]
   return config
 
 
-@event_priority(100)  # Before mkdocs-jupyter's on_files makes them pages.
 def on_files(files, config):
   figures = sorted((ROOT / FIGURES).glob("*.png"))
-  for path in [*notebooks(), *figures]:
-    # A File of the repository root, not a generated one: mkdocs-jupyter's
-    # wrapper only sees the source path of files read from a folder.
+  for path in [*figures, *(ROOT / name for name in ROOT_PAGES)]:
+    # A File of the repository root, as it is there.
     files.append(
       File(
         path.relative_to(ROOT).as_posix(),

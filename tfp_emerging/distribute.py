@@ -34,6 +34,8 @@ import tensorflow as tf
 __all__ = ["STRATEGIES", "StrategyError", "make_strategy"]
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+"""The `tf.distribute` strategies `make_strategy` (and `--strategy`) can
+make by name."""
 
 
 class StrategyError(ValueError):

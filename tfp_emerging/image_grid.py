@@ -25,10 +25,11 @@ __all__ = [
   "tile",
 ]
 
-# Samples in `samples.png` of an unconditional run.
 NUM_SAMPLES = 64
-# Samples per class (one row each) in a class-conditional run's samples.png.
+"""Samples in `samples.png` of an unconditional run."""
 SAMPLES_PER_CLASS = 8
+"""Samples per class (one row each) in a class-conditional run's
+`samples.png`."""
 
 
 def tile(

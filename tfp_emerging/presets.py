@@ -54,10 +54,9 @@ PRESETS = {
   "cifar10-1x1-32": dict(_CIFAR10, mixing="1x1", num_steps=32),
   "cifar10-emerging-32": dict(_CIFAR10, mixing="emerging", num_steps=32),
 }
+"""The paper's CIFAR-10 configurations by name (`--preset`): the
+`RunConfig` options each sets."""
 
-# Test bits/dim on CIFAR-10 as reported by the paper (its tables of 8 and
-# of 32 steps per level; the 32-step 1x1 figure is Glow's own, quoted
-# there), `None` where it reports none for that mixing.
 PAPER_BITS_PER_DIM = {
   "cifar10-1x1": 3.46,
   "cifar10-lu": None,
@@ -67,6 +66,9 @@ PAPER_BITS_PER_DIM = {
   "cifar10-1x1-32": 3.35,
   "cifar10-emerging-32": 3.34,
 }
+"""Test bits/dim on CIFAR-10 as reported by the paper (its tables of 8 and
+of 32 steps per level; the 32-step 1x1 figure is Glow's own, quoted
+there), `None` where it reports none for that mixing."""
 
 
 def options(name: str) -> dict[str, Any]:

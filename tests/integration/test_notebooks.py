@@ -3,19 +3,20 @@ source, and installs the package from where it is.
 
 `test_notebook_runs` executes every committed notebook with `nbclient` on a
 kernel running this very interpreter, at the small size
-(`TFP_EMERGING_NOTEBOOK_SMALL=1`), with matplotlib's Agg backend; any error
+(`TFP_EMERGING_NOTEBOOK_SMALL=1`), with matplotlib's inline backend; any error
 in any cell (including the notebooks' own `assert`s on log-dets, inverses,
-reconstructions) fails it. The other tests check that the committed
-`.ipynb` files are what `colab/build.py` writes from the `.py` sources, the
+reconstructions) fails it, and so does a cell that calls `plt.show()`
+without an image/png output. The other tests check that the committed
+`.ipynb` files are what `colab/build.py` writes from the `.py` sources,
+that the executed copies of `docs/tutorials/` (the docs site's Tutorials)
+have the same cells and a figure wherever one is shown, the
 install cell's decision (a checkout, an installed package, a published
 copy), its failure message, `make notebooks REPOSITORY=...`'s stamping of
-the install cells and README's badges, and the class-conditional
+the install cell and README's badges, and the class-conditional
 notebook's grid of one row per class.
 """
 
 import importlib.util
-import json
-import os
 import pathlib
 import re
 import shutil
@@ -24,14 +25,11 @@ import sys
 import time
 import types
 
-from ipykernel import kernelspec
-from nbclient import NotebookClient
 import nbformat
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COLAB = ROOT / "colab"
-KERNEL = "tfp-emerging-test"
 DEFAULT_REPOSITORY = "tfp-emerging/tfp_emerging"
 NAMES = [
   "01_emerging_convolutions",
@@ -56,51 +54,22 @@ build = _load_build()
 
 
 @pytest.fixture(scope="module")
-def kernel_env(tmp_path_factory):
-  """A kernelspec for `sys.executable` and the environment the kernel
-  inherits."""
-  jupyter_dir = tmp_path_factory.mktemp("jupyter")
-  kernelspec.write_kernel_spec(str(jupyter_dir / "kernels" / KERNEL))
-  with open(
-    jupyter_dir / "kernels" / KERNEL / "kernel.json", encoding="utf-8"
-  ) as f:
-    assert json.load(f)["argv"][0] == sys.executable
-  return {
-    "JUPYTER_PATH": str(jupyter_dir),
-    "TFP_EMERGING_NOTEBOOK_SMALL": "1",
-    "MPLBACKEND": "Agg",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    # The package from this checkout, installed or not.
-    "PYTHONPATH": os.pathsep.join(
-      [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
-    ),
-  }
-
-
-@pytest.fixture(scope="module")
-def executed(kernel_env, tmp_path_factory):
-  """`executed(name)`: the notebook `colab/<name>.ipynb` run once (memoised),
-  and its wall-clock seconds."""
+def executed(tmp_path_factory):
+  """`executed(name)`: the notebook `colab/<name>.ipynb` run once (memoised)
+  at the small size, and its wall-clock seconds."""
   runs = {}
 
   def run(name):
     if name not in runs:
       notebook = nbformat.read(COLAB / f"{name}.ipynb", as_version=4)
-      folder = tmp_path_factory.mktemp(name)  # cwd: not a checkout
-      saved = dict(os.environ)
-      os.environ.update(kernel_env)
-      try:
-        start = time.perf_counter()
-        NotebookClient(
-          notebook,
-          kernel_name=KERNEL,
-          timeout=CELL_TIMEOUT_S,
-          resources={"metadata": {"path": str(folder)}},
-        ).execute()
-        runs[name] = notebook, time.perf_counter() - start
-      finally:
-        os.environ.clear()
-        os.environ.update(saved)
+      start = time.perf_counter()
+      build.execute(
+        notebook,
+        tmp_path_factory.mktemp(name),  # cwd: not a checkout
+        {"TFP_EMERGING_NOTEBOOK_SMALL": "1"},
+        timeout=CELL_TIMEOUT_S,
+      )
+      runs[name] = notebook, time.perf_counter() - start
     return runs[name]
 
   return run
@@ -133,11 +102,50 @@ def test_notebook_runs(name, executed):
     for o in cell.outputs
     if o.output_type == "error"
   ]
+  # Every figure a cell shows reached its outputs (the inline backend).
+  assert build.missing_figures(notebook) == []
+  assert any(build.SHOW in cell.source for cell in notebook.cells)
   printed = _printed(notebook)
   assert "small: True" in printed  # the size variable reached the kernel
   # Not a checkout, the package importable: the install cell installed nothing.
   assert "installing:" not in printed
   assert f"from {ROOT / 'tfp_emerging'}" in printed
+
+
+@pytest.mark.slow
+def test_a_figure_that_does_not_appear_is_caught(tmp_path):
+  """`missing_figures` is not vacuous: with Agg, `plt.show()` shows
+  nothing and the cell is named; with the inline backend it shows."""
+  cell = nbformat.v4.new_code_cell(
+    "import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()",
+    id="plot",
+  )
+  for backend, missing in [("Agg", ["plot"]), (build.INLINE_BACKEND, [])]:
+    notebook = nbformat.v4.new_notebook(cells=[cell.copy()])
+    build.execute(notebook, tmp_path, {"MPLBACKEND": backend}, timeout=120)
+    assert build.missing_figures(notebook) == missing, backend
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_executed_copy_is_current_and_shows_its_figures(name):
+  """`docs/tutorials/name.ipynb`, the site's page, is the notebook built
+  from its source today, run at full size without an error, with an image
+  wherever a cell shows one (`make tutorials` rewrites it)."""
+  copy = nbformat.read(build.TUTORIALS / f"{name}.ipynb", as_version=4)
+  built = build.notebook(COLAB / f"{name}.py")
+  assert [(c.id, c.cell_type, c.source) for c in copy.cells] == [
+    (c.id, c.cell_type, c.source) for c in built.cells
+  ], "run `make tutorials` and commit docs/tutorials/"
+  outputs = [
+    output
+    for cell in copy.cells
+    if cell.cell_type == "code"
+    for output in cell.outputs
+  ]
+  assert not [o for o in outputs if o.output_type == "error"]
+  assert build.missing_figures(copy) == []
+  assert "small: False" in _printed(copy)  # run at full size
+  assert sorted(p.stem for p in build.TUTORIALS.glob("*.ipynb")) == NAMES
 
 
 def test_the_conditional_grid_has_one_row_per_class(executed):
@@ -177,11 +185,27 @@ def test_an_edited_source_gives_another_notebook(tmp_path):
 def test_sources_are_jupytext_percent_files_without_code_in_strings():
   for source in build.sources():
     text = source.read_text(encoding="utf-8")
-    assert text.startswith("# %%\n"), source.name  # the install cell first
+    # The title first: the install cell is not copied into the sources.
+    assert text.startswith("# %% [markdown]\n# # "), source.name
+    assert "REPOSITORY" not in text, source.name
     cells = build.notebook(source).cells
-    assert len(cells) == text.count("\n# %%") + 1
+    assert len(cells) == 1 + text.count("\n# %%") + 1
     assert cells[1].cell_type == "markdown"
     assert cells[1].source.startswith("# "), source.name  # the title
+
+
+def test_the_install_cell_is_kept_once_and_put_first(tmp_path):
+  install = build.INSTALL_CELL.read_text(encoding="utf-8")
+  assert install.startswith("# %%\n") and install.count("# %%") == 1
+  for source in build.sources():
+    first = build.notebook(source).cells[0]
+    assert first.cell_type == "code"
+    assert first.source == install.removeprefix("# %%\n").strip("\n")
+  # An install cell of two cells is refused, not silently split.
+  two_cells = tmp_path / "install_cell.py"
+  two_cells.write_text(install + "\n# %%\nprint(1)\n", encoding="utf-8")
+  with pytest.raises(ValueError, match="must hold one code cell"):
+    build.notebook(build.sources()[0], two_cells)
 
 
 def _install_cells():
@@ -298,31 +322,27 @@ def test_a_published_copy_installs_from_repository_or_says_to_set_it(
   assert message.endswith("pip said:\nERROR: no such repository")
 
 
-def test_stamping_a_repository_changes_the_install_cells_and_badges(
+def test_stamping_a_repository_changes_the_install_cell_and_badges(
   monkeypatch, tmp_path
 ):
-  colab = tmp_path / "colab"
-  colab.mkdir()
-  for source in build.sources():
-    shutil.copy(source, colab / source.name)
+  install_cell = tmp_path / "install_cell.py"
+  shutil.copy(build.INSTALL_CELL, install_cell)
   readme = tmp_path / "README.md"
   shutil.copy(ROOT / "README.md", readme)
-  monkeypatch.setattr(build, "README", readme)
-  copies = sorted(colab.glob("*.py"))
-  build.stamp("someone/fork", copies)
+  build.stamp("someone/fork", install_cell, readme)
   badges = re.findall(
     r"https://colab\.research\.google\.com/github/"
     r"([^/]+/[^/]+)/blob/main/colab/(\w+)\.ipynb",
     readme.read_text(encoding="utf-8"),
   )
   assert badges == [("someone/fork", name) for name in NAMES]
-  for copy in copies:
-    cell = build.notebook(copy).cells[0].source
+  for source in build.sources():
+    cell = build.notebook(source, install_cell).cells[0].source
     assert 'REPOSITORY = "someone/fork"' in cell
     assert DEFAULT_REPOSITORY not in cell
   # The stamped cell of a published copy installs from the fork.
   _, commands = _run_install_cell(
-    build.notebook(copies[0]).cells[0].source,
+    build.notebook(build.sources()[0], install_cell).cells[0].source,
     monkeypatch,
     tmp_path,
     importable=False,
@@ -330,7 +350,9 @@ def test_stamping_a_repository_changes_the_install_cells_and_badges(
   assert commands[0][-1] == "git+https://github.com/someone/fork"
   for wrong in ["someone", "someone/fork/extra", "git+https://x/y", ""]:
     with pytest.raises(ValueError, match="repository must be GitHub's"):
-      build.stamp(wrong, copies)
+      build.stamp(wrong, install_cell, readme)
+  # The committed files are untouched.
+  assert DEFAULT_REPOSITORY in build.INSTALL_CELL.read_text(encoding="utf-8")
 
 
 def test_the_committed_badges_open_the_committed_repository():

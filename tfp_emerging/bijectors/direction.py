@@ -40,11 +40,12 @@ __all__ = [
   "sampling_direction",
 ]
 
-# `forward` maps base (latent) to data (image): TFP's convention.
 SAMPLING = "sampling"
-# `forward` maps data (image) to base (latent): Glow's, and this package's
-# layers'.
+"""`direction` of a bijector whose `forward` maps base (latent) to data
+(image): TFP's convention."""
 DENSITY = "density"
+"""`direction` of a bijector whose `forward` maps data (image) to base
+(latent): Glow's, and this package's layers'."""
 DIRECTIONS = (SAMPLING, DENSITY)
 
 # The layers whose forward is the density direction.

@@ -21,14 +21,14 @@ __all__ = [
   "ImageDataset",
 ]
 
-# The two splits every dataset has, in the order `splits` names them.
 SPLITS = ("train", "test")
+"""The two splits every dataset has, in the order `splits` names them."""
 # Share of a single array (npz `images`, PNG folder) held out for testing.
 TEST_FRACTION = 1 / 6
 # Seed of the fixed train/test permutations.
 SPLIT_SEED = 0
-# The most grey levels a pixel may have: 16 bits, uint16 pixels.
 MAX_BINS = 2**16
+"""The most grey levels a pixel may have: 16 bits, uint16 pixels."""
 
 LABELLED_SOURCES = (
   "Labels come with 'digits', with .npz files holding a 'labels' array "
@@ -36,6 +36,8 @@ LABELLED_SOURCES = (
   "'test_labels'), and with tensorflow-datasets datasets that have a "
   "ClassLabel 'label' feature."
 )
+"""Which sources carry labels, as error messages about missing labels
+say it."""
 
 
 class DataError(ValueError):

@@ -43,19 +43,20 @@ __all__ = [
   "window_size",
 ]
 
-# The most bytes of images a training epoch permutes at once (all of a
-# smaller training split: a full permutation per epoch).
 SHUFFLE_BUFFER_BYTES = 2**26
+"""The most bytes of images a training epoch permutes at once (all of a
+smaller training split: a full permutation per epoch)."""
 
-# The keys of a batch `x` given as a dict: `DEQUANTIZED`, the images already
-# dequantised (float, in `[-0.5, 0.5)`), with noise seeded per image by this
-# pipeline; optionally `WEIGHT`, each image's weight `[B]` in the
-# evaluation's mean (0 for padding).
 DEQUANTIZED = "dequantized"
+"""Key of a batch `x` given as a dict: the images already dequantised
+(float, in `[-0.5, 0.5)`), with noise seeded per image by this pipeline."""
 WEIGHT = "weight"
-# With `levels=True`, also `LEVELS`: the integer images themselves, which a
-# model with variational dequantisation conditions its noise on.
+"""Optional key of a batch `x` given as a dict: each image's weight `[B]`
+in the evaluation's mean (0 for padding)."""
 LEVELS = "levels"
+"""Key of a batch `x` given as a dict with `levels=True`: the integer
+images themselves, which a model with variational dequantisation
+conditions its noise on."""
 
 
 def num_images(data, split, num_examples=None):

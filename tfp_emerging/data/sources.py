@@ -22,9 +22,9 @@ from tfp_emerging.data import tfds_builder
 
 __all__ = ["BUNDLED", "is_path", "load"]
 
-# The bundled datasets by name: never paths, even if a file of that name
-# exists in the working folder.
 BUNDLED = {digits.NAME: digits.load, skimage_crops.NAME: skimage_crops.load}
+"""The bundled datasets by name, each with its loader: never paths, even
+if a file of that name exists in the working folder."""
 
 
 def is_path(dataset: str) -> bool:

@@ -23,6 +23,10 @@ from tfp_emerging.ops import conditions
 __all__ = ["MIXINGS", "Glow", "squeeze", "unsqueeze"]
 
 MIXINGS = ("1x1", "lu", "qr", "emerging", "periodic")
+"""The channel mixings `Glow(mixing=...)` takes: Glow's plain `"1x1"`
+convolution, its `"lu"` and `"qr"` parameterisations (`Conv1x1`), the
+`"emerging"` `k x k` convolution after a QR 1x1 (`EmergingConv2D`) and
+the `"periodic"` one (`PeriodicConv2D`)."""
 
 # Seeds of consecutive layers are this far apart (a layer may use a few).
 _SEED_STRIDE = 10

@@ -72,8 +72,9 @@ from tfp_emerging.ops import initializers
 
 __all__ = ["DEQUANTIZATIONS", "VariationalDequantizer", "logistic_log_prob"]
 
-# The kinds of dequantisation a `FlowModel` (and a run) can use.
 DEQUANTIZATIONS = ("uniform", "variational")
+"""The kinds of dequantisation a `FlowModel` (and a run) can use: uniform
+noise, or noise drawn from a learned `VariationalDequantizer`."""
 
 
 def logistic_log_prob(eps: tf.Tensor) -> tf.Tensor:

@@ -32,6 +32,8 @@ from tfp_emerging.flows import glow as glow_lib
 __all__ = ["KERAS_3", "FlowLayer", "build_lazy_variables", "flow_layers"]
 
 KERAS_3 = hasattr(keras, "Variable")
+"""Whether the Keras in use is Keras 3 (`keras.Variable` exists), not
+tf-keras 2."""
 
 
 def snake_case(name: str) -> str:

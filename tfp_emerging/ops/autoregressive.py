@@ -97,7 +97,10 @@ from tensorflow_probability.python.internal.implementation_selection import (
 )
 
 Solver = typing.Literal["auto", "wavefront", "raster", "fft"]
+"""The name of an inverse's solver (a type for hints)."""
 SOLVERS = typing.get_args(Solver)
+"""The solvers an autoregressive convolution's inverse can use: `"auto"`
+(`choose_solver` picks), `"wavefront"`, `"raster"` and `"fft"`."""
 
 
 def quadrant_conv(
@@ -180,7 +183,9 @@ def wavefront_layout(
   residue grid instead.
 
   Args:
-    batch, height, width: `N`, `H`, `W` (ints or scalar tensors).
+    batch: `N`, images (an int or a scalar tensor).
+    height: `H`, their rows (an int or a scalar tensor).
+    width: `W`, their columns (an int or a scalar tensor).
     dilation: Python int `d`.
     flip: whether the pixels are read in reverse order.
 
@@ -445,7 +450,12 @@ def _raster(y, kernel, dilation, top_left):
 
 
 DENSE_INVERSE_PIXELS = 16
+"""Images of at most this many pixels are inverted with a dense inverse
+matrix (`dense_inverse`) in place of the FFT solver's filter."""
 FFT_ERROR_BOUND = 1e-5
+"""The FFT inverse is used only while `kappa eps` stays within this bound
+(`fft_is_accurate`): `kappa`, the inverse filter's largest absolute
+column sum (`inverse_filter`), times the dtype's machine epsilon."""
 
 
 def on_accelerator() -> bool:
@@ -805,7 +815,8 @@ def emerging_conv(
 
   Args:
     x: `[N, H, W, C]` with static `H`, `W`.
-    first, second: the `[m, m, C, C]` top-left and bottom-right kernels.
+    first: the `[m, m, C, C]` top-left kernel.
+    second: the `[m, m, C, C]` bottom-right kernel.
     dilation: Python int `d`.
     kernel: optional precomputed `equivalent_kernel(first, second)`.
 

@@ -34,9 +34,10 @@ import tensorflow as tf
 from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import tensor_util
 
-# A layer's parameter as its constructor takes it: a `tf.Variable` (trained
-# and kept as given), or a tensor or array-like value (kept constant).
 ParameterLike = tf.Variable | tf.Tensor | npt.ArrayLike
+"""A layer's parameter as its constructor takes it: a `tf.Variable`
+(trained and kept as given), or a tensor or array-like value (kept
+constant)."""
 
 
 def positive_int(value: Any, name: str, minimum: int = 1) -> int:
@@ -193,7 +194,11 @@ def as_images(
   """Checks `x` (`checked`) and flattens `[..., H, W, C]` to `[N, H, W, C]`.
 
   Args:
-    x, channels, dtype, name, validate_args: as for `image_event`.
+    x: the `Tensor` given to a bijector, `[..., H, W, C]`.
+    channels: the expected size of the last axis, `C`.
+    dtype: the bijector's dtype.
+    name: the argument's name in messages (`"x"` or `"y"`).
+    validate_args: whether to assert finiteness at run time.
     assertions: further run-time assertions the reshape must wait for.
 
   Returns:

@@ -24,8 +24,6 @@ from tfp_emerging.flows import variational_dequantization
 
 __all__ = ["MODEL_OPTIONS", "RESUMABLE_OPTIONS", "RunConfig", "RunError"]
 
-# The options `--resume` may change: they change neither the model nor the
-# data.
 RESUMABLE_OPTIONS = (
   "epochs",
   "batch_size",
@@ -33,6 +31,8 @@ RESUMABLE_OPTIONS = (
   "warmup_steps",
   "checkpoint_every",
 )
+"""The options `--resume` may change: they change neither the model nor
+the data."""
 
 # The fields that define the model a checkpoint holds (its variables'
 # shapes, or how its density reads pixels: `num_bins`); stored in every
