@@ -26,7 +26,7 @@ for a fork whose notebooks install from, and open at, the fork.
 kernel of this Python, matplotlib's inline backend, in a scratch folder;
 at full size unless the environment sets TFP_EMERGING_NOTEBOOK_SMALL=1)
 and writes the executed copy, outputs and figures included, to
-`docs/tutorials/NN_name.ipynb`: what the docs site shows as the Tutorials.
+`docs/tutorials/<NN_name>.ipynb`: what the docs site shows as the Tutorials.
 A copy is written only if every cell that shows a figure (`plt.show()`)
 produced one.
 """
@@ -171,7 +171,7 @@ def missing_figures(notebook: nbformat.NotebookNode) -> list:
 
 def write_tutorial(source: pathlib.Path) -> pathlib.Path:
   """Builds, executes and writes the executed copy of one source,
-  `docs/tutorials/NN_name.ipynb`; returns its path.
+  `docs/tutorials/<NN_name>.ipynb`; returns its path.
 
   Raises:
     RuntimeError: a cell that shows a figure produced none.

@@ -115,7 +115,7 @@ def test_the_api_reference_renders_the_exported_names(site, module, names):
 
 
 def _api_modules():
-  """`(page, module)` for every `::: tfp_emerging.X` of `docs/api/*.md`."""
+  """`(page, module)` for every `::: tfp_emerging.<name>` of `docs/api/*.md`."""
   return [
     (page.stem, name)
     for page in sorted((ROOT / "docs" / "api").glob("*.md"))

@@ -128,7 +128,7 @@ def test_a_figure_that_does_not_appear_is_caught(tmp_path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_executed_copy_is_current_and_shows_its_figures(name):
-  """`docs/tutorials/name.ipynb`, the site's page, is the notebook built
+  """`docs/tutorials/<name>.ipynb`, the site's page, is the notebook built
   from its source today, run at full size without an error, with an image
   wherever a cell shows one (`make tutorials` rewrites it)."""
   copy = nbformat.read(build.TUTORIALS / f"{name}.ipynb", as_version=4)

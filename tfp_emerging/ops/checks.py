@@ -339,7 +339,7 @@ def parameter_assertions(
   Raises:
     ValueError: a statically known value that breaks a condition.
   """
-  assertions = []
+  assertions: list[Any] = []
   for name, value, conditions in parameters:
     if value is None or is_init == tensor_util.is_ref(value):
       continue
