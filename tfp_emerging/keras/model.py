@@ -45,6 +45,9 @@ KERAS_3 = layers_lib.KERAS_3
 _RANGE_MESSAGE = "images must be whole numbers in [0, "
 # Full-model files Keras writes in HDF5, which cannot hold a flow.
 _HDF5_SUFFIXES = (".h5", ".hdf5")
+# The images per pass of a flow that needs batches of static size, when a
+# traced step's batch size is unknown (`FlowModel._log_prob`).
+_STATIC_CHUNK = 16
 
 
 def _range_message(caller, num_bins):
@@ -343,6 +346,10 @@ class FlowModel(keras.Model):
       self._density, self._event_shape, self._event_dtype
     )
     self._flow_layers = layers_lib.flow_layers(flow)
+    self._needs_static_batch = isinstance(flow, tfb.Reshape) or any(
+      True
+      for _ in flow._flatten(predicate=lambda m: isinstance(m, tfb.Reshape))
+    )
     self._dequantizer = self._checked_dequantizer(dequantizer)
     self._dequantizer_layers = (
       [] if dequantizer is None else layers_lib.flow_layers(dequantizer)
@@ -549,6 +556,32 @@ class FlowModel(keras.Model):
         np.shape(x), None if y is None else np.shape(y), caller
       )
 
+  def _log_prob(self, x, conditions):
+    """`log p(x)` `[N]` of images `x` `[N, H, W, C]`, `conditions` the
+    flow's keyword arguments (`_conditions`).
+
+    A flow holding a `tfb.Reshape`, as TFP's `tfb.Glow` does, cannot trace
+    a batch of unknown size: TFP's `Reshape` then concatenates the int32
+    batch shape with its int64 event shape (a TFP bug: `ConcatV2 ... int32,
+    int64`), as in Keras' traced steps on a dataset whose last batch is
+    smaller. Such a batch goes through the flow in chunks of a static
+    `_STATIC_CHUNK` images, one after the other (`tf.map_fn`), the last
+    padded with zeros whose densities are dropped: the same result, with
+    less parallelism. This package's flows take any batch in one pass.
+    """
+    if x.shape[0] is not None or conditions or not self._needs_static_batch:
+      return self._density.log_prob(x, bijector_kwargs=conditions)
+    size = tf.shape(x)[0]
+    chunks = (size + _STATIC_CHUNK - 1) // _STATIC_CHUNK
+    padded = tf.pad(
+      x, [[0, chunks * _STATIC_CHUNK - size], [0, 0], [0, 0], [0, 0]]
+    )
+    log_prob = tf.map_fn(
+      self._density.log_prob,
+      tf.reshape(padded, [chunks, _STATIC_CHUNK, *self._event_shape]),
+    )
+    return tf.reshape(log_prob, [-1])[:size]
+
   def _continuous_bits(self, x, labels=None, caller="FlowModel", log_q=None):
     """Per-image bits/dim `[B]` of dequantised images `x` `[B, H, W, C]`, or
     the importance-weighted bits/dim of `K` draws each, `x` `[B, K, H, W,
@@ -557,9 +590,7 @@ class FlowModel(keras.Model):
     dequantisation, subtracted from the log-densities."""
     x = tf.convert_to_tensor(x)
     if x.shape.rank == len(self._event_shape) + 1:
-      log_prob = self._density.log_prob(
-        x, bijector_kwargs=self._conditions(labels, caller)
-      )
+      log_prob = self._log_prob(x, self._conditions(labels, caller))
       if log_q is not None:
         log_prob -= log_q
       return dequantization.bits_per_dim(
@@ -578,10 +609,7 @@ class FlowModel(keras.Model):
     if labels is not None:
       labels = tf.repeat(labels, draws, axis=0)
     log_prob = tf.reshape(
-      self._density.log_prob(
-        flat, bijector_kwargs=self._conditions(labels, caller)
-      ),
-      [batch, draws],
+      self._log_prob(flat, self._conditions(labels, caller)), [batch, draws]
     )
     if log_q is not None:
       log_prob -= tf.reshape(log_q, [batch, draws])

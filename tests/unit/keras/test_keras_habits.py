@@ -180,3 +180,38 @@ def test_an_unconditional_model_refuses_labels_as_documented(digits):
   model.fit(digits, epochs=1, verbose=0)
   with pytest.raises(ValueError, match=refused.format("evaluate")):
     model.evaluate(batches, verbose=0)
+
+
+def test_tfp_glow_trains_on_a_smaller_last_batch(digits):
+  """TFP's `tfb.Glow` cannot trace a batch of unknown size (its `Reshape`
+  concatenates int32 and int64 shapes); batches of 8, 8 and 5 images, whose
+  size the traced steps do not know, train and evaluate, with the bits/dim
+  of `distribution.log_prob` on the whole batch."""
+  glow = tfb.Glow(
+    output_shape=(8, 8, 1),
+    num_glow_blocks=1,
+    num_steps_per_block=1,
+    coupling_bijector_fn=tfb.GlowDefaultNetwork,
+    exit_bijector_fn=tfb.GlowDefaultExitNetwork,
+    seed=0,
+  )
+  model = tfe_keras.FlowModel(
+    glow,
+    num_bins=NUM_BINS,
+    base_distribution=tfd.Sample(
+      tfd.Normal(0.0, 1.0), glow.inverse_event_shape((8, 8, 1))
+    ),
+  )
+  model.compile(optimizer="adam")
+  images = tf.data.Dataset.from_tensor_slices(digits[:21]).batch(8)
+  assert images.element_spec.shape[0] is None
+  history = model.fit(images, epochs=1, verbose=0)
+  assert np.isfinite(history.history["loss"][0])
+  x = _dequantized(digits[:21])
+  dequantized = tf.data.Dataset.from_tensor_slices({DEQUANTIZED: x}).batch(8)
+  logs = model.evaluate(dequantized, verbose=0, return_dict=True)
+  expected = np.mean(_hand_bits(model, x).numpy())
+  np.testing.assert_allclose(logs["bits_per_dim"], expected, rtol=1e-5)
+  # bits_per_dim traces a batch of unknown size from its second shape on.
+  assert model.bits_per_dim(digits[:5], seed=0).shape == (5,)
+  assert model.bits_per_dim(digits[:7], seed=0).shape == (7,)
