@@ -28,6 +28,7 @@ from tfp_emerging.data.pipeline import WEIGHT
 from tfp_emerging.flows import dequantization
 from tfp_emerging.flows import variational_dequantization
 from tfp_emerging.keras import layers as layers_lib
+from tfp_emerging.keras import schedules
 from tfp_emerging.keras import serialization
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import conditions
@@ -799,7 +800,10 @@ class FlowModel(keras.Model):
     """`keras.Model.fit`, after the data-dependent init if not yet done.
 
     `sample_weight=` (arrays) or `(images, labels, sample_weight)` batches
-    weigh each image in the loss and the logged means (`train_step`).
+    weigh each image in the loss and the logged means (`train_step`). A
+    Keras 3 optimizer's `LearningRateSchedule` becomes a
+    `schedules.ScaledSchedule` of it, which callbacks that set the learning
+    rate (`keras.callbacks.ReduceLROnPlateau`) can lower.
 
     Raises:
       ValueError: an empty dataset or array; images not `[B,
@@ -813,10 +817,13 @@ class FlowModel(keras.Model):
       images, labels = _first_batch(x, y, batch_size)
       self.initialize(images, labels)
     y = _weighted_targets(x, y, kwargs)
-    if KERAS_3 and not self.optimizer.built:
-      # Creating the slots here, not in the first traced step, spares Keras
-      # a second trace of the whole training step.
-      with self.distribute_strategy.scope():
+    with self.distribute_strategy.scope():
+      # Callbacks that set the learning rate (ReduceLROnPlateau) can then
+      # lower a LearningRateSchedule too, which Keras 3 refuses.
+      schedules.make_settable(self.optimizer)
+      if KERAS_3 and not self.optimizer.built:
+        # Creating the slots here, not in the first traced step, spares
+        # Keras a second trace of the whole training step.
         self.optimizer.build(self.trainable_variables)
     with _image_errors():
       return super().fit(x, y, batch_size=batch_size, **kwargs)

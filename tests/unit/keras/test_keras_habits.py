@@ -215,3 +215,63 @@ def test_tfp_glow_trains_on_a_smaller_last_batch(digits):
   # bits_per_dim traces a batch of unknown size from its second shape on.
   assert model.bits_per_dim(digits[:5], seed=0).shape == (5,)
   assert model.bits_per_dim(digits[:7], seed=0).shape == (7,)
+
+
+class _RateProbe(keras.callbacks.Callback):
+  """The learning rate each SGD step used, measured from the update:
+  `w' = w - r g`, so `r = -<w' - w, g> / <g, g>`, `g` the gradient of the
+  batch's mean bits/dim from `distribution.log_prob`."""
+
+  def __init__(self, batches):
+    super().__init__()
+    self.batches, self.rates = batches, []
+
+  def on_train_batch_begin(self, batch, logs=None):
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(_hand_bits(self.model, self.batches[batch]))
+    self.gradients = tape.gradient(loss, variables)
+    self.before = [v.numpy() for v in variables]
+
+  def on_train_batch_end(self, batch, logs=None):
+    steps = [
+      v.numpy() - w for v, w in zip(self.model.trainable_variables, self.before)
+    ]
+    g = np.concatenate([g.numpy().ravel() for g in self.gradients])
+    step = np.concatenate([s.ravel() for s in steps])
+    self.rates.append(-np.dot(step, g) / np.dot(g, g))
+
+
+def test_reduce_lr_on_plateau_lowers_the_warm_up_schedule(digits, tmp_path):
+  """Keras' own callback lowers the rate that SGD uses, through the warm-up
+  (10 steps, 4 per epoch): a plateau after epoch 2 halves the rest of the
+  warm-up and the peak; the optimizer's checkpoints keep their layout."""
+  x = _dequantized(digits)
+  schedule = tfe_keras.WarmupSchedule(0.01, 10)
+  model = _model(keras.optimizers.SGD(schedule))
+  model.initialize(digits, seed=0)
+  probe = _RateProbe(np.split(x, 4))
+  # No epoch beats the first by 1e6 bits/dim: a plateau from epoch 2 on.
+  plateau = keras.callbacks.ReduceLROnPlateau(
+    monitor="loss", factor=0.5, patience=1, min_delta=1e6, cooldown=5
+  )
+  model.fit(
+    {DEQUANTIZED: x},
+    batch_size=16,
+    epochs=3,
+    shuffle=False,
+    verbose=0,
+    callbacks=[plateau, probe],
+  )
+  warm_up = 0.01 * np.minimum(1.0, (np.arange(12) + 1) / 10)
+  expected = warm_up * np.where(np.arange(12) >= 8, 0.5, 1.0)
+  np.testing.assert_allclose(probe.rates, expected, rtol=2e-3)
+  np.testing.assert_allclose(
+    float(model.optimizer.learning_rate), 0.005, rtol=1e-6
+  )
+  # The same checkpoint layout as the bare schedule's: runs resume.
+  path = tf.train.Checkpoint(optimizer=model.optimizer).save(tmp_path / "c")
+  bare = keras.optimizers.SGD(tfe_keras.WarmupSchedule(0.01, 10))
+  bare.build(model.trainable_variables)
+  tf.train.Checkpoint(optimizer=bare).restore(path).assert_consumed()
+  assert bare.get_config()["learning_rate"]["class_name"] == "WarmupSchedule"
