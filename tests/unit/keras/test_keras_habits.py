@@ -57,6 +57,7 @@ def _hand_bits(model, x):
   return -(log_prob - D * np.log(NUM_BINS)) / (D * np.log(2.0))
 
 
+@pytest.mark.slow
 def test_a_frozen_model_fits_without_update_and_reports_its_metrics(digits):
   model = _model()
   model.initialize(digits, seed=0)
@@ -74,6 +75,7 @@ def test_a_frozen_model_fits_without_update_and_reports_its_metrics(digits):
     np.testing.assert_array_equal(old, new.numpy())
 
 
+@pytest.mark.slow
 def test_sample_weight_weighs_fit_and_evaluate(digits):
   """Against a hand-weighted mean of per-image bits/dim from
   `distribution.log_prob`; ActNorm is initialised first, so that the
@@ -177,11 +179,11 @@ def test_an_unconditional_model_refuses_labels_as_documented(digits):
   with pytest.raises(ValueError, match=refused.format("fit")):
     model.fit(digits, labels, epochs=1, verbose=0)
   assert not model.is_initialized()  # refused before any work
-  model.fit(digits, epochs=1, verbose=0)
   with pytest.raises(ValueError, match=refused.format("evaluate")):
     model.evaluate(batches, verbose=0)
 
 
+@pytest.mark.slow
 def test_tfp_glow_trains_on_a_smaller_last_batch(digits):
   """TFP's `tfb.Glow` cannot trace a batch of unknown size (its `Reshape`
   concatenates int32 and int64 shapes); batches of 8, 8 and 5 images, whose
@@ -242,6 +244,7 @@ class _RateProbe(keras.callbacks.Callback):
     self.rates.append(-np.dot(step, g) / np.dot(g, g))
 
 
+@pytest.mark.slow
 def test_reduce_lr_on_plateau_lowers_the_warm_up_schedule(digits, tmp_path):
   """Keras' own callback lowers the rate that SGD uses, through the warm-up
   (10 steps, 4 per epoch): a plateau after epoch 2 halves the rest of the
