@@ -115,7 +115,10 @@ def make_settable(optimizer: keras.optimizers.Optimizer) -> None:
   a learning rate from callbacks (`ReduceLROnPlateau`): its schedule
   becomes a `ScaledSchedule` of it. Other optimizers, and every optimizer
   under `tf_keras` (which takes no callable rates), are left as they are.
-  Call it in the strategy scope that holds the optimizer's variables."""
+  A `LossScaleOptimizer` (mixed precision) has its inner optimizer's
+  schedule made settable. Call it in the strategy scope that holds the
+  optimizer's variables."""
+  optimizer = getattr(optimizer, "inner_optimizer", optimizer)
   schedule = getattr(optimizer, "_learning_rate", None)
   if KERAS_3 and isinstance(
     schedule, keras.optimizers.schedules.LearningRateSchedule
