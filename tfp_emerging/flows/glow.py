@@ -547,10 +547,19 @@ class Glow(OnePassLogDet, tfb.Bijector):
     initialised outputs (Glow's scheme), whether or not it was initialised
     before. The first `log_prob` of a new flow does the same implicitly.
     Cost: one density pass.
+
+    Raises:
+      ValueError: `images` of another event shape, or no images (nothing
+        to initialise from).
     """
     with tf.name_scope(self.name):
       x = tf.convert_to_tensor(images, self.dtype)
       images = self._as_images(x, "images")[0]
+      if images.shape[0] == 0:
+        raise ValueError(
+          f"{self.name}.initialize: `images` holds no images; ActNorm "
+          f"initialises from a batch's statistics, which needs at least one."
+        )
       self._normalize(
         images, self._labels(conditional_input, x), initialize=True
       )
@@ -647,9 +656,18 @@ class Glow(OnePassLogDet, tfb.Bijector):
       h = h_next
     return unsqueeze(h), log_det
 
+  def _no_events(self, events, batch_shape):
+    """The outputs of a batch known to hold no events: `events` as they
+    are (empty) and empty log-dets of `batch_shape`. TF's convolutions
+    return wrongly shaped results for an empty batch, so no layer runs."""
+    empty = tf.zeros(batch_shape, self.dtype)
+    return tf.identity(events), {"fldj": empty, "ildj": empty}
+
   def _augmented_forward(self, z, conditional_input=None):
     images, batch_shape = self._as_images(z, "z")
     labels = self._labels(conditional_input, z)
+    if images.shape[0] == 0:
+      return self._no_events(z, batch_shape)
     x, fldj = self._generate(images, labels)
     fldj = tf.reshape(fldj, batch_shape)
     return tf.reshape(x, tf.shape(z)), {"fldj": fldj, "ildj": -fldj}
@@ -657,6 +675,8 @@ class Glow(OnePassLogDet, tfb.Bijector):
   def _augmented_inverse(self, x, conditional_input=None):
     images, batch_shape = self._as_images(x, "x")
     labels = self._labels(conditional_input, x)
+    if images.shape[0] == 0:
+      return self._no_events(x, batch_shape)
     z, ildj = self._normalize(images, labels)
     ildj = tf.reshape(ildj, batch_shape)
     return tf.reshape(z, tf.shape(x)), {"ildj": ildj, "fldj": -ildj}

@@ -14,6 +14,7 @@ import contextlib
 import io
 import os
 from typing import Any
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +30,7 @@ from tfp_emerging.data.pipeline import WEIGHT
 from tfp_emerging.flows import dequantization
 from tfp_emerging.flows import variational_dequantization
 from tfp_emerging.keras import layers as layers_lib
+from tfp_emerging.keras import schedules
 from tfp_emerging.keras import serialization
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import conditions
@@ -42,6 +44,9 @@ KERAS_3 = layers_lib.KERAS_3
 _RANGE_MESSAGE = "images must be whole numbers in [0, "
 # Full-model files Keras writes in HDF5, which cannot hold a flow.
 _HDF5_SUFFIXES = (".h5", ".hdf5")
+# The images per pass of a flow that needs batches of static size, when a
+# traced step's batch size is unknown (`FlowModel._log_prob`).
+_STATIC_CHUNK = 16
 
 
 def _range_message(caller, num_bins):
@@ -117,11 +122,50 @@ def _image_errors():
     ) from None
 
 
+def _check_labels_dtype(dtype, caller):
+  """`ValueError` unless `dtype` (a TF or numpy dtype) is one that labels
+  have: integer class ids or floating (one-hot) vectors."""
+  dtype = tf.as_dtype(dtype)  # numpy strings and objects: tf.string
+  if not (dtype.is_integer or dtype.is_floating):
+    raise ValueError(
+      f"{caller}: `labels` must be integer class ids (an integer dtype such "
+      f"as int32 or int64) or floating one-hot vectors [B, K]; got dtype "
+      f"{dtype.name}. Map class names to ids first."
+    )
+
+
+def _empty_input(caller, what):
+  return ValueError(
+    f"{caller}: {what} holds no batches (an empty dataset or array): there "
+    f"is nothing to train on or evaluate; check how the data was loaded, "
+    f"filtered or split."
+  )
+
+
+def _weighted_targets(x, y, kwargs):
+  """`y` for `keras.Model.fit` or `evaluate`: `y`, or `{WEIGHT: weights}`
+  when `y` is `None` and `kwargs` holds the `sample_weight` of array
+  inputs (taken out of `kwargs`): Keras drops the weights of inputs
+  without targets, which a density model has not (`_weighted_bits` reads
+  them back)."""
+  weights = kwargs.get("sample_weight")
+  if y is not None or weights is None or isinstance(x, tf.data.Dataset):
+    return y
+  del kwargs["sample_weight"]
+  return {WEIGHT: weights}
+
+
 def _first_batch(x, y, batch_size):
   """`(images, labels)` of the first batch `fit` will see, for the
-  data-dependent initialisation (`labels` `None` when there are none)."""
+  data-dependent initialisation (`labels` `None` when there are none).
+
+  Raises:
+    ValueError: an empty dataset.
+  """
   if isinstance(x, tf.data.Dataset):
-    first = next(iter(x.take(1)))
+    first = next(iter(x.take(1)), None)
+    if first is None:
+      raise _empty_input("FlowModel.fit", "the dataset")
     images, labels, _ = keras.utils.unpack_x_y_sample_weight(first)
     return images, labels
   if isinstance(x, (np.ndarray, tf.Tensor)):
@@ -165,13 +209,13 @@ class FlowModel(keras.Model):
 
   * `compile(optimizer=...)` needs no loss; `fit(data, epochs=...,
     validation_data=...)` with a `tf.data.Dataset` of image batches (or
-    `(images, labels)` pairs; an unconditional model ignores the labels) or
-    an image array (and `y=labels`). `fit` runs the flow's data-dependent
-    initialisation on the first (global) batch, eagerly and outside any
-    replica context, unless already done (for other inputs, call
-    `initialize` yourself). The logs (and progress bar) report `loss` and
-    `bits_per_dim`, both the mean bits/dim of the epoch's batches (`val_...`
-    for the validation data).
+    `(images, labels)` pairs; an unconditional model refuses labels) or
+    an image array (and `y=labels`); `sample_weight` weighs the images.
+    `fit` runs the flow's data-dependent initialisation on the first
+    (global) batch, eagerly and outside any replica context, unless already
+    done (for other inputs, call `initialize` yourself). The logs (and
+    progress bar) report `loss` and `bits_per_dim`, both the mean bits/dim
+    of the epoch's batches (`val_...` for the validation data).
   * `evaluate` returns `[loss, bits_per_dim]` (both bits/dim; a dict with
     `return_dict=True`), with fresh dequantisation noise.
   * `bits_per_dim(images, labels=None, seed=None)`: per image, `[B]`;
@@ -301,6 +345,10 @@ class FlowModel(keras.Model):
       self._density, self._event_shape, self._event_dtype
     )
     self._flow_layers = layers_lib.flow_layers(flow)
+    self._needs_static_batch = isinstance(flow, tfb.Reshape) or any(
+      True
+      for _ in flow._flatten(predicate=lambda m: isinstance(m, tfb.Reshape))
+    )
     self._dequantizer = self._checked_dequantizer(dequantizer)
     self._dequantizer_layers = (
       [] if dequantizer is None else layers_lib.flow_layers(dequantizer)
@@ -407,23 +455,29 @@ class FlowModel(keras.Model):
   def metrics(self) -> list[keras.metrics.Metric]:
     return [self._loss_tracker, self._bits_tracker]
 
-  def _conditions(self, labels, caller):
-    """The flow's keyword arguments that carry `labels` (`{}` for an
-    unconditional flow); `ValueError` unless `labels` is given exactly
-    when the flow is class-conditional."""
-    if self._num_classes is None:
-      if labels is not None:
-        raise ValueError(
-          f"{caller}: this FlowModel's flow is not class-conditional, so it "
-          f"takes no labels; build it from e.g. Glow(..., num_classes=K)."
-        )
-      return {}
-    if labels is None:
+  def _check_labels_given(self, given, caller):
+    """`ValueError` unless labels are `given` exactly when the flow is
+    class-conditional."""
+    if self._num_classes is None and given:
+      raise ValueError(
+        f"{caller}: this FlowModel's flow is not class-conditional, so it "
+        f"takes no labels (drop them from the batches, or y=); build it from "
+        f"e.g. Glow(..., num_classes=K) to condition on them."
+      )
+    if self._num_classes is not None and not given:
       raise ValueError(
         f"{caller}: this FlowModel is class-conditional ({self._num_classes} "
         f"classes) and needs the labels: (images, labels) batches for fit "
         f"and evaluate, labels= for the other methods."
       )
+
+  def _conditions(self, labels, caller):
+    """The flow's keyword arguments that carry `labels` (`{}` for an
+    unconditional flow); `ValueError` unless `labels` is given exactly
+    when the flow is class-conditional."""
+    self._check_labels_given(labels is not None, caller)
+    if labels is None:
+      return {}
     return conditions.route(self._flow, labels)
 
   def _checked_labels(self, labels, caller) -> tf.Tensor | None:
@@ -433,6 +487,7 @@ class FlowModel(keras.Model):
     if labels is None or self._num_classes is None:  # (None: refused above)
       return None
     labels = tf.convert_to_tensor(labels)
+    _check_labels_dtype(labels.dtype, caller)
     if labels.dtype.is_integer:
       conditions.check_static_ids(
         labels, self._num_classes, f"{caller}: `labels`"
@@ -469,17 +524,62 @@ class FlowModel(keras.Model):
       )
 
   def _check_keras_input(self, x, y, caller):
-    """`_check_batch_shape` on what `fit` or `evaluate` gets: integer image
-    arrays (and `y=` labels) or a dataset of images or `(images, labels)`
-    batches; other inputs (dequantised `{DEQUANTIZED: x}` batches) pass."""
+    """Checks what `fit` or `evaluate` gets, before any tracing: integer
+    image arrays (and `y=` labels) or a dataset of images, `(images,
+    labels)` or `(images, labels, sample_weight)` batches. `ValueError` for
+    an empty input (a dataset of no batches, an array of no images), labels
+    given to an unconditional model (or none to a conditional one), labels
+    that are neither integer ids nor floating vectors, and what
+    `_check_batch_shape` refuses. Images of other kinds (dequantised
+    `{DEQUANTIZED: x}` batches) pass the shape check."""
     if isinstance(x, tf.data.Dataset):
+      if int(x.cardinality()) == 0:
+        raise _empty_input(caller, "the dataset")
       spec = x.element_spec
       images = spec[0] if isinstance(spec, tuple) else spec
+      labels = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else None
+      given = isinstance(labels, tf.TensorSpec)
+      self._check_labels_given(given, caller)
+      if given and labels is not None:
+        _check_labels_dtype(labels.dtype, caller)
       if isinstance(images, tf.TensorSpec):
         self._check_batch_shape(images.shape, None, caller)
     elif isinstance(x, (np.ndarray, tf.Tensor)):
-      labels = None if y is None or self._num_classes is None else np.shape(y)
-      self._check_batch_shape(np.shape(x), labels, caller)
+      if np.shape(x)[:1] == (0,):
+        raise _empty_input(caller, "the image array")
+      self._check_labels_given(y is not None, caller)
+      if y is not None:
+        dtype = y.dtype if hasattr(y, "dtype") else np.asarray(y).dtype
+        _check_labels_dtype(dtype, caller)
+      self._check_batch_shape(
+        np.shape(x), None if y is None else np.shape(y), caller
+      )
+
+  def _log_prob(self, x, conditions):
+    """`log p(x)` `[N]` of images `x` `[N, H, W, C]`, `conditions` the
+    flow's keyword arguments (`_conditions`).
+
+    A flow holding a `tfb.Reshape`, as TFP's `tfb.Glow` does, cannot trace
+    a batch of unknown size: TFP's `Reshape` then concatenates the int32
+    batch shape with its int64 event shape (a TFP bug: `ConcatV2 ... int32,
+    int64`), as in Keras' traced steps on a dataset whose last batch is
+    smaller. Such a batch goes through the flow in chunks of a static
+    `_STATIC_CHUNK` images, one after the other (`tf.map_fn`), the last
+    padded with zeros whose densities are dropped: the same result, with
+    less parallelism. This package's flows take any batch in one pass.
+    """
+    if x.shape[0] is not None or conditions or not self._needs_static_batch:
+      return self._density.log_prob(x, bijector_kwargs=conditions)
+    size = tf.shape(x)[0]
+    chunks = (size + _STATIC_CHUNK - 1) // _STATIC_CHUNK
+    padded = tf.pad(
+      x, [[0, chunks * _STATIC_CHUNK - size], [0, 0], [0, 0], [0, 0]]
+    )
+    log_prob = tf.map_fn(
+      self._density.log_prob,
+      tf.reshape(padded, [chunks, _STATIC_CHUNK, *self._event_shape]),
+    )
+    return tf.reshape(log_prob, [-1])[:size]
 
   def _continuous_bits(self, x, labels=None, caller="FlowModel", log_q=None):
     """Per-image bits/dim `[B]` of dequantised images `x` `[B, H, W, C]`, or
@@ -489,9 +589,7 @@ class FlowModel(keras.Model):
     dequantisation, subtracted from the log-densities."""
     x = tf.convert_to_tensor(x)
     if x.shape.rank == len(self._event_shape) + 1:
-      log_prob = self._density.log_prob(
-        x, bijector_kwargs=self._conditions(labels, caller)
-      )
+      log_prob = self._log_prob(x, self._conditions(labels, caller))
       if log_q is not None:
         log_prob -= log_q
       return dequantization.bits_per_dim(
@@ -510,10 +608,7 @@ class FlowModel(keras.Model):
     if labels is not None:
       labels = tf.repeat(labels, draws, axis=0)
     log_prob = tf.reshape(
-      self._density.log_prob(
-        flat, bijector_kwargs=self._conditions(labels, caller)
-      ),
-      [batch, draws],
+      self._log_prob(flat, self._conditions(labels, caller)), [batch, draws]
     )
     if log_q is not None:
       log_prob -= tf.reshape(log_q, [batch, draws])
@@ -579,16 +674,10 @@ class FlowModel(keras.Model):
     )
     return self._noisy_bits(images, labels, caller="FlowModel.call")
 
-  def _labels_of(self, y):
-    """The labels of a Keras batch's `y` that the flow takes: `y` for a
-    class-conditional flow; an unconditional one ignores any `y`."""
-    return y if self._num_classes is not None else None
-
-  def _batch_bits(self, x, y, caller, num_samples=1):
+  def _batch_bits(self, x, labels, caller, num_samples=1):
     """Per-image bits/dim of `x`: integer images (fresh noise), or a dict
-    whose `DEQUANTIZED` entry holds the dequantised images; `y` the labels
-    (used by a class-conditional flow only)."""
-    labels = self._labels_of(y)
+    whose `DEQUANTIZED` entry holds the dequantised images; `labels` those
+    of a class-conditional flow (else `None`)."""
     if isinstance(x, dict) and self._dequantizer is not None:
       if LEVELS not in x:
         raise ValueError(
@@ -610,13 +699,47 @@ class FlowModel(keras.Model):
       return self._continuous_bits(x[DEQUANTIZED], labels, caller)
     return self._noisy_bits(x, labels, caller=caller, num_samples=num_samples)
 
+  def _weighted_bits(self, data, caller, num_samples=1):
+    """`(bits, weights)` of a Keras batch `data`: `x`, `(x, y)` or `(x, y,
+    sample_weight)`.
+
+    `bits`: per-image bits/dim `[B]` (`_batch_bits`; `y` the labels).
+    `weights`: each image's weight `[B]` in the means, `sample_weight` or a
+    dict batch's `WEIGHT` entry (0 for padding: `data.test_batches` pads
+    the last batch so that every batch has one shape), `None` when there are
+    none (all 1). An image of weight 0 counts 0 bits, even if not finite.
+    """
+    x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
+    if isinstance(y, dict):  # `_weighted_targets`: weights, no labels
+      weights = y[WEIGHT]
+      y = None
+    if isinstance(x, dict):
+      weights = x.get(WEIGHT, weights)
+    bits = self._batch_bits(x, y, caller, num_samples)
+    if weights is None:
+      return bits, None
+    weights = tf.reshape(tf.cast(weights, bits.dtype), [-1])
+    return tf.where(weights > 0, bits, tf.zeros_like(bits)), weights
+
   def train_step(
     self, data: tf.Tensor | dict[str, tf.Tensor] | tuple
   ) -> dict[str, tf.Tensor]:
-    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+    """One update on the batch's (weighted) mean bits/dim.
+
+    `data` as in `test_step`. The loss is the mean of the per-image bits/dim
+    `b_i`, weighted by `sample_weight` `w_i` when given: `sum_i w_i b_i /
+    sum_i w_i` (0 for a batch of weight 0), the figure the logs report.
+    Without trainable weights (every layer `trainable=False`) there is no
+    update, as in Keras, and the metrics are still reported.
+    """
     with tf.GradientTape() as tape:
-      bits = self._batch_bits(x, y, "FlowModel.fit")
-      loss = tf.reduce_mean(bits)
+      bits, weights = self._weighted_bits(data, "FlowModel.fit")
+      if weights is None:
+        loss = tf.reduce_mean(bits)
+      else:
+        loss = tf.math.divide_no_nan(
+          tf.reduce_sum(weights * bits), tf.reduce_sum(weights)
+        )
       # Under tf.distribute each replica holds its share of the global batch
       # and the optimizer sums the replicas' gradients: dividing by their
       # number makes the update that of the global batch's mean loss.
@@ -626,9 +749,16 @@ class FlowModel(keras.Model):
         # (mixed_float16), which unscales the gradients it is given.
         scaled = self.optimizer.scale_loss(scaled)
     variables = self.trainable_weights
-    gradients = tape.gradient(scaled, variables)
-    self.optimizer.apply_gradients(zip(gradients, variables))
-    return self._record(bits)
+    if variables:
+      gradients = tape.gradient(scaled, variables)
+      self.optimizer.apply_gradients(zip(gradients, variables))
+    else:
+      warnings.warn(
+        "FlowModel.fit: the model has no trainable weights (every layer is "
+        "trainable=False): no update; the metrics are still reported.",
+        stacklevel=2,
+      )
+    return self._record(bits, weights)
 
   def test_step(
     self, data: tf.Tensor | dict[str, tf.Tensor] | tuple
@@ -640,16 +770,12 @@ class FlowModel(keras.Model):
     entry holds the dequantised images. `sample_weight` `[B]`, or the dict's
     `WEIGHT` entry, weighs each image in the mean (0 for padding:
     `data.test_batches` pads the last batch so that every batch has one
-    shape); `y`, the labels, is used by a class-conditional flow only.
+    shape); `y`, the labels, is given to a class-conditional flow only
+    (an unconditional one raises `ValueError`).
     """
-    x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
-    if isinstance(x, dict):
-      weights = x.get(WEIGHT, weights)
-    bits = self._batch_bits(x, y, "FlowModel.evaluate", self._num_samples)
-    if weights is not None:
-      weights = tf.cast(weights, bits.dtype)
-      # A padded image's bits never reach the mean, even if not finite.
-      bits = tf.where(weights > 0, bits, tf.zeros_like(bits))
+    bits, weights = self._weighted_bits(
+      data, "FlowModel.evaluate", self._num_samples
+    )
     return self._record(bits, weights)
 
   def _record(self, bits, weights=None):
@@ -672,17 +798,31 @@ class FlowModel(keras.Model):
   ) -> keras.callbacks.History:
     """`keras.Model.fit`, after the data-dependent init if not yet done.
 
+    `sample_weight=` (arrays) or `(images, labels, sample_weight)` batches
+    weigh each image in the loss and the logged means (`train_step`). A
+    Keras 3 optimizer's `LearningRateSchedule` becomes a
+    `schedules.ScaledSchedule` of it, which callbacks that set the learning
+    rate (`keras.callbacks.ReduceLROnPlateau`) can lower.
+
     Raises:
-      ValueError: integer images that are not whole numbers in
-        `[0, num_bins)` (checked in every training step).
+      ValueError: an empty dataset or array; images not `[B,
+        *event_shape]`; labels given to an unconditional model, missing for
+        a conditional one, or not integer ids or floating vectors; integer
+        images that are not whole numbers in `[0, num_bins)` (checked in
+        every training step).
     """
+    self._check_keras_input(x, y, "FlowModel.fit")
     if not self.is_initialized():
       images, labels = _first_batch(x, y, batch_size)
-      self.initialize(images, self._labels_of(labels))
-    if KERAS_3 and not self.optimizer.built:
-      # Creating the slots here, not in the first traced step, spares Keras
-      # a second trace of the whole training step.
-      with self.distribute_strategy.scope():
+      self.initialize(images, labels)
+    y = _weighted_targets(x, y, kwargs)
+    with self.distribute_strategy.scope():
+      # Callbacks that set the learning rate (ReduceLROnPlateau) can then
+      # lower a LearningRateSchedule too, which Keras 3 refuses.
+      schedules.make_settable(self.optimizer)
+      if KERAS_3 and not self.optimizer.built:
+        # Creating the slots here, not in the first traced step, spares
+        # Keras a second trace of the whole training step.
         self.optimizer.build(self.trainable_variables)
     with _image_errors():
       return super().fit(x, y, batch_size=batch_size, **kwargs)
@@ -704,12 +844,15 @@ class FlowModel(keras.Model):
     H, W, C]` (`data.pipeline.test_batches(..., num_samples=K)`).
 
     Raises:
-      ValueError: images not `[B, *event_shape]` (or labels not one per
-        image); integer images that are not whole numbers in
-        `[0, num_bins)`; `num_samples` not an integer >= 1.
+      ValueError: an empty dataset or array; images not `[B,
+        *event_shape]` (or labels not one per image, given to an
+        unconditional model, or not integer ids or floating vectors);
+        integer images that are not whole numbers in `[0, num_bins)`;
+        `num_samples` not an integer >= 1.
     """
     num_samples = checks.positive_int(num_samples, "num_samples")
     self._check_keras_input(x, y, "FlowModel.evaluate")
+    y = _weighted_targets(x, y, kwargs)
     with _image_errors(), self._draws(num_samples):
       return super().evaluate(x, y, **kwargs)
 
@@ -806,6 +949,7 @@ class FlowModel(keras.Model):
     from their first batch (this library's `ActNorm`, TFP's `tfb.Glow`).
     Call it eagerly, outside `strategy.run`, with a global batch.
     """
+    labels = self._checked_labels(labels, "FlowModel.initialize")
     conditions = self._conditions(labels, "FlowModel.initialize")
     images = tf.convert_to_tensor(images)
     self._check_batch_shape(
@@ -839,11 +983,13 @@ class FlowModel(keras.Model):
     or vectors `[B, K]`). The dequantisation noise is fresh on each call
     unless `seed` (an int) is given, which makes the result reproducible.
     `num_samples = K > 1`: the importance-weighted bound over `K` draws
-    per image (see `evaluate`).
+    per image (see `evaluate`). No images (`B = 0`): an empty result `[0]`,
+    as TF's per-example ops give.
 
     Raises:
       ValueError: images not `[B, *event_shape]`, or labels not one per
-        image; integer images that are not whole numbers in `[0, num_bins)`.
+        image or not integer ids or floating vectors; integer images that
+        are not whole numbers in `[0, num_bins)`.
     """
     labels = self._checked_labels(labels, "FlowModel.bits_per_dim")
     num_samples = checks.positive_int(num_samples, "num_samples")
@@ -853,6 +999,9 @@ class FlowModel(keras.Model):
       None if labels is None else labels.shape,
       "FlowModel.bits_per_dim",
     )
+    if images.shape[0] == 0:
+      _checked_images(images, self.num_bins, "FlowModel.bits_per_dim")
+      return tf.zeros([0], self._event_dtype)
     with _image_errors():
       if seed is None:
         return self._bits_fn(images, labels, num_samples)
