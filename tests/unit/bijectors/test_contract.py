@@ -63,3 +63,25 @@ def test_unknown_channels(shape_case):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
 def test_jacobian_structure(case, dtype):
   contract.check_jacobian_structure(case, case.make(dtype), dtype)
+
+
+def test_composite_tensor(case):
+  """In float32 only: tracing and XLA compilations cost, and the packing
+  does not depend on the dtype."""
+  contract.check_composite_tensor(
+    case.make(tf.float32), case.event_shape, tf.float32
+  )
+
+
+# The affine layers: all but the coupling, whose Jacobian depends on `x`
+# (`check_constant_jacobian` checks that each says which it is), and for
+# which TFP's `TransformedDistribution` has no `mean()` or `mode()`.
+AFFINE_CASES = [c for c in registry.CASES if "coupling" not in c.name]
+
+
+@pytest.mark.parametrize("affine_case", AFFINE_CASES, ids=repr)
+def test_mean_and_mode(affine_case):
+  """In float64 only: the sampling is the cost, the dtype changes nothing."""
+  contract.check_mean_and_mode(
+    affine_case.make(tf.float64), affine_case.event_shape, tf.float64
+  )

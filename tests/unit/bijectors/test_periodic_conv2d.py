@@ -286,19 +286,3 @@ def test_default_initialisation():
   assert even.kernel.shape == [4, 4, 2, 2]
   constant = bijectors.PeriodicConv2D(2, 1, kernel=np.eye(2)[None, None])
   assert not constant.trainable_variables
-
-
-def test_composite_tensor_round_trip_through_tf_function():
-  bijector = layer(3, tf.float32)
-  x = contract.random([2, 5, 6, 3], tf.float32)
-
-  def forward(b, x):
-    return b.forward(x)
-
-  for compiled in (
-    tf.function(forward),
-    tf.function(forward, jit_compile=True),
-  ):
-    np.testing.assert_allclose(
-      compiled(bijector, x).numpy(), bijector.forward(x).numpy(), atol=1e-6
-    )
