@@ -467,7 +467,7 @@ ROWS += [
     mutant(ReadsFlagWhileTracing, AN),
     F32,
     contract.check_composite_tensor,
-    "tf.function argument raised TypeError",
+    "tf.function arguments raised TypeError",
   ),
   # check_vectorized_map.
   (
