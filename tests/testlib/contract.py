@@ -444,6 +444,271 @@ def check_jacobian_structure(case, bijector, dtype):
   case.check_jacobian(bijector, dense_jacobian(bijector.forward, x)[0])
 
 
+def _outputs(bijector, x, y):
+  """The four methods at `x` (forward) and `y` (inverse), past the cache."""
+  return tuple(
+    _call(bijector, method, tf.identity(z))
+    for method, z in zip(METHODS, (x, y, x, y))
+  )
+
+
+def _assert_same_outputs(got, want, dtype, what, methods=METHODS):
+  for method, g, w in zip(methods, got, want, strict=True):
+    np.testing.assert_allclose(
+      tf.convert_to_tensor(g).numpy(),
+      tf.convert_to_tensor(w).numpy(),
+      rtol=MODES_RTOL[dtype],
+      atol=MODES_RTOL[dtype],
+      err_msg=f"{what}: {method}",
+    )
+
+
+def _attempt(what, call):
+  """`call()`, any exception raised as an `AssertionError` naming `what`."""
+  try:
+    return call()
+  except Exception as e:  # Whatever it is, the check fails.
+    raise AssertionError(f"{what} raised {type(e).__name__}: {e}") from e
+
+
+def check_constant_jacobian(bijector, event_shape, dtype):
+  """`is_constant_jacobian` is `True` exactly when the log-dets' gradients
+  with respect to their input are zero (or `None`: no path at all).
+
+  TFP relies on the declaration (`TransformedDistribution.mean` and `mode`
+  apply the bijector to the base distribution's), and its own gradient
+  check expects no gradient of a constant log-det. A log-det that depends on
+  its input must have a nonzero gradient at one of 8 events at least: the
+  registered cases' weights are trained-looking, so a nonlinear layer's
+  log-det varies (the property test's couplings have positive biases: a
+  dead ReLU network's log-det is constant).
+  """
+  for method, seed in (
+    ("forward_log_det_jacobian", 15),
+    ("inverse_log_det_jacobian", 16),
+  ):
+    z = random([8, *event_shape], dtype, seed=seed)
+    with tf.GradientTape() as tape:
+      tape.watch(z)
+      log_det = _call(bijector, method, tf.identity(z))
+    gradient = tape.gradient(log_det, z)
+    zero = gradient is None or not np.any(gradient.numpy() != 0)
+    assert zero == bijector.is_constant_jacobian, (
+      f"is_constant_jacobian is {bijector.is_constant_jacobian} but the "
+      f"gradient of {method} with respect to its input is "
+      f"{'zero' if zero else 'nonzero'}"
+    )
+
+
+MEAN_SAMPLES = 1000
+
+
+def check_mean_and_mode(bijector, event_shape, dtype):
+  """`TransformedDistribution(base, flow)`'s `mean()` and `mode()`, for the
+  bijector and its `tfb.Invert`, on a Gaussian base with a batch of two
+  means `m` and per-element scales.
+
+  TFP computes both as `flow.forward(m)`, right for an affine flow, which a
+  constant Jacobian declares: `flow` must be affine along `m`
+  (`f(m) - f(0) = (f(2 m) - f(0)) / 2`); `mode()` must maximise the
+  density, a zero gradient of `log_prob` there (the density is then a
+  Gaussian's); `mean()` must match the mean of `MEAN_SAMPLES` samples to 5
+  standard errors of each element. For affine bijectors only: TFP refuses
+  both for any other (`NotImplementedError`, failing this check).
+  """
+  loc = random([2, *event_shape], dtype, seed=17)
+  scale = 0.5 + tf.abs(random(event_shape, dtype, seed=18))
+  base = tfd.Independent(tfd.Normal(loc, scale), len(event_shape))
+  for direction, flow in (
+    ("bijector", bijector),
+    ("Invert(bijector)", tfb.Invert(bijector)),
+  ):
+    dist = tfd.TransformedDistribution(base, flow)
+    f_0, f_m, f_2m = (
+      flow.forward(tf.identity(z)).numpy()
+      for z in (tf.zeros_like(loc), loc, 2.0 * loc)
+    )
+    np.testing.assert_allclose(
+      f_m - f_0,
+      (f_2m - f_0) / 2.0,
+      rtol=LOG_DET_RTOL[dtype],
+      atol=LOG_DET_RTOL[dtype],
+      err_msg=f"{direction}: not affine along the base's mean",
+    )
+    mode = tf.identity(_attempt(f"{direction}: mode()", dist.mode))
+    with tf.GradientTape() as tape:
+      tape.watch(mode)
+      log_prob = dist.log_prob(mode)
+    slope = tape.gradient(log_prob, mode).numpy()
+    np.testing.assert_allclose(
+      slope,
+      np.zeros_like(slope),
+      atol=100 * LOG_DET_RTOL[dtype],
+      err_msg=f"{direction}: the gradient of log_prob at mode()",
+    )
+    mean = _attempt(f"{direction}: mean()", dist.mean).numpy()
+    samples = dist.sample(MEAN_SAMPLES, seed=(3, 4)).numpy()
+    error = np.abs(mean - samples.mean(0))
+    standard_error = samples.std(0) / np.sqrt(MEAN_SAMPLES)
+    worst = np.max(error / standard_error)
+    assert worst < 5.0, (
+      f"{direction}: mean() against a Monte Carlo estimate: "
+      f"{worst:.1f} standard errors off"
+    )
+
+
+def _variables_held(value):
+  """The `tf.Variable`s in `value`, a bijector's parameters: parameters that
+  are bijectors (an `EmergingConv2D`'s parts) are searched in turn."""
+  found = []
+  for leaf in tf.nest.flatten(value):
+    if isinstance(leaf, tf.Variable):
+      found.append(leaf)
+    elif isinstance(leaf, tfb.Bijector):
+      found.extend(_variables_held(dict(leaf.parameters)))
+  return found
+
+
+def _refs(variables):
+  return {v.ref() for v in variables}
+
+
+def check_variables(bijector, event_shape, dtype):
+  """The variables a bijector lists are those its parameters hold, once
+  each; a copy shares them; each trainable one gets a gradient.
+
+  `variables` (what `tf.Module` finds, once each: what `fit` trains and
+  checkpoints save) are the variables of `parameters`, no more, no fewer; a
+  copy's are the same variables, not new ones. `forward` and `inverse` each
+  give every trainable variable a gradient (TFP's `assert_no_none_grad`:
+  `None` means the variable is not used, or not reached).
+  """
+  variables = bijector.variables
+  held = _variables_held(dict(bijector.parameters))
+  assert _refs(variables) == _refs(held), (
+    f"variables: {sorted(v.name for v in variables)} are not the "
+    f"{sorted(v.name for v in held)} its parameters hold"
+  )
+  trainable = bijector.trainable_variables
+  for what, copy in (
+    ("copy()", lambda: bijector.copy()),
+    ("type(b)(**b.parameters)", lambda: type(bijector)(**bijector.parameters)),
+  ):
+    copied = _attempt(what, copy).variables
+    assert len(copied) == len(variables) and _refs(copied) == _refs(
+      variables
+    ), f"{what}: its variables are not the bijector's own"
+  for method, seed in (("forward", 19), ("inverse", 20)):
+    z = random([2, *event_shape], dtype, seed=seed)
+    with tf.GradientTape() as tape:
+      out = _call(bijector, method, tf.identity(z))
+    for v, g in zip(trainable, tape.gradient(out, trainable)):
+      assert g is not None, f"{method}: no gradient reaches {v.name}"
+
+
+def check_reconstruction(bijector, event_shape, dtype):
+  """`copy()` and `type(b)(**b.parameters)` give the same bijector: the same
+  outputs in every direction (TFP's rule for `parameters`)."""
+  x = random([2, *event_shape], dtype, seed=21)
+  y = random([2, *event_shape], dtype, seed=22)
+  want = _outputs(bijector, x, y)
+  for what, rebuild in (
+    ("type(b)(**b.parameters)", lambda: type(bijector)(**bijector.parameters)),
+    ("copy()", lambda: bijector.copy()),
+  ):
+    rebuilt = _attempt(what, rebuild)
+    assert type(rebuilt) is type(bijector), f"{what}: a {type(rebuilt)}"
+    _assert_same_outputs(
+      _attempt(what, lambda r=rebuilt: _outputs(r, x, y)), want, dtype, what
+    )
+
+
+def check_composite_tensor(bijector, event_shape, dtype, xla=True):
+  """A composite tensor, as TFP's bijectors are: it round-trips through
+  `tf.nest.flatten(..., expand_composites=True)` and
+  `tf.nest.pack_sequence_as` (every direction), and passes to a
+  `tf.function` as an argument (`forward` and its log-det, alone, in a
+  `tfb.Chain`, and `log_prob` of a `TransformedDistribution` through its
+  `tfb.Invert`, which runs the same), with the eager results; with `xla`,
+  also under `jit_compile=True`, except for a bijector holding a callable
+  (a Keras network: it reads its own variables, which XLA would get a
+  second time from the argument).
+  """
+  x = random([2, *event_shape], dtype, seed=23)
+  y = random([2, *event_shape], dtype, seed=24)
+  want = _outputs(bijector, x, y)
+  assert isinstance(bijector, tf.__internal__.CompositeTensor), (
+    "not a composite tensor"
+  )
+  packed = _attempt(
+    "flatten/pack",
+    lambda: tf.nest.pack_sequence_as(
+      bijector,
+      tf.nest.flatten(bijector, expand_composites=True),
+      expand_composites=True,
+    ),
+  )
+  _assert_same_outputs(
+    _attempt("flatten/pack", lambda: _outputs(packed, x, y)),
+    want,
+    dtype,
+    "flatten/pack",
+  )
+
+  def forward(flow, x):
+    return flow.forward(x), flow.forward_log_det_jacobian(x, event_ndims=3)
+
+  chain = tfb.Chain([bijector])
+  dist = tfd.TransformedDistribution(
+    _base(event_shape, dtype), tfb.Invert(bijector)
+  )
+  what = "tf.function arguments"
+  got = _attempt(
+    what,
+    lambda: tf.function(
+      lambda b, chain, dist, x: (
+        forward(b, x),
+        forward(chain, x),
+        dist.log_prob(x),
+      )
+    )(bijector, chain, dist, tf.identity(x)),
+  )
+  for flow, outputs in (("bijector", got[0]), ("tfb.Chain", got[1])):
+    _assert_same_outputs(
+      outputs, want[::2], dtype, f"{what}: {flow}", METHODS[::2]
+    )
+  np.testing.assert_allclose(
+    got[2].numpy(),
+    dist.log_prob(tf.identity(x)).numpy(),
+    rtol=MODES_RTOL[dtype],
+    atol=MODES_RTOL[dtype],
+    err_msg=f"{what}: TransformedDistribution: log_prob",
+  )
+  if not xla or bijector._type_spec._callable_params:
+    return
+  what = "a tf.function argument, jit_compile=True"
+  got = _attempt(
+    what,
+    lambda: tf.function(forward, jit_compile=True)(bijector, tf.identity(x)),
+  )
+  _assert_same_outputs(got, want[::2], dtype, what, METHODS[::2])
+
+
+def check_vectorized_map(bijector, event_shape, dtype):
+  """`tf.vectorized_map` of the four methods over a batch of events (each
+  call then sees one unbatched event; one map, one vectorisation) equals
+  the batched calls."""
+  x = random([3, *event_shape], dtype, seed=25)
+  y = random([3, *event_shape], dtype, seed=26)
+  got = _attempt(
+    "tf.vectorized_map",
+    lambda: tf.vectorized_map(lambda xy: _outputs(bijector, *xy), (x, y)),
+  )
+  _assert_same_outputs(
+    got, _outputs(bijector, x, y), dtype, "tf.vectorized_map"
+  )
+
+
 CHECKS = {
   "round_trip": check_round_trip,
   "log_det": check_log_det,
@@ -451,6 +716,16 @@ CHECKS = {
   "gradients": check_gradients,
   "batch_shapes": check_batch_shapes,
   "transformed_distribution": check_transformed_distribution,
+}
+# TFP's bijector contract beyond the maps: what TFP's own code and habits
+# rely on (`tests/unit/bijectors/test_contract.py` runs them in one dtype,
+# which changes none of it; `check_mean_and_mode` and `check_vectorized_map`
+# are apart: the first is for affine layers only, the second costs most).
+TFP_CHECKS = {
+  "constant_jacobian": check_constant_jacobian,
+  "variables": check_variables,
+  "reconstruction": check_reconstruction,
+  "composite_tensor": check_composite_tensor,
 }
 
 

@@ -407,3 +407,89 @@ class CondXlaDependent:
     graph = tf.compat.v1.get_default_graph()
     in_xla = control_flow_util.GraphOrParentsInXlaContext(graph)
     return (x * 1.01 if in_xla else x), log_dets
+
+
+# Defects of the TFP contract: declarations, reconstruction, composite
+# tensors, variables.
+
+
+class UndeclaredConstantJacobian:
+  """A linear layer that does not say so (every layer on old main)."""
+
+  @property
+  def is_constant_jacobian(self):
+    return False
+
+
+class DeclaredConstantJacobian:
+  """A nonlinear layer that claims a constant Jacobian."""
+
+  @property
+  def is_constant_jacobian(self):
+    return True
+
+
+class SampleBatchDependent:
+  """`forward` is 20% off on batches of rank above 4 only: those of
+  `TransformedDistribution.sample`, not those of `mean()` and `mode()`."""
+
+  def _forward(self, x):
+    y = super()._forward(x)
+    return 1.2 * y if x.shape.rank > 4 else y
+
+
+class UnbatchedDependent:
+  """`forward` is 1% off on an unbatched event (as `tf.vectorized_map`
+  gives each call)."""
+
+  def _forward(self, x):
+    y = super()._forward(x)
+    return 1.01 * y if x.shape.rank == 3 else y
+
+
+class StoredLikeOldCoupling:
+  """Old main's `AffineCoupling`: `()` for the network variables of the
+  default network, in `parameters` and in the attribute that composite
+  tensor packing reads; the constructor rejects it."""
+
+  def _add_variables(self):
+    self._network_variables = ()
+
+  @property
+  def parameters(self):
+    return dict(super().parameters, network_variables=())
+
+
+class CopyReinitialises:
+  """`copy()` drops the trained values: a new, uninitialised ActNorm."""
+
+  def copy(self, **overrides):
+    return super().copy(
+      **{"bias": None, "log_scale": None, "initialized": None, **overrides}
+    )
+
+
+class CopyMakesNewVariables:
+  """`copy()` gives the same values in new variables (what a training of
+  the copy then moves is not the original's)."""
+
+  def copy(self, **overrides):
+    return super().copy(bias=tf.Variable(self.bias), **overrides)
+
+
+class PropertyIsNotTheArgument:
+  """A public `log_scale` that is not the constructor's argument (`exp` of
+  it): TFP's composite tensor packing reads public attributes first."""
+
+  @property
+  def log_scale(self):
+    return tf.exp(self._log_scale)
+
+
+class ReadsFlagWhileTracing:
+  """Old main's `ActNorm._initialized_now`: reads the flag eagerly even when
+  it is a `tf.function` argument, whose handle is a graph placeholder."""
+
+  def _initialized_now(self):
+    with tf.init_scope():
+      return bool(self._initialized.numpy())

@@ -54,6 +54,12 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
   elementwise multiply-add, `O(N H W C)`; log-det `O(C)`, shaped like the
   batch.
 
+  Affine in `x` for the values its variables have, so its Jacobian is the
+  same at every `x`: the layer declares `is_constant_jacobian=True`, and a
+  `tfd.TransformedDistribution` through it has a `mean()` and a `mode()`, the
+  layer applied to the base distribution's (through `sampling_direction`, the
+  inverse, which needs an initialised layer).
+
   #### Example
 
   ```python
@@ -128,6 +134,7 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
       self._channels = channels
       super().__init__(
         forward_min_event_ndims=3,
+        is_constant_jacobian=True,
         dtype=dtype,
         validate_args=validate_args,
         parameters=parameters,
@@ -210,10 +217,23 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
       return self._initialized.assign(True, read_value=False)
 
   def _initialized_now(self):
-    """Whether the flag is `True` now: read eagerly, even while tracing."""
+    """Whether the flag is `True` now: read eagerly, even while tracing.
+
+    `False` where it cannot be read when the graph is built: a flag that is
+    a graph tensor, or a variable whose handle is one, as in a layer passed
+    to a `tf.function` as an argument (rebuilt from its composite tensor
+    components there). Such a trace also serves other layers of the same
+    type spec, initialised or not, so it keeps the run-time cond or check.
+    """
     static = tf.get_static_value(self._initialized)
     if static is not None:  # A constant.
       return bool(static)
+    try:
+      handle = self._initialized.handle
+    except (AttributeError, ValueError):  # A tensor; a distributed variable.
+      handle = None
+    if handle is not None and tf.is_symbolic_tensor(handle):
+      return False
     try:
       with tf.init_scope():
         return bool(self._initialized.numpy())
@@ -226,10 +246,10 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
     An initialised layer (when the graph is built: a graph traced after the
     initialisation has no cond and no check) reads its variables. Otherwise,
     with `x` (the forward direction's input), outside a replica context and
-    with an assignable flag, a `tf.cond` on `initialized` initialises the
-    layer from `x` first. Otherwise an uninitialised layer fails an
-    assertion naming the remedy, and, where assertions are dropped (XLA),
-    its parameters are NaN.
+    with an assignable flag, bias and scale, a `tf.cond` on `initialized`
+    initialises the layer from `x` first. Otherwise an uninitialised layer
+    fails an assertion naming the remedy, and, where assertions are dropped
+    (XLA), its parameters are NaN.
     """
     if self._initialized_now():
       return (
@@ -238,7 +258,10 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
       )
     if (
       x is not None
-      and hasattr(self._initialized, "assign")
+      and all(
+        hasattr(v, "assign")
+        for v in (self._bias, self._log_scale, self._initialized)
+      )
       and not (
         tf.distribute.has_strategy()
         and not tf.distribute.in_cross_replica_context()

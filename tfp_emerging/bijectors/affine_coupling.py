@@ -258,8 +258,6 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
         )
     elif network_variables is not None:
       raise ValueError("`network_variables` needs `network`.")
-    else:
-      network_variables = ()
     defaults = dict(
       hidden_kernel=lambda: initializers.normal(
         shapes["hidden_kernel"], 0.05, seed, dtype
@@ -285,7 +283,9 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       self._network = network
       # A parameter, so that `tf.Module` finds them also where it expands
       # this (composite tensor) bijector into its parameters, e.g. inside a
-      # Glow; it does not look inside Keras 3 layers.
+      # Glow; it does not look inside Keras 3 layers. `None` without a
+      # network, as the constructor takes it back (`copy`, and composite
+      # tensor packing, which reads this attribute).
       self._network_variables = network_variables
       parameters["network_variables"] = network_variables
       self._conditional_size = conditional_size

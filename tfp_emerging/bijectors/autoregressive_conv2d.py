@@ -74,6 +74,11 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     solve's steps, so they compile with XLA too.
   * log-det: `H W sum_c s[c]`, `O(C)`, shaped like the batch.
 
+  Linear in `x`, so its Jacobian is the same at every `x`: the layer
+  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
+  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
+  a `mode()`, the layer applied to the base distribution's.
+
   Examples:
     >>> import tensorflow as tf
     >>> from tfp_emerging.bijectors import AutoregressiveConv2D
@@ -182,6 +187,7 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       self._centre_selector = centre
       super().__init__(
         forward_min_event_ndims=3,
+        is_constant_jacobian=True,
         dtype=dtype,
         validate_args=validate_args,
         parameters=parameters,
@@ -365,6 +371,7 @@ class FrozenAutoregressiveConv2D(tfp.bijectors.Bijector):
     self._warned = False
     super().__init__(
       forward_min_event_ndims=3,
+      is_constant_jacobian=True,
       dtype=layer.dtype,
       validate_args=layer.validate_args,
       parameters=dict(layer=layer),

@@ -158,6 +158,11 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
   * log-det: `H W sum log_abs_s`, `O(C)` (`"qr"`, `"lu"`); `O(C^3)` for the QR
     of `W` (`"plain"`). Shaped like the batch.
 
+  Linear in `x`, so its Jacobian is the same at every `x`: the layer
+  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
+  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
+  a `mode()`, the layer applied to the base distribution's.
+
   Examples:
     >>> import numpy as np
     >>> import tensorflow as tf
@@ -302,6 +307,7 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       self._parameterization = parameterization
       super().__init__(
         forward_min_event_ndims=3,
+        is_constant_jacobian=True,
         dtype=dtype,
         validate_args=validate_args,
         parameters=parameters,

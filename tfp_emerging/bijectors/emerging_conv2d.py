@@ -19,6 +19,10 @@ __all__ = ["FORWARD_PATHS", "EmergingConv2D", "FrozenEmergingConv2D"]
 
 ForwardPath = typing.Literal["auto", "two_convolutions", "equivalent"]
 FORWARD_PATHS = typing.get_args(ForwardPath)
+# Constructor arguments that both parts share (`EmergingConv2D.copy`): those
+# their variables outlive, and those that change the variables' shapes.
+_PART_ARGUMENTS = ("dilation", "solver", "validate_args")
+_NEW_PART_ARGUMENTS = ("channels", "kernel_size", "dtype")
 
 
 def equivalent_is_cheaper(
@@ -65,6 +69,11 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     wavefront solver, the one `solver="auto"` picks except under XLA for
     images of at most 64 pixels (`AutoregressiveConv2D`).
   * log-det: the sum of the two, `H W sum_c (log_diagonal_1 + log_diagonal_2)`.
+
+  Linear in `x`, so its Jacobian is the same at every `x`: the layer
+  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
+  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
+  a `mode()`, the layer applied to the base distribution's.
 
   Examples:
     >>> import tensorflow as tf
@@ -160,19 +169,27 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       if (
         not isinstance(part, AutoregressiveConv2D)
         or part.order != order
-        or (part.channels, part.kernel_size, part.dilation, part.dtype)
-        != (channels, kernel_size, dilation, checks.float_dtype(dtype))
+        or (
+          part.channels,
+          part.kernel_size,
+          part.dilation,
+          part.solver,
+          part.dtype,
+        )
+        != (channels, kernel_size, dilation, solver, checks.float_dtype(dtype))
       ):
         raise ValueError(
           f"`{argument}` must be an AutoregressiveConv2D with order={order!r}"
           f", channels={channels}, kernel_size={kernel_size}, "
-          f"dilation={dilation}, dtype={tf.as_dtype(dtype).name}."
+          f"dilation={dilation}, solver={solver!r}, "
+          f"dtype={tf.as_dtype(dtype).name}."
         )
     parameters.update(first=first, second=second)
     self._first = first
     self._second = second
     super().__init__(
       forward_min_event_ndims=3,
+      is_constant_jacobian=True,
       dtype=first.dtype,
       validate_args=validate_args,
       parameters=parameters,
@@ -197,6 +214,36 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
         is_init, self.validate_args or part.validate_args
       )
     ]
+
+  def copy(self, **override_parameters_kwargs) -> EmergingConv2D:
+    """This layer built again with some constructor arguments changed.
+
+    TFP's rule, `type(self)(**dict(self.parameters, **overrides))`, with the
+    parts rebuilt to match unless `first` or `second` is overridden:
+    `dilation`, `solver` and `validate_args` go to copies of both parts,
+    which keep their variables (`AutoregressiveConv2D.copy`); a different
+    `channels`, `kernel_size` or `dtype` gives new parts with new variables,
+    initialised from `seed` (the parts' variables cannot take the new
+    shapes). Without overrides, or with only `seed`, `forward_path` or
+    `name`, the copy shares this layer's parts.
+    """
+    overrides = dict(override_parameters_kwargs)
+    if not {"first", "second"} & overrides.keys():
+      if any(
+        key in overrides and overrides[key] != self.parameters[key]
+        for key in _NEW_PART_ARGUMENTS
+      ):
+        return type(self)(
+          **dict(self.parameters, **overrides, first=None, second=None)
+        )
+      shared = {
+        key: overrides[key] for key in _PART_ARGUMENTS if key in overrides
+      }
+      if shared:
+        overrides.update(
+          first=self._first.copy(**shared), second=self._second.copy(**shared)
+        )
+    return super().copy(**overrides)
 
   @property
   def bijectors(self) -> tuple[AutoregressiveConv2D, AutoregressiveConv2D]:
@@ -299,6 +346,7 @@ class FrozenEmergingConv2D(tfp.bijectors.Bijector):
     self._per_pixel = sum(part._per_pixel for part in self._parts)
     super().__init__(
       forward_min_event_ndims=3,
+      is_constant_jacobian=True,
       dtype=layer.dtype,
       validate_args=layer.validate_args,
       parameters=dict(layer=layer),

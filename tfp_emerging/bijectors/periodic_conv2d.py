@@ -74,6 +74,11 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     followed by `inverse_log_det_jacobian(y)`, as in
     `TransformedDistribution.log_prob`, factorises once.
 
+  Linear in `x`, so its Jacobian is the same at every `x`: the layer
+  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
+  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
+  a `mode()`, the layer applied to the base distribution's.
+
   Examples:
     >>> import tensorflow as tf
     >>> from tfp_emerging.bijectors import PeriodicConv2D
@@ -154,6 +159,7 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       self._forward_path = forward_path
       super().__init__(
         forward_min_event_ndims=3,
+        is_constant_jacobian=True,
         dtype=dtype,
         validate_args=validate_args,
         parameters=parameters,

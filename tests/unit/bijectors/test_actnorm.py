@@ -95,6 +95,30 @@ def test_forward_log_det_alone_initialises_too():
   )
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_tf_function_argument_initialises_at_run_time(jit_compile):
+  """A layer passed to a `tf.function` (old main: a `TypeError` reading the
+  flag while tracing) reads its flag at run time: one trace serves an
+  initialised layer, left as it is, and an uninitialised one, initialised
+  from its batch."""
+  forward = tf.function(
+    lambda layer, x: layer.forward(x), jit_compile=jit_compile
+  )
+  trained = registry.actnorm(tf.float64)
+  x = spread([8, 4, 4, 3])
+  np.testing.assert_allclose(
+    forward(trained, x).numpy(), trained.forward(x).numpy(), rtol=1e-12
+  )
+  fresh = bijectors.ActNorm(3, dtype=tf.float64)
+  y = forward(fresh, x).numpy()
+  assert forward.experimental_get_tracing_count() == 1
+  assert bool(fresh.initialized.numpy())
+  bias, log_scale = numpy_initial_values(x)
+  np.testing.assert_allclose(fresh.bias.numpy(), bias, rtol=1e-10)
+  np.testing.assert_allclose(fresh.log_scale.numpy(), log_scale, rtol=1e-10)
+  np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0.0, atol=1e-10)
+
+
 @pytest.mark.parametrize("mode", ["eager", "function"])
 def test_inverse_of_an_uninitialised_layer_raises(mode):
   layer = bijectors.ActNorm(3)

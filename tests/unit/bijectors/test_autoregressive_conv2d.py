@@ -137,19 +137,6 @@ def test_initial_values_and_seed():
     bijectors.AutoregressiveConv2D(3, 3, log_diagonal=np.ones([2]))
 
 
-def test_composite_tensor_round_trip_through_tf_function():
-  layer = registry.autoregressive(tf.float32, 3, 1, "top_left", "wavefront")
-  x = contract.random([2, 5, 7, 3], tf.float32)
-
-  @tf.function
-  def forward(bijector, x):
-    return bijector.forward(x)
-
-  np.testing.assert_allclose(
-    forward(layer, x).numpy(), layer.forward(x).numpy(), atol=1e-6
-  )
-
-
 def _frozen_inverse_spy(monkeypatch):
   """Records which inverse a frozen layer applies."""
   used = []

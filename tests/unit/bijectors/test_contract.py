@@ -67,3 +67,42 @@ def test_unknown_channels(shape_case):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
 def test_jacobian_structure(case, dtype):
   contract.check_jacobian_structure(case, case.make(dtype), dtype)
+
+
+@pytest.mark.parametrize("check", sorted(contract.TFP_CHECKS))
+def test_tfp_contract(case, check):
+  """In float32 only: the dtype changes none of it, and tracing costs."""
+  contract.TFP_CHECKS[check](
+    case.make(tf.float32), case.event_shape, tf.float32
+  )
+
+
+# The affine layers, one case per layer and route: not the coupling, whose
+# Jacobian depends on `x` (`check_constant_jacobian` checks that each says
+# which it is) and for which TFP has no `mean()` or `mode()`; the
+# sequential solvers once (sampling 2000 images through the raster solve
+# costs most).
+AFFINE_CASES = [
+  c
+  for c in registry.CASES
+  if c.name
+  in (
+    "actnorm",
+    "autoregressive-k5-d2-bottom_right-wavefront",
+    "emerging-k5-d2-wavefront",
+    "periodic-k3-5x6-fft",
+    "periodic-k4-4x7-auto",
+    "conv1x1-qr",
+    "conv1x1-lu",
+    "conv1x1-plain",
+  )
+]
+assert len(AFFINE_CASES) == 8, "a case was renamed in the registry"
+
+
+@pytest.mark.parametrize("affine_case", AFFINE_CASES, ids=repr)
+def test_mean_and_mode(affine_case):
+  """In float64 only: the sampling is the cost, the dtype changes nothing."""
+  contract.check_mean_and_mode(
+    affine_case.make(tf.float64), affine_case.event_shape, tf.float64
+  )

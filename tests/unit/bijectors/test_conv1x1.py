@@ -222,23 +222,6 @@ def test_given_factors_are_used_as_is_and_the_rest_decomposed():
   )
 
 
-@pytest.mark.parametrize("p", PARAMETERIZATIONS)
-def test_composite_tensor_round_trip_through_tf_function(p):
-  layer = registry.conv1x1(tf.float32, p)
-  x = contract.random([2, 4, 5, 3], tf.float32)
-
-  def forward(b, x):
-    return b.forward(x)
-
-  for compiled in (
-    tf.function(forward),
-    tf.function(forward, jit_compile=True),
-  ):
-    np.testing.assert_allclose(
-      compiled(layer, x).numpy(), layer.forward(x).numpy(), atol=1e-6
-    )
-
-
 @pytest.mark.parametrize("parameterization", ["qr", "lu"])
 def test_checkpoint_restores_the_layer_built_from_another_seed(
   parameterization, tmp_path

@@ -54,6 +54,82 @@ def test_rejects_mismatched_parts():
     bijectors.EmergingConv2D(4, 3, first=part)
 
 
+def test_rejects_parts_of_another_solver():
+  """The layer's `solver` is its parts': a part that solves otherwise is
+  refused (old main kept it silently)."""
+  part = bijectors.AutoregressiveConv2D(3, 3, solver="raster")
+  with pytest.raises(ValueError, match="solver='wavefront'"):
+    bijectors.EmergingConv2D(3, 3, solver="wavefront", first=part)
+
+
+def _kernels(layer):
+  return [v.ref() for part in layer.bijectors for v in part.variables]
+
+
+@pytest.mark.parametrize(
+  "overrides",
+  [dict(solver="raster"), dict(dilation=2), dict(validate_args=True)],
+  ids=lambda o: next(iter(o)),
+)
+def test_copy_gives_both_parts_the_override_and_keeps_their_variables(
+  overrides,
+):
+  """`copy(**overrides)` builds the layer with those arguments changed:
+  both parts take them (old main's copy kept its parts as they were, or
+  refused them for another dilation), and keep their variables. The
+  reference: the layer built anew with the overrides around the same
+  kernels."""
+  layer = registry.emerging(tf.float64, 3, 1, "wavefront")
+  copied = layer.copy(**overrides)
+  for part in copied.bijectors:
+    for key, value in overrides.items():
+      assert getattr(part, key) == value
+  assert _kernels(copied) == _kernels(layer)
+  arguments = dict(dict(solver="wavefront", dilation=1), **overrides)
+  parts = [
+    bijectors.AutoregressiveConv2D(
+      3,
+      3,
+      order=part.order,
+      kernel=part.kernel,
+      log_diagonal=part.log_diagonal,
+      dtype=tf.float64,
+      **arguments,
+    )
+    for part in layer.bijectors
+  ]
+  reference = bijectors.EmergingConv2D(
+    3, 3, first=parts[0], second=parts[1], dtype=tf.float64, **arguments
+  )
+  y = contract.random([2, 5, 7, 3], tf.float64)
+  np.testing.assert_allclose(
+    copied.inverse(y).numpy(), reference.inverse(y).numpy(), atol=1e-12
+  )
+
+
+@pytest.mark.parametrize(
+  "overrides,kernel_shape",
+  [(dict(kernel_size=5), [3, 3, 3, 3]), (dict(channels=2), [2, 2, 2, 2])],
+  ids=["kernel_size", "channels"],
+)
+def test_copy_with_another_shape_makes_new_parts(overrides, kernel_shape):
+  """A kernel size or channel count the parts' variables cannot take gives
+  new parts (old main: a `ValueError` about `first`), which the copy's own
+  `parameters` hold, so that copying the copy shares them."""
+  layer = registry.emerging(tf.float32, 3, 1, "raster")
+  copied = layer.copy(**overrides)
+  for key, value in overrides.items():
+    assert getattr(copied, key) == value
+  assert [part.kernel.shape for part in copied.bijectors] == [kernel_shape] * 2
+  assert [part.solver for part in copied.bijectors] == ["raster"] * 2
+  assert not set(_kernels(copied)) & set(_kernels(layer))
+  assert _kernels(copied.copy()) == _kernels(copied)
+  x = contract.random([2, 5, 7, copied.channels], tf.float32)
+  np.testing.assert_allclose(
+    copied.inverse(tf.identity(copied.forward(x))).numpy(), x, atol=1e-4
+  )
+
+
 def test_trainable_variables_are_both_parts():
   layer = bijectors.EmergingConv2D(3, 3)
   assert len(layer.trainable_variables) == 4

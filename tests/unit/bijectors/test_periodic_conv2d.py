@@ -289,22 +289,6 @@ def test_default_initialisation():
   assert not constant.trainable_variables
 
 
-def test_composite_tensor_round_trip_through_tf_function():
-  bijector = layer(3, tf.float32)
-  x = contract.random([2, 5, 6, 3], tf.float32)
-
-  def forward(b, x):
-    return b.forward(x)
-
-  for compiled in (
-    tf.function(forward),
-    tf.function(forward, jit_compile=True),
-  ):
-    np.testing.assert_allclose(
-      compiled(bijector, x).numpy(), bijector.forward(x).numpy(), atol=1e-6
-    )
-
-
 @pytest.mark.parametrize("validate_args", [False, True])
 def test_non_finite_kernel_is_refused_at_construction(validate_args):
   kernel = np.zeros([3, 3, 2, 2])

@@ -12,18 +12,27 @@ bijector must:
   `batch_jacobian` of a float64 twin (the same values in float64);
 * have `inverse_log_det_jacobian` equal to minus the forward's at the
   preimage, from `x` and from `y`;
-* reject each bad constructor argument with a `ValueError` naming it.
+* reject each bad constructor argument with a `ValueError` naming it;
+* keep TFP's bijector contract (`assert_tfp_contract`, `test_tfp_contract`):
+  bijectivity through TFP's cache, `is_constant_jacobian` exactly when the
+  log-det's gradient with respect to `x` is zero, variables those of
+  `parameters` (given as arrays or as `tf.Variable`s, drawn), each reached
+  by a gradient and shared by copies, `copy()` and `type(b)(**b.parameters)`
+  the same bijector, composite tensor packing and `tf.function` arguments,
+  `tf.vectorized_map` equal to the batched call.
 
 `make test` runs `DEFAULT_EXAMPLES` examples per layer configuration (one per
-Glow mixing, ten per constructor), derandomised (the same every run) and
-without an example database. `TFP_EMERGING_HYPOTHESIS_EXAMPLES=N` runs `N`
-random examples per test instead (failures print a `@reproduce_failure`
-blob), e.g. `TFP_EMERGING_HYPOTHESIS_EXAMPLES=200 pytest
+Glow mixing and per layer for the contract, ten per constructor),
+derandomised (the same every run) and without an example database.
+`TFP_EMERGING_HYPOTHESIS_EXAMPLES=N` runs `N` random examples per test
+instead (failures print a `@reproduce_failure` blob), e.g.
+`TFP_EMERGING_HYPOTHESIS_EXAMPLES=200 pytest
 tests/unit/bijectors/test_properties.py`.
 """
 
 from collections.abc import Callable, Sequence
 import dataclasses
+import functools
 import os
 import re
 import tempfile
@@ -68,6 +77,11 @@ SETTINGS = hypothesis.settings(
 # A Glow example costs seconds (the dense Jacobian of a whole flow); a bad
 # argument fails in the constructor.
 GLOW_SETTINGS = hypothesis.settings(SETTINGS, max_examples=EXAMPLES or 1)
+# The contract's checks trace functions (`tf.function`, XLA,
+# `tf.vectorized_map`): one example per family.
+TFP_CONTRACT_SETTINGS = hypothesis.settings(
+  SETTINGS, max_examples=EXAMPLES or 1
+)
 BAD_ARGUMENT_SETTINGS = hypothesis.settings(
   SETTINGS, max_examples=EXAMPLES or 5 * DEFAULT_EXAMPLES
 )
@@ -123,7 +137,8 @@ def _diagonally_dominant(taps, smallest, ratio):
 
 @st.composite
 def _common(draw, channels=CHANNELS):
-  """`(rng, event_shape, batch_shape, dtype, seed)`."""
+  """`(rng, event_shape, batch_shape, dtype, seed, variables)`: whether the
+  parameters are given as `tf.Variable`s (else as arrays)."""
   seed = draw(SEEDS)
   event = [draw(SIDES), draw(SIDES), draw(channels)]
   return (
@@ -132,6 +147,7 @@ def _common(draw, channels=CHANNELS):
     draw(BATCH_SHAPES),
     draw(DTYPES),
     seed,
+    draw(st.booleans()),
   )
 
 
@@ -139,15 +155,24 @@ def _as(dtype, value):
   return np.asarray(value).astype(dtype.as_numpy_dtype)
 
 
+def _parameter(dtype, value, variable):
+  """`value` in `dtype`, in a new `tf.Variable` if `variable`."""
+  value = _as(dtype, value)
+  return tf.Variable(value) if variable else value
+
+
 @st.composite
 def actnorm(draw):
-  rng, event, batch, dtype, seed = draw(_common())
+  rng, event, batch, dtype, seed, variables = draw(_common())
   c = event[-1]
   bias = rng.normal(0.0, 1.0, c)
   log_scale = rng.uniform(-1.0, 1.0, c)
   return Drawn(
     lambda dt: bijectors.ActNorm(
-      c, bias=_as(dt, bias), log_scale=_as(dt, log_scale), dtype=dt
+      c,
+      bias=_parameter(dt, bias, variables),
+      log_scale=_parameter(dt, log_scale, variables),
+      dtype=dt,
     ),
     event,
     batch,
@@ -173,7 +198,7 @@ def _masked_values(rng, channels, kernel_size, order, ratio):
 
 @st.composite
 def autoregressive(draw, order, solver):
-  rng, event, batch, dtype, seed = draw(_common())
+  rng, event, batch, dtype, seed, variables = draw(_common())
   c = event[-1]
   kernel_size = draw(st.sampled_from([1, 3, 5]))
   dilation = draw(st.integers(1, 3))
@@ -187,8 +212,8 @@ def autoregressive(draw, order, solver):
       order=order,
       dilation=dilation,
       solver=solver,
-      kernel=_as(dt, kernel),
-      log_diagonal=_as(dt, log_diagonal),
+      kernel=_parameter(dt, kernel, variables),
+      log_diagonal=_parameter(dt, log_diagonal, variables),
       dtype=dt,
     ),
     event,
@@ -200,7 +225,7 @@ def autoregressive(draw, order, solver):
 
 @st.composite
 def emerging(draw, solver):
-  rng, event, batch, dtype, seed = draw(_common())
+  rng, event, batch, dtype, seed, variables = draw(_common())
   c = event[-1]
   kernel_size = draw(st.sampled_from([1, 3, 5]))
   dilation = draw(st.integers(1, 3))
@@ -217,8 +242,8 @@ def emerging(draw, solver):
         order=order,
         dilation=dilation,
         solver=solver,
-        kernel=_as(dt, kernel),
-        log_diagonal=_as(dt, log_diagonal),
+        kernel=_parameter(dt, kernel, variables),
+        log_diagonal=_parameter(dt, log_diagonal, variables),
         dtype=dt,
       )
       for order, (kernel, log_diagonal) in zip(
@@ -240,7 +265,7 @@ def emerging(draw, solver):
 
 @st.composite
 def periodic(draw, forward_path):
-  rng, event, batch, dtype, seed = draw(_common())
+  rng, event, batch, dtype, seed, variables = draw(_common())
   h, w, c = event
   kernel_size = draw(st.integers(1, min(h, w)))
   p = (kernel_size - 1) // 2
@@ -255,7 +280,7 @@ def periodic(draw, forward_path):
     lambda dt: bijectors.PeriodicConv2D(
       c,
       kernel_size,
-      kernel=_as(dt, kernel),
+      kernel=_parameter(dt, kernel, variables),
       forward_path=forward_path,
       dtype=dt,
     ),
@@ -268,7 +293,7 @@ def periodic(draw, forward_path):
 
 @st.composite
 def conv1x1(draw, parameterization):
-  rng, event, batch, dtype, seed = draw(_common())
+  rng, event, batch, dtype, seed, variables = draw(_common())
   c = event[-1]
   singular_values = np.exp(rng.uniform(-1.0, 1.0, c))
   perturbation = _diagonally_dominant(
@@ -277,7 +302,7 @@ def conv1x1(draw, parameterization):
   matrix = _orthogonal(rng, c) * singular_values + perturbation
   return Drawn(
     lambda dt: bijectors.Conv1x1(
-      c, parameterization, matrix=_as(dt, matrix), dtype=dt
+      c, parameterization, matrix=_parameter(dt, matrix, variables), dtype=dt
     ),
     event,
     batch,
@@ -288,7 +313,9 @@ def conv1x1(draw, parameterization):
 
 @st.composite
 def affine_coupling(draw):
-  rng, event, batch, dtype, seed = draw(_common(channels=st.integers(2, 4)))
+  rng, event, batch, dtype, seed, variables = draw(
+    _common(channels=st.integers(2, 4))
+  )
   c = event[-1]
   hidden = draw(st.integers(1, 4))
   kernel_size = draw(st.sampled_from([1, 3]))
@@ -305,13 +332,20 @@ def affine_coupling(draw):
   weights = {
     key: rng.normal(0.0, scale, shape) for key, shape in shapes.items()
   }
+  # Positive biases keep units of both hidden layers active at some pixels:
+  # the log-det then varies with `x`, as it does in a trained coupling (a
+  # dead network's is constant, which the coupling does not declare).
+  for key in ("hidden_bias", "middle_bias"):
+    weights[key] = np.abs(weights[key]) + scale
   return Drawn(
     lambda dt: bijectors.AffineCoupling(
       c,
       hidden,
       kernel_size,
       dtype=dt,
-      **{key: _as(dt, value) for key, value in weights.items()},
+      **{
+        key: _parameter(dt, value, variables) for key, value in weights.items()
+      },
     ),
     event,
     batch,
@@ -414,6 +448,38 @@ def assert_bijector_properties(drawn):
   assert_log_det(ildj, -fldj.numpy(), "ildj(y) against -fldj(f^-1(y))")
 
 
+def assert_tfp_contract(drawn):
+  """TFP's bijector contract, on the drawn bijector.
+
+  Bijectivity through TFP's cache: `inverse(forward(x))` is `x` itself, and
+  `forward(inverse(y))` is `y` (the round trips above go around the
+  cache). Then the contract's checks (`tests/testlib/contract.py`), on
+  batches of the drawn event shape: `is_constant_jacobian` exactly when the
+  log-dets' gradients with respect to `x` are zero; the variables those of
+  `parameters`, shared by copies, each reached by a gradient; `copy()` and
+  `type(b)(**b.parameters)` the same bijector; composite tensor packing and
+  `tf.function` arguments; `tf.vectorized_map` equal to the batched call.
+  """
+  dtype = drawn.dtype
+  layer = drawn.make(dtype)
+  rng = np.random.default_rng(drawn.seed + 2)
+  shape = [*drawn.batch_shape, *drawn.event_shape]
+  x = tf.constant(_as(dtype, rng.normal(size=shape)))
+  y = tf.constant(_as(dtype, rng.normal(size=shape)))
+  assert layer.inverse(layer.forward(x)) is x, "cached: f^-1(f(x)) is not x"
+  assert layer.forward(layer.inverse(y)) is y, "cached: f(f^-1(y)) is not y"
+  for check in (
+    contract.check_constant_jacobian,
+    contract.check_variables,
+    contract.check_reconstruction,
+    # Without XLA: each compilation costs, and every registered bijector
+    # compiles as an argument in tests/unit/bijectors/test_contract.py.
+    functools.partial(contract.check_composite_tensor, xla=False),
+    contract.check_vectorized_map,
+  ):
+    check(layer, drawn.event_shape, dtype)
+
+
 FAMILIES = {
   "actnorm": actnorm(),
   "affine_coupling": affine_coupling(),
@@ -438,6 +504,13 @@ FAMILIES = {
 @hypothesis.given(data=st.data())
 def test_bijector_properties(family, data):
   assert_bijector_properties(data.draw(FAMILIES[family], label=family))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@TFP_CONTRACT_SETTINGS
+@hypothesis.given(data=st.data())
+def test_tfp_contract(family, data):
+  assert_tfp_contract(data.draw(FAMILIES[family], label=family))
 
 
 @pytest.mark.parametrize("mixing", flows.MIXINGS)
@@ -843,10 +916,7 @@ def test_parameter_properties(family, data):
   drawn = data.draw(FAMILIES[family], label=family)
   layer = drawn.make(drawn.dtype)
   assert_parameter_properties(layer, drawn.event_shape)
-  # Slicing rebuilds the layer from its parameters, which AffineCoupling
-  # cannot yet (issue 23, point 2: `network_variables`).
-  if family != "affine_coupling":
-    assert_slicing_keeps_the_maps(layer, drawn.event_shape, drawn.dtype)
+  assert_slicing_keeps_the_maps(layer, drawn.event_shape, drawn.dtype)
 
 
 def test_parameter_properties_of_variables():

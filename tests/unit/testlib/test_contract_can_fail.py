@@ -52,7 +52,11 @@ from tests.testlib.mutants import CondUnusedVariable
 from tests.testlib.mutants import CondWrongInverse
 from tests.testlib.mutants import CondXlaDependent
 from tests.testlib.mutants import CondZeroGradient
+from tests.testlib.mutants import CopyMakesNewVariables
+from tests.testlib.mutants import CopyReinitialises
+from tests.testlib.mutants import DeclaredConstantJacobian
 from tests.testlib.mutants import DetachedForward
+from tests.testlib.mutants import ExtraVariable
 from tests.testlib.mutants import FlattensForward
 from tests.testlib.mutants import FlattensInverse
 from tests.testlib.mutants import ForgetsConstant
@@ -64,10 +68,16 @@ from tests.testlib.mutants import Lenient
 from tests.testlib.mutants import LogDetMemoIgnoresCondition
 from tests.testlib.mutants import LoopInInverse
 from tests.testlib.mutants import NanGradientInverse
+from tests.testlib.mutants import PropertyIsNotTheArgument
+from tests.testlib.mutants import ReadsFlagWhileTracing
+from tests.testlib.mutants import SampleBatchDependent
 from tests.testlib.mutants import ShapeDependent
+from tests.testlib.mutants import StoredLikeOldCoupling
 from tests.testlib.mutants import SumsForwardLogDet
 from tests.testlib.mutants import SumsInverseLogDet
 from tests.testlib.mutants import TraceDependent
+from tests.testlib.mutants import UnbatchedDependent
+from tests.testlib.mutants import UndeclaredConstantJacobian
 from tests.testlib.mutants import VagueChannelCheck
 from tests.testlib.mutants import VagueErrors
 from tests.testlib.mutants import VagueFiniteness
@@ -371,6 +381,100 @@ ROWS = [
     F32,
     contract.check_unknown_channels,
     "forward_log_det_jacobian with validate_args=True accepted 1 channels",
+  ),
+]
+ROWS += [
+  # check_constant_jacobian: both ways wrong.
+  (
+    mutant(UndeclaredConstantJacobian, AR),
+    F32,
+    contract.check_constant_jacobian,
+    "is_constant_jacobian is False but the gradient of "
+    "forward_log_det_jacobian with respect to its input is zero",
+  ),
+  (
+    mutant(DeclaredConstantJacobian, AC),
+    F64,
+    contract.check_constant_jacobian,
+    "is_constant_jacobian is True but the gradient of "
+    "forward_log_det_jacobian with respect to its input is nonzero",
+  ),
+  # check_mean_and_mode: affinity, the mode, the Monte Carlo mean.
+  (
+    mutant(BoundedRange, AN),
+    F64,
+    contract.check_mean_and_mode,
+    "bijector: not affine along the base's mean",
+  ),
+  (
+    mutant(WrongInverse, AN),
+    F64,
+    contract.check_mean_and_mode,
+    "bijector: the gradient of log_prob at mode()",
+  ),
+  (
+    mutant(SampleBatchDependent, LU),
+    F64,
+    contract.check_mean_and_mode,
+    "bijector: mean() against a Monte Carlo estimate",
+  ),
+  # check_variables: extra variables, copies with their own, no gradient.
+  (
+    mutant(ExtraVariable, AN),
+    F32,
+    contract.check_variables,
+    "its parameters hold",
+  ),
+  (
+    mutant(CopyMakesNewVariables, AN),
+    F64,
+    contract.check_variables,
+    "copy(): its variables are not the bijector's own",
+  ),
+  (
+    mutant(DetachedForward, AR),
+    F32,
+    contract.check_variables,
+    "forward: no gradient reaches",
+  ),
+  # check_reconstruction: from the parameters, and copy().
+  (
+    mutant(StoredLikeOldCoupling, AC),
+    F32,
+    contract.check_reconstruction,
+    "type(b)(**b.parameters) raised ValueError",
+  ),
+  (
+    mutant(CopyReinitialises, AN),
+    F64,
+    contract.check_reconstruction,
+    "copy(): forward",
+  ),
+  # check_composite_tensor: the packing, and tf.function arguments.
+  (
+    mutant(PropertyIsNotTheArgument, AN),
+    F32,
+    contract.check_composite_tensor,
+    "flatten/pack: forward",
+  ),
+  (
+    mutant(StoredLikeOldCoupling, AC),
+    F32,
+    contract.check_composite_tensor,
+    "flatten/pack raised ValueError",
+  ),
+  (
+    mutant(ReadsFlagWhileTracing, AN),
+    F32,
+    contract.check_composite_tensor,
+    "tf.function arguments raised TypeError",
+  ),
+  # check_vectorized_map.
+  (
+    mutant(UnbatchedDependent, EM),
+    F32,
+    contract.check_vectorized_map,
+    "tf.vectorized_map: forward",
   ),
 ]
 # Each direction and log-det skipping its checks, on a different layer each.
