@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_emerging import distribute
 from tfp_emerging import export as export_lib
 from tfp_emerging.bijectors import direction as direction_lib
 from tfp_emerging.data.pipeline import DEQUANTIZED
@@ -171,7 +172,8 @@ class FlowModel(keras.Model):
     an image array (and `y=labels`). `fit` runs the flow's data-dependent
     initialisation on the first (global) batch, eagerly and outside any
     replica context, unless already done (for other inputs, call
-    `initialize` yourself). The logs (and progress bar) report `loss` and
+    `initialize` yourself; on several workers its noise comes from seed 0,
+    the same on every worker). The logs (and progress bar) report `loss` and
     `bits_per_dim`, both the mean bits/dim of the epoch's batches (`val_...`
     for the validation data).
   * `evaluate` returns `[loss, bits_per_dim]` (both bits/dim; a dict with
@@ -310,6 +312,11 @@ class FlowModel(keras.Model):
     self._loss_tracker = keras.metrics.Mean(name="loss")
     self._bits_tracker = keras.metrics.Mean(name="bits_per_dim")
     self._num_samples = 1  # dequantisation draws per image in test_step
+    if not KERAS_3:
+      # tf_keras' metric results are already the mean over every replica
+      # of every worker; its default ("sum" across the workers of a
+      # multi-worker run) logged the per-step loss times the workers.
+      self.distribute_reduction_method = "first"
     self.built = True
 
   def get_config(self) -> dict[str, Any]:
@@ -680,7 +687,9 @@ class FlowModel(keras.Model):
     """
     if not self.is_initialized():
       images, labels = _first_batch(x, y, batch_size)
-      self.initialize(images, self._labels_of(labels))
+      # Every worker of a multi-worker run must draw the same noise.
+      seed = 0 if distribute.is_multi_worker(self.distribute_strategy) else None
+      self.initialize(images, self._labels_of(labels), seed=seed)
     if KERAS_3 and not self.optimizer.built:
       # Creating the slots here, not in the first traced step, spares Keras
       # a second trace of the whole training step.
@@ -789,8 +798,20 @@ class FlowModel(keras.Model):
     class-conditional `Glow`), or, for a flow without one, evaluates
     `log_prob` once, which initialises the layers that initialise themselves
     from their first batch (this library's `ActNorm`, TFP's `tfb.Glow`).
-    Call it eagerly, outside `strategy.run`, with a global batch.
+    Call it eagerly, outside `strategy.run`, with a global batch; on
+    several workers (`MultiWorkerMirroredStrategy`) each one initialises its
+    copy, so all must pass the same batch and `seed`.
+
+    Raises:
+      ValueError: `seed` is `None` under a multi-worker strategy (the
+        workers would draw different noise and train different models).
     """
+    if seed is None and distribute.is_multi_worker(self.distribute_strategy):
+      raise ValueError(
+        "FlowModel.initialize: `seed` must be given on several workers "
+        "(MultiWorkerMirroredStrategy), so that every worker draws the "
+        "same noise; got None."
+      )
     conditions = self._conditions(labels, "FlowModel.initialize")
     images = tf.convert_to_tensor(images)
     self._check_batch_shape(
