@@ -129,7 +129,10 @@ def needs_legacy_keras(name: str) -> bool:
   """Whether strategy `name` must run under tf_keras in this process: a
   multi-worker run while `tf.keras` is Keras 3, whose `fit` fails on
   several workers (tensorflow/tensorflow#72388)."""
-  return name == "multiworker" and hasattr(tf.keras, "Variable")
+  # Imported here: tfp_emerging.keras imports this module.
+  from tfp_emerging import keras as tfe_keras
+
+  return name == "multiworker" and tfe_keras.KERAS_3
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:

@@ -230,7 +230,9 @@ def test_two_workers_equal_one_process(runs):
   # The flow's weights (tf_keras also checkpoints the metrics' state).
   two, one = (checkpoint(runs[r], "model/_given_flow/") for r in "AS")
   assert two.keys() == one.keys() and len(two) > 5
-  difference = max(float(np.max(np.abs(two[k] - one[k]))) for k in two)
+  difference = max(
+    float(np.max(np.abs(two[k].astype(np.float64) - one[k]))) for k in two
+  )
   assert difference < 1e-4  # 2.3e-5 measured
   # Training moved the weights far more than that.
   assert metrics(runs["S"])[-1][0] < metrics(runs["S"])[0][0] - 0.1
@@ -242,7 +244,9 @@ def test_two_workers_equal_one_process(runs):
     "metrics.json",
     "samples.png",
   ]
-  assert os.listdir(runs["private"]) == []
+  # Only the SIGKILLed worker's folder is left (nothing ran its cleanup).
+  left = [n for n in os.listdir(runs["private"]) if n.startswith("tfp-")]
+  assert len(left) == 1 and left[0].startswith("tfp-emerging-worker1-"), left
   assert "writes the run to" in read(folder / "a1.out")
   # Every per-worker draw is seeded: an unseeded initialisation is refused,
   # and fit's own initialisation gives every worker the same ActNorm.
