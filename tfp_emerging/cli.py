@@ -14,7 +14,8 @@ when training diverged (NaN or infinite loss); 2 for bad arguments, data or
 run directories; 3 when the run's checkpoints exist but none can be
 restored; 4 when another process writes the run directory (its lock); 5
 when the disk is full; 6 when a command must write a read-only run
-directory; 130 when interrupted (SIGINT), 143 when terminated (SIGTERM).
+directory; 7 when a worker of a multi-worker run was lost; 130 when
+interrupted (SIGINT), 143 when terminated (SIGTERM).
 Errors are one message on standard error, without a traceback.
 """
 
@@ -71,6 +72,7 @@ _EXIT_STATUSES = (
   (run_dir_lib.RunLocked, 4),
   (run_dir_lib.DiskFull, 5),
   (run_dir_lib.ReadOnlyRun, 6),
+  (distribute.WorkerLost, 7),
   (training.TrainingDiverged, 1),
   (data_lib.DataError, 2),
   (training.RunError, 2),
@@ -229,8 +231,10 @@ def _add_training_options(parser):
     help=(
       "tf.distribute strategy: 'mirrored' (all local GPUs), "
       "'multiworker' (every worker runs this command with its own "
-      "TF_CONFIG), 'tpu' (the TPU VM's or TPU_NAME's TPU); Keras' fit "
-      "splits each batch over the replicas (default: one device)"
+      "TF_CONFIG and the same --out, which worker 0 writes; it runs "
+      "under tf_keras, TF_USE_LEGACY_KERAS=1, as Keras 3's fit fails on "
+      "several workers), 'tpu' (the TPU VM's or TPU_NAME's TPU); Keras' "
+      "fit splits each batch over the replicas (default: one device)"
     ),
   )
   parser.add_argument(
@@ -408,18 +412,8 @@ def _train_and_report(config, run_dir, args, resume=None, replace=False):
   `training.train`."""
   strategy = distribute.make_strategy(args.strategy)
   try:
-    if resume is not None:
-      metrics = training.resume(
-        run_dir, strategy=strategy, tensorboard=args.tensorboard, **resume
-      )
-    else:
-      metrics = training.train(
-        config,
-        run_dir,
-        strategy=strategy,
-        tensorboard=args.tensorboard,
-        replace=replace,
-      )
+    with distribute.worker_faults(strategy):
+      metrics = _run_training(config, run_dir, args, strategy, resume, replace)
   except KeyboardInterrupt as e:
     saved = getattr(e, "saved", None)
     kept = (
@@ -433,6 +427,9 @@ def _train_and_report(config, run_dir, args, resume=None, replace=False):
       file=sys.stderr,
     )
     raise _ReportedInterruption(_interruption(e)) from e
+  if not distribute.is_chief(strategy):
+    print(f"the chief (worker 0) wrote the run to {run_dir}")
+    return metrics
   if metrics:
     print(
       f"test bits/dim after epoch {metrics[-1]['epoch']}: "
@@ -450,6 +447,22 @@ def _train_and_report(config, run_dir, args, resume=None, replace=False):
     f"{run_dir_lib.CHECKPOINT_DIR}/}}"
   )
   return metrics
+
+
+def _run_training(config, run_dir, args, strategy, resume, replace):
+  """`training.resume` with the options in the dict `resume`, or (`resume`
+  `None`) `training.train` of `config`."""
+  if resume is not None:
+    return training.resume(
+      run_dir, strategy=strategy, tensorboard=args.tensorboard, **resume
+    )
+  return training.train(
+    config,
+    run_dir,
+    strategy=strategy,
+    tensorboard=args.tensorboard,
+    replace=replace,
+  )
 
 
 def _evaluate(run_dir, as_json, num_samples=1):
@@ -530,7 +543,34 @@ def main(argv: Sequence[str] | None = None) -> int:
   Returns:
     The exit status.
   """
-  args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+  argv = sys.argv[1:] if argv is None else list(argv)
+  args = build_parser().parse_args(argv)
+  strategy = getattr(args, "strategy", "default")
+  if args.command == "demo" and strategy == "multiworker":
+    print(
+      "tfp-emerging demo: error: --strategy multiworker is for train (the "
+      "demo evaluates and samples in one process).",
+      file=sys.stderr,
+    )
+    return 2
+  if distribute.needs_legacy_keras(strategy):
+    if os.environ.get("TF_USE_LEGACY_KERAS") == "1":  # tf_keras is missing
+      print(
+        f"tfp-emerging {args.command}: error: --strategy multiworker needs "
+        f"tf_keras (pip install tf_keras).",
+        file=sys.stderr,
+      )
+      return 2
+    # Keras 3's fit fails on several workers (tensorflow/tensorflow#72388):
+    # the run starts again in a fresh process, the same one to the signals
+    # and the exit status, under tf_keras.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(
+      sys.executable,
+      [sys.executable, "-m", "tfp_emerging", *argv],
+      dict(os.environ, TF_USE_LEGACY_KERAS="1"),
+    )
   try:
     with stopping.handled():
       return _run(args)

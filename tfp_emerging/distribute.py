@@ -17,7 +17,15 @@ update equals the one of one device on the whole batch):
   there is none), or per device in `devices`.
 * `"multiworker"`: `MultiWorkerMirroredStrategy`; each worker runs the same
   program with its own `TF_CONFIG` (JSON with `cluster` and `task`). Without
-  `TF_CONFIG` it is one local worker.
+  `TF_CONFIG` it is one local worker. A lost worker stops the others with
+  an error instead of a hang (`worker_faults` turns it into `WorkerLost`):
+  TensorFlow's coordination service notices a worker that stopped sending
+  heartbeats (about 10 s), and a collective that has not completed after
+  `COLLECTIVE_TIMEOUT_SECONDS` fails (a worker that hangs). Only the chief
+  (`is_chief`) writes a run's files. Keras 3's `fit` cannot run on
+  several workers (tensorflow/tensorflow#72388; custom loops of
+  `strategy.run` can): such a run uses tf_keras (`TF_USE_LEGACY_KERAS=1`,
+  `needs_legacy_keras`), which the command line sets itself.
 * `"tpu"`: `TPUStrategy` on the TPU named by `tpu` (`""` or `None`: the
   TPU VM's own, or the one in `TPU_NAME`), after connecting to it and
   initialising its system.
@@ -25,17 +33,49 @@ update equals the one of one device on the whole batch):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+import contextlib
 import json
 import os
+import re
 
 import tensorflow as tf
 
-__all__ = ["STRATEGIES", "StrategyError", "make_strategy"]
+__all__ = [
+  "COLLECTIVE_TIMEOUT_SECONDS",
+  "STRATEGIES",
+  "StrategyError",
+  "WorkerLost",
+  "is_chief",
+  "is_multi_worker",
+  "make_strategy",
+  "needs_legacy_keras",
+  "worker_faults",
+  "worker_index",
+]
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 """The `tf.distribute` strategies `make_strategy` (and `--strategy`) can
 make by name."""
+# A collective (all-reduce, broadcast) of a multi-worker run that has not
+# completed after this long fails instead of waiting for a lost worker: it
+# bounds the wait of one step (and of a chief's checkpoint write) for the
+# slowest worker.
+COLLECTIVE_TIMEOUT_SECONDS = 120.0
+# What a collective raises when a worker is gone: a peer that cannot be
+# reached or stopped sending heartbeats (the collectives are aborted), one
+# that has restarted, or a collective past its timeout.
+_LOST_WORKER_ERRORS = (
+  tf.errors.UnavailableError,
+  tf.errors.DeadlineExceededError,
+  tf.errors.FailedPreconditionError,
+  tf.errors.AbortedError,
+  tf.errors.CancelledError,
+)
+
+
+class WorkerLost(RuntimeError):
+  """A worker of a multi-worker run stopped answering; this one stopped."""
 
 
 class StrategyError(ValueError):
@@ -79,8 +119,63 @@ def make_strategy(
     return tf.distribute.MirroredStrategy(devices)
   if name == "multiworker":
     _check_tf_config()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.MultiWorkerMirroredStrategy(
+      communication_options=tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS
+      )
+    )
   return _tpu_strategy(tpu)
+
+
+def needs_legacy_keras(name: str) -> bool:
+  """Whether strategy `name` must run under tf_keras in this process: a
+  multi-worker run while `tf.keras` is Keras 3, whose `fit` fails on
+  several workers (tensorflow/tensorflow#72388)."""
+  # Imported here: tfp_emerging.keras imports this module.
+  from tfp_emerging import keras as tfe_keras
+
+  return name == "multiworker" and tfe_keras.KERAS_3
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:
+  """Whether `strategy` is a `MultiWorkerMirroredStrategy` over several
+  worker processes (its replicas are not all on this worker's devices)."""
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return False
+  return strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)
+
+
+def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
+  """Whether this process writes a run's files: the chief (worker 0) of a
+  multi-worker run, and the one process of every other strategy."""
+  return strategy is None or bool(strategy.extended.should_checkpoint)
+
+
+def worker_index(strategy: tf.distribute.Strategy | None) -> int:
+  """This process's task index in a multi-worker run (`TF_CONFIG`'s
+  `task.index`), 0 for every other strategy."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  return int(getattr(resolver, "task_id", None) or 0)
+
+
+@contextlib.contextmanager
+def worker_faults(strategy: tf.distribute.Strategy | None) -> Iterator[None]:
+  """Turns the error of a collective that lost a worker of the
+  multi-worker `strategy` into `WorkerLost` (one line: what failed, and how
+  to go on); other errors, and every error of other strategies, pass."""
+  try:
+    yield
+  except _LOST_WORKER_ERRORS as e:
+    if not is_multi_worker(strategy):
+      raise
+    text = re.sub(r"\{\{[^}]*\}\}", "", str(e)).strip()
+    first = (text.splitlines() or [""])[0][:200]
+    raise WorkerLost(
+      f"a worker of the multi-worker run was lost or stopped answering "
+      f"({type(e).__name__}: {first}). Every finished epoch (and step "
+      f"checkpoint) is kept: start every worker again with the same "
+      f"TF_CONFIG and --resume."
+    ) from e
 
 
 def _check_tf_config():

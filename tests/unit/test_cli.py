@@ -220,6 +220,20 @@ def test_resume_needs_a_run(tmp_path, capsys):
   assert "no config.json" in capsys.readouterr().err
 
 
+def test_multiworker_needs_tf_keras_and_is_not_for_the_demo(
+  tmp_path, capsys, monkeypatch
+):
+  # Under Keras 3, train --strategy multiworker starts itself again with
+  # TF_USE_LEGACY_KERAS=1; if that still gives Keras 3, tf_keras is missing.
+  monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
+  out = str(tmp_path / "run")
+  assert cli.main(["train", "--strategy", "multiworker", "--out", out]) == 2
+  assert "needs tf_keras (pip install tf_keras)" in capsys.readouterr().err
+  assert cli.main(["demo", "--strategy", "multiworker", "--out", out]) == 2
+  assert "is for train" in capsys.readouterr().err
+  assert not os.path.exists(out)
+
+
 def test_crops_by_name_with_tensorboard(tmp_path, capsys):
   run, logs = tmp_path / "run", tmp_path / "logs"
   assert (

@@ -22,6 +22,7 @@ from tensorflow import keras
 from tensorflow_probability import bijectors as tfb
 from tensorflow_probability import distributions as tfd
 
+from tfp_emerging import distribute
 from tfp_emerging import export as export_lib
 from tfp_emerging.bijectors import direction as direction_lib
 from tfp_emerging.data.pipeline import DEQUANTIZED
@@ -213,7 +214,8 @@ class FlowModel(keras.Model):
     an image array (and `y=labels`); `sample_weight` weighs the images.
     `fit` runs the flow's data-dependent initialisation on the first
     (global) batch, eagerly and outside any replica context, unless already
-    done (for other inputs, call `initialize` yourself). The logs (and
+    done (for other inputs, call `initialize` yourself; on several workers
+    its noise comes from seed 0, the same on every worker). The logs (and
     progress bar) report `loss` and `bits_per_dim`, both the mean bits/dim
     of the epoch's batches (`val_...` for the validation data).
   * `evaluate` returns `[loss, bits_per_dim]` (both bits/dim; a dict with
@@ -356,6 +358,11 @@ class FlowModel(keras.Model):
     self._loss_tracker = keras.metrics.Mean(name="loss")
     self._bits_tracker = keras.metrics.Mean(name="bits_per_dim")
     self._num_samples = 1  # dequantisation draws per image in test_step
+    if not KERAS_3:
+      # tf_keras' metric results are already the mean over every replica
+      # of every worker; its default ("sum" across the workers of a
+      # multi-worker run) logged the per-step loss times the workers.
+      self.distribute_reduction_method = "first"
     self.built = True
 
   def get_config(self) -> dict[str, Any]:
@@ -814,7 +821,9 @@ class FlowModel(keras.Model):
     self._check_keras_input(x, y, "FlowModel.fit")
     if not self.is_initialized():
       images, labels = _first_batch(x, y, batch_size)
-      self.initialize(images, labels)
+      # Every worker of a multi-worker run must draw the same noise.
+      seed = 0 if distribute.is_multi_worker(self.distribute_strategy) else None
+      self.initialize(images, labels, seed=seed)
     y = _weighted_targets(x, y, kwargs)
     with self.distribute_strategy.scope():
       # Callbacks that set the learning rate (ReduceLROnPlateau) can then
@@ -947,8 +956,20 @@ class FlowModel(keras.Model):
     class-conditional `Glow`), or, for a flow without one, evaluates
     `log_prob` once, which initialises the layers that initialise themselves
     from their first batch (this library's `ActNorm`, TFP's `tfb.Glow`).
-    Call it eagerly, outside `strategy.run`, with a global batch.
+    Call it eagerly, outside `strategy.run`, with a global batch; on
+    several workers (`MultiWorkerMirroredStrategy`) each one initialises its
+    copy, so all must pass the same batch and `seed`.
+
+    Raises:
+      ValueError: `seed` is `None` under a multi-worker strategy (the
+        workers would draw different noise and train different models).
     """
+    if seed is None and distribute.is_multi_worker(self.distribute_strategy):
+      raise ValueError(
+        "FlowModel.initialize: `seed` must be given on several workers "
+        "(MultiWorkerMirroredStrategy), so that every worker draws the "
+        "same noise; got None."
+      )
     labels = self._checked_labels(labels, "FlowModel.initialize")
     conditions = self._conditions(labels, "FlowModel.initialize")
     images = tf.convert_to_tensor(images)

@@ -145,9 +145,12 @@ class RunState:
       self.step_bits = tf.Variable(
         0.0, dtype=tf.float64, trainable=False, name="step_bits"
       )
-      self._metrics = tf.Variable(
-        "[]", dtype=tf.string, trainable=False, name="metrics"
-      )
+    # Outside the scope: `MultiWorkerMirroredStrategy` cannot broadcast the
+    # initial value of a string variable to the other workers; every worker
+    # sets it (`save`) from the same records, and `restore` reads it.
+    self._metrics = tf.Variable(
+      "[]", dtype=tf.string, trainable=False, name="metrics"
+    )
     self._wanted = dict(identity or {})
     self._identity = tf.Variable(  # outside the strategy: a plain string
       json.dumps(self._wanted, sort_keys=True),

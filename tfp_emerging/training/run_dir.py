@@ -20,6 +20,11 @@ A run lives in one directory:
 * `.tfp-emerging-lock` (`LOCK_FILE`): the file a writer locks (`locked`):
   one process at a time writes a run directory.
 
+A multi-worker run has one run directory, written by the chief (worker 0)
+only; every other worker trains into a private folder of its own
+(`worker_folder`: a temporary folder, with a copy of the run to resume),
+deleted when it ends, so that it neither takes the lock nor writes the run.
+
 Faults: every command that writes a run directory holds its lock
 (`locked`, an exclusive `fcntl.flock`, released by the kernel when the
 process ends, so a killed process never leaves a stale lock); a second
@@ -84,6 +89,7 @@ __all__ = [
   "recorded_epochs",
   "remove_debris",
   "remove_run_files",
+  "worker_folder",
   "write_config",
   "write_json",
   "write_metrics",
@@ -511,6 +517,50 @@ def claim(run_dir: str | os.PathLike, replace: bool = False) -> None:
     raise config_lib.RunError(
       f"{run_dir}: cannot write the run directory ({e})."
     ) from e
+
+
+@contextlib.contextmanager
+def worker_folder(
+  run_dir: str | os.PathLike, resume: bool, worker: int
+) -> Iterator[str]:
+  """A private folder for worker `worker` (not the chief) of a multi-worker
+  run in `run_dir`, deleted when the block ends.
+
+  A new temporary folder; with `resume`, holding a copy of the run in
+  `run_dir` (its marker, `config.json`, `metrics.json`, the state file and
+  the complete checkpoints), which is only read. The chief writes nothing
+  of the run before every worker has joined its first training step, so
+  the copy is the run the chief resumes.
+
+  Raises:
+    RunError: with `resume`, `run_dir` holds no run (every worker must be
+      given the chief's run directory, on storage they all read).
+  """
+  if resume and not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
+    raise config_lib.RunError(
+      f"{run_dir}: no {CONFIG_FILE}; every worker of a multi-worker run "
+      f"resumes from the chief's run directory: give all workers the same "
+      f"--out, on storage that every worker can read."
+    )
+  private = tempfile.mkdtemp(prefix=f"tfp-emerging-worker{worker}-")
+  try:
+    if resume:
+      for name in (RUN_MARKER, CONFIG_FILE, METRICS_FILE):
+        if os.path.isfile(os.path.join(run_dir, name)):
+          shutil.copy(os.path.join(run_dir, name), private)
+      source = os.path.join(run_dir, CHECKPOINT_DIR)
+      target = os.path.join(private, CHECKPOINT_DIR)
+      os.makedirs(target)
+      files = checkpoint_files(source)
+      for name in written_checkpoints(source):
+        for path in files[name]:
+          shutil.copy(path, target)
+      state = os.path.join(source, "checkpoint")
+      if os.path.isfile(state):
+        shutil.copy(state, target)
+    yield private
+  finally:
+    shutil.rmtree(private, ignore_errors=True)
 
 
 def remove_debris(run_dir: str | os.PathLike) -> list[str]:

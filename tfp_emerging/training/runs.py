@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfp_emerging import distribute
 from tfp_emerging import export
 from tfp_emerging import image_grid
 from tfp_emerging.data import ImageDataset
@@ -286,7 +287,10 @@ def train(
     strategy: optional `tf.distribute.Strategy` (`tfp_emerging.distribute.
       make_strategy`); the model and optimizer are built in its scope and
       `FlowModel.fit` splits each batch over its replicas. Default:
-      TensorFlow's default.
+      TensorFlow's default. On several workers (`MultiWorkerMirroredStrategy`)
+      every worker calls `train` with the same arguments; only the chief
+      writes `run_dir` (the others train in a temporary folder,
+      `run_dir.worker_folder`, without `tensorboard`).
     verbose: Keras' `verbose`; `"auto"`: a progress bar inside each epoch
       when standard output is a terminal, else nothing from Keras (the
       epoch's line comes from `log`).
@@ -308,6 +312,45 @@ def train(
     TrainingDiverged: a NaN or infinite loss; the latest checkpoint is the
       last good epoch.
   """
+  if not distribute.is_chief(strategy):
+    with _worker_folder(run_dir, strategy, log, resume=False) as private:
+      return _train(config, private, log, strategy, verbose, callbacks, warn)
+  return _train(
+    config,
+    run_dir,
+    log,
+    strategy,
+    verbose,
+    callbacks,
+    warn,
+    tensorboard,
+    replace,
+  )
+
+
+def _worker_folder(run_dir, strategy, log, resume):
+  """`run_dir.worker_folder` of this worker of a multi-worker run, logged."""
+  worker = distribute.worker_index(strategy)
+  folder = run_dir_lib.worker_folder(run_dir, resume, worker)
+  log(
+    f"worker {worker}: the chief (worker 0) writes the run to {run_dir}; "
+    f"this worker trains with it and keeps its own files in a temporary "
+    f"folder, deleted at the end."
+  )
+  return folder
+
+
+def _train(
+  config,
+  run_dir,
+  log,
+  strategy,
+  verbose,
+  callbacks,
+  warn,
+  tensorboard=None,
+  replace=False,
+):
   run_dir_lib.check_new(run_dir, replace)
   with stopping.handled(), run_dir_lib.locked(run_dir):
     run_dir_lib.check_new(run_dir, replace)  # now that no one else writes
@@ -347,8 +390,9 @@ def resume(
   Args:
     run_dir: a run directory with a `config.json`.
     log: as in `train`.
-    strategy: as in `train`; it need not be the one that wrote the
-      checkpoints.
+    strategy: as in `train` (every worker of a multi-worker run reads the
+      run from `run_dir`, which only the chief writes); it need not be the
+      one that wrote the checkpoints.
     verbose: as in `train`.
     tensorboard: as in `train`.
     callbacks: as in `train`.
@@ -367,6 +411,19 @@ def resume(
     tfp_emerging.data.DataError: the data cannot be loaded or changed shape.
     TrainingDiverged: as in `train`.
   """
+  if not distribute.is_chief(strategy):
+    with _worker_folder(run_dir, strategy, log, resume=True) as private:
+      return _resume(
+        private, log, strategy, verbose, None, callbacks, warn, options
+      )
+  return _resume(
+    run_dir, log, strategy, verbose, tensorboard, callbacks, warn, options
+  )
+
+
+def _resume(
+  run_dir, log, strategy, verbose, tensorboard, callbacks, warn, options
+):
   run_dir_lib.read_config(run_dir)  # a run, before the lock creates a file
   with stopping.handled(), run_dir_lib.locked(run_dir):
     return _resume_locked(

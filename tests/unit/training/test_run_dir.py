@@ -165,3 +165,45 @@ def test_a_run_without_its_config_is_never_trained_over(digits_npz, tmp_path):
   assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == before
   with open(os.path.join(run, "metrics.json")) as f:
     assert f.read() == metrics
+
+
+def test_worker_folder_copies_the_run_read_only_and_is_deleted(tmp_path):
+  """A multi-worker run's other workers read the chief's run (a copy of its
+  complete checkpoints) and write a private folder that goes at the end."""
+  run = tmp_path / "run"
+  folder = run / run_dir.CHECKPOINT_DIR
+  folder.mkdir(parents=True)
+  for name in (run_dir.RUN_MARKER, run_dir.CONFIG_FILE, run_dir.METRICS_FILE):
+    (run / name).write_text(name)
+  (folder / "checkpoint").write_text("state")
+  for name in ("ckpt-1.index", "ckpt-1.data-00000-of-00001"):
+    (folder / name).write_text(name)
+  (folder / "ckpt-2.data-00000-of-00001").write_text("no index: not written")
+  (folder / ".ckpt-2.tmp.index").write_text("debris")
+  before = sorted(p.relative_to(run) for p in run.rglob("*"))
+  with run_dir.worker_folder(run, resume=True, worker=1) as private:
+    assert os.path.basename(private).startswith("tfp-emerging-worker1-")
+    assert not private.startswith(str(run))
+    copied = sorted(
+      os.path.relpath(os.path.join(d, f), private)
+      for d, _, files in os.walk(private)
+      for f in files
+    )
+    assert copied == sorted(
+      [
+        run_dir.RUN_MARKER,
+        run_dir.CONFIG_FILE,
+        run_dir.METRICS_FILE,
+        "checkpoints/checkpoint",
+        "checkpoints/ckpt-1.data-00000-of-00001",
+        "checkpoints/ckpt-1.index",
+      ]
+    )
+  assert not os.path.exists(private)
+  assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+  with run_dir.worker_folder(run, resume=False, worker=1) as private:
+    assert os.listdir(private) == []
+  assert not os.path.exists(private)
+  elsewhere = run_dir.worker_folder(tmp_path / "none", resume=True, worker=1)
+  with pytest.raises(training.RunError, match="the same --out"), elsewhere:
+    pass
