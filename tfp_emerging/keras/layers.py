@@ -113,6 +113,35 @@ class FlowLayer(keras.layers.Layer):
     """The wrapped bijector or prior."""
     return self._part
 
+  def load_own_variables(self, store) -> None:
+    """Keras' loading of this layer's variables from a `.keras` file, then
+    a check that every floating one is finite.
+
+    A damaged file (flipped bytes in its weights) would otherwise load
+    silently and give `log_prob` of `-inf` or NaN later, far from the cause.
+    Keras retries a layer that failed to load at the other paths that reach
+    it; each retry raises the same error, so that Keras reports this one.
+
+    Raises:
+      ValueError: a loaded floating variable holds a NaN or infinity; the
+        message names the layer and the variable.
+    """
+    damaged = getattr(self, "_damaged", None)
+    if damaged is not None:
+      raise damaged
+    super().load_own_variables(store)
+    for variable in self.weights:
+      if not tf.as_dtype(variable.dtype).is_floating:
+        continue  # ActNorm's flags, Conv1x1's permutation
+      values = tf.convert_to_tensor(variable)
+      if not bool(tf.reduce_all(tf.math.is_finite(values))):
+        damaged = ValueError(
+          f"{self.name}: the loaded weights of `{variable.name}` are not "
+          f"finite (NaN or infinite): the saved file is damaged."
+        )
+        object.__setattr__(self, "_damaged", damaged)  # Not tracked.
+        raise damaged
+
 
 def _flow_parts(flow, prefix=""):
   """`(name, part)` for each part of `flow` that gets a `FlowLayer`.

@@ -5,8 +5,11 @@ shared by the tests through `tests.testlib.digits_models.trained`; the
 same models under tf_keras: tests/integration/test_tf_keras.py.
 """
 
+import os
 import re
+import zipfile
 
+import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -120,6 +123,49 @@ def test_save_and_load_weights_restore_identical_log_prob(tmp_path):
   np.testing.assert_array_equal(
     other.bits_per_dim(images, seed=3).numpy(), want
   )
+
+
+def _damage_first_weight(path, damaged):
+  """Rewrites the `.keras` file at `path` with the first element of its
+  first floating weight array replaced by `damaged` (as flipped bytes
+  would): the archive's `model.weights.h5`, edited in place."""
+  with zipfile.ZipFile(path) as archive:
+    members = {name: archive.read(name) for name in archive.namelist()}
+  weights_path = os.path.join(os.path.dirname(path), "model.weights.h5")
+  with open(weights_path, "wb") as f:
+    f.write(members["model.weights.h5"])
+  found = []
+
+  def visit(name, item):
+    if isinstance(item, h5py.Dataset) and item.dtype.kind == "f" and item.size:
+      found.append(name)
+
+  with h5py.File(weights_path, "r+") as h5:
+    h5.visititems(visit)
+    data = h5[found[0]][()]
+    data.flat[0] = damaged
+    h5[found[0]][()] = data
+  with open(weights_path, "rb") as f:
+    members["model.weights.h5"] = f.read()
+  with zipfile.ZipFile(path, "w") as archive:
+    for name, content in members.items():
+      archive.writestr(name, content)
+  return found[0]
+
+
+@pytest.mark.parametrize("damaged", [np.nan, np.inf])
+def test_a_damaged_keras_file_is_refused_at_load(tmp_path, damaged):
+  """Flipped bytes that make a weight NaN or infinite: the load names the
+  layer and the variable instead of giving `log_prob` of NaN later."""
+  model = lu_model_off_its_seed()
+  path = str(tmp_path / "m.keras")
+  model.save(path)
+  keras.models.load_model(path)  # intact: loads
+  _damage_first_weight(path, damaged)
+  with pytest.raises(
+    ValueError, match=r"not finite .* the saved file is damaged"
+  ):
+    keras.models.load_model(path)
 
 
 def test_keras_file_restores_the_whole_model(tmp_path):
