@@ -21,6 +21,7 @@ import tensorflow_probability as tfp
 
 from tfp_emerging import export as export_lib
 from tfp_emerging.bijectors import direction as direction_lib
+from tfp_emerging.bijectors.freeze import FrozenFunction
 from tfp_emerging.data.pipeline import DEQUANTIZED
 from tfp_emerging.data.pipeline import LEVELS
 from tfp_emerging.data.pipeline import WEIGHT
@@ -134,6 +135,11 @@ def _first_batch(x, y, batch_size):
     "array or a tensor of images; for other inputs call "
     "`model.initialize(images)` before `fit`."
   )
+
+
+def _frozen_forward(flow, z, labels):
+  """`flow.forward(z)`, with `labels` routed to its conditional parts."""
+  return flow.forward(z, **conditions.route(flow, labels))
 
 
 @keras.utils.register_keras_serializable(package="tfp_emerging")
@@ -310,6 +316,8 @@ class FlowModel(keras.Model):
     self._loss_tracker = keras.metrics.Mean(name="loss")
     self._bits_tracker = keras.metrics.Mean(name="bits_per_dim")
     self._num_samples = 1  # dequantisation draws per image in test_step
+    # `sample`'s flow.forward, on the flow frozen while its weights stay.
+    self._generate = FrozenFunction(flow, _frozen_forward)
     self.built = True
 
   def get_config(self) -> dict[str, Any]:
@@ -874,7 +882,12 @@ class FlowModel(keras.Model):
     (`tfp_emerging.export.tempered_sample`: `m + T (z - m)`, `m` the base's
     mode; for a Gaussian base its standard deviation scaled by `T`, Glow's
     temperature), quantised with clipping. An int `seed` gives the same
-    images on every call. Cost: one sampling pass of the flow (its solves).
+    images on every call. Cost: one sampling pass of the flow (its solves)
+    on the flow frozen (`tfp_emerging.bijectors.freeze`): frozen at the
+    first call and again at the first call after a frozen weight changed
+    (a training step, an `assign`), which then traces the pass anew; the
+    other calls compare the frozen weights with a copy, `O(weights)`
+    (`tfp_emerging.bijectors.FrozenFunction`).
 
     Args:
       n: the number of images, an int `>= 0` (0: an empty batch).
@@ -913,10 +926,6 @@ class FlowModel(keras.Model):
       self._density.distribution, n, temperature, seed
     )
     return dequantization.quantize(self._generate(z, labels), self.num_bins)
-
-  @tf.function(reduce_retracing=True)
-  def _generate(self, z, labels):
-    return self._flow.forward(z, **self._conditions(labels, "FlowModel.sample"))
 
   def export(
     self,

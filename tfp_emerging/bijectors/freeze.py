@@ -1,0 +1,220 @@
+"""Frozen weights: a flow with everything that depends only on its weights
+computed once, for sampling (`freeze`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import functools
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+from tensorflow_probability.python.bijectors import chain as chain_lib
+from tensorflow_probability.python.bijectors import invert as invert_lib
+
+from tfp_emerging.ops import checks
+
+__all__ = ["FrozenFunction", "FrozenLayer", "freeze"]
+
+tfb = tfp.bijectors
+
+
+def freeze(bijector: tfb.Bijector) -> tfb.Bijector:
+  """`bijector` with its weights as they are now, for sampling.
+
+  Returns a bijector with the same `forward`, `inverse` and log-dets (to
+  float round-off) in which every quantity that depends only on the weights
+  is computed once, here, instead of in every call:
+
+  * `Conv1x1`: `W`, `W^{-1}` and `log|det W|` (`O(C^3)` once); then forward
+    `y = x W` and inverse `x = y W^{-1}`, one matmul each, `O(M C^2)` for
+    `M` pixels, where the layer itself rebuilds `W` from its factors
+    (`"qr"`, `"lu"`) or factorises it (`"plain"`: a QR per inverse and
+    log-det) in every call;
+  * `ActNorm`: `exp(log_scale)`, `exp(-log_scale)` and
+    `sum_c log_scale[c]`; both directions stay one multiply-add, `O(M C)`;
+  * `AutoregressiveConv2D`, `EmergingConv2D`: the masked kernels, their
+    centre taps' inverses and folded taps, the equivalent kernel (and, for
+    `solver="fft"`, the inverse filter, once per image size), see their
+    `_frozen`; the solve itself still runs per call;
+  * any other bijector with a `_frozen()` method (this package's periodic
+    convolution): its `_frozen()`;
+  * `tfb.Chain` and `tfb.Invert` (exactly those classes, not subclasses):
+    rebuilt around their frozen parts, with the same names, so that
+    keyword arguments routed by name (a class-conditional part's
+    `conditional_input`) still reach their bijectors;
+  * `tfp_emerging.flows.Glow` (conditional or not): every layer of every
+    step frozen; the couplings and priors, which depend on the data, as
+    they are, still taking `conditional_input`;
+  * every other bijector (TFP's, `AffineCoupling`, an uninitialised
+    `ActNorm`): itself.
+
+  A bijector in which nothing changes is returned itself, so `freeze` costs
+  nothing on a flow that has nothing to freeze.
+
+  The frozen bijector holds tensors, not variables: it does not see later
+  changes of the weights (an optimiser step, `assign`), and no gradient
+  reaches the frozen layers' variables through it (those of the parts left
+  as they are still get theirs). Freeze for sampling, after training, and
+  freeze again after the weights change; `FlowModel.sample` does both by
+  itself (docs/performance.md, "Frozen weights"). Frozen eagerly, the
+  values are computed once; frozen inside a `tf.function`, once per trace
+  and call.
+
+  Args:
+    bijector: a TFP bijector.
+
+  Returns:
+    The frozen bijector, or `bijector` itself.
+
+  Raises:
+    ValueError: `bijector` is not a TFP bijector.
+  """
+  if not isinstance(bijector, tfb.Bijector):
+    raise ValueError(f"`bijector` must be a TFP bijector; got {bijector!r}.")
+  # `tfb.Chain(...)` makes a `_Chain` when a part is not a CompositeTensor;
+  # either is rebuilt by `tfb.Chain`, which picks the class again.
+  if type(bijector) in (chain_lib._Chain, tfb.Chain):
+    parts = [freeze(part) for part in bijector.bijectors]
+    if all(new is old for new, old in zip(parts, bijector.bijectors)):
+      return bijector
+    return tfb.Chain(
+      parts,
+      validate_args=bijector.validate_args,
+      validate_event_size=bijector._validate_event_size,
+      name=_same_name(bijector),
+    )
+  if type(bijector) in (invert_lib._Invert, tfb.Invert):
+    inner = freeze(bijector.bijector)
+    if inner is bijector.bijector:
+      return bijector
+    return tfb.Invert(
+      inner, validate_args=bijector.validate_args, name=_same_name(bijector)
+    )
+  frozen = getattr(bijector, "_frozen", None)
+  return bijector if frozen is None else frozen()
+
+
+class FrozenFunction:
+  """`fn(freeze(flow), *args)` as a `tf.function`, frozen again only when a
+  weight it froze has changed.
+
+  The first call freezes `flow` (`freeze`) and traces `fn` on the frozen
+  flow; it then finds the variables freezing folded into constants: those
+  of `flow.variables` that the traced graph does not read (the parts left
+  as they are, e.g. the couplings, read theirs at every call and need no
+  check), and keeps a copy of their values. Every later call first compares
+  them with the copy, in one traced `reduce_all(equal)` (`O(P)` for `P`
+  folded weights: small beside a sampling pass, which reads every coupling
+  weight and runs the solves), and freezes and traces again if any
+  differs, so whatever changed a weight (an optimiser step, a user's
+  `assign`, `load_weights`, a checkpoint restored) is seen; no stale value
+  is ever served. A weight assigned the value it had is no change. (A NaN
+  weight differs from itself: every call then freezes again, correctly and
+  slowly.)
+
+  Cost: freezing again re-traces `fn` (a trace of the sampling pass), paid
+  once per change of the weights; calls with unchanged weights pay the
+  check only.
+
+  Args:
+    flow: the flow to freeze (any TFP bijector).
+    fn: `fn(frozen_flow, *args)`, traceable.
+  """
+
+  def __init__(self, flow: tfb.Bijector, fn: Callable[..., Any]):
+    self._flow = flow
+    self._fn = fn
+    self._frozen = None
+
+  @property
+  def frozen(self) -> tfb.Bijector | None:
+    """The frozen flow in use (`None` before the first call)."""
+    return None if self._frozen is None else self._frozen.flow
+
+  def __call__(self, *args: Any) -> Any:
+    if self._frozen is None or self._frozen.stale():
+      self._frozen = _FrozenTrace(self._flow, self._fn)
+    return self._frozen(*args)
+
+
+class _FrozenTrace:
+  """One frozen flow, the `tf.function` of `fn` on it, and the check that
+  the weights it folded are unchanged (`FrozenFunction`)."""
+
+  def __init__(self, flow, fn):
+    self._original = flow
+    self.flow = freeze(flow)
+    self._function = tf.function(
+      functools.partial(fn, self.flow), reduce_retracing=True
+    )
+    self._unchanged = None
+
+  def __call__(self, *args):
+    if self._unchanged is None:  # First call: trace, then copy the folded.
+      live = {
+        id(v) for v in self._function.get_concrete_function(*args).variables
+      }
+      folded = [v for v in self._original.variables if id(v) not in live]
+      copies = [tf.identity(v) for v in folded]
+      self._unchanged = tf.function(
+        lambda: functools.reduce(
+          tf.logical_and,
+          [tf.reduce_all(tf.equal(v, c)) for v, c in zip(folded, copies)],
+          tf.constant(True),
+        )
+      )
+    return self._function(*args)
+
+  def stale(self):
+    """Whether a folded weight differs from its value when frozen."""
+    return self._unchanged is not None and not bool(self._unchanged())
+
+
+def _same_name(bijector):
+  """A `name` argument that gives a new bijector exactly `bijector.name`:
+  a name scope (trailing `/`) is taken as it is, never made unique."""
+  return f"{bijector.name}/"
+
+
+class FrozenLayer(tfb.Bijector):
+  """Base of a frozen layer whose every pixel has the same log-det.
+
+  Holds the layer (`layer`) and `per_pixel`, its log-det per pixel computed
+  when frozen: `log|det J|` of events `[..., H, W, C]` is `H W per_pixel`,
+  shaped like the batch, `O(1)` per call. A subclass computes its other
+  frozen values before calling `__init__` and defines `_forward` and
+  `_inverse`.
+  """
+
+  def __init__(self, layer: tfb.Bijector, per_pixel: tf.Tensor):
+    self._layer = layer
+    self._per_pixel = tf.identity(per_pixel)
+    super().__init__(
+      forward_min_event_ndims=3,
+      dtype=layer.dtype,
+      validate_args=layer.validate_args,
+      parameters=dict(layer=layer),
+      name=f"frozen_{layer.name}",
+    )
+
+  @property
+  def layer(self) -> tfb.Bijector:
+    """The layer frozen (its variables, read when frozen)."""
+    return self._layer
+
+  def _log_det(self, z, name):
+    return checks.pixelwise_log_det(
+      z,
+      self._layer.channels,
+      self.dtype,
+      name,
+      self._per_pixel,
+      self.validate_args,
+    )
+
+  def _forward_log_det_jacobian(self, x):
+    return self._log_det(x, "x")
+
+  def _inverse_log_det_jacobian(self, y):
+    return -self._log_det(y, "y")
