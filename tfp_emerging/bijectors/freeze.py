@@ -132,6 +132,12 @@ class FrozenFunction:
     """The frozen flow in use (`None` before the first call)."""
     return None if self._frozen is None else self._frozen.flow
 
+  @property
+  def folded_variables(self) -> list[tf.Variable]:
+    """The variables whose values the frozen flow holds as constants, which
+    every call compares with their copies (`[]` before the first call)."""
+    return [] if self._frozen is None else list(self._frozen.folded)
+
   def __call__(self, *args: Any) -> Any:
     if self._frozen is None or self._frozen.stale():
       self._frozen = _FrozenTrace(self._flow, self._fn)
@@ -148,6 +154,7 @@ class _FrozenTrace:
     self._function = tf.function(
       functools.partial(fn, self.flow), reduce_retracing=True
     )
+    self.folded = ()
     self._unchanged = None
 
   def __call__(self, *args):
@@ -157,6 +164,7 @@ class _FrozenTrace:
       }
       folded = [v for v in self._original.variables if id(v) not in live]
       copies = [tf.identity(v) for v in folded]
+      self.folded = tuple(folded)
       self._unchanged = tf.function(
         lambda: functools.reduce(
           tf.logical_and,

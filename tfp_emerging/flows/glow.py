@@ -718,7 +718,13 @@ class FrozenGlow(Glow):
       "freeze it again after loading."
     )
 
-  def initialize(self, images, conditional_input=None) -> None:
+  def initialize(
+    self,
+    images: tf.Tensor | np.ndarray,
+    conditional_input: (
+      tf.Tensor | np.ndarray | Sequence[int] | int | None
+    ) = None,
+  ) -> None:
     """Raises `ValueError`: initialise the original flow and freeze again."""
     raise ValueError(
       "A FrozenGlow holds the weights it was frozen with: initialise the "

@@ -64,6 +64,12 @@ def test_sample_sees_an_assign_to_a_frozen_weight():
   householder.assign(householder * 1.1 + 0.05)
   _assert_samples_the_weights_now(model)
   assert model._generate.frozen is not frozen
+  # What is compared: exactly the frozen layers' variables (the couplings
+  # and priors are read at every call).
+  frozen_layers = [layer for layers in model.flow.steps for layer in layers[:2]]
+  assert {id(v) for v in model._generate.folded_variables} == {
+    id(v) for layer in frozen_layers for v in layer.variables
+  }
 
 
 def test_export_samples_the_flow_frozen_when_exported(tmp_path):
