@@ -24,21 +24,28 @@ def freeze(bijector: tfb.Bijector) -> tfb.Bijector:
 
   Returns a bijector with the same `forward`, `inverse` and log-dets (to
   float round-off) in which every quantity that depends only on the weights
-  is computed once, here, instead of in every call:
+  is computed once, here, instead of in every call. With `M = N H W` pixels
+  per call:
 
   * `Conv1x1`: `W`, `W^{-1}` and `log|det W|` (`O(C^3)` once); then forward
-    `y = x W` and inverse `x = y W^{-1}`, one matmul each, `O(M C^2)` for
-    `M` pixels, where the layer itself rebuilds `W` from its factors
-    (`"qr"`, `"lu"`) or factorises it (`"plain"`: a QR per inverse and
-    log-det) in every call;
-  * `ActNorm`: `exp(log_scale)`, `exp(-log_scale)` and
-    `sum_c log_scale[c]`; both directions stay one multiply-add, `O(M C)`;
+    `y = x W` and inverse `x = y W^{-1}`, one matmul each, `O(M C^2)`,
+    where the layer itself rebuilds `W` from its factors (`"qr"`, `"lu"`,
+    `O(C^3)` per call) and solves triangular systems, or factorises `W`
+    (`"plain"`: a QR per inverse and log-det). `W^{-1}` is the layer's own
+    inverse of the identity's rows, so the frozen inverse agrees with the
+    solves to `O(kappa(W) eps)`;
+  * `ActNorm` (initialised): `b = bias`, `s = exp(log_scale)`, `1 / s =
+    exp(-log_scale)` and `sum_c log_scale[c]`; forward `(x + b) s`,
+    inverse `y (1 / s) - b`, `O(M C)`, without the `exp`s and the
+    initialisation check;
   * `AutoregressiveConv2D`, `EmergingConv2D`: the masked kernels, their
-    centre taps' inverses and folded taps, the equivalent kernel (and, for
-    `solver="fft"`, the inverse filter, once per image size), see their
-    `_frozen`; the solve itself still runs per call;
+    centre taps' inverses and folded taps (`O(m^2 C^2 + C^3)`), the
+    equivalent kernel (and, for `solver="fft"`, the inverse filter, once
+    per image size), see their `_frozen`; the forward convolutions and the
+    solve's sequential steps still run per call;
   * any other bijector with a `_frozen()` method (this package's periodic
-    convolution): its `_frozen()`;
+    convolution: its per-frequency inverses and log-det, `O(H W C^3)`, once
+    it has one): its `_frozen()`;
   * `tfb.Chain` and `tfb.Invert` (exactly those classes, not subclasses):
     rebuilt around their frozen parts, with the same names, so that
     keyword arguments routed by name (a class-conditional part's
@@ -49,17 +56,21 @@ def freeze(bijector: tfb.Bijector) -> tfb.Bijector:
   * every other bijector (TFP's, `AffineCoupling`, an uninitialised
     `ActNorm`): itself.
 
-  A bijector in which nothing changes is returned itself, so `freeze` costs
-  nothing on a flow that has nothing to freeze.
+  Log-dets of the frozen layers cost `O(1)` per call (`H W` times the
+  frozen log-det per pixel). Freezing costs one evaluation of the frozen
+  quantities, about one call's setup; a bijector in which nothing changes
+  is returned itself, so `freeze` costs nothing on a flow that has nothing
+  to freeze.
 
   The frozen bijector holds tensors, not variables: it does not see later
   changes of the weights (an optimiser step, `assign`), and no gradient
   reaches the frozen layers' variables through it (those of the parts left
   as they are still get theirs). Freeze for sampling, after training, and
   freeze again after the weights change; `FlowModel.sample` does both by
-  itself (docs/performance.md, "Frozen weights"). Frozen eagerly, the
-  values are computed once; frozen inside a `tf.function`, once per trace
-  and call.
+  itself (`FrozenFunction`), and `tfp_emerging.export` freezes at export
+  time (docs/layers.md, "Frozen weights", says when to freeze by hand).
+  Frozen eagerly, the values are computed once; frozen inside a
+  `tf.function`, once per trace and call.
 
   Args:
     bijector: a TFP bijector.
