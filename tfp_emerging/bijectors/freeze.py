@@ -107,8 +107,7 @@ def freeze(bijector: tfb.Bijector) -> tfb.Bijector:
 
 
 class FrozenFunction:
-  """`fn(freeze(flow), *args)` as a `tf.function`, frozen again only when a
-  weight it froze has changed.
+  """`fn(freeze(flow), *args)` as a `tf.function`, never on stale weights.
 
   The first call freezes `flow` (`freeze`) and traces `fn` on the frozen
   flow; it then finds the variables freezing folded into constants: those
@@ -117,31 +116,43 @@ class FrozenFunction:
   check), and keeps a copy of their values. Every later call first compares
   them with the copy, in one traced `reduce_all(equal)` (`O(P)` for `P`
   folded weights: small beside a sampling pass, which reads every coupling
-  weight and runs the solves), and freezes and traces again if any
-  differs, so whatever changed a weight (an optimiser step, a user's
-  `assign`, `load_weights`, a checkpoint restored) is seen; no stale value
-  is ever served. A weight assigned the value it had is no change. (A NaN
-  weight differs from itself: every call then freezes again, correctly and
-  slowly.)
+  weight and runs the solves). So whatever changed a weight (an optimiser
+  step, a user's `assign`, `load_weights`, a checkpoint restored) is seen,
+  and no stale value is ever served:
 
-  Cost: freezing again re-traces `fn` (a trace of the sampling pass), paid
-  once per change of the weights; calls with unchanged weights pay the
-  check only.
+  * weights unchanged since freezing: the frozen flow's trace;
+  * changed, and changed again since the previous call (e.g. one sample
+    per training epoch): `fn(flow, *args)`, the flow itself, traced once
+    for all such calls, so that training between calls never costs a new
+    trace;
+  * changed, but as they were at the previous call (sampling again from
+    weights that stay put): freezes and traces anew, then the first case.
+
+  A weight assigned the value it had is no change. (A NaN weight differs
+  from itself: calls then run the flow itself, correctly.)
+
+  Cost: at most two traces of `fn` per stretch of unchanged weights (the
+  flow itself, once for good, and the frozen flow); every call pays the
+  check, and a call after a change a copy of the `P` folded weights.
 
   Args:
     flow: the flow to freeze (any TFP bijector).
-    fn: `fn(frozen_flow, *args)`, traceable.
+    fn: `fn(flow, *args)`, traceable, for `flow` frozen or not.
   """
 
   def __init__(self, flow: tfb.Bijector, fn: Callable[..., Any]):
     self._flow = flow
     self._fn = fn
-    self._frozen = None
+    self._live = tf.function(functools.partial(fn, flow), reduce_retracing=True)
+    self._frozen = None  # The `_FrozenTrace` of the last freezing.
+    self._seen = None  # The folded weights at the last call served live.
+    self._used = None  # The flow the last call ran.
 
   @property
   def frozen(self) -> tfb.Bijector | None:
-    """The frozen flow in use (`None` before the first call)."""
-    return None if self._frozen is None else self._frozen.flow
+    """The frozen flow the last call ran (`None` before the first call, or
+    when it ran the flow itself)."""
+    return self._used
 
   @property
   def folded_variables(self) -> list[tf.Variable]:
@@ -150,14 +161,23 @@ class FrozenFunction:
     return [] if self._frozen is None else list(self._frozen.folded)
 
   def __call__(self, *args: Any) -> Any:
-    if self._frozen is None or self._frozen.stale():
-      self._frozen = _FrozenTrace(self._flow, self._fn)
-    return self._frozen(*args)
+    trace = self._frozen
+    if trace is not None and not trace.matches():
+      if self._seen is None or not trace.matches(self._seen):
+        self._seen = trace.values()  # Changing: the flow itself.
+        self._used = None
+        return self._live(*args)
+      trace = None  # As at the previous call: freeze again.
+    if trace is None:
+      trace = self._frozen = _FrozenTrace(self._flow, self._fn)
+      self._seen = None
+    self._used = trace.flow
+    return trace(*args)
 
 
 class _FrozenTrace:
-  """One frozen flow, the `tf.function` of `fn` on it, and the check that
-  the weights it folded are unchanged (`FrozenFunction`)."""
+  """One frozen flow, the `tf.function` of `fn` on it, and the comparison
+  of the weights it folded with copies (`FrozenFunction`)."""
 
   def __init__(self, flow, fn):
     self._original = flow
@@ -165,29 +185,38 @@ class _FrozenTrace:
     self._function = tf.function(
       functools.partial(fn, self.flow), reduce_retracing=True
     )
-    self.folded = ()
-    self._unchanged = None
+    self.folded = None
+    self._copies = None
+    self._matches = None
 
   def __call__(self, *args):
-    if self._unchanged is None:  # First call: trace, then copy the folded.
+    if self.folded is None:  # First call: trace, then copy the folded.
       live = {
         id(v) for v in self._function.get_concrete_function(*args).variables
       }
-      folded = [v for v in self._original.variables if id(v) not in live]
-      copies = [tf.identity(v) for v in folded]
-      self.folded = tuple(folded)
-      self._unchanged = tf.function(
-        lambda: functools.reduce(
+      self.folded = tuple(
+        v for v in self._original.variables if id(v) not in live
+      )
+      self._copies = self.values()
+      self._matches = tf.function(
+        lambda copies: functools.reduce(
           tf.logical_and,
-          [tf.reduce_all(tf.equal(v, c)) for v, c in zip(folded, copies)],
+          [tf.reduce_all(tf.equal(v, c)) for v, c in zip(self.folded, copies)],
           tf.constant(True),
         )
       )
     return self._function(*args)
 
-  def stale(self):
-    """Whether a folded weight differs from its value when frozen."""
-    return self._unchanged is not None and not bool(self._unchanged())
+  def values(self):
+    """Copies of the folded weights' values now."""
+    return [tf.identity(v) for v in self.folded]
+
+  def matches(self, copies=None):
+    """Whether the folded weights equal `copies` (default: their values when
+    frozen); `True` before the first call has traced."""
+    if self._matches is None:
+      return True
+    return bool(self._matches(self._copies if copies is None else copies))
 
 
 def _same_name(bijector):

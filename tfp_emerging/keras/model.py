@@ -882,11 +882,13 @@ class FlowModel(keras.Model):
     (`tfp_emerging.export.tempered_sample`: `m + T (z - m)`, `m` the base's
     mode; for a Gaussian base its standard deviation scaled by `T`, Glow's
     temperature), quantised with clipping. An int `seed` gives the same
-    images on every call. Cost: one sampling pass of the flow (its solves)
-    on the flow frozen (`tfp_emerging.bijectors.freeze`): frozen at the
-    first call and again at the first call after a frozen weight changed
-    (a training step, an `assign`), which then traces the pass anew; the
-    other calls compare the frozen weights with a copy, `O(weights)`
+    images on every call. Cost: one sampling pass of the flow (its solves),
+    frozen (`tfp_emerging.bijectors.freeze`) while its weights stay put:
+    frozen at the first call, and again at a call that sees the weights as
+    the previous call saw them after they changed (a training step, an
+    `assign`); a call right after a change runs the flow itself, so
+    sampling once per epoch never re-traces. Every call compares the frozen
+    weights with a copy, `O(weights)`
     (`tfp_emerging.bijectors.FrozenFunction`).
 
     Args:

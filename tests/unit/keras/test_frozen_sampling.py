@@ -43,8 +43,17 @@ def test_sample_freezes_once_and_again_after_a_training_step():
   _assert_samples_the_weights_now(model)
   assert model._generate.frozen is frozen  # unchanged weights: reused
   model.train_on_batch(images)
+  # The first call after the step runs the flow itself (weights that change
+  # between calls are never frozen: no new trace each time), the next,
+  # seeing the same weights, freezes them anew.
+  z, x = _reference(model)
+  np.testing.assert_allclose(
+    model._generate(z, None).numpy(), x.numpy(), rtol=0, atol=1e-5
+  )
+  assert model._generate.frozen is None
   after = _assert_samples_the_weights_now(model)
-  assert model._generate.frozen is not frozen
+  refrozen = model._generate.frozen
+  assert refrozen is not None and refrozen is not frozen
   assert np.any(after != before)
 
 
