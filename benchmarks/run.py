@@ -26,7 +26,11 @@ layer's forward.
 Whole flows (`GLOWS`): a `Glow` per mixing of `tfp_emerging.flows.MIXINGS`;
 `train_step` is one gradient step on `-mean(log_prob)` (gradients and a
 plain SGD update), `sample` is `forward` of a batch of latents; each is
-divided by the same op of the `"1x1"` mixing.
+divided by the same op of the `"1x1"` mixing. `Glow[<config>, <mixing>,
+frozen]` (mixings `FROZEN_GLOW_MIXINGS`): `sample` of the whole flow frozen
+(`tfp_emerging.bijectors.freeze`, as `FlowModel.sample` runs it), in the
+same interleaved group, divided by the unfrozen `"1x1"`'s `sample` too
+(frozen / unfrozen: the two records' `seconds`).
 
 Output: a table, or with `--json` one JSON object per line with the fields
 `layer, op, solver, shape, jit, seconds, ratio, ratio_to` (`solver`, `ratio`
@@ -50,6 +54,7 @@ from tfp_emerging import bijectors
 from tfp_emerging import flows
 
 __all__ = [
+  "FROZEN_GLOW_MIXINGS",
   "FROZEN_SOLVERS",
   "GLOWS",
   "KERNEL_SIZE",
@@ -82,6 +87,8 @@ SOLVERS = ("auto", "wavefront", "raster")
 # The frozen emerging layer's inverses (`EmergingConv2D._frozen`): the
 # default, then the inverse filter.
 FROZEN_SOLVERS = ("auto", "fft")
+# The mixings whose whole Glow is also sampled frozen (`freeze(glow)`).
+FROZEN_GLOW_MIXINGS = ("1x1", "emerging")
 
 DENSE = "conv2d"
 
@@ -271,6 +278,7 @@ def _glow_records(config, jit, repeats, quick, selected):
     plan.append(
       (layer, "sample", tf.function(glow.forward, jit_compile=jit), latents)
     )
+    plan.extend(_frozen_sample_plan(glow, name, mixing, jit, latents, selected))
   seconds = median_seconds([(fn, arg) for *_, fn, arg in plan], repeats)
   baseline = {
     op: t
@@ -289,6 +297,18 @@ def _glow_records(config, jit, repeats, quick, selected):
       f"Glow[{name}, 1x1] {op}",
     )
     for (layer, op, _, _), t in zip(plan, seconds)
+  ]
+
+
+def _frozen_sample_plan(glow, name, mixing, jit, latents, selected):
+  """The plan entry timing `sample` of `freeze(glow)` (initialised), if its
+  mixing is one of `FROZEN_GLOW_MIXINGS` and its name is selected."""
+  layer = f"Glow[{name}, {mixing}, frozen]"
+  if mixing not in FROZEN_GLOW_MIXINGS or not selected(layer):
+    return []
+  frozen = bijectors.freeze(glow)
+  return [
+    (layer, "sample", tf.function(frozen.forward, jit_compile=jit), latents)
   ]
 
 

@@ -1,8 +1,10 @@
 """Sequential work of one sample call: `python -m benchmarks.sample_ops`.
 
 Per Glow mixing (1x1, periodic, emerging with each solver, unfrozen and
-frozen) traces `glow.forward` (sampling: latents to images) once without and
-once with XLA and records
+frozen), and per whole flow frozen by `tfp_emerging.bijectors.freeze`
+(`FROZEN_FLOWS`, named `<mixing>[frozen flow]`: every layer frozen, as
+`FlowModel.sample` runs it), traces `glow.forward` (sampling: latents to
+images) once without and once with XLA and records
 
 * `ops`: the graph's operations, nested function bodies (loop bodies,
   conditions) included: what TensorFlow's executor dispatches one by one;
@@ -29,11 +31,13 @@ from tfp_emerging import bijectors
 from tfp_emerging import flows
 from tfp_emerging.ops import autoregressive
 
-__all__ = ["CONFIG", "count", "main"]
+__all__ = ["CONFIG", "FROZEN_FLOWS", "count", "main"]
 
 # `(batch, image_shape, num_levels, num_steps, hidden_channels)`: the
 # speed suite's 32x32x3 Glow.
 CONFIG = (16, (32, 32, 3), 3, 4, 64)
+# The mixings whose whole Glow is also counted frozen (`freeze(glow)`).
+FROZEN_FLOWS = ("1x1", "emerging")
 
 
 def _emerging(solver, frozen):
@@ -58,8 +62,10 @@ def _graph_ops(graph_def):
   )
 
 
-def count(mixing, jit, config=CONFIG):
-  """`(ops, loop_iterations)` of one traced sample call."""
+def count(mixing, jit, config=CONFIG, frozen_flow=False):
+  """`(ops, loop_iterations)` of one traced sample call; with
+  `frozen_flow`, of the Glow initialised on noise and frozen
+  (`_frozen_glow`)."""
   batch, image_shape, num_levels, num_steps, hidden = config
   glow = flows.Glow(
     image_shape,
@@ -70,6 +76,8 @@ def count(mixing, jit, config=CONFIG):
     kernel_size=3,
     seed=0,
   )
+  if frozen_flow:
+    glow = _frozen_glow(glow, batch)
   iterations = []
   solve = autoregressive._SOLVE
 
@@ -102,6 +110,14 @@ def count(mixing, jit, config=CONFIG):
   return _graph_ops(concrete.graph.as_graph_def()), sum(iterations)
 
 
+def _frozen_glow(glow, batch):
+  """`freeze(glow)` once its ActNorms are initialised (an uninitialised
+  ActNorm stays as it is), from uniform noise images."""
+  images = tf.random.stateless_uniform([batch, *glow.image_shape], [1, 2])
+  glow.initialize(images - 0.5)
+  return bijectors.freeze(glow)
+
+
 def mixings():
   """`(name, mixing)` measured."""
   cases = [("1x1", "1x1"), ("periodic", "periodic")]
@@ -123,6 +139,14 @@ def main(argv=None):
     for jit in (False, True):
       ops, loops = count(mixing, jit)
       record = dict(mixing=name, jit=jit, ops=ops, loop_iterations=loops)
+      print(json.dumps(record), flush=True)
+      records.append(record)
+  for mixing in FROZEN_FLOWS:
+    for jit in (False, True):
+      ops, loops = count(mixing, jit, frozen_flow=True)
+      record = dict(
+        mixing=f"{mixing}[frozen flow]", jit=jit, ops=ops, loop_iterations=loops
+      )
       print(json.dumps(record), flush=True)
       records.append(record)
   if args.out:

@@ -21,7 +21,11 @@
   standard deviation (Glow's temperature; `T = 0` gives the image of the
   mode). Returns `x = flow.forward(z)` float32 `[n, H, W, C]` and, for
   `FlowModel`s, `images` int32 `[n, H, W, C]`, `x` quantised to
-  `0..num_bins-1`. Cost: one sampling pass (the solves).
+  `0..num_bins-1`. Cost: one sampling pass (the solves) of the flow frozen
+  when exported (`tfp_emerging.bijectors.freeze`): what depends only on
+  the weights (1x1 inverses, ActNorm scales, the emerging and periodic
+  layers' precomputed values) is held in the SavedModel as constants, so
+  the signature serves the weights it was exported with.
 
 Both signatures check their inputs at run time and fail with
 `tf.errors.InvalidArgumentError` naming the argument: `sample` a
@@ -54,6 +58,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_emerging.bijectors.freeze import freeze
 from tfp_emerging.flows import dequantization
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import conditions
@@ -116,6 +121,10 @@ class FlowExport(tf.Module):
     if base_distribution is None:
       base_distribution = flow.base_distribution()
     self.flow = flow
+    # Frozen now, for `sample`; set past tf.Module's tracking, so that the
+    # SavedModel's objects are the flow's (the frozen values are constants
+    # of the traced signature).
+    object.__setattr__(self, "_sampling_flow", freeze(flow))
     self._distribution = tfp.distributions.TransformedDistribution(
       base_distribution, flow
     )
@@ -178,7 +187,8 @@ class FlowExport(tf.Module):
     ):
       temperature = tf.identity(temperature)
     z = tempered_sample(self._distribution.distribution, n, temperature, seed)
-    x = self.flow.forward(z, **conditions.route(self.flow, labels))
+    flow = self._sampling_flow
+    x = flow.forward(z, **conditions.route(flow, labels))
     result = {"x": x}
     if self._num_bins is not None:
       result["images"] = dequantization.quantize(x, self._num_bins)

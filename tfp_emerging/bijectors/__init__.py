@@ -2,7 +2,8 @@
 
 Every layer's `forward` maps image to latent (Glow's convention, the cheap
 density direction); `sampling_direction(layer)` turns a layer, or a
-`tfb.Chain` of them, round into TFP's base-to-data direction.
+`tfb.Chain` of them, round into TFP's base-to-data direction; `freeze(flow)`
+computes what depends only on the weights once, for sampling.
 """
 
 from tfp_emerging.bijectors.actnorm import ActNorm
@@ -14,6 +15,8 @@ from tfp_emerging.bijectors.direction import SAMPLING
 from tfp_emerging.bijectors.direction import density_pass_inverses
 from tfp_emerging.bijectors.direction import sampling_direction
 from tfp_emerging.bijectors.emerging_conv2d import EmergingConv2D
+from tfp_emerging.bijectors.freeze import FrozenFunction
+from tfp_emerging.bijectors.freeze import freeze
 from tfp_emerging.bijectors.periodic_conv2d import PeriodicConv2D
 
 __all__ = [
@@ -24,7 +27,9 @@ __all__ = [
   "AutoregressiveConv2D",
   "Conv1x1",
   "EmergingConv2D",
+  "FrozenFunction",
   "PeriodicConv2D",
   "density_pass_inverses",
+  "freeze",
   "sampling_direction",
 ]

@@ -25,6 +25,7 @@ from tensorflow_probability import distributions as tfd
 from tfp_emerging import distribute
 from tfp_emerging import export as export_lib
 from tfp_emerging.bijectors import direction as direction_lib
+from tfp_emerging.bijectors.freeze import FrozenFunction
 from tfp_emerging.data.pipeline import DEQUANTIZED
 from tfp_emerging.data.pipeline import LEVELS
 from tfp_emerging.data.pipeline import WEIGHT
@@ -177,6 +178,11 @@ def _first_batch(x, y, batch_size):
     "array or a tensor of images; for other inputs call "
     "`model.initialize(images)` before `fit`."
   )
+
+
+def _frozen_forward(flow, z, labels):
+  """`flow.forward(z)`, with `labels` routed to its conditional parts."""
+  return flow.forward(z, **conditions.route(flow, labels))
 
 
 @keras.utils.register_keras_serializable(package="tfp_emerging")
@@ -363,6 +369,8 @@ class FlowModel(keras.Model):
       # of every worker; its default ("sum" across the workers of a
       # multi-worker run) logged the per-step loss times the workers.
       self.distribute_reduction_method = "first"
+    # `sample`'s flow.forward, on the flow frozen while its weights stay.
+    self._generate = FrozenFunction(flow, _frozen_forward)
     self.built = True
 
   def get_config(self) -> dict[str, Any]:
@@ -1059,7 +1067,14 @@ class FlowModel(keras.Model):
     (`tfp_emerging.export.tempered_sample`: `m + T (z - m)`, `m` the base's
     mode; for a Gaussian base its standard deviation scaled by `T`, Glow's
     temperature), quantised with clipping. An int `seed` gives the same
-    images on every call. Cost: one sampling pass of the flow (its solves).
+    images on every call. Cost: one sampling pass of the flow (its solves),
+    frozen (`tfp_emerging.bijectors.freeze`) while its weights stay put:
+    frozen at the first call, and again at a call that sees the weights as
+    the previous call saw them after they changed (a training step, an
+    `assign`); a call right after a change runs the flow itself, so
+    sampling once per epoch never re-traces. Every call compares the frozen
+    weights with a copy, `O(weights)`
+    (`tfp_emerging.bijectors.FrozenFunction`).
 
     Args:
       n: the number of images, an int `>= 0` (0: an empty batch).
@@ -1098,10 +1113,6 @@ class FlowModel(keras.Model):
       self._density.distribution, n, temperature, seed
     )
     return dequantization.quantize(self._generate(z, labels), self.num_bins)
-
-  @tf.function(reduce_retracing=True)
-  def _generate(self, z, labels):
-    return self._flow.forward(z, **self._conditions(labels, "FlowModel.sample"))
 
   def export(
     self,

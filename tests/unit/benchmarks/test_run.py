@@ -70,6 +70,8 @@ def test_the_quick_run_covers_every_layer_op_and_mode(quick_run):
     expected |= {
       (f"Glow[tiny, {mixing}]", op, None) for op in ("train_step", "sample")
     }
+    if mixing in benchmarks.FROZEN_GLOW_MIXINGS:
+      expected.add((f"Glow[tiny, {mixing}, frozen]", "sample", None))
   assert seen == {e + (jit,) for e in expected for jit in (False, True)}
 
 
@@ -139,6 +141,7 @@ def test_only_selects_layers_and_mixings_keeping_the_baselines():
     ("Glow[tiny, 1x1]", "sample", None),
     ("Glow[tiny, emerging]", "train_step", None),
     ("Glow[tiny, emerging]", "sample", None),
+    ("Glow[tiny, emerging, frozen]", "sample", None),
   }
 
 
