@@ -81,6 +81,7 @@ layer = EmergingConv2D(
   C,
   K,
   dtype=tf.float64,
+  solver="wavefront",
   first=part("top_left", seed=1),
   second=part("bottom_right", seed=2),
 )

@@ -57,11 +57,11 @@ __all__ = [
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 """The `tf.distribute` strategies `make_strategy` (and `--strategy`) can
 make by name."""
-# A collective (all-reduce, broadcast) of a multi-worker run that has not
-# completed after this long fails instead of waiting for a lost worker: it
-# bounds the wait of one step (and of a chief's checkpoint write) for the
-# slowest worker.
 COLLECTIVE_TIMEOUT_SECONDS = 120.0
+"""Seconds after which a collective (all-reduce, broadcast) of a
+multi-worker run that has not completed fails instead of waiting for a lost
+worker: it bounds the wait of one step (and of a chief's checkpoint write)
+for the slowest worker."""
 # What a collective raises when a worker is gone: a peer that cannot be
 # reached or stopped sending heartbeats (the collectives are aborted), one
 # that has restarted, or a collective past its timeout.

@@ -58,7 +58,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_emerging.bijectors.freeze import freeze
+from tfp_emerging.bijectors.freezing import freeze
 from tfp_emerging.flows import dequantization
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import conditions

@@ -15,8 +15,8 @@ from tfp_emerging.bijectors.direction import SAMPLING
 from tfp_emerging.bijectors.direction import density_pass_inverses
 from tfp_emerging.bijectors.direction import sampling_direction
 from tfp_emerging.bijectors.emerging_conv2d import EmergingConv2D
-from tfp_emerging.bijectors.freeze import FrozenFunction
-from tfp_emerging.bijectors.freeze import freeze
+from tfp_emerging.bijectors.freezing import FrozenFunction
+from tfp_emerging.bijectors.freezing import freeze
 from tfp_emerging.bijectors.periodic_conv2d import PeriodicConv2D
 
 __all__ = [

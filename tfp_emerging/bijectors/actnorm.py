@@ -9,7 +9,7 @@ import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import tensor_util
 
-from tfp_emerging.bijectors.freeze import FrozenLayer
+from tfp_emerging.bijectors.freezing import FrozenLayer
 from tfp_emerging.ops import checks
 
 __all__ = ["ActNorm", "FrozenActNorm"]

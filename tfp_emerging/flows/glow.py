@@ -14,7 +14,7 @@ from tfp_emerging.bijectors.actnorm import ActNorm
 from tfp_emerging.bijectors.affine_coupling import AffineCoupling
 from tfp_emerging.bijectors.conv1x1 import Conv1x1
 from tfp_emerging.bijectors.emerging_conv2d import EmergingConv2D
-from tfp_emerging.bijectors.freeze import freeze
+from tfp_emerging.bijectors.freezing import freeze
 from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
 from tfp_emerging.bijectors.periodic_conv2d import PeriodicConv2D
 from tfp_emerging.flows import priors

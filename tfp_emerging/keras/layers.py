@@ -113,7 +113,7 @@ class FlowLayer(keras.layers.Layer):
     """The wrapped bijector or prior."""
     return self._part
 
-  def load_own_variables(self, store) -> None:
+  def load_own_variables(self, store: Any) -> None:
     """Keras' loading of this layer's variables from a `.keras` file, then
     a check that every floating one is finite.
 

@@ -25,7 +25,7 @@ from tensorflow_probability import distributions as tfd
 from tfp_emerging import distribute
 from tfp_emerging import export as export_lib
 from tfp_emerging.bijectors import direction as direction_lib
-from tfp_emerging.bijectors.freeze import FrozenFunction
+from tfp_emerging.bijectors.freezing import FrozenFunction
 from tfp_emerging.data.pipeline import DEQUANTIZED
 from tfp_emerging.data.pipeline import LEVELS
 from tfp_emerging.data.pipeline import WEIGHT
