@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import typing
 
 import numpy as np
@@ -15,7 +16,7 @@ from tfp_emerging.ops import checks
 from tfp_emerging.ops import fourier
 from tfp_emerging.ops import initializers
 
-__all__ = ["FORWARD_PATHS", "PeriodicConv2D"]
+__all__ = ["FORWARD_PATHS", "FrozenPeriodicConv2D", "PeriodicConv2D"]
 
 ForwardPath = typing.Literal["auto", "fft", "spatial"]
 FORWARD_PATHS = typing.get_args(ForwardPath)
@@ -266,8 +267,9 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     log_det = tf.fill(shape[:-3], log_det)
     return x, {"ildj": -log_det, "fldj": log_det}
 
-  def _log_det(self, z, name):
-    shape = tf.shape(
+  def _checked_shape(self, z, name):
+    """`tf.shape(z)` once `z` passed the checks of a log-det's input."""
+    return tf.shape(
       checks.checked(
         z,
         self._channels,
@@ -277,6 +279,9 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
         assertions=self._kernel_fits(z, name),
       )
     )
+
+  def _log_det(self, z, name):
+    shape = self._checked_shape(z, name)
     log_det = fourier.log_abs_det(
       tf.convert_to_tensor(self._kernel), shape[-3], shape[-2]
     )
@@ -291,3 +296,99 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   def _inverse_log_det_jacobian(self, y):
     cached = self._cache.inverse_attributes(y)
     return cached["ildj"] if "ildj" in cached else -self._log_det(y, "y")
+
+  def _frozen(self) -> FrozenPeriodicConv2D:
+    """This layer with its weights as they are now, for sampling (`freeze`).
+
+    The kernel is copied now; the inverse spectrum `G(u, v)^{-1}` and the
+    log-det, which depend on the image size too, once per size, at first
+    use (`FrozenPeriodicConv2D`).
+    """
+    return FrozenPeriodicConv2D(self)
+
+
+class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
+  """A `PeriodicConv2D` with frozen weights (`PeriodicConv2D._frozen`).
+
+  Holds a copy of the kernel, taken when frozen, and per image size `H x W`
+  the inverse spectrum `G(u, v)^{-1}` (`[H, W // 2 + 1, C, C]` complex) and
+  `log|det J|` from one factorisation
+  (`fourier.inverse_spectrum_and_log_abs_det`), computed at the first call
+  on that size (eagerly, under `tf.init_scope`, when the layer was frozen
+  eagerly; in a graph with `H` or `W` unknown, per call). Then:
+
+  * forward: the layer's, by its `forward_path`, with the copied kernel;
+  * inverse: FFTs `O(N H W log(H W) C)` and the per-frequency products
+    `O(N H W C^2)`, no factorisation;
+  * log-dets: the stored scalar, filled to the batch shape.
+
+  The copies are constants: no gradient reaches the layer's kernel, and a
+  later `kernel.assign` changes the layer, not this bijector (freeze again).
+  """
+
+  def __init__(self, layer: PeriodicConv2D):
+    self._layer = layer
+    self._eager = tf.executing_eagerly()
+    self._kernel = tf.identity(tf.convert_to_tensor(layer.kernel))
+    self._spectra = {}
+    super().__init__(
+      forward_min_event_ndims=3,
+      dtype=layer.dtype,
+      validate_args=layer.validate_args,
+      parameters=dict(layer=layer),
+      name=f"frozen_{layer.name}",
+    )
+
+  @property
+  def layer(self) -> PeriodicConv2D:
+    return self._layer
+
+  def _inverse_spectrum(self, height, width):
+    """`(G^{-1} [H, W // 2 + 1, C, C], log|det J|)`, once per static size."""
+    key = (height, width)
+    if key in self._spectra:
+      return self._spectra[key]
+    scope = tf.init_scope() if self._eager else contextlib.nullcontext()
+    with scope:
+      entry = fourier.inverse_spectrum_and_log_abs_det(
+        self._kernel, height, width
+      )
+    if self._eager:  # graph tensors: not reusable by other graphs
+      self._spectra[key] = entry
+    return entry
+
+  def _sized_spectrum(self, static_shape, shape):
+    """`_inverse_spectrum` for events of static shape `static_shape` and
+    dynamic shape `shape`: cached when `H` and `W` are static."""
+    height, width = (
+      (None, None) if static_shape.rank is None else static_shape[-3:-1]
+    )
+    if height is None or width is None:
+      return fourier.inverse_spectrum_and_log_abs_det(
+        self._kernel, shape[-3], shape[-2]
+      )
+    return self._inverse_spectrum(height, width)
+
+  def _forward(self, x):
+    images, shape = self._layer._as_images(x, "x")
+    if self._layer._use_spatial(x):
+      y = fourier.circular_conv2d(images, self._kernel)
+    else:
+      y = fourier.fft_conv2d(images, self._kernel)
+    return tf.reshape(y, shape)
+
+  def _inverse(self, y):
+    images, shape = self._layer._as_images(y, "y")
+    inverse, _ = self._sized_spectrum(images.shape, shape)
+    return tf.reshape(fourier.spectral_product(images, inverse), shape)
+
+  def _log_det(self, z, name):
+    shape = self._layer._checked_shape(z, name)
+    log_det = self._sized_spectrum(z.shape, shape)[1]
+    return tf.fill(shape[:-3], log_det)
+
+  def _forward_log_det_jacobian(self, x):
+    return self._log_det(x, "x")
+
+  def _inverse_log_det_jacobian(self, y):
+    return -self._log_det(y, "y")
