@@ -22,6 +22,18 @@ ForwardPath = typing.Literal["auto", "fft", "spatial"]
 FORWARD_PATHS = typing.get_args(ForwardPath)
 
 
+def _image_size(static_shape, shape):
+  """`(H, W)` of events `[..., H, W, C]`: Python ints where `static_shape`
+  knows them (the factorisation then takes only the independent
+  frequencies: `fourier.independent_frequencies`), else entries of the
+  dynamic `shape`."""
+  static = [None, None] if static_shape.rank is None else static_shape[-3:-1]
+  return tuple(
+    shape[axis] if size is None else size
+    for axis, size in zip((-3, -2), static)
+  )
+
+
 class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   """A `k x k` convolution with periodic boundaries, inverted in Fourier space.
 
@@ -42,8 +54,12 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       log|det J| = sum_{u < H, v < W} log|det G(u, v)|,
 
   computed on the half spectrum of `rfft2d` with each of the `H W` frequencies
-  counted exactly once. One LU factorisation with partial pivoting per
-  frequency (`fourier.inverse_and_log_abs_det`: `tf.linalg.lu` without XLA, a
+  counted exactly once; the real kernel's spectrum is conjugate-symmetric,
+  `G(-u, -v) = conj(G(u, v))`, so with `H` and `W` known at trace time only
+  its `(H W + s) / 2` independent frequencies (`s <= 4` self-conjugate) are
+  factorised (`fourier.independent_frequencies`). One LU factorisation with
+  partial pivoting per such frequency
+  (`fourier.inverse_and_log_abs_det`: `tf.linalg.lu` without XLA, a
   blocked Gauss-Jordan elimination under XLA, which has no `lu` kernel) gives
   both `log|det G(u, v)|` and `G(u, v)^{-1}`; the inverse is
   `X(u, v) = Y(u, v) G(u, v)^{-1}`, then `irfft2d`: exact, no iteration.
@@ -261,7 +277,7 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   def _augmented_inverse(self, y):
     images, shape = self._as_images(y, "y")
     inverse, log_det = fourier.inverse_spectrum_and_log_abs_det(
-      tf.convert_to_tensor(self._kernel), shape[-3], shape[-2]
+      tf.convert_to_tensor(self._kernel), *_image_size(images.shape, shape)
     )
     x = tf.reshape(fourier.spectral_product(images, inverse), shape)
     log_det = tf.fill(shape[:-3], log_det)
@@ -283,7 +299,7 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   def _log_det(self, z, name):
     shape = self._checked_shape(z, name)
     log_det = fourier.log_abs_det(
-      tf.convert_to_tensor(self._kernel), shape[-3], shape[-2]
+      tf.convert_to_tensor(self._kernel), *_image_size(z.shape, shape)
     )
     return tf.fill(shape[:-3], log_det)
 
@@ -360,12 +376,10 @@ class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
   def _sized_spectrum(self, static_shape, shape):
     """`_inverse_spectrum` for events of static shape `static_shape` and
     dynamic shape `shape`: cached when `H` and `W` are static."""
-    height, width = (
-      (None, None) if static_shape.rank is None else static_shape[-3:-1]
-    )
-    if height is None or width is None:
+    height, width = _image_size(static_shape, shape)
+    if not (isinstance(height, int) and isinstance(width, int)):
       return fourier.inverse_spectrum_and_log_abs_det(
-        self._kernel, shape[-3], shape[-2]
+        self._kernel, height, width
       )
     return self._inverse_spectrum(height, width)
 

@@ -356,8 +356,10 @@ def test_frozen_layer_has_the_same_maps_and_factorises_once(monkeypatch):
       compiled_inverse(tf.identity(y)).numpy(), want[1].numpy(), atol=1e-13
     )
   # One factorisation for the size, shared by the inverse and the log-dets
-  # and reused by the compiled graph.
-  assert calls == [[4 * 4, 3, 3]]
+  # and reused by the compiled graph, of the (H W + 2) / 2 independent
+  # frequencies (self-conjugate: (0, 0) and (2, 0)), not the H (W // 2 + 1)
+  # of the half spectrum.
+  assert calls == [[(4 * 7 + 2) // 2, 3, 3]]
   # A size unknown at trace time: factorised in the graph, per call.
   spec = [tf.TensorSpec([None, None, None, 3], tf.float64)]
   dynamic = tf.function(frozen.inverse, input_signature=spec)
