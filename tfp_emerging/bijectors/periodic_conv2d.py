@@ -327,7 +327,8 @@ class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
   """A `PeriodicConv2D` with frozen weights (`PeriodicConv2D._frozen`).
 
   Holds a copy of the kernel, taken when frozen, and per image size `H x W`
-  the inverse spectrum `G(u, v)^{-1}` (`[H, W // 2 + 1, C, C]` complex) and
+  the inverse spectrum `G(u, v)^{-1}` (`[H, W // 2 + 1, C, C]` complex, and
+  its `fourier.real_embedding` for the products without XLA) and
   `log|det J|` from one factorisation
   (`fourier.inverse_spectrum_and_log_abs_det`), computed at the first call
   on that size (eagerly, under `tf.init_scope`, when the layer was frozen
@@ -360,15 +361,17 @@ class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
     return self._layer
 
   def _inverse_spectrum(self, height, width):
-    """`(G^{-1} [H, W // 2 + 1, C, C], log|det J|)`, once per static size."""
+    """`(G^{-1} [H, W // 2 + 1, C, C], log|det J|, its real embedding)`,
+    once per static size."""
     key = (height, width)
     if key in self._spectra:
       return self._spectra[key]
     scope = tf.init_scope() if self._eager else contextlib.nullcontext()
     with scope:
-      entry = fourier.inverse_spectrum_and_log_abs_det(
+      inverse, log_det = fourier.inverse_spectrum_and_log_abs_det(
         self._kernel, height, width
       )
+      entry = inverse, log_det, fourier.real_embedding(inverse)
     if self._eager:  # graph tensors: not reusable by other graphs
       self._spectra[key] = entry
     return entry
@@ -378,9 +381,10 @@ class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
     dynamic shape `shape`: cached when `H` and `W` are static."""
     height, width = _image_size(static_shape, shape)
     if not (isinstance(height, int) and isinstance(width, int)):
-      return fourier.inverse_spectrum_and_log_abs_det(
+      inverse, log_det = fourier.inverse_spectrum_and_log_abs_det(
         self._kernel, height, width
       )
+      return inverse, log_det, None
     return self._inverse_spectrum(height, width)
 
   def _forward(self, x):
@@ -393,8 +397,9 @@ class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
 
   def _inverse(self, y):
     images, shape = self._layer._as_images(y, "y")
-    inverse, _ = self._sized_spectrum(images.shape, shape)
-    return tf.reshape(fourier.spectral_product(images, inverse), shape)
+    inverse, _, embedded = self._sized_spectrum(images.shape, shape)
+    x = fourier.spectral_product(images, inverse, embedded)
+    return tf.reshape(x, shape)
 
   def _log_det(self, z, name):
     shape = self._layer._checked_shape(z, name)
