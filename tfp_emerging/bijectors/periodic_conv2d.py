@@ -361,8 +361,8 @@ class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
     return self._layer
 
   def _inverse_spectrum(self, height, width):
-    """`(G^{-1} [H, W // 2 + 1, C, C], log|det J|, its real embedding)`,
-    once per static size."""
+    """`(G^{-1} [H, W // 2 + 1, C, C], log|det J|, real embedding of
+    G^{-1})`, once per static size."""
     key = (height, width)
     if key in self._spectra:
       return self._spectra[key]
