@@ -18,7 +18,9 @@ Layers, on `(batch, H, W, C)` in `SHAPES`, kernel size `KERNEL_SIZE`:
   `EmergingConv2D[frozen]`: frozen weights, forward and inverse with each
   of `FROZEN_SOLVERS`. All timed in the same interleaved group as the old
   paths and `conv2d`.
-* `PeriodicConv2D`, `Conv1x1[qr|lu|plain]`: forward and inverse.
+* `PeriodicConv2D`, `Conv1x1[qr|lu|plain]`: forward and inverse;
+  `PeriodicConv2D[frozen]`: frozen weights (`PeriodicConv2D._frozen`, the
+  inverse spectrum and log-det computed once), forward and inverse.
 
 Ratios: a forward is divided by `conv2d`'s forward, an inverse by the same
 layer's forward.
@@ -159,13 +161,9 @@ def _layers(channels, quick):
         )._frozen(),
       )
     )
-  layers.append(
-    (
-      "PeriodicConv2D",
-      None,
-      bijectors.PeriodicConv2D(channels, KERNEL_SIZE, seed=1),
-    )
-  )
+  periodic = bijectors.PeriodicConv2D(channels, KERNEL_SIZE, seed=1)
+  layers.append(("PeriodicConv2D", None, periodic))
+  layers.append(("PeriodicConv2D[frozen]", None, periodic._frozen()))
   parameterizations = ("qr",) if quick else ("qr", "lu", "plain")
   for parameterization in parameterizations:
     layers.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import typing
 
 import numpy as np
@@ -15,10 +16,22 @@ from tfp_emerging.ops import checks
 from tfp_emerging.ops import fourier
 from tfp_emerging.ops import initializers
 
-__all__ = ["FORWARD_PATHS", "PeriodicConv2D"]
+__all__ = ["FORWARD_PATHS", "FrozenPeriodicConv2D", "PeriodicConv2D"]
 
 ForwardPath = typing.Literal["auto", "fft", "spatial"]
 FORWARD_PATHS = typing.get_args(ForwardPath)
+
+
+def _image_size(static_shape, shape):
+  """`(H, W)` of events `[..., H, W, C]`: Python ints where `static_shape`
+  knows them (the factorisation then takes only the independent
+  frequencies: `fourier.independent_frequencies`), else entries of the
+  dynamic `shape`."""
+  static = [None, None] if static_shape.rank is None else static_shape[-3:-1]
+  return tuple(
+    shape[axis] if size is None else size
+    for axis, size in zip((-3, -2), static)
+  )
 
 
 class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
@@ -41,8 +54,12 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       log|det J| = sum_{u < H, v < W} log|det G(u, v)|,
 
   computed on the half spectrum of `rfft2d` with each of the `H W` frequencies
-  counted exactly once. One LU factorisation with partial pivoting per
-  frequency (`fourier.inverse_and_log_abs_det`: `tf.linalg.lu` without XLA, a
+  counted exactly once; the real kernel's spectrum is conjugate-symmetric,
+  `G(-u, -v) = conj(G(u, v))`, so with `H` and `W` known at trace time only
+  its `(H W + s) / 2` independent frequencies (`s <= 4` self-conjugate) are
+  factorised (`fourier.independent_frequencies`). One LU factorisation with
+  partial pivoting per such frequency
+  (`fourier.inverse_and_log_abs_det`: `tf.linalg.lu` without XLA, a
   blocked Gauss-Jordan elimination under XLA, which has no `lu` kernel) gives
   both `log|det G(u, v)|` and `G(u, v)^{-1}`; the inverse is
   `X(u, v) = Y(u, v) G(u, v)^{-1}`, then `irfft2d`: exact, no iteration.
@@ -280,14 +297,15 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   def _augmented_inverse(self, y):
     images, shape = self._as_images(y, "y")
     inverse, log_det = fourier.inverse_spectrum_and_log_abs_det(
-      tf.convert_to_tensor(self._kernel), shape[-3], shape[-2]
+      tf.convert_to_tensor(self._kernel), *_image_size(images.shape, shape)
     )
     x = tf.reshape(fourier.spectral_product(images, inverse), shape)
     log_det = tf.fill(shape[:-3], log_det)
     return x, {"ildj": -log_det, "fldj": log_det}
 
-  def _log_det(self, z, name):
-    shape = tf.shape(
+  def _checked_shape(self, z, name):
+    """`tf.shape(z)` once `z` passed the checks of a log-det's input."""
+    return tf.shape(
       checks.checked(
         z,
         self._channels,
@@ -297,8 +315,11 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
         assertions=self._kernel_fits(z, name),
       )
     )
+
+  def _log_det(self, z, name):
+    shape = self._checked_shape(z, name)
     log_det = fourier.log_abs_det(
-      tf.convert_to_tensor(self._kernel), shape[-3], shape[-2]
+      tf.convert_to_tensor(self._kernel), *_image_size(z.shape, shape)
     )
     return tf.fill(shape[:-3], log_det)
 
@@ -311,3 +332,102 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   def _inverse_log_det_jacobian(self, y, **kwargs):
     cached = self._cache.inverse_attributes(y, **kwargs)
     return cached["ildj"] if "ildj" in cached else -self._log_det(y, "y")
+
+  def _frozen(self) -> FrozenPeriodicConv2D:
+    """This layer with its weights as they are now, for sampling (`freeze`).
+
+    The kernel is copied now; the inverse spectrum `G(u, v)^{-1}` and the
+    log-det, which depend on the image size too, once per size, at first
+    use (`FrozenPeriodicConv2D`).
+    """
+    return FrozenPeriodicConv2D(self)
+
+
+class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
+  """A `PeriodicConv2D` with frozen weights (`PeriodicConv2D._frozen`).
+
+  Holds a copy of the kernel, taken when frozen, and per image size `H x W`
+  the inverse spectrum `G(u, v)^{-1}` (`[H, W // 2 + 1, C, C]` complex, and
+  its `fourier.real_embedding` for the products without XLA) and
+  `log|det J|` from one factorisation
+  (`fourier.inverse_spectrum_and_log_abs_det`), computed at the first call
+  on that size (eagerly, under `tf.init_scope`, when the layer was frozen
+  eagerly; in a graph with `H` or `W` unknown, per call). Then:
+
+  * forward: the layer's, by its `forward_path`, with the copied kernel;
+  * inverse: FFTs `O(N H W log(H W) C)` and the per-frequency products
+    `O(N H W C^2)`, no factorisation;
+  * log-dets: the stored scalar, filled to the batch shape.
+
+  The copies are constants: no gradient reaches the layer's kernel, and a
+  later `kernel.assign` changes the layer, not this bijector (freeze again).
+  """
+
+  def __init__(self, layer: PeriodicConv2D):
+    self._layer = layer
+    self._eager = tf.executing_eagerly()
+    self._kernel = tf.identity(tf.convert_to_tensor(layer.kernel))
+    self._spectra: dict[typing.Any, typing.Any] = {}
+    super().__init__(
+      forward_min_event_ndims=3,
+      dtype=layer.dtype,
+      validate_args=layer.validate_args,
+      parameters=dict(layer=layer),
+      name=f"frozen_{layer.name}",
+    )
+
+  @property
+  def layer(self) -> PeriodicConv2D:
+    return self._layer
+
+  def _inverse_spectrum(self, height, width):
+    """`(G^{-1} [H, W // 2 + 1, C, C], log|det J|, real embedding of
+    G^{-1})`, once per static size."""
+    key = (height, width)
+    if key in self._spectra:
+      return self._spectra[key]
+    scope = tf.init_scope() if self._eager else contextlib.nullcontext()
+    with scope:
+      inverse, log_det = fourier.inverse_spectrum_and_log_abs_det(
+        self._kernel, height, width
+      )
+      entry = inverse, log_det, fourier.real_embedding(inverse)
+    if self._eager:  # graph tensors: not reusable by other graphs
+      self._spectra[key] = entry
+    return entry
+
+  def _sized_spectrum(self, static_shape, shape):
+    """`_inverse_spectrum` for events of static shape `static_shape` and
+    dynamic shape `shape`: cached when `H` and `W` are static."""
+    height, width = _image_size(static_shape, shape)
+    if not (isinstance(height, int) and isinstance(width, int)):
+      inverse, log_det = fourier.inverse_spectrum_and_log_abs_det(
+        self._kernel, height, width
+      )
+      return inverse, log_det, None
+    return self._inverse_spectrum(height, width)
+
+  def _forward(self, x):
+    images, shape = self._layer._as_images(x, "x")
+    if self._layer._use_spatial(x):
+      y = fourier.circular_conv2d(images, self._kernel)
+    else:
+      y = fourier.fft_conv2d(images, self._kernel)
+    return tf.reshape(y, shape)
+
+  def _inverse(self, y):
+    images, shape = self._layer._as_images(y, "y")
+    inverse, _, embedded = self._sized_spectrum(images.shape, shape)
+    x = fourier.spectral_product(images, inverse, embedded)
+    return tf.reshape(x, shape)
+
+  def _log_det(self, z, name):
+    shape = self._layer._checked_shape(z, name)
+    log_det = self._sized_spectrum(z.shape, shape)[1]
+    return tf.fill(shape[:-3], log_det)
+
+  def _forward_log_det_jacobian(self, x):
+    return self._log_det(x, "x")
+
+  def _inverse_log_det_jacobian(self, y):
+    return -self._log_det(y, "y")

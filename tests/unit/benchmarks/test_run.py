@@ -60,7 +60,12 @@ def test_the_quick_run_covers_every_layer_op_and_mode(quick_run):
     expected |= {(layer, "forward", None)} | {
       (layer, "inverse", solver) for solver in benchmarks.SOLVERS
     }
-  for layer in ("PeriodicConv2D", "Conv1x1[qr]", "EmergingConv2D[equivalent]"):
+  for layer in (
+    "PeriodicConv2D",
+    "PeriodicConv2D[frozen]",
+    "Conv1x1[qr]",
+    "EmergingConv2D[equivalent]",
+  ):
     expected |= {(layer, "forward", None), (layer, "inverse", None)}
   expected |= {("EmergingConv2D[frozen]", "forward", None)} | {
     ("EmergingConv2D[frozen]", "inverse", solver)
@@ -170,6 +175,7 @@ def test_targets_read_the_ratios_the_right_way_round():
         record("EmergingConv2D", "inverse", "wavefront", 9.0),
         record("EmergingConv2D", "inverse", "auto", 2.5, jit=True),
         record("PeriodicConv2D", "inverse", None, 2.01, shape=(4, 64, 64, 12)),
+        record("PeriodicConv2D[frozen]", "inverse", None, 1.49, jit=True),
         record(
           "Glow[digits, emerging]",
           "sample",
@@ -193,6 +199,12 @@ def test_targets_read_the_ratios_the_right_way_round():
   assert rows[
     "[no xla] PeriodicConv2D inverse <= 2x its forward at 4x64x64x12"
   ] == ("2.01x", False)
+  assert rows[
+    "[xla] PeriodicConv2D[frozen] inverse <= 1.5x its forward at 16x32x32x12"
+  ] == ("1.49x", True)
+  assert rows[
+    "[no xla] PeriodicConv2D[frozen] inverse <= 1.5x its forward at 16x32x32x12"
+  ] == ("not measured", None)
   assert rows["[xla] Glow[digits, emerging] sample <= 1.5x 1x1's"] == (
     "1.40x",
     True,
@@ -226,4 +238,8 @@ def test_only_takes_several_names():
   records = benchmarks.run(
     quick=True, only=["periodic", "lu"], jit_modes=(False,), glows=False
   )
-  assert {r.layer for r in records} == {"conv2d", "PeriodicConv2D"}
+  assert {r.layer for r in records} == {
+    "conv2d",
+    "PeriodicConv2D",
+    "PeriodicConv2D[frozen]",
+  }

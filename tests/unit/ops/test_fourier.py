@@ -60,6 +60,43 @@ def test_frequency_weights_count_each_frequency_once(width):
   assert weights.sum() == width
 
 
+def test_independent_frequencies_stand_for_the_whole_spectrum():
+  """Every parity of `H` and `W`: `(H W + s) / 2` matrices (`s` the
+  self-conjugate frequencies, counted from the definition), weighted
+  log-dets summing to the full spectrum's, inverses restored to the half
+  spectrum's; with `H` and `W` as tensors, the whole half spectrum."""
+  kernel = numpy_kernel(3, 3, 3, seed=9) * 0.3 + np.eye(3)
+  for height, width in itertools.product(range(1, 6), range(1, 7)):
+    full = numpy_spectrum(kernel, height, width)
+    half = full[:, : width // 2 + 1]
+    spectrum = tf.constant(half)
+    own = sum(
+      (-u % height, -v % width) == (u, v)
+      for u, v in itertools.product(range(height), range(width))
+    )
+    for sizes, count in (
+      ((height, width), (height * width + own) // 2),
+      (
+        (tf.constant(height), tf.constant(width)),
+        half.shape[0] * half.shape[1],
+      ),
+    ):
+      matrices, weights = fourier.independent_frequencies(spectrum, *sizes)
+      assert matrices.shape[0] == count, (height, width)
+      np.testing.assert_allclose(
+        np.sum(weights.numpy() * np.linalg.slogdet(matrices.numpy())[1]),
+        np.linalg.slogdet(full)[1].sum(),
+        rtol=1e-12,
+        atol=1e-12,
+      )
+      restored = fourier.half_spectrum_from_independent(
+        tf.constant(np.linalg.inv(matrices.numpy())), *sizes
+      )
+      np.testing.assert_allclose(
+        restored.numpy(), np.linalg.inv(half), atol=1e-12
+      )
+
+
 def random_complex(shape, seed):
   rng = np.random.default_rng(seed)
   return rng.normal(size=shape) + 1j * rng.normal(size=shape)
