@@ -31,8 +31,8 @@ plain SGD update), `sample` is `forward` of a batch of latents; each is
 divided by the same op of the `"1x1"` mixing. `Glow[<config>, <mixing>,
 frozen]` (mixings `FROZEN_GLOW_MIXINGS`): `sample` of the whole flow frozen
 (`tfp_emerging.bijectors.freeze`, as `FlowModel.sample` runs it), in the
-same interleaved group, divided by the unfrozen `"1x1"`'s `sample` too
-(frozen / unfrozen: the two records' `seconds`).
+same interleaved group, divided by the frozen `"1x1"`'s `sample` (frozen /
+unfrozen of one mixing: the two records' `seconds`).
 
 Output: a table, or with `--json` one JSON object per line with the fields
 `layer, op, solver, shape, jit, seconds, ratio, ratio_to` (`solver`, `ratio`
@@ -82,15 +82,16 @@ GLOWS = (
   ("32x32x3", 16, (32, 32, 3), 3, 4, 64),
 )
 QUICK_GLOWS = (("tiny", 2, (8, 8, 1), 1, 1, 4),)
-# `--quick` runs the Glow code path for the baseline and one other mixing.
-QUICK_MIXINGS = ("1x1", "emerging")
+# `--quick` runs the Glow code path for the baseline and the paper's two mixings.
+QUICK_MIXINGS = ("1x1", "emerging", "periodic")
 # The autoregressive layers' inverses measured: the default, then each solver.
 SOLVERS = ("auto", "wavefront", "raster")
 # The frozen emerging layer's inverses (`EmergingConv2D._frozen`): the
 # default, then the inverse filter.
 FROZEN_SOLVERS = ("auto", "fft")
-# The mixings whose whole Glow is also sampled frozen (`freeze(glow)`).
-FROZEN_GLOW_MIXINGS = ("1x1", "emerging")
+# The mixings whose whole Glow is also sampled frozen (`freeze(glow)`, as
+# `FlowModel.sample` samples): the baseline and the paper's two.
+FROZEN_GLOW_MIXINGS = ("1x1", "emerging", "periodic")
 
 DENSE = "conv2d"
 
@@ -278,11 +279,12 @@ def _glow_records(config, jit, repeats, quick, selected):
     )
     plan.extend(_frozen_sample_plan(glow, name, mixing, jit, latents, selected))
   seconds = median_seconds([(fn, arg) for *_, fn, arg in plan], repeats)
-  baseline = {
-    op: t
-    for (layer, op, _, _), t in zip(plan, seconds)
-    if layer == f"Glow[{name}, 1x1]"
-  }
+  measured = {(layer, op): t for (layer, op, _, _), t in zip(plan, seconds)}
+
+  def baseline(layer, op):
+    frozen = ", frozen" if layer.endswith(", frozen]") else ""
+    return f"Glow[{name}, 1x1{frozen}]", op
+
   return [
     Record(
       layer,
@@ -291,18 +293,21 @@ def _glow_records(config, jit, repeats, quick, selected):
       shape,
       jit,
       t,
-      t / baseline[op],
-      f"Glow[{name}, 1x1] {op}",
+      t / measured[baseline(layer, op)],
+      " ".join(baseline(layer, op)),
     )
-    for (layer, op, _, _), t in zip(plan, seconds)
+    for (layer, op), t in measured.items()
   ]
 
 
 def _frozen_sample_plan(glow, name, mixing, jit, latents, selected):
   """The plan entry timing `sample` of `freeze(glow)` (initialised), if its
-  mixing is one of `FROZEN_GLOW_MIXINGS` and its name is selected."""
+  mixing is one of `FROZEN_GLOW_MIXINGS` and its name is selected (the
+  `"1x1"`, the baseline, always)."""
   layer = f"Glow[{name}, {mixing}, frozen]"
-  if mixing not in FROZEN_GLOW_MIXINGS or not selected(layer):
+  if mixing not in FROZEN_GLOW_MIXINGS or (
+    mixing != "1x1" and not selected(layer)
+  ):
     return []
   frozen = bijectors.freeze(glow)
   return [

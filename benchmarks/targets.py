@@ -121,12 +121,20 @@ def targets():
           "1x1's",
         )
       )
+  # Sampling as `FlowModel.sample` samples: the whole flow frozen.
   for glow in GLOWS:
-    rows.append(
-      Target(
-        f"Glow[{glow}, emerging]", "sample", None, None, True, 1.5, "1x1's"
+    for mixing in ("emerging", "periodic"):
+      rows.append(
+        Target(
+          f"Glow[{glow}, {mixing}, frozen]",
+          "sample",
+          None,
+          None,
+          True,
+          1.25,
+          "the frozen 1x1's",
+        )
       )
-    )
   return rows
 
 

@@ -95,9 +95,11 @@ def test_ratios_divide_by_the_named_measurement_of_the_same_run(quick_run):
     ]
     assert record["ratio"] == pytest.approx(record["seconds"] / base["seconds"])
     # A forward against the dense convolution, an inverse against its own
-    # forward, a flow against the 1x1 mixing's same op.
+    # forward, a flow against the 1x1 mixing's same op (a frozen flow against
+    # the frozen 1x1's).
     if record["layer"].startswith("Glow["):
-      assert layer.endswith(", 1x1]") and op == record["op"]
+      frozen = ", frozen" if record["layer"].endswith(", frozen]") else ""
+      assert layer.endswith(f", 1x1{frozen}]") and op == record["op"]
     elif record["op"] == "inverse":
       assert (layer, op) == (record["layer"], "forward")
     else:
@@ -146,6 +148,7 @@ def test_only_selects_layers_and_mixings_keeping_the_baselines():
     ("Glow[tiny, 1x1]", "sample", None),
     ("Glow[tiny, emerging]", "train_step", None),
     ("Glow[tiny, emerging]", "sample", None),
+    ("Glow[tiny, 1x1, frozen]", "sample", None),
     ("Glow[tiny, emerging, frozen]", "sample", None),
   }
 
@@ -177,10 +180,10 @@ def test_targets_read_the_ratios_the_right_way_round():
         record("PeriodicConv2D", "inverse", None, 2.01, shape=(4, 64, 64, 12)),
         record("PeriodicConv2D[frozen]", "inverse", None, 1.49, jit=True),
         record(
-          "Glow[digits, emerging]",
+          "Glow[digits, emerging, frozen]",
           "sample",
           None,
-          1.4,
+          1.2,
           jit=True,
           shape=(64, 8, 8, 1),
         ),
@@ -205,10 +208,12 @@ def test_targets_read_the_ratios_the_right_way_round():
   assert rows[
     "[no xla] PeriodicConv2D[frozen] inverse <= 1.5x its forward at 16x32x32x12"
   ] == ("not measured", None)
-  assert rows["[xla] Glow[digits, emerging] sample <= 1.5x 1x1's"] == (
-    "1.40x",
-    True,
-  )
+  assert rows[
+    "[xla] Glow[digits, emerging, frozen] sample <= 1.25x the frozen 1x1's"
+  ] == ("1.20x", True)
+  assert rows[
+    "[xla] Glow[digits, periodic, frozen] sample <= 1.25x the frozen 1x1's"
+  ] == ("not measured", None)
   assert rows[
     "[no xla] EmergingConv2D inverse (auto) <= 2x its forward at 64x32x32x48"
   ] == ("not measured", None)
