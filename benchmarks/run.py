@@ -82,7 +82,7 @@ GLOWS = (
   ("32x32x3", 16, (32, 32, 3), 3, 4, 64),
 )
 QUICK_GLOWS = (("tiny", 2, (8, 8, 1), 1, 1, 4),)
-# `--quick` runs the Glow code path for the baseline and the paper's two mixings.
+# `--quick` runs the Glow code path for the baseline and the paper's mixings.
 QUICK_MIXINGS = ("1x1", "emerging", "periodic")
 # The autoregressive layers' inverses measured: the default, then each solver.
 SOLVERS = ("auto", "wavefront", "raster")
