@@ -29,34 +29,25 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.testlib import runs
 from tests.testlib import workers
 from tfp_emerging import distribute
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 EPOCHS = 3
-OPTIONS = [
-  "--dataset",
-  "digits",
-  "--mixing",
-  "1x1",
-  "--num-levels",
-  "1",
-  "--num-steps",
-  "1",
-  "--hidden-channels",
-  "8",
-  "--batch-size",
-  "256",
-  "--warmup-steps",
-  "1",
-  "--learning-rate",
-  "0.01",
-  "--seed",
-  "0",
-  "--epochs",
-  str(EPOCHS),
-]
+OPTIONS = runs.flags(
+  dataset="digits",
+  mixing="1x1",
+  num_levels=1,
+  num_steps=1,
+  hidden_channels=8,
+  batch_size=256,
+  warmup_steps=1,
+  learning_rate=0.01,
+  seed=0,
+  epochs=EPOCHS,
+)
 # Seconds any one process may take before the test gives up on it.
 PROCESS_TIMEOUT = 400
 

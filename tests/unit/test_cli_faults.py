@@ -22,26 +22,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.testlib import runs
 from tests.testlib import workers
 from tfp_emerging import cli
 from tfp_emerging import data
 from tfp_emerging import export as export_lib
 from tfp_emerging import training
 
-TINY = [
-  "--num-levels",
-  "1",
-  "--num-steps",
-  "1",
-  "--hidden-channels",
-  "8",
-  "--batch-size",
-  "32",
-  "--warmup-steps",
-  "4",
-  "--mixing",
-  "lu",
-]
+TINY = [*runs.TINY_FLAGS, "--mixing", "lu"]
 
 STARTUP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

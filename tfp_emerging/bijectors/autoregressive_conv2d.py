@@ -12,6 +12,7 @@ import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import tensor_util
 
+from tfp_emerging.bijectors.freezing import FrozenLayer
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import initializers
@@ -339,7 +340,7 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return FrozenAutoregressiveConv2D(self)
 
 
-class FrozenAutoregressiveConv2D(tfp.bijectors.Bijector):
+class FrozenAutoregressiveConv2D(FrozenLayer):
   """An `AutoregressiveConv2D` with frozen weights: same maps, less work.
 
   Holds, as tensors, the masked kernel, `autoregressive.wavefront_operands`
@@ -366,21 +367,9 @@ class FrozenAutoregressiveConv2D(tfp.bijectors.Bijector):
     self._operands = autoregressive.wavefront_operands(
       self._kernel, self._top_left
     )
-    self._per_pixel = tf.reduce_sum(layer.bounded_log_diagonal())
     self._filters: dict[typing.Any, typing.Any] = {}
     self._warned = False
-    super().__init__(
-      forward_min_event_ndims=3,
-      is_constant_jacobian=True,
-      dtype=layer.dtype,
-      validate_args=layer.validate_args,
-      parameters=dict(layer=layer),
-      name=f"frozen_{layer.name}",
-    )
-
-  @property
-  def layer(self) -> AutoregressiveConv2D:
-    return self._layer
+    super().__init__(layer, tf.reduce_sum(layer.bounded_log_diagonal()))
 
   def _filter(self, height, width):
     """`(kind, operand, kappa)` for `H x W` images, computed once each."""
@@ -455,19 +444,3 @@ class FrozenAutoregressiveConv2D(tfp.bijectors.Bijector):
           images, self._kernel, self._layer.dilation, self._top_left, solver
         )
     return tf.reshape(x, shape)
-
-  def _log_det(self, z, name):
-    return checks.pixelwise_log_det(
-      z,
-      self._layer.channels,
-      self.dtype,
-      name,
-      self._per_pixel,
-      self.validate_args,
-    )
-
-  def _forward_log_det_jacobian(self, x):
-    return self._log_det(x, "x")
-
-  def _inverse_log_det_jacobian(self, y):
-    return -self._log_det(y, "y")

@@ -12,6 +12,7 @@ from tfp_emerging.bijectors.autoregressive_conv2d import AutoregressiveConv2D
 from tfp_emerging.bijectors.autoregressive_conv2d import (
   FrozenAutoregressiveConv2D,
 )
+from tfp_emerging.bijectors.freezing import FrozenLayer
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
 
@@ -329,7 +330,7 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return FrozenEmergingConv2D(self)
 
 
-class FrozenEmergingConv2D(tfp.bijectors.Bijector):
+class FrozenEmergingConv2D(FrozenLayer):
   """An `EmergingConv2D` with frozen weights (`EmergingConv2D._frozen`).
 
   Forward by the layer's `forward_path` with the equivalent kernel computed
@@ -343,15 +344,7 @@ class FrozenEmergingConv2D(tfp.bijectors.Bijector):
     first, second = layer.bijectors
     self._parts = (first._frozen(), second._frozen())
     self._kernel = tf.identity(layer.equivalent_kernel())
-    self._per_pixel = sum(part._per_pixel for part in self._parts)
-    super().__init__(
-      forward_min_event_ndims=3,
-      is_constant_jacobian=True,
-      dtype=layer.dtype,
-      validate_args=layer.validate_args,
-      parameters=dict(layer=layer),
-      name=f"frozen_{layer.name}",
-    )
+    super().__init__(layer, sum(part._per_pixel for part in self._parts))
 
   @property
   def bijectors(
@@ -372,19 +365,3 @@ class FrozenEmergingConv2D(tfp.bijectors.Bijector):
   def _inverse(self, y):
     first, second = self._parts
     return first.inverse(second.inverse(self._layer._checked(y, "y")))
-
-  def _log_det(self, z, name):
-    return checks.pixelwise_log_det(
-      z,
-      self._layer.channels,
-      self.dtype,
-      name,
-      self._per_pixel,
-      self.validate_args,
-    )
-
-  def _forward_log_det_jacobian(self, x):
-    return self._log_det(x, "x")
-
-  def _inverse_log_det_jacobian(self, y):
-    return -self._log_det(y, "y")

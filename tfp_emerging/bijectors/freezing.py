@@ -232,9 +232,9 @@ class FrozenLayer(tfb.Bijector):
 
   Holds the layer (`layer`) and `per_pixel`, its log-det per pixel computed
   when frozen: `log|det J|` of events `[..., H, W, C]` is `H W per_pixel`,
-  shaped like the batch, `O(1)` per call. A subclass computes its other
-  frozen values before calling `__init__` and defines `_forward` and
-  `_inverse`.
+  shaped like the batch, `O(1)` per call; the Jacobian is constant, as the
+  layer's. A subclass computes its other frozen values before calling
+  `__init__` and defines `_forward` and `_inverse`.
   """
 
   def __init__(self, layer: tfb.Bijector, per_pixel: tf.Tensor):
@@ -242,6 +242,7 @@ class FrozenLayer(tfb.Bijector):
     self._per_pixel = tf.identity(per_pixel)
     super().__init__(
       forward_min_event_ndims=3,
+      is_constant_jacobian=True,
       dtype=layer.dtype,
       validate_args=layer.validate_args,
       parameters=dict(layer=layer),

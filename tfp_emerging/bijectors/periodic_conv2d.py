@@ -370,6 +370,7 @@ class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
     self._spectra: dict[typing.Any, typing.Any] = {}
     super().__init__(
       forward_min_event_ndims=3,
+      is_constant_jacobian=True,
       dtype=layer.dtype,
       validate_args=layer.validate_args,
       parameters=dict(layer=layer),

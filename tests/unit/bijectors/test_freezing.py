@@ -64,6 +64,8 @@ def test_frozen_bijector_passes_the_contract_and_equals_the_bijector(case):
     assert frozen is bijector  # Nothing to freeze: itself.
     return
   assert frozen is not bijector
+  # Frozen or not, a linear layer's Jacobian is constant (TFP reuses it).
+  assert frozen.is_constant_jacobian == bijector.is_constant_jacobian
   checks = FROZEN_CHECKS
   if case.name in SAME_CODE_AS_ANOTHER_CASE:
     checks = ("round_trip",)
