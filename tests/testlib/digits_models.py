@@ -140,3 +140,24 @@ def part_sizes(model):
   for layer in model.layers:
     sizes.append(sum(int(np.prod(v.shape)) for v in layer.part.variables))
   return sizes
+
+
+def tfp_glow_model():
+  """A `FlowModel` of TFP's own `tfb.Glow` (one block of one step, its
+  default networks) on the 8x8 digits, not compiled."""
+  tfb, tfd = tfp.bijectors, tfp.distributions
+  glow = tfb.Glow(
+    output_shape=(8, 8, 1),
+    num_glow_blocks=1,
+    num_steps_per_block=1,
+    coupling_bijector_fn=tfb.GlowDefaultNetwork,
+    exit_bijector_fn=tfb.GlowDefaultExitNetwork,
+    seed=0,
+  )
+  return tfe_keras.FlowModel(
+    glow,
+    num_bins=NUM_BINS,
+    base_distribution=tfd.Sample(
+      tfd.Normal(0.0, 1.0), glow.inverse_event_shape((8, 8, 1))
+    ),
+  )

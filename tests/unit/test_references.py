@@ -43,6 +43,9 @@ PACKAGE_RELATIVE = re.compile(
   r"`((?:" + "|".join(SUBMODULES) + r")\.[A-Za-z_][\w.]*)"
 )
 RUN_MODULE = re.compile(r"python3? -m ((?:tfp_emerging|benchmarks)[\w.]*)")
+# The studies import the `benchmarks` package: run as scripts they fail
+# with ModuleNotFoundError (`python -m benchmarks.NAME` runs them).
+RUN_AS_SCRIPT = re.compile(r"python3? (benchmarks/\w+\.py)")
 SUBCOMMAND = re.compile(r"(?<![\w-])tfp-emerging ([a-z][a-z-]*)")
 
 
@@ -134,6 +137,15 @@ def test_every_quoted_module_to_run_exists():
     if not _resolves(module.rstrip("."))
   )
   assert not stale, "modules that no longer exist:\n" + "\n".join(stale)
+
+
+def test_no_study_is_quoted_run_as_a_script():
+  wrong = sorted(
+    f"{where}: python {script}" for where, script in _quotes(RUN_AS_SCRIPT, 1)
+  )
+  assert not wrong, "run these as python -m benchmarks.NAME:\n" + "\n".join(
+    wrong
+  )
 
 
 def test_every_quoted_subcommand_exists():

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tests.testlib.digits_models import tfp_glow_model
 from tfp_emerging import data
 from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
@@ -189,21 +190,7 @@ def test_tfp_glow_trains_on_a_smaller_last_batch(digits):
   concatenates int32 and int64 shapes); batches of 8, 8 and 5 images, whose
   size the traced steps do not know, train and evaluate, with the bits/dim
   of `distribution.log_prob` on the whole batch."""
-  glow = tfb.Glow(
-    output_shape=(8, 8, 1),
-    num_glow_blocks=1,
-    num_steps_per_block=1,
-    coupling_bijector_fn=tfb.GlowDefaultNetwork,
-    exit_bijector_fn=tfb.GlowDefaultExitNetwork,
-    seed=0,
-  )
-  model = tfe_keras.FlowModel(
-    glow,
-    num_bins=NUM_BINS,
-    base_distribution=tfd.Sample(
-      tfd.Normal(0.0, 1.0), glow.inverse_event_shape((8, 8, 1))
-    ),
-  )
+  model = tfp_glow_model()
   model.compile(optimizer="adam")
   images = tf.data.Dataset.from_tensor_slices(digits[:21]).batch(8)
   assert images.element_spec.shape[0] is None

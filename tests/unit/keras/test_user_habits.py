@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tests.testlib.digits_models import tfp_glow_model
 from tfp_emerging import bijectors
 from tfp_emerging import data
 from tfp_emerging import flows
@@ -240,21 +241,7 @@ def test_sample_zero_is_an_empty_batch(digits):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.float64])
 def test_tfp_glow_takes_numpy_images(digits, dtype):
-  glow = tfb.Glow(
-    output_shape=(8, 8, 1),
-    num_glow_blocks=1,
-    num_steps_per_block=1,
-    coupling_bijector_fn=tfb.GlowDefaultNetwork,
-    exit_bijector_fn=tfb.GlowDefaultExitNetwork,
-    seed=0,
-  )
-  model = tfe_keras.FlowModel(
-    glow,
-    num_bins=NUM_BINS,
-    base_distribution=tfd.Sample(
-      tfd.Normal(0.0, 1.0), glow.inverse_event_shape((8, 8, 1))
-    ),
-  )
+  model = tfp_glow_model()
   model.compile(optimizer="adam")
   images = digits.astype(dtype)
   model.fit(images, epochs=1, verbose=0, batch_size=32)
