@@ -36,112 +36,17 @@ from tfp_emerging.keras import schedules
 from tfp_emerging.keras import serialization
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import conditions
+from tfp_emerging.ops import input_checks
 
 __all__ = ["FlowModel"]
 
 KERAS_3 = layers_lib.KERAS_3
 
-# The words that mark the failed range check of integer images (an assert
-# op inside the traced steps), turned into a `ValueError` by `_image_errors`.
-_RANGE_MESSAGE = "images must be whole numbers in [0, "
 # Full-model files Keras writes in HDF5, which cannot hold a flow.
 _HDF5_SUFFIXES = (".h5", ".hdf5")
 # The images per pass of a flow that needs batches of static size, when a
 # traced step's batch size is unknown (`FlowModel._log_prob`).
 _STATIC_CHUNK = 16
-
-
-def _range_message(caller, num_bins):
-  return (
-    f"{caller}: {_RANGE_MESSAGE}{num_bins}) (num_bins={num_bins}; pass "
-    f"the pixel levels themselves, not images scaled to [0, 1]); got "
-    f"values from"
-  )
-
-
-def _checked_images(images, num_bins, caller):
-  """`images` (a tensor), checked to be whole numbers in `[0, num_bins)`.
-
-  One min, max and round per batch. Eagerly a `ValueError` at once; inside
-  a traced step an assert op, whose failure raises `InvalidArgumentError`
-  there, which the `FlowModel` methods turn into the same `ValueError`
-  (`_image_errors`).
-  """
-  images = tf.convert_to_tensor(images)
-  if images.dtype.is_bool or not (
-    images.dtype.is_integer or images.dtype.is_floating
-  ):
-    raise ValueError(
-      f"{caller}: images must be integer pixel levels (any "
-      f"integer or float dtype); got dtype {images.dtype.name}."
-    )
-  values = tf.cast(images, tf.float64)
-  whole = tf.reduce_all(tf.equal(values, tf.round(values)))
-  low = tf.reduce_min(values)
-  high = tf.reduce_max(values)
-  in_range = tf.logical_or(
-    tf.equal(tf.size(values), 0),
-    tf.logical_and(whole, tf.logical_and(low >= 0.0, high <= num_bins - 1.0)),
-  )
-  if tf.executing_eagerly():
-    if not bool(in_range):
-      raise ValueError(
-        _message(
-          _range_message(caller, num_bins),
-          [low.numpy(), high.numpy(), bool(whole)],
-        )
-      )
-    return images
-  check = tf.debugging.Assert(
-    in_range, [_range_message(caller, num_bins), low, high, whole], summarize=3
-  )
-  with tf.control_dependencies([check]):
-    return tf.identity(images)
-
-
-def _message(text, values):
-  """The range error's message from the assertion's text and its values
-  `[low, high, whole]`."""
-  low, high, whole = values
-  kind = "" if whole else ", not all whole numbers"
-  return f"{text} {low:g} to {high:g}{kind}."
-
-
-@contextlib.contextmanager
-def _image_errors():
-  """Re-raises a failed `_checked_images` assertion as its `ValueError`."""
-  try:
-    yield
-  except tf.errors.InvalidArgumentError as e:
-    if _RANGE_MESSAGE not in e.message:
-      raise
-    start = e.message.rfind("[", 0, e.message.index(_RANGE_MESSAGE)) + 1
-    parts = e.message[start:].split("\n")[0].split("] [")
-    text = parts[0]
-    low, high, whole = (part.strip(" []") for part in parts[1:4])
-    raise ValueError(
-      _message(text, [float(low), float(high), whole in ("1", "True", "true")])
-    ) from None
-
-
-def _check_labels_dtype(dtype, caller):
-  """`ValueError` unless `dtype` (a TF or numpy dtype) is one that labels
-  have: integer class ids or floating (one-hot) vectors."""
-  dtype = tf.as_dtype(dtype)  # numpy strings and objects: tf.string
-  if not (dtype.is_integer or dtype.is_floating):
-    raise ValueError(
-      f"{caller}: `labels` must be integer class ids (an integer dtype such "
-      f"as int32 or int64) or floating one-hot vectors [B, K]; got dtype "
-      f"{dtype.name}. Map class names to ids first."
-    )
-
-
-def _empty_input(caller, what):
-  return ValueError(
-    f"{caller}: {what} holds no batches (an empty dataset or array): there "
-    f"is nothing to train on or evaluate; check how the data was loaded, "
-    f"filtered or split."
-  )
 
 
 def _weighted_targets(x, y, kwargs):
@@ -167,7 +72,7 @@ def _first_batch(x, y, batch_size):
   if isinstance(x, tf.data.Dataset):
     first = next(iter(x.take(1)), None)
     if first is None:
-      raise _empty_input("FlowModel.fit", "the dataset")
+      raise input_checks.empty_input_error("FlowModel.fit", "the dataset")
     images, labels, _ = keras.utils.unpack_x_y_sample_weight(first)
     return images, labels
   if isinstance(x, (np.ndarray, tf.Tensor)):
@@ -502,7 +407,7 @@ class FlowModel(keras.Model):
     if labels is None or self._num_classes is None:  # (None: refused above)
       return None
     labels = tf.convert_to_tensor(labels)
-    _check_labels_dtype(labels.dtype, caller)
+    input_checks.labels_dtype(labels.dtype, caller)
     if labels.dtype.is_integer:
       conditions.check_static_ids(
         labels, self._num_classes, f"{caller}: `labels`"
@@ -549,23 +454,23 @@ class FlowModel(keras.Model):
     `{DEQUANTIZED: x}` batches) pass the shape check."""
     if isinstance(x, tf.data.Dataset):
       if int(x.cardinality()) == 0:
-        raise _empty_input(caller, "the dataset")
+        raise input_checks.empty_input_error(caller, "the dataset")
       spec = x.element_spec
       images = spec[0] if isinstance(spec, tuple) else spec
       labels = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else None
       given = isinstance(labels, tf.TensorSpec)
       self._check_labels_given(given, caller)
       if given and labels is not None:
-        _check_labels_dtype(labels.dtype, caller)
+        input_checks.labels_dtype(labels.dtype, caller)
       if isinstance(images, tf.TensorSpec):
         self._check_batch_shape(images.shape, None, caller)
     elif isinstance(x, (np.ndarray, tf.Tensor)):
       if np.shape(x)[:1] == (0,):
-        raise _empty_input(caller, "the image array")
+        raise input_checks.empty_input_error(caller, "the image array")
       self._check_labels_given(y is not None, caller)
       if y is not None:
         dtype = y.dtype if hasattr(y, "dtype") else np.asarray(y).dtype
-        _check_labels_dtype(dtype, caller)
+        input_checks.labels_dtype(dtype, caller)
       self._check_batch_shape(
         np.shape(x), None if y is None else np.shape(y), caller
       )
@@ -662,7 +567,7 @@ class FlowModel(keras.Model):
   ):
     """Bits/dim `[B]` of integer images with fresh (or `seed`ed) noise;
     importance-weighted over `num_samples` draws when above 1."""
-    images = _checked_images(images, self.num_bins, caller)
+    images = input_checks.pixel_levels(images, self.num_bins, caller)
     shape = tf.shape(images)  # K draws each: noise [B K, H, W, C]
     noise = dequantization.uniform_noise(
       tf.concat([[shape[0] * num_samples], shape[1:]], 0),
@@ -841,7 +746,7 @@ class FlowModel(keras.Model):
         # Creating the slots here, not in the first traced step, spares
         # Keras a second trace of the whole training step.
         self.optimizer.build(self.trainable_variables)
-    with _image_errors():
+    with input_checks.pixel_level_errors():
       return super().fit(x, y, batch_size=batch_size, **kwargs)
 
   def evaluate(
@@ -870,7 +775,7 @@ class FlowModel(keras.Model):
     num_samples = checks.positive_int(num_samples, "num_samples")
     self._check_keras_input(x, y, "FlowModel.evaluate")
     y = _weighted_targets(x, y, kwargs)
-    with _image_errors(), self._draws(num_samples):
+    with input_checks.pixel_level_errors(), self._draws(num_samples):
       return super().evaluate(x, y, **kwargs)
 
   @contextlib.contextmanager
@@ -986,8 +891,10 @@ class FlowModel(keras.Model):
       None if labels is None else np.shape(labels),
       "FlowModel.initialize",
     )
-    with _image_errors():
-      images = _checked_images(images, self.num_bins, "FlowModel.initialize")
+    with input_checks.pixel_level_errors():
+      images = input_checks.pixel_levels(
+        images, self.num_bins, "FlowModel.initialize"
+      )
     levels = tf.cast(images, self._event_dtype)
     x, _ = self._dequantized(
       levels,
@@ -1029,9 +936,9 @@ class FlowModel(keras.Model):
       "FlowModel.bits_per_dim",
     )
     if images.shape[0] == 0:
-      _checked_images(images, self.num_bins, "FlowModel.bits_per_dim")
+      input_checks.pixel_levels(images, self.num_bins, "FlowModel.bits_per_dim")
       return tf.zeros([0], self._event_dtype)
-    with _image_errors():
+    with input_checks.pixel_level_errors():
       if seed is None:
         return self._bits_fn(images, labels, num_samples)
       return self._seeded_bits_fn(
