@@ -95,78 +95,46 @@ class FlowModel(keras.Model):
   """A `keras.Model` that trains a flow on n-bit images, in bits per dimension.
 
   `FlowModel(flow, num_bins)` holds `distribution =
-  tfd.TransformedDistribution(base, flow)`, `base` being
-  `flow.base_distribution()` (e.g. `Glow`'s standard normal) unless given.
-  `flow` is any TFP bijector latent -> image: a `Glow`, a `tfb.Chain`, TFP's
-  own `tfb.Glow` (with `base_distribution=tfd.Sample(tfd.Normal(0., 1.),
-  glow.inverse_event_shape(image_shape))`). The image shape `[H, W, C]` is
-  the distribution's event shape.
-  Inputs are integer-valued pixels `[B, H, W, C]` (uint8, int or float) in
-  `0..num_bins-1`, e.g. 17 levels for sklearn's digits. Each batch is
-  dequantised with fresh uniform noise to `x = (k + u) / B - 1/2` and the
-  loss is
+  tfd.TransformedDistribution(base, flow)`: `flow` any TFP bijector latent
+  -> image (a `tfp_emerging.flows.Glow`, a `tfb.Chain`, TFP's `tfb.Glow`),
+  `base` `flow.base_distribution()` unless given. It takes integer pixel
+  levels `k` `[B, H, W, C]` in `0..num_bins-1` (any integer or float dtype),
+  dequantises each batch with fresh noise `u`, `x = (k + u) / B - 1/2`
+  (uniform, or drawn from a `dequantizer` `q(u | k)` trained jointly), and
+  its loss, logged as `loss` and `bits_per_dim`, is the bound
 
-      bits/dim = -(log p(x) - D log B) / (D log 2),   D = H W C
+      bits/dim = -(log p(x) - log q(u | k) - D log B) / (D log 2),
 
-  (`tfp_emerging.flows.dequantization`), an upper bound on the discrete
-  model's code length.
+  `D = H W C`, `log q = 0` for uniform noise. `compile` needs no loss; `fit`
+  and `evaluate` take image arrays or `tf.data` datasets (`(images,
+  labels)` for a class-conditional flow), and `bits_per_dim`, `sample`,
+  `initialize`, `save` and `export` are the other methods. Cost per
+  training image: one density pass of the flow (its `inverse`: convolutions
+  only, no solves) and its gradient.
 
-  Variational dequantisation (`dequantizer=VariationalDequantizer(...)`,
-  Flow++): the noise `u` is drawn from a flow `q(u | k)` conditioned on the
-  image and trained jointly, and the loss (and every figure) is the bound
-  `-(log p(x) - log q(u | k) - D log B) / (D log 2)`
-  (`tfp_emerging.flows.variational_dequantization`). Dequantised batches
-  (`{DEQUANTIZED: x}`) must then carry the integer images too (`LEVELS`):
-  their uniform noise is `q`'s base draw.
+  The guide, docs/training.md ("With Keras directly"), gives what each
+  method takes and returns, saving and loading, and flows other than
+  `Glow`; docs/conditioning.md the class-conditional flows.
 
-  * `compile(optimizer=...)` needs no loss; `fit(data, epochs=...,
-    validation_data=...)` with a `tf.data.Dataset` of image batches (or
-    `(images, labels)` pairs; an unconditional model refuses labels) or
-    an image array (and `y=labels`); `sample_weight` weighs the images.
-    `fit` runs the flow's data-dependent initialisation on the first
-    (global) batch, eagerly and outside any replica context, unless already
-    done (for other inputs, call `initialize` yourself; on several workers
-    its noise comes from seed 0, the same on every worker). The logs (and
-    progress bar) report `loss` and `bits_per_dim`, both the mean bits/dim
-    of the epoch's batches (`val_...` for the validation data).
-  * `evaluate` returns `[loss, bits_per_dim]` (both bits/dim; a dict with
-    `return_dict=True`), with fresh dequantisation noise.
-  * `bits_per_dim(images, labels=None, seed=None)`: per image, `[B]`;
-    reproducible when `seed` is an int (the noise is drawn statelessly from
-    it).
-  * `sample(n, temperature=1.0, seed=None, labels=None)`: int32 images
-    `[n, H, W, C]` in `0..num_bins-1`, `flow.forward` of a tempered base
-    sample (`tfp_emerging.export.tempered_sample`: Glow's temperature, the
-    base's deviation from its mode scaled by `temperature`), quantised.
-  * `initialize(images, labels=None)`: the flow's data-dependent
-    initialisation from one dequantised batch.
+  A tiny Glow fitted for one epoch on random 17-level images:
 
-  Class-conditional flows. When the flow has class-conditional parts (a
-  `Glow(..., num_classes=K)`, also inside a `tfb.Chain` or `tfb.Invert`),
-  `num_classes` is `K` and every density and sampling call takes the labels:
-  `fit` and `evaluate` read them from `(images, labels)` batches (or `y=`),
-  `bits_per_dim`, `initialize` and `sample` from `labels=`, either int class
-  ids `[B]` in `0..K-1` or one-hot (or any) vectors `[B, K]`; `sample` also
-  takes one class id for all `n` images. They reach the flow TFP's way:
-  `log_prob(x, bijector_kwargs={"conditional_input": labels})`, routed by
-  bijector name through a `tfb.Chain`. A conditional model without labels
-  (or an unconditional one given `labels=`) raises `ValueError`.
-  * `summary()` lists one layer per part of the flow (`FlowLayer`: each
-    bijector of each step, each prior, ...) with its parameter count.
-  * Saving: `model.save("m.keras")` and `keras.models.load_model("m.keras")`
-    (the flow is rebuilt from its config: a `Glow`, or any flow class with
-    `get_config`/`from_config` registered with Keras; a base distribution
-    given explicitly must be a `tfp.distributions` class with constant
-    parameters), a full-model `keras.callbacks.ModelCheckpoint`,
-    `save_weights(path)` / `load_weights(path)` (Keras 3 wants a path ending
-    in `.weights.h5`) and `tf.train.Checkpoint(model=model, ...)` all hold
-    every variable of the flow, the non-trainable ones included (ActNorm's
-    `initialized` flags, `Conv1x1`'s fixed signs and permutation).
-  * `export(path)`: a SavedModel serving `log_prob` and `sample`, no input
-    signature needed (`tfp_emerging.export`).
-
-  Cost per training image: one density pass of the flow (its `inverse`:
-  convolutions only, no solves) and its gradient.
+  >>> import numpy as np
+  >>> from tensorflow import keras
+  >>> from tfp_emerging import flows
+  >>> from tfp_emerging.keras import FlowModel
+  >>> glow = flows.Glow(
+  ...   (8, 8, 1), num_levels=1, num_steps=1, hidden_channels=4, seed=0
+  ... )
+  >>> model = FlowModel(glow, num_bins=17)
+  >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))  # no loss
+  >>> images = np.random.default_rng(0).integers(0, 17, [16, 8, 8, 1])
+  >>> history = model.fit(images, batch_size=8, epochs=1, verbose=0)
+  >>> sorted(history.history)
+  ['bits_per_dim', 'loss']
+  >>> model.bits_per_dim(images[:4], seed=0).shape  # one figure per image
+  TensorShape([4])
+  >>> model.sample(2, temperature=0.7, seed=0).shape  # int32 levels
+  TensorShape([2, 8, 8, 1])
   """
 
   def __init__(
@@ -282,8 +250,8 @@ class FlowModel(keras.Model):
     """`flow` (by config), `num_bins`, an explicit base distribution, `name`.
 
     Raises:
-      ValueError: a flow or base distribution that has no config (see the
-        class docstring).
+      ValueError: a flow or base distribution that has no config (which
+        can: docs/training.md, "Saving").
     """
     return {
       "flow": serialization.flow_config(self._given_flow),
