@@ -13,6 +13,7 @@ from sklearn.datasets import load_digits
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_emerging import data
 from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 
@@ -46,6 +47,33 @@ def make_model(mixing="emerging", seed=0, learning_rate=2e-3):
   model.compile(
     optimizer=keras.optimizers.Adam(tfe_keras.WarmupSchedule(learning_rate, 10))
   )
+  return model
+
+
+def train_digits(count=64):
+  """The first `count` training images of `data.load("digits")` (the
+  package's own split), uint8 `[count, 8, 8, 1]`."""
+  return np.stack(
+    list(data.load("digits").images("train").take(count).as_numpy_iterator())
+  )
+
+
+def small_model(optimizer=None, num_classes=None):
+  """A compiled `FlowModel` of a one-level, one-step `Glow` four channels
+  wide (`num_classes` for a class-conditional one), Adam at 1e-3 unless
+  `optimizer` is given: the model of the edge-input and Keras-habit tests."""
+  model = tfe_keras.FlowModel(
+    flows.Glow(
+      image_shape=(8, 8, 1),
+      num_levels=1,
+      num_steps=1,
+      hidden_channels=4,
+      num_classes=num_classes,
+      seed=0,
+    ),
+    num_bins=NUM_BINS,
+  )
+  model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3))
   return model
 
 

@@ -17,7 +17,9 @@ import tensorflow as tf
 from tests.testlib import runs
 from tests.testlib.runs import epoch_bits
 from tfp_emerging import cli
+from tfp_emerging import data
 from tfp_emerging import training
+from tfp_emerging.flows import VariationalDequantizer
 from tfp_emerging.training import loop as training_loop
 
 # Trains models or runs whole commands: left out of `make test-unit`.
@@ -90,6 +92,67 @@ def test_evaluate_json(trained_run, digits_npz, capsys):
   assert result["bits_per_dim"] == last
   assert cli.main(["evaluate", "--run", trained_run]) == 0
   assert capsys.readouterr().out.startswith("test bits/dim: ")
+
+
+def test_evaluate_samples_is_the_importance_weighted_evaluation(
+  trained_run, digits_npz, capsys
+):
+  capsys.readouterr()
+  run = trained_run
+  assert cli.main(["evaluate", "--run", run, "--samples", "4", "--json"]) == 0
+  result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  _, model, _, _ = training.load_run(run)
+  config = training.read_config(run)
+  assert result["num_samples"] == 4
+  assert result["bits_per_dim"] == pytest.approx(
+    training.evaluate(
+      model,
+      data.load(digits_npz),
+      config.batch_size,
+      seed=config.seed,
+      num_samples=4,
+    ),
+    rel=1e-6,
+  )
+  assert cli.main(["evaluate", "--run", run, "--samples", "4"]) == 0
+  assert "importance-weighted over 4 draws" in capsys.readouterr().out
+  assert cli.main(["evaluate", "--run", run, "--samples", "0"]) == 2
+  assert "--samples must be an integer >= 1; got 0" in capsys.readouterr().err
+
+
+def test_the_dequantization_option(digits_npz, tmp_path, capsys):
+  with pytest.raises(
+    training.RunError,
+    match="--dequantization must be one of uniform, variational",
+  ):
+    training.RunConfig(dequantization="learned")
+  run = str(tmp_path / "run")
+  train = ["train", "--dataset", digits_npz, "--out", run, "--epochs", "1"]
+  assert cli.main(train + ["--dequantization", "variational"] + TINY) == 0
+  assert training.read_config(run).dequantization == "variational"
+  capsys.readouterr()
+  assert cli.main(["evaluate", "--run", run, "--json"]) == 0
+  result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  with open(os.path.join(run, "metrics.json"), encoding="utf-8") as f:
+    last = json.load(f)["epochs"][-1]["test_bits_per_dim"]
+  assert result["bits_per_dim"] == pytest.approx(last, rel=1e-6)
+  _, model, _, _ = training.load_run(run)
+  assert isinstance(model.dequantizer, VariationalDequantizer)
+  assert (
+    cli.main(["train", "--out", run, "--resume", "--dequantization", "uniform"])
+    == 2
+  )
+  assert (
+    "cannot change: --dequantization uniform (the run has variational)"
+    in capsys.readouterr().err
+  )
+  train_help = (
+    cli.build_parser()
+    ._subparsers._group_actions[0]
+    .choices["train"]
+    .format_help()
+  )
+  assert "'variational'" in train_help and "(default uniform)" in train_help
 
 
 def test_sample_writes_requested_grid(trained_run, tmp_path):

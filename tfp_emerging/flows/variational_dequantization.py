@@ -69,6 +69,7 @@ from tfp_emerging.flows import glow as glow_lib
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import conditions
 from tfp_emerging.ops import initializers
+from tfp_emerging.ops import input_checks
 
 __all__ = ["DEQUANTIZATIONS", "VariationalDequantizer", "logistic_log_prob"]
 
@@ -322,9 +323,7 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
     """`[N, (H/2) (W/2) F]` context rows of the levels `k` for `events`."""
     conditions.require(conditional_input, True, self.name)
     levels = tf.convert_to_tensor(conditional_input)
-    if levels.dtype.is_bool or not (
-      levels.dtype.is_integer or levels.dtype.is_floating
-    ):
+    if not input_checks.holds_levels(levels.dtype):
       raise ValueError(
         f"`conditional_input` must be the pixel levels k "
         f"(integer or float); got dtype {levels.dtype.name}."

@@ -46,6 +46,12 @@ def _range_error(text: str, low: float, high: float, whole: bool) -> str:
   return f"{text} {low:g} to {high:g}{kind}."
 
 
+def holds_levels(dtype: tf.dtypes.DType) -> bool:
+  """Whether a tensor of `dtype` can hold pixel levels: an integer or
+  floating dtype (not bool, not string)."""
+  return not dtype.is_bool and (dtype.is_integer or dtype.is_floating)
+
+
 def pixel_levels(images: Any, num_bins: int, caller: str) -> tf.Tensor:
   """`images` as a tensor, checked to be whole numbers in `[0, num_bins)`.
 
@@ -68,9 +74,7 @@ def pixel_levels(images: Any, num_bins: int, caller: str) -> tf.Tensor:
       the message giving the smallest and largest value found.
   """
   images = tf.convert_to_tensor(images)
-  if images.dtype.is_bool or not (
-    images.dtype.is_integer or images.dtype.is_floating
-  ):
+  if not holds_levels(images.dtype):
     raise ValueError(
       f"{caller}: images must be integer pixel levels (any "
       f"integer or float dtype); got dtype {images.dtype.name}."

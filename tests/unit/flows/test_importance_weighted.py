@@ -1,13 +1,8 @@
 """Importance-weighted bits/dim on a density whose discrete probabilities,
-and so whose Jensen gap, are known in closed form.
-
-The density is a factorised Gaussian `N(mu, sigma^2)` per dimension, narrow
-against a bin (`sigma = 0.4 / B`), so the single-draw bound is loose. Its
-exact discrete probability is `P(k) = prod_d [Phi(hi_d) - Phi(lo_d)]` (the
-mass of the bin in the flow's domain), and the expected single-draw bound
-is `E[-log p(x)] = 1/2 log(2 pi sigma^2) + (w^2 / 12 + (c - mu)^2) /
-(2 sigma^2)` per dimension (`x` uniform on the bin of width `w = 1/B` and
-centre `c`): both from scipy and the definition, not from the code.
+and so whose Jensen gap, are known in closed form
+(`tests.testlib.known_gap`: a narrow factorised Gaussian, whose exact
+figure and expected single-draw bound come from scipy and the definition,
+not from the code).
 """
 
 import numpy as np
@@ -15,30 +10,14 @@ from scipy import special
 from scipy import stats
 import tensorflow as tf
 
+from tests.testlib.known_gap import LEVELS
+from tests.testlib.known_gap import MU
+from tests.testlib.known_gap import NUM_BINS
+from tests.testlib.known_gap import SIGMA
+from tests.testlib.known_gap import D
+from tests.testlib.known_gap import exact_bits as _exact_bits
+from tests.testlib.known_gap import jensen_bits as _jensen_bits
 from tfp_emerging.flows import dequantization
-
-NUM_BINS = 17
-LEVELS = np.array([3, 8, 8, 15])  # one image, D = 4
-SIGMA = 0.4 / NUM_BINS
-# Off-centre means: each bin's mass is below one, the density uneven on it.
-MU = (LEVELS + np.array([0.2, 0.5, 0.9, 0.35])) / NUM_BINS - 0.5
-D = LEVELS.size
-
-
-def _exact_bits():
-  lo = LEVELS / NUM_BINS - 0.5
-  hi = (LEVELS + 1) / NUM_BINS - 0.5
-  mass = stats.norm.cdf(hi, MU, SIGMA) - stats.norm.cdf(lo, MU, SIGMA)
-  return -np.sum(np.log(mass)) / (D * np.log(2.0))
-
-
-def _jensen_bits():
-  width = 1.0 / NUM_BINS
-  centre = (LEVELS + 0.5) / NUM_BINS - 0.5
-  nats = 0.5 * np.log(2 * np.pi * SIGMA**2) + (
-    width**2 / 12 + (centre - MU) ** 2
-  ) / (2 * SIGMA**2)
-  return (np.sum(nats) + D * np.log(NUM_BINS)) / (D * np.log(2.0))
 
 
 def _log_probs(num_images, num_samples, seed):
