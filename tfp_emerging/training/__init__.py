@@ -10,6 +10,8 @@
 * `run_dir`: every read and write of a run directory, atomic.
 * `checkpoints`: `RunState`, a run's checkpointed state.
 * `callbacks`: the Keras callbacks of a run.
+* `sample_grids`: `sample_grid`, a model's samples tiled (`samples.png`,
+  `tfp-emerging sample`, TensorBoard).
 """
 
 from tfp_emerging.training.callbacks import TrainingDiverged

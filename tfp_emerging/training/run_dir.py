@@ -62,9 +62,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfp_emerging import image_grid
 from tfp_emerging.keras import FlowModel
 from tfp_emerging.training import config as config_lib
+from tfp_emerging.training import sample_grids
 
 __all__ = [
   "CHECKPOINT_DIR",
@@ -390,12 +390,13 @@ def write_samples(
   temperature: float,
   seed: int | None,
 ) -> None:
-  """Writes `samples.png`: `NUM_SAMPLES` samples of `model`, 8 per row (a
-  class-conditional model: one row per class, `SAMPLES_PER_CLASS` each)."""
+  """Writes `samples.png`: `sample_grids.NUM_SAMPLES` samples of `model`,
+  8 per row (a class-conditional model: one row per class,
+  `sample_grids.SAMPLES_PER_CLASS` each)."""
   write_png(
     os.path.join(run_dir, SAMPLES_FILE),
-    image_grid.sample_grid(
-      model, image_grid.default_sample_count(model), temperature, seed
+    sample_grids.sample_grid(
+      model, sample_grids.default_sample_count(model), temperature, seed
     ),
   )
 
