@@ -30,8 +30,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tfp_emerging import data
-from tfp_emerging import image_grid
 from tfp_emerging import training
+from tfp_emerging.training import sample_grids
 
 SIZES = {
   "small": dict(
@@ -127,15 +127,15 @@ plt.show()
 # %% [markdown]
 # ## One row per class
 #
-# `image_grid.sample_grid` draws, for a class-conditional model, one row per
+# `sample_grids.sample_grid` draws, for a class-conditional model, one row per
 # class with `n` samples of that class each (`model.sample(n * K,
 # labels=...)`, the labels `0, ..., 0, 1, ..., 1, ...`), at `TEMPERATURE`.
 # It is the grid of a conditional run's `samples.png` and of the command
 # line's `sample`; `SAMPLES_PER_CLASS` is their default `n`.
 
 # %%
-n = image_grid.SAMPLES_PER_CLASS
-grid = image_grid.sample_grid(model, n, TEMPERATURE, seed=1)
+n = sample_grids.SAMPLES_PER_CLASS
+grid = sample_grids.sample_grid(model, n, TEMPERATURE, seed=1)
 print(f"sample grid {grid.shape}: {model.num_classes} rows of {n}")
 fig, ax = plt.subplots(figsize=(5, 6))
 ax.imshow(grid[..., 0], cmap="gray")
@@ -153,7 +153,7 @@ plt.show()
 
 # %%
 classes = [3, 1, 4]
-some = image_grid.sample_grid(model, n, TEMPERATURE, seed=2, classes=classes)
+some = sample_grids.sample_grid(model, n, TEMPERATURE, seed=2, classes=classes)
 print(f"grid of classes {classes} {some.shape}: {len(classes)} rows of {n}")
 fig, ax = plt.subplots(figsize=(5, 2))
 ax.imshow(some[..., 0], cmap="gray")

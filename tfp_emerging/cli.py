@@ -33,10 +33,10 @@ import tfp_emerging
 from tfp_emerging import data as data_lib
 from tfp_emerging import distribute
 from tfp_emerging import flows
-from tfp_emerging import image_grid
 from tfp_emerging import presets
 from tfp_emerging import training
 from tfp_emerging.training import run_dir as run_dir_lib
+from tfp_emerging.training import sample_grids
 from tfp_emerging.training import stopping
 
 __all__ = ["build_parser", "main"]
@@ -305,9 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     type=int,
     default=None,
     help=(
-      f"number of samples (default {image_grid.NUM_SAMPLES}); for a "
+      f"number of samples (default {sample_grids.NUM_SAMPLES}); for a "
       f"class-conditional run, samples per class, one row each "
-      f"(default {image_grid.SAMPLES_PER_CLASS})"
+      f"(default {sample_grids.SAMPLES_PER_CLASS})"
     ),
   )
   sample.add_argument(

@@ -171,6 +171,7 @@ def test_the_api_reference_has_the_modules_that_docstrings_name():
     "tfp_emerging.ops.conditions",
     "tfp_emerging.ops.initializers",
     "tfp_emerging.image_grid",
+    "tfp_emerging.training.sample_grids",
     "tfp_emerging.timing",
     "tfp_emerging.cli",
     "tfp_emerging.flows.dequantization",

@@ -1,4 +1,8 @@
-"""`image_grid.tile`, and `image_grid.image_grid` on top of it."""
+"""`image_grid.tile`, and `image_grid.image_grid` on top of it; numpy only."""
+
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -62,3 +66,28 @@ def test_image_grid_scales_levels_to_uint8_and_magnifies():
     .repeat(2, 0)
     .repeat(2, 1),
   )
+
+
+def test_importing_image_grid_imports_neither_tensorflow_nor_keras():
+  # The package's `__init__` imports every subpackage (it registers the
+  # Keras classes); a stand-in package object runs `image_grid`'s own
+  # imports alone.
+  script = textwrap.dedent(
+    """
+    import importlib.util, sys, types
+    spec = importlib.util.find_spec("tfp_emerging")
+    package = types.ModuleType("tfp_emerging")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["tfp_emerging"] = package
+    import tfp_emerging.image_grid
+    heavy = ("tensorflow", "keras", "tensorflow_probability")
+    print(sorted({m.split(".")[0] for m in sys.modules} & set(heavy)))
+    """
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", script],
+    capture_output=True,
+    text=True,
+    check=True,
+  )
+  assert result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -8,8 +8,15 @@
 * `runs`: `train`, `resume`, `load_run`: the training path with a run
   directory.
 * `run_dir`: every read and write of a run directory, atomic.
+* `atomic_writes`: files replaced whole or not at all; `DiskFull`,
+  `ReadOnlyRun`.
+* `locks`: `locked`, one writer of a run directory at a time.
+* `checkpoint_files`: the names of a run's checkpoint files, which are
+  complete, their removal.
 * `checkpoints`: `RunState`, a run's checkpointed state.
 * `callbacks`: the Keras callbacks of a run.
+* `sample_grids`: `sample_grid`, a model's samples tiled (`samples.png`,
+  `tfp-emerging sample`, TensorBoard).
 """
 
 from tfp_emerging.training.callbacks import TrainingDiverged

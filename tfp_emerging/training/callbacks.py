@@ -46,9 +46,9 @@ import time
 import tensorflow as tf
 from tensorflow import keras
 
-from tfp_emerging import image_grid
 from tfp_emerging.training import checkpoints
 from tfp_emerging.training import run_dir as run_dir_lib
+from tfp_emerging.training import sample_grids
 from tfp_emerging.training import stopping
 
 __all__ = [
@@ -406,9 +406,9 @@ class TensorBoardLogger(keras.callbacks.Callback):
       if key in logs:
         with self._writers[split].as_default():
           tf.summary.scalar("bits_per_dim", float(logs[key]), step=step)
-    grid = image_grid.sample_grid(
+    grid = sample_grids.sample_grid(
       self.model,
-      image_grid.samples_per_grid(self.model, NUM_TENSORBOARD_SAMPLES),
+      sample_grids.samples_per_grid(self.model, NUM_TENSORBOARD_SAMPLES),
       self._temperature,
       self._seed,
     )

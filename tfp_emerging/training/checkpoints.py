@@ -51,6 +51,8 @@ from google.protobuf import text_format
 import tensorflow as tf
 
 from tfp_emerging.keras import FlowModel
+from tfp_emerging.training import atomic_writes
+from tfp_emerging.training import checkpoint_files
 from tfp_emerging.training import config as config_lib
 from tfp_emerging.training import run_dir as run_dir_lib
 
@@ -202,11 +204,11 @@ class RunState:
         (unmatched variables, other shapes): `config.json` was edited.
     """
     folder = self._directory
-    listed = run_dir_lib.listed_checkpoints(folder)
-    written = run_dir_lib.written_checkpoints(folder)
+    listed = checkpoint_files.listed_checkpoints(folder)
+    written = checkpoint_files.written_checkpoints(folder)
     candidates = sorted(
       set(written) | set(listed or ()),
-      key=run_dir_lib.position_of,
+      key=checkpoint_files.position_of,
       reverse=True,
     )
     if not candidates:
@@ -306,18 +308,18 @@ class RunState:
     older one) and the leftovers of interrupted writes.
 
     Raises:
-      run_dir.DiskFull, run_dir.ReadOnlyRun: the device is full or
+      atomic_writes.DiskFull, atomic_writes.ReadOnlyRun: the device is full or
         read-only; the temporary files are removed, the checkpoints written
         before are kept.
     """
     folder = self._directory
     name = f"ckpt-{epoch}" + (f"-{step}" if step else "")
-    with run_dir_lib.writing(os.path.join(folder, name), "a checkpoint"):
+    with atomic_writes.writing(os.path.join(folder, name), "a checkpoint"):
       try:
         return self._save(folder, name, epoch, metrics, traced, step, step_bits)
       except BaseException:
         if os.path.isdir(folder):
-          run_dir_lib.remove_temporary_checkpoints(folder)
+          checkpoint_files.remove_temporary_checkpoints(folder)
         raise
 
   def _save(self, folder, name, epoch, metrics, traced, step, step_bits):
@@ -329,22 +331,22 @@ class RunState:
     final = os.path.join(folder, name)
     temporary = os.path.join(folder, f".{name}.tmp")
     os.makedirs(folder, exist_ok=True)
-    run_dir_lib.remove_temporary_checkpoints(folder)
+    checkpoint_files.remove_temporary_checkpoints(folder)
     write = self._traced_write if traced else self.checkpoint.write
     write(tf.constant(temporary))
     # A checkpoint of the same epoch (written before a fallback) goes first.
-    run_dir_lib.delete_checkpoint(
-      run_dir_lib.checkpoint_files(folder).get(name, [])
+    checkpoint_files.delete_checkpoint(
+      checkpoint_files.checkpoint_files(folder).get(name, [])
     )
     for path in glob.glob(glob.escape(temporary) + ".data-*"):
       os.replace(path, final + path[len(temporary) :])
     os.replace(temporary + ".index", final + ".index")  # now it counts
-    position = run_dir_lib.position_of(name)
+    position = checkpoint_files.position_of(name)
     names = [
       n
-      for n in run_dir_lib.written_checkpoints(folder)
-      if run_dir_lib.position_of(n) < position
-      and run_dir_lib.position_of(n)[1] == 0
+      for n in checkpoint_files.written_checkpoints(folder)
+      if checkpoint_files.position_of(n) < position
+      and checkpoint_files.position_of(n)[1] == 0
     ]
     kept = (names + [name])[-self._keep :]
     now = time.time()
@@ -355,12 +357,12 @@ class RunState:
       all_model_checkpoint_timestamps=[now] * len(kept),
       last_preserved_timestamp=now - 1,
     )
-    run_dir_lib.write_atomic(
+    atomic_writes.write_atomic(
       os.path.join(folder, "checkpoint"),
       text_format.MessageToString(state).encode("utf-8"),
       "the checkpoint state file",
     )
-    run_dir_lib.remove_checkpoint_files(folder, keep=kept)
+    checkpoint_files.remove_checkpoint_files(folder, keep=kept)
     self._latest = final
     return final
 

@@ -226,6 +226,11 @@ def fit(
     _progress_bar(),
     *callbacks,
   ]
+  # What both `fit`s below share (the rest of a resumed epoch, the later
+  # epochs).
+  fit_options = dict(
+    validation_data=test, verbose=verbose, shuffle=False, callbacks=callbacks
+  )
   done = initial_epoch
   if initial_step:
     partial, steps = batches(done + 1, done + 1)
@@ -239,10 +244,7 @@ def fit(
       epochs=done + 1,
       initial_epoch=done,
       steps_per_epoch=steps - initial_step,
-      validation_data=test,
-      verbose=verbose,
-      shuffle=False,
-      callbacks=callbacks,
+      **fit_options,
     )
     done += 1
   if done < config.epochs:
@@ -252,10 +254,7 @@ def fit(
       epochs=config.epochs,
       initial_epoch=done,
       steps_per_epoch=steps,
-      validation_data=test,
-      verbose=verbose,
-      shuffle=False,
-      callbacks=callbacks,
+      **fit_options,
     )
   return recorder.records
 

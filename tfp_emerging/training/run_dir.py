@@ -13,33 +13,37 @@ A run lives in one directory:
   changed on `--resume`.
 * `checkpoints/ckpt-E` (`CHECKPOINT_DIR`): a checkpoint after every finished
   epoch `E` (`tfp_emerging.training.checkpoints`), in
-  `tf.train.CheckpointManager`'s layout.
+  `tf.train.CheckpointManager`'s layout; its files are named, listed and
+  removed by `tfp_emerging.training.checkpoint_files`.
 * `metrics.json` (`METRICS_FILE`): `metrics_document`, rewritten after every
   checkpoint from the metrics stored in that checkpoint.
 * `samples.png` (`SAMPLES_FILE`): a grid of samples from the final model.
-* `.tfp-emerging-lock` (`LOCK_FILE`): the file a writer locks (`locked`):
-  one process at a time writes a run directory.
+* `.tfp-emerging-lock` (`LOCK_FILE`): the file a writer locks (`locked`,
+  `tfp_emerging.training.locks`): one process at a time writes a run
+  directory.
 
 A multi-worker run has one run directory, written by the chief (worker 0)
 only; every other worker trains into a private folder of its own
 (`worker_folder`: a temporary folder, with a copy of the run to resume),
 deleted when it ends, so that it neither takes the lock nor writes the run.
 
-Faults: every command that writes a run directory holds its lock
-(`locked`, an exclusive `fcntl.flock`, released by the kernel when the
-process ends, so a killed process never leaves a stale lock); a second
+Faults: every command that writes a run directory holds its lock; a second
 writer gets `RunLocked` at once, naming the holder's pid, and writes
 nothing. A write that fails for want of space raises `DiskFull`, one on a
-read-only folder `ReadOnlyRun` (`writing`), each naming the path and what
-was written, after removing its temporary file: what was complete before
-stays complete. `remove_debris` deletes what killed writes left.
+read-only folder `ReadOnlyRun`, each naming the path and what was written,
+after removing its temporary file: what was complete before stays complete
+(`tfp_emerging.training.atomic_writes`). `remove_debris` deletes what
+killed writes left.
 
 Atomicity: JSON and PNG files are written to a temporary file in the same
-folder, synced and renamed over the old one (`os.replace`), so they are
-never seen half written. The checkpoint files' names are read here too
-(`written_checkpoints`, `checkpoint_files`), and removed here
-(`remove_checkpoint_files`), each checkpoint's index first so that it never
-looks complete while half deleted.
+folder, synced and renamed over the old one (`write_json`, `write_png`), so
+they are never seen half written. Checkpoints are removed each one's index
+first, so that one never looks complete while half deleted.
+
+The lock, the atomic writes and their faults are kept in modules of their
+own; this module exports the names a command uses of them (`locked`,
+`RunLocked`, `LOCK_FILE`, `DiskFull`, `ReadOnlyRun`, `write_json`,
+`write_png`).
 """
 
 from __future__ import annotations
@@ -47,24 +51,28 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 import contextlib
 import dataclasses
-import errno
-import fcntl
 import glob
 import json
 import math
 import os
-import re
 import shutil
-import sys
 import tempfile
 from typing import Any
 
-import numpy as np
-import tensorflow as tf
-
-from tfp_emerging import image_grid
 from tfp_emerging.keras import FlowModel
 from tfp_emerging.training import config as config_lib
+from tfp_emerging.training import sample_grids
+from tfp_emerging.training.atomic_writes import DiskFull
+from tfp_emerging.training.atomic_writes import ReadOnlyRun
+from tfp_emerging.training.atomic_writes import write_json
+from tfp_emerging.training.atomic_writes import write_png
+from tfp_emerging.training.atomic_writes import writing
+from tfp_emerging.training.checkpoint_files import checkpoint_files
+from tfp_emerging.training.checkpoint_files import remove_checkpoint_files
+from tfp_emerging.training.checkpoint_files import written_checkpoints
+from tfp_emerging.training.locks import LOCK_FILE
+from tfp_emerging.training.locks import RunLocked
+from tfp_emerging.training.locks import locked
 
 __all__ = [
   "CHECKPOINT_DIR",
@@ -97,6 +105,7 @@ __all__ = [
   "write_samples",
 ]
 
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 SAMPLES_FILE = "samples.png"
@@ -107,156 +116,6 @@ CHECKPOINT_DIR = "checkpoints"
 RUN_MARKER = ".tfp-emerging-run"
 # The files of a run directory besides the marker and `CHECKPOINT_DIR`.
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SAMPLES_FILE, DEMO_SAMPLES_FILE)
-# The file a writer of the run directory locks (`locked`).
-LOCK_FILE = ".tfp-emerging-lock"
-
-
-class RunLocked(config_lib.RunError):
-  """Another process holds the run directory's lock (it writes the run)."""
-
-
-class DiskFull(config_lib.RunError):
-  """A write into the run directory failed: no space left on the device."""
-
-
-class ReadOnlyRun(config_lib.RunError):
-  """A command that must write the run directory found it read-only."""
-
-
-# `errno`s of a folder that cannot be written.
-_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
-
-
-def fault(
-  error: BaseException, path, what: str, output: bool = False
-) -> config_lib.RunError | None:
-  """The `DiskFull` or `ReadOnlyRun` that a failed write of `what` to `path`
-  means (an `OSError` with `ENOSPC`/`EDQUOT`, `EROFS`, `EACCES`, `EPERM`, or
-  TensorFlow's `ResourceExhaustedError`/`PermissionDeniedError` of a
-  checkpoint write), or `None` for any other error. `output`: `path` is a
-  command's own output (`sample --out`, `export --out`), not a file of the
-  run directory, and the advice says so."""
-  if isinstance(error, OSError):
-    code = error.errno
-  elif isinstance(error, tf.errors.ResourceExhaustedError):
-    code = errno.ENOSPC if "No space left" in str(error) else None
-  elif isinstance(error, tf.errors.PermissionDeniedError):
-    code = errno.EACCES
-  else:
-    code = None
-  if code in (errno.ENOSPC, errno.EDQUOT):
-    kept = (
-      "nothing was replaced and no partial output is left. Free some "
-      "space, then run this again."
-      if output
-      else "the last complete checkpoint and metrics.json are kept. Free "
-      "some space, then continue with --resume."
-    )
-    return DiskFull(
-      f"{path}: no space left on the device while writing {what}; {kept}"
-    )
-  if code in _READ_ONLY:
-    advice = (
-      "choose a writable --out."
-      if output
-      else "this command writes the run directory: copy the run to a "
-      "writable folder, or run a command that only reads it (evaluate, "
-      "sample or export with --out elsewhere)."
-    )
-    return ReadOnlyRun(f"{path}: read-only (cannot write {what}); {advice}")
-  return None
-
-
-@contextlib.contextmanager
-def writing(path, what: str, output: bool = False):
-  """Turns a failed write of `what` to `path` into `DiskFull` or
-  `ReadOnlyRun` (see `fault`, also for `output`); other errors pass
-  unchanged."""
-  try:
-    yield
-  except (OSError, tf.errors.OpError) as e:
-    error = fault(e, path, what, output)
-    if error is None:
-      raise
-    raise error from e
-
-
-# The locks this process holds: `{real path: [file descriptor, depth]}`.
-_held: dict[str, list[int]] = {}
-
-
-@contextlib.contextmanager
-def locked(run_dir: str | os.PathLike) -> Iterator[None]:
-  """Holds the exclusive lock of the run directory `run_dir` (created if
-  missing) while the block runs.
-
-  An `fcntl.flock` on `run_dir/LOCK_FILE`, which then holds this process's
-  pid and command line; the kernel releases it when the process ends
-  (even by SIGKILL). Re-entrant in one process. When the block ends the lock
-  file is deleted, and the folder too if this created it and it is empty (a
-  command that failed before writing leaves nothing).
-
-  Raises:
-    RunLocked: another process holds the lock (the message names its pid).
-    ReadOnlyRun, DiskFull: the lock file cannot be created.
-  """
-  path = os.path.realpath(run_dir)
-  if path in _held:
-    _held[path][1] += 1
-    try:
-      yield
-    finally:
-      _held[path][1] -= 1
-    return
-  lock_path = os.path.join(path, LOCK_FILE)
-  created = not os.path.exists(path)
-  fd = _lock(run_dir, lock_path)
-  with contextlib.suppress(OSError):  # the pid is only for the message
-    os.pwrite(fd, f"{os.getpid()} {' '.join(sys.argv)}\n".encode(), 0)
-  _held[path] = [fd, 1]
-  try:
-    yield
-  finally:
-    del _held[path]
-    with contextlib.suppress(OSError):
-      os.remove(lock_path)  # while locked: see `_lock`
-      if created and not os.listdir(path):
-        os.rmdir(path)
-    os.close(fd)  # releases the lock
-
-
-def _lock(run_dir, lock_path):
-  """A descriptor of `lock_path` (created if missing) holding its
-  exclusive `flock`. The holder deletes the file before it lets go, so a
-  lock won on a file that was deleted meanwhile is let go and taken again
-  on the new one."""
-  while True:
-    try:
-      with writing(lock_path, "the run directory's lock file"):
-        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-    except (FileExistsError, NotADirectoryError) as e:
-      raise config_lib.RunError(
-        f"{run_dir}: not a folder ({e}); choose another --out."
-      ) from e
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-      os.close(fd)
-      pid, _, command = holder.partition(" ")
-      raise RunLocked(
-        f"{run_dir}: another process (pid {pid or 'unknown'}: {command}) "
-        f"is writing this run directory; nothing was written. Wait for it "
-        f"to end (or stop it: kill {pid or 'PID'}), then run this again."
-      ) from None
-    try:
-      same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
-    except FileNotFoundError:
-      same = False
-    if same:
-      return fd
-    os.close(fd)
 
 
 def is_marked_run(run_dir: str | os.PathLike) -> bool:
@@ -298,8 +157,8 @@ def _mark(run_dir):
 
 
 def _remove_temporaries(folder, names):
-  """Deletes the temporary files `write_atomic` left for `names` in
-  `folder` (a write killed half-way)."""
+  """Deletes the temporary files `atomic_writes.write_atomic` left for
+  `names` in `folder` (a write killed half-way)."""
   for name in names:
     for path in glob.glob(
       os.path.join(glob.escape(folder), "." + glob.escape(name) + "*.tmp")
@@ -339,63 +198,19 @@ def remove_run_files(run_dir: str | os.PathLike) -> None:
       os.rmdir(folder)
 
 
-def write_json(path: str | os.PathLike, value: Any) -> None:
-  """Writes `value` as JSON to `path` atomically (temporary file, rename)."""
-  write_atomic(path, (json.dumps(value, indent=2) + "\n").encode("utf-8"))
-
-
-def write_png(
-  path: str | os.PathLike,
-  image: tf.Tensor | np.ndarray,
-  what: str | None = None,
-  output: bool = False,
-) -> None:
-  """Writes a uint8 `[H, W, C]` image as a PNG, atomically (`write_atomic`)."""
-  write_atomic(path, tf.io.encode_png(image).numpy(), what, output)
-
-
-def write_atomic(path, payload, what=None, output=False):
-  """Writes bytes to a temporary file next to `path`, then renames it.
-
-  `DiskFull` or `ReadOnlyRun` (naming `path` and `what`, default its file
-  name; `output` as in `fault`) if the device is full or read-only; the
-  temporary file is removed and `path` keeps its old contents."""
-  with writing(path, what or os.path.basename(path), output):
-    _write_atomic(path, payload)
-
-
-def _write_atomic(path, payload):
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(
-    dir=folder, prefix="." + os.path.basename(path), suffix=".tmp"
-  )
-  umask = os.umask(0)
-  os.umask(umask)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(payload)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's files are private (0600)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def write_samples(
   run_dir: str | os.PathLike,
   model: FlowModel,
   temperature: float,
   seed: int | None,
 ) -> None:
-  """Writes `samples.png`: `NUM_SAMPLES` samples of `model`, 8 per row (a
-  class-conditional model: one row per class, `SAMPLES_PER_CLASS` each)."""
+  """Writes `samples.png`: `sample_grids.NUM_SAMPLES` samples of `model`,
+  8 per row (a class-conditional model: one row per class,
+  `sample_grids.SAMPLES_PER_CLASS` each)."""
   write_png(
     os.path.join(run_dir, SAMPLES_FILE),
-    image_grid.sample_grid(
-      model, image_grid.default_sample_count(model), temperature, seed
+    sample_grids.sample_grid(
+      model, sample_grids.default_sample_count(model), temperature, seed
     ),
   )
 
@@ -565,11 +380,12 @@ def worker_folder(
 
 def remove_debris(run_dir: str | os.PathLike) -> list[str]:
   """Deletes what writes killed half-way left in `run_dir` (call it under
-  `locked`): the temporary files of `write_atomic` (`.NAME*.tmp`) and, in
-  `checkpoints/`, those of checkpoint writes (`.ckpt-E.tmp*` files and
-  `.ckpt-E.tmp_temp/` folders) and of the state file; returns their paths
-  relative to `run_dir`, sorted. None of them is ever a checkpoint: a
-  checkpoint is a `ckpt-E.index` with its data files."""
+  `locked`): the temporary files of `atomic_writes.write_atomic`
+  (`.NAME*.tmp`) and, in `checkpoints/`, those of checkpoint writes
+  (`.ckpt-E.tmp*` files and `.ckpt-E.tmp_temp/` folders) and of the state
+  file; returns their paths relative to `run_dir`, sorted. None of them is
+  ever a checkpoint: a checkpoint is a `ckpt-E.index` with its data
+  files."""
   run_dir = os.fspath(run_dir)
   folder = os.path.join(run_dir, CHECKPOINT_DIR)
   patterns = [
@@ -588,83 +404,3 @@ def remove_debris(run_dir: str | os.PathLike) -> list[str]:
         os.remove(path)
       removed.append(os.path.relpath(path, run_dir))
   return sorted(removed)
-
-
-# `ckpt-E` after epoch `E`; `ckpt-E-S` after step `S` of epoch `E + 1`.
-_CHECKPOINT_NAME = re.compile(r"ckpt-([0-9]+)(?:-([0-9]+))?")
-
-
-def position_of(name):
-  """`(E, S)` of a checkpoint name `ckpt-E` (`S = 0`) or `ckpt-E-S` (a step
-  checkpoint: `S` steps into epoch `E + 1`), else `None`; checkpoints sort
-  by it."""
-  match = _CHECKPOINT_NAME.fullmatch(name)
-  if not match:
-    return None
-  return int(match.group(1)), int(match.group(2) or 0)
-
-
-def epoch_of(name):
-  """`E` of a checkpoint name `ckpt-E` or `ckpt-E-S`, else `None`."""
-  position = position_of(name)
-  return position[0] if position else None
-
-
-def checkpoint_files(folder):
-  """`{name: [paths]}` of every `ckpt-E.*` file in `folder`."""
-  files: dict[str, list[str]] = {}
-  for path in glob.glob(os.path.join(glob.escape(folder), "ckpt-*.*")):
-    name = os.path.basename(path).split(".", 1)[0]
-    if epoch_of(name) is not None:
-      files.setdefault(name, []).append(path)
-  return files
-
-
-def written_checkpoints(folder):
-  """The names of the checkpoints in `folder` whose index exists (written
-  completely, see the module docstring), oldest epoch first."""
-  names = [
-    name
-    for name, paths in checkpoint_files(folder).items()
-    if os.path.join(folder, name + ".index") in paths
-  ]
-  return sorted(names, key=position_of)
-
-
-def listed_checkpoints(folder):
-  """The checkpoint names in the state file `folder/checkpoint`, or `None`
-  if it is missing or unreadable."""
-  try:
-    state = tf.train.get_checkpoint_state(folder)
-  except (ValueError, UnicodeDecodeError):  # e.g. an empty state file
-    return None
-  if state is None:
-    return None
-  names = [os.path.basename(p) for p in state.all_model_checkpoint_paths]
-  names.append(os.path.basename(state.model_checkpoint_path))
-  return [name for name in names if epoch_of(name) is not None]
-
-
-def delete_checkpoint(paths):
-  """Deletes one checkpoint's files, its index first (so that it never
-  looks complete while half deleted)."""
-  for path in sorted(paths, key=lambda p: not p.endswith(".index")):
-    os.remove(path)
-
-
-def remove_temporary_checkpoints(folder):
-  """Deletes what interrupted checkpoint writes left in `folder`."""
-  for path in glob.glob(os.path.join(glob.escape(folder), ".ckpt-*.tmp*")):
-    if os.path.isdir(path):
-      shutil.rmtree(path)
-    else:
-      os.remove(path)
-
-
-def remove_checkpoint_files(folder, keep):
-  """Deletes every checkpoint in `folder` not named in `keep`, and the
-  leftovers of interrupted writes."""
-  for name, paths in checkpoint_files(folder).items():
-    if name not in keep:
-      delete_checkpoint(paths)
-  remove_temporary_checkpoints(folder)

@@ -41,7 +41,6 @@ import tensorflow as tf
 
 from tfp_emerging import distribute
 from tfp_emerging import export
-from tfp_emerging import image_grid
 from tfp_emerging.data import ImageDataset
 from tfp_emerging.data import png_folder
 from tfp_emerging.keras import FlowModel
@@ -49,6 +48,7 @@ from tfp_emerging.training import callbacks as callbacks_lib
 from tfp_emerging.training import checkpoints
 from tfp_emerging.training import loop
 from tfp_emerging.training import run_dir as run_dir_lib
+from tfp_emerging.training import sample_grids
 from tfp_emerging.training import stopping
 from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
@@ -588,9 +588,9 @@ def sample_run(
   Args:
     run_dir: a run directory with a checkpoint.
     out: the PNG file to write (its folder is created).
-    n: samples (default `image_grid.NUM_SAMPLES`); for a class-conditional
+    n: samples (default `sample_grids.NUM_SAMPLES`); for a class-conditional
       run, samples per class, one row each (default
-      `image_grid.SAMPLES_PER_CLASS`).
+      `sample_grids.SAMPLES_PER_CLASS`).
     temperature: default the run's `sample_temperature`.
     seed: default the run's seed.
     columns: images per row (default `ceil(sqrt(n))`).
@@ -658,12 +658,12 @@ def _sample_out_in_run(run_dir, out):
 
 def _sample_run(run_dir, out, n, temperature, seed, columns, classes):
   config, model, _, _ = load_run(run_dir)
-  n = image_grid.default_sample_count(model) if n is None else n
+  n = sample_grids.default_sample_count(model) if n is None else n
   temperature = (
     config.sample_temperature if temperature is None else temperature
   )
   try:
-    grid = image_grid.sample_grid(
+    grid = sample_grids.sample_grid(
       model,
       n,
       temperature,

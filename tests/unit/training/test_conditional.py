@@ -14,13 +14,13 @@ import tensorflow_probability as tfp
 from tests.testlib import runs
 from tfp_emerging import cli
 from tfp_emerging import data
-from tfp_emerging import image_grid
 from tfp_emerging import training
 from tfp_emerging.data.tfds_mock import mock_tfds
 from tfp_emerging.flows import Glow
 from tfp_emerging.keras import FlowModel
 from tfp_emerging.keras import keras
 from tfp_emerging.training import run_dir
+from tfp_emerging.training import sample_grids
 
 # Trains models or runs whole commands: left out of `make test-unit`.
 pytestmark = pytest.mark.slow
@@ -132,7 +132,7 @@ def test_labels_must_be_given_exactly_to_conditional_models(trained, digits):
   with pytest.raises(ValueError, match="not class-conditional"):
     plain.sample(2, labels=3)
   with pytest.raises(ValueError, match="class-conditional"):
-    image_grid.sample_grid(plain, 2, 1.0, seed=1, classes=[0])
+    sample_grids.sample_grid(plain, 2, 1.0, seed=1, classes=[0])
 
 
 def test_sample_draws_the_class_asked_for_reproducibly(trained):
@@ -146,11 +146,11 @@ def test_sample_draws_the_class_asked_for_reproducibly(trained):
   # The same latents under another label are other images.
   ones = model.sample(5, temperature=0.7, seed=4, labels=1).numpy()
   assert np.abs(ones - sevens).sum() > 0
-  grid = image_grid.sample_grid(model, 3, 0.7, seed=1, classes=[2, 5])
+  grid = sample_grids.sample_grid(model, 3, 0.7, seed=1, classes=[2, 5])
   # One row per class, 3 samples each: 2 rows x 3 columns of 8x8 tiles.
   assert grid.shape == ((2 * 9 + 1) * 4, (3 * 9 + 1) * 4, 1)
   with pytest.raises(ValueError, match=r"0\.\.9"):
-    image_grid.sample_grid(model, 3, 0.7, seed=1, classes=[10])
+    sample_grids.sample_grid(model, 3, 0.7, seed=1, classes=[10])
 
 
 def test_labels_go_through_a_chain_by_name(trained, digits):
@@ -307,7 +307,7 @@ def test_conditional_run_has_rows_per_class(conditional_run, tmp_path, capsys):
   assert config.conditional and config.condition_couplings
   assert config.num_classes == NUM_CLASSES
   tile = 9 * 4  # 8x8 tiles, 1-pixel borders, 4x zoom
-  rows, columns = NUM_CLASSES, image_grid.SAMPLES_PER_CLASS
+  rows, columns = NUM_CLASSES, sample_grids.SAMPLES_PER_CLASS
   assert _png_shape(os.path.join(conditional_run, "samples.png")) == (
     rows * tile + 4,
     columns * tile + 4,
@@ -485,7 +485,7 @@ def test_demo_conditional_grid_has_a_row_per_digit(
   tile = 9 * 4
   assert _png_shape(os.path.join(run, run_dir.DEMO_SAMPLES_FILE)) == (
     NUM_CLASSES * tile + 4,
-    image_grid.SAMPLES_PER_CLASS * tile + 4,
+    sample_grids.SAMPLES_PER_CLASS * tile + 4,
     1,
   )
 

@@ -1,16 +1,14 @@
 """`tfp_emerging.training.run_dir`: run directories refused with a reason,
-atomic writes."""
+debris of killed writes removed, worker folders."""
 
 import dataclasses
-import json
 import os
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests.testlib.runs import tiny_config
 from tfp_emerging import training
+from tfp_emerging.training import checkpoint_files
 from tfp_emerging.training import run_dir
 
 # Trains models or runs whole commands: left out of `make test-unit`.
@@ -47,25 +45,6 @@ def test_run_directory_errors(digits_npz, tmp_path):
     training.load_run(run)
 
 
-def test_atomic_writes_leave_only_the_file(tmp_path):
-  path = str(tmp_path / "m.json")
-  run_dir.write_json(path, {"a": 1})
-  run_dir.write_json(path, {"a": [1, 2]})
-  with open(path, encoding="utf-8") as f:
-    assert json.load(f) == {"a": [1, 2]}
-  umask = os.umask(0)
-  os.umask(umask)
-  assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
-  with pytest.raises(TypeError):  # fails mid-way: the old file is untouched
-    run_dir.write_json(path, {"a": object()})
-  with open(path, encoding="utf-8") as f:
-    assert json.load(f) == {"a": [1, 2]}
-  run_dir.write_png(str(tmp_path / "g.png"), np.full((3, 5, 3), 7, np.uint8))
-  with open(tmp_path / "g.png", "rb") as f:
-    assert tf.io.decode_png(f.read()).numpy().shape == (3, 5, 3)
-  assert sorted(os.listdir(tmp_path)) == ["g.png", "m.json"]
-
-
 def test_debris_of_killed_writes_is_removed_and_named(digits_npz, tmp_path):
   run = str(tmp_path / "run")
   training.train(
@@ -80,7 +59,7 @@ def test_debris_of_killed_writes_is_removed_and_named(digits_npz, tmp_path):
   open(os.path.join(folder, ".ckpt-2.tmp.index"), "w").close()
   open(os.path.join(folder, ".checkpointab12.tmp"), "w").close()
   open(os.path.join(run, ".metrics.jsonx9.tmp"), "w").close()
-  assert run_dir.written_checkpoints(folder) == ["ckpt-1"]
+  assert checkpoint_files.written_checkpoints(folder) == ["ckpt-1"]
   warnings = []
   training.resume(
     run, epochs=2, log=lambda m: None, verbose=0, warn=warnings.append
@@ -95,60 +74,7 @@ def test_debris_of_killed_writes_is_removed_and_named(digits_npz, tmp_path):
   ):
     assert name in removed[0]
   assert not [f for f in os.listdir(folder) if f.startswith(".")]
-  assert run_dir.written_checkpoints(folder) == ["ckpt-1", "ckpt-2"]
-
-
-def test_a_full_disk_in_write_atomic_keeps_the_old_file(tmp_path, monkeypatch):
-  path = str(tmp_path / "metrics.json")
-  run_dir.write_json(path, {"old": 1})
-
-  def full(fd):  # a full disk reported when the data is synced
-    raise OSError(28, "No space left on device")
-
-  monkeypatch.setattr(os, "fsync", full)
-  with pytest.raises(run_dir.DiskFull, match=r"metrics\.json: no space left"):
-    run_dir.write_json(path, {"new": 2})
-  monkeypatch.undo()
-  assert os.listdir(tmp_path) == ["metrics.json"]
-  with open(path) as f:
-    assert json.load(f) == {"old": 1}
-
-
-def test_two_writers_into_one_empty_folder(tmp_path):
-  import subprocess
-  import sys
-
-  from tests.testlib import workers
-
-  run = tmp_path / "run"
-  holder = subprocess.Popen(
-    [
-      sys.executable,
-      "-c",
-      "import sys, time; from tfp_emerging.training import run_dir; "
-      f"cm = run_dir.locked({str(run)!r}); cm.__enter__(); print('held', "
-      "flush=True); time.sleep(600)",
-    ],
-    stdout=subprocess.PIPE,
-    text=True,
-    cwd=workers.ROOT,
-    env=dict(os.environ, PYTHONPATH=workers.ROOT, TF_CPP_MIN_LOG_LEVEL="2"),
-  )
-  try:
-    assert holder.stdout.readline().strip() == "held"
-    with (
-      pytest.raises(run_dir.RunLocked, match=f"pid {holder.pid}"),
-      run_dir.locked(run),
-    ):
-      pass
-    assert os.listdir(run) == [run_dir.LOCK_FILE]
-  finally:
-    holder.kill()
-    holder.wait()
-  # SIGKILL released it: the lock is free, and removed with the empty folder.
-  with run_dir.locked(run):
-    assert os.listdir(run) == [run_dir.LOCK_FILE]
-  assert os.path.isdir(run) and os.listdir(run) == []
+  assert checkpoint_files.written_checkpoints(folder) == ["ckpt-1", "ckpt-2"]
 
 
 def test_a_run_without_its_config_is_never_trained_over(digits_npz, tmp_path):
