@@ -30,6 +30,7 @@ import tensorflow_probability as tfp
 from tfp_emerging import bijectors
 from tfp_emerging import flows
 from tfp_emerging.ops import autoregressive
+from tfp_emerging.ops import triangular_solvers
 
 __all__ = ["CONFIG", "FROZEN_FLOWS", "count", "main"]
 
@@ -94,11 +95,9 @@ def count(mixing, jit, config=CONFIG, frozen_flow=False):
     return run
 
   recorded = {name: recording(name) for name in solve}
-  frozen_solve = autoregressive.wavefront_solve
+  frozen_solve = triangular_solvers.wavefront_solve
   autoregressive._SOLVE = recorded
-  autoregressive.wavefront_solve = lambda y, k, d, t, o: recorded["wavefront"](
-    y, k, d, t, o
-  )
+  triangular_solvers.wavefront_solve = recorded["wavefront"]
   try:
     fn = tf.function(glow.forward, jit_compile=jit)
     concrete = fn.get_concrete_function(
@@ -106,7 +105,7 @@ def count(mixing, jit, config=CONFIG, frozen_flow=False):
     )
   finally:
     autoregressive._SOLVE = solve
-    autoregressive.wavefront_solve = frozen_solve
+    triangular_solvers.wavefront_solve = frozen_solve
   return _graph_ops(concrete.graph.as_graph_def()), sum(iterations)
 
 
