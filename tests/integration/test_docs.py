@@ -170,6 +170,7 @@ def test_the_api_reference_has_the_modules_that_docstrings_name():
     "tfp_emerging.ops.triangular_solvers",
     "tfp_emerging.ops.fft_inverse",
     "tfp_emerging.ops.fourier",
+    "tfp_emerging.ops.batched_inverse",
     "tfp_emerging.ops.checks",
     "tfp_emerging.ops.conditions",
     "tfp_emerging.ops.initializers",
