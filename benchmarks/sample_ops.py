@@ -27,8 +27,8 @@ import sys
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from benchmarks import run as speed
 from tfp_emerging import bijectors
-from tfp_emerging import flows
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import triangular_solvers
 
@@ -68,15 +68,7 @@ def count(mixing, jit, config=CONFIG, frozen_flow=False):
   `frozen_flow`, of the Glow initialised on noise and frozen
   (`_frozen_glow`)."""
   batch, image_shape, num_levels, num_steps, hidden = config
-  glow = flows.Glow(
-    image_shape,
-    num_levels,
-    num_steps,
-    mixing=mixing,
-    hidden_channels=hidden,
-    kernel_size=3,
-    seed=0,
-  )
+  glow = speed.build_glow(image_shape, num_levels, num_steps, mixing, hidden)
   if frozen_flow:
     glow = _frozen_glow(glow, batch)
   iterations = []
