@@ -67,6 +67,7 @@ __all__ = [
   "MIXINGS",
   "QUICK_SETTINGS",
   "SETTINGS",
+  "STUDY_OPTIONS",
   "main",
   "matched_hidden_channels",
   "num_parameters",
@@ -80,58 +81,49 @@ WIDE = "1x1-wide"
 # The package's mixings and the parameter-matched wide 1x1 baseline.
 MIXINGS = ("1x1", "lu", "qr", "emerging", "periodic", WIDE)
 
+# The `RunConfig` options a study's setting holds, in the order recorded.
+STUDY_OPTIONS = (
+  "num_levels",
+  "num_steps",
+  "hidden_channels",
+  "kernel_size",
+  "batch_size",
+  "learning_rate",
+  "warmup_steps",
+  "epochs",
+)
+
+
+def _settings(num_train=None, num_test=None, **options):
+  """A dataset's setting: the `STUDY_OPTIONS` of `RunConfig(**options)`
+  (`tfp-emerging train`'s defaults for those not given) and, where given,
+  the study's share of the train and test images."""
+  config = training.RunConfig(**options)
+  sizes = dict(num_train=num_train, num_test=num_test)
+  return {
+    **{name: getattr(config, name) for name in STUDY_OPTIONS},
+    **{name: size for name, size in sizes.items() if size is not None},
+  }
+
+
 # Per dataset: the model, the optimisation and the data sizes of the full
 # study, sized to finish in under an hour on 2 CPU cores.
+_STUDY = dict(num_steps=4, hidden_channels=32, learning_rate=1e-3)
 SETTINGS = {
-  "digits": dict(
-    num_levels=1,
-    num_steps=4,
-    hidden_channels=32,
-    kernel_size=3,
-    batch_size=64,
-    learning_rate=1e-3,
-    warmup_steps=100,
-    epochs=40,
-  ),
-  "skimage-crops": dict(
-    num_levels=1,
-    num_steps=4,
-    hidden_channels=32,
-    kernel_size=3,
-    batch_size=64,
-    learning_rate=1e-3,
-    warmup_steps=100,
-    epochs=12,
-    num_train=4000,
-    num_test=1000,
+  "digits": _settings(**_STUDY),
+  "skimage-crops": _settings(
+    **_STUDY, epochs=12, num_train=4000, num_test=1000
   ),
 }
 # `--quick`: a tiny model for one epoch, for the test suite; enough steps
 # (93) for every mixing to end below the uniform model's log2(17) = 4.09.
+_QUICK = dict(num_steps=1, hidden_channels=8, warmup_steps=2, epochs=1)
 QUICK_SETTINGS = {
-  "digits": dict(
-    num_levels=1,
-    num_steps=1,
-    hidden_channels=8,
-    kernel_size=3,
-    batch_size=16,
-    learning_rate=1e-2,
-    warmup_steps=2,
-    epochs=1,
-    num_train=1500,
-    num_test=64,
+  "digits": _settings(
+    **_QUICK, batch_size=16, learning_rate=1e-2, num_train=1500, num_test=64
   ),
-  "skimage-crops": dict(
-    num_levels=1,
-    num_steps=1,
-    hidden_channels=8,
-    kernel_size=3,
-    batch_size=32,
-    learning_rate=1e-3,
-    warmup_steps=2,
-    epochs=1,
-    num_train=96,
-    num_test=32,
+  "skimage-crops": _settings(
+    **_QUICK, batch_size=32, learning_rate=1e-3, num_train=96, num_test=32
   ),
 }
 # Seed of the test images' dequantisation noise (the same for every run).
@@ -160,17 +152,11 @@ def _counts(data, settings):
 def run_config(name, mixing, settings, hidden_channels, seed, data=None):
   """The `training.RunConfig` of one model of the study (`1x1-wide` is the
   1x1 mixing at `hidden_channels`); with `data`, its data fields set."""
+  options = {option: settings[option] for option in STUDY_OPTIONS}
   config = training.RunConfig(
+    **{**options, "hidden_channels": hidden_channels},
     dataset=name,
     mixing="1x1" if mixing == WIDE else mixing,
-    num_levels=settings["num_levels"],
-    num_steps=settings["num_steps"],
-    hidden_channels=hidden_channels,
-    kernel_size=settings["kernel_size"],
-    batch_size=settings["batch_size"],
-    learning_rate=settings["learning_rate"],
-    warmup_steps=settings["warmup_steps"],
-    epochs=settings["epochs"],
     seed=seed,
   )
   return config if data is None else config.with_data(data)

@@ -100,14 +100,9 @@ def compare(module, shape, jit_modes, repeats):
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("module", help="path of the built inverse_op_cython")
-  parser.add_argument("--jit", choices=("both", "on", "off"), default="both")
+  speed.add_jit_option(parser, "both")
   parser.add_argument("--repeats", type=int, default=speed.REPEATS)
-  parser.add_argument(
-    "--shapes",
-    nargs="*",
-    default=None,
-    help="N,H,W,C each (default: the four benchmark shapes)",
-  )
+  speed.add_shapes_option(parser, "the four benchmark shapes")
   args = parser.parse_args(argv)
   threads = os.environ.get("OMP_THREAD_LIMIT")
   if threads is None:
@@ -117,19 +112,14 @@ def main(argv=None):
       file=sys.stderr,
     )
   module = load_module(args.module)
-  shapes = (
-    speed.SHAPES
-    if args.shapes is None
-    else [tuple(int(s) for s in shape.split(",")) for shape in args.shapes]
-  )
-  jit_modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.jit]
+  shapes = speed.requested_shapes(args.shapes, speed.SHAPES)
   print(
     f"float64, k = 3, one AutoregressiveConv2D inverse; Cython with "
     f"OMP_THREAD_LIMIT={threads}; same x checked; median of "
     f"{args.repeats} calls"
   )
   for shape in shapes:
-    seconds = compare(module, shape, jit_modes, args.repeats)
+    seconds = compare(module, shape, speed.JIT_MODES[args.jit], args.repeats)
     cython = seconds.pop("cython")
     ours = "  ".join(
       f"{name} {t * 1e3:8.1f} ms ({t / cython:.2f}x)"

@@ -77,20 +77,28 @@ def summarize(records, samples):
   return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def seeds_parser(doc, models, epochs):
+  """The options both studies share: `--seeds` (`models`, as the help
+  names them, seeds 0 .. N-1, default 3) and `--epochs` (default `epochs`);
+  described by the first line of `doc`."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
   parser.add_argument(
     "--seeds",
     type=int,
     default=3,
-    help="models, seeds 0 .. N-1 (default: %(default)s)",
+    help=f"{models}, seeds 0 .. N-1 (default: %(default)s)",
   )
   parser.add_argument(
     "--epochs",
     type=int,
-    default=5,
+    default=epochs,
     help="training epochs per model (default: %(default)s)",
   )
+  return parser
+
+
+def main(argv=None):
+  parser = seeds_parser(__doc__, "models", epochs=5)
   parser.add_argument(
     "--samples",
     type=int,

@@ -110,6 +110,52 @@ class Record:
   ratio_to: object = None
 
 
+JIT_MODES = {"both": (False, True), "on": (True,), "off": (False,)}
+"""`--jit`'s choices: the XLA settings (`jit_compile`) each measures."""
+
+
+def add_jit_option(parser, default):
+  """`--jit {both,on,off}` (`JIT_MODES`) on the `argparse` `parser`."""
+  parser.add_argument(
+    "--jit",
+    choices=tuple(JIT_MODES),
+    default=default,
+    help=f"XLA compilation: both, on or off (default: {default})",
+  )
+
+
+def add_shapes_option(parser, default):
+  """`--shapes N,H,W,C ...` on `parser`, `default` naming the shapes used
+  without it (`requested_shapes`)."""
+  parser.add_argument(
+    "--shapes",
+    nargs="*",
+    default=None,
+    help=f"N,H,W,C each (default: {default})",
+  )
+
+
+def requested_shapes(shapes, default):
+  """The `--shapes` values (`"N,H,W,C"` strings) as int tuples; `default`
+  without them."""
+  if shapes is None:
+    return default
+  return [tuple(int(s) for s in shape.split(",")) for shape in shapes]
+
+
+def build_glow(image_shape, num_levels, num_steps, mixing, hidden_channels):
+  """The suite's `flows.Glow`: `KERNEL_SIZE` kernels, seed 0."""
+  return flows.Glow(
+    image_shape,
+    num_levels,
+    num_steps,
+    mixing=mixing,
+    hidden_channels=hidden_channels,
+    kernel_size=KERNEL_SIZE,
+    seed=0,
+  )
+
+
 def median_seconds(calls, repeats):
   """Median wall time of each `fn(arg)` of `calls`, interleaved.
 
@@ -249,15 +295,7 @@ def _glow_records(config, jit, repeats, quick, selected):
     layer = f"Glow[{name}, {mixing}]"
     if mixing != "1x1" and not selected(layer):
       continue
-    glow = flows.Glow(
-      image_shape,
-      num_levels,
-      num_steps,
-      mixing=mixing,
-      hidden_channels=hidden,
-      kernel_size=KERNEL_SIZE,
-      seed=0,
-    )
+    glow = build_glow(image_shape, num_levels, num_steps, mixing, hidden)
     glow.initialize(images)
     model = tfp.distributions.TransformedDistribution(
       glow.base_distribution(), glow
@@ -408,12 +446,7 @@ def build_parser():
     default=REPEATS,
     help=f"timed calls per measurement (>= {MIN_REPEATS})",
   )
-  parser.add_argument(
-    "--jit",
-    choices=("both", "on", "off"),
-    default="both",
-    help="XLA compilation: both (default), on or off",
-  )
+  add_jit_option(parser, "both")
   parser.add_argument(
     "--no-glow", action="store_true", help="skip the whole-flow measurements"
   )
@@ -431,7 +464,6 @@ def main(argv=None):
   if args.repeats < MIN_REPEATS:
     print(f"--repeats must be at least {MIN_REPEATS}", file=sys.stderr)
     return 2
-  jit_modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.jit]
 
   def log(record):
     if args.json:
@@ -443,7 +475,7 @@ def main(argv=None):
     quick=args.quick,
     repeats=args.repeats,
     only=args.only,
-    jit_modes=jit_modes,
+    jit_modes=JIT_MODES[args.jit],
     glows=not args.no_glow,
     log=log,
   )

@@ -27,9 +27,10 @@ import sys
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from benchmarks import run as speed
 from tfp_emerging import bijectors
-from tfp_emerging import flows
 from tfp_emerging.ops import autoregressive
+from tfp_emerging.ops import triangular_solvers
 
 __all__ = ["CONFIG", "FROZEN_FLOWS", "count", "main"]
 
@@ -67,15 +68,7 @@ def count(mixing, jit, config=CONFIG, frozen_flow=False):
   `frozen_flow`, of the Glow initialised on noise and frozen
   (`_frozen_glow`)."""
   batch, image_shape, num_levels, num_steps, hidden = config
-  glow = flows.Glow(
-    image_shape,
-    num_levels,
-    num_steps,
-    mixing=mixing,
-    hidden_channels=hidden,
-    kernel_size=3,
-    seed=0,
-  )
+  glow = speed.build_glow(image_shape, num_levels, num_steps, mixing, hidden)
   if frozen_flow:
     glow = _frozen_glow(glow, batch)
   iterations = []
@@ -94,11 +87,9 @@ def count(mixing, jit, config=CONFIG, frozen_flow=False):
     return run
 
   recorded = {name: recording(name) for name in solve}
-  frozen_solve = autoregressive.wavefront_solve
+  frozen_solve = triangular_solvers.wavefront_solve
   autoregressive._SOLVE = recorded
-  autoregressive.wavefront_solve = lambda y, k, d, t, o: recorded["wavefront"](
-    y, k, d, t, o
-  )
+  triangular_solvers.wavefront_solve = recorded["wavefront"]
   try:
     fn = tf.function(glow.forward, jit_compile=jit)
     concrete = fn.get_concrete_function(
@@ -106,7 +97,7 @@ def count(mixing, jit, config=CONFIG, frozen_flow=False):
     )
   finally:
     autoregressive._SOLVE = solve
-    autoregressive.wavefront_solve = frozen_solve
+    triangular_solvers.wavefront_solve = frozen_solve
   return _graph_ops(concrete.graph.as_graph_def()), sum(iterations)
 
 

@@ -51,21 +51,11 @@ def compare(shape, jit, repeats=speed.REPEATS):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--jit", choices=("both", "on", "off"), default="on")
-  parser.add_argument(
-    "--shapes",
-    nargs="*",
-    default=None,
-    help="N,H,W,C each (default: the calibration set)",
-  )
+  speed.add_jit_option(parser, "on")
+  speed.add_shapes_option(parser, "the calibration set")
   args = parser.parse_args(argv)
-  shapes = (
-    SHAPES
-    if args.shapes is None
-    else [tuple(int(s) for s in shape.split(",")) for shape in args.shapes]
-  )
-  modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.jit]
-  for jit in modes:
+  shapes = speed.requested_shapes(args.shapes, SHAPES)
+  for jit in speed.JIT_MODES[args.jit]:
     for shape in shapes:
       forward, wavefront, raster = compare(shape, jit)
       auto = (

@@ -19,7 +19,6 @@ Command line: `python -m benchmarks.variational_dequantization [--seeds N]
 JSON record per model and a Markdown table.
 """
 
-import argparse
 import json
 
 import numpy as np
@@ -93,18 +92,8 @@ def summarize(records, samples):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument(
-    "--seeds",
-    type=int,
-    default=3,
-    help="models per kind, seeds 0 .. N-1 (default: %(default)s)",
-  )
-  parser.add_argument(
-    "--epochs",
-    type=int,
-    default=20,
-    help="training epochs per model (default: %(default)s)",
+  parser = importance_weighted.seeds_parser(
+    __doc__, "models per kind", epochs=20
   )
   parser.add_argument(
     "--samples",

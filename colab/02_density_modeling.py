@@ -13,20 +13,6 @@
 # them.
 
 # %%
-# Size: the full run (a few minutes on Colab) unless the environment sets
-# TFP_EMERGING_NOTEBOOK_SMALL=1, the test suite's quick run (tiny models,
-# few steps).
-import os
-
-SMALL = os.environ.get("TFP_EMERGING_NOTEBOOK_SMALL", "0")
-if SMALL not in ("0", "1"):
-  raise ValueError(
-    f"TFP_EMERGING_NOTEBOOK_SMALL must be '0' or '1'; got {SMALL!r}."
-  )
-SMALL = SMALL == "1"
-print("small:", SMALL)
-
-# %%
 import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf

@@ -8,9 +8,10 @@ open, is written here: no outputs or execution counts, fixed cell ids and
 metadata, so rebuilding an unchanged source changes no byte
 (`tests/integration/test_notebooks.py` checks the committed files).
 
-Every notebook opens with the same install cell, kept once in
+Every notebook opens with the same setup cell, kept once in
 `colab/install_cell.py` (one code cell, percent format) and put before the
-source's own cells here; a source starts with its title.
+source's own cells here: it installs the package where needed and sets
+`SMALL`, the size switch the sources read; a source starts with its title.
 
     python colab/build.py                          # make notebooks
     python colab/build.py --repository OWNER/NAME  # the same, with
@@ -45,7 +46,7 @@ import nbformat
 
 COLAB = pathlib.Path(__file__).resolve().parent
 README = COLAB.parent / "README.md"
-# The first cell of every notebook.
+# The first cell of every notebook: the install and the size switch.
 INSTALL_CELL = COLAB / "install_cell.py"
 # The executed copies, `--execute`'s output: the docs site's Tutorials.
 TUTORIALS = COLAB.parent / "docs" / "tutorials"

@@ -1,12 +1,14 @@
 # %%
-# Setup: makes `tfp_emerging` importable. In a checkout of the repository
-# (this notebook in its colab/ folder) it installs that checkout with
-# `pip install -e`; anywhere else, unless this Python already has the
-# package, it installs it from GitHub's REPOSITORY ("OWNER/NAME"; for a
-# fork, set it here, or run `make notebooks REPOSITORY=OWNER/NAME`).
+# Setup: makes `tfp_emerging` importable, then picks the notebook's size.
+# In a checkout of the repository (this notebook in its colab/ folder) it
+# installs that checkout with `pip install -e`; anywhere else, unless this
+# Python already has the package, it installs it from GitHub's REPOSITORY
+# ("OWNER/NAME"; for a fork, set it here, or run
+# `make notebooks REPOSITORY=OWNER/NAME`).
 REPOSITORY = "tfp-emerging/tfp_emerging"
 
 import importlib.util
+import os
 import pathlib
 import subprocess
 import sys
@@ -62,3 +64,14 @@ print(
   "from",
   pathlib.Path(tfp_emerging.__file__).parent,
 )
+
+# Size: the full run (a few minutes on Colab) unless the environment sets
+# TFP_EMERGING_NOTEBOOK_SMALL=1, the test suite's quick run (tiny models,
+# few steps); each notebook's SIZES follow it.
+SMALL = os.environ.get("TFP_EMERGING_NOTEBOOK_SMALL", "0")
+if SMALL not in ("0", "1"):
+  raise ValueError(
+    f"TFP_EMERGING_NOTEBOOK_SMALL must be '0' or '1'; got {SMALL!r}."
+  )
+SMALL = SMALL == "1"
+print("small:", SMALL)

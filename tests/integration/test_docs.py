@@ -166,7 +166,11 @@ def test_the_api_reference_has_the_modules_that_docstrings_name():
   modules = {module for _, module in _api_modules()}
   for name in [
     "tfp_emerging.ops.autoregressive",
+    "tfp_emerging.ops.masked_conv",
+    "tfp_emerging.ops.triangular_solvers",
+    "tfp_emerging.ops.fft_inverse",
     "tfp_emerging.ops.fourier",
+    "tfp_emerging.ops.batched_inverse",
     "tfp_emerging.ops.checks",
     "tfp_emerging.ops.conditions",
     "tfp_emerging.ops.initializers",

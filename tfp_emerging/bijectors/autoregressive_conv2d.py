@@ -15,7 +15,10 @@ from tensorflow_probability.python.internal import tensor_util
 from tfp_emerging.bijectors.freezing import FrozenLayer
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
+from tfp_emerging.ops import fft_inverse
 from tfp_emerging.ops import initializers
+from tfp_emerging.ops import masked_conv
+from tfp_emerging.ops import triangular_solvers
 
 __all__ = ["ORDERS", "AutoregressiveConv2D", "FrozenAutoregressiveConv2D"]
 
@@ -120,7 +123,7 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       log_diagonal: optional initial value (or `tf.Variable`) of shape `[C]`.
         Default: a trainable variable of zeros.
       solver: `"auto"` (default), `"wavefront"`, `"raster"` or `"fft"` (the
-        inverse filter, `autoregressive.inverse_filter`, computed per call
+        inverse filter, `fft_inverse.inverse_filter`, computed per call
         unless frozen: `_frozen`), the inverse's algorithm
         (`autoregressive.SOLVERS`).
       seed: optional int seed for the default initial kernel.
@@ -295,7 +298,7 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
 
   def _forward(self, x):
     images, shape = self._as_images(x, "x")
-    y = autoregressive.quadrant_conv(
+    y = masked_conv.quadrant_conv(
       images,
       self.masked_kernel(),
       self._dilation,
@@ -343,18 +346,18 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
 class FrozenAutoregressiveConv2D(FrozenLayer):
   """An `AutoregressiveConv2D` with frozen weights: same maps, less work.
 
-  Holds, as tensors, the masked kernel, `autoregressive.wavefront_operands`
+  Holds, as tensors, the masked kernel, `triangular_solvers.wavefront_operands`
   and the log-det per pixel, computed when frozen. The inverse:
 
   * `solver="wavefront"`/`"raster"`: the layer's solve on the frozen
     operands (the wavefront skips folding the taps each call);
   * `solver="fft"`: the inverse filter `g` (float64), or for images of at
-    most `autoregressive.DENSE_INVERSE_PIXELS` pixels the dense inverse,
+    most `fft_inverse.DENSE_INVERSE_PIXELS` pixels the dense inverse,
     computed once per image size (eagerly, under `tf.init_scope`, when the
     layer was frozen eagerly) and applied in one FFT convolution or matmul;
   * `solver="auto"`: the dense inverse on small images, the FFT on GPU/TPU
-    (`autoregressive.on_accelerator`), in both cases only while
-    `kappa eps <= autoregressive.FFT_ERROR_BOUND` (`fft_is_accurate`);
+    (`fft_inverse.on_accelerator`), in both cases only while
+    `kappa eps <= fft_inverse.FFT_ERROR_BOUND` (`fft_is_accurate`);
     otherwise the layer's own `"auto"` solve, with one warning when `g` is
     what ruled the FFT out.
   """
@@ -364,7 +367,7 @@ class FrozenAutoregressiveConv2D(FrozenLayer):
     self._eager = tf.executing_eagerly()
     self._kernel = tf.identity(layer.masked_kernel())
     self._top_left = layer.order == "top_left"
-    self._operands = autoregressive.wavefront_operands(
+    self._operands = triangular_solvers.wavefront_operands(
       self._kernel, self._top_left
     )
     self._filters: dict[typing.Any, typing.Any] = {}
@@ -377,11 +380,11 @@ class FrozenAutoregressiveConv2D(FrozenLayer):
     if key not in self._filters:
       args = (self._kernel, self._layer.dilation, self._top_left)
       with tf.init_scope() if self._eager else contextlib.nullcontext():
-        g, kappa = autoregressive.inverse_filter(*args, height, width)
-        if height * width <= autoregressive.DENSE_INVERSE_PIXELS:
-          entry = ("dense", autoregressive.dense_inverse(*args, height, width))
+        g, kappa = fft_inverse.inverse_filter(*args, height, width)
+        if height * width <= fft_inverse.DENSE_INVERSE_PIXELS:
+          entry = ("dense", fft_inverse.dense_inverse(*args, height, width))
         else:
-          entry = ("fft", autoregressive.filter_spectrum(g, self.dtype))
+          entry = ("fft", fft_inverse.filter_spectrum(g, self.dtype))
       if not self._eager:  # graph tensors: not reusable by other graphs
         return (*entry, kappa)
       self._filters[key] = (*entry, kappa)
@@ -394,13 +397,13 @@ class FrozenAutoregressiveConv2D(FrozenLayer):
       return True
     if solver != "auto" or height is None or width is None:
       return False
-    small = height * width <= autoregressive.DENSE_INVERSE_PIXELS
-    if not (small or autoregressive.on_accelerator()):
+    small = height * width <= fft_inverse.DENSE_INVERSE_PIXELS
+    if not (small or fft_inverse.on_accelerator()):
       return False
     kappa = self._filter(height, width)[2]
     if not self._eager or tf.is_symbolic_tensor(kappa):
       return False
-    if autoregressive.fft_is_accurate(kappa.numpy(), self.dtype):
+    if fft_inverse.fft_is_accurate(kappa.numpy(), self.dtype):
       return True
     if not self._warned:
       self._warned = True
@@ -413,7 +416,7 @@ class FrozenAutoregressiveConv2D(FrozenLayer):
 
   def _forward(self, x):
     images, shape = self._layer._as_images(x, "x")
-    y = autoregressive.quadrant_conv(
+    y = masked_conv.quadrant_conv(
       images, self._kernel, self._layer.dilation, top_left=self._top_left
     )
     return tf.reshape(y, shape)
@@ -424,15 +427,15 @@ class FrozenAutoregressiveConv2D(FrozenLayer):
     if self._uses_filter(height, width):
       kind, operand, _ = self._filter(height, width)
       if kind == "dense":
-        x = autoregressive.apply_dense_inverse(images, operand)
+        x = fft_inverse.apply_dense_inverse(images, operand)
       else:
-        x = autoregressive.apply_filter(images, operand, self._top_left)
+        x = fft_inverse.apply_filter(images, operand, self._top_left)
     else:
       solver = autoregressive.choose_solver(
         self._layer.solver, images, self._kernel, self._layer.dilation
       )
       if solver == "wavefront":
-        x = autoregressive.wavefront_solve(
+        x = triangular_solvers.wavefront_solve(
           images,
           self._kernel,
           self._layer.dilation,

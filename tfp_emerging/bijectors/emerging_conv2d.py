@@ -7,6 +7,9 @@ import typing
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import parameter_properties
+from tensorflow_probability.python.internal.implementation_selection import (
+  is_xla,
+)
 
 from tfp_emerging.bijectors.autoregressive_conv2d import AutoregressiveConv2D
 from tfp_emerging.bijectors.autoregressive_conv2d import (
@@ -15,6 +18,7 @@ from tfp_emerging.bijectors.autoregressive_conv2d import (
 from tfp_emerging.bijectors.freezing import FrozenLayer
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
+from tfp_emerging.ops import masked_conv
 
 __all__ = ["FORWARD_PATHS", "EmergingConv2D", "FrozenEmergingConv2D"]
 
@@ -34,7 +38,7 @@ def equivalent_is_cheaper(
   xla: bool,
 ) -> bool:
   """Is one equivalent-kernel convolution plus its border correction
-  (`autoregressive.emerging_conv`) faster than the two masked convolutions?
+  (`masked_conv.emerging_conv`) faster than the two masked convolutions?
 
   Measured on the 2-core CPU (`k = 3`, one run, load 0.6; equivalent / two
   convolutions): 1.61, 1.49, 1.59, 1.51 without XLA and 1.29, 1.23, 1.24,
@@ -116,7 +120,7 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       forward_path: `"two_convolutions"` (the masked convolutions one after
         the other), `"equivalent"` (one `k x k` convolution with
         `equivalent_kernel` plus the exact border correction,
-        `autoregressive.emerging_conv`; equal to round-off) or `"auto"`
+        `masked_conv.emerging_conv`; equal to round-off) or `"auto"`
         (default: `equivalent_is_cheaper`, at trace time).
       first: optional top-left `AutoregressiveConv2D` to use as `f_1`.
       second: optional bottom-right `AutoregressiveConv2D` to use as `f_2`.
@@ -275,7 +279,7 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     if self._forward_path != "auto":
       return self._forward_path == "equivalent"
     return equivalent_is_cheaper(
-      x.shape[0], x.shape[1], x.shape[2], self.channels, autoregressive.is_xla()
+      x.shape[0], x.shape[1], x.shape[2], self.channels, is_xla()
     )
 
   def equivalent_kernel(self) -> tf.Tensor:
@@ -285,7 +289,7 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     `tf.nn.convolution(x, equivalent_kernel(), padding="SAME", dilations=d)`.
     Cost `O(m^4 C^3)`.
     """
-    return autoregressive.equivalent_kernel(
+    return masked_conv.equivalent_kernel(
       self._first.masked_kernel(), self._second.masked_kernel()
     )
 
@@ -298,7 +302,7 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
   def _forward(self, x):
     x = self._checked(x, "x")
     if self.uses_equivalent_kernel(x):
-      return autoregressive.emerging_conv(
+      return masked_conv.emerging_conv(
         x,
         self._first.masked_kernel(),
         self._second.masked_kernel(),
@@ -357,7 +361,7 @@ class FrozenEmergingConv2D(FrozenLayer):
     x = self._layer._checked(x, "x")
     first, second = self._parts
     if self._layer.uses_equivalent_kernel(x):
-      return autoregressive.emerging_conv(
+      return masked_conv.emerging_conv(
         x, first._kernel, second._kernel, self._layer.dilation, self._kernel
       )
     return second.forward(first.forward(x))

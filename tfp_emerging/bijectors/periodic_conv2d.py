@@ -59,7 +59,7 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   its `(H W + s) / 2` independent frequencies (`s <= 4` self-conjugate) are
   factorised (`fourier.independent_frequencies`). One LU factorisation with
   partial pivoting per such frequency
-  (`fourier.inverse_and_log_abs_det`: `tf.linalg.lu` without XLA, a
+  (`batched_inverse.inverse_and_log_abs_det`: `tf.linalg.lu` without XLA, a
   blocked Gauss-Jordan elimination under XLA, which has no `lu` kernel) gives
   both `log|det G(u, v)|` and `G(u, v)^{-1}`; the inverse is
   `X(u, v) = Y(u, v) G(u, v)^{-1}`, then `irfft2d`: exact, no iteration.

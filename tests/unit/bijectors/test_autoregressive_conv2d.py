@@ -13,6 +13,9 @@ from tests.testlib import parameter_checks
 from tests.testlib import registry
 from tfp_emerging import bijectors
 from tfp_emerging.ops import autoregressive
+from tfp_emerging.ops import fft_inverse
+from tfp_emerging.ops import masked_conv
+from tfp_emerging.ops import triangular_solvers
 
 
 def reference_forward(x, kernel, order, dilation):
@@ -87,7 +90,7 @@ def test_solvers_agree(order, kernel_size, dilation):
       y, kernel, dilation, top_left, "raster"
     )
     np.testing.assert_allclose(wave.numpy(), raster.numpy(), atol=1e-5)
-    back = autoregressive.quadrant_conv(wave, kernel, dilation, top_left)
+    back = masked_conv.quadrant_conv(wave, kernel, dilation, top_left)
     np.testing.assert_allclose(back.numpy(), y.numpy(), atol=1e-4)
 
 
@@ -140,14 +143,18 @@ def test_initial_values_and_seed():
 def _frozen_inverse_spy(monkeypatch):
   """Records which inverse a frozen layer applies."""
   used = []
-  for name in ("apply_filter", "apply_dense_inverse", "wavefront_solve"):
-    original = getattr(autoregressive, name)
+  for module, name in [
+    (fft_inverse, "apply_filter"),
+    (fft_inverse, "apply_dense_inverse"),
+    (triangular_solvers, "wavefront_solve"),
+  ]:
+    original = getattr(module, name)
 
     def spy(*args, _original=original, _name=name):
       used.append(_name)
       return _original(*args)
 
-    monkeypatch.setattr(autoregressive, name, spy)
+    monkeypatch.setattr(module, name, spy)
   return used
 
 
@@ -160,12 +167,12 @@ def test_frozen_auto_takes_the_filter_on_accelerators(
   y = tf.random.stateless_normal(shape, seed=[1, 2])
   exact = layer.inverse(y)
   used = _frozen_inverse_spy(monkeypatch)
-  monkeypatch.setattr(autoregressive, "on_accelerator", lambda: True)
+  monkeypatch.setattr(fft_inverse, "on_accelerator", lambda: True)
   x = layer._frozen().inverse(tf.identity(y))
-  small = shape[1] * shape[2] <= autoregressive.DENSE_INVERSE_PIXELS
+  small = shape[1] * shape[2] <= fft_inverse.DENSE_INVERSE_PIXELS
   assert used == ["apply_dense_inverse" if small else "apply_filter"]
   np.testing.assert_allclose(x.numpy(), exact.numpy(), atol=1e-5)
-  monkeypatch.setattr(autoregressive, "on_accelerator", lambda: False)
+  monkeypatch.setattr(fft_inverse, "on_accelerator", lambda: False)
   used.clear()
   layer._frozen().inverse(tf.identity(y))
   assert used == ["apply_dense_inverse" if small else "wavefront_solve"]
@@ -174,12 +181,10 @@ def test_frozen_auto_takes_the_filter_on_accelerators(
 def test_frozen_auto_falls_back_once_when_the_filter_grows(monkeypatch):
   layer = registry.autoregressive(tf.float32, 3, 1, "top_left", "auto")
   layer.kernel.assign(layer.kernel * 8.0)
-  _, kappa = autoregressive.inverse_filter(
-    layer.masked_kernel(), 1, True, 24, 24
-  )
-  assert not autoregressive.fft_is_accurate(kappa.numpy(), tf.float32)
+  _, kappa = fft_inverse.inverse_filter(layer.masked_kernel(), 1, True, 24, 24)
+  assert not fft_inverse.fft_is_accurate(kappa.numpy(), tf.float32)
   used = _frozen_inverse_spy(monkeypatch)
-  monkeypatch.setattr(autoregressive, "on_accelerator", lambda: True)
+  monkeypatch.setattr(fft_inverse, "on_accelerator", lambda: True)
   frozen = layer._frozen()
   y = tf.random.stateless_normal([1, 24, 24, 3], seed=[3, 4])
   with pytest.warns(UserWarning, match="kappa"):

@@ -144,7 +144,7 @@ def test_nearly_singular_kernel(dtype, epsilons, jit):
   Measured (`max|x - f^-1(f(x))| / (cond(J) eps_machine max|x|)`, the
   ratio this test bounds by 10) stays below 0.15 here and down to
   epsilon = 1e-12 (float64) or 1e-5 (float32). Without XLA the factorisation
-  is `tf.linalg.lu`, under XLA `fourier.gauss_jordan`.
+  is `tf.linalg.lu`, under XLA `batched_inverse.gauss_jordan`.
   """
   height, width = 4, 6
   machine = np.finfo(dtype.as_numpy_dtype).eps
