@@ -31,10 +31,18 @@ def trained(shape, scale, seed, dtype):
   )
 
 
+def build(cls, overrides, **arguments):
+  """`cls(**arguments)` with `overrides` (a case's constructor overrides,
+  e.g. the bad arguments) put over its `arguments`."""
+  return cls(**{**arguments, **overrides})
+
+
 def autoregressive(
   dtype, kernel_size, dilation, order, solver, channels=3, **overrides
 ):
-  kwargs = dict(
+  layer = build(
+    bijectors.AutoregressiveConv2D,
+    overrides,
     channels=channels,
     kernel_size=kernel_size,
     dilation=dilation,
@@ -42,8 +50,6 @@ def autoregressive(
     solver=solver,
     dtype=dtype,
   )
-  kwargs.update(overrides)
-  layer = bijectors.AutoregressiveConv2D(**kwargs)
   m = (layer.kernel_size + 1) // 2
   if "kernel" not in overrides:
     layer.kernel.assign(trained(layer.kernel.shape, 0.25 / m, 11, layer.dtype))
@@ -52,15 +58,15 @@ def autoregressive(
 
 
 def emerging(dtype, kernel_size, dilation, solver, channels=3, **overrides):
-  kwargs = dict(
+  layer = build(
+    bijectors.EmergingConv2D,
+    overrides,
     channels=channels,
     kernel_size=kernel_size,
     dilation=dilation,
     solver=solver,
     dtype=dtype,
   )
-  kwargs.update(overrides)
-  layer = bijectors.EmergingConv2D(**kwargs)
   for seed, part in enumerate(layer.bijectors):
     m = (part.kernel_size + 1) // 2
     part.kernel.assign(
@@ -120,11 +126,14 @@ def actnorm(dtype, channels=3, **overrides):
 
 
 def coupling(dtype, channels=3, kernel_size=3, **overrides):
-  kwargs = dict(
-    channels=channels, hidden_channels=4, kernel_size=kernel_size, dtype=dtype
+  layer = build(
+    bijectors.AffineCoupling,
+    overrides,
+    channels=channels,
+    hidden_channels=4,
+    kernel_size=kernel_size,
+    dtype=dtype,
   )
-  kwargs.update(overrides)
-  layer = bijectors.AffineCoupling(**kwargs)
   for seed, (key, weight) in enumerate(sorted(layer.weights.items())):
     if key not in overrides:
       weight.assign(trained(weight.shape, 0.3, 50 + seed, layer.dtype))
@@ -165,13 +174,13 @@ def keras_coupling_network(channels, dtype, seed=60):
 
 def coupling_with_network(dtype, channels=3, **overrides):
   network_dtype = dtype if dtype.is_floating else tf.float32
-  kwargs = dict(
+  return build(
+    bijectors.AffineCoupling,
+    overrides,
     channels=channels,
     dtype=dtype,
     network=keras_coupling_network(channels, network_dtype),
   )
-  kwargs.update(overrides)
-  return bijectors.AffineCoupling(**kwargs)
 
 
 CASES.append(
@@ -211,14 +220,14 @@ def rotation(channels, seed):
 
 
 def periodic(dtype, kernel_size, forward_path, channels=3, **overrides):
-  kwargs = dict(
+  layer = build(
+    bijectors.PeriodicConv2D,
+    overrides,
     channels=channels,
     kernel_size=kernel_size,
     forward_path=forward_path,
     dtype=dtype,
   )
-  kwargs.update(overrides)
-  layer = bijectors.PeriodicConv2D(**kwargs)
   if "kernel" not in overrides:
     # Taps of 0.3 / k around a scaled rotation: per-frequency condition
     # numbers about 5 on the contract's images.
@@ -241,14 +250,14 @@ def conv1x1(dtype, parameterization, channels=3, **overrides):
   )
   if parameterization == "plain":
     matrix = tf.Variable(matrix, dtype=dtype if dtype.is_floating else None)
-  kwargs = dict(
+  return build(
+    bijectors.Conv1x1,
+    overrides,
     channels=channels,
     parameterization=parameterization,
     matrix=matrix,
     dtype=dtype,
   )
-  kwargs.update(overrides)
-  return bijectors.Conv1x1(**kwargs)
 
 
 # Odd and even kernel sizes, heights and widths; both forward routes (the
@@ -293,3 +302,12 @@ for parameterization in ("qr", "lu", "plain"):
       check_jacobian=structure.assert_block_diagonal,
     )
   )
+
+
+def cases_named(*names):
+  """The registered cases called `names`, in the registry's order; a name
+  that no case has (a case renamed) fails at once."""
+  found = [case for case in CASES if case.name in names]
+  missing = set(names) - {case.name for case in found}
+  assert not missing, f"no registered case is called {sorted(missing)}"
+  return found
