@@ -31,25 +31,19 @@ def trained(shape, scale, seed, dtype):
   )
 
 
-def build(cls, overrides, **arguments):
-  """`cls(**arguments)` with `overrides` (a case's constructor overrides,
-  e.g. the bad arguments) put over its `arguments`."""
+def build(cls, arguments):
+  """`cls` called with a maker's `arguments`, its `locals()` on entry: its
+  parameters, named as `cls`'s, with those of `arguments["overrides"]` (a
+  case's constructor overrides, e.g. a bad argument) put over the others."""
+  arguments = dict(arguments)
+  overrides = arguments.pop("overrides")
   return cls(**{**arguments, **overrides})
 
 
 def autoregressive(
   dtype, kernel_size, dilation, order, solver, channels=3, **overrides
 ):
-  layer = build(
-    bijectors.AutoregressiveConv2D,
-    overrides,
-    channels=channels,
-    kernel_size=kernel_size,
-    dilation=dilation,
-    order=order,
-    solver=solver,
-    dtype=dtype,
-  )
+  layer = build(bijectors.AutoregressiveConv2D, locals())
   m = (layer.kernel_size + 1) // 2
   if "kernel" not in overrides:
     layer.kernel.assign(trained(layer.kernel.shape, 0.25 / m, 11, layer.dtype))
@@ -58,15 +52,7 @@ def autoregressive(
 
 
 def emerging(dtype, kernel_size, dilation, solver, channels=3, **overrides):
-  layer = build(
-    bijectors.EmergingConv2D,
-    overrides,
-    channels=channels,
-    kernel_size=kernel_size,
-    dilation=dilation,
-    solver=solver,
-    dtype=dtype,
-  )
+  layer = build(bijectors.EmergingConv2D, locals())
   for seed, part in enumerate(layer.bijectors):
     m = (part.kernel_size + 1) // 2
     part.kernel.assign(
@@ -117,7 +103,7 @@ for k, d, solver in [
 
 
 def actnorm(dtype, channels=3, **overrides):
-  layer = bijectors.ActNorm(channels=channels, dtype=dtype, **overrides)
+  layer = build(bijectors.ActNorm, locals())
   if "bias" not in overrides:
     layer.bias.assign(trained([layer.channels], 0.5, 40, layer.dtype))
     layer.log_scale.assign(trained([layer.channels], 0.4, 41, layer.dtype))
@@ -125,15 +111,8 @@ def actnorm(dtype, channels=3, **overrides):
   return layer
 
 
-def coupling(dtype, channels=3, kernel_size=3, **overrides):
-  layer = build(
-    bijectors.AffineCoupling,
-    overrides,
-    channels=channels,
-    hidden_channels=4,
-    kernel_size=kernel_size,
-    dtype=dtype,
-  )
+def coupling(dtype, channels=3, kernel_size=3, hidden_channels=4, **overrides):
+  layer = build(bijectors.AffineCoupling, locals())
   for seed, (key, weight) in enumerate(sorted(layer.weights.items())):
     if key not in overrides:
       weight.assign(trained(weight.shape, 0.3, 50 + seed, layer.dtype))
@@ -172,15 +151,12 @@ def keras_coupling_network(channels, dtype, seed=60):
   )
 
 
-def coupling_with_network(dtype, channels=3, **overrides):
-  network_dtype = dtype if dtype.is_floating else tf.float32
-  return build(
-    bijectors.AffineCoupling,
-    overrides,
-    channels=channels,
-    dtype=dtype,
-    network=keras_coupling_network(channels, network_dtype),
-  )
+def coupling_with_network(dtype, channels=3, network=None, **overrides):
+  if network is None:
+    network = keras_coupling_network(
+      channels, dtype if dtype.is_floating else tf.float32
+    )
+  return build(bijectors.AffineCoupling, locals())
 
 
 CASES.append(
@@ -220,14 +196,7 @@ def rotation(channels, seed):
 
 
 def periodic(dtype, kernel_size, forward_path, channels=3, **overrides):
-  layer = build(
-    bijectors.PeriodicConv2D,
-    overrides,
-    channels=channels,
-    kernel_size=kernel_size,
-    forward_path=forward_path,
-    dtype=dtype,
-  )
+  layer = build(bijectors.PeriodicConv2D, locals())
   if "kernel" not in overrides:
     # Taps of 0.3 / k around a scaled rotation: per-frequency condition
     # numbers about 5 on the contract's images.
@@ -250,14 +219,7 @@ def conv1x1(dtype, parameterization, channels=3, **overrides):
   )
   if parameterization == "plain":
     matrix = tf.Variable(matrix, dtype=dtype if dtype.is_floating else None)
-  return build(
-    bijectors.Conv1x1,
-    overrides,
-    channels=channels,
-    parameterization=parameterization,
-    matrix=matrix,
-    dtype=dtype,
-  )
+  return build(bijectors.Conv1x1, locals())
 
 
 # Odd and even kernel sizes, heights and widths; both forward routes (the
