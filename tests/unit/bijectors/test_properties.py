@@ -314,17 +314,11 @@ def affine_coupling(draw):
   hidden = draw(st.integers(1, 4))
   kernel_size = draw(st.sampled_from([1, 3]))
   scale = draw(st.floats(0.05, 0.3))
-  c_a, c_b = c // 2, c - c // 2
-  shapes = dict(
-    hidden_kernel=[kernel_size, kernel_size, c_a, hidden],
-    hidden_bias=[hidden],
-    middle_kernel=[1, 1, hidden, hidden],
-    middle_bias=[hidden],
-    output_kernel=[kernel_size, kernel_size, hidden, 2 * c_b],
-    output_bias=[2 * c_b],
-  )
+  # The values are drawn; their shapes are those of a default coupling's.
+  default = bijectors.AffineCoupling(c, hidden, kernel_size)
   weights = {
-    key: common.rng.normal(0.0, scale, shape) for key, shape in shapes.items()
+    key: common.rng.normal(0.0, scale, tuple(weight.shape))
+    for key, weight in default.weights.items()
   }
   # Positive biases keep units of both hidden layers active at some pixels:
   # the log-det then varies with `x`, as it does in a trained coupling (a
@@ -607,6 +601,16 @@ def actnorm_arguments(draw):
   )
 
 
+# What both masked layers refuse alike.
+MASKED_BAD_ARGUMENTS = dict(
+  channels=NOT_POSITIVE_INTS,
+  kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
+  dilation=NOT_POSITIVE_INTS,
+  solver=_not_one_of(autoregressive_ops.SOLVERS),
+  dtype=NOT_FLOAT_DTYPES,
+)
+
+
 @st.composite
 def autoregressive_arguments(draw):
   c, k = draw(CHANNELS), draw(st.sampled_from([1, 3, 5]))
@@ -616,12 +620,8 @@ def autoregressive_arguments(draw):
     dict(channels=c, kernel_size=k),
     draw(
       _bad(
-        channels=NOT_POSITIVE_INTS,
-        kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
-        dilation=NOT_POSITIVE_INTS,
+        **MASKED_BAD_ARGUMENTS,
         order=_not_one_of(autoregressive_conv2d.ORDERS),
-        solver=_not_one_of(autoregressive_ops.SOLVERS),
-        dtype=NOT_FLOAT_DTYPES,
         kernel=_wrong_shapes([m, m, c, c]),
         log_diagonal=_wrong_shapes([c]),
       )
@@ -642,17 +642,7 @@ def emerging_arguments(draw):
   return (
     bijectors.EmergingConv2D,
     dict(channels=c, kernel_size=k),
-    draw(
-      _bad(
-        channels=NOT_POSITIVE_INTS,
-        kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
-        dilation=NOT_POSITIVE_INTS,
-        solver=_not_one_of(autoregressive_ops.SOLVERS),
-        dtype=NOT_FLOAT_DTYPES,
-        first=wrong_part,
-        second=wrong_part,
-      )
-    ),
+    draw(_bad(**MASKED_BAD_ARGUMENTS, first=wrong_part, second=wrong_part)),
   )
 
 
