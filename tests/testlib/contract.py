@@ -69,6 +69,14 @@ class Case:
     return self.name
 
 
+def assert_close(got, want, what, atol, rtol=None):
+  """`got` within `atol + rtol |want|` of `want` elementwise (`rtol`
+  `atol` unless given); a failure's message starts with the label `what`."""
+  np.testing.assert_allclose(
+    got, want, rtol=atol if rtol is None else rtol, atol=atol, err_msg=what
+  )
+
+
 def random(shape, dtype, seed=0):
   return tf.random.stateless_normal(shape, seed=[seed, 7], dtype=dtype)
 
@@ -94,21 +102,13 @@ def check_round_trip(bijector, event_shape, dtype):
   atol = ROUND_TRIP_ATOL[dtype]
   x = random([2, *event_shape], dtype, seed=1)
   x_again = bijector.inverse(tf.identity(bijector.forward(x)))
-  np.testing.assert_allclose(
-    x_again.numpy(),
-    x.numpy(),
-    rtol=0,
-    atol=atol,
-    err_msg="round trip x -> f -> f^-1",
+  assert_close(
+    x_again.numpy(), x.numpy(), "round trip x -> f -> f^-1", atol, rtol=0
   )
   y = random([2, *event_shape], dtype, seed=2)
   y_again = bijector.forward(tf.identity(bijector.inverse(y)))
-  np.testing.assert_allclose(
-    y_again.numpy(),
-    y.numpy(),
-    rtol=0,
-    atol=atol,
-    err_msg="round trip y -> f^-1 -> f",
+  assert_close(
+    y_again.numpy(), y.numpy(), "round trip y -> f^-1 -> f", atol, rtol=0
   )
 
 
@@ -117,32 +117,16 @@ def check_log_det(bijector, event_shape, dtype):
   x = random([2, *event_shape], dtype, seed=3)
   expected = slogdet(dense_jacobian(bijector.forward, x))
   fldj = bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=3)
-  np.testing.assert_allclose(
-    fldj.numpy(),
-    expected,
-    rtol=rtol,
-    atol=rtol,
-    err_msg="fldj(x) against slogdet(J_f(x))",
-  )
+  assert_close(fldj.numpy(), expected, "fldj(x) against slogdet(J_f(x))", rtol)
   y = tf.identity(bijector.forward(x))
   ildj = bijector.inverse_log_det_jacobian(y, event_ndims=3)
-  np.testing.assert_allclose(
-    ildj.numpy(),
-    -fldj.numpy(),
-    rtol=rtol,
-    atol=rtol,
-    err_msg="ildj(f(x)) against -fldj(x)",
-  )
+  assert_close(ildj.numpy(), -fldj.numpy(), "ildj(f(x)) against -fldj(x)", rtol)
   # ... and the inverse's own dense Jacobian.
   y = random([2, *event_shape], dtype, seed=4)
   expected = slogdet(dense_jacobian(bijector.inverse, y))
   ildj = bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=3)
-  np.testing.assert_allclose(
-    ildj.numpy(),
-    expected,
-    rtol=rtol,
-    atol=rtol,
-    err_msg="ildj(y) against slogdet(J_f^-1(y))",
+  assert_close(
+    ildj.numpy(), expected, "ildj(y) against slogdet(J_f^-1(y))", rtol
   )
 
 
@@ -166,17 +150,21 @@ def check_modes_agree(bijector, event_shape, dtype):
     ("jit_compile=True", tf.function(run, jit_compile=True)),
   ):
     for method, want, got in zip(METHODS, eager, compiled(x, y)):
-      np.testing.assert_allclose(
-        got.numpy(),
-        want.numpy(),
-        rtol=rtol,
-        atol=rtol,
-        err_msg=f"{mode}: {method}",
-      )
+      assert_close(got.numpy(), want.numpy(), f"{mode}: {method}", rtol)
 
 
 def _base(event_shape, dtype):
   return tfd.Sample(tfd.Normal(tf.constant(0.0, dtype), 1.0), event_shape)
+
+
+def _assert_useful_gradients(variables, gradients, what):
+  """Each of `variables` has a gradient, finite and nonzero somewhere; a
+  failure names the variable after the label `what`."""
+  for v, g in zip(variables, gradients, strict=True):
+    assert g is not None, f"{what}: no gradient reaches {v.name}"
+    g = tf.convert_to_tensor(g).numpy()
+    assert np.all(np.isfinite(g)), f"{what}: non-finite gradient for {v.name}"
+    assert np.any(g != 0), f"{what}: zero gradient for {v.name}"
 
 
 def check_gradients(bijector, event_shape, dtype):
@@ -195,14 +183,9 @@ def check_gradients(bijector, event_shape, dtype):
     dist = tfd.TransformedDistribution(_base(event_shape, dtype), flow)
     with tf.GradientTape() as tape:
       loss = -tf.reduce_mean(dist.log_prob(tf.identity(x)))
-    grads = tape.gradient(loss, variables)
-    for v, g in zip(variables, grads):
-      assert g is not None, f"{direction}: no gradient reaches {v.name}"
-      g = tf.convert_to_tensor(g).numpy()
-      assert np.all(np.isfinite(g)), (
-        f"{direction}: non-finite gradient for {v.name}"
-      )
-      assert np.any(g != 0), f"{direction}: zero gradient for {v.name}"
+    _assert_useful_gradients(
+      variables, tape.gradient(loss, variables), direction
+    )
 
 
 def check_gradients_compile(bijector, event_shape, dtype):
@@ -240,12 +223,11 @@ def check_gradients_compile(bijector, event_shape, dtype):
     ("bijector", "Invert(bijector)"), gradients(x), compiled
   ):
     for v, w, g in zip(variables, want, got):
-      np.testing.assert_allclose(
+      assert_close(
         tf.convert_to_tensor(g).numpy(),
         tf.convert_to_tensor(w).numpy(),
-        rtol=1e-4,
-        atol=1e-4,
-        err_msg=f"{direction}: {v.name}",
+        f"{direction}: {v.name}",
+        1e-4,
       )
 
 
@@ -287,12 +269,8 @@ def check_transformed_distribution(bijector, event_shape, dtype):
   expected = base.log_prob(z).numpy() - slogdet(
     dense_jacobian(chain.forward, z)
   )
-  np.testing.assert_allclose(
-    log_prob,
-    expected,
-    rtol=rtol,
-    atol=rtol,
-    err_msg="log_prob against the change of variables",
+  assert_close(
+    log_prob, expected, "log_prob against the change of variables", rtol
   )
 
 
@@ -400,12 +378,11 @@ def check_unknown_channels(case, bijector, dtype):
     for method in methods:
       traced = _traced_call(layer, method, spec)
       what = f"{method} with validate_args={validate_args}"
-      np.testing.assert_allclose(
+      assert_close(
         traced(right).numpy(),
         _call(layer, method, right).numpy(),
-        rtol=MODES_RTOL[dtype],
-        atol=MODES_RTOL[dtype],
-        err_msg=f"{what}, traced with unknown shape",
+        f"{what}, traced with unknown shape",
+        MODES_RTOL[dtype],
       )
       try:
         traced(wrong)
@@ -454,12 +431,11 @@ def _outputs(bijector, x, y):
 
 def _assert_same_outputs(got, want, dtype, what, methods=METHODS):
   for method, g, w in zip(methods, got, want, strict=True):
-    np.testing.assert_allclose(
+    assert_close(
       tf.convert_to_tensor(g).numpy(),
       tf.convert_to_tensor(w).numpy(),
-      rtol=MODES_RTOL[dtype],
-      atol=MODES_RTOL[dtype],
-      err_msg=f"{what}: {method}",
+      f"{what}: {method}",
+      MODES_RTOL[dtype],
     )
 
 
@@ -528,23 +504,22 @@ def check_mean_and_mode(bijector, event_shape, dtype):
       flow.forward(tf.identity(z)).numpy()
       for z in (tf.zeros_like(loc), loc, 2.0 * loc)
     )
-    np.testing.assert_allclose(
+    assert_close(
       f_m - f_0,
       (f_2m - f_0) / 2.0,
-      rtol=LOG_DET_RTOL[dtype],
-      atol=LOG_DET_RTOL[dtype],
-      err_msg=f"{direction}: not affine along the base's mean",
+      f"{direction}: not affine along the base's mean",
+      LOG_DET_RTOL[dtype],
     )
     mode = tf.identity(_attempt(f"{direction}: mode()", dist.mode))
     with tf.GradientTape() as tape:
       tape.watch(mode)
       log_prob = dist.log_prob(mode)
     slope = tape.gradient(log_prob, mode).numpy()
-    np.testing.assert_allclose(
+    assert_close(
       slope,
       np.zeros_like(slope),
-      atol=100 * LOG_DET_RTOL[dtype],
-      err_msg=f"{direction}: the gradient of log_prob at mode()",
+      f"{direction}: the gradient of log_prob at mode()",
+      100 * LOG_DET_RTOL[dtype],
     )
     mean = _attempt(f"{direction}: mean()", dist.mean).numpy()
     samples = dist.sample(MEAN_SAMPLES, seed=(3, 4)).numpy()
@@ -677,12 +652,11 @@ def check_composite_tensor(bijector, event_shape, dtype, xla=True):
     _assert_same_outputs(
       outputs, want[::2], dtype, f"{what}: {flow}", METHODS[::2]
     )
-  np.testing.assert_allclose(
+  assert_close(
     got[2].numpy(),
     dist.log_prob(tf.identity(x)).numpy(),
-    rtol=MODES_RTOL[dtype],
-    atol=MODES_RTOL[dtype],
-    err_msg=f"{what}: TransformedDistribution: log_prob",
+    f"{what}: TransformedDistribution: log_prob",
+    MODES_RTOL[dtype],
   )
   if not xla or bijector._type_spec._callable_params:
     return
@@ -750,31 +724,30 @@ def check_conditional(bijector, event_shape, dtype, conditional_inputs):
   for c in conditional_inputs:
     kwargs = {"conditional_input": c}
     y = bijector.forward(x, **kwargs)
-    np.testing.assert_allclose(
+    assert_close(
       bijector.inverse(tf.identity(y), **kwargs).numpy(),
       x.numpy(),
+      "conditional round trip x -> f -> f^-1",
+      atol,
       rtol=0,
-      atol=atol,
-      err_msg="conditional round trip x -> f -> f^-1",
     )
     z = bijector.inverse(x, **kwargs)
-    np.testing.assert_allclose(
+    assert_close(
       bijector.forward(tf.identity(z), **kwargs).numpy(),
       x.numpy(),
+      "conditional round trip x -> f^-1 -> f",
+      atol,
       rtol=0,
-      atol=atol,
-      err_msg="conditional round trip x -> f^-1 -> f",
     )
     log_prob = dist.log_prob(tf.identity(x), bijector_kwargs=kwargs).numpy()
     expected = base.log_prob(z).numpy() + slogdet(
       dense_jacobian(lambda v, kwargs=kwargs: bijector.inverse(v, **kwargs), x)
     )
-    np.testing.assert_allclose(
+    assert_close(
       log_prob,
       expected,
-      rtol=rtol,
-      atol=rtol,
-      err_msg="conditional log_prob against the change of variables",
+      "conditional log_prob against the change of variables",
+      rtol,
     )
     fldj = bijector.forward_log_det_jacobian(
       tf.identity(x), event_ndims=3, **kwargs
@@ -782,12 +755,11 @@ def check_conditional(bijector, event_shape, dtype, conditional_inputs):
     ildj = bijector.inverse_log_det_jacobian(
       tf.identity(y), event_ndims=3, **kwargs
     )
-    np.testing.assert_allclose(
+    assert_close(
       fldj.numpy(),
       -ildj.numpy(),
-      rtol=rtol,
-      atol=rtol,
-      err_msg="conditional fldj(x) against -ildj(f(x))",
+      "conditional fldj(x) against -ildj(f(x))",
+      rtol,
     )
     log_probs.append(log_prob)
   for i in range(len(log_probs)):
@@ -804,19 +776,17 @@ def check_conditional(bijector, event_shape, dtype, conditional_inputs):
   fresh = bijector.forward_log_det_jacobian(
     tf.identity(x), event_ndims=3, **second
   )
-  np.testing.assert_allclose(
+  assert_close(
     bijector.forward_log_det_jacobian(x, event_ndims=3, **second).numpy(),
     fresh.numpy(),
-    rtol=rtol,
-    atol=rtol,
-    err_msg="the cache gave another condition's fldj",
+    "the cache gave another condition's fldj",
+    rtol,
   )
-  np.testing.assert_allclose(
+  assert_close(
     bijector.inverse(y, **second).numpy(),
     bijector.inverse(tf.identity(y), **second).numpy(),
-    rtol=rtol,
-    atol=rtol,
-    err_msg="the cache gave another condition's inverse",
+    "the cache gave another condition's inverse",
+    rtol,
   )
   assert np.max(np.abs(bijector.inverse(y, **second) - x)) > 1e-3, (
     "the inverse under another condition gave back x"
@@ -832,13 +802,9 @@ def check_conditional(bijector, event_shape, dtype, conditional_inputs):
         for c in conditional_inputs
       ]
     )
-  for v, g in zip(variables, tape.gradient(loss, variables)):
-    assert g is not None, f"conditional: no gradient reaches {v.name}"
-    g = tf.convert_to_tensor(g).numpy()
-    assert np.all(np.isfinite(g)), (
-      f"conditional: non-finite gradient for {v.name}"
-    )
-    assert np.any(g != 0), f"conditional: zero gradient for {v.name}"
+  _assert_useful_gradients(
+    variables, tape.gradient(loss, variables), "conditional"
+  )
 
 
 def check_conditional_modes(bijector, event_shape, dtype, conditional_inputs):
@@ -866,10 +832,9 @@ def check_conditional_modes(bijector, event_shape, dtype, conditional_inputs):
       for what, want, got in zip(
         ("log_prob", "forward"), eager, compiled(x, z, c)
       ):
-        np.testing.assert_allclose(
+        assert_close(
           got.numpy(),
           want.numpy(),
-          rtol=MODES_RTOL[dtype],
-          atol=MODES_RTOL[dtype],
-          err_msg=f"conditional, {mode}: {what}",
+          f"conditional, {mode}: {what}",
+          MODES_RTOL[dtype],
         )

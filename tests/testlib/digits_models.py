@@ -32,18 +32,36 @@ def digits():
   return load_digits().images.astype(np.uint8)[..., None]
 
 
-def make_model(mixing="emerging", seed=0, learning_rate=2e-3):
-  # Periodic kernels need the last level to be 3x3 at least: one level.
-  levels = 1 if mixing == "periodic" else 2
-  glow = flows.Glow(
-    (8, 8, 1),
-    num_levels=levels,
-    num_steps=1,
+def glow(
+  mixing="emerging",
+  image_shape=(8, 8, 1),
+  num_levels=None,
+  num_steps=1,
+  hidden_channels=16,
+  seed=0,
+  **options,
+):
+  """A small `flows.Glow`, on the digits' `[8, 8, 1]` images by default.
+
+  `num_levels` by default: two (with a split prior), or one for periodic
+  mixing, whose kernels need the last level to be 3x3 at least. `options`
+  are further `flows.Glow` arguments.
+  """
+  if num_levels is None:
+    num_levels = 1 if mixing == "periodic" else 2
+  return flows.Glow(
+    image_shape,
+    num_levels=num_levels,
+    num_steps=num_steps,
     mixing=mixing,
-    hidden_channels=16,
+    hidden_channels=hidden_channels,
     seed=seed,
+    **options,
   )
-  model = tfe_keras.FlowModel(glow, num_bins=NUM_BINS)
+
+
+def make_model(mixing="emerging", seed=0, learning_rate=2e-3):
+  model = tfe_keras.FlowModel(glow(mixing, seed=seed), num_bins=NUM_BINS)
   model.compile(
     optimizer=keras.optimizers.Adam(tfe_keras.WarmupSchedule(learning_rate, 10))
   )

@@ -6,13 +6,6 @@ import tensorflow as tf
 
 from tests.testlib import contract
 
-METHODS = (
-  "forward",
-  "inverse",
-  "forward_log_det_jacobian",
-  "inverse_log_det_jacobian",
-)
-
 
 def assert_bad_assignment_fails(layer, variable, bad_value, name, event_shape):
   """`layer` has `validate_args=True`: every direction and log-det, eager and
@@ -27,13 +20,13 @@ def assert_bad_assignment_fails(layer, variable, bad_value, name, event_shape):
     return getattr(layer, method)(tf.identity(x), **kwargs)
 
   traced = tf.function(lambda z: layer.forward(z))
-  for method in METHODS:
+  for method in contract.METHODS:
     call(method)
   traced(x)
   good = variable.numpy()
   variable.assign(bad_value)
   try:
-    for method in METHODS:
+    for method in contract.METHODS:
       with pytest.raises(tf.errors.InvalidArgumentError, match=f"`{name}`"):
         call(method)
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"`{name}`"):

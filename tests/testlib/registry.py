@@ -31,19 +31,19 @@ def trained(shape, scale, seed, dtype):
   )
 
 
+def build(cls, arguments):
+  """`cls` called with a maker's `arguments`, its `locals()` on entry: its
+  parameters, named as `cls`'s, with those of `arguments["overrides"]` (a
+  case's constructor overrides, e.g. a bad argument) put over the others."""
+  arguments = dict(arguments)
+  overrides = arguments.pop("overrides")
+  return cls(**{**arguments, **overrides})
+
+
 def autoregressive(
   dtype, kernel_size, dilation, order, solver, channels=3, **overrides
 ):
-  kwargs = dict(
-    channels=channels,
-    kernel_size=kernel_size,
-    dilation=dilation,
-    order=order,
-    solver=solver,
-    dtype=dtype,
-  )
-  kwargs.update(overrides)
-  layer = bijectors.AutoregressiveConv2D(**kwargs)
+  layer = build(bijectors.AutoregressiveConv2D, locals())
   m = (layer.kernel_size + 1) // 2
   if "kernel" not in overrides:
     layer.kernel.assign(trained(layer.kernel.shape, 0.25 / m, 11, layer.dtype))
@@ -52,15 +52,7 @@ def autoregressive(
 
 
 def emerging(dtype, kernel_size, dilation, solver, channels=3, **overrides):
-  kwargs = dict(
-    channels=channels,
-    kernel_size=kernel_size,
-    dilation=dilation,
-    solver=solver,
-    dtype=dtype,
-  )
-  kwargs.update(overrides)
-  layer = bijectors.EmergingConv2D(**kwargs)
+  layer = build(bijectors.EmergingConv2D, locals())
   for seed, part in enumerate(layer.bijectors):
     m = (part.kernel_size + 1) // 2
     part.kernel.assign(
@@ -111,7 +103,7 @@ for k, d, solver in [
 
 
 def actnorm(dtype, channels=3, **overrides):
-  layer = bijectors.ActNorm(channels=channels, dtype=dtype, **overrides)
+  layer = build(bijectors.ActNorm, locals())
   if "bias" not in overrides:
     layer.bias.assign(trained([layer.channels], 0.5, 40, layer.dtype))
     layer.log_scale.assign(trained([layer.channels], 0.4, 41, layer.dtype))
@@ -119,12 +111,8 @@ def actnorm(dtype, channels=3, **overrides):
   return layer
 
 
-def coupling(dtype, channels=3, kernel_size=3, **overrides):
-  kwargs = dict(
-    channels=channels, hidden_channels=4, kernel_size=kernel_size, dtype=dtype
-  )
-  kwargs.update(overrides)
-  layer = bijectors.AffineCoupling(**kwargs)
+def coupling(dtype, channels=3, kernel_size=3, hidden_channels=4, **overrides):
+  layer = build(bijectors.AffineCoupling, locals())
   for seed, (key, weight) in enumerate(sorted(layer.weights.items())):
     if key not in overrides:
       weight.assign(trained(weight.shape, 0.3, 50 + seed, layer.dtype))
@@ -163,15 +151,12 @@ def keras_coupling_network(channels, dtype, seed=60):
   )
 
 
-def coupling_with_network(dtype, channels=3, **overrides):
-  network_dtype = dtype if dtype.is_floating else tf.float32
-  kwargs = dict(
-    channels=channels,
-    dtype=dtype,
-    network=keras_coupling_network(channels, network_dtype),
-  )
-  kwargs.update(overrides)
-  return bijectors.AffineCoupling(**kwargs)
+def coupling_with_network(dtype, channels=3, network=None, **overrides):
+  if network is None:
+    network = keras_coupling_network(
+      channels, dtype if dtype.is_floating else tf.float32
+    )
+  return build(bijectors.AffineCoupling, locals())
 
 
 CASES.append(
@@ -211,14 +196,7 @@ def rotation(channels, seed):
 
 
 def periodic(dtype, kernel_size, forward_path, channels=3, **overrides):
-  kwargs = dict(
-    channels=channels,
-    kernel_size=kernel_size,
-    forward_path=forward_path,
-    dtype=dtype,
-  )
-  kwargs.update(overrides)
-  layer = bijectors.PeriodicConv2D(**kwargs)
+  layer = build(bijectors.PeriodicConv2D, locals())
   if "kernel" not in overrides:
     # Taps of 0.3 / k around a scaled rotation: per-frequency condition
     # numbers about 5 on the contract's images.
@@ -241,14 +219,7 @@ def conv1x1(dtype, parameterization, channels=3, **overrides):
   )
   if parameterization == "plain":
     matrix = tf.Variable(matrix, dtype=dtype if dtype.is_floating else None)
-  kwargs = dict(
-    channels=channels,
-    parameterization=parameterization,
-    matrix=matrix,
-    dtype=dtype,
-  )
-  kwargs.update(overrides)
-  return bijectors.Conv1x1(**kwargs)
+  return build(bijectors.Conv1x1, locals())
 
 
 # Odd and even kernel sizes, heights and widths; both forward routes (the
@@ -293,3 +264,12 @@ for parameterization in ("qr", "lu", "plain"):
       check_jacobian=structure.assert_block_diagonal,
     )
   )
+
+
+def cases_named(*names):
+  """The registered cases called `names`, in the registry's order; a name
+  that no case has (a case renamed) fails at once."""
+  found = [case for case in CASES if case.name in names]
+  missing = set(names) - {case.name for case in found}
+  assert not missing, f"no registered case is called {sorted(missing)}"
+  return found

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tests.testlib import digits_models
 from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 
@@ -23,20 +24,9 @@ keras = tfe_keras.keras
 
 
 def make_model(mixing):
-  """A tiny FlowModel with every variable moved off its initial value.
-
-  Periodic kernels need the last level to be 3x3 at least: one level there;
-  two levels (with a split prior) otherwise.
-  """
-  levels = 1 if mixing == "periodic" else 2
-  glow = flows.Glow(
-    (8, 8, 1),
-    num_levels=levels,
-    num_steps=1,
-    mixing=mixing,
-    hidden_channels=8,
-    seed=3,
-  )
+  """A tiny FlowModel with every variable moved off its initial value (two
+  levels, one for periodic mixing: `digits_models.glow`)."""
+  glow = digits_models.glow(mixing, hidden_channels=8, seed=3)
   glow.initialize(tf.random.stateless_uniform([16, 8, 8, 1], [1, 2]) - 0.5)
   rng = np.random.default_rng(0)
   for v in glow.trainable_variables:
@@ -97,14 +87,7 @@ def test_sample_based_loss_trains_under_xla_as_eagerly():
   target = tfp.distributions.Normal(0.3, 0.7)
 
   def make_glow():
-    glow = flows.Glow(
-      (8, 8, 1),
-      num_levels=1,
-      num_steps=1,
-      mixing="emerging",
-      hidden_channels=4,
-      seed=5,
-    )
+    glow = digits_models.glow(num_levels=1, hidden_channels=4, seed=5)
     glow.initialize(tf.random.stateless_uniform([8, 8, 8, 1], [3, 4]) - 0.5)
     return glow
 

@@ -168,6 +168,31 @@ def record(
   )
 
 
+# What `targets.check` makes of the records of
+# `test_targets_read_the_ratios_the_right_way_round`: each target, then what
+# it measured and whether that met it.
+EXPECTED_ROWS = """\
+[no xla] EmergingConv2D forward <= 1.15x dense 3x3 conv2d at 16x32x32x12
+  1.60x, met: False
+[no xla] EmergingConv2D inverse (auto) <= 2x its forward at 16x32x32x12
+  3.00x, met: False
+[xla] EmergingConv2D inverse (auto) <= 2x its forward at 16x32x32x12
+  2.50x, met: False
+[no xla] PeriodicConv2D inverse <= 2x its forward at 4x64x64x12
+  2.01x, met: False
+[xla] PeriodicConv2D[frozen] inverse <= 1.5x its forward at 16x32x32x12
+  1.49x, met: True
+[no xla] PeriodicConv2D[frozen] inverse <= 1.5x its forward at 16x32x32x12
+  not measured, met: None
+[xla] Glow[digits, emerging, frozen] sample <= 1.25x the frozen 1x1's
+  1.20x, met: True
+[xla] Glow[digits, periodic, frozen] sample <= 1.25x the frozen 1x1's
+  not measured, met: None
+[no xla] EmergingConv2D inverse (auto) <= 2x its forward at 64x32x32x48
+  not measured, met: None
+"""
+
+
 def test_targets_read_the_ratios_the_right_way_round():
   rows = {
     target: (measured, met)
@@ -190,33 +215,14 @@ def test_targets_read_the_ratios_the_right_way_round():
       ]
     )
   }
-  assert rows[
-    "[no xla] EmergingConv2D forward <= 1.15x dense 3x3 conv2d at 16x32x32x12"
-  ] == ("1.60x", False)
-  assert rows[
-    "[no xla] EmergingConv2D inverse (auto) <= 2x its forward at 16x32x32x12"
-  ] == ("3.00x", False)
-  assert rows[
-    "[xla] EmergingConv2D inverse (auto) <= 2x its forward at 16x32x32x12"
-  ] == ("2.50x", False)
-  assert rows[
-    "[no xla] PeriodicConv2D inverse <= 2x its forward at 4x64x64x12"
-  ] == ("2.01x", False)
-  assert rows[
-    "[xla] PeriodicConv2D[frozen] inverse <= 1.5x its forward at 16x32x32x12"
-  ] == ("1.49x", True)
-  assert rows[
-    "[no xla] PeriodicConv2D[frozen] inverse <= 1.5x its forward at 16x32x32x12"
-  ] == ("not measured", None)
-  assert rows[
-    "[xla] Glow[digits, emerging, frozen] sample <= 1.25x the frozen 1x1's"
-  ] == ("1.20x", True)
-  assert rows[
-    "[xla] Glow[digits, periodic, frozen] sample <= 1.25x the frozen 1x1's"
-  ] == ("not measured", None)
-  assert rows[
-    "[no xla] EmergingConv2D inverse (auto) <= 2x its forward at 64x32x32x48"
-  ] == ("not measured", None)
+  targets_named = EXPECTED_ROWS.splitlines()[::2]
+  assert (
+    "".join(
+      f"{target}\n  {rows[target][0]}, met: {rows[target][1]}\n"
+      for target in targets_named
+    )
+    == EXPECTED_ROWS
+  )
 
 
 def test_each_mode_gets_its_own_table():

@@ -34,12 +34,11 @@ def assert_same_maps(frozen, bijector, event_shape, dtype, **kwargs):
     extra = {"event_ndims": 3} if method.endswith("jacobian") else {}
     want = getattr(bijector, method)(tf.identity(z), **extra, **kwargs)
     got = getattr(frozen, method)(tf.identity(z), **extra, **kwargs)
-    np.testing.assert_allclose(
+    contract.assert_close(
       got.numpy(),
       want.numpy(),
-      rtol=SAME_RTOL[dtype],
-      atol=SAME_RTOL[dtype],
-      err_msg=f"frozen {method} against the bijector's",
+      f"frozen {method} against the bijector's",
+      SAME_RTOL[dtype],
     )
 
 

@@ -135,13 +135,39 @@ def _diagonally_dominant(taps, smallest, ratio):
   return taps * (ratio * smallest / total) if total > 0 else taps
 
 
+@dataclasses.dataclass
+class _Common:
+  """What every layer family draws first: a generator seeded by `seed`, the
+  shapes and dtype of its `Drawn`, and whether its parameters are given as
+  `tf.Variable`s (else as arrays)."""
+
+  rng: np.random.Generator
+  event_shape: list
+  batch_shape: list
+  dtype: tf.DType
+  seed: int
+  variables: bool
+
+  @property
+  def channels(self):
+    return self.event_shape[-1]
+
+  def parameter(self, dtype, value):
+    """`value` in `dtype`, in a new `tf.Variable` if drawn so."""
+    value = _as(dtype, value)
+    return tf.Variable(value) if self.variables else value
+
+  def drawn(self, make):
+    return Drawn(
+      make, self.event_shape, self.batch_shape, self.dtype, self.seed
+    )
+
+
 @st.composite
 def _common(draw, channels=CHANNELS):
-  """`(rng, event_shape, batch_shape, dtype, seed, variables)`: whether the
-  parameters are given as `tf.Variable`s (else as arrays)."""
   seed = draw(SEEDS)
   event = [draw(SIDES), draw(SIDES), draw(channels)]
-  return (
+  return _Common(
     np.random.default_rng(seed),
     event,
     draw(BATCH_SHAPES),
@@ -155,29 +181,19 @@ def _as(dtype, value):
   return np.asarray(value).astype(dtype.as_numpy_dtype)
 
 
-def _parameter(dtype, value, variable):
-  """`value` in `dtype`, in a new `tf.Variable` if `variable`."""
-  value = _as(dtype, value)
-  return tf.Variable(value) if variable else value
-
-
 @st.composite
 def actnorm(draw):
-  rng, event, batch, dtype, seed, variables = draw(_common())
-  c = event[-1]
-  bias = rng.normal(0.0, 1.0, c)
-  log_scale = rng.uniform(-1.0, 1.0, c)
-  return Drawn(
+  common = draw(_common())
+  c = common.channels
+  bias = common.rng.normal(0.0, 1.0, c)
+  log_scale = common.rng.uniform(-1.0, 1.0, c)
+  return common.drawn(
     lambda dt: bijectors.ActNorm(
       c,
-      bias=_parameter(dt, bias, variables),
-      log_scale=_parameter(dt, log_scale, variables),
+      bias=common.parameter(dt, bias),
+      log_scale=common.parameter(dt, log_scale),
       dtype=dt,
-    ),
-    event,
-    batch,
-    dtype,
-    seed,
+    )
   )
 
 
@@ -197,76 +213,64 @@ def _masked_values(rng, channels, kernel_size, order, ratio):
 
 
 @st.composite
-def autoregressive(draw, order, solver):
-  rng, event, batch, dtype, seed, variables = draw(_common())
-  c = event[-1]
+def _masked_layers(draw, orders, solver):
+  """`(common, make_part)`: `make_part(dt, i)` is the masked convolution of
+  `orders[i]` with its drawn values (kernel size and dilation shared)."""
+  common = draw(_common())
+  c = common.channels
   kernel_size = draw(st.sampled_from([1, 3, 5]))
   dilation = draw(st.integers(1, 3))
-  kernel, log_diagonal = _masked_values(
-    rng, c, kernel_size, order, draw(st.floats(0.0, 0.9))
-  )
-  return Drawn(
-    lambda dt: bijectors.AutoregressiveConv2D(
+  parts = [
+    _masked_values(common.rng, c, kernel_size, order, draw(st.floats(0.0, 0.9)))
+    for order in orders
+  ]
+
+  def make_part(dt, i):
+    kernel, log_diagonal = parts[i]
+    return bijectors.AutoregressiveConv2D(
       c,
       kernel_size,
-      order=order,
+      order=orders[i],
       dilation=dilation,
       solver=solver,
-      kernel=_parameter(dt, kernel, variables),
-      log_diagonal=_parameter(dt, log_diagonal, variables),
+      kernel=common.parameter(dt, kernel),
+      log_diagonal=common.parameter(dt, log_diagonal),
       dtype=dt,
-    ),
-    event,
-    batch,
-    dtype,
-    seed,
-  )
+    )
+
+  return common, make_part
+
+
+@st.composite
+def autoregressive(draw, order, solver):
+  common, make_part = draw(_masked_layers((order,), solver))
+  return common.drawn(lambda dt: make_part(dt, 0))
 
 
 @st.composite
 def emerging(draw, solver):
-  rng, event, batch, dtype, seed, variables = draw(_common())
-  c = event[-1]
-  kernel_size = draw(st.sampled_from([1, 3, 5]))
-  dilation = draw(st.integers(1, 3))
-  parts = [
-    _masked_values(rng, c, kernel_size, order, draw(st.floats(0.0, 0.9)))
-    for order in ("top_left", "bottom_right")
-  ]
+  common, make_part = draw(_masked_layers(("top_left", "bottom_right"), solver))
 
   def make(dt):
-    first, second = (
-      bijectors.AutoregressiveConv2D(
-        c,
-        kernel_size,
-        order=order,
-        dilation=dilation,
-        solver=solver,
-        kernel=_parameter(dt, kernel, variables),
-        log_diagonal=_parameter(dt, log_diagonal, variables),
-        dtype=dt,
-      )
-      for order, (kernel, log_diagonal) in zip(
-        ("top_left", "bottom_right"), parts
-      )
-    )
+    first, second = make_part(dt, 0), make_part(dt, 1)
     return bijectors.EmergingConv2D(
-      c,
-      kernel_size,
-      dilation,
+      common.channels,
+      first.kernel_size,
+      first.dilation,
       solver=solver,
       first=first,
       second=second,
       dtype=dt,
     )
 
-  return Drawn(make, event, batch, dtype, seed)
+  return common.drawn(make)
 
 
 @st.composite
 def periodic(draw, forward_path):
-  rng, event, batch, dtype, seed, variables = draw(_common())
-  h, w, c = event
+  common = draw(_common())
+  rng = common.rng
+  h, w, c = common.event_shape
   kernel_size = draw(st.integers(1, min(h, w)))
   p = (kernel_size - 1) // 2
   kernel = rng.normal(size=[kernel_size, kernel_size, c, c])
@@ -276,81 +280,59 @@ def periodic(draw, forward_path):
     kernel, singular_values.min(), draw(st.floats(0.0, 0.9))
   )
   kernel[p, p] = _orthogonal(rng, c) * singular_values
-  return Drawn(
+  return common.drawn(
     lambda dt: bijectors.PeriodicConv2D(
       c,
       kernel_size,
-      kernel=_parameter(dt, kernel, variables),
+      kernel=common.parameter(dt, kernel),
       forward_path=forward_path,
       dtype=dt,
-    ),
-    event,
-    batch,
-    dtype,
-    seed,
+    )
   )
 
 
 @st.composite
 def conv1x1(draw, parameterization):
-  rng, event, batch, dtype, seed, variables = draw(_common())
-  c = event[-1]
+  common = draw(_common())
+  rng, c = common.rng, common.channels
   singular_values = np.exp(rng.uniform(-1.0, 1.0, c))
   perturbation = _diagonally_dominant(
     rng.normal(size=[c, c]), singular_values.min(), draw(st.floats(0.0, 0.9))
   )
   matrix = _orthogonal(rng, c) * singular_values + perturbation
-  return Drawn(
+  return common.drawn(
     lambda dt: bijectors.Conv1x1(
-      c, parameterization, matrix=_parameter(dt, matrix, variables), dtype=dt
-    ),
-    event,
-    batch,
-    dtype,
-    seed,
+      c, parameterization, matrix=common.parameter(dt, matrix), dtype=dt
+    )
   )
 
 
 @st.composite
 def affine_coupling(draw):
-  rng, event, batch, dtype, seed, variables = draw(
-    _common(channels=st.integers(2, 4))
-  )
-  c = event[-1]
+  common = draw(_common(channels=st.integers(2, 4)))
+  c = common.channels
   hidden = draw(st.integers(1, 4))
   kernel_size = draw(st.sampled_from([1, 3]))
   scale = draw(st.floats(0.05, 0.3))
-  c_a, c_b = c // 2, c - c // 2
-  shapes = dict(
-    hidden_kernel=[kernel_size, kernel_size, c_a, hidden],
-    hidden_bias=[hidden],
-    middle_kernel=[1, 1, hidden, hidden],
-    middle_bias=[hidden],
-    output_kernel=[kernel_size, kernel_size, hidden, 2 * c_b],
-    output_bias=[2 * c_b],
-  )
+  # The values are drawn; their shapes are those of a default coupling's.
+  default = bijectors.AffineCoupling(c, hidden, kernel_size)
   weights = {
-    key: rng.normal(0.0, scale, shape) for key, shape in shapes.items()
+    key: common.rng.normal(0.0, scale, tuple(weight.shape))
+    for key, weight in default.weights.items()
   }
   # Positive biases keep units of both hidden layers active at some pixels:
   # the log-det then varies with `x`, as it does in a trained coupling (a
   # dead network's is constant, which the coupling does not declare).
   for key in ("hidden_bias", "middle_bias"):
     weights[key] = np.abs(weights[key]) + scale
-  return Drawn(
+  return common.drawn(
     lambda dt: bijectors.AffineCoupling(
       c,
       hidden,
       kernel_size,
       dtype=dt,
-      **{
-        key: _parameter(dt, value, variables) for key, value in weights.items()
-      },
-    ),
-    event,
-    batch,
-    dtype,
-    seed,
+      **{key: common.parameter(dt, value) for key, value in weights.items()},
+    )
   )
 
 
@@ -619,6 +601,16 @@ def actnorm_arguments(draw):
   )
 
 
+# What both masked layers refuse alike.
+MASKED_BAD_ARGUMENTS = dict(
+  channels=NOT_POSITIVE_INTS,
+  kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
+  dilation=NOT_POSITIVE_INTS,
+  solver=_not_one_of(autoregressive_ops.SOLVERS),
+  dtype=NOT_FLOAT_DTYPES,
+)
+
+
 @st.composite
 def autoregressive_arguments(draw):
   c, k = draw(CHANNELS), draw(st.sampled_from([1, 3, 5]))
@@ -628,12 +620,8 @@ def autoregressive_arguments(draw):
     dict(channels=c, kernel_size=k),
     draw(
       _bad(
-        channels=NOT_POSITIVE_INTS,
-        kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
-        dilation=NOT_POSITIVE_INTS,
+        **MASKED_BAD_ARGUMENTS,
         order=_not_one_of(autoregressive_conv2d.ORDERS),
-        solver=_not_one_of(autoregressive_ops.SOLVERS),
-        dtype=NOT_FLOAT_DTYPES,
         kernel=_wrong_shapes([m, m, c, c]),
         log_diagonal=_wrong_shapes([c]),
       )
@@ -654,17 +642,7 @@ def emerging_arguments(draw):
   return (
     bijectors.EmergingConv2D,
     dict(channels=c, kernel_size=k),
-    draw(
-      _bad(
-        channels=NOT_POSITIVE_INTS,
-        kernel_size=st.one_of(NOT_POSITIVE_INTS, EVEN_SIZES),
-        dilation=NOT_POSITIVE_INTS,
-        solver=_not_one_of(autoregressive_ops.SOLVERS),
-        dtype=NOT_FLOAT_DTYPES,
-        first=wrong_part,
-        second=wrong_part,
-      )
-    ),
+    draw(_bad(**MASKED_BAD_ARGUMENTS, first=wrong_part, second=wrong_part)),
   )
 
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tests.testlib import contract
+from tests.testlib import digits_models
 from tests.testlib import registry
 from tfp_emerging import bijectors
 from tfp_emerging import flows
@@ -104,13 +105,8 @@ def test_round_trip_and_batch_shapes(mixing):
 
 
 def test_structure_and_variables():
-  glow = flows.Glow(
-    (8, 8, 3),
-    num_levels=3,
-    num_steps=2,
-    mixing="emerging",
-    hidden_channels=5,
-    seed=0,
+  glow = digits_models.glow(
+    "emerging", (8, 8, 3), num_levels=3, num_steps=2, hidden_channels=5
   )
   channels = [[layer.channels for layer in layers] for layers in glow.steps]
   # Squeezed channels per level: 12, then half of 12 times 4, and so on.
@@ -132,9 +128,7 @@ def test_structure_and_variables():
 
 def test_new_flow_latent_is_standardised_by_initialisation():
   """After the data-dependent init, the latent of the init batch is ~N(0, 1)."""
-  glow = flows.Glow(
-    (8, 8, 1), num_levels=2, num_steps=1, mixing="lu", hidden_channels=4, seed=0
-  )
+  glow = digits_models.glow("lu", hidden_channels=4)
   x = contract.random([64, 8, 8, 1], tf.float32, seed=3) * 0.2 + 0.1
   glow.initialize(x)
   z = glow.inverse(x).numpy()
@@ -179,14 +173,7 @@ def test_custom_mixing_callable():
     made.append(channels)
     return bijectors.Conv1x1(channels, "lu", seed=seed, dtype=dtype)
 
-  glow = flows.Glow(
-    (4, 4, 1),
-    num_levels=2,
-    num_steps=1,
-    mixing=mixing,
-    hidden_channels=3,
-    seed=0,
-  )
+  glow = digits_models.glow(mixing, (4, 4, 1), hidden_channels=3)
   assert made == [4, 8]
   assert type(glow.steps[1][1]) is bijectors.Conv1x1
 
@@ -272,11 +259,10 @@ def test_shapes_unknown_at_trace_time_are_checked_at_run_time():
   level on 2x2x1 images: each trace of the flow costs seconds."""
 
   def make(dtype, **overrides):
-    glow = flows.Glow(
+    glow = digits_models.glow(
+      "qr",
       (2, 2, 1),
       num_levels=1,
-      num_steps=1,
-      mixing="qr",
       hidden_channels=2,
       seed=3,
       dtype=dtype,
@@ -443,15 +429,8 @@ def test_label_enters_as_documented():
 def test_new_conditional_glow_is_standard_normal_for_every_label():
   """Class terms start at zero: after the data-dependent init, the latent of
   the init batch is the same for every label."""
-  glow = flows.Glow(
-    (8, 8, 1),
-    num_levels=2,
-    num_steps=1,
-    mixing="lu",
-    hidden_channels=4,
-    num_classes=NUM_CLASSES,
-    condition_couplings=True,
-    seed=0,
+  glow = digits_models.glow(
+    "lu", hidden_channels=4, num_classes=NUM_CLASSES, condition_couplings=True
   )
   x = contract.random([32, 8, 8, 1], tf.float32, seed=3) * 0.2 + 0.1
   glow.initialize(x, conditional_input=np.arange(32) % NUM_CLASSES)
@@ -583,17 +562,9 @@ def test_custom_coupling_network_replaces_the_default_and_is_tracked():
       ]
     )
 
-  default = flows.Glow(
-    (8, 8, 1), num_levels=2, num_steps=1, mixing="lu", hidden_channels=4, seed=0
-  )
-  glow = flows.Glow(
-    (8, 8, 1),
-    num_levels=2,
-    num_steps=1,
-    mixing="lu",
-    hidden_channels=4,
-    seed=0,
-    coupling_network_fn=coupling_network_fn,
+  default = digits_models.glow("lu", hidden_channels=4)
+  glow = digits_models.glow(
+    "lu", hidden_channels=4, coupling_network_fn=coupling_network_fn
   )
   # Squeezed: 4x4x4 (C_a = 2, 2 C_b = 4), then 2x2x8.
   assert made == [
@@ -634,13 +605,10 @@ def test_fit_trains_the_custom_coupling_network():
     )
     return network[-1]
 
-  glow = flows.Glow(
-    (8, 8, 1),
+  glow = digits_models.glow(
+    "lu",
     num_levels=1,
-    num_steps=1,
-    mixing="lu",
     hidden_channels=4,
-    seed=0,
     coupling_network_fn=coupling_network_fn,
   )
   model = tfe_keras.FlowModel(glow, num_bins=17)
@@ -674,13 +642,8 @@ def test_first_log_prob_initialises_every_actnorm_in_order(mode):
   """As tfb.Glow: the first density evaluation is the data-dependent init."""
 
   def new_glow():
-    return flows.Glow(
-      (8, 8, 1),
-      num_levels=1,
-      num_steps=2,
-      mixing="lu",
-      hidden_channels=4,
-      seed=0,
+    return digits_models.glow(
+      "lu", num_levels=1, num_steps=2, hidden_channels=4
     )
 
   glow = new_glow()
@@ -730,14 +693,7 @@ def test_first_log_prob_initialises_every_actnorm_in_order(mode):
 
 
 def test_sampling_an_uninitialised_flow_raises():
-  glow = flows.Glow(
-    (4, 4, 1),
-    num_levels=1,
-    num_steps=1,
-    mixing="1x1",
-    hidden_channels=4,
-    seed=0,
-  )
+  glow = digits_models.glow("1x1", (4, 4, 1), num_levels=1, hidden_channels=4)
   z = glow.base_distribution().sample(2, seed=[1, 2])
   with pytest.raises(tf.errors.InvalidArgumentError, match="not initialised"):
     glow.forward(z)

@@ -275,24 +275,17 @@ def test_fit_trains_every_variable_of_a_custom_coupling_network(
 # The command line.
 
 
+def _tiny(command, *switches, **options):
+  """The exit code of `tfp-emerging <command>` with the `TINY` flow's
+  flags, `switches` (e.g. `"--conditional"`) and `options` as flags."""
+  return cli.main([command, *switches, *runs.flags(**options), *TINY])
+
+
 @pytest.fixture(scope="module")
 def conditional_run(digits_npz, tmp_path_factory):
   run = str(tmp_path_factory.mktemp("runs") / "conditional")
   assert (
-    cli.main(
-      [
-        "train",
-        "--dataset",
-        digits_npz,
-        "--conditional",
-        "--epochs",
-        "1",
-        "--out",
-        run,
-      ]
-      + TINY
-    )
-    == 0
+    _tiny("train", "--conditional", dataset=digits_npz, epochs=1, out=run) == 0
   )
   return run
 
@@ -317,17 +310,7 @@ def test_conditional_run_has_rows_per_class(conditional_run, tmp_path, capsys):
   capsys.readouterr()
   assert (
     cli.main(
-      [
-        "sample",
-        "--run",
-        conditional_run,
-        "--classes",
-        "3,7",
-        "--n",
-        "5",
-        "--out",
-        out,
-      ]
+      ["sample", *runs.flags(run=conditional_run, classes="3,7", n=5, out=out)]
     )
     == 0
   )
@@ -357,33 +340,18 @@ def test_conditional_command_line_errors(
     )
   capsys.readouterr()
   assert (
-    cli.main(
-      [
-        "train",
-        "--dataset",
-        unlabelled,
-        "--conditional",
-        "--out",
-        str(tmp_path / "a"),
-      ]
-      + TINY
-    )
+    _tiny("train", "--conditional", dataset=unlabelled, out=str(tmp_path / "a"))
     == 2
   )
   err = capsys.readouterr().err
   assert "unlabelled.npz: has no class labels" in err and "labels" in err
   assert not os.path.exists(tmp_path / "a")
   assert (
-    cli.main(
-      [
-        "train",
-        "--dataset",
-        digits_npz,
-        "--no-condition-couplings",
-        "--out",
-        str(tmp_path / "b"),
-      ]
-      + TINY
+    _tiny(
+      "train",
+      "--no-condition-couplings",
+      dataset=digits_npz,
+      out=str(tmp_path / "b"),
     )
     == 2
   )
@@ -411,12 +379,7 @@ def test_conditional_command_line_errors(
     )
   # --conditional cannot be switched on when resuming an unconditional run.
   plain = str(tmp_path / "plain")
-  assert (
-    cli.main(
-      ["train", "--dataset", digits_npz, "--epochs", "1", "--out", plain] + TINY
-    )
-    == 0
-  )
+  assert _tiny("train", dataset=digits_npz, epochs=1, out=plain) == 0
   capsys.readouterr()
   assert (
     cli.main(
@@ -436,19 +399,13 @@ def test_conditional_runs_resume_and_keep_only_prior_conditioning(
 ):
   run = str(tmp_path / "priors")
   assert (
-    cli.main(
-      [
-        "train",
-        "--dataset",
-        digits_npz,
-        "--conditional",
-        "--no-condition-couplings",
-        "--epochs",
-        "1",
-        "--out",
-        run,
-      ]
-      + TINY
+    _tiny(
+      "train",
+      "--conditional",
+      "--no-condition-couplings",
+      dataset=digits_npz,
+      epochs=1,
+      out=run,
     )
     == 0
   )
@@ -464,20 +421,7 @@ def test_demo_conditional_grid_has_a_row_per_digit(
 ):
   run = str(tmp_path / "demo")
   assert (
-    cli.main(
-      [
-        "demo",
-        "--conditional",
-        "--dataset",
-        digits_npz,
-        "--epochs",
-        "1",
-        "--out",
-        run,
-      ]
-      + TINY
-    )
-    == 0
+    _tiny("demo", "--conditional", dataset=digits_npz, epochs=1, out=run) == 0
   )
   out = capsys.readouterr().out
   assert "demo: class-conditional emerging Glow" in out
@@ -494,20 +438,7 @@ def test_conditional_on_a_supervised_tensorflow_dataset(tmp_path, capsys):
   run = str(tmp_path / "mnist")
   with mock_tfds("mnist", {"train": 64, "test": 32}):
     assert (
-      cli.main(
-        [
-          "train",
-          "--dataset",
-          "mnist",
-          "--conditional",
-          "--epochs",
-          "1",
-          "--out",
-          run,
-        ]
-        + TINY
-      )
-      == 0
+      _tiny("train", "--conditional", dataset="mnist", epochs=1, out=run) == 0
     )
   config = training.read_config(run)
   assert config.num_classes == 10 and config.image_shape == [28, 28, 1]
