@@ -125,7 +125,7 @@ def numpy_bits_per_dim(log_prob, num_bins, num_dims=64):
 
 def test_exported_model_reloads_without_the_package(tmp_path):
   model = trained_looking_model()
-  module = export.export(model, str(tmp_path / "saved"))
+  module = export.export(model.discrete_flow, str(tmp_path / "saved"))
   x = (np.random.default_rng(2).random((4, 8, 8, 1)) - 0.5).astype(np.float32)
   got = reload_in_fresh_process(tmp_path / "saved", x, tmp_path)
   expected = model.distribution.log_prob(x).numpy()

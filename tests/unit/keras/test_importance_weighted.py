@@ -45,23 +45,34 @@ def digits_model(digits_npz):
   return model, dataset
 
 
+def _dequantized(batches):
+  """The pipeline's batches' draws dequantised by hand, `x = (k + u) / B -
+  1/2` `[N, K, 8, 8, 1]`, and their weights `[N]`."""
+  k = np.concatenate([b[pipeline.LEVELS].numpy() for b in batches])
+  u = np.concatenate([b[pipeline.NOISE].numpy() for b in batches])
+  weight = np.concatenate([b[pipeline.WEIGHT].numpy() for b in batches])
+  x = (k[:, None] + u) / np.float32(NUM_BINS) - np.float32(0.5)
+  return x.astype(np.float32), weight
+
+
 def test_evaluation_batches_carry_k_draws_the_first_the_usual_one(digits_model):
   _, dataset = digits_model
   one = next(iter(pipeline.test_batches(dataset, 32, seed=5)))
   four = next(iter(pipeline.test_batches(dataset, 32, seed=5, num_samples=4)))
-  x1, x4 = one[pipeline.DEQUANTIZED].numpy(), four[pipeline.DEQUANTIZED].numpy()
-  assert x4.shape == (32, 4, 8, 8, 1)
-  np.testing.assert_array_equal(x4[:, 0], x1)
-  levels = np.floor((x4 + 0.5) * NUM_BINS)
-  np.testing.assert_array_equal(levels, np.repeat(levels[:, :1], 4, axis=1))
-  assert len({x4[0, j].tobytes() for j in range(4)}) == 4  # distinct noise
+  u1, u4 = one[pipeline.NOISE].numpy(), four[pipeline.NOISE].numpy()
+  assert u4.shape == (32, 4, 8, 8, 1)
+  assert four[pipeline.LEVELS].shape == (32, 8, 8, 1)
+  np.testing.assert_array_equal(u4[:, 0], u1)
+  np.testing.assert_array_equal(
+    four[pipeline.LEVELS].numpy(), one[pipeline.LEVELS].numpy()
+  )
+  assert len({u4[0, j].tobytes() for j in range(4)}) == 4  # distinct noise
 
 
 def test_evaluate_with_k_draws_is_the_logsumexp_of_the_draws(digits_model):
   model, dataset = digits_model
   batches = list(pipeline.test_batches(dataset, 10, seed=5, num_samples=8))
-  x = np.concatenate([b[pipeline.DEQUANTIZED].numpy() for b in batches])
-  weight = np.concatenate([b[pipeline.WEIGHT].numpy() for b in batches])
+  x, weight = _dequantized(batches)
   expected = _reference_bits(model, x)[weight > 0].mean()
   got = training.evaluate(model, dataset, 10, seed=5, num_samples=8)
   assert got == pytest.approx(expected, rel=1e-5)

@@ -14,7 +14,8 @@ from tests.testlib.digits_models import tfp_glow_model
 from tfp_emerging import data
 from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
-from tfp_emerging.data.pipeline import DEQUANTIZED
+from tfp_emerging.data.pipeline import LEVELS
+from tfp_emerging.data.pipeline import NOISE
 
 keras = tfe_keras.keras
 tfb = tfp.bijectors
@@ -47,8 +48,12 @@ def _model(optimizer=None, num_classes=None):
 
 
 def _dequantized(images, seed=0):
-  noise = np.random.default_rng(seed).uniform(size=images.shape)
-  return ((images + noise) / NUM_BINS - 0.5).astype(np.float32)
+  """`(batch, x)`: the pipeline's dict batch of `images` and uniform noise
+  `u`, and the dequantised images `x = (k + u) / B - 1/2` (float32)."""
+  rng = np.random.default_rng(seed)
+  noise = rng.uniform(size=images.shape).astype(np.float32)
+  x = ((images + noise) / np.float32(NUM_BINS) - 0.5).astype(np.float32)
+  return {LEVELS: images, NOISE: noise}, x
 
 
 def _hand_bits(model, x):
@@ -82,7 +87,7 @@ def test_sample_weight_weighs_fit_and_evaluate(digits):
   `distribution.log_prob`; ActNorm is initialised first, so that the
   training step (SGD) is the only change to the weights."""
   images = digits[:16]
-  x = _dequantized(images)
+  batch, x = _dequantized(images)
   weights = np.array([0, 1, 2, 3] * 4, np.float32)
   model = _model(keras.optimizers.SGD(0.05))
   model.initialize(images, seed=0)
@@ -90,7 +95,7 @@ def test_sample_weight_weighs_fit_and_evaluate(digits):
   weighted = np.sum(weights * bits) / np.sum(weights)
   assert abs(weighted - bits.mean()) > 1e-3  # the weights matter
   logs = model.evaluate(
-    {DEQUANTIZED: x},
+    batch,
     sample_weight=weights,
     batch_size=8,
     verbose=0,
@@ -107,7 +112,7 @@ def test_sample_weight_weighs_fit_and_evaluate(digits):
     v.numpy() - 0.05 * g.numpy() for v, g in zip(variables, gradients)
   ]
   history = model.fit(
-    {DEQUANTIZED: x},
+    batch,
     sample_weight=weights,
     batch_size=16,
     epochs=1,
@@ -196,8 +201,8 @@ def test_tfp_glow_trains_on_a_smaller_last_batch(digits):
   assert images.element_spec.shape[0] is None
   history = model.fit(images, epochs=1, verbose=0)
   assert np.isfinite(history.history["loss"][0])
-  x = _dequantized(digits[:21])
-  dequantized = tf.data.Dataset.from_tensor_slices({DEQUANTIZED: x}).batch(8)
+  batch, x = _dequantized(digits[:21])
+  dequantized = tf.data.Dataset.from_tensor_slices(batch).batch(8)
   logs = model.evaluate(dequantized, verbose=0, return_dict=True)
   expected = np.mean(_hand_bits(model, x).numpy())
   np.testing.assert_allclose(logs["bits_per_dim"], expected, rtol=1e-5)
@@ -236,7 +241,7 @@ def test_reduce_lr_on_plateau_lowers_the_warm_up_schedule(digits, tmp_path):
   """Keras' own callback lowers the rate that SGD uses, through the warm-up
   (10 steps, 4 per epoch): a plateau after epoch 2 halves the rest of the
   warm-up and the peak; the optimizer's checkpoints keep their layout."""
-  x = _dequantized(digits)
+  batch, x = _dequantized(digits)
   schedule = tfe_keras.WarmupSchedule(0.01, 10)
   model = _model(keras.optimizers.SGD(schedule))
   model.initialize(digits, seed=0)
@@ -246,7 +251,7 @@ def test_reduce_lr_on_plateau_lowers_the_warm_up_schedule(digits, tmp_path):
     monitor="loss", factor=0.5, patience=1, min_delta=1e6, cooldown=5
   )
   model.fit(
-    {DEQUANTIZED: x},
+    batch,
     batch_size=16,
     epochs=3,
     shuffle=False,
