@@ -1,29 +1,8 @@
 """`DiscreteFlow`: a flow's density on n-bit images, in bits per dimension.
 
-The one place where integer pixel levels meet the continuous flow. Images
-are levels `k` in `0..B-1` (`B = num_bins`); each is dequantised with noise
-`u` in `[0, 1)^D` to the flow's domain,
-
-    x = (k + u) / B - 1/2,
-
-uniformly (`u` is the given uniform noise) or variationally (`u ~ q(u | k)`
-drawn from that noise by a `VariationalDequantizer`, Flow++), and scored by
-the bound on the discrete model's code length
-
-    bpd = -(log p(x) - log q(u | k) - D log B) / (D log 2),   D = H W C
-
-(`log q = 0` for uniform noise; `tfp_emerging.flows.dequantization`,
-`tfp_emerging.flows.variational_dequantization`). With `K` draws per image
-it is the importance-weighted bound
-
-    bpd_K = -(logsumexp_j (log p(x_j) - log q(u_j | k)) - log K - D log B)
-            / (D log 2).
-
-`DiscreteFlow` holds the flow (latent -> image, TFP's direction), its base
-distribution, `num_bins` and the optional dequantiser; it is a `tf.Module`
-(its variables are the flow's and the dequantiser's) and needs no Keras.
-`tfp_emerging.keras.FlowModel` trains one, and `tfp_emerging.export`
-serves one.
+The one place where integer pixel levels meet the continuous flow (the
+math: `DiscreteFlow`). `tfp_emerging.keras.FlowModel` trains one and
+`tfp_emerging.export` serves one; it needs no Keras.
 """
 
 from __future__ import annotations
@@ -46,7 +25,29 @@ STATIC_CHUNK = 16
 
 
 class DiscreteFlow(tf.Module):
-  """A flow's density on integer images by dequantisation (module docstring).
+  """A flow's density on integer images by dequantisation.
+
+  Images are levels `k` in `0..B-1` (`B = num_bins`); each is dequantised
+  with noise `u` in `[0, 1)^D` to the flow's domain,
+
+      x = (k + u) / B - 1/2,
+
+  uniformly (`u` is the given uniform noise) or variationally (`u ~ q(u |
+  k)` drawn from that noise by a `VariationalDequantizer`, Flow++), and
+  scored by the bound on the discrete model's code length
+
+      bpd = -(log p(x) - log q(u | k) - D log B) / (D log 2),   D = H W C
+
+  (`log q = 0` for uniform noise; `tfp_emerging.flows.dequantization`,
+  `tfp_emerging.flows.variational_dequantization`). With `K` draws per
+  image it is the importance-weighted bound
+
+      bpd_K = -(logsumexp_j (log p(x_j) - log q(u_j | k)) - log K - D log B)
+              / (D log 2).
+
+  It holds the flow (latent -> image, TFP's direction), its base
+  distribution, `num_bins` and the optional dequantiser; as a `tf.Module`
+  its variables are the flow's and the dequantiser's.
 
   Shapes: levels `[B, H, W, C]` (any integer or float dtype holding whole
   numbers in `0..num_bins-1`; not checked here), noise `[B, H, W, C]` or
@@ -267,7 +268,7 @@ class DiscreteFlow(tf.Module):
 
     Each image is dequantised from `noise` `[B, H, W, C]` in `[0, 1)` (one
     draw: the bound `bpd`), or from `K` draws `[B, K, H, W, C]` (the
-    importance-weighted `bpd_K`; module docstring). Without `noise`, it is
+    importance-weighted `bpd_K`; see the class). Without `noise`, it is
     drawn here (`uniform_noise`): `num_samples` draws per image, from
     `seed` if given (reproducible), else fresh. `labels`: one per image,
     for a class-conditional flow (repeated over the draws).
