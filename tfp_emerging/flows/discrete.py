@@ -104,7 +104,8 @@ class DiscreteFlow(tf.Module):
         f"The flow must map the base distribution to images [H, W, C] of "
         f"known size; its events have shape {event_shape}."
       )
-    self._image_shape = tuple(event_shape.as_list())
+    height, width, channels = event_shape.as_list()
+    self._image_shape = (height, width, channels)
     self._num_dims = int(np.prod(self._image_shape))
     # A tfb.Chain's dtype is None: the images have the distribution's.
     self._dtype = tf.as_dtype(self._distribution.dtype)
@@ -163,7 +164,7 @@ class DiscreteFlow(tf.Module):
     return self._dequantizer
 
   @property
-  def image_shape(self) -> tuple[int, ...]:
+  def image_shape(self) -> tuple[int, int, int]:
     """`(H, W, C)`, the shape of one image."""
     return self._image_shape
 
@@ -296,7 +297,7 @@ class DiscreteFlow(tf.Module):
       )
     levels = tf.cast(levels, self._dtype)
     noise = tf.convert_to_tensor(noise, self._dtype)
-    rank = noise.shape.rank
+    rank = tf.TensorShape(noise.shape).rank
     if rank == 4:
       x, log_q = self.dequantize(levels, noise)
       log_p = self.log_prob(x, labels)

@@ -412,23 +412,24 @@ class FlowModel(keras.Model):
   def dequantizer(
     self,
   ) -> variational_dequantization.VariationalDequantizer | None:
-    """The `VariationalDequantizer` `q(u | k)`, or `None` (uniform)."""
-    return self._dequantizer
+    """`discrete_flow.dequantizer`: `q(u | k)`, or `None` (uniform)."""
+    return self._discrete_flow.dequantizer
 
   @property
   def distribution(self) -> tfd.TransformedDistribution:
-    """`tfd.TransformedDistribution(base, flow)` on the `[-0.5, 0.5)` images."""
-    return self._density
+    """`discrete_flow.distribution`: `base` through `flow`, on the images
+    in `[-0.5, 0.5)`."""
+    return self._discrete_flow.distribution
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
-    """`(H, W, C)`, the shape of one image."""
-    return self._event_shape
+    """`discrete_flow.image_shape`, `(H, W, C)`."""
+    return self._discrete_flow.image_shape
 
   @property
   def num_classes(self) -> int | None:
-    """`K` for a class-conditional flow, else `None`."""
-    return self._num_classes
+    """`discrete_flow.num_classes`: `K` (class-conditional), else `None`."""
+    return self._discrete_flow.num_classes
 
   @property
   def metrics(self) -> list[keras.metrics.Metric]:
