@@ -49,8 +49,8 @@ import tensorflow as tf
 
 from tfp_emerging import data as data_lib
 from tfp_emerging import training
-from tfp_emerging.flows import dequantization
-from tfp_emerging.keras import DEQUANTIZED
+from tfp_emerging.keras import LEVELS
+from tfp_emerging.keras import NOISE
 
 
 class _BareLoop:
@@ -75,14 +75,11 @@ class _BareLoop:
     variables = self.model.trainable_weights
     optimizer = self.model.optimizer
     optimizer.build(variables)
-    num_dims = int(tf.reduce_prod(data.image_shape))
-    distribution = self.model.distribution
+    density = self.model.discrete_flow
 
     def step(batch):
       with tf.GradientTape() as tape:
-        bits = dequantization.bits_per_dim(
-          distribution.log_prob(batch[DEQUANTIZED]), num_dims, data.num_bins
-        )
+        bits = density.bits_per_dim(batch[LEVELS], batch[NOISE])
         loss = tf.reduce_mean(bits)
       optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
       return loss

@@ -1,6 +1,6 @@
 """Export a trained flow as a TensorFlow SavedModel with two signatures.
 
-    export(model, "exported/")                       # a FlowModel (or a flow)
+    export(model.discrete_flow, "exported/")         # a FlowModel's (or a flow)
     model.export("exported/")                        # the same, Keras' way
     loaded = tf.saved_model.load("exported/")        # no tfp_emerging needed
     loaded.signatures["log_prob"](x=x)["log_prob"]   # [N]
@@ -8,9 +8,10 @@
                                 seed=tf.constant([1, 2]))["images"]
 
 * `log_prob(x)` (also the `serving_default` signature): `x` float32
-  `[N, H, W, C]` in the flow's domain (`[-0.5, 0.5)` for `FlowModel`'s
-  dequantised pixels); returns `log_prob` `[N]` (nats) and `bits_per_dim`
-  `[N]` (for `FlowModel`s: `x` read as dequantised pixels, see
+  `[N, H, W, C]` in the flow's domain (`[-0.5, 0.5)` for a `DiscreteFlow`'s
+  dequantised pixels); returns `log_prob` `[N]` (nats) and, for a
+  `tfp_emerging.flows.DiscreteFlow` (a `FlowModel`'s `discrete_flow`),
+  `bits_per_dim` `[N]` (`x` read as dequantised pixels, see
   `tfp_emerging.flows.dequantization`). Cost: one density pass
   (convolutions only).
 * `sample(n, temperature, seed)`: `n` int32 scalar, `temperature` float32
@@ -19,8 +20,8 @@
   `z = base.sample(n, seed)`, and tempered (`tempered_sample`): `m + T (z -
   m)`, `m` the base's mode, so that for a Gaussian base `T` scales its
   standard deviation (Glow's temperature; `T = 0` gives the image of the
-  mode). Returns `x = flow.forward(z)` float32 `[n, H, W, C]` and, for
-  `FlowModel`s, `images` int32 `[n, H, W, C]`, `x` quantised to
+  mode). Returns `x = flow.forward(z)` float32 `[n, H, W, C]` and, for a
+  `DiscreteFlow`, `images` int32 `[n, H, W, C]`, `x` quantised to
   `0..num_bins-1`. Cost: one sampling pass (the solves) of the flow frozen
   when exported (`tfp_emerging.bijectors.freeze`): what depends only on
   the weights (1x1 inverses, ActNorm scales, the emerging and periodic
@@ -29,7 +30,7 @@
 
 Both signatures check their inputs at run time and fail with
 `tf.errors.InvalidArgumentError` naming the argument: `sample` a
-`temperature` that is not a finite number `>= 0`, and a `FlowModel`'s
+`temperature` that is not a finite number `>= 0`, and a `DiscreteFlow`'s
 `log_prob` an `x` outside `[-0.5, 0.5)` (raw pixel levels, or images scaled
 to another range, would otherwise get a meaningless density).
 
@@ -54,12 +55,12 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_emerging.bijectors.freezing import freeze
 from tfp_emerging.flows import dequantization
+from tfp_emerging.flows import discrete
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import conditions
 
@@ -103,41 +104,50 @@ class FlowExport(tf.Module):
 
   def __init__(
     self,
-    flow: tfp.bijectors.Bijector,
-    base_distribution: tfp.distributions.Distribution | None = None,
-    num_bins: int | None = None,
+    model: discrete.DiscreteFlow | tfp.bijectors.Bijector,
     name: str = "flow_export",
   ) -> None:
-    """Wraps `flow` (a bijector latent -> image on events `[H, W, C]`).
+    """Wraps `model`.
 
     Args:
-      flow: e.g. `tfp_emerging.flows.Glow`.
-      base_distribution: default `flow.base_distribution()`.
-      num_bins: the pixel levels of the data, or `None` for a flow on
-        continuous data (then no `bits_per_dim` and no `images`).
+      model: a `tfp_emerging.flows.DiscreteFlow` (its flow, base and
+        `num_bins`: `log_prob` checks the dequantised range and gives
+        `bits_per_dim`, `sample` gives `images`), or a bijector latent ->
+        image on events `[H, W, C]` with `flow.base_distribution()`, e.g. a
+        `tfp_emerging.flows.Glow` (a flow on continuous data: no
+        `bits_per_dim` and no `images`).
       name: the module's name.
+
+    Raises:
+      ValueError: `model` is neither (a `FlowModel`: export its
+        `discrete_flow`).
     """
     super().__init__(name=name)
-    if base_distribution is None:
-      base_distribution = flow.base_distribution()
-    self.flow = flow
+    if isinstance(model, tfp.bijectors.Bijector):
+      # Its density on continuous data: a DiscreteFlow's `log_prob`, whose
+      # levels (`num_bins`) are not used.
+      model = discrete.DiscreteFlow(model)
+      self._num_bins: int | None = None
+    elif isinstance(model, discrete.DiscreteFlow):
+      self._num_bins = model.num_bins
+    else:
+      raise ValueError(
+        f"export: `model` must be a tfp_emerging.flows.DiscreteFlow or a "
+        f"TFP bijector (for a FlowModel, its `discrete_flow`, or call "
+        f"`model.export(path)`); got {model!r}."
+      )
+    self.density = model
     # Frozen now, for `sample`; set past tf.Module's tracking, so that the
     # SavedModel's objects are the flow's (the frozen values are constants
     # of the traced signature).
-    object.__setattr__(self, "_sampling_flow", freeze(flow))
-    self._distribution = tfp.distributions.TransformedDistribution(
-      base_distribution, flow
-    )
-    self._event_shape = [int(s) for s in self._distribution.event_shape]
-    self._num_bins = num_bins
-    num_classes = conditions.num_classes_of(flow)
+    object.__setattr__(self, "_sampling_flow", freeze(model.flow))
+    num_classes = model.num_classes
     self.num_classes = tf.Variable(
       num_classes or 0, trainable=False, dtype=tf.int32, name="num_classes"
     )
-    dtype = self._distribution.dtype  # a tfb.Chain's own dtype is None
-    images = tf.TensorSpec([None, *self._event_shape], dtype, name="x")
+    images = tf.TensorSpec([None, *model.image_shape], model.dtype, name="x")
     sampling = [
-      tf.TensorSpec([], dtype, name="temperature"),
+      tf.TensorSpec([], model.dtype, name="temperature"),
       tf.TensorSpec([2], tf.int32, name="seed"),
     ]
     if num_classes is None:
@@ -167,13 +177,11 @@ class FlowExport(tf.Module):
         ]
       ):
         x = tf.identity(x)
-    log_prob = self._distribution.log_prob(
-      x, bijector_kwargs=conditions.route(self.flow, labels)
-    )
+    log_prob = self.density.log_prob(x, labels)
     result = {"log_prob": log_prob}
     if self._num_bins is not None:
       result["bits_per_dim"] = dequantization.bits_per_dim(
-        log_prob, int(np.prod(self._event_shape)), self._num_bins
+        log_prob, self.density.num_dims, self._num_bins
       )
     return result
 
@@ -186,7 +194,9 @@ class FlowExport(tf.Module):
       ]
     ):
       temperature = tf.identity(temperature)
-    z = tempered_sample(self._distribution.distribution, n, temperature, seed)
+    z = tempered_sample(
+      self.density.distribution.distribution, n, temperature, seed
+    )
     flow = self._sampling_flow
     x = flow.forward(z, **conditions.route(flow, labels))
     result = {"x": x}
@@ -200,22 +210,22 @@ class FlowExport(tf.Module):
 
 
 def export(
-  model: tf.keras.Model | tfp.bijectors.Bijector, path: str | os.PathLike[str]
+  model: discrete.DiscreteFlow | tfp.bijectors.Bijector,
+  path: str | os.PathLike[str],
 ) -> FlowExport:
-  """Writes `model` (a `FlowModel` or a flow) as a SavedModel to `path`.
+  """Writes `model` (a `DiscreteFlow` or a flow) as a SavedModel to `path`.
 
-  A `FlowModel` is exported with its base distribution and `num_bins`; a
-  bare flow with `flow.base_distribution()` and no `num_bins`.
+  A `tfp_emerging.flows.DiscreteFlow` (a `FlowModel`'s `discrete_flow`) is
+  exported with its base distribution and `num_bins`; a bare flow with
+  `flow.base_distribution()` and no `num_bins` (`FlowExport`).
 
   Returns:
     The `FlowExport` that was saved.
+
+  Raises:
+    ValueError: `model` is neither.
   """
-  if hasattr(model, "flow") and hasattr(model, "distribution"):
-    module = FlowExport(
-      model.flow, model.distribution.distribution, num_bins=model.num_bins
-    )
-  else:
-    module = FlowExport(model)
+  module = FlowExport(model)
   # `sample` serves values: its solves are traced without their implicit
   # gradients, which a SavedModel cannot hold (loading would warn of
   # "unsaved custom gradients" once per solve).

@@ -123,9 +123,25 @@ def numpy_bits_per_dim(log_prob, num_bins, num_dims=64):
   return -(log_prob - num_dims * np.log(num_bins)) / (num_dims * np.log(2.0))
 
 
+def test_export_takes_the_discrete_flow_not_the_keras_model(tmp_path):
+  """`export` is typed by the real classes, a `DiscreteFlow` or a bijector:
+  a `FlowModel` (a `keras.Model`) is refused, naming its `discrete_flow`,
+  before anything is written; `FlowExport` holds the model's own."""
+  model = trained_looking_model(num_levels=1, mixing="lu")
+  with pytest.raises(ValueError, match="discrete_flow"):
+    export.export(model, str(tmp_path / "refused"))
+  assert not (tmp_path / "refused").exists()
+  module = export.FlowExport(model.discrete_flow)
+  assert module.density is model.discrete_flow
+  x = tf.fill([2, 8, 8, 1], 0.1)
+  np.testing.assert_array_equal(
+    module.log_prob(x)["log_prob"], model.distribution.log_prob(x)
+  )
+
+
 def test_exported_model_reloads_without_the_package(tmp_path):
   model = trained_looking_model()
-  module = export.export(model, str(tmp_path / "saved"))
+  module = export.export(model.discrete_flow, str(tmp_path / "saved"))
   x = (np.random.default_rng(2).random((4, 8, 8, 1)) - 0.5).astype(np.float32)
   got = reload_in_fresh_process(tmp_path / "saved", x, tmp_path)
   expected = model.distribution.log_prob(x).numpy()

@@ -42,8 +42,8 @@ from tfp_emerging.data.dataset import MAX_BINS
 from tfp_emerging.data.dataset import SPLITS
 from tfp_emerging.data.dataset import DataError
 from tfp_emerging.data.dataset import ImageDataset
-from tfp_emerging.data.pipeline import DEQUANTIZED
 from tfp_emerging.data.pipeline import LEVELS
+from tfp_emerging.data.pipeline import NOISE
 from tfp_emerging.data.pipeline import SHUFFLE_BUFFER_BYTES
 from tfp_emerging.data.pipeline import WEIGHT
 from tfp_emerging.data.pipeline import first_images
@@ -55,10 +55,10 @@ from tfp_emerging.data.sources import load
 
 __all__ = [
   "BUNDLED",
-  "DEQUANTIZED",
   "LABELLED_SOURCES",
   "LEVELS",
   "MAX_BINS",
+  "NOISE",
   "SHUFFLE_BUFFER_BYTES",
   "SPLITS",
   "WEIGHT",

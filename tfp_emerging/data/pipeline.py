@@ -1,9 +1,12 @@
 """The `tf.data` input pipeline of training and evaluation.
 
 `train_batches` and `test_batches` turn an `ImageDataset` into the batches
-`FlowModel.fit` and `FlowModel.evaluate` read: dequantised images in a dict
-`{DEQUANTIZED: x}` (with `WEIGHT` for evaluation), paired with the labels
-for a class-conditional model.
+`FlowModel.fit` and `FlowModel.evaluate` read: the integer pixel levels and
+the uniform noise that dequantises them, in a dict `{LEVELS: k, NOISE: u}`
+(with `WEIGHT` for evaluation), paired with the labels for a
+class-conditional model. The model dequantises (`x = (k + u) / B - 1/2`,
+or variationally from `u`: `tfp_emerging.flows.DiscreteFlow`); the pipeline
+only draws the noise.
 
 Batches. Epoch `E`'s training images are the split, reordered once at the
 source by `seed` (`ImageDataset.images(shuffle_seed=seed)`), then permuted
@@ -16,7 +19,7 @@ and prefetched. The order depends on nothing else (not on TensorFlow's
 global seed): an interrupted and resumed run sees the same batches as an
 uninterrupted one.
 
-Evaluation: every test image once, each dequantised with noise drawn
+Evaluation: every test image once, each with noise drawn
 statelessly from `(evaluation seed, index of the image)`, so that the test
 bits/dim does not depend on the batch size or the number of replicas. The
 last test batch is padded to a full batch with images of weight 0.
@@ -30,11 +33,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_emerging.data import dataset as dataset_lib
-from tfp_emerging.flows import dequantization
+from tfp_emerging.ops import checks
 
 __all__ = [
-  "DEQUANTIZED",
   "LEVELS",
+  "NOISE",
   "SHUFFLE_BUFFER_BYTES",
   "WEIGHT",
   "first_images",
@@ -47,16 +50,17 @@ SHUFFLE_BUFFER_BYTES = 2**26
 """The most bytes of images a training epoch permutes at once (all of a
 smaller training split: a full permutation per epoch)."""
 
-DEQUANTIZED = "dequantized"
-"""Key of a batch `x` given as a dict: the images already dequantised
-(float, in `[-0.5, 0.5)`), with noise seeded per image by this pipeline."""
+LEVELS = "levels"
+"""Key of a batch `x` given as a dict: the integer images `k` `[B, H, W,
+C]` (the data's dtype), the pixel levels in `0..num_bins-1`."""
+NOISE = "noise"
+"""Key of a batch `x` given as a dict: the uniform noise `u` in `[0, 1)`
+that dequantises `LEVELS`, `[B, H, W, C]` (or `K` draws each, `[B, K, H,
+W, C]`), float, seeded per image by this pipeline; a model with
+variational dequantisation draws its noise from it."""
 WEIGHT = "weight"
 """Optional key of a batch `x` given as a dict: each image's weight `[B]`
 in the evaluation's mean (0 for padding)."""
-LEVELS = "levels"
-"""Key of a batch `x` given as a dict with `levels=True`: the integer
-images themselves, which a model with variational dequantisation
-conditions its noise on."""
 
 
 def num_images(data, split, num_examples=None):
@@ -120,41 +124,33 @@ def _epoch_images(windows, seed, epoch):
   return windows.enumerate().map(permute).unbatch()
 
 
-def _dequantized(
-  data, dtype, labels, seed_of, weight=None, num_samples=1, levels=False
-):
+def _with_noise(dtype, labels, seed_of, weight=None, num_samples=1):
   """`map` function: element `(index, image or (image, label))` to
-  `{DEQUANTIZED: x}` (with `WEIGHT: weight` if given, `LEVELS: image` if
-  `levels`), paired with the label if `labels`; `x` is dequantised with
-  noise from `seed_of(index)`. With
-  `num_samples = K > 1`, `x` holds `K` draws `[K, H, W, C]`: the first from
-  `seed_of(index)`, draw `j` from that seed with `j` folded in."""
+  `{LEVELS: image, NOISE: u}` (with `WEIGHT: weight` if given), paired with
+  the label if `labels`; `u ~ U[0, 1)` of the image's shape and `dtype`,
+  drawn statelessly from `seed_of(index)`. With `num_samples = K > 1`, `u`
+  holds `K` draws `[K, H, W, C]`: the first from `seed_of(index)`, draw `j`
+  from that seed with `j` folded in."""
+  dtype = checks.float_dtype(dtype)
 
   def draw(image, index, j):
     seed = seed_of(index)
     if j:
       seed = tf.random.experimental.stateless_fold_in(seed, j)
-    return dequantization.dequantize(
-      image, data.num_bins, seed=seed, dtype=dtype
-    )
+    return tf.random.stateless_uniform(tf.shape(image), seed=seed, dtype=dtype)
 
-  def dequantize(index, element):
+  def with_noise(index, element):
     image, label = element if labels else (element, None)
     if num_samples == 1:
-      x = {DEQUANTIZED: draw(image, index, 0)}
+      noise = draw(image, index, 0)
     else:
-      x = {
-        DEQUANTIZED: tf.stack(
-          [draw(image, index, j) for j in range(num_samples)]
-        )
-      }
+      noise = tf.stack([draw(image, index, j) for j in range(num_samples)])
+    x = {LEVELS: image, NOISE: noise}
     if weight is not None:
       x[WEIGHT] = tf.constant(weight, tf.float32)
-    if levels:
-      x[LEVELS] = image
     return (x, label) if labels else x
 
-  return dequantize
+  return with_noise
 
 
 def train_batches(
@@ -166,7 +162,6 @@ def train_batches(
   dtype: tf.dtypes.DType = tf.float32,
   num_examples: int | None = None,
   labels: bool = False,
-  levels: bool = False,
 ) -> tuple[tf.data.Dataset, int]:
   """The training batches of epochs `first_epoch .. last_epoch` (from 1).
 
@@ -174,7 +169,7 @@ def train_batches(
   each window of `window_size(data, batch_size, N)` consecutive images
   permuted by `argsort` of uniform keys drawn statelessly from `(seed, E,
   window)`, in `N // batch_size` full batches; the image at position `p` of
-  epoch `E` is dequantised with noise drawn statelessly from `(seed, E, p)`.
+  epoch `E` gets its uniform noise drawn statelessly from `(seed, E, p)`.
   Nothing else (not TensorFlow's global seed) changes the batches, so a
   pipeline started at a later `first_epoch` (a resumed run) continues the
   batches of an uninterrupted one exactly. Cost per epoch: reading the split
@@ -188,27 +183,28 @@ def train_batches(
     first_epoch: the first epoch of the pipeline (the one after a restored
       checkpoint's).
     last_epoch: the last epoch.
-    dtype: the dequantised images' dtype (the model's).
+    dtype: the noise's floating dtype (the model's).
     num_examples: use only the first `num_examples` training images.
     labels: batches carry the labels (for conditional models).
-    levels: batches carry the integer images too, `LEVELS` (for variational
-      dequantisation).
 
   Returns:
-    `(dataset, steps_per_epoch)`: batches `{"dequantized": x}` (or
-    `({"dequantized": x}, labels)`), `x` `[batch_size, H, W, C]` of `dtype` in
-    `[-0.5, 0.5)`, exactly `steps_per_epoch` per epoch, prefetched.
+    `(dataset, steps_per_epoch)`: batches `{"levels": k, "noise": u}` (or
+    `({"levels": k, "noise": u}, labels)`), `k` the integer images
+    `[batch_size, H, W, C]` (the data's dtype), `u` their noise of that
+    shape, `dtype`, in `[0, 1)`; exactly `steps_per_epoch` per epoch,
+    prefetched.
+
+  Raises:
+    ValueError: `dtype` is not floating.
   """
   windows, count = _windows(data, batch_size, seed, num_examples, labels)
   steps = count // batch_size
 
   def epoch_batches(epoch):
-    noise = _dequantized(
-      data,
+    noise = _with_noise(
       dtype,
       labels,
       lambda position: _stream_seed(seed, epoch, _TRAIN_NOISE, position),
-      levels=levels,
     )
     return (
       _epoch_images(windows, seed, epoch)
@@ -249,54 +245,52 @@ def test_batches(
   num_examples: int | None = None,
   labels: bool = False,
   num_samples: int = 1,
-  levels: bool = False,
 ) -> tf.data.Dataset:
-  """The evaluation batches of the test split, dequantised reproducibly.
+  """The evaluation batches of the test split, with reproducible noise.
 
-  Image `i` (in the split's fixed order) is dequantised with noise drawn
+  Image `i` (in the split's fixed order) gets its uniform noise drawn
   statelessly from `(seed, i)`, independent of the batching and of the
-  number of replicas; with `num_samples = K > 1`, `K` times (the first
-  draw the same as with `K = 1`), for `FlowModel.evaluate`'s
-  importance-weighted bits/dim. The last batch is padded to `batch_size`
-  with zero images of weight 0, so every batch has one shape and
-  `FlowModel.evaluate` counts every test image exactly once. `levels`: the
-  batches also carry the integer images, `LEVELS` (for variational
-  dequantisation).
+  number of replicas; with `num_samples = K > 1`, `K` draws (the first the
+  same as with `K = 1`), for `FlowModel.evaluate`'s importance-weighted
+  bits/dim. The last batch is padded to `batch_size` with zero images of
+  weight 0 (noise 1/2), so every batch has one shape and
+  `FlowModel.evaluate` counts every test image exactly once.
 
   Returns:
-    A dataset of batches `{"dequantized": x, "weight": weights}` (or that
-    and the labels, paired): `x` `[batch_size, H, W, C]` (`[batch_size, K,
-    H, W, C]` with `num_samples = K > 1`) of `dtype`,
+    A dataset of batches `{"levels": k, "noise": u, "weight": weights}` (or
+    that and the labels, paired): `k` the integer images `[batch_size, H,
+    W, C]` (the data's dtype), `u` in `[0, 1)` `[batch_size, H, W, C]`
+    (`[batch_size, K, H, W, C]` with `num_samples = K > 1`) of `dtype`,
     `weights` `[batch_size]` float32 (1 for an image, 0 for padding),
     prefetched.
+
+  Raises:
+    ValueError: `dtype` is not floating.
   """
   count = num_images(data, "test", num_examples)
   images = (
     _split(data, "test", labels, num_examples)
     .enumerate()
     .map(
-      _dequantized(
-        data,
+      _with_noise(
         dtype,
         labels,
         lambda index: _stream_seed(seed, _TEST_NOISE, index),
         weight=1.0,
         num_samples=num_samples,
-        levels=levels,
       ),
       num_parallel_calls=tf.data.AUTOTUNE,
     )
   )
   padding = (-count) % batch_size
   if padding:
+    spec = images.element_spec[0] if labels else images.element_spec
     draws = [] if num_samples == 1 else [num_samples]
     blank: Any = {
-      DEQUANTIZED: tf.zeros(draws + list(data.image_shape), dtype),
+      LEVELS: tf.zeros(data.image_shape, spec[LEVELS].dtype),
+      NOISE: tf.fill(draws + list(data.image_shape), tf.constant(0.5, dtype)),
       WEIGHT: tf.constant(0.0, tf.float32),
     }
-    if levels:
-      spec = images.element_spec[0] if labels else images.element_spec
-      blank[LEVELS] = tf.zeros(data.image_shape, spec[LEVELS].dtype)
     if labels:
       blank = (blank, tf.constant(0, tf.int32))
     images = images.concatenate(

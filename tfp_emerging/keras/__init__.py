@@ -9,8 +9,8 @@ registers `FlowModel`, `WarmupSchedule` and `Glow` with Keras, so
 `keras.models.load_model` finds them.
 """
 
-from tfp_emerging.data.pipeline import DEQUANTIZED
 from tfp_emerging.data.pipeline import LEVELS
+from tfp_emerging.data.pipeline import NOISE
 from tfp_emerging.data.pipeline import WEIGHT
 from tfp_emerging.keras.layers import KERAS_3
 from tfp_emerging.keras.layers import FlowLayer
@@ -19,9 +19,9 @@ from tfp_emerging.keras.model import FlowModel
 from tfp_emerging.keras.schedules import WarmupSchedule
 
 __all__ = [
-  "DEQUANTIZED",
   "KERAS_3",
   "LEVELS",
+  "NOISE",
   "WEIGHT",
   "FlowLayer",
   "FlowModel",

@@ -26,10 +26,11 @@ from tfp_emerging import distribute
 from tfp_emerging import export as export_lib
 from tfp_emerging.bijectors import direction as direction_lib
 from tfp_emerging.bijectors.freezing import FrozenFunction
-from tfp_emerging.data.pipeline import DEQUANTIZED
 from tfp_emerging.data.pipeline import LEVELS
+from tfp_emerging.data.pipeline import NOISE
 from tfp_emerging.data.pipeline import WEIGHT
 from tfp_emerging.flows import dequantization
+from tfp_emerging.flows import discrete
 from tfp_emerging.flows import variational_dequantization
 from tfp_emerging.keras import layers as layers_lib
 from tfp_emerging.keras import schedules
@@ -44,9 +45,6 @@ KERAS_3 = layers_lib.KERAS_3
 
 # Full-model files Keras writes in HDF5, which cannot hold a flow.
 _HDF5_SUFFIXES = (".h5", ".hdf5")
-# The images per pass of a flow that needs batches of static size, when a
-# traced step's batch size is unknown (`FlowModel._log_prob`).
-_STATIC_CHUNK = 16
 
 
 def _weighted_targets(x, y, kwargs):
@@ -202,35 +200,19 @@ class FlowModel(keras.Model):
         f"wrap the layers in tfp_emerging.bijectors.sampling_direction()."
       )
     self._base_given = base_distribution is not None
-    if base_distribution is None:
-      if not hasattr(flow, "base_distribution"):
-        raise ValueError(
-          "`base_distribution` must be given for a flow "
-          "without `base_distribution()`."
-        )
-      base_distribution = flow.base_distribution()
+    self._discrete_flow = discrete.DiscreteFlow(
+      flow, num_bins, base_distribution, dequantizer
+    )
     self._flow = flow
-    self._num_classes = conditions.num_classes_of(flow)
-    self._density = tfd.TransformedDistribution(base_distribution, flow)
-    event_shape = self._density.event_shape
-    if event_shape.rank != 3 or not event_shape.is_fully_defined():
-      raise ValueError(
-        f"The flow must map the base distribution to images [H, W, C] of "
-        f"known size; its events have shape {event_shape}."
-      )
-    self._event_shape = tuple(event_shape.as_list())
-    self._num_dims = int(np.prod(self._event_shape))
-    # A tfb.Chain's dtype is None: the images have the distribution's.
-    self._event_dtype = tf.as_dtype(self._density.dtype)
+    self._num_classes = self._discrete_flow.num_classes
+    self._density = self._discrete_flow.distribution
+    self._event_shape = self._discrete_flow.image_shape
+    self._event_dtype = self._discrete_flow.dtype
     layers_lib.build_lazy_variables(
       self._density, self._event_shape, self._event_dtype
     )
     self._flow_layers = layers_lib.flow_layers(flow)
-    self._needs_static_batch = isinstance(flow, tfb.Reshape) or any(
-      True
-      for _ in flow._flatten(predicate=lambda m: isinstance(m, tfb.Reshape))
-    )
-    self._dequantizer = self._checked_dequantizer(dequantizer)
+    self._dequantizer = self._discrete_flow.dequantizer
     self._dequantizer_layers = (
       [] if dequantizer is None else layers_lib.flow_layers(dequantizer)
     )
@@ -286,31 +268,6 @@ class FlowModel(keras.Model):
       dequantizer = serialization.flow_from_config(dequantizer)
     return cls(flow, base_distribution=base, dequantizer=dequantizer, **config)
 
-  def _checked_dequantizer(self, dequantizer):
-    """`dequantizer` if it is `None` or fits the model's images."""
-    if dequantizer is None:
-      return None
-    kind = variational_dequantization.VariationalDequantizer
-    if not isinstance(dequantizer, kind):
-      raise ValueError(
-        f"`dequantizer` must be None (uniform) or a "
-        f"tfp_emerging.flows.VariationalDequantizer; got "
-        f"{dequantizer!r}."
-      )
-    found = (
-      tuple(dequantizer.image_shape),
-      dequantizer.num_bins,
-      tf.as_dtype(dequantizer.dtype),
-    )
-    wanted = (self._event_shape, self.num_bins, self._event_dtype)
-    if found != wanted:
-      raise ValueError(
-        f"`dequantizer` must have the model's image shape, num_bins and "
-        f"dtype {wanted[0]}, {wanted[1]}, {wanted[2].name}; got {found[0]}, "
-        f"{found[1]}, {found[2].name}."
-      )
-    return dequantizer
-
   @property
   def flow(self) -> tfb.Bijector:
     """The flow in TFP's direction (latent -> image): the flow given, or its
@@ -318,26 +275,34 @@ class FlowModel(keras.Model):
     return self._flow
 
   @property
+  def discrete_flow(self) -> discrete.DiscreteFlow:
+    """The density core: the flow, its base, `num_bins` and the dequantiser
+    (`tfp_emerging.flows.DiscreteFlow`), which every bits/dim of the model
+    and its export (`tfp_emerging.export.export`) use."""
+    return self._discrete_flow
+
+  @property
   def dequantizer(
     self,
   ) -> variational_dequantization.VariationalDequantizer | None:
-    """The `VariationalDequantizer` `q(u | k)`, or `None` (uniform)."""
-    return self._dequantizer
+    """`discrete_flow.dequantizer`: `q(u | k)`, or `None` (uniform)."""
+    return self._discrete_flow.dequantizer
 
   @property
   def distribution(self) -> tfd.TransformedDistribution:
-    """`tfd.TransformedDistribution(base, flow)` on the `[-0.5, 0.5)` images."""
-    return self._density
+    """`discrete_flow.distribution`: `base` through `flow`, on the images
+    in `[-0.5, 0.5)`."""
+    return self._discrete_flow.distribution
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
-    """`(H, W, C)`, the shape of one image."""
-    return self._event_shape
+    """`discrete_flow.image_shape`, `(H, W, C)`."""
+    return self._discrete_flow.image_shape
 
   @property
   def num_classes(self) -> int | None:
-    """`K` for a class-conditional flow, else `None`."""
-    return self._num_classes
+    """`discrete_flow.num_classes`: `K` (class-conditional), else `None`."""
+    return self._discrete_flow.num_classes
 
   @property
   def metrics(self) -> list[keras.metrics.Metric]:
@@ -418,8 +383,8 @@ class FlowModel(keras.Model):
     an empty input (a dataset of no batches, an array of no images), labels
     given to an unconditional model (or none to a conditional one), labels
     that are neither integer ids nor floating vectors, and what
-    `_check_batch_shape` refuses. Images of other kinds (dequantised
-    `{DEQUANTIZED: x}` batches) pass the shape check."""
+    `_check_batch_shape` refuses. Images of other kinds (the pipeline's
+    `{LEVELS: k, NOISE: u}` batches) pass the shape check."""
     if isinstance(x, tf.data.Dataset):
       if int(x.cardinality()) == 0:
         raise input_checks.empty_input_error(caller, "the dataset")
@@ -443,110 +408,15 @@ class FlowModel(keras.Model):
         np.shape(x), None if y is None else np.shape(y), caller
       )
 
-  def _log_prob(self, x, conditions):
-    """`log p(x)` `[N]` of images `x` `[N, H, W, C]`, `conditions` the
-    flow's keyword arguments (`_conditions`).
-
-    A flow holding a `tfb.Reshape`, as TFP's `tfb.Glow` does, cannot trace
-    a batch of unknown size: TFP's `Reshape` then concatenates the int32
-    batch shape with its int64 event shape (a TFP bug: `ConcatV2 ... int32,
-    int64`), as in Keras' traced steps on a dataset whose last batch is
-    smaller. Such a batch goes through the flow in chunks of a static
-    `_STATIC_CHUNK` images, one after the other (`tf.map_fn`), the last
-    padded with zeros whose densities are dropped: the same result, with
-    less parallelism. This package's flows take any batch in one pass.
-    """
-    if x.shape[0] is not None or conditions or not self._needs_static_batch:
-      return self._density.log_prob(x, bijector_kwargs=conditions)
-    size = tf.shape(x)[0]
-    chunks = (size + _STATIC_CHUNK - 1) // _STATIC_CHUNK
-    padded = tf.pad(
-      x, [[0, chunks * _STATIC_CHUNK - size], [0, 0], [0, 0], [0, 0]]
-    )
-    log_prob = tf.map_fn(
-      self._density.log_prob,
-      tf.reshape(padded, [chunks, _STATIC_CHUNK, *self._event_shape]),
-    )
-    return tf.reshape(log_prob, [-1])[:size]
-
-  def _continuous_bits(self, x, labels=None, caller="FlowModel", log_q=None):
-    """Per-image bits/dim `[B]` of dequantised images `x` `[B, H, W, C]`, or
-    the importance-weighted bits/dim of `K` draws each, `x` `[B, K, H, W,
-    C]` (`dequantization.importance_weighted_bits_per_dim`). `log_q`: the
-    draws' `log q(u | k)` (`[B]`, `[B, K]`) under variational
-    dequantisation, subtracted from the log-densities."""
-    x = tf.convert_to_tensor(x)
-    if x.shape.rank == len(self._event_shape) + 1:
-      log_prob = self._log_prob(x, self._conditions(labels, caller))
-      if log_q is not None:
-        log_prob -= log_q
-      return dequantization.bits_per_dim(
-        log_prob, self._num_dims, self.num_bins
-      )
-    if x.shape.rank is not None and x.shape.rank != len(self._event_shape) + 2:
-      raise ValueError(
-        f"{caller}: dequantised images must be [B, H, W, C] or K draws "
-        f"each, [B, K, H, W, C]; got shape {x.shape}."
-      )
-    # The rank may be unknown in a traced step: the draws are what is left
-    # of the size once the batch and the image are divided out.
-    flat = tf.reshape(x, tf.concat([[-1], self._event_shape], 0))
-    batch = tf.shape(x)[0]
-    draws = tf.shape(flat)[0] // batch
-    if labels is not None:
-      labels = tf.repeat(labels, draws, axis=0)
-    log_prob = tf.reshape(
-      self._log_prob(flat, self._conditions(labels, caller)), [batch, draws]
-    )
-    if log_q is not None:
-      log_prob -= tf.reshape(log_q, [batch, draws])
-    return dequantization.importance_weighted_bits_per_dim(
-      log_prob, self._num_dims, self.num_bins
-    )
-
-  def _dequantized(self, levels, noise):
-    """`(x, log_q)`: integer `levels` `[N, H, W, C]` (float) dequantised
-    from uniform `noise` of their shape, `x = (k + u) / B - 1/2`, with `u =
-    noise` (uniform dequantisation; `log_q` `None`) or `u ~ q(u | k)` drawn
-    from it and its `log q(u | k)` `[N]` (variational)."""
-    if self._dequantizer is None:
-      u, log_q = noise, None
-    else:
-      u, log_q = self._dequantizer.sample_and_log_prob(noise, levels)
-    return (levels + u) / self.num_bins - 0.5, log_q
-
-  def _drawn_bits(self, images, noise, labels, caller):
-    """Bits/dim `[B]` of integer `images` `[B, H, W, C]` dequantised from
-    uniform `noise` `[B, H, W, C]` (or `K` draws each, `[B, K, H, W, C]`:
-    the importance-weighted bound)."""
-    images = tf.cast(images, self._event_dtype)
-    noise = tf.convert_to_tensor(noise, self._event_dtype)
-    flat_noise = tf.reshape(noise, tf.concat([[-1], self._event_shape], 0))
-    draws = tf.shape(flat_noise)[0] // tf.shape(images)[0]
-    x, log_q = self._dequantized(tf.repeat(images, draws, axis=0), flat_noise)
-    if log_q is not None:
-      log_q = tf.reshape(log_q, tf.shape(noise)[:-3])
-    return self._continuous_bits(
-      tf.reshape(x, tf.shape(noise)), labels, caller, log_q
-    )
-
-  def _noisy_bits(
-    self, images, labels=None, seed=None, caller="FlowModel", num_samples=1
-  ):
-    """Bits/dim `[B]` of integer images with fresh (or `seed`ed) noise;
-    importance-weighted over `num_samples` draws when above 1."""
+  def _bits(self, images, noise, labels, caller, seed=None, num_samples=1):
+    """Bits/dim `[B]` of integer `images` (`DiscreteFlow.bits_per_dim`:
+    dequantised from `noise`, or from `num_samples` fresh or `seed`ed draws
+    when `noise` is `None`), after the checks of the labels and the range."""
+    self._check_labels_given(labels is not None, caller)
     images = input_checks.pixel_levels(images, self.num_bins, caller)
-    shape = tf.shape(images)  # K draws each: noise [B K, H, W, C]
-    noise = dequantization.uniform_noise(
-      tf.concat([[shape[0] * num_samples], shape[1:]], 0),
-      seed,
-      self._event_dtype,
+    return self._discrete_flow.bits_per_dim(
+      images, noise, labels, seed=seed, num_samples=num_samples
     )
-    if num_samples > 1:
-      noise = tf.reshape(
-        noise, tf.concat([[-1, num_samples], self._event_shape], 0)
-      )
-    return self._drawn_bits(images, noise, labels, caller)
 
   def call(
     self, inputs: tf.Tensor | Sequence[tf.Tensor], training: bool = False
@@ -560,32 +430,24 @@ class FlowModel(keras.Model):
     images, labels = (
       inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
     )
-    return self._noisy_bits(images, labels, caller="FlowModel.call")
+    return self._bits(images, None, labels, "FlowModel.call")
 
   def _batch_bits(self, x, labels, caller, num_samples=1):
-    """Per-image bits/dim of `x`: integer images (fresh noise), or a dict
-    whose `DEQUANTIZED` entry holds the dequantised images; `labels` those
-    of a class-conditional flow (else `None`)."""
-    if isinstance(x, dict) and self._dequantizer is not None:
-      if LEVELS not in x:
-        raise ValueError(
-          f"{caller}: a model with variational dequantisation needs the "
-          f"pixel levels of dequantised batches: {{{DEQUANTIZED!r}: x, "
-          f"{LEVELS!r}: images}} (the pipeline's levels=True)."
-        )
-      levels = tf.cast(x[LEVELS], self._event_dtype)
-      dequantized = x[DEQUANTIZED]
-      shift = (
-        levels
-        if dequantized.shape.rank == levels.shape.rank
-        else levels[:, tf.newaxis]
+    """Per-image bits/dim of `x`: integer images (`num_samples` fresh draws
+    of noise each), or a dict batch of the pipeline, `{LEVELS: k, NOISE:
+    u}`, dequantised from its own noise (`u` `[B, H, W, C]`, or `[B, K, H,
+    W, C]`: the importance-weighted bound); `labels` those of a
+    class-conditional flow (else `None`)."""
+    if not isinstance(x, dict):
+      return self._bits(x, None, labels, caller, num_samples=num_samples)
+    if LEVELS not in x or NOISE not in x:
+      raise ValueError(
+        f"{caller}: dict batches must hold the pixel levels and their "
+        f"uniform noise, {{{LEVELS!r}: k, {NOISE!r}: u}} "
+        f"(tfp_emerging.data.train_batches, test_batches); got keys "
+        f"{sorted(x)}."
       )
-      # The pipeline's uniform noise, recovered: u_0 = (x + 1/2) B - k.
-      noise = (dequantized + 0.5) * self.num_bins - shift
-      return self._drawn_bits(levels, noise, labels, caller)
-    if isinstance(x, dict):
-      return self._continuous_bits(x[DEQUANTIZED], labels, caller)
-    return self._noisy_bits(x, labels, caller=caller, num_samples=num_samples)
+    return self._bits(x[LEVELS], x[NOISE], labels, caller)
 
   def _weighted_bits(self, data, caller, num_samples=1):
     """`(bits, weights)` of a Keras batch `data`: `x`, `(x, y)` or `(x, y,
@@ -654,8 +516,9 @@ class FlowModel(keras.Model):
     """Per-image bits/dim of a batch, added to the running per-image mean.
 
     `data` is `x`, `(x, y)` or `(x, y, sample_weight)`; `x` is a batch of
-    integer images (fresh dequantisation noise) or a dict whose `DEQUANTIZED`
-    entry holds the dequantised images. `sample_weight` `[B]`, or the dict's
+    integer images (fresh dequantisation noise) or a dict of the pixel
+    levels and their noise, `{LEVELS: k, NOISE: u}` (`_batch_bits`).
+    `sample_weight` `[B]`, or the dict's
     `WEIGHT` entry, weighs each image in the mean (0 for padding:
     `data.test_batches` pads the last batch so that every batch has one
     shape); `y`, the labels, is given to a class-conditional flow only
@@ -729,9 +592,9 @@ class FlowModel(keras.Model):
     With `num_samples = K > 1`, each integer image is dequantised `K` times
     and its bits/dim are the importance-weighted bound over the draws
     (`dequantization.importance_weighted_bits_per_dim`): tighter than the
-    single-draw figure, at `K` times the cost. Batches of dequantised
-    images (`{DEQUANTIZED: x}`) carry their draws themselves: `x` `[B, K,
-    H, W, C]` (`data.pipeline.test_batches(..., num_samples=K)`).
+    single-draw figure, at `K` times the cost. The pipeline's batches
+    (`{LEVELS: k, NOISE: u}`) carry their draws themselves: `u` `[B, K, H,
+    W, C]` (`data.pipeline.test_batches(..., num_samples=K)`).
 
     Raises:
       ValueError: an empty dataset or array; images not `[B,
@@ -863,10 +726,8 @@ class FlowModel(keras.Model):
       images = input_checks.pixel_levels(
         images, self.num_bins, "FlowModel.initialize"
       )
-    levels = tf.cast(images, self._event_dtype)
-    x, _ = self._dequantized(
-      levels,
-      dequantization.uniform_noise(tf.shape(levels), seed, self._event_dtype),
+    x, _ = self._discrete_flow.dequantize(
+      images, self._discrete_flow.uniform_noise(tf.shape(images)[0], seed)
     )
     initialize = getattr(self._flow, "initialize", None)
     if initialize is not None:
@@ -915,17 +776,18 @@ class FlowModel(keras.Model):
 
   @tf.function(reduce_retracing=True)
   def _bits_fn(self, images, labels, num_samples):
-    return self._noisy_bits(
-      images, labels, caller="FlowModel.bits_per_dim", num_samples=num_samples
+    return self._bits(
+      images, None, labels, "FlowModel.bits_per_dim", num_samples=num_samples
     )
 
   @tf.function(reduce_retracing=True)
   def _seeded_bits_fn(self, images, labels, seed, num_samples):
-    return self._noisy_bits(
+    return self._bits(
       images,
+      None,
       labels,
+      "FlowModel.bits_per_dim",
       seed=seed,
-      caller="FlowModel.bits_per_dim",
       num_samples=num_samples,
     )
 
@@ -1000,9 +862,9 @@ class FlowModel(keras.Model):
     """Writes a TensorFlow SavedModel serving `log_prob` and `sample`.
 
     `keras.Model.export`'s signature; the SavedModel is
-    `tfp_emerging.export.export(self, filepath)`'s: signatures `log_prob`
-    (also `serving_default`) and `sample`. No input signature is needed: the
-    image shape is known.
+    `tfp_emerging.export.export(self.discrete_flow, filepath)`'s: signatures
+    `log_prob` (also `serving_default`) and `sample`. No input signature is
+    needed: the image shape is known.
 
     Args:
       filepath: the SavedModel's directory.
@@ -1043,7 +905,7 @@ class FlowModel(keras.Model):
           f"{'images and labels ' if len(expected) > 1 else 'images '}"
           f"{expected}; got {input_signature!r}."
         )
-    module = export_lib.export(self, filepath)
+    module = export_lib.export(self._discrete_flow, filepath)
     if verbose is None or verbose:
       print(
         f"Saved a SavedModel at '{filepath}' with signatures log_prob "

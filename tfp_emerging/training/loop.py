@@ -208,7 +208,6 @@ def fit(
       dtype=model.distribution.dtype,
       num_examples=num_train,
       labels=labels,
-      levels=model.dequantizer is not None,
     )
 
   test = pipeline.test_batches(
@@ -218,7 +217,6 @@ def fit(
     dtype=model.distribution.dtype,
     num_examples=num_test,
     labels=labels,
-    levels=model.dequantizer is not None,
   )
   callbacks = [
     recorder,
@@ -286,7 +284,6 @@ def evaluate(
       num_examples=num_examples,
       labels=labels,
       num_samples=num_samples,
-      levels=model.dequantizer is not None,
     ),
     verbose=0,
     return_dict=True,

@@ -703,7 +703,7 @@ def export_run(
   _check_export_out(out, overwrite)
   _, model, epoch, _ = load_run(run_dir)
   with run_dir_lib.writing(out, "the SavedModel", output=True):
-    _write_beside(out, lambda path: export.export(model, path))
+    _write_beside(out, lambda path: export.export(model.discrete_flow, path))
   return epoch
 
 

@@ -1,7 +1,9 @@
 """`tfp_emerging.data.pipeline`: resumable training batches, evaluation batches
 that count every test image once."""
 
+import ast
 import itertools
+import pathlib
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ from tests.testlib.runs import tiny_config
 from tfp_emerging import data
 from tfp_emerging import training
 from tfp_emerging.data import pipeline
-from tfp_emerging.data.pipeline import DEQUANTIZED
+from tfp_emerging.data.pipeline import LEVELS
+from tfp_emerging.data.pipeline import NOISE
 from tfp_emerging.data.pipeline import WEIGHT
 
 
@@ -36,13 +39,7 @@ def _indices(images):
 
 def _epochs(dataset, steps, batch_size):
   """Per epoch: the image indices and the noise of each batch."""
-  batches = [
-    (
-      np.floor((x[DEQUANTIZED].numpy() + 0.5) * 256).astype(int),
-      x[DEQUANTIZED].numpy(),
-    )
-    for x in dataset
-  ]
+  batches = [(x[LEVELS].numpy(), x[NOISE].numpy()) for x in dataset]
   per_epoch = [batches[i : i + steps] for i in range(0, len(batches), steps)]
   assert all(b[0].shape[0] == batch_size for b in batches)
   return [
@@ -97,14 +94,28 @@ def test_evaluation_counts_every_test_image_once(digits_npz):
   assert len(batches) == 4  # 32 images: 3 full batches and one padded
   weights = np.concatenate([b[WEIGHT].numpy() for b in batches])
   np.testing.assert_array_equal(weights, [1.0] * 32 + [0.0] * 8)
-  x = np.concatenate([b[DEQUANTIZED].numpy() for b in batches])[:32]
-  # Dequantised images: the test images plus noise in [0, 1) / 17.
-  np.testing.assert_array_equal(
-    np.floor((x + 0.5) * 17), first_test_images(digits_npz, 32)
-  )
+  k = np.concatenate([b[LEVELS].numpy() for b in batches])
+  u = np.concatenate([b[NOISE].numpy() for b in batches])
+  # The test images, and their noise in [0, 1); padding: zeros, noise 1/2.
+  np.testing.assert_array_equal(k[:32], first_test_images(digits_npz, 32))
+  assert u.dtype == np.float32 and u.min() >= 0 and u.max() < 1
+  np.testing.assert_array_equal(k[32:], 0)
+  np.testing.assert_array_equal(u[32:], 0.5)
+  # Image i's noise: U[0, 1) drawn statelessly from (seed, i), the seed
+  # folded as the pipeline's docstring says.
+  for i in (0, 17, 31):
+    seed = tf.constant([5, 0], tf.int64)
+    for key in (2, i):  # _TEST_NOISE, then the image's index
+      seed = tf.random.experimental.stateless_fold_in(
+        seed, tf.constant(key, tf.int64)
+      )
+    np.testing.assert_array_equal(
+      u[i], tf.random.stateless_uniform([8, 8, 1], seed=seed).numpy()
+    )
   # The noise of an image does not depend on the batching.
   single = next(iter(pipeline.test_batches(digits, 32, seed=5)))
-  np.testing.assert_array_equal(single[DEQUANTIZED].numpy(), x)
+  np.testing.assert_array_equal(single[NOISE].numpy(), u[:32])
+  x = (k[:32] + u[:32]) / np.float32(17) - np.float32(0.5)
   # The mean over images, computed from the log-density directly.
   log_prob = model.distribution.log_prob(x).numpy().astype(np.float64)
   expected = np.mean(-(log_prob - 64 * np.log(17)) / (64 * np.log(2)))
@@ -115,3 +126,27 @@ def test_evaluation_counts_every_test_image_once(digits_npz):
   assert training.evaluate(model, digits, 32, seed=6) != (
     training.evaluate(model, digits, 32, seed=5)
   )
+
+
+def test_the_pipeline_draws_the_noise_and_leaves_dequantising_to_flows():
+  """The pipeline emits levels and noise; it imports nothing of `flows`
+  (`tfp_emerging.flows.DiscreteFlow` dequantises, once)."""
+  tree = ast.parse(pathlib.Path(pipeline.__file__).read_text(encoding="utf-8"))
+  imported = [
+    node.module
+    for node in ast.walk(tree)
+    if isinstance(node, ast.ImportFrom) and node.module
+  ] + [
+    alias.name
+    for node in ast.walk(tree)
+    if isinstance(node, ast.Import)
+    for alias in node.names
+  ]
+  assert "tfp_emerging.ops" in imported  # the check can see imports
+  assert not [m for m in imported if m.startswith("tfp_emerging.flows")]
+
+
+def test_batches_refuse_a_dtype_that_is_not_floating(digits_npz):
+  digits = data.load(digits_npz)
+  with pytest.raises(ValueError, match="dtype"):
+    pipeline.test_batches(digits, 8, seed=0, dtype=tf.int32)

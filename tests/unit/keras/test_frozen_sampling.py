@@ -84,7 +84,7 @@ def test_sample_sees_an_assign_to_a_frozen_weight():
 def test_export_samples_the_flow_frozen_when_exported(tmp_path):
   model = make_model("qr")
   model.initialize(digits()[:32])
-  module = export_lib.export(model, str(tmp_path / "exported"))
+  module = export_lib.export(model.discrete_flow, str(tmp_path / "exported"))
   assert isinstance(module._sampling_flow, flows.glow.FrozenGlow)
   loaded = tf.saved_model.load(str(tmp_path / "exported"))
   _, x = _reference(model, 3, 0.7)

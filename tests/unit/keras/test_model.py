@@ -42,7 +42,8 @@ from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 from tfp_emerging import training
 from tfp_emerging.data import pipeline
-from tfp_emerging.data.pipeline import DEQUANTIZED
+from tfp_emerging.data.pipeline import LEVELS
+from tfp_emerging.data.pipeline import NOISE
 from tfp_emerging.flows import VariationalDequantizer
 from tfp_emerging.flows import dequantization
 from tfp_emerging.ops import autoregressive
@@ -731,8 +732,12 @@ D = 64  # 8 x 8 x 1
 
 
 def _dequantized(images, seed=0):
-  noise = np.random.default_rng(seed).uniform(size=images.shape)
-  return ((images + noise) / NUM_BINS - 0.5).astype(np.float32)
+  """`(batch, x)`: the pipeline's dict batch of `images` and uniform noise
+  `u`, and the dequantised images `x = (k + u) / B - 1/2` (float32)."""
+  rng = np.random.default_rng(seed)
+  noise = rng.uniform(size=images.shape).astype(np.float32)
+  x = ((images + noise) / np.float32(NUM_BINS) - 0.5).astype(np.float32)
+  return {LEVELS: images, NOISE: noise}, x
 
 
 def _hand_bits(model, x):
@@ -768,7 +773,7 @@ def test_sample_weight_weighs_fit_and_evaluate(first_digits):
   `distribution.log_prob`; ActNorm is initialised first, so that the
   training step (SGD) is the only change to the weights."""
   images = first_digits[:16]
-  x = _dequantized(images)
+  dequantized, x = _dequantized(images)
   weights = np.array([0, 1, 2, 3] * 4, np.float32)
   model = small_model(keras.optimizers.SGD(0.05))
   model.initialize(images, seed=0)
@@ -776,7 +781,7 @@ def test_sample_weight_weighs_fit_and_evaluate(first_digits):
   weighted = np.sum(weights * bits) / np.sum(weights)
   assert abs(weighted - bits.mean()) > 1e-3  # the weights matter
   # The same weighted batch, evaluated and then fitted on.
-  batch = dict(x={DEQUANTIZED: x}, sample_weight=weights, verbose=0)
+  batch = dict(x=dequantized, sample_weight=weights, verbose=0)
   logs = model.evaluate(**batch, batch_size=8, return_dict=True)
   np.testing.assert_allclose(logs["bits_per_dim"], weighted, rtol=1e-5)
 
@@ -806,8 +811,8 @@ def test_tfp_glow_trains_on_a_smaller_last_batch(first_digits):
   assert images.element_spec.shape[0] is None
   history = model.fit(images, epochs=1, verbose=0)
   assert np.isfinite(history.history["loss"][0])
-  x = _dequantized(first_digits[:21])
-  dequantized = tf.data.Dataset.from_tensor_slices({DEQUANTIZED: x}).batch(8)
+  batch, x = _dequantized(first_digits[:21])
+  dequantized = tf.data.Dataset.from_tensor_slices(batch).batch(8)
   logs = model.evaluate(dequantized, verbose=0, return_dict=True)
   expected = np.mean(_hand_bits(model, x).numpy())
   np.testing.assert_allclose(logs["bits_per_dim"], expected, rtol=1e-5)
@@ -860,7 +865,7 @@ def test_reduce_lr_on_plateau_lowers_the_warm_up_schedule(
   """Keras' own callback lowers the rate that SGD uses, through the warm-up
   (10 steps, 4 per epoch): a plateau after epoch 2 halves the rest of the
   warm-up and the peak; the optimizer's checkpoints keep their layout."""
-  x = _dequantized(first_digits)
+  batch, x = _dequantized(first_digits)
   schedule = tfe_keras.WarmupSchedule(0.01, 10)
   model = small_model(keras.optimizers.SGD(schedule))
   model.initialize(first_digits, seed=0)
@@ -870,7 +875,7 @@ def test_reduce_lr_on_plateau_lowers_the_warm_up_schedule(
     monitor="loss", factor=0.5, patience=1, min_delta=1e6, cooldown=5
   )
   model.fit(
-    {DEQUANTIZED: x},
+    batch,
     batch_size=16,
     epochs=3,
     shuffle=False,
@@ -951,20 +956,19 @@ def test_the_pipelines_batches_give_the_same_bits(
   variational_model, small_digits
 ):
   model, dataset = variational_model, small_digits
-  batches = list(pipeline.test_batches(dataset, 10, seed=5, levels=True))
-  x = np.concatenate([b[pipeline.DEQUANTIZED].numpy() for b in batches])
+  batches = list(pipeline.test_batches(dataset, 10, seed=5))
+  u0 = np.concatenate([b[pipeline.NOISE].numpy() for b in batches])
   k = np.concatenate([b[pipeline.LEVELS].numpy() for b in batches])
   weight = np.concatenate([b[pipeline.WEIGHT].numpy() for b in batches])
-  np.testing.assert_array_equal(
-    np.floor((x + 0.5) * NUM_BINS)[weight > 0], k[weight > 0]
-  )
-  u0 = (x + 0.5) * NUM_BINS - k
   expected = _variational_reference_bits(model, k, u0)[weight > 0].mean()
   assert training.evaluate(model, dataset, 10, seed=5) == pytest.approx(
     expected, rel=1e-5
   )
-  with pytest.raises(ValueError, match="levels=True"):
-    model.evaluate(pipeline.test_batches(dataset, 10, seed=5), verbose=0)
+  levels_only = pipeline.test_batches(dataset, 10, seed=5).map(
+    lambda x: {pipeline.LEVELS: x[pipeline.LEVELS]}
+  )
+  with pytest.raises(ValueError, match="uniform noise"):
+    model.evaluate(levels_only, verbose=0)
 
 
 @pytest.mark.slow
@@ -1017,12 +1021,14 @@ def test_evaluation_batches_carry_k_draws_the_first_the_usual_one(
   four = next(
     iter(pipeline.test_batches(small_digits, 32, seed=5, num_samples=4))
   )
-  x1, x4 = one[pipeline.DEQUANTIZED].numpy(), four[pipeline.DEQUANTIZED].numpy()
-  assert x4.shape == (32, 4, 8, 8, 1)
-  np.testing.assert_array_equal(x4[:, 0], x1)
-  levels = np.floor((x4 + 0.5) * NUM_BINS)
-  np.testing.assert_array_equal(levels, np.repeat(levels[:, :1], 4, axis=1))
-  assert len({x4[0, j].tobytes() for j in range(4)}) == 4  # distinct noise
+  u1, u4 = one[pipeline.NOISE].numpy(), four[pipeline.NOISE].numpy()
+  assert u4.shape == (32, 4, 8, 8, 1)
+  assert four[pipeline.LEVELS].shape == (32, 8, 8, 1)
+  np.testing.assert_array_equal(u4[:, 0], u1)
+  np.testing.assert_array_equal(
+    four[pipeline.LEVELS].numpy(), one[pipeline.LEVELS].numpy()
+  )
+  assert len({u4[0, j].tobytes() for j in range(4)}) == 4  # distinct noise
 
 
 @pytest.mark.slow
@@ -1031,8 +1037,12 @@ def test_evaluate_with_k_draws_is_the_logsumexp_of_the_draws(
 ):
   model, dataset = uniform_model, small_digits
   batches = list(pipeline.test_batches(dataset, 10, seed=5, num_samples=8))
-  x = np.concatenate([b[pipeline.DEQUANTIZED].numpy() for b in batches])
+  k = np.concatenate([b[pipeline.LEVELS].numpy() for b in batches])
+  u = np.concatenate([b[pipeline.NOISE].numpy() for b in batches])
   weight = np.concatenate([b[pipeline.WEIGHT].numpy() for b in batches])
+  x = ((k[:, None] + u) / np.float32(NUM_BINS) - np.float32(0.5)).astype(
+    np.float32
+  )
   reference = _importance_weighted_reference_bits(model, x)[weight > 0]
   got = training.evaluate(model, dataset, 10, seed=5, num_samples=8)
   assert got == pytest.approx(reference.mean(), rel=1e-5)
