@@ -36,6 +36,7 @@ from tfp_emerging import flows
 from tfp_emerging import image_grid
 from tfp_emerging import presets
 from tfp_emerging import training
+from tfp_emerging.training import console
 from tfp_emerging.training import run_dir as run_dir_lib
 from tfp_emerging.training import stopping
 
@@ -436,7 +437,7 @@ def _train_and_report(config, run_dir, args, resume=None, replace=False):
       f"{metrics[-1]['test_bits_per_dim']:.4f}"
     )
     if metrics[-1].get("worse_than_uniform"):
-      training.runs.print_warning(
+      console.print_warning(
         f"the final test bits/dim {metrics[-1]['test_bits_per_dim']:.4f} is "
         f'worse than the uniform model\'s ("worse_than_uniform": true in '
         f"{os.path.join(run_dir, run_dir_lib.METRICS_FILE)})."

@@ -1,4 +1,4 @@
-"""Training runs in run directories: `train`, `resume`, `load_run`.
+"""Training a run in a run directory: `train`, `resume`.
 
 A run is the one training path (`tfp_emerging.training.fit`) with a run
 directory (`tfp_emerging.training.run_dir`): the options, the data and the
@@ -7,14 +7,15 @@ finished epoch; `resume` continues from the newest intact checkpoint with
 the same batches an uninterrupted run would have seen. The layout of a run
 directory, the exit statuses of the command line and what happens on a
 divergence or a corrupt checkpoint are described once, in the docs' page
-"Run directories".
+"Run directories". Using a trained run (evaluating, sampling, exporting) is
+`tfp_emerging.training.trained_runs`; what a run prints,
+`tfp_emerging.training.console`.
 
-Resuming (`resume`, and `load_run` for evaluating, sampling, exporting)
-restores the newest intact checkpoint, with a warning for each corrupt one,
-before anything in the run directory is rewritten; a missing state file is
-recovered from the `ckpt-*` files. `CorruptCheckpointError` when the run has
-checkpoints (or `metrics.json` records finished epochs) but none can be
-restored.
+Resuming restores the newest intact checkpoint, with a warning for each
+corrupt one, before anything in the run directory is rewritten; a missing
+state file is recovered from the `ckpt-*` files. `CorruptCheckpointError`
+when the run has checkpoints (or `metrics.json` records finished epochs)
+but none can be restored.
 
 Divergence: a NaN or infinite train or test bits/dim in an epoch stops
 training with `TrainingDiverged` before anything of that epoch is saved, so
@@ -29,22 +30,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 import contextlib
 import dataclasses
-import math
 import os
-import shutil
-import sys
-import tempfile
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from tfp_emerging import distribute
-from tfp_emerging import export
-from tfp_emerging import image_grid
-from tfp_emerging.data import ImageDataset
-from tfp_emerging.data import png_folder
-from tfp_emerging.keras import FlowModel
 from tfp_emerging.training import callbacks as callbacks_lib
 from tfp_emerging.training import checkpoints
 from tfp_emerging.training import loop
@@ -52,37 +43,12 @@ from tfp_emerging.training import run_dir as run_dir_lib
 from tfp_emerging.training import stopping
 from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
+from tfp_emerging.training.console import keras_verbosity
+from tfp_emerging.training.console import print_line
+from tfp_emerging.training.console import print_warning
+from tfp_emerging.training.console import start_line
 
-__all__ = [
-  "evaluate_run",
-  "export_run",
-  "load_run",
-  "print_warning",
-  "resume",
-  "sample_run",
-  "start_line",
-  "train",
-]
-
-
-def print_warning(message: str) -> None:
-  """The default `warn`: `warning: message` on standard error."""
-  print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-def _log(message):
-  print(message, flush=True)
-
-
-def _keras_verbosity(verbose):
-  """Keras' `verbose` for a run, whose `Checkpointer` logs one line per
-  epoch: `"auto"` is a progress bar inside each epoch on a terminal, and
-  nothing from Keras otherwise (so that a log file holds one line per
-  epoch)."""
-  if verbose != "auto":
-    return verbose
-  isatty = getattr(sys.stdout, "isatty", None)
-  return 1 if isatty is not None and isatty() else 0
+__all__ = ["resume", "train"]
 
 
 def _tensorboard_logger(folder, config):
@@ -102,48 +68,6 @@ def _tensorboard_logger(folder, config):
     )
   except callbacks_lib.TensorBoardMissing as e:
     raise RunError(str(e)) from e
-
-
-def _device(model):
-  """Where the model trains, for the start line."""
-  strategy = model.distribute_strategy
-  replicas = strategy.num_replicas_in_sync
-  devices = tf.config.list_logical_devices(
-    "GPU"
-  ) or tf.config.list_logical_devices("TPU")
-  kind = devices[0].device_type if devices else "CPU"
-  if replicas > 1:
-    return f"{replicas} replicas ({type(strategy).__name__}, {kind})"
-  return f"{len(devices)} {kind}" if devices else "CPU"
-
-
-def start_line(
-  config: RunConfig,
-  data: ImageDataset,
-  model: FlowModel,
-  run_dir: str | os.PathLike,
-  initial_epoch: int = 0,
-) -> str:
-  """The line a run prints when training starts: the dataset and its
-  shapes, the model and its parameter count, the device and the run
-  directory."""
-  parameters = int(sum(np.prod(v.shape) for v in model.trainable_weights))
-  kind = "class-conditional " if config.conditional else ""
-  epochs = (
-    f"epochs {initial_epoch + 1}..{config.epochs}"
-    if initial_epoch
-    else f"{config.epochs} epochs"
-  )
-  return (
-    f"training {kind}Glow with {config.mixing} mixing "
-    f"({config.num_levels} level(s) x {config.num_steps} steps, "
-    f"{config.hidden_channels} "
-    f"hidden channels, {parameters:,} parameters) on {data.name}: "
-    f"{data.num_examples['train']} train / {data.num_examples['test']} "
-    f"test images of {'x'.join(map(str, data.image_shape))}, "
-    f"{data.num_bins} levels; batch {config.batch_size}, {epochs}, "
-    f"on {_device(model)} -> {run_dir}"
-  )
 
 
 @dataclasses.dataclass
@@ -238,7 +162,7 @@ def _fit_in(run, state, run_dir, log, verbose, extra_callbacks, warn):
       initial_epoch=initial_epoch,
       initial_step=initial_step,
       callbacks=run_callbacks + list(extra_callbacks),
-      verbose=_keras_verbosity(verbose),
+      verbose=keras_verbosity(verbose),
       recorder=recorder,
       advice=_divergence_advice(state, run_dir, config),
       labels=config.conditional,
@@ -266,7 +190,7 @@ def _naming_bad_files(data):
 def train(
   config: RunConfig,
   run_dir: str | os.PathLike,
-  log: Callable[[str], None] = _log,
+  log: Callable[[str], None] = print_line,
   strategy: tf.distribute.Strategy | None = None,
   verbose: int | str = "auto",
   tensorboard: str | os.PathLike | None = None,
@@ -368,7 +292,7 @@ def _train(
 
 def resume(
   run_dir: str | os.PathLike,
-  log: Callable[[str], None] = _log,
+  log: Callable[[str], None] = print_line,
   strategy: tf.distribute.Strategy | None = None,
   verbose: int | str = "auto",
   tensorboard: str | os.PathLike | None = None,
@@ -486,280 +410,3 @@ def _resume_locked(
     for name, value in changed.items()
   ]
   return _fit_in(run, state, run_dir, log, verbose, callbacks, warn)
-
-
-def load_run(
-  run_dir: str | os.PathLike, warn: Callable[[str], None] = print_warning
-) -> tuple[RunConfig, FlowModel, int, str]:
-  """Rebuilds a run's model from its newest intact checkpoint.
-
-  Args:
-    run_dir: a run directory written by `train`.
-    warn: `warn(message)` for each checkpoint that cannot be restored.
-
-  Returns:
-    `(config, model, epoch, checkpoint_path)`.
-
-  Raises:
-    RunError: no run or no checkpoint in `run_dir`.
-    CorruptCheckpointError: checkpoints, but none can be restored.
-  """
-  config = run_dir_lib.read_config(run_dir)
-  model = loop.build_model(config)
-  state = checkpoints.RunState(
-    model, run_dir, config.keep_checkpoints, config.model_identity()
-  )
-  path = checkpoints.restore(state, run_dir, warn)
-  if not path:
-    raise RunError(
-      f"{run_dir}: no checkpoint yet (no epoch finished); train "
-      f"it with --resume first."
-    )
-  return config, model, int(state.epoch.numpy()), path
-
-
-def evaluate_run(
-  run_dir: str | os.PathLike, num_samples: int = 1
-) -> dict[str, Any]:
-  """The test bits/dim of a run's newest intact checkpoint, with what it is.
-
-  Args:
-    run_dir: a run directory with a checkpoint.
-    num_samples: dequantisation draws per test image; above 1, the
-      importance-weighted bound over them (`loop.evaluate`).
-
-  Returns:
-    A dict: `bits_per_dim`, `num_samples`, `split`, `source_split`,
-    `dataset`, `mixing`, `conditional`, `num_examples`, `num_bins`,
-    `image_shape`, `epoch`, `checkpoint`.
-
-  Raises:
-    RunError, CorruptCheckpointError: as `load_run`.
-    RunError: `num_samples` not an integer >= 1.
-    tfp_emerging.data.DataError: the data cannot be loaded or changed shape.
-  """
-  if (
-    isinstance(num_samples, bool)
-    or not isinstance(num_samples, int)
-    or (num_samples < 1)
-  ):
-    raise RunError(
-      f"--samples must be an integer >= 1; got {num_samples!r} "
-      f"(evaluate_run's num_samples)."
-    )
-  config, model, epoch, path = load_run(run_dir)
-  data = loop.load_data(config)
-  config.with_data(data)  # the same image shape and levels
-  bits = loop.evaluate(
-    model,
-    data,
-    config.batch_size,
-    seed=config.seed,
-    labels=config.conditional,
-    num_samples=num_samples,
-  )
-  return {
-    "bits_per_dim": bits,
-    "num_samples": num_samples,
-    "split": "test",
-    "source_split": data.split_names["test"],
-    "dataset": config.dataset,
-    "mixing": config.mixing,
-    "conditional": config.conditional,
-    "num_examples": data.num_examples["test"],
-    "num_bins": config.num_bins,
-    "image_shape": config.image_shape,
-    "epoch": epoch,
-    "checkpoint": path,
-  }
-
-
-def sample_run(
-  run_dir: str | os.PathLike,
-  out: str | os.PathLike,
-  n: int | None = None,
-  temperature: float | None = None,
-  seed: int | None = None,
-  columns: int | None = None,
-  classes: Sequence[int] | None = None,
-) -> tuple[FlowModel, int, float]:
-  """Writes a PNG grid of samples of a run's newest intact checkpoint.
-
-  Args:
-    run_dir: a run directory with a checkpoint.
-    out: the PNG file to write (its folder is created).
-    n: samples (default `image_grid.NUM_SAMPLES`); for a class-conditional
-      run, samples per class, one row each (default
-      `image_grid.SAMPLES_PER_CLASS`).
-    temperature: default the run's `sample_temperature`.
-    seed: default the run's seed.
-    columns: images per row (default `ceil(sqrt(n))`).
-    classes: for a class-conditional run, the classes to draw (default
-      every class).
-
-  Returns:
-    `(model, n, temperature)`: the model sampled and the values used.
-
-  Raises:
-    RunError: bad arguments (naming the option), an `out` that is a folder
-      or cannot be written, or a run without a checkpoint.
-  """
-  for name, value, low in (
-    ("n", n, 1),
-    ("columns", columns, 1),
-    ("temperature", temperature, 0),
-  ):
-    if value is not None and not (math.isfinite(value) and value >= low):
-      raise RunError(f"--{name} must be >= {low}; got {value}.")
-  if os.path.isdir(out):
-    raise RunError(f"--out {out}: is a folder; give the PNG file to write.")
-  if _sample_out_in_run(run_dir, out):  # it writes the run directory
-    with run_dir_lib.locked(run_dir):
-      return _sample_run(run_dir, out, n, temperature, seed, columns, classes)
-  return _sample_run(run_dir, out, n, temperature, seed, columns, classes)
-
-
-# The files `sample` may write inside a run directory: its own `--run`'s.
-_SAMPLE_FILES = (run_dir_lib.SAMPLES_FILE, run_dir_lib.DEMO_SAMPLES_FILE)
-
-
-def _sample_out_in_run(run_dir, out):
-  """Whether `sample_run`'s PNG `out` is a samples file of its own
-  `run_dir` (`_SAMPLE_FILES`); `RunError` if `out` is an existing file that
-  is not a PNG image, or lies anywhere else inside a run directory (the
-  run's config, metrics, checkpoints, another run's files)."""
-  if os.path.exists(out):
-    try:
-      with open(out, "rb") as f:
-        head = f.read(len(png_folder.PNG_SIGNATURE))
-    except OSError as e:
-      raise RunError(f"--out {out}: cannot read it ({e}).") from e
-    if head != png_folder.PNG_SIGNATURE:
-      raise RunError(
-        f"--out {out}: an existing file that is not a PNG image; nothing "
-        f"is replaced. Give a new file name (or a PNG file to replace)."
-      )
-  holder = run_dir_lib.enclosing_run(out)
-  if holder is None:
-    return False
-  own = os.path.realpath(run_dir)
-  real = os.path.realpath(out)
-  if (os.path.dirname(real), os.path.basename(real)) in (
-    (own, name) for name in _SAMPLE_FILES
-  ):
-    return True
-  raise RunError(
-    f"--out {out}: inside the run directory {holder}, whose files sample "
-    f"never replaces (inside its own --run it writes only "
-    f"{' or '.join(_SAMPLE_FILES)}); nothing was written. Write the grid "
-    f"outside the run directory."
-  )
-
-
-def _sample_run(run_dir, out, n, temperature, seed, columns, classes):
-  config, model, _, _ = load_run(run_dir)
-  n = image_grid.default_sample_count(model) if n is None else n
-  temperature = (
-    config.sample_temperature if temperature is None else temperature
-  )
-  try:
-    grid = image_grid.sample_grid(
-      model,
-      n,
-      temperature,
-      seed=config.seed if seed is None else seed,
-      columns=columns,
-      classes=classes,
-    )
-  except ValueError as e:  # its message begins with the argument's name
-    raise RunError(f"--{e}") from e
-  try:
-    with run_dir_lib.writing(out, "the samples", output=True):
-      os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    run_dir_lib.write_png(out, grid, "the samples", output=True)
-  except OSError as e:
-    raise RunError(f"--out {out}: cannot write it ({e}).") from e
-  return model, n, temperature
-
-
-def export_run(
-  run_dir: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False
-) -> int:
-  """Writes a run's newest intact checkpoint as a SavedModel at `out`
-  (`tfp_emerging.export`); returns the epoch exported.
-
-  `out` is a new or empty folder, or with `overwrite` one holding a
-  SavedModel, never inside a run directory. The SavedModel is written into
-  a temporary folder beside `out` and renamed to `out` once complete (an
-  old SavedModel is renamed aside first, then deleted): a failed write
-  (a full disk) leaves `out` as it was, without temporary folders.
-
-  Raises:
-    RunError: `out` is a file, a folder holding something else, a
-      SavedModel without `overwrite`, or inside a run directory; the run
-      has no checkpoint.
-    run_dir.DiskFull, run_dir.ReadOnlyRun: `out` cannot be written.
-  """
-  _check_export_out(out, overwrite)
-  _, model, epoch, _ = load_run(run_dir)
-  with run_dir_lib.writing(out, "the SavedModel", output=True):
-    _write_beside(out, lambda path: export.export(model, path))
-  return epoch
-
-
-def _check_export_out(out, overwrite):
-  """`RunError` unless `export_run` may write its SavedModel at `out`."""
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise RunError(
-      f"--out {out}: is a file; give the SavedModel folder to write."
-    )
-  holder = run_dir_lib.enclosing_run(out)
-  if holder is not None:
-    raise RunError(
-      f"--out {out}: inside the run directory {holder}; export never "
-      f"writes into a run directory. Choose a folder outside it."
-    )
-  entries = sorted(os.listdir(out)) if os.path.isdir(out) else []
-  if not entries:
-    return
-  if not _holds_saved_model(out):
-    shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-    raise RunError(
-      f"--out {out}: a folder that is not empty ({shown}) and holds no "
-      f"SavedModel; nothing is replaced. Choose a new or empty folder."
-    )
-  if not overwrite:
-    raise RunError(
-      f"--out {out}: already holds a SavedModel; pass --overwrite to "
-      f"replace it, or choose another --out."
-    )
-
-
-def _holds_saved_model(folder):
-  return any(
-    os.path.isfile(os.path.join(folder, name))
-    for name in ("saved_model.pb", "saved_model.pbtxt")
-  )
-
-
-def _write_beside(out, write):
-  """`write(path)` into a new temporary folder beside `out`, then that
-  folder renamed to `out` (an existing non-empty `out` renamed aside first
-  and deleted after); on any failure the temporary folder is deleted and
-  `out` is left as it was."""
-  out = os.path.abspath(out)
-  parent, name = os.path.split(out)
-  os.makedirs(parent, exist_ok=True)
-  temporary = tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=".tmp")
-  try:
-    write(temporary)
-    old = None
-    if os.path.isdir(out) and os.listdir(out):
-      old = temporary + ".old"
-      os.rename(out, old)
-    os.replace(temporary, out)  # onto a missing or empty folder: atomic
-  except BaseException:
-    shutil.rmtree(temporary, ignore_errors=True)
-    raise
-  if old is not None:
-    shutil.rmtree(old, ignore_errors=True)
