@@ -36,6 +36,7 @@ from tfp_emerging import flows
 from tfp_emerging import image_grid
 from tfp_emerging import presets
 from tfp_emerging import training
+from tfp_emerging.training import config
 from tfp_emerging.training import console
 from tfp_emerging.training import run_dir as run_dir_lib
 from tfp_emerging.training import stopping
@@ -576,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with stopping.handled():
       return _run(args)
   except tuple(kind for kind, _ in _EXIT_STATUSES) as e:
-    print(f"tfp-emerging {args.command}: error: {e}", file=sys.stderr)
+    print(f"tfp-emerging {args.command}: error: {_message(e)}", file=sys.stderr)
     return next(
       status for kind, status in _EXIT_STATUSES if isinstance(e, kind)
     )
@@ -586,6 +587,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\ntfp-emerging {args.command}: {_interruption(e)}", file=sys.stderr
       )
     return 143 if _interruption(e) == "terminated" else 130
+
+
+def _message(error):
+  """The message of `error` for the command line: an `ArgumentError`'s
+  with each parameter spelled as its flag (`config.flag`)."""
+  if isinstance(error, training.ArgumentError):
+    return error.spelled(config.flag)
+  return str(error)
 
 
 def _run(args):

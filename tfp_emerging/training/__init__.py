@@ -1,7 +1,9 @@
 """Training of `FlowModel`s: the one training path and run directories.
 
 * `config`: `RunConfig`, everything that defines a run, checked on
-  creation; `RESUMABLE_OPTIONS`, what a resume may change.
+  creation; `RESUMABLE_OPTIONS`, what a resume may change; `RunError` and
+  `ArgumentError` (naming the parameter at fault, which the command line
+  spells as its flag).
 * `loop`: `build_model`, `fit` (the one training path: Keras `fit` over the
   `tf.data` pipeline of `tfp_emerging.data.pipeline`) and `evaluate` (the
   one evaluator); no filesystem.
@@ -18,6 +20,7 @@
 from tfp_emerging.training.callbacks import TrainingDiverged
 from tfp_emerging.training.checkpoints import CorruptCheckpointError
 from tfp_emerging.training.config import RESUMABLE_OPTIONS
+from tfp_emerging.training.config import ArgumentError
 from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
 from tfp_emerging.training.loop import build_model
@@ -34,6 +37,7 @@ from tfp_emerging.training.trained_runs import sample_run
 
 __all__ = [
   "RESUMABLE_OPTIONS",
+  "ArgumentError",
   "CorruptCheckpointError",
   "RunConfig",
   "RunError",

@@ -41,6 +41,7 @@ from tfp_emerging.training import checkpoints
 from tfp_emerging.training import loop
 from tfp_emerging.training import run_dir as run_dir_lib
 from tfp_emerging.training import stopping
+from tfp_emerging.training.config import ArgumentError
 from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
 from tfp_emerging.training.console import keras_verbosity
@@ -58,9 +59,11 @@ def _tensorboard_logger(folder, config):
   if blocking is not None:
     same = blocking == os.path.abspath(folder)
     where = "is a file" if same else f"{blocking} is a file"
-    raise RunError(
-      f"--tensorboard {folder}: {where}, not a folder; give the folder to "
-      f"write the summaries to."
+    raise ArgumentError(
+      "{tensorboard} {folder}: {where}, not a folder; give the folder to "
+      "write the summaries to.",
+      folder=folder,
+      where=where,
     )
   try:
     return callbacks_lib.TensorBoardLogger(
@@ -87,9 +90,12 @@ def _prepare(config, strategy, tensorboard):
   train_images = data.num_examples["train"]
   # (Training would otherwise use a smaller batch than config.json says.)
   if config.batch_size > train_images:
-    raise RunError(
-      f"--batch-size {config.batch_size} is more than the {train_images} "
-      f"training images of {data.name}; give at most {train_images}."
+    raise ArgumentError(
+      "{batch_size} {value} is more than the {images} training images of "
+      "{data}; give at most {images}.",
+      value=config.batch_size,
+      images=train_images,
+      data=data.name,
     )
   model = loop.build_model(config, strategy)
   loop.training_batch_size(config, data, model)
@@ -232,6 +238,9 @@ def train(
     RunError: `run_dir` already holds a run (without `replace`), is a file,
       or is a folder that is not empty and not a run directory;
       `tensorboard` without the tensorboard package.
+    ArgumentError: `tensorboard` is a file, or `config.batch_size` exceeds
+      the training images (naming the parameter, as every
+      `ArgumentError`).
     tfp_emerging.data.DataError: the data cannot be loaded or does not fit.
     TrainingDiverged: a NaN or infinite loss; the latest checkpoint is the
       last good epoch.
@@ -330,6 +339,8 @@ def resume(
   Raises:
     RunError: `run_dir` holds no run, or an option that cannot change
       differs from the stored one.
+    ArgumentError: `epochs` below the epochs the run has done, a
+      `batch_size` change in the middle of an epoch, or as in `train`.
     CorruptCheckpointError: the run has checkpoints, or `metrics.json`
       records finished epochs, but no checkpoint can be restored.
     tfp_emerging.data.DataError: the data cannot be loaded or changed shape.
@@ -380,18 +391,27 @@ def _resume_locked(
   least = initial_epoch + (1 if initial_step else 0)
   if run.config.epochs < least:
     running = f" and is in epoch {least}" if initial_step else ""
-    raise RunError(
-      f"{run_dir}: --epochs {run.config.epochs}, but the run has finished "
-      f"{initial_epoch} epoch(s){running} ({restored}); --epochs is the "
-      f"total number of epochs, so give at least {least}. Nothing was "
-      f"changed."
+    raise ArgumentError(
+      "{run_dir}: {epochs} {value}, but the run has finished {finished} "
+      "epoch(s){running} ({restored}); {epochs} is the total number of "
+      "epochs, so give at least {least}. Nothing was changed.",
+      run_dir=run_dir,
+      value=run.config.epochs,
+      finished=initial_epoch,
+      running=running,
+      restored=restored,
+      least=least,
     )
   if initial_step and "batch_size" in changed:
-    raise RunError(
-      f"{run_dir}: the run stopped at step {initial_step} of epoch "
-      f"{initial_epoch + 1} ({restored}), whose batches are those of batch "
-      f"size {stored.batch_size}: resume without --batch-size until that "
-      f"epoch ends, then change it."
+    raise ArgumentError(
+      "{run_dir}: the run stopped at step {step} of epoch {epoch} "
+      "({restored}), whose batches are those of batch size {stored}: resume "
+      "without {batch_size} until that epoch ends, then change it.",
+      run_dir=run_dir,
+      step=initial_step,
+      epoch=initial_epoch + 1,
+      restored=restored,
+      stored=stored.batch_size,
     )
   if restored:
     at = (

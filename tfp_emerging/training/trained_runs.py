@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 import math
 import os
+import re
 import shutil
 import tempfile
 from typing import Any
@@ -24,6 +25,7 @@ from tfp_emerging.keras import FlowModel
 from tfp_emerging.training import checkpoints
 from tfp_emerging.training import loop
 from tfp_emerging.training import run_dir as run_dir_lib
+from tfp_emerging.training.config import ArgumentError
 from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
 from tfp_emerging.training.console import print_warning
@@ -78,7 +80,7 @@ def evaluate_run(
 
   Raises:
     RunError, CorruptCheckpointError: as `load_run`.
-    RunError: `num_samples` not an integer >= 1.
+    ArgumentError: `num_samples` not an integer >= 1.
     tfp_emerging.data.DataError: the data cannot be loaded or changed shape.
   """
   if (
@@ -86,9 +88,10 @@ def evaluate_run(
     or not isinstance(num_samples, int)
     or (num_samples < 1)
   ):
-    raise RunError(
-      f"--samples must be an integer >= 1; got {num_samples!r} "
-      f"(evaluate_run's num_samples)."
+    raise ArgumentError(
+      "{num_samples} must be an integer >= 1; got {value!r} (evaluate_run's "
+      "num_samples).",
+      value=num_samples,
     )
   config, model, epoch, path = load_run(run_dir)
   data = loop.load_data(config)
@@ -144,8 +147,9 @@ def sample_run(
     `(model, n, temperature)`: the model sampled and the values used.
 
   Raises:
-    RunError: bad arguments (naming the option), an `out` that is a folder
-      or cannot be written, or a run without a checkpoint.
+    ArgumentError: bad arguments, an `out` that is a folder or cannot be
+      written (the message names the parameter, `ArgumentError.parameters`).
+    RunError: a run without a checkpoint.
   """
   for name, value, low in (
     ("n", n, 1),
@@ -153,9 +157,13 @@ def sample_run(
     ("temperature", temperature, 0),
   ):
     if value is not None and not (math.isfinite(value) and value >= low):
-      raise RunError(f"--{name} must be >= {low}; got {value}.")
+      raise ArgumentError(
+        "{" + name + "} must be >= {low}; got {value}.", low=low, value=value
+      )
   if os.path.isdir(out):
-    raise RunError(f"--out {out}: is a folder; give the PNG file to write.")
+    raise ArgumentError(
+      "{out} {path}: is a folder; give the PNG file to write.", path=out
+    )
   if _sample_out_in_run(run_dir, out):  # it writes the run directory
     with run_dir_lib.locked(run_dir):
       return _sample_run(run_dir, out, n, temperature, seed, columns, classes)
@@ -168,19 +176,23 @@ _SAMPLE_FILES = (run_dir_lib.SAMPLES_FILE, run_dir_lib.DEMO_SAMPLES_FILE)
 
 def _sample_out_in_run(run_dir, out):
   """Whether `sample_run`'s PNG `out` is a samples file of its own
-  `run_dir` (`_SAMPLE_FILES`); `RunError` if `out` is an existing file that
-  is not a PNG image, or lies anywhere else inside a run directory (the
-  run's config, metrics, checkpoints, another run's files)."""
+  `run_dir` (`_SAMPLE_FILES`); `ArgumentError` if `out` is an existing
+  file that is not a PNG image, or lies anywhere else inside a run
+  directory (the run's config, metrics, checkpoints, another run's
+  files)."""
   if os.path.exists(out):
     try:
       with open(out, "rb") as f:
         head = f.read(len(png_folder.PNG_SIGNATURE))
     except OSError as e:
-      raise RunError(f"--out {out}: cannot read it ({e}).") from e
+      raise ArgumentError(
+        "{out} {path}: cannot read it ({error}).", path=out, error=e
+      ) from e
     if head != png_folder.PNG_SIGNATURE:
-      raise RunError(
-        f"--out {out}: an existing file that is not a PNG image; nothing "
-        f"is replaced. Give a new file name (or a PNG file to replace)."
+      raise ArgumentError(
+        "{out} {path}: an existing file that is not a PNG image; nothing is "
+        "replaced. Give a new file name (or a PNG file to replace).",
+        path=out,
       )
   holder = run_dir_lib.enclosing_run(out)
   if holder is None:
@@ -191,11 +203,13 @@ def _sample_out_in_run(run_dir, out):
     (own, name) for name in _SAMPLE_FILES
   ):
     return True
-  raise RunError(
-    f"--out {out}: inside the run directory {holder}, whose files sample "
-    f"never replaces (inside its own --run it writes only "
-    f"{' or '.join(_SAMPLE_FILES)}); nothing was written. Write the grid "
-    f"outside the run directory."
+  raise ArgumentError(
+    "{out} {path}: inside the run directory {holder}, whose files sample "
+    "never replaces (inside its own {run} it writes only {files}); nothing "
+    "was written. Write the grid outside the run directory.",
+    path=out,
+    holder=holder,
+    files=" or ".join(_SAMPLE_FILES),
   )
 
 
@@ -215,13 +229,17 @@ def _sample_run(run_dir, out, n, temperature, seed, columns, classes):
       classes=classes,
     )
   except ValueError as e:  # its message begins with the argument's name
-    raise RunError(f"--{e}") from e
+    name = re.split(r"\W", str(e), maxsplit=1)[0]
+    rest = str(e)[len(name) :]
+    raise ArgumentError("{" + name + "}{rest}", rest=rest) from e
   try:
     with run_dir_lib.writing(out, "the samples", output=True):
       os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     run_dir_lib.write_png(out, grid, "the samples", output=True)
   except OSError as e:
-    raise RunError(f"--out {out}: cannot write it ({e}).") from e
+    raise ArgumentError(
+      "{out} {path}: cannot write it ({error}).", path=out, error=e
+    ) from e
   return model, n, temperature
 
 
@@ -238,9 +256,9 @@ def export_run(
   (a full disk) leaves `out` as it was, without temporary folders.
 
   Raises:
-    RunError: `out` is a file, a folder holding something else, a
-      SavedModel without `overwrite`, or inside a run directory; the run
-      has no checkpoint.
+    ArgumentError: `out` is a file, a folder holding something else, a
+      SavedModel without `overwrite`, or inside a run directory.
+    RunError: the run has no checkpoint.
     run_dir.DiskFull, run_dir.ReadOnlyRun: `out` cannot be written.
   """
   _check_export_out(out, overwrite)
@@ -251,30 +269,36 @@ def export_run(
 
 
 def _check_export_out(out, overwrite):
-  """`RunError` unless `export_run` may write its SavedModel at `out`."""
+  """`ArgumentError` unless `export_run` may write its SavedModel at `out`."""
   if os.path.exists(out) and not os.path.isdir(out):
-    raise RunError(
-      f"--out {out}: is a file; give the SavedModel folder to write."
+    raise ArgumentError(
+      "{out} {path}: is a file; give the SavedModel folder to write.",
+      path=out,
     )
   holder = run_dir_lib.enclosing_run(out)
   if holder is not None:
-    raise RunError(
-      f"--out {out}: inside the run directory {holder}; export never "
-      f"writes into a run directory. Choose a folder outside it."
+    raise ArgumentError(
+      "{out} {path}: inside the run directory {holder}; export never writes "
+      "into a run directory. Choose a folder outside it.",
+      path=out,
+      holder=holder,
     )
   entries = sorted(os.listdir(out)) if os.path.isdir(out) else []
   if not entries:
     return
   if not _holds_saved_model(out):
     shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-    raise RunError(
-      f"--out {out}: a folder that is not empty ({shown}) and holds no "
-      f"SavedModel; nothing is replaced. Choose a new or empty folder."
+    raise ArgumentError(
+      "{out} {path}: a folder that is not empty ({shown}) and holds no "
+      "SavedModel; nothing is replaced. Choose a new or empty folder.",
+      path=out,
+      shown=shown,
     )
   if not overwrite:
-    raise RunError(
-      f"--out {out}: already holds a SavedModel; pass --overwrite to "
-      f"replace it, or choose another --out."
+    raise ArgumentError(
+      "{out} {path}: already holds a SavedModel; pass {overwrite} to "
+      "replace it, or choose another {out}.",
+      path=out,
     )
 
 
