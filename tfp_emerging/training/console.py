@@ -31,13 +31,15 @@ def print_line(message: str) -> None:
   print(message, flush=True)
 
 
-def keras_verbosity(verbose: int | str) -> int | str:
+def keras_verbosity(verbose: int | str) -> int:
   """Keras' `verbose` for a run, whose `Checkpointer` logs one line per
   epoch: `"auto"` is a progress bar inside each epoch on a terminal, and
   nothing from Keras otherwise (so that a log file holds one line per
-  epoch); any other value is returned as it is."""
-  if verbose != "auto":
+  epoch); an int is returned as it is."""
+  if isinstance(verbose, int):
     return verbose
+  if verbose != "auto":
+    raise ValueError(f"verbose must be an int or 'auto'; got {verbose!r}.")
   isatty = getattr(sys.stdout, "isatty", None)
   return 1 if isatty is not None and isatty() else 0
 
