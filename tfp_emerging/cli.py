@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-import dataclasses
 import json
 import os
 import signal
 import sys
+from typing import Any
 
 import tfp_emerging
 from tfp_emerging import data as data_lib
@@ -44,31 +44,6 @@ from tfp_emerging.training import stopping
 __all__ = ["build_parser", "main"]
 
 
-# Options of `train` that define the run; `--resume` takes them from the run
-# and accepts new values only for `training.RESUMABLE_OPTIONS`.
-_RUN_OPTIONS = (
-  "dataset",
-  "data_dir",
-  "splits",
-  "bit_depth",
-  "mixing",
-  "num_levels",
-  "num_steps",
-  "hidden_channels",
-  "kernel_size",
-  "conditional",
-  "condition_couplings",
-  "dequantization",
-  "preset",
-  "batch_size",
-  "learning_rate",
-  "warmup_steps",
-  "seed",
-  "keep_checkpoints",
-  "checkpoint_every",
-  "sample_temperature",
-  "epochs",
-)
 # The exit status of each error (see the module docstring).
 _EXIT_STATUSES = (
   (run_dir_lib.RunLocked, 4),
@@ -81,125 +56,6 @@ _EXIT_STATUSES = (
   (distribute.StrategyError, 2),
   (training.CorruptCheckpointError, 3),
 )
-
-
-def _add_run_options(parser):
-  """Options of a run, defaulting to `RunConfig`'s."""
-  base = dataclasses.asdict(training.RunConfig())
-  parser.add_argument(
-    "--dataset",
-    default=None,
-    help=(
-      "'digits' (bundled, default), 'skimage-crops' (16x16 crops of "
-      "scikit-image's bundled photos), a tensorflow-datasets name such "
-      "as 'mnist' or 'cifar10' (needs the [datasets] extra), an .npz "
-      "file or a folder of PNG images"
-    ),
-  )
-  parser.add_argument(
-    "--data-dir",
-    default=None,
-    help="tensorflow-datasets data folder (default: its own, "
-    "~/tensorflow_datasets)",
-  )
-  parser.add_argument(
-    "--split",
-    dest="splits",
-    default=None,
-    type=_split_names,
-    metavar="TRAIN,TEST",
-    help=(
-      "the source's split names for training and testing, e.g. "
-      "'train,validation' or 'train[:90%%],train[90%%:]' (default: the "
-      "source's own: train/test, or train/validation)"
-    ),
-  )
-  parser.add_argument(
-    "--bit-depth",
-    type=int,
-    default=None,
-    choices=(8,),
-    help="reduce 16-bit data to 8 bits (default: keep the data's depth)",
-  )
-  parser.add_argument(
-    "--mixing",
-    default=None,
-    choices=flows.MIXINGS,
-    help=f"channel mixing (default {base['mixing']})",
-  )
-  for flag, kind, text in (
-    ("num_levels", int, "squeeze levels"),
-    ("num_steps", int, "flow steps per level"),
-    ("hidden_channels", int, "width of the coupling networks"),
-    ("kernel_size", int, "kernel size of the mixing convolutions"),
-    ("batch_size", int, "batch size"),
-    ("learning_rate", float, "Adam's peak learning rate"),
-    ("warmup_steps", int, "steps of the linear learning-rate warm-up"),
-    ("seed", int, "seed of the weights, data order and samples"),
-    ("keep_checkpoints", int, "newest per-epoch checkpoints to keep"),
-    (
-      "checkpoint_every",
-      int,
-      "steps between step checkpoints inside an epoch (SIGINT and "
-      "SIGTERM checkpoint their step anyway)",
-    ),
-    ("sample_temperature", float, "temperature of samples.png"),
-  ):
-    parser.add_argument(
-      "--" + flag.replace("_", "-"),
-      type=kind,
-      default=None,
-      help=f"{text} (default {base[flag]})",
-    )
-  parser.add_argument(
-    "--epochs",
-    type=int,
-    default=None,
-    help=f"total number of epochs (default {base['epochs']})",
-  )
-  parser.add_argument(
-    "--conditional",
-    action="store_const",
-    const=True,
-    default=None,
-    help=(
-      "a class-conditional flow on the data's labels ('digits', .npz "
-      "files with labels, supervised tensorflow-datasets): priors and "
-      "coupling networks depend on the class (default: off)"
-    ),
-  )
-  parser.add_argument(
-    "--no-condition-couplings",
-    dest="condition_couplings",
-    action="store_const",
-    const=False,
-    default=None,
-    help=(
-      "with --conditional, condition only the priors on the class "
-      "(default: the couplings too)"
-    ),
-  )
-  parser.add_argument(
-    "--dequantization",
-    default=None,
-    choices=flows.DEQUANTIZATIONS,
-    help=(
-      "'uniform' noise, or 'variational': a conditional flow q(u|k) "
-      "learns the noise jointly with the model (Flow++), the bits/dim "
-      "a valid bound (default uniform)"
-    ),
-  )
-  parser.add_argument(
-    "--preset",
-    default=None,
-    choices=tuple(presets.PRESETS),
-    help=(
-      "the paper's architecture (CIFAR-10, 3 levels, 512 hidden "
-      "channels, 8 or 32 steps per level; needs a GPU and "
-      "tensorflow-datasets' cifar10); options given explicitly "
-      "override it (default: none)"
-    ),
-  )
 
 
 def _class_ids(value):
@@ -224,36 +80,218 @@ def _split_names(value):
   return names
 
 
-def _add_training_options(parser):
-  """Options of how `train` and `demo` run, not stored with the run."""
-  parser.add_argument(
+# The options of `train` and `demo` that define the run, in the order of
+# `--help`: `(field, help[, argparse keywords])` of `RunConfig` fields, the
+# flag `config.flag(field)`; beyond the keywords, `dest=field`,
+# `default=None` and the type of the field's default, and `{default}` in the
+# help is that default. `--resume` takes them from the run and accepts new
+# values only for `training.RESUMABLE_OPTIONS`.
+_RUN_OPTIONS: tuple[tuple[Any, ...], ...] = (
+  (
+    "dataset",
+    "'digits' (bundled, default), 'skimage-crops' (16x16 crops of "
+    "scikit-image's bundled photos), a tensorflow-datasets name such as "
+    "'mnist' or 'cifar10' (needs the [datasets] extra), an .npz file or a "
+    "folder of PNG images",
+  ),
+  (
+    "data_dir",
+    "tensorflow-datasets data folder (default: its own, ~/tensorflow_datasets)",
+  ),
+  (
+    "splits",
+    "the source's split names for training and testing, e.g. "
+    "'train,validation' or 'train[:90%%],train[90%%:]' (default: the "
+    "source's own: train/test, or train/validation)",
+    {"type": _split_names, "metavar": "TRAIN,TEST"},
+  ),
+  (
+    "bit_depth",
+    "reduce 16-bit data to 8 bits (default: keep the data's depth)",
+    {"type": int, "choices": (8,)},
+  ),
+  ("mixing", "channel mixing (default {default})", {"choices": flows.MIXINGS}),
+  ("num_levels", "squeeze levels (default {default})"),
+  ("num_steps", "flow steps per level (default {default})"),
+  ("hidden_channels", "width of the coupling networks (default {default})"),
+  ("kernel_size", "kernel size of the mixing convolutions (default {default})"),
+  ("batch_size", "batch size (default {default})"),
+  ("learning_rate", "Adam's peak learning rate (default {default})"),
+  (
+    "warmup_steps",
+    "steps of the linear learning-rate warm-up (default {default})",
+  ),
+  ("seed", "seed of the weights, data order and samples (default {default})"),
+  (
+    "keep_checkpoints",
+    "newest per-epoch checkpoints to keep (default {default})",
+  ),
+  (
+    "checkpoint_every",
+    "steps between step checkpoints inside an epoch (SIGINT and SIGTERM "
+    "checkpoint their step anyway) (default {default})",
+    {"type": int},
+  ),
+  ("sample_temperature", "temperature of samples.png (default {default})"),
+  ("epochs", "total number of epochs (default {default})"),
+  (
+    "conditional",
+    "a class-conditional flow on the data's labels ('digits', .npz files "
+    "with labels, supervised tensorflow-datasets): priors and coupling "
+    "networks depend on the class (default: off)",
+    {"action": "store_const", "const": True},
+  ),
+  (
+    "condition_couplings",
+    "with --conditional, condition only the priors on the class (default: "
+    "the couplings too)",
+    {"action": "store_const", "const": False},
+  ),
+  (
+    "dequantization",
+    "'uniform' noise, or 'variational': a conditional flow q(u|k) learns "
+    "the noise jointly with the model (Flow++), the bits/dim a valid bound "
+    "(default uniform)",
+    {"choices": flows.DEQUANTIZATIONS},
+  ),
+  (
+    "preset",
+    "the paper's architecture (CIFAR-10, 3 levels, 512 hidden channels, 8 "
+    "or 32 steps per level; needs a GPU and tensorflow-datasets' cifar10); "
+    "options given explicitly override it (default: none)",
+    {"choices": tuple(presets.PRESETS)},
+  ),
+)
+# Options of how `train` and `demo` run, not stored with the run: `(flag,
+# help, argparse keywords)`, as the options of `_COMMANDS`.
+_TRAINING_OPTIONS: tuple[tuple[Any, ...], ...] = (
+  (
     "--strategy",
-    default="default",
-    choices=distribute.STRATEGIES,
-    help=(
-      "tf.distribute strategy: 'mirrored' (all local GPUs), "
-      "'multiworker' (every worker runs this command with its own "
-      "TF_CONFIG and the same --out, which worker 0 writes; it runs "
-      "under tf_keras, TF_USE_LEGACY_KERAS=1, as Keras 3's fit fails on "
-      "several workers), 'tpu' (the TPU VM's or TPU_NAME's TPU); Keras' "
-      "fit splits each batch over the replicas (default: one device)"
-    ),
-  )
-  parser.add_argument(
+    "tf.distribute strategy: 'mirrored' (all local GPUs), 'multiworker' "
+    "(every worker runs this command with its own TF_CONFIG and the same "
+    "--out, which worker 0 writes; it runs under tf_keras, "
+    "TF_USE_LEGACY_KERAS=1, as Keras 3's fit fails on several workers), "
+    "'tpu' (the TPU VM's or TPU_NAME's TPU); Keras' fit splits each batch "
+    "over the replicas (default: one device)",
+    {"default": "default", "choices": distribute.STRATEGIES},
+  ),
+  (
     "--tensorboard",
-    default=None,
-    metavar="LOGDIR",
-    help=(
-      "write TensorBoard summaries to LOGDIR: train and test bits/dim "
-      "and a grid of samples per epoch (needs the [tensorboard] "
-      "extra); view with tensorboard --logdir LOGDIR (default: none)"
+    "write TensorBoard summaries to LOGDIR: train and test bits/dim and a "
+    "grid of samples per epoch (needs the [tensorboard] extra); view with "
+    "tensorboard --logdir LOGDIR (default: none)",
+    {"metavar": "LOGDIR"},
+  ),
+)
+_RUN = ("--run", "the run directory", {"required": True})
+# Each subcommand: `(help, whether it trains, its options)`; the options of
+# one that trains follow the run options and the training options.
+_COMMANDS: dict[str, tuple[str, bool, tuple[tuple[Any, ...], ...]]] = {
+  "train": (
+    "train a flow on images",
+    True,
+    (
+      ("--out", "the run directory", {"required": True}),
+      (
+        "--resume",
+        "continue the run in --out from its latest checkpoint up to "
+        "--epochs; --batch-size, --learning-rate and --warmup-steps may "
+        "change too (recorded in config.json), the other options come from "
+        "its config.json",
+        {"action": "store_true"},
+      ),
     ),
-  )
+  ),
+  "evaluate": (
+    "test bits/dim of a run",
+    False,
+    (
+      _RUN,
+      ("--json", "print one JSON object", {"action": "store_true"}),
+      (
+        "--samples",
+        "dequantisation draws per test image; above 1, the "
+        "importance-weighted bound over the K draws (tighter, K times the "
+        "cost) (default: %(default)s)",
+        {"type": int, "default": 1, "metavar": "K"},
+      ),
+    ),
+  ),
+  "sample": (
+    "a PNG grid of samples",
+    False,
+    (
+      _RUN,
+      (
+        "--n",
+        f"number of samples (default {image_grid.NUM_SAMPLES}); for a "
+        f"class-conditional run, samples per class, one row each (default "
+        f"{image_grid.SAMPLES_PER_CLASS})",
+        {"type": int},
+      ),
+      (
+        "--classes",
+        "for a class-conditional run: the classes to draw, one row each "
+        "(default: every class)",
+        {"type": _class_ids, "metavar": "K1,K2,..."},
+      ),
+      (
+        "--temperature",
+        "standard deviation of the latent Gaussian (default: the run's "
+        f"--sample-temperature, {training.RunConfig.sample_temperature} "
+        "unless set)",
+        {"type": float},
+      ),
+      ("--columns", "images per row (default ceil(sqrt(n)))", {"type": int}),
+      ("--seed", "sampling seed (default: the run's seed)", {"type": int}),
+      ("--out", "the PNG file to write", {"required": True}),
+    ),
+  ),
+  "demo": (
+    "train + evaluate + sample on the digits (a few minutes)",
+    True,
+    (
+      (
+        "--out",
+        "the run directory: new, empty, or an earlier run directory of "
+        "tfp-emerging, whose run is replaced (default runs/demo)",
+        {"default": os.path.join("runs", "demo")},
+      ),
+    ),
+  ),
+  "export": (
+    "a SavedModel with log_prob and sample signatures",
+    False,
+    (
+      _RUN,
+      (
+        "--out",
+        "the SavedModel folder to write: new or empty, outside every run "
+        "directory",
+        {"required": True},
+      ),
+      (
+        "--overwrite",
+        "replace the SavedModel already in --out, never anything else "
+        "(default: refuse an --out that holds one)",
+        {"action": "store_true"},
+      ),
+    ),
+  ),
+}
+
+
+def _run_option(field, text, keywords=None):
+  """The `(flag, help, keywords)` of a row of `_RUN_OPTIONS`."""
+  default = getattr(training.RunConfig, field)
+  keywords = {"dest": field, "default": None, **(keywords or {})}
+  if default is not None and "action" not in keywords:
+    keywords.setdefault("type", type(default))
+  return config.flag(field), text.format(default=default), keywords
 
 
 def build_parser() -> argparse.ArgumentParser:
   """The `argparse` parser of `tfp-emerging`."""
-  defaults = training.RunConfig()
   parser = argparse.ArgumentParser(
     prog="tfp-emerging",
     description=(
@@ -267,118 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     version=f"tfp-emerging {tfp_emerging.__version__}",
   )
   commands = parser.add_subparsers(dest="command", required=True)
-
-  train = commands.add_parser("train", help="train a flow on images")
-  _add_run_options(train)
-  _add_training_options(train)
-  train.add_argument("--out", required=True, help="the run directory")
-  train.add_argument(
-    "--resume",
-    action="store_true",
-    help=(
-      "continue the run in --out from its latest checkpoint up to "
-      "--epochs; --batch-size, --learning-rate and --warmup-steps may "
-      "change too (recorded in config.json), the other options come "
-      "from its config.json"
-    ),
-  )
-
-  evaluate = commands.add_parser("evaluate", help="test bits/dim of a run")
-  evaluate.add_argument("--run", required=True, help="the run directory")
-  evaluate.add_argument(
-    "--json", action="store_true", help="print one JSON object"
-  )
-  evaluate.add_argument(
-    "--samples",
-    type=int,
-    default=1,
-    metavar="K",
-    help=(
-      "dequantisation draws per test image; above 1, the "
-      "importance-weighted bound over the K draws (tighter, K times "
-      "the cost) (default: %(default)s)"
-    ),
-  )
-
-  sample = commands.add_parser("sample", help="a PNG grid of samples")
-  sample.add_argument("--run", required=True, help="the run directory")
-  sample.add_argument(
-    "--n",
-    type=int,
-    default=None,
-    help=(
-      f"number of samples (default {image_grid.NUM_SAMPLES}); for a "
-      f"class-conditional run, samples per class, one row each "
-      f"(default {image_grid.SAMPLES_PER_CLASS})"
-    ),
-  )
-  sample.add_argument(
-    "--classes",
-    type=_class_ids,
-    default=None,
-    metavar="K1,K2,...",
-    help=(
-      "for a class-conditional run: the classes to draw, one row each "
-      "(default: every class)"
-    ),
-  )
-  sample.add_argument(
-    "--temperature",
-    type=float,
-    default=None,
-    help=(
-      f"standard deviation of the latent Gaussian (default: the run's "
-      f"--sample-temperature, {defaults.sample_temperature} unless set)"
-    ),
-  )
-  sample.add_argument(
-    "--columns",
-    type=int,
-    default=None,
-    help="images per row (default ceil(sqrt(n)))",
-  )
-  sample.add_argument(
-    "--seed",
-    type=int,
-    default=None,
-    help="sampling seed (default: the run's seed)",
-  )
-  sample.add_argument("--out", required=True, help="the PNG file to write")
-
-  demo = commands.add_parser(
-    "demo", help="train + evaluate + sample on the digits (a few minutes)"
-  )
-  _add_run_options(demo)
-  _add_training_options(demo)
-  demo.add_argument(
-    "--out",
-    default=os.path.join("runs", "demo"),
-    help=(
-      "the run directory: new, empty, or an earlier run directory of "
-      "tfp-emerging, whose run is replaced (default runs/demo)"
-    ),
-  )
-
-  export = commands.add_parser(
-    "export", help="a SavedModel with log_prob and sample signatures"
-  )
-  export.add_argument("--run", required=True, help="the run directory")
-  export.add_argument(
-    "--out",
-    required=True,
-    help=(
-      "the SavedModel folder to write: new or empty, outside every run "
-      "directory"
-    ),
-  )
-  export.add_argument(
-    "--overwrite",
-    action="store_true",
-    help=(
-      "replace the SavedModel already in --out, never anything else "
-      "(default: refuse an --out that holds one)"
-    ),
-  )
+  for name, (text, trains, options) in _COMMANDS.items():
+    command = commands.add_parser(name, help=text)
+    if trains:
+      run = tuple(_run_option(*row) for row in _RUN_OPTIONS)
+      options = run + _TRAINING_OPTIONS + options
+    for flag, help_text, keywords in options:
+      command.add_argument(flag, help=help_text, **keywords)
   return parser
 
 
@@ -386,7 +319,7 @@ def _given_options(args):
   """The run options given on the command line."""
   return {
     name: getattr(args, name)
-    for name in _RUN_OPTIONS
+    for name, *_ in _RUN_OPTIONS
     if getattr(args, name) is not None
   }
 
@@ -400,22 +333,19 @@ def _run_config(args):
   return training.RunConfig(**given)
 
 
-def _train(args):
-  if args.resume:
-    _train_and_report(None, args.out, args, resume=_given_options(args))
-  else:
-    _train_and_report(_run_config(args), args.out, args)
-  return 0
-
-
-def _train_and_report(config, run_dir, args, resume=None, replace=False):
-  """Trains `config` in `run_dir`, or resumes the run there with the
-  options in the dict `resume` given again; `replace` as in
-  `training.train`."""
+def _train_and_report(run_dir, args, config=None, replace=False):
+  """Trains `config` in `run_dir` (`replace` as in `training.train`), or
+  with `config` `None` resumes the run there with the run options of
+  `args`."""
   strategy = distribute.make_strategy(args.strategy)
+  how = {"strategy": strategy, "tensorboard": args.tensorboard}
   try:
     with distribute.worker_faults(strategy):
-      metrics = _run_training(config, run_dir, args, strategy, resume, replace)
+      metrics = (
+        training.resume(run_dir, **how, **_given_options(args))
+        if config is None
+        else training.train(config, run_dir, **how, replace=replace)
+      )
   except KeyboardInterrupt as e:
     saved = getattr(e, "saved", None)
     kept = (
@@ -449,22 +379,6 @@ def _train_and_report(config, run_dir, args, resume=None, replace=False):
     f"{run_dir_lib.CHECKPOINT_DIR}/}}"
   )
   return metrics
-
-
-def _run_training(config, run_dir, args, strategy, resume, replace):
-  """`training.resume` with the options in the dict `resume`, or (`resume`
-  `None`) `training.train` of `config`."""
-  if resume is not None:
-    return training.resume(
-      run_dir, strategy=strategy, tensorboard=args.tensorboard, **resume
-    )
-  return training.train(
-    config,
-    run_dir,
-    strategy=strategy,
-    tensorboard=args.tensorboard,
-    replace=replace,
-  )
 
 
 def _evaluate(run_dir, as_json, num_samples=1):
@@ -509,10 +423,9 @@ def _demo(args):
   )
   run_dir_lib.check_new(run_dir, replace=True)
   with run_dir_lib.locked(run_dir):  # from training to the last sample
-    _train_and_report(config, run_dir, args, replace=True)
+    _train_and_report(run_dir, args, config, replace=True)
     _evaluate(run_dir, as_json=False)
     _sample(run_dir, os.path.join(run_dir, run_dir_lib.DEMO_SAMPLES_FILE))
-  return 0
 
 
 def _export(run_dir, out, overwrite):
@@ -600,21 +513,16 @@ def _message(error):
 def _run(args):
   """Runs the parsed command; returns the exit status."""
   if args.command == "train":
-    return _train(args)
-  if args.command == "evaluate":
+    _train_and_report(
+      args.out, args, None if args.resume else _run_config(args)
+    )
+  elif args.command == "evaluate":
     _evaluate(args.run, args.json, args.samples)
   elif args.command == "sample":
-    _sample(
-      args.run,
-      args.out,
-      n=args.n,
-      temperature=args.temperature,
-      seed=args.seed,
-      columns=args.columns,
-      classes=args.classes,
-    )
+    options = ("n", "temperature", "seed", "columns", "classes")
+    _sample(args.run, args.out, **{name: vars(args)[name] for name in options})
   elif args.command == "demo":
-    return _demo(args)
+    _demo(args)
   else:
     _export(args.run, args.out, args.overwrite)
   return 0
