@@ -99,8 +99,8 @@ class ArgumentError(RunError):
       error.spelled(flag)  # '--out /tmp: is a folder.'
 
   Attributes:
-    parameters: the names of the parameters the message names, in order;
-      the first is the one at fault.
+    parameters: the names of the parameters the message names, in its
+      order.
   """
 
   def __init__(self, template: str, **values: Any):
@@ -345,8 +345,9 @@ class RunConfig:
     the stored value.
 
     Raises:
-      RunError: an option that cannot change differs from the stored one, or
-        a new value is out of range.
+      ArgumentError: an option that cannot change differs from the stored
+        one (naming `resume` and the options).
+      RunError: an unknown option, or a new value out of range.
     """
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(self)})
     if unknown:
@@ -357,7 +358,7 @@ class RunConfig:
       if name in options and options[name] != getattr(self, name)
     }
     clashes = [
-      f"{flag(name)} {value} (the run has {getattr(self, name)})"
+      (name, value, getattr(self, name))
       for name, value in options.items()
       if name not in RESUMABLE_OPTIONS
       and name != "dataset"
@@ -366,11 +367,18 @@ class RunConfig:
     if "dataset" in options:
       given = dataclasses.replace(self, dataset=options["dataset"]).dataset
       if given != self.dataset:
-        clashes.insert(0, f"--dataset {given} (the run has {self.dataset})")
+        clashes.insert(0, ("dataset", given, self.dataset))
     if clashes:
-      raise RunError(
-        f"--resume continues the stored run; these options differ from its "
-        f"config.json and cannot change: {', '.join(clashes)} (only "
-        f"{', '.join(flag(n) for n in RESUMABLE_OPTIONS)} can)."
+      values: dict[str, Any] = {}
+      differ = []
+      for i, (name, value, stored) in enumerate(clashes):
+        differ.append(f"{{{name}}} {{given{i}}} (the run has {{stored{i}}})")
+        values.update({f"given{i}": value, f"stored{i}": stored})
+      resumable = ", ".join(f"{{{name}}}" for name in RESUMABLE_OPTIONS)
+      raise ArgumentError(
+        "{resume} continues the stored run; these options differ from its "
+        f"config.json and cannot change: {', '.join(differ)} (only {resumable} "
+        "can).",
+        **values,
       )
     return dataclasses.replace(self, **changed), changed

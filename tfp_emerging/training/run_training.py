@@ -374,6 +374,10 @@ def _resume_locked(
     config, changed = stored.resumed(
       {name: value for name, value in options.items() if value is not None}
     )
+  except ArgumentError as e:
+    raise ArgumentError(
+      "{run_dir}: " + e.template, run_dir=run_dir, **e.values
+    ) from e
   except RunError as e:
     raise RunError(f"{run_dir}: {e}") from e
   run = _prepare(config, strategy, tensorboard)
