@@ -27,7 +27,6 @@ from tfp_emerging.training import loop
 from tfp_emerging.training import run_dir as run_dir_lib
 from tfp_emerging.training.config import ArgumentError
 from tfp_emerging.training.config import RunConfig
-from tfp_emerging.training.config import RunError
 from tfp_emerging.training.console import print_warning
 
 __all__ = ["evaluate_run", "export_run", "load_run", "sample_run"]
@@ -46,7 +45,8 @@ def load_run(
     `(config, model, epoch, checkpoint_path)`.
 
   Raises:
-    RunError: no run or no checkpoint in `run_dir`.
+    RunError: no run in `run_dir`.
+    ArgumentError: no checkpoint in `run_dir` (naming `resume`).
     CorruptCheckpointError: checkpoints, but none can be restored.
   """
   config = run_dir_lib.read_config(run_dir)
@@ -56,9 +56,10 @@ def load_run(
   )
   path = checkpoints.restore(state, run_dir, warn)
   if not path:
-    raise RunError(
-      f"{run_dir}: no checkpoint yet (no epoch finished); train "
-      f"it with --resume first."
+    raise ArgumentError(
+      "{path}: no checkpoint yet (no epoch finished); train it with "
+      "{resume} first.",
+      path=run_dir,
     )
   return config, model, int(state.epoch.numpy()), path
 

@@ -3,10 +3,14 @@
 loaded, name the parameter as Python spells it (the command line's flags
 are `tests/unit/test_cli.py`'s)."""
 
+import dataclasses
+
 import pytest
 
+from tests.testlib.runs import tiny_config
 from tfp_emerging import cli
 from tfp_emerging import training
+from tfp_emerging.training import run_dir
 
 
 @pytest.fixture
@@ -104,3 +108,23 @@ def test_the_command_line_names_the_flag(
   err = capsys.readouterr().err
   assert err.startswith(f"tfp-emerging {argv[0]}: error: ")
   assert message.format(tmp=tmp_path) in err
+
+
+def test_a_run_without_a_checkpoint_says_to_resume_it(
+  digits_npz, tmp_path, capsys
+):
+  run = tmp_path / "run"
+  run.mkdir()
+  run_dir.write_json(
+    str(run / "config.json"),
+    dataclasses.asdict(
+      tiny_config(digits_npz, num_bins=17, image_shape=[8, 8, 1])
+    ),
+  )
+  with pytest.raises(training.ArgumentError) as info:
+    training.load_run(str(run))
+  assert str(info.value) == (
+    f"{run}: no checkpoint yet (no epoch finished); train it with resume first."
+  )
+  assert cli.main(["evaluate", "--run", str(run)]) == 2
+  assert capsys.readouterr().err.endswith("train it with --resume first.\n")
