@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 import dataclasses
+import functools
 import json
 import math
 import numbers
@@ -111,6 +112,11 @@ class ArgumentError(RunError):
     self.template = template
     self.values = values
     super().__init__(self.spelled(str))
+
+  def __reduce__(self):
+    # Pickled and copied as made (BaseException's would pass the message
+    # as the template).
+    return functools.partial(type(self), self.template, **self.values), ()
 
   def spelled(self, spelling: Callable[[str], str]) -> str:
     """The message with each parameter `name` written `spelling(name)`."""

@@ -2,6 +2,9 @@
 is defined by names the parameters, which the command line spells as its
 flags."""
 
+import copy
+import pickle
+
 import pytest
 
 from tfp_emerging import training
@@ -25,3 +28,11 @@ def test_an_option_that_cannot_change_names_it_as_a_parameter():
     "--learning-rate, --warmup-steps, --checkpoint-every can)."
   )
   assert info.value.parameters[:3] == ("resume", "mixing", "splits")
+
+
+def test_an_argument_error_pickles_and_copies_as_made():
+  error = training.ArgumentError("{out} {path}: is a folder.", path="/a{b}")
+  for again in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
+    assert type(again) is training.ArgumentError
+    assert str(again) == "out /a{b}: is a folder."
+    assert again.spelled(config.flag) == "--out /a{b}: is a folder."
