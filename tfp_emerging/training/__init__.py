@@ -1,12 +1,17 @@
 """Training of `FlowModel`s: the one training path and run directories.
 
 * `config`: `RunConfig`, everything that defines a run, checked on
-  creation; `RESUMABLE_OPTIONS`, what a resume may change.
+  creation; `RESUMABLE_OPTIONS`, what a resume may change; `RunError` and
+  `ArgumentError` (naming the parameter at fault, which the command line
+  spells as its flag).
 * `loop`: `build_model`, `fit` (the one training path: Keras `fit` over the
   `tf.data` pipeline of `tfp_emerging.data.pipeline`) and `evaluate` (the
   one evaluator); no filesystem.
-* `runs`: `train`, `resume`, `load_run`: the training path with a run
+* `run_training`: `train`, `resume`: the training path with a run
   directory.
+* `trained_runs`: `load_run`, `evaluate_run`, `sample_run`, `export_run`:
+  using a run's newest checkpoint.
+* `console`: what a run prints (progress lines, warnings, the start line).
 * `run_dir`: every read and write of a run directory, atomic.
 * `atomic_writes`: files replaced whole or not at all; `DiskFull`,
   `ReadOnlyRun`.
@@ -22,6 +27,7 @@
 from tfp_emerging.training.callbacks import TrainingDiverged
 from tfp_emerging.training.checkpoints import CorruptCheckpointError
 from tfp_emerging.training.config import RESUMABLE_OPTIONS
+from tfp_emerging.training.config import ArgumentError
 from tfp_emerging.training.config import RunConfig
 from tfp_emerging.training.config import RunError
 from tfp_emerging.training.loop import build_model
@@ -29,15 +35,16 @@ from tfp_emerging.training.loop import evaluate
 from tfp_emerging.training.loop import fit
 from tfp_emerging.training.loop import load_data
 from tfp_emerging.training.run_dir import read_config
-from tfp_emerging.training.runs import evaluate_run
-from tfp_emerging.training.runs import export_run
-from tfp_emerging.training.runs import load_run
-from tfp_emerging.training.runs import resume
-from tfp_emerging.training.runs import sample_run
-from tfp_emerging.training.runs import train
+from tfp_emerging.training.run_training import resume
+from tfp_emerging.training.run_training import train
+from tfp_emerging.training.trained_runs import evaluate_run
+from tfp_emerging.training.trained_runs import export_run
+from tfp_emerging.training.trained_runs import load_run
+from tfp_emerging.training.trained_runs import sample_run
 
 __all__ = [
   "RESUMABLE_OPTIONS",
+  "ArgumentError",
   "CorruptCheckpointError",
   "RunConfig",
   "RunError",

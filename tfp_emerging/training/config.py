@@ -9,12 +9,14 @@ options a resumed run may change; `resumed` applies them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 import dataclasses
+import functools
 import json
 import math
 import numbers
 import os
+import string
 from typing import Any
 
 from tfp_emerging.data import dataset as dataset_lib
@@ -22,7 +24,14 @@ from tfp_emerging.data import sources
 from tfp_emerging.flows import glow
 from tfp_emerging.flows import variational_dequantization
 
-__all__ = ["MODEL_OPTIONS", "RESUMABLE_OPTIONS", "RunConfig", "RunError"]
+__all__ = [
+  "MODEL_OPTIONS",
+  "RESUMABLE_OPTIONS",
+  "ArgumentError",
+  "RunConfig",
+  "RunError",
+  "flag",
+]
 
 RESUMABLE_OPTIONS = (
   "epochs",
@@ -64,10 +73,12 @@ _MINIMA = (
   ("warmup_steps", 0),
   ("sample_temperature", 0),
 )
-# Command-line spellings that differ from `--field-name`.
+# Command-line spellings that differ from `--field-name`: of `RunConfig`
+# fields, and of arguments of the library's run functions.
 _FLAGS = {
   "splits": "--split",
   "condition_couplings": "--no-condition-couplings",
+  "num_samples": "--samples",  # evaluate_run's
 }
 
 
@@ -76,9 +87,47 @@ class RunError(ValueError):
   be used (missing, not a run, already one)."""
 
 
-def flag(field: str) -> str:
-  """The command-line option of the `RunConfig` field `field`."""
-  return _FLAGS.get(field, "--" + field.replace("_", "-"))
+class ArgumentError(RunError):
+  """A `RunError` caused by arguments of a library call, which it names.
+
+  The message is `template`, a `str.format` string with a field for each
+  parameter it names and `values` for the others: `str(error)` names the
+  parameters as a Python caller spells them, `spelled(flag)` as the
+  command line does.
+
+      error = ArgumentError("{out} {path}: is a folder.", path="/tmp")
+      str(error)  # 'out /tmp: is a folder.'
+      error.spelled(flag)  # '--out /tmp: is a folder.'
+
+  Attributes:
+    parameters: the names of the parameters the message names, in its
+      order.
+  """
+
+  def __init__(self, template: str, **values: Any):
+    fields = (field for _, field, _, _ in string.Formatter().parse(template))
+    self.parameters = tuple(
+      dict.fromkeys(f for f in fields if f is not None and f not in values)
+    )
+    self.template = template
+    self.values = values
+    super().__init__(self.spelled(str))
+
+  def __reduce__(self):
+    # Pickled and copied as made (BaseException's would pass the message
+    # as the template).
+    return functools.partial(type(self), self.template, **self.values), ()
+
+  def spelled(self, spelling: Callable[[str], str]) -> str:
+    """The message with each parameter `name` written `spelling(name)`."""
+    names = {name: spelling(name) for name in self.parameters}
+    return self.template.format(**names, **self.values)
+
+
+def flag(name: str) -> str:
+  """The command-line option of the `RunConfig` field, or the argument of a
+  run function (`ArgumentError.parameters`), called `name`."""
+  return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 def _is_int(value):
@@ -302,8 +351,9 @@ class RunConfig:
     the stored value.
 
     Raises:
-      RunError: an option that cannot change differs from the stored one, or
-        a new value is out of range.
+      ArgumentError: an option that cannot change differs from the stored
+        one (naming `resume` and the options).
+      RunError: an unknown option, or a new value out of range.
     """
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(self)})
     if unknown:
@@ -314,7 +364,7 @@ class RunConfig:
       if name in options and options[name] != getattr(self, name)
     }
     clashes = [
-      f"{flag(name)} {value} (the run has {getattr(self, name)})"
+      (name, value, getattr(self, name))
       for name, value in options.items()
       if name not in RESUMABLE_OPTIONS
       and name != "dataset"
@@ -323,11 +373,18 @@ class RunConfig:
     if "dataset" in options:
       given = dataclasses.replace(self, dataset=options["dataset"]).dataset
       if given != self.dataset:
-        clashes.insert(0, f"--dataset {given} (the run has {self.dataset})")
+        clashes.insert(0, ("dataset", given, self.dataset))
     if clashes:
-      raise RunError(
-        f"--resume continues the stored run; these options differ from its "
-        f"config.json and cannot change: {', '.join(clashes)} (only "
-        f"{', '.join(flag(n) for n in RESUMABLE_OPTIONS)} can)."
+      values: dict[str, Any] = {}
+      differ = []
+      for i, (name, value, stored) in enumerate(clashes):
+        differ.append(f"{{{name}}} {{given{i}}} (the run has {{stored{i}}})")
+        values.update({f"given{i}": value, f"stored{i}": stored})
+      resumable = ", ".join(f"{{{name}}}" for name in RESUMABLE_OPTIONS)
+      raise ArgumentError(
+        "{resume} continues the stored run; these options differ from its "
+        f"config.json and cannot change: {', '.join(differ)} (only {resumable} "
+        "can).",
+        **values,
       )
     return dataclasses.replace(self, **changed), changed

@@ -1,5 +1,5 @@
-"""`tfp_emerging.training.runs`: train and resume with a run directory, the
-files of a run, the NaN guard, TensorBoard."""
+"""`tfp_emerging.training.run_training`: train and resume with a run
+directory, the files of a run, the NaN guard, TensorBoard."""
 
 import glob
 import os
