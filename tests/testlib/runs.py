@@ -1,8 +1,10 @@
 """Tiny training runs on the digits, shared by the training, CLI and
-interruption tests."""
+interruption tests, and the digits as a folder of PNG files."""
 
 import json
 import os
+import struct
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -76,4 +78,35 @@ def first_test_images(path, count):
   """The first `count` test images of the dataset at `path`."""
   return np.stack(
     list(data.load(path).images("test").take(count).as_numpy_iterator())
+  )
+
+
+def digits_png_folder(digits_npz, folder):
+  """`(folder, images)`: the first 40 training digits of `digits_npz` as
+  8-bit PNG files `00.png`... written to the new folder `folder`."""
+  folder.mkdir()
+  with np.load(digits_npz) as arrays:
+    images = arrays["train"][:40].astype(np.uint8) * 15  # 0..240
+  for i, image in enumerate(images):
+    (folder / f"{i:02d}.png").write_bytes(tf.io.encode_png(image).numpy())
+  return folder, images
+
+
+def png_with_broken_image_data(image):
+  """`image` as a PNG whose header, checksums and IEND chunk are intact but
+  whose compressed image data is not (its bytes inverted past the zlib
+  header, the IDAT checksum recomputed)."""
+  png = tf.io.encode_png(image).numpy()
+  at = png.index(b"IDAT") - 4
+  (length,) = struct.unpack(">I", png[at : at + 4])
+  broken = png[at + 8 : at + 10] + bytes(
+    b ^ 0xFF for b in png[at + 10 : at + 8 + length]
+  )
+  chunk = b"IDAT" + broken
+  return (
+    png[:at]
+    + struct.pack(">I", len(broken))
+    + chunk
+    + struct.pack(">I", zlib.crc32(chunk))
+    + png[at + 12 + length :]
   )
