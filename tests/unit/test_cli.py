@@ -41,29 +41,7 @@ STARTUP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def trained_run(digits_npz, tmp_path_factory):
   """A run of one epoch trained through the command line."""
   run = str(tmp_path_factory.mktemp("runs") / "run")
-  assert (
-    cli.main(
-      [
-        "train",
-        "--dataset",
-        digits_npz,
-        "--mixing",
-        "emerging",
-        "--epochs",
-        "1",
-        "--out",
-        run,
-      ]
-      + TINY
-    )
-    == 0
-  )
-  return run
-
-
-def _png_shape(path):
-  with open(path, "rb") as f:
-    return tuple(tf.io.decode_png(f.read()).shape)
+  return runs.cli_tiny_run(digits_npz, run, "--mixing", "emerging")
 
 
 @pytest.mark.slow
@@ -127,28 +105,16 @@ def test_sample_writes_requested_grid(trained_run, tmp_path):
     == 0
   )
   # 2 rows x 3 columns of 8x8 tiles, 1-pixel borders, 4x zoom.
-  assert _png_shape(out) == ((2 * 9 + 1) * 4, (3 * 9 + 1) * 4, 1)
+  assert runs.png_shape(out) == ((2 * 9 + 1) * 4, (3 * 9 + 1) * 4, 1)
 
 
 @pytest.mark.slow
 def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
   # (Resuming itself is tested in test_training.py; here only the options.)
   capsys.readouterr()
+  resume = ["train", "--out", trained_run, "--resume"]
   assert (
-    cli.main(
-      [
-        "train",
-        "--out",
-        trained_run,
-        "--resume",
-        "--mixing",
-        "qr",
-        "--epochs",
-        "2",
-        "--learning-rate",
-        "0.01",
-      ]
-    )
+    cli.main(resume + runs.flags(mixing="qr", epochs=2, learning_rate=0.01))
     == 2
   )
   err = capsys.readouterr().err
@@ -158,26 +124,12 @@ def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
     "can)" in err
   )
   assert training.read_config(trained_run).changes == []
-  assert (
-    cli.main(["train", "--out", trained_run, "--resume", "--batch-size", "0"])
-    == 2
-  )
+  assert cli.main(resume + ["--batch-size", "0"]) == 2
   assert "--batch-size must be >= 1" in capsys.readouterr().err
   # Options equal to the stored ones are fine; the run is complete at epoch 1.
   assert (
     cli.main(
-      [
-        "train",
-        "--out",
-        trained_run,
-        "--resume",
-        "--mixing",
-        "emerging",
-        "--dataset",
-        digits_npz,
-        "--epochs",
-        "1",
-      ]
+      resume + runs.flags(mixing="emerging", dataset=digits_npz, epochs=1)
     )
     == 0
   )
@@ -185,25 +137,8 @@ def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
   assert "resumed from" in out and "(epoch 1)" in out
   assert training.read_config(trained_run).changes == []
   # The options that change neither the model nor the data may change.
-  assert (
-    cli.main(
-      [
-        "train",
-        "--out",
-        trained_run,
-        "--resume",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--learning-rate",
-        "0.0005",
-        "--warmup-steps",
-        "2",
-      ]
-    )
-    == 0
-  )
+  changed = dict(epochs=2, batch_size=16, learning_rate=0.0005, warmup_steps=2)
+  assert cli.main(resume + runs.flags(**changed)) == 0
   out = capsys.readouterr().out
   # One line per epoch, ours (stdout is not a terminal, so none from Keras).
   assert len(re.findall(r"^epoch 2: train .* bits/dim, test ", out, re.M)) == 1
@@ -226,7 +161,7 @@ def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
   _, model, _, _ = training.load_run(trained_run)
   assert int(model.optimizer.iterations.numpy()) == 3 + 6
   # Without --epochs: the stored number (now 2), so nothing to train.
-  assert cli.main(["train", "--out", trained_run, "--resume"]) == 0
+  assert cli.main(resume) == 0
   assert "(epoch 2)" in capsys.readouterr().out
 
 
@@ -492,7 +427,7 @@ def test_demo_runs_train_evaluate_sample(
   )
   out = capsys.readouterr().out
   assert "test bits/dim after epoch 1: " in out and "test bits/dim: " in out
-  assert _png_shape(run / "samples_demo.png")[0] == (8 * 9 + 1) * 4
+  assert runs.png_shape(run / "samples_demo.png")[0] == (8 * 9 + 1) * 4
   assert training.read_config(str(run)).dataset == digits_npz
   # The user adds a file to the run directory. A demo that fails on its
   # options or data deletes nothing; one that gets as far as training
@@ -720,23 +655,7 @@ def two_epoch_run(digits_npz, tmp_path_factory):
   run = str(tmp_path_factory.mktemp("runs") / "run")
   err = io.StringIO()
   with contextlib.redirect_stderr(err):
-    assert (
-      cli.main(
-        [
-          "train",
-          "--dataset",
-          digits_npz,
-          "--mixing",
-          "lu",
-          "--epochs",
-          "2",
-          "--out",
-          run,
-        ]
-        + TINY
-      )
-      == 0
-    )
+    runs.cli_tiny_run(digits_npz, run, "--mixing", "lu", epochs=2)
   return run, err.getvalue()
 
 
@@ -792,13 +711,21 @@ def _exported_log_prob(folder, x):
   return loaded.signatures["log_prob"](x=x)["log_prob"].numpy()
 
 
-@pytest.mark.slow
-def test_every_command_falls_back_past_a_corrupt_checkpoint(
-  two_epoch_run, tmp_path, capsys
-):
+@pytest.fixture
+def corrupt_ckpt_2(two_epoch_run, tmp_path):
+  """`(original, run)`: `two_epoch_run` and a copy of it whose newest
+  checkpoint (ckpt-2) has its data file cut in half."""
   original, _ = two_epoch_run
   run = _copy_run(original, tmp_path)
   _truncate(_checkpoint(run, "ckpt-2", _DATA))
+  return original, run
+
+
+@pytest.mark.slow
+def test_every_command_falls_back_past_a_corrupt_checkpoint(
+  corrupt_ckpt_2, tmp_path, capsys
+):
+  original, run = corrupt_ckpt_2
   # The reference: the same run with only its first checkpoint, stated.
   only_first = _copy_run(original, tmp_path / "first")
   for kind in ("index", _DATA):
@@ -874,11 +801,9 @@ def test_every_command_falls_back_past_a_corrupt_checkpoint(
 
 @pytest.mark.slow
 def test_no_intact_checkpoint_exits_3_and_rewrites_nothing(
-  two_epoch_run, tmp_path, capsys
+  corrupt_ckpt_2, tmp_path, capsys
 ):
-  original, _ = two_epoch_run
-  run = _copy_run(original, tmp_path)
-  _truncate(_checkpoint(run, "ckpt-2", _DATA))
+  _, run = corrupt_ckpt_2
   with open(_checkpoint(run, "ckpt-1", "index"), "wb"):
     pass  # an empty index
   before = _snapshot(run)
