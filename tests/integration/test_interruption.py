@@ -27,11 +27,7 @@ from tests.testlib.runs import read_json
 from tfp_emerging import cli
 from tfp_emerging import training
 
-TINY = [
-  *runs.TINY_FLAGS,
-  "--mixing",
-  "lu",
-]
+TINY = runs.TINY_LU_FLAGS
 # The longest a process may take to reach its pause point.
 TIMEOUT_S = 600
 

@@ -30,7 +30,7 @@ TINY = dict(
 
 
 # A small flow on all the digits (1500 training images) in batches of 256:
-# the runs of the distribution, multi-worker and export tests.
+# the runs of the distribution and multi-worker tests.
 DIGITS_1X1 = dict(
   dataset="digits",
   mixing="1x1",
@@ -69,6 +69,8 @@ def flags(**options):
 TINY_FLAGS = flags(
   num_levels=1, num_steps=1, hidden_channels=8, batch_size=32, warmup_steps=4
 )
+# The same with LU mixing (quick to export).
+TINY_LU_FLAGS = [*TINY_FLAGS, "--mixing", "lu"]
 
 
 def tiny_config(dataset, **overrides):

@@ -32,7 +32,7 @@ from tfp_emerging import training
 from tfp_emerging.training import loop as training_loop
 
 TINY = runs.TINY_FLAGS
-TINY_LU = [*TINY, "--mixing", "lu"]
+TINY_LU = runs.TINY_LU_FLAGS
 
 STARTUP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
