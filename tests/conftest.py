@@ -3,25 +3,16 @@
 import numpy as np
 import pytest
 
-from tfp_emerging import data
+from tests.testlib import runs
 
 
-def _first_examples(dataset, split, count):
-  """The first `count` images and labels of `dataset.images(split)`."""
-  images, labels = zip(
-    *dataset.images(split, labels=True).take(count).as_numpy_iterator()
-  )
-  return np.stack(images), np.array(labels)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def digits_npz(tmp_path_factory):
   """96 training and 32 test digits (17 grey levels, 10 classes) as an .npz
-  file: arrays `train`, `test`, `train_labels`, `test_labels`, `num_bins`,
-  `num_classes`."""
-  digits = data.load("digits")
-  train, train_labels = _first_examples(digits, "train", 96)
-  test, test_labels = _first_examples(digits, "test", 32)
+  file, written once for the session: arrays `train`, `test`,
+  `train_labels`, `test_labels`, `num_bins`, `num_classes`."""
+  train, train_labels = runs.first_examples(96)
+  test, test_labels = runs.first_examples(32, "test")
   path = str(tmp_path_factory.mktemp("data") / "digits_small.npz")
   np.savez(
     path,

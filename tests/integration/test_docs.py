@@ -13,36 +13,22 @@ import ast
 import collections
 import importlib
 import inspect
-import os
 import pathlib
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 
+from tests.testlib import workers
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, NO_MKDOCS_2_WARNING="1")
 
 
 def build(site, config="mkdocs.yml"):
-  return subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "mkdocs",
-      "build",
-      "--strict",
-      "-f",
-      str(config),
-      "-d",
-      str(site),
-    ],
-    cwd=ROOT,
-    env=ENV,
-    capture_output=True,
-    text=True,
+  """`mkdocs build --strict` of `config` into `site`, to its end."""
+  return workers.run_python(
+    ["-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
+    env=workers.child_environment(NO_MKDOCS_2_WARNING="1"),
     timeout=300,
     check=False,
   )

@@ -13,7 +13,6 @@ with no sleeps.
 import os
 import signal
 import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -28,26 +27,17 @@ from tests.testlib.runs import read_json
 from tfp_emerging import cli
 from tfp_emerging import training
 
-TINY = [
-  *runs.TINY_FLAGS,
-  "--mixing",
-  "lu",
-]
+TINY = runs.TINY_LU_FLAGS
 # The longest a process may take to reach its pause point.
 TIMEOUT_S = 600
 
 
 def _start(point, arguments):
   """`tfp-emerging train ...arguments` in a process that pauses at `point`."""
-  env = dict(os.environ, PYTHONPATH=workers.ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.Popen(
-    [sys.executable, "-m", "tests.testlib.pausing_cli", point, "train"]
-    + arguments,
+  return workers.start_python(
+    ["-m", "tests.testlib.pausing_cli", point, "train", *arguments],
     stdout=subprocess.PIPE,
     stderr=subprocess.STDOUT,
-    text=True,
-    env=env,
-    cwd=workers.ROOT,
   )
 
 

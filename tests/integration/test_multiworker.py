@@ -22,7 +22,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -37,16 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 EPOCHS = 3
 OPTIONS = runs.flags(
-  dataset="digits",
-  mixing="1x1",
-  num_levels=1,
-  num_steps=1,
-  hidden_channels=8,
-  batch_size=256,
-  warmup_steps=1,
-  learning_rate=0.01,
-  seed=0,
-  epochs=EPOCHS,
+  **runs.DIGITS_1X1, learning_rate=0.01, seed=0, epochs=EPOCHS
 )
 # Seconds any one process may take before the test gives up on it.
 PROCESS_TIMEOUT = 400
@@ -67,13 +57,12 @@ def free_ports(n):
 def start(command, log, **environment):
   """`command` (arguments after `python`) from the repository root, its
   output in `log.out` and `log.err`."""
-  env = dict(os.environ)
-  env.pop("TF_USE_LEGACY_KERAS", None)
-  env.update(PYTHONPATH=workers.ROOT, TF_CPP_MIN_LOG_LEVEL="2", **environment)
-  return subprocess.Popen(
-    [sys.executable, *command],
-    cwd=workers.ROOT,
-    env=env,
+  return workers.start_python(
+    command,
+    # TF_USE_LEGACY_KERAS only where `environment` sets it, never inherited.
+    env=workers.child_environment(
+      **{"TF_USE_LEGACY_KERAS": None, **environment}
+    ),
     stdout=open(f"{log}.out", "w", encoding="utf-8"),
     stderr=open(f"{log}.err", "w", encoding="utf-8"),
   )

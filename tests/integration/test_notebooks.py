@@ -28,6 +28,8 @@ import types
 import nbformat
 import pytest
 
+from tests.testlib import workers
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COLAB = ROOT / "colab"
 DEFAULT_REPOSITORY = "tfp-emerging/tfp_emerging"
@@ -367,29 +369,17 @@ def test_the_committed_badges_open_the_committed_repository():
 def test_make_notebooks_passes_the_repository_on():
   makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
   assert "\nnotebooks: install\n" in makefile
-  dry_run = subprocess.run(
-    ["make", "-n", "notebooks", "REPOSITORY=someone/fork"],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    check=True,
+  dry_run = workers.run(
+    ["make", "-n", "notebooks", "REPOSITORY=someone/fork"]
   ).stdout
   assert "colab/build.py --repository someone/fork" in dry_run
-  dry_run = subprocess.run(
-    ["make", "-n", "notebooks"],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    check=True,
-  ).stdout
+  dry_run = workers.run(["make", "-n", "notebooks"]).stdout
   assert "colab/build.py" in dry_run and "--repository" not in dry_run
 
 
 def test_no_placeholder_is_left():
   placeholder = "YOUR_" + "GITHUB_USER"  # not spelled out: this file is grepped
-  files = subprocess.run(
-    ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-  ).stdout.split()
+  files = workers.run(["git", "ls-files"]).stdout.split()
   files += [f"colab/{p.name}" for p in COLAB.iterdir()]  # untracked too
   hits = [
     name

@@ -1,5 +1,9 @@
-"""The wheel: built from the repository, installed in a fresh virtual
-environment, working from another folder.
+"""The package as a user meets it, in new processes: the wheel, built from
+the repository, installed in a fresh virtual environment, working from
+another folder; and `python -m tfp_emerging` run from another folder, its
+start line and one line per epoch in a log, its files loaded by a process
+that imports `tfp_emerging` alone (`load_model`, and a SavedModel that loads
+without warnings).
 
 The fresh environment holds only the wheel (`--no-deps`); TensorFlow and the
 other dependencies are borrowed from this environment through a `.pth` line
@@ -8,18 +12,15 @@ wheel's `tfp_emerging` comes first, and the checkout's editable install,
 whose finder only a site directory's own `.pth` files start, plays no part).
 """
 
-import json
 import os
-import subprocess
 import sys
 import sysconfig
 import textwrap
 import time
 import zipfile
 
-ROOT = os.path.dirname(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
+from tests.testlib import workers
+from tfp_emerging import training
 
 TINY_FLOW = textwrap.dedent("""
     import importlib.metadata, importlib.resources, json, sys
@@ -47,22 +48,11 @@ TINY_FLOW = textwrap.dedent("""
 """)
 
 
-def _run(command, cwd, env=None):
-  result = subprocess.run(
-    command,
-    cwd=cwd,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=900,
-    check=False,
-  )
-  assert result.returncode == 0, (
-    command,
-    result.stdout[-2000:],
-    result.stderr[-3000:],
-  )
-  return result.stdout
+def _run(command, cwd):
+  """The output of `command`, run in `cwd` without the checkout on the
+  path (it must exit 0)."""
+  env = workers.child_environment(PYTHONPATH=None)
+  return workers.run(command, cwd=cwd, env=env).stdout
 
 
 def test_the_wheel_installs_and_runs_a_tiny_flow_from_another_folder(tmp_path):
@@ -78,7 +68,7 @@ def test_the_wheel_installs_and_runs_a_tiny_flow_from_another_folder(tmp_path):
       "-q",
       "-w",
       str(wheels),
-      ROOT,
+      workers.ROOT,
     ],
     cwd=str(tmp_path),
   )
@@ -115,13 +105,7 @@ def test_the_wheel_installs_and_runs_a_tiny_flow_from_another_folder(tmp_path):
 
   elsewhere = tmp_path / "elsewhere"
   elsewhere.mkdir()
-  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-  env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-  report = json.loads(
-    _run([python, "-c", TINY_FLOW], cwd=str(elsewhere), env=env)
-    .strip()
-    .splitlines()[-1]
-  )
+  report = workers.last_json(_run([python, "-c", TINY_FLOW], str(elsewhere)))
   assert report["file"].startswith(str(venv)), report["file"]
   assert report["version"] == report["metadata_version"]
   assert report["typed"]
@@ -130,9 +114,86 @@ def test_the_wheel_installs_and_runs_a_tiny_flow_from_another_folder(tmp_path):
     abs(v) < 1e4 for v in report["log_prob"]
   )
   version = _run(
-    [str(venv / "bin" / "tfp-emerging"), "--version"],
-    cwd=str(elsewhere),
-    env=env,
+    [str(venv / "bin" / "tfp-emerging"), "--version"], str(elsewhere)
   )
   assert version.strip() == f"tfp-emerging {report['version']}"
   print(f"wheel built, installed and run in {time.time() - start:.1f} s")
+
+
+LOAD = """
+import sys
+import numpy as np
+import tensorflow as tf
+import tfp_emerging
+for name in ("bijectors", "data", "flows", "keras", "training", "export"):
+  getattr(tfp_emerging, name)
+model = tf.keras.models.load_model(sys.argv[1])
+print(type(model).__name__, model.sample(2, seed=0).shape)
+loaded = tf.saved_model.load(sys.argv[2])
+images = loaded.signatures["sample"](
+    n=tf.constant(2), temperature=tf.constant(0.7),
+    seed=tf.constant([1, 2]))["images"]
+print("exported", tuple(images.shape))
+"""
+
+
+def test_a_run_logs_one_line_per_epoch_and_its_files_load_anywhere(tmp_path):
+  run_dir = str(tmp_path / "run")
+  train = workers.run_python(
+    [
+      "-m",
+      "tfp_emerging",
+      "train",
+      "--epochs",
+      "2",
+      "--num-steps",
+      "1",
+      "--hidden-channels",
+      "4",
+      "--out",
+      run_dir,
+    ],
+    cwd=str(tmp_path),
+  )
+  lines = train.stdout.splitlines()
+  assert lines[0].startswith(
+    "training Glow with emerging mixing (1 level(s) "
+    "x 1 steps, 4 hidden channels,"
+  ), lines
+  for part in (
+    "parameters) on digits: 1500 train / 297 test images of 8x8x1, 17 levels",
+    "batch 64, 2 epochs, on CPU",
+    run_dir,
+  ):
+    assert part in lines[0]
+  epochs = [line for line in lines if "epoch" in line.lower()]
+  assert [line.split(":")[0] for line in epochs[1:]] == [
+    "epoch 1",
+    "epoch 2",
+    "test bits/dim after epoch 2",
+  ], lines
+  assert not any(line.startswith("Epoch ") for line in lines)  # Keras' own
+
+  _, model, _, _ = training.load_run(run_dir)
+  model.save(str(tmp_path / "model.keras"))
+  workers.run_python(
+    [
+      "-m",
+      "tfp_emerging",
+      "export",
+      "--run",
+      run_dir,
+      "--out",
+      str(tmp_path / "saved"),
+    ],
+    cwd=str(tmp_path),
+  )
+  script = tmp_path / "load.py"
+  script.write_text(LOAD)
+  loaded = workers.run_python(
+    [str(script), str(tmp_path / "model.keras"), str(tmp_path / "saved")],
+    cwd=str(tmp_path),
+  )
+  assert "FlowModel (2, 8, 8, 1)" in loaded.stdout
+  assert "exported (2, 8, 8, 1)" in loaded.stdout
+  assert "unsaved custom gradients" not in loaded.stderr

@@ -17,13 +17,16 @@ import sys
 import tempfile
 
 import numpy as np
-from sklearn.datasets import load_digits
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tests.testlib.runs import DIGITS_1X1
+from tests.testlib.runs import digits_glow
+from tests.testlib.runs import first_examples
+from tests.testlib.runs import flags
+from tests.testlib.runs import quiet
 from tfp_emerging import cli
 from tfp_emerging import distribute
-from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 from tfp_emerging import training
 from tfp_emerging.flows import dequantization
@@ -36,8 +39,7 @@ tf.config.set_logical_device_configuration(
 )
 
 NUM_BINS = 17
-IMAGES = load_digits().images.astype(np.uint8)[:64, ..., None]
-LABELS = load_digits().target.astype(np.int32)[:64]
+IMAGES, LABELS = first_examples(64)
 
 
 def per_position_noise(shape, seed=None, dtype=tf.float32):
@@ -58,15 +60,8 @@ dequantization.uniform_noise = per_position_noise
 
 def build(strategy, num_classes=None):
   with strategy.scope():
-    flow = flows.Glow(
-      (8, 8, 1),
-      num_levels=2,
-      num_steps=1,
-      mixing="emerging",
-      hidden_channels=8,
-      seed=0,
-      num_classes=num_classes,
-      condition_couplings=num_classes is not None,
+    flow = digits_glow(
+      num_classes=num_classes, condition_couplings=num_classes is not None
     )
     model = tfe_keras.FlowModel(flow, num_bins=NUM_BINS)
     model.compile(optimizer=tfe_keras.keras.optimizers.SGD(0.01, momentum=0.9))
@@ -129,14 +124,7 @@ def implicit_initialisation(mirrored):
   replicas.
   """
   with mirrored.scope():
-    flow = flows.Glow(
-      (8, 8, 1),
-      num_levels=1,
-      num_steps=1,
-      mixing="1x1",
-      hidden_channels=8,
-      seed=0,
-    )
+    flow = digits_glow(num_levels=1, mixing="1x1")
     distribution = tfp.distributions.TransformedDistribution(
       flow.base_distribution(), flow
     )
@@ -176,22 +164,9 @@ def implicit_initialisation(mirrored):
   }
 
 
-def quiet(message):
-  del message
-
-
 def runs(mirrored, folder):
   """The command line's training runs under both strategies, crossed."""
-  config = training.RunConfig(
-    dataset="digits",
-    mixing="1x1",
-    num_levels=1,
-    num_steps=1,
-    hidden_channels=8,
-    epochs=1,
-    batch_size=256,
-    warmup_steps=1,
-  )
+  config = training.RunConfig(**DIGITS_1X1, epochs=1)
   one = training.train(config, folder + "/one", log=quiet, verbose=0)
   two = training.train(
     config, folder + "/two", log=quiet, verbose=0, strategy=mirrored
@@ -215,25 +190,8 @@ def runs(mirrored, folder):
   distribute.make_strategy = make_strategy
   with contextlib.redirect_stdout(io.StringIO()):
     status = cli.main(
-      [
-        "train",
-        "--out",
-        folder + "/cli",
-        "--strategy",
-        "mirrored",
-        "--epochs",
-        "1",
-        "--num-levels",
-        "1",
-        "--num-steps",
-        "1",
-        "--hidden-channels",
-        "8",
-        "--batch-size",
-        "256",
-        "--mixing",
-        "1x1",
-      ]
+      ["train", "--out", folder + "/cli", "--strategy", "mirrored"]
+      + flags(**DIGITS_1X1, epochs=1)
     )
   odd = dataclasses.replace(config, batch_size=255)
   try:

@@ -7,25 +7,14 @@ import json
 import sys
 
 import numpy as np
-from sklearn.datasets import load_digits
 import tensorflow as tf
 
-from tfp_emerging import flows
+from tests.testlib.runs import digits_glow
+from tests.testlib.runs import first_examples
 from tfp_emerging import keras as tfe_keras
 from tfp_emerging.bijectors.affine_coupling import AffineCoupling
 
 keras = tfe_keras.keras
-
-
-def glow(seed=0):
-  return flows.Glow(
-    (8, 8, 1),
-    num_levels=2,
-    num_steps=1,
-    mixing="emerging",
-    hidden_channels=8,
-    seed=seed,
-  )
 
 
 def perturb(flow):
@@ -60,11 +49,11 @@ def half_nodes(concrete):
 def main():
   x = tf.random.stateless_uniform([4, 8, 8, 1], [1, 2]) - 0.5
   init = tf.random.stateless_uniform([16, 8, 8, 1], [3, 4]) - 0.5
-  reference = glow()
+  reference = digits_glow()
   reference.initialize(init)
   perturb(reference)
   keras.mixed_precision.set_global_policy("mixed_float16")
-  mixed = glow()
+  mixed = digits_glow()
   mixed.initialize(init)
   perturb(mixed)
   couplings = [
@@ -85,7 +74,7 @@ def main():
   round_trip = mixed.inverse(tf.identity(mixed.forward(z)))
   # An uninitialised flow's first log_prob initialises it (float32 ActNorm
   # after float16 coupling networks), as initialize() does.
-  implicit, explicit = glow(), glow()
+  implicit, explicit = digits_glow(), digits_glow()
   explicit.initialize(init)
   tf.function(tfe_keras.FlowModel(implicit, num_bins=17).distribution.log_prob)(
     init
@@ -97,8 +86,8 @@ def main():
     for a, b in zip(implicit.actnorms, explicit.actnorms)
   )
 
-  images = load_digits().images.astype(np.uint8)[:256, ..., None]
-  model = tfe_keras.FlowModel(glow(seed=1), num_bins=17)
+  images, _ = first_examples(256)
+  model = tfe_keras.FlowModel(digits_glow(seed=1), num_bins=17)
   model.compile(optimizer=keras.optimizers.Adam(2e-3))
   history = model.fit(images, batch_size=32, epochs=3, verbose=0)
   result = {

@@ -19,12 +19,12 @@ line would otherwise start itself again without this wrapper.
 import json
 import sys
 
-from sklearn.datasets import load_digits
 import tensorflow as tf
 
+from tests.testlib.runs import digits_glow
+from tests.testlib.runs import first_examples
 from tfp_emerging import cli
 from tfp_emerging import distribute
-from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 from tfp_emerging import training
 
@@ -57,17 +57,10 @@ def initialisation(strategy):
   """`FlowModel.initialize` without a seed, and `fit`'s own, on this
   worker."""
   with strategy.scope():
-    flow = flows.Glow(
-      (8, 8, 1),
-      num_levels=1,
-      num_steps=1,
-      mixing="1x1",
-      hidden_channels=4,
-      seed=0,
-    )
+    flow = digits_glow(num_levels=1, mixing="1x1", hidden_channels=4)
     model = tfe_keras.FlowModel(flow, num_bins=17)
     model.compile(optimizer=tfe_keras.keras.optimizers.SGD(0.01))
-  images = load_digits().images.astype("uint8")[:32, ..., None]
+  images, _ = first_examples(32)
   try:
     model.initialize(images)
     refused = ""

@@ -1,62 +1,52 @@
 """Tests of the `tfp-emerging` command line: train, evaluate, sample, errors,
-the folders it may touch, corrupt checkpoints and exit statuses."""
+the folders it may touch, corrupt checkpoints and exit statuses; --version
+and the defaults in --help; faults and bad inputs (issue 26): outputs that
+are not a command's own, options that would make a run's record false,
+config files that disagree with the checkpoints, damaged files, bad data, a
+signal during start-up."""
 
 import contextlib
+import errno
 import io
 import json
 import os
 import re
 import runpy
 import shutil
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tests.testlib import runs
+from tests.testlib import workers
 from tests.testlib.runs import epoch_bits
+import tfp_emerging
 from tfp_emerging import cli
 from tfp_emerging import data
+from tfp_emerging import export as export_lib
 from tfp_emerging import training
 from tfp_emerging.flows import VariationalDequantizer
 from tfp_emerging.training import loop as training_loop
 
-# Trains models or runs whole commands: left out of `make test-unit`.
-pytestmark = pytest.mark.slow
-
 TINY = runs.TINY_FLAGS
+TINY_LU = runs.TINY_LU_FLAGS
+
+STARTUP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")
 def trained_run(digits_npz, tmp_path_factory):
   """A run of one epoch trained through the command line."""
   run = str(tmp_path_factory.mktemp("runs") / "run")
-  assert (
-    cli.main(
-      [
-        "train",
-        "--dataset",
-        digits_npz,
-        "--mixing",
-        "emerging",
-        "--epochs",
-        "1",
-        "--out",
-        run,
-      ]
-      + TINY
-    )
-    == 0
-  )
-  return run
+  return runs.cli_tiny_run(digits_npz, run, "--mixing", "emerging")
 
 
-def _png_shape(path):
-  with open(path, "rb") as f:
-    return tuple(tf.io.decode_png(f.read()).shape)
-
-
+@pytest.mark.slow
 def test_train_writes_the_run(trained_run, digits_npz):
   assert sorted(os.listdir(trained_run)) == [
     ".tfp-emerging-run",
@@ -74,6 +64,7 @@ def test_train_writes_the_run(trained_run, digits_npz):
   )
 
 
+@pytest.mark.slow
 def test_evaluate_json(trained_run, digits_npz, capsys):
   capsys.readouterr()
   assert cli.main(["evaluate", "--run", trained_run, "--json"]) == 0
@@ -94,6 +85,7 @@ def test_evaluate_json(trained_run, digits_npz, capsys):
   assert capsys.readouterr().out.startswith("test bits/dim: ")
 
 
+@pytest.mark.slow
 def test_evaluate_samples_is_the_importance_weighted_evaluation(
   trained_run, digits_npz, capsys
 ):
@@ -120,6 +112,7 @@ def test_evaluate_samples_is_the_importance_weighted_evaluation(
   assert "--samples must be an integer >= 1; got 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_dequantization_option(digits_npz, tmp_path, capsys):
   with pytest.raises(
     training.RunError,
@@ -155,6 +148,7 @@ def test_the_dequantization_option(digits_npz, tmp_path, capsys):
   assert "'variational'" in train_help and "(default uniform)" in train_help
 
 
+@pytest.mark.slow
 def test_sample_writes_requested_grid(trained_run, tmp_path):
   out = str(tmp_path / "sub" / "grid.png")
   assert (
@@ -176,27 +170,16 @@ def test_sample_writes_requested_grid(trained_run, tmp_path):
     == 0
   )
   # 2 rows x 3 columns of 8x8 tiles, 1-pixel borders, 4x zoom.
-  assert _png_shape(out) == ((2 * 9 + 1) * 4, (3 * 9 + 1) * 4, 1)
+  assert runs.png_shape(out) == ((2 * 9 + 1) * 4, (3 * 9 + 1) * 4, 1)
 
 
+@pytest.mark.slow
 def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
-  # (Resuming itself is tested in test_training.py; here only the options.)
+  # (Resuming itself: tests/unit/training/test_run_training.py; here the options.)
   capsys.readouterr()
+  resume = ["train", "--out", trained_run, "--resume"]
   assert (
-    cli.main(
-      [
-        "train",
-        "--out",
-        trained_run,
-        "--resume",
-        "--mixing",
-        "qr",
-        "--epochs",
-        "2",
-        "--learning-rate",
-        "0.01",
-      ]
-    )
+    cli.main(resume + runs.flags(mixing="qr", epochs=2, learning_rate=0.01))
     == 2
   )
   err = capsys.readouterr().err
@@ -206,26 +189,12 @@ def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
     "can)" in err
   )
   assert training.read_config(trained_run).changes == []
-  assert (
-    cli.main(["train", "--out", trained_run, "--resume", "--batch-size", "0"])
-    == 2
-  )
+  assert cli.main(resume + ["--batch-size", "0"]) == 2
   assert "--batch-size must be >= 1" in capsys.readouterr().err
   # Options equal to the stored ones are fine; the run is complete at epoch 1.
   assert (
     cli.main(
-      [
-        "train",
-        "--out",
-        trained_run,
-        "--resume",
-        "--mixing",
-        "emerging",
-        "--dataset",
-        digits_npz,
-        "--epochs",
-        "1",
-      ]
+      resume + runs.flags(mixing="emerging", dataset=digits_npz, epochs=1)
     )
     == 0
   )
@@ -233,25 +202,8 @@ def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
   assert "resumed from" in out and "(epoch 1)" in out
   assert training.read_config(trained_run).changes == []
   # The options that change neither the model nor the data may change.
-  assert (
-    cli.main(
-      [
-        "train",
-        "--out",
-        trained_run,
-        "--resume",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--learning-rate",
-        "0.0005",
-        "--warmup-steps",
-        "2",
-      ]
-    )
-    == 0
-  )
+  changed = dict(epochs=2, batch_size=16, learning_rate=0.0005, warmup_steps=2)
+  assert cli.main(resume + runs.flags(**changed)) == 0
   out = capsys.readouterr().out
   # One line per epoch, ours (stdout is not a terminal, so none from Keras).
   assert len(re.findall(r"^epoch 2: train .* bits/dim, test ", out, re.M)) == 1
@@ -274,15 +226,17 @@ def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
   _, model, _, _ = training.load_run(trained_run)
   assert int(model.optimizer.iterations.numpy()) == 3 + 6
   # Without --epochs: the stored number (now 2), so nothing to train.
-  assert cli.main(["train", "--out", trained_run, "--resume"]) == 0
+  assert cli.main(resume) == 0
   assert "(epoch 2)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_resume_needs_a_run(tmp_path, capsys):
   assert cli.main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
   assert "no config.json" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_multiworker_needs_tf_keras_and_is_not_for_the_demo(
   tmp_path, capsys, monkeypatch
 ):
@@ -297,6 +251,7 @@ def test_multiworker_needs_tf_keras_and_is_not_for_the_demo(
   assert not os.path.exists(out)
 
 
+@pytest.mark.slow
 def test_crops_by_name_with_tensorboard(tmp_path, capsys):
   run, logs = tmp_path / "run", tmp_path / "logs"
   assert (
@@ -328,6 +283,7 @@ def test_crops_by_name_with_tensorboard(tmp_path, capsys):
     assert os.listdir(logs / split)
 
 
+@pytest.mark.slow
 def test_tensorboard_missing_exits_2_saying_what_to_install(
   tmp_path, capsys, monkeypatch
 ):
@@ -351,6 +307,7 @@ def test_tensorboard_missing_exits_2_saying_what_to_install(
   assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_split_names_reach_the_data(tmp_path, capsys):
   path = str(tmp_path / "named.npz")
   np.savez(
@@ -372,11 +329,13 @@ def test_split_names_reach_the_data(tmp_path, capsys):
   assert "expected two split names TRAIN,TEST" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_refuses_an_existing_run(trained_run, capsys):
   assert cli.main(["train", "--out", trained_run, "--epochs", "1"]) == 2
   assert "already holds a run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "images, problem",
   [
@@ -401,6 +360,7 @@ def test_bad_data_exits_2_naming_the_file(tmp_path, capsys, images, problem):
   assert not os.path.exists(tmp_path / "run")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "option, message",
   [
@@ -425,6 +385,7 @@ def test_bad_option_values(tmp_path, capsys, option, message):
   assert not run.exists()
 
 
+@pytest.mark.slow
 def test_bad_mixing_and_sample_options(trained_run, tmp_path, capsys):
   with pytest.raises(SystemExit):
     cli.main(["train", "--out", str(tmp_path), "--mixing", "nonsense"])
@@ -445,6 +406,7 @@ def test_bad_mixing_and_sample_options(trained_run, tmp_path, capsys):
   assert not (tmp_path / "g.png").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_and_sample_need_a_run(tmp_path, capsys):
   assert cli.main(["evaluate", "--run", str(tmp_path)]) == 2
   assert "not a training run directory" in capsys.readouterr().err
@@ -457,6 +419,7 @@ def test_evaluate_and_sample_need_a_run(tmp_path, capsys):
   assert "not a training run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_diverged_training_exits_1(monkeypatch, tmp_path, capsys):
   def diverge(config, run_dir, **options):
     del config, run_dir, options
@@ -467,6 +430,45 @@ def test_diverged_training_exits_1(monkeypatch, tmp_path, capsys):
   assert "error: training diverged in epoch 3" in capsys.readouterr().err
 
 
+def test_version(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["--version"])
+  assert exit_info.value.code == 0
+  assert capsys.readouterr().out.strip() == (
+    f"tfp-emerging {tfp_emerging.__version__}"
+  )
+
+
+def _subcommand(command):
+  """The parser of the subcommand `command`."""
+  parser = cli.build_parser()
+  action = next(a for a in parser._actions if a.dest == "command")
+  return action.choices[command]
+
+
+@pytest.mark.parametrize(
+  "command", ["train", "demo", "sample", "evaluate", "export"]
+)
+def test_every_option_shows_its_default(command):
+  """Every option with a value says its default (or is required)."""
+  for option in _subcommand(command)._actions:
+    if option.dest in ("help", "run", "json", "resume") or option.required:
+      continue
+    assert "default" in (option.help or ""), (command, option.dest)
+
+
+def test_sample_temperature_defaults_to_the_runs():
+  text = " ".join(_subcommand("sample").format_help().split())
+  assert re.search(r"--sample-temperature, 0\.7 unless set", text)
+  assert (
+    cli.build_parser()
+    .parse_args(["sample", "--run", "r", "--out", "o.png"])
+    .temperature
+    is None
+  )
+
+
+@pytest.mark.slow
 def test_benchmarks_are_not_a_subcommand(capsys):
   """Speed studies live in benchmarks/ (`python -m benchmarks.run`), outside
   the installed package; the CLI says so when asked for them."""
@@ -476,6 +478,7 @@ def test_benchmarks_are_not_a_subcommand(capsys):
   assert "invalid choice: 'benchmark'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_runs_train_evaluate_sample(
   digits_npz, tmp_path, capsys, monkeypatch
 ):
@@ -489,7 +492,7 @@ def test_demo_runs_train_evaluate_sample(
   )
   out = capsys.readouterr().out
   assert "test bits/dim after epoch 1: " in out and "test bits/dim: " in out
-  assert _png_shape(run / "samples_demo.png")[0] == (8 * 9 + 1) * 4
+  assert runs.png_shape(run / "samples_demo.png")[0] == (8 * 9 + 1) * 4
   assert training.read_config(str(run)).dataset == digits_npz
   # The user adds a file to the run directory. A demo that fails on its
   # options or data deletes nothing; one that gets as far as training
@@ -636,6 +639,7 @@ _FAILURES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "demo"])
 @pytest.mark.parametrize("failure", _FAILURES, ids=[f[0] for f in _FAILURES])
 def test_user_folders_survive_every_failure(
@@ -682,6 +686,7 @@ def test_user_folders_survive_every_failure(
     assert ran == "absent" and not run_files
 
 
+@pytest.mark.slow
 def test_sample_and_export_refuse_a_wrong_out(trained_run, tmp_path, capsys):
   folder = tmp_path / "folder"
   folder.mkdir()
@@ -715,26 +720,11 @@ def two_epoch_run(digits_npz, tmp_path_factory):
   run = str(tmp_path_factory.mktemp("runs") / "run")
   err = io.StringIO()
   with contextlib.redirect_stderr(err):
-    assert (
-      cli.main(
-        [
-          "train",
-          "--dataset",
-          digits_npz,
-          "--mixing",
-          "lu",
-          "--epochs",
-          "2",
-          "--out",
-          run,
-        ]
-        + TINY
-      )
-      == 0
-    )
+    runs.cli_tiny_run(digits_npz, run, "--mixing", "lu", epochs=2)
   return run, err.getvalue()
 
 
+@pytest.mark.slow
 def test_worse_than_uniform_is_a_warning_and_a_flag(two_epoch_run):
   run, err = two_epoch_run
   with open(os.path.join(run, "metrics.json"), encoding="utf-8") as f:
@@ -786,12 +776,21 @@ def _exported_log_prob(folder, x):
   return loaded.signatures["log_prob"](x=x)["log_prob"].numpy()
 
 
-def test_every_command_falls_back_past_a_corrupt_checkpoint(
-  two_epoch_run, tmp_path, capsys
-):
+@pytest.fixture
+def corrupt_ckpt_2(two_epoch_run, tmp_path):
+  """`(original, run)`: `two_epoch_run` and a copy of it whose newest
+  checkpoint (ckpt-2) has its data file cut in half."""
   original, _ = two_epoch_run
   run = _copy_run(original, tmp_path)
   _truncate(_checkpoint(run, "ckpt-2", _DATA))
+  return original, run
+
+
+@pytest.mark.slow
+def test_every_command_falls_back_past_a_corrupt_checkpoint(
+  corrupt_ckpt_2, tmp_path, capsys
+):
+  original, run = corrupt_ckpt_2
   # The reference: the same run with only its first checkpoint, stated.
   only_first = _copy_run(original, tmp_path / "first")
   for kind in ("index", _DATA):
@@ -865,12 +864,11 @@ def test_every_command_falls_back_past_a_corrupt_checkpoint(
   assert json.loads(captured.out)["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_no_intact_checkpoint_exits_3_and_rewrites_nothing(
-  two_epoch_run, tmp_path, capsys
+  corrupt_ckpt_2, tmp_path, capsys
 ):
-  original, _ = two_epoch_run
-  run = _copy_run(original, tmp_path)
-  _truncate(_checkpoint(run, "ckpt-2", _DATA))
+  _, run = corrupt_ckpt_2
   with open(_checkpoint(run, "ckpt-1", "index"), "wb"):
     pass  # an empty index
   before = _snapshot(run)
@@ -904,6 +902,7 @@ def test_no_intact_checkpoint_exits_3_and_rewrites_nothing(
   assert not (tmp_path / "saved").exists()
 
 
+@pytest.mark.slow
 def test_a_missing_state_file_is_recovered_from_the_checkpoints(
   two_epoch_run, tmp_path, capsys
 ):
@@ -938,6 +937,7 @@ def test_a_missing_state_file_is_recovered_from_the_checkpoints(
   ) in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_module_entry_point(monkeypatch, tmp_path, capsys):
   monkeypatch.setattr(
     sys, "argv", ["tfp_emerging", "evaluate", "--run", str(tmp_path)]
@@ -948,6 +948,7 @@ def test_module_entry_point(monkeypatch, tmp_path, capsys):
   assert "not a training run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_sample_refuses_non_finite_temperatures(
   value, trained_run, tmp_path, capsys
@@ -964,3 +965,263 @@ def test_sample_refuses_non_finite_temperatures(
     capsys.readouterr().err
   )
   assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------- faults and bad inputs (issue 26)
+# Outputs that are not a command's own, options that would make a run's
+# record false, config files that disagree with the checkpoints, damaged
+# files, bad data. A test that changes the finished run works on a copy.
+
+
+@pytest.fixture(scope="module")
+def finished_run(two_epoch_run):
+  """The finished 2-epoch run of `two_epoch_run`, left as it is."""
+  run, _ = two_epoch_run
+  return run
+
+
+def _one_error(capsys, command):
+  """The one line on standard error, checked to be `command`'s error."""
+  err = capsys.readouterr().err.strip().splitlines()
+  err = [line for line in err if not line.startswith("warning: ")]
+  assert len(err) == 1, err
+  assert err[0].startswith(f"tfp-emerging {command}: error: "), err
+  return err[0]
+
+
+@pytest.mark.slow
+def test_sample_never_replaces_what_is_not_its_own(
+  finished_run, tmp_path, capsys
+):
+  before = _snapshot(finished_run)
+  other = tmp_path / "other-run"  # another run directory
+  other.mkdir()
+  (other / ".tfp-emerging-run").write_text("{}")
+  notes = tmp_path / "notes.txt"
+  notes.write_text("mine")
+  for out, says in (
+    (os.path.join(finished_run, "config.json"), "not a PNG image"),
+    (os.path.join(finished_run, "metrics.json"), "not a PNG image"),
+    (os.path.join(finished_run, "checkpoints", "g.png"), "inside the run"),
+    (os.path.join(finished_run, "grid.png"), "inside the run"),
+    (str(other / "samples.png"), f"inside the run directory {other}"),
+    (str(notes), "not a PNG image"),
+  ):
+    capsys.readouterr()
+    assert cli.main(["sample", "--run", finished_run, "--out", out]) == 2
+    assert says in _one_error(capsys, "sample"), out
+  assert _snapshot(finished_run) == before
+  assert notes.read_text() == "mine" and os.listdir(other) == [
+    ".tfp-emerging-run"
+  ]
+  # Its own names: the run's samples, and any PNG outside run directories.
+  own = os.path.join(finished_run, "samples.png")
+  assert cli.main(["sample", "--run", finished_run, "--out", own]) == 0
+  grid = tmp_path / "grid.png"
+  for _ in range(2):  # a PNG it wrote may be replaced
+    assert cli.main(["sample", "--run", finished_run, "--out", str(grid)]) == 0
+  assert tf.io.decode_png(grid.read_bytes()).shape[-1] == 1
+
+
+@pytest.mark.slow
+def test_export_replaces_only_a_savedmodel_and_only_with_overwrite(
+  finished_run, tmp_path, capsys
+):
+  before = _snapshot(finished_run)
+  user = tmp_path / "user"
+  user.mkdir()
+  (user / "keep.txt").write_text("mine")
+  for out, says in (
+    (finished_run, "export never writes into a run directory"),
+    (os.path.join(finished_run, "exported"), "inside the run directory"),
+    (str(user), "holds no SavedModel"),
+  ):
+    capsys.readouterr()
+    assert cli.main(["export", "--run", finished_run, "--out", out]) == 2
+    assert says in _one_error(capsys, "export"), out
+  assert _snapshot(finished_run) == before
+  assert os.listdir(user) == ["keep.txt"]
+  saved = str(tmp_path / "saved")
+  command = ["export", "--run", finished_run, "--out", saved]
+  assert cli.main(command) == 0
+  first = _snapshot(saved)
+  capsys.readouterr()
+  assert cli.main(command) == 2
+  assert "already holds a SavedModel; pass --overwrite" in _one_error(
+    capsys, "export"
+  )
+  assert _snapshot(saved) == first
+  assert cli.main(command + ["--overwrite"]) == 0
+  assert "sample" in tf.saved_model.load(saved).signatures
+  assert sorted(os.listdir(tmp_path)) == ["saved", "user"]  # nothing beside
+
+
+def test_export_onto_a_full_disk_leaves_no_half_written_folder(
+  finished_run, tmp_path, capsys, monkeypatch
+):
+  """The SavedModel writer fails with ENOSPC half-way (simulated: it has
+  written a file); `--out` is left as it was, nothing is left beside it."""
+
+  def full_disk(model, path):
+    del model
+    with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+      f.write(b"half")
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(export_lib, "export", full_disk)
+  for existing in (False, True):
+    out = tmp_path / "saved"
+    if existing:  # an older SavedModel, replaced with --overwrite
+      out.mkdir()
+      (out / "saved_model.pb").write_bytes(b"old")
+    command = ["export", "--run", finished_run, "--out", str(out)]
+    capsys.readouterr()
+    assert cli.main(command + ["--overwrite"] * existing) == 5
+    line = _one_error(capsys, "export")
+    assert f"{out}: no space left on the device while writing the " in line
+    assert "--resume" not in line
+    assert os.listdir(tmp_path) == (["saved"] if existing else [])
+    if existing:
+      assert (out / "saved_model.pb").read_bytes() == b"old"
+
+
+def test_train_refuses_a_batch_larger_than_the_training_split(
+  finished_run, digits_npz, tmp_path, capsys
+):
+  run = tmp_path / "run"
+  command = ["train", "--dataset", digits_npz, "--out", str(run)] + TINY_LU
+  assert cli.main(command + ["--batch-size", "97"]) == 2
+  line = _one_error(capsys, "train")
+  assert "--batch-size 97 is more than the 96 training images of " in line
+  assert not run.exists()
+  before = _snapshot(finished_run)
+  resume = ["train", "--out", finished_run, "--resume", "--epochs", "3"]
+  assert cli.main(resume + ["--batch-size", "97"]) == 2
+  assert "--batch-size 97 is more than the 96 " in _one_error(capsys, "train")
+  assert _snapshot(finished_run) == before
+
+
+def test_tensorboard_at_a_file_exits_2_naming_it(digits_npz, tmp_path, capsys):
+  logs = tmp_path / "logs"
+  logs.write_text("mine")
+  run = tmp_path / "run"
+  for folder, says in (
+    (logs, "is a file, not a folder"),
+    (logs / "sub", f"{logs} is a file, not a folder"),
+  ):
+    command = ["train", "--dataset", digits_npz, "--out", str(run)] + TINY_LU
+    assert cli.main(command + ["--tensorboard", str(folder)]) == 2
+    line = _one_error(capsys, "train")
+    assert f"--tensorboard {folder}: {says}" in line, line
+  assert not run.exists() and logs.read_text() == "mine"
+
+
+def test_resume_refuses_fewer_epochs_than_the_run_has_finished(
+  finished_run, capsys
+):
+  before = _snapshot(finished_run)
+  command = ["train", "--out", finished_run, "--resume", "--epochs", "1"]
+  assert cli.main(command) == 2
+  line = _one_error(capsys, "train")
+  assert "--epochs 1, but the run has finished 2 epoch(s)" in line, line
+  assert "give at least 2" in line
+  assert _snapshot(finished_run) == before  # config.json still says 2
+
+
+def test_a_png_with_broken_image_data_stops_before_training_naming_it(
+  digits_npz, tmp_path, capsys
+):
+  folder, images = runs.digits_png_folder(digits_npz, tmp_path / "pngs")
+  bad = folder / "17.png"
+  bad.write_bytes(runs.png_with_broken_image_data(images[17]))
+  run = tmp_path / "run"
+  command = ["train", "--dataset", str(folder), "--out", str(run)] + TINY_LU
+  assert cli.main(command + ["--batch-size", "8"]) == 2
+  line = _one_error(capsys, "train")
+  assert line.startswith(f"tfp-emerging train: error: {bad}: not a readable ")
+  assert "image data cannot be decoded" in line, line
+  assert not run.exists()  # no half-made run directory
+
+
+@pytest.mark.slow
+def test_an_edited_config_disagrees_with_intact_checkpoints(
+  finished_run, tmp_path, capsys
+):
+  """config.json edited to another architecture, or to other `num_bins`:
+  every command says that it and the (intact) checkpoints disagree, names
+  the field, advises no deletion, and writes nothing."""
+  grid, saved = tmp_path / "grid.png", tmp_path / "saved"
+  for field, value, commands in (
+    ("num_steps", 2, [["evaluate"], ["train", "--resume"]]),
+    ("num_bins", 16, [["sample", "--out", str(grid)], ["export"]]),
+  ):
+    copy = tmp_path / field
+    shutil.copytree(finished_run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config[field] = value
+    (copy / "config.json").write_text(json.dumps(config))
+    before = _snapshot(copy)
+    for command in commands:
+      where = ["--out", str(copy)] if command[0] == "train" else []
+      where += ["--run", str(copy)] if command[0] != "train" else []
+      where += ["--out", str(saved)] if command[0] == "export" else []
+      capsys.readouterr()
+      assert cli.main(command + where) == 2, command
+      line = _one_error(capsys, command[0])
+      assert f"{copy}/config.json and the checkpoints disagree" in line, line
+      assert f"{field} {value!r} in config.json" in line, line
+      assert "corrupt" not in line and "delete " not in line, line
+    assert _snapshot(copy) == before
+  assert not grid.exists() and not saved.exists()
+
+
+def _maps_tensorflow(pid):
+  """Whether the process `pid` has loaded TensorFlow's library (it is
+  importing TensorFlow: the start-up of the command line)."""
+  with open(f"/proc/{pid}/maps", encoding="utf-8") as f:
+    return "libtensorflow" in f.read()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+  not os.path.exists("/proc/self/maps"), reason="needs /proc/PID/maps"
+)
+def test_a_signal_during_start_up_prints_one_line_and_exits(
+  digits_npz, tmp_path
+):
+  """SIGINT and SIGTERM while `python -m tfp_emerging train` is still
+  importing TensorFlow: the one-line message, status 130 or 143, nothing
+  written (before: a 40-line traceback of the import, or silence)."""
+  outs = {number: tmp_path / number.name for number in STARTUP_SIGNALS}
+  processes = {
+    number: workers.start_python(
+      ["-m", "tfp_emerging", "train", "--out", str(out)]
+      + ["--dataset", digits_npz]
+      + TINY_LU,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+    )
+    for number, out in outs.items()
+  }
+  try:
+    for number, process in processes.items():
+      deadline = time.monotonic() + 300
+      while not _maps_tensorflow(process.pid):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+      process.send_signal(number)
+    for number, process in processes.items():
+      _, err = process.communicate(timeout=300)
+      name = "terminated" if number == signal.SIGTERM else "interrupted"
+      assert process.returncode == 128 + number, err[-3000:]
+      assert "Traceback" not in err, err[-3000:]
+      lines = [line for line in err.splitlines() if "tfp-emerging" in line]
+      assert lines == [
+        f"tfp-emerging train: {name} while starting; nothing was written."
+      ], err[-3000:]
+      assert not outs[number].exists()
+  finally:
+    for process in processes.values():
+      if process.poll() is None:
+        process.kill()
+        process.wait()

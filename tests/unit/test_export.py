@@ -5,10 +5,6 @@ The reloading process gets only TensorFlow (it checks that neither
 the exporting process's log_prob and seeded samples exactly.
 """
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -16,6 +12,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tests.testlib import workers
 from tfp_emerging import cli
 from tfp_emerging import export
 from tfp_emerging import flows
@@ -50,19 +47,13 @@ RELOAD = textwrap.dedent("""
 
 def reload_in_fresh_process(path, x, tmp_path):
   np.save(tmp_path / "x.npy", x)
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("PYTHONPATH", None)
-  run = subprocess.run(
-    [sys.executable, "-c", RELOAD, str(path), str(tmp_path / "x.npy")],
-    capture_output=True,
-    text=True,
-    env=env,
+  run = workers.run_python(
+    ["-c", RELOAD, str(path), str(tmp_path / "x.npy")],
     cwd=tmp_path,
+    env=workers.child_environment(PYTHONPATH=None),
     timeout=600,
-    check=False,
   )
-  assert run.returncode == 0, run.stderr[-3000:]
-  return json.loads(run.stdout.strip().splitlines()[-1])
+  return workers.last_json(run.stdout)
 
 
 def trained_looking_model(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks import compare
+from tests.testlib.runs import EPOCH_RECORD_FIELDS
 from tfp_emerging import training
 from tfp_emerging.flows import Glow
 
@@ -77,14 +78,7 @@ def test_quick_study_writes_every_run(quick_study):
     assert r["seconds_per_epoch"] > 0 and r["trace_seconds"] > 0
     assert r["num_parameters"] > 0
     for epoch in r["history"]:  # the one training path's epoch records
-      assert set(epoch) == {
-        "epoch",
-        "train_bits_per_dim",
-        "test_bits_per_dim",
-        "seconds",
-        "train_seconds",
-        "test_seconds",
-      }
+      assert set(epoch) == EPOCH_RECORD_FIELDS
   assert runs["seeds"] == [0, 1]
   assert runs["settings"]["digits"] == QUICK_DIGITS
   assert runs["arguments"][:1] == ["--quick"]

@@ -732,3 +732,35 @@ def test_tfds_unknown_name_and_missing_package(monkeypatch):
     data.load("mnist", num_levels=2)
   assert "--dataset mnist" in _message(info)
   assert 'pip install "tfp_emerging[datasets]"' in _message(info)
+
+
+def test_a_mistyped_dataset_lists_at_most_five_close_matches():
+  with pytest.raises(data.DataError) as info:
+    data.load("cifar1O")
+  message = str(info.value)
+  suggested = re.findall(r"'([\w-]+)'", message.split("Did you mean")[1])
+  assert suggested[0] == "cifar10" and 1 <= len(suggested) <= 5
+  assert len(message) < 400
+  with pytest.raises(data.DataError, match="Did you mean 'digits'"):
+    data.load("digts")
+
+
+def test_a_broken_tensorflow_datasets_is_not_blamed_on_the_network(
+  tmp_path, monkeypatch
+):
+  package = tmp_path / "tensorflow_datasets"
+  package.mkdir()
+  (package / "__init__.py").write_text(
+    'raise ImportError(\'cannot import name "x" from "etils"\', '
+    "name='etils')\n"
+  )
+  for name in [n for n in sys.modules if n.startswith("tensorflow_datasets")]:
+    monkeypatch.delitem(sys.modules, name)
+  monkeypatch.syspath_prepend(str(tmp_path))
+  with pytest.raises(data.DataError) as info:
+    data.load("mnist")
+  assert "installed but does not import" in str(info.value)
+  assert "network" not in str(info.value)
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+  with pytest.raises(data.DataError, match="which is not installed"):
+    data.load("mnist")

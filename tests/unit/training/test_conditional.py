@@ -13,7 +13,6 @@ import tensorflow_probability as tfp
 
 from tests.testlib import runs
 from tfp_emerging import cli
-from tfp_emerging import data
 from tfp_emerging import training
 from tfp_emerging.data.tfds_mock import mock_tfds
 from tfp_emerging.flows import Glow
@@ -34,15 +33,7 @@ TINY = runs.TINY_FLAGS
 @pytest.fixture(scope="module")
 def digits():
   """512 training digits with their labels, and 64 test ones."""
-  dataset = data.load("digits")
-
-  def split(name, count):
-    images, labels = zip(
-      *dataset.images(name, labels=True).take(count).as_numpy_iterator()
-    )
-    return np.stack(images), np.array(labels, np.int32)
-
-  return split("train", 512), split("test", 64)
+  return runs.first_examples(512), runs.first_examples(64, "test")
 
 
 def _conditional_model(seed=0, learning_rate=5e-3, **options):
@@ -284,15 +275,7 @@ def _tiny(command, *switches, **options):
 @pytest.fixture(scope="module")
 def conditional_run(digits_npz, tmp_path_factory):
   run = str(tmp_path_factory.mktemp("runs") / "conditional")
-  assert (
-    _tiny("train", "--conditional", dataset=digits_npz, epochs=1, out=run) == 0
-  )
-  return run
-
-
-def _png_shape(path):
-  with open(path, "rb") as f:
-    return tuple(tf.io.decode_png(f.read()).shape)
+  return runs.cli_tiny_run(digits_npz, run, "--conditional")
 
 
 def test_conditional_run_has_rows_per_class(conditional_run, tmp_path, capsys):
@@ -301,7 +284,7 @@ def test_conditional_run_has_rows_per_class(conditional_run, tmp_path, capsys):
   assert config.num_classes == NUM_CLASSES
   tile = 9 * 4  # 8x8 tiles, 1-pixel borders, 4x zoom
   rows, columns = NUM_CLASSES, sample_grids.SAMPLES_PER_CLASS
-  assert _png_shape(os.path.join(conditional_run, "samples.png")) == (
+  assert runs.png_shape(os.path.join(conditional_run, "samples.png")) == (
     rows * tile + 4,
     columns * tile + 4,
     1,
@@ -315,7 +298,7 @@ def test_conditional_run_has_rows_per_class(conditional_run, tmp_path, capsys):
     == 0
   )
   assert "one row per class: 3, 7" in capsys.readouterr().out
-  assert _png_shape(out) == (2 * tile + 4, 5 * tile + 4, 1)
+  assert runs.png_shape(out) == (2 * tile + 4, 5 * tile + 4, 1)
   assert cli.main(["evaluate", "--run", conditional_run, "--json"]) == 0
   result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert result["conditional"] is True
@@ -378,8 +361,7 @@ def test_conditional_command_line_errors(
       ["sample", "--run", conditional_run, "--classes", "a,b", "--out", out]
     )
   # --conditional cannot be switched on when resuming an unconditional run.
-  plain = str(tmp_path / "plain")
-  assert _tiny("train", dataset=digits_npz, epochs=1, out=plain) == 0
+  plain = runs.cli_tiny_run(digits_npz, str(tmp_path / "plain"))
   capsys.readouterr()
   assert (
     cli.main(
@@ -397,17 +379,11 @@ def test_conditional_command_line_errors(
 def test_conditional_runs_resume_and_keep_only_prior_conditioning(
   digits_npz, tmp_path
 ):
-  run = str(tmp_path / "priors")
-  assert (
-    _tiny(
-      "train",
-      "--conditional",
-      "--no-condition-couplings",
-      dataset=digits_npz,
-      epochs=1,
-      out=run,
-    )
-    == 0
+  run = runs.cli_tiny_run(
+    digits_npz,
+    str(tmp_path / "priors"),
+    "--conditional",
+    "--no-condition-couplings",
   )
   assert cli.main(["train", "--out", run, "--resume", "--epochs", "2"]) == 0
   config, model, epoch, _ = training.load_run(run)
@@ -419,15 +395,14 @@ def test_conditional_runs_resume_and_keep_only_prior_conditioning(
 def test_demo_conditional_grid_has_a_row_per_digit(
   digits_npz, tmp_path, capsys
 ):
-  run = str(tmp_path / "demo")
-  assert (
-    _tiny("demo", "--conditional", dataset=digits_npz, epochs=1, out=run) == 0
+  run = runs.cli_tiny_run(
+    digits_npz, str(tmp_path / "demo"), "--conditional", command="demo"
   )
   out = capsys.readouterr().out
   assert "demo: class-conditional emerging Glow" in out
   assert "one row per class: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in out
   tile = 9 * 4
-  assert _png_shape(os.path.join(run, run_dir.DEMO_SAMPLES_FILE)) == (
+  assert runs.png_shape(os.path.join(run, run_dir.DEMO_SAMPLES_FILE)) == (
     NUM_CLASSES * tile + 4,
     sample_grids.SAMPLES_PER_CLASS * tile + 4,
     1,
@@ -437,9 +412,7 @@ def test_demo_conditional_grid_has_a_row_per_digit(
 def test_conditional_on_a_supervised_tensorflow_dataset(tmp_path, capsys):
   run = str(tmp_path / "mnist")
   with mock_tfds("mnist", {"train": 64, "test": 32}):
-    assert (
-      _tiny("train", "--conditional", dataset="mnist", epochs=1, out=run) == 0
-    )
+    runs.cli_tiny_run("mnist", run, "--conditional")
   config = training.read_config(run)
   assert config.num_classes == 10 and config.image_shape == [28, 28, 1]
   assert "test bits/dim after epoch 1" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """`tfp_emerging.training.run_training`: train and resume with a run
-directory, the files of a run, the NaN guard, TensorBoard."""
+directory, the files of a run, the NaN guard, TensorBoard, a data file that
+breaks during training."""
 
 import glob
 import os
@@ -10,13 +11,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.testlib.runs import EPOCH_RECORD_FIELDS
+from tests.testlib.runs import digits_png_folder
 from tests.testlib.runs import epoch_bits
 from tests.testlib.runs import first_test_images
 from tests.testlib.runs import flow_log_prob
+from tests.testlib.runs import png_with_broken_image_data
 from tests.testlib.runs import quiet
 from tests.testlib.runs import read_json
 from tests.testlib.runs import tiny_config
 from tfp_emerging import cli
+from tfp_emerging import data
 from tfp_emerging import training
 
 # Trains models or runs whole commands: left out of `make test-unit`.
@@ -82,15 +87,7 @@ def test_train_writes_config_checkpoints_metrics_and_samples(
   stored = document["epochs"]
   assert stored == metrics and [m["epoch"] for m in stored] == [1, 2]
   for record in stored:
-    assert set(record) == {
-      "epoch",
-      "train_bits_per_dim",
-      "test_bits_per_dim",
-      "seconds",
-      "train_seconds",
-      "test_seconds",
-      "worse_than_uniform",
-    }
+    assert set(record) == EPOCH_RECORD_FIELDS | {"worse_than_uniform"}
     assert 0 < record["train_bits_per_dim"] < 2 * np.log2(17)
     assert 0 < record["test_bits_per_dim"] < 2 * np.log2(17)
     assert (
@@ -273,3 +270,39 @@ def test_tensorboard_without_the_package_says_what_to_install(
       tensorboard=str(tmp_path / "logs"),
     )
   assert not run.exists() and not (tmp_path / "logs").exists()
+
+
+class _BreakFilesAtEpoch(tf.keras.callbacks.Callback):
+  """Breaks the image data of every PNG file in `folder` when epoch
+  `epoch` (from 1) begins."""
+
+  def __init__(self, folder, images, epoch):
+    super().__init__()
+    self._folder, self._images, self._epoch = folder, images, epoch
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if epoch + 1 == self._epoch:
+      for i, image in enumerate(self._images):
+        path = self._folder / f"{i:02d}.png"
+        path.write_bytes(png_with_broken_image_data(image))
+
+
+def test_a_png_broken_during_training_is_named(digits_npz, tmp_path):
+  """A file that breaks after `load` checked it (mid-run): the error names
+  a broken file; the run directory keeps epoch 1, which --resume accepts."""
+  folder, images = digits_png_folder(digits_npz, tmp_path / "pngs")
+  run = str(tmp_path / "run")
+  config = tiny_config(str(folder), mixing="lu", batch_size=8, epochs=2)
+  with pytest.raises(data.DataError) as info:
+    training.train(
+      config,
+      run,
+      log=quiet,
+      callbacks=[_BreakFilesAtEpoch(folder, images, epoch=2)],
+    )
+  message = str(info.value)
+  assert message.startswith(f"{folder}{os.sep}"), message
+  assert "image data cannot be decoded" in message, message
+  assert os.listdir(os.path.join(run, "checkpoints")) and (
+    training.read_config(run).epochs == 2
+  )
