@@ -12,10 +12,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tests.testlib import digits_models
+from tests.testlib import runs
 from tests.testlib import workers
 from tfp_emerging import cli
 from tfp_emerging import export
-from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 from tfp_emerging import training
 
@@ -60,14 +61,7 @@ def trained_looking_model(
   base_distribution=None, num_levels=2, mixing="emerging"
 ):
   """A tiny initialised FlowModel with no zero weight left, as if trained."""
-  glow = flows.Glow(
-    (8, 8, 1),
-    num_levels=num_levels,
-    num_steps=1,
-    mixing=mixing,
-    hidden_channels=8,
-    seed=0,
-  )
+  glow = digits_models.glow(mixing, num_levels=num_levels, hidden_channels=8)
   model = tfe_keras.FlowModel(
     glow, num_bins=17, base_distribution=base_distribution
   )
@@ -204,16 +198,7 @@ def test_model_export_serves_log_prob_and_samples_its_own_base(tmp_path):
 
 
 def test_cli_export_writes_the_runs_latest_checkpoint(tmp_path, capsys):
-  config = training.RunConfig(
-    dataset="digits",
-    mixing="1x1",
-    num_levels=1,
-    num_steps=1,
-    hidden_channels=8,
-    epochs=1,
-    batch_size=256,
-    warmup_steps=1,
-  )
+  config = training.RunConfig(**runs.DIGITS_1X1, epochs=1)
   training.train(config, str(tmp_path / "run"), log=lambda message: None)
   out = tmp_path / "exported"
   assert (
