@@ -8,11 +8,12 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import parameter_properties
-from tensorflow_probability.python.internal import tensor_util
 
 from tfp_emerging.bijectors.freezing import FrozenLayer
+from tfp_emerging.bijectors.image_bijector import ImageBijector
+from tfp_emerging.bijectors.image_bijector import PixelwiseLogDet
+from tfp_emerging.bijectors.image_bijector import parameter_table
+from tfp_emerging.bijectors.image_bijector import stored_parameter
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import initializers
@@ -30,7 +31,7 @@ def quadrant_size(kernel_size: int) -> int:
   return (kernel_size + 1) // 2
 
 
-class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
+class AutoregressiveConv2D(PixelwiseLogDet, ImageBijector):
   """An invertible `k x k` convolution with a quadrant mask (triangular
   Jacobian).
 
@@ -163,16 +164,12 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
         log_diagonal = tf.Variable(
           tf.zeros([channels], dtype), name="log_diagonal"
         )
-      checks.matrix_shape(kernel, [m, m, channels, channels], "kernel")
-      checks.matrix_shape(log_diagonal, [channels], "log_diagonal")
-      parameters.update(kernel=kernel, log_diagonal=log_diagonal)
-      self._kernel = tensor_util.convert_nonref_to_tensor(
-        kernel, dtype=dtype, name="kernel"
+      self._kernel = stored_parameter(
+        parameters, "kernel", kernel, [m, m, channels, channels], dtype
       )
-      self._log_diagonal = tensor_util.convert_nonref_to_tensor(
-        log_diagonal, dtype=dtype, name="log_diagonal"
+      self._log_diagonal = stored_parameter(
+        parameters, "log_diagonal", log_diagonal, [channels], dtype
       )
-      self._channels = channels
       self._kernel_size = kernel_size
       self._order = order
       self._dilation = dilation
@@ -187,8 +184,7 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       self._mask[centre_index, centre_index] = strict
       self._centre_selector = centre
       super().__init__(
-        forward_min_event_ndims=3,
-        is_constant_jacobian=True,
+        channels,
         dtype=dtype,
         validate_args=validate_args,
         parameters=parameters,
@@ -200,13 +196,8 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     # Both unconstrained: the centre tap's strict triangle and diagonal come
     # from them through a mask and a bound (`masked_kernel`). The kernel's
     # shape depends on `kernel_size`, which the outputs' shape does not give.
-    return dict(
-      kernel=parameter_properties.ParameterProperties(
-        event_ndims=4, shape_fn=parameter_properties.SHAPE_FN_NOT_IMPLEMENTED
-      ),
-      log_diagonal=parameter_properties.ParameterProperties(
-        event_ndims=1, shape_fn=checks.channel_vector_shape
-      ),
+    return parameter_table(
+      dict(kernel=(4, None), log_diagonal=(1, checks.channel_vector_shape))
     )
 
   def _parameter_control_dependencies(self, is_init):
@@ -218,18 +209,9 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     That is all invertibility needs: the centre tap's diagonal, `exp` of a
     bounded `log_diagonal`, is never zero.
     """
-    return checks.parameter_assertions(
-      [
-        (name, getattr(self, "_" + name), [checks.FINITE])
-        for name in ("kernel", "log_diagonal")
-      ],
-      is_init,
-      validate_args,
+    return self._parameter_checks(
+      is_init, ("kernel", "log_diagonal"), validate_args=validate_args
     )
-
-  @property
-  def channels(self) -> int:
-    return self._channels
 
   @property
   def kernel_size(self) -> int:
@@ -288,11 +270,6 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       [[before, k - m - before], [before, k - m - before], [0, 0], [0, 0]],
     )
 
-  def _as_images(self, x, name):
-    return checks.as_images(
-      x, self._channels, self.dtype, name, self.validate_args
-    )
-
   def _forward(self, x):
     images, shape = self._as_images(x, "x")
     y = autoregressive.quadrant_conv(
@@ -314,21 +291,9 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     )
     return tf.reshape(x, shape)
 
-  def _log_det(self, z, name):
-    return checks.pixelwise_log_det(
-      z,
-      self._channels,
-      self.dtype,
-      name,
-      tf.reduce_sum(self.bounded_log_diagonal()),
-      self.validate_args,
-    )
-
-  def _forward_log_det_jacobian(self, x):
-    return self._log_det(x, "x")
-
-  def _inverse_log_det_jacobian(self, y):
-    return -self._log_det(y, "y")
+  def _per_pixel_log_det(self, x=None):
+    del x
+    return tf.reduce_sum(self.bounded_log_diagonal())
 
   def _frozen(self) -> FrozenAutoregressiveConv2D:
     """This layer with its weights as they are now, for sampling (`freeze`).

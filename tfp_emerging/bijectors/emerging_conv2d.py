@@ -5,7 +5,6 @@ from __future__ import annotations
 import typing
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import parameter_properties
 
 from tfp_emerging.bijectors.autoregressive_conv2d import AutoregressiveConv2D
@@ -13,6 +12,8 @@ from tfp_emerging.bijectors.autoregressive_conv2d import (
   FrozenAutoregressiveConv2D,
 )
 from tfp_emerging.bijectors.freezing import FrozenLayer
+from tfp_emerging.bijectors.image_bijector import ImageBijector
+from tfp_emerging.bijectors.image_bijector import PixelwiseLogDet
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
 
@@ -48,7 +49,7 @@ def equivalent_is_cheaper(
   return False
 
 
-class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
+class EmergingConv2D(PixelwiseLogDet, ImageBijector):
   """An invertible `k x k` convolution: `y = f_2(f_1(x))` (Hoogeboom et al.
   2019).
 
@@ -189,8 +190,7 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     self._first = first
     self._second = second
     super().__init__(
-      forward_min_event_ndims=3,
-      is_constant_jacobian=True,
+      channels,
       dtype=first.dtype,
       validate_args=validate_args,
       parameters=parameters,
@@ -252,10 +252,6 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return (self._first, self._second)
 
   @property
-  def channels(self) -> int:
-    return self._first.channels
-
-  @property
   def kernel_size(self) -> int:
     return self._first.kernel_size
 
@@ -289,12 +285,6 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       self._first.masked_kernel(), self._second.masked_kernel()
     )
 
-  def _checked(self, z, name):
-    """`z` once checked with this layer's `validate_args` (`checks.checked`)."""
-    return checks.checked(
-      z, self.channels, self.dtype, name, self.validate_args
-    )
-
   def _forward(self, x):
     x = self._checked(x, "x")
     if self.uses_equivalent_kernel(x):
@@ -309,19 +299,9 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
   def _inverse(self, y):
     return self._first.inverse(self._second.inverse(self._checked(y, "y")))
 
-  def _log_det(self, z, name):
-    per_pixel = sum(
-      tf.reduce_sum(part.bounded_log_diagonal()) for part in self.bijectors
-    )
-    return checks.pixelwise_log_det(
-      z, self.channels, self.dtype, name, per_pixel, self.validate_args
-    )
-
-  def _forward_log_det_jacobian(self, x):
-    return self._log_det(x, "x")
-
-  def _inverse_log_det_jacobian(self, y):
-    return -self._log_det(y, "y")
+  def _per_pixel_log_det(self, x=None):
+    del x
+    return sum(part._per_pixel_log_det() for part in self.bijectors)
 
   def _frozen(self) -> FrozenEmergingConv2D:
     """This layer with its weights as they are now (`freeze`): both parts
@@ -340,7 +320,6 @@ class FrozenEmergingConv2D(FrozenLayer):
   """
 
   def __init__(self, layer: EmergingConv2D):
-    self._layer = layer
     first, second = layer.bijectors
     self._parts = (first._frozen(), second._frozen())
     self._kernel = tf.identity(layer.equivalent_kernel())
