@@ -280,7 +280,7 @@ class PeriodicConv2D(OnePassLogDet, ImageBijector):
     )
     x = tf.reshape(fourier.spectral_product(images, inverse), shape)
     log_det = tf.fill(shape[:-3], log_det)
-    return x, {"ildj": -log_det, "fldj": log_det}
+    return x, self._log_dets(log_det)
 
   def _log_det(self, z, name):
     shape = tf.shape(self._checked(z, name))
