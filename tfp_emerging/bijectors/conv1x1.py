@@ -35,6 +35,15 @@ FACTORS = {
   "lu": ("permutation", "lower", "upper", "log_abs_s", "sign"),
   "plain": ("matrix",),
 }
+# The constructor's factor arguments but `matrix`, in its order.
+_FACTOR_ARGUMENTS = (
+  "householder",
+  "lower",
+  "upper",
+  "log_abs_s",
+  "sign",
+  "permutation",
+)
 # Fixed at construction, never trained, but part of the model's state:
 # non-trainable variables, so that checkpoints and saved weights hold them.
 _FIXED = ("sign", "permutation")
@@ -166,14 +175,7 @@ class Conv1x1(PixelwiseLogDet, ImageBijector):
         f"`parameterization` must be one of {PARAMETERIZATIONS}"
         f"; got {parameterization!r}."
       )
-    given = dict(
-      householder=householder,
-      lower=lower,
-      upper=upper,
-      log_abs_s=log_abs_s,
-      sign=sign,
-      permutation=permutation,
-    )
+    given = {f: parameters[f] for f in _FACTOR_ARGUMENTS}
     for argument, value in given.items():
       if value is not None and argument not in FACTORS[parameterization]:
         raise ValueError(

@@ -5,8 +5,9 @@ count `C`, the input checks and the parameter checks, with TFP's
 conventions (`tfb.AutoCompositeTensorBijector`; each layer still takes
 `parameters=dict(locals())` in its own `__init__` and declares its own
 `_parameter_properties`, built with `parameter_table`). `PixelwiseLogDet`,
-for layers whose log-det is the same at every pixel, and `stored_parameter`,
-for a constructor argument kept as given (a variable) or as a tensor.
+for layers whose log-det is the same at every pixel, `stored_parameter`,
+for a constructor argument kept as given (a variable) or as a tensor, and
+`ImageFlow`, the base of the flows of fixed image shape.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tfp_emerging.ops import checks
 
 __all__ = [
   "ImageBijector",
+  "ImageFlow",
   "PixelwiseLogDet",
   "parameter_table",
   "stored_parameter",
@@ -204,3 +206,43 @@ class PixelwiseLogDet:
       self._per_pixel_log_det(),
       self.validate_args,
     )
+
+
+class ImageFlow(tfb.Bijector):
+  """Base of a flow on events of one shape `image_shape` `(H, W, C)`,
+  built from parts it creates (`tfp_emerging.flows.Glow`,
+  `tfp_emerging.flows.VariationalDequantizer`).
+
+  Its constructor's arguments describe an architecture, not tensors TFP
+  could batch or transform: `_parameter_properties` is empty, and the flow
+  is a plain `tfb.Bijector`, not a composite tensor. A subclass sets
+  `_image_shape` and its parts, then calls this `__init__` once with its
+  `dtype`, `validate_args`, `parameters` and `name`.
+  """
+
+  _image_shape: tuple[int, int, int]
+
+  def __init__(
+    self,
+    *,
+    dtype: tf.dtypes.DType,
+    validate_args: bool,
+    parameters: dict[str, Any],
+    name: str,
+  ):
+    super().__init__(
+      forward_min_event_ndims=3,
+      dtype=dtype,
+      validate_args=validate_args,
+      parameters=parameters,
+      name=name,
+    )
+
+  @classmethod
+  def _parameter_properties(cls, dtype):
+    return {}
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    """`(H, W, C)`."""
+    return self._image_shape

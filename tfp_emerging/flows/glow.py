@@ -13,6 +13,7 @@ from tensorflow_probability import distributions as tfd
 from tfp_emerging.bijectors.actnorm import ActNorm
 from tfp_emerging.bijectors.affine_coupling import AffineCoupling
 from tfp_emerging.bijectors.freezing import freeze
+from tfp_emerging.bijectors.image_bijector import ImageFlow
 from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
 from tfp_emerging.flows import glow_levels
 from tfp_emerging.flows import priors
@@ -30,7 +31,7 @@ convolution, its `"lu"` and `"qr"` parameterisations (`Conv1x1`), the
 the `"periodic"` one (`PeriodicConv2D`)."""
 
 
-class Glow(OnePassLogDet, tfb.Bijector):
+class Glow(OnePassLogDet, ImageFlow):
   """Glow's multi-scale flow, latent -> image, with a standard normal base.
 
   The direction matches TFP's `tfb.Glow`: `forward` maps a latent `z` of the
@@ -204,16 +205,11 @@ class Glow(OnePassLogDet, tfb.Bijector):
         validate_args=validate_args,
       )
       super().__init__(
-        forward_min_event_ndims=3,
         dtype=dtype,
         validate_args=validate_args,
         parameters=parameters,
         name=name,
       )
-
-  @classmethod
-  def _parameter_properties(cls, dtype):
-    return {}
 
   def get_config(self) -> dict[str, Any]:
     """The constructor's arguments as JSON values (dtype by name).
@@ -244,11 +240,6 @@ class Glow(OnePassLogDet, tfb.Bijector):
   def from_config(cls, config: dict[str, Any]) -> Glow:
     """A new `Glow` from `get_config()`'s arguments."""
     return cls(**config)
-
-  @property
-  def image_shape(self) -> tuple[int, int, int]:
-    """`(H, W, C)`."""
-    return self._image_shape
 
   @property
   def num_levels(self) -> int:
@@ -483,9 +474,8 @@ class FrozenGlow(Glow):
     self._condition_couplings = glow.condition_couplings
     self._steps = [[freeze(layer) for layer in layers] for layers in glow.steps]
     self._priors = glow.priors
-    tfb.Bijector.__init__(
+    ImageFlow.__init__(
       self,
-      forward_min_event_ndims=3,
       dtype=glow.dtype,
       validate_args=glow.validate_args,
       parameters=dict(glow=glow),
