@@ -130,13 +130,7 @@ class ActNorm(PixelwiseLogDet, ImageBijector):
       self._initialized = tensor_util.convert_nonref_to_tensor(
         initialized, dtype=tf.bool, name="initialized"
       )
-      super().__init__(
-        channels,
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
-      )
+      super().__init__(parameters, channels, dtype, name)
 
   @classmethod
   def _parameter_properties(cls, dtype):

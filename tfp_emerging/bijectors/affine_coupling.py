@@ -283,12 +283,7 @@ class AffineCoupling(OnePassLogDet, ImageBijector):
       self._hidden_channels = hidden
       self._kernel_size = k
       super().__init__(
-        channels,
-        is_constant_jacobian=False,
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
+        parameters, channels, dtype, name, is_constant_jacobian=False
       )
 
   @classmethod

@@ -76,10 +76,9 @@ class AutoregressiveConv2D(PixelwiseLogDet, ImageBijector):
     solve's steps, so they compile with XLA too.
   * log-det: `H W sum_c s[c]`, `O(C)`, shaped like the batch.
 
-  Linear in `x`, so its Jacobian is the same at every `x`: the layer
-  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
-  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
-  a `mode()`, the layer applied to the base distribution's.
+  Linear in `x`: a constant Jacobian (`is_constant_jacobian=True`), so a
+  `tfd.TransformedDistribution` through it has a `mean()` and a `mode()`
+  (`ImageBijector`).
 
   Examples:
     >>> import tensorflow as tf
@@ -183,13 +182,7 @@ class AutoregressiveConv2D(PixelwiseLogDet, ImageBijector):
       self._mask = 1.0 - centre
       self._mask[centre_index, centre_index] = strict
       self._centre_selector = centre
-      super().__init__(
-        channels,
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
-      )
+      super().__init__(parameters, channels, dtype, name)
 
   @classmethod
   def _parameter_properties(cls, dtype):
@@ -270,15 +263,16 @@ class AutoregressiveConv2D(PixelwiseLogDet, ImageBijector):
       [[before, k - m - before], [before, k - m - before], [0, 0], [0, 0]],
     )
 
-  def _forward(self, x):
+  def _convolve(self, x, kernel):
+    """`x` convolved with the masked quadrant `kernel` (`quadrant_conv`)."""
     images, shape = self._as_images(x, "x")
     y = autoregressive.quadrant_conv(
-      images,
-      self.masked_kernel(),
-      self._dilation,
-      top_left=self._order == "top_left",
+      images, kernel, self._dilation, top_left=self._order == "top_left"
     )
     return tf.reshape(y, shape)
+
+  def _forward(self, x):
+    return self._convolve(x, self.masked_kernel())
 
   def _inverse(self, y):
     images, shape = self._as_images(y, "y")
@@ -377,11 +371,7 @@ class FrozenAutoregressiveConv2D(FrozenLayer):
     return False
 
   def _forward(self, x):
-    images, shape = self._layer._as_images(x, "x")
-    y = autoregressive.quadrant_conv(
-      images, self._kernel, self._layer.dilation, top_left=self._top_left
-    )
-    return tf.reshape(y, shape)
+    return self._layer._convolve(x, self._kernel)
 
   def _inverse(self, y):
     images, shape = self._layer._as_images(y, "y")

@@ -44,6 +44,8 @@ _FACTOR_ARGUMENTS = (
   "sign",
   "permutation",
 )
+# The factors of shape `[C]`; the others are `[C, C]`.
+_VECTORS = ("log_abs_s", "sign", "permutation")
 # Fixed at construction, never trained, but part of the model's state:
 # non-trainable variables, so that checkpoints and saved weights hold them.
 _FIXED = ("sign", "permutation")
@@ -90,10 +92,9 @@ class Conv1x1(PixelwiseLogDet, ImageBijector):
   * log-det: `H W sum log_abs_s`, `O(C)` (`"qr"`, `"lu"`); `O(C^3)` for the QR
     of `W` (`"plain"`). Shaped like the batch.
 
-  Linear in `x`, so its Jacobian is the same at every `x`: the layer
-  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
-  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
-  a `mode()`, the layer applied to the base distribution's.
+  Linear in `x`: a constant Jacobian (`is_constant_jacobian=True`), so a
+  `tfd.TransformedDistribution` through it has a `mean()` and a `mode()`
+  (`ImageBijector`).
 
   Examples:
     >>> import numpy as np
@@ -213,23 +214,16 @@ class Conv1x1(PixelwiseLogDet, ImageBijector):
       if parameterization != "plain":
         parameters["matrix"] = None
       for factor, value in factors.items():
-        vector = factor in ("log_abs_s", "sign", "permutation")
         stored = stored_parameter(
           parameters,
           factor,
           value,
-          [channels] if vector else [channels, channels],
+          [channels] if factor in _VECTORS else [channels, channels],
           tf.int32 if factor == "permutation" else dtype,
         )
         setattr(self, "_" + factor, stored)
       self._parameterization = parameterization
-      super().__init__(
-        channels,
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
-      )
+      super().__init__(parameters, channels, dtype, name)
 
   @classmethod
   def _parameter_properties(cls, dtype):
@@ -238,18 +232,13 @@ class Conv1x1(PixelwiseLogDet, ImageBijector):
     # create): the free factors of the default "qr" parameterisation, which
     # exclude `matrix` and `lower`. `sign` and `permutation` are fixed
     # discrete values: no bijector maps reals onto them.
-    matrix = (2, checks.channel_matrix_shape)
-    vector = (1, checks.channel_vector_shape)
     return parameter_table(
-      dict(
-        matrix=matrix,
-        householder=matrix,
-        lower=matrix,
-        upper=matrix,
-        log_abs_s=vector,
-        sign=vector,
-        permutation=vector,
-      ),
+      {
+        factor: (1, checks.channel_vector_shape)
+        if factor in _VECTORS
+        else (2, checks.channel_matrix_shape)
+        for factor in ("matrix", *_FACTOR_ARGUMENTS)
+      },
       not_preferred=["matrix", "lower"],
       fixed=_FIXED,
     )

@@ -72,10 +72,9 @@ class EmergingConv2D(PixelwiseLogDet, ImageBijector):
     images of at most 64 pixels (`AutoregressiveConv2D`).
   * log-det: the sum of the two, `H W sum_c (log_diagonal_1 + log_diagonal_2)`.
 
-  Linear in `x`, so its Jacobian is the same at every `x`: the layer
-  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
-  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
-  a `mode()`, the layer applied to the base distribution's.
+  Linear in `x`: a constant Jacobian (`is_constant_jacobian=True`), so a
+  `tfd.TransformedDistribution` through it has a `mean()` and a `mode()`
+  (`ImageBijector`).
 
   Examples:
     >>> import tensorflow as tf
@@ -189,13 +188,7 @@ class EmergingConv2D(PixelwiseLogDet, ImageBijector):
     parameters.update(first=first, second=second)
     self._first = first
     self._second = second
-    super().__init__(
-      channels,
-      dtype=first.dtype,
-      validate_args=validate_args,
-      parameters=parameters,
-      name=name,
-    )
+    super().__init__(parameters, channels, first.dtype, name)
 
   @classmethod
   def _parameter_properties(cls, dtype):

@@ -83,10 +83,12 @@ class ImageBijector(tfb.AutoCompositeTensorBijector):
 
   A layer's `__init__` takes `parameters = dict(locals())`, sets what its
   `_parameter_control_dependencies` reads, then calls this `__init__` once
-  with `channels`, its `dtype`, `validate_args`, `parameters` and `name`
-  (in the layer's name scope). Every layer of this package but the coupling
-  is linear in `x` (`is_constant_jacobian=True`, the default here), so its
-  Jacobian is the same at every `x` and a `tfd.TransformedDistribution`
+  with `parameters` (whose `validate_args` it takes), the checked
+  `channels` and `dtype`, and `name` (the layer's name scope).
+
+  Every layer of this package but the coupling is linear in `x`
+  (`is_constant_jacobian=True`, the default here), so its Jacobian is the
+  same at every `x` and a `tfd.TransformedDistribution`
   through it (either way round, e.g. `sampling_direction`) has a `mean()`
   and a `mode()`, the layer applied to the base distribution's.
 
@@ -98,11 +100,9 @@ class ImageBijector(tfb.AutoCompositeTensorBijector):
 
   def __init__(
     self,
-    channels: int,
-    *,
-    dtype: tf.dtypes.DType,
-    validate_args: bool,
     parameters: dict[str, Any],
+    channels: int,
+    dtype: tf.dtypes.DType,
     name: str,
     is_constant_jacobian: bool = True,
   ):
@@ -111,7 +111,7 @@ class ImageBijector(tfb.AutoCompositeTensorBijector):
       forward_min_event_ndims=3,
       is_constant_jacobian=is_constant_jacobian,
       dtype=dtype,
-      validate_args=validate_args,
+      validate_args=parameters["validate_args"],
       parameters=parameters,
       name=name,
     )
@@ -217,23 +217,25 @@ class ImageFlow(tfb.Bijector):
   could batch or transform: `_parameter_properties` is empty, and the flow
   is a plain `tfb.Bijector`, not a composite tensor. A subclass sets
   `_image_shape` and its parts, then calls this `__init__` once with its
-  `dtype`, `validate_args`, `parameters` and `name`.
+  `parameters`, `dtype` and `name`, and `validate_args` where `parameters`
+  has none.
   """
 
   _image_shape: tuple[int, int, int]
 
   def __init__(
     self,
-    *,
-    dtype: tf.dtypes.DType,
-    validate_args: bool,
     parameters: dict[str, Any],
+    dtype: tf.dtypes.DType,
     name: str,
+    validate_args: bool | None = None,
   ):
     super().__init__(
       forward_min_event_ndims=3,
       dtype=dtype,
-      validate_args=validate_args,
+      validate_args=(
+        parameters["validate_args"] if validate_args is None else validate_args
+      ),
       parameters=parameters,
       name=name,
     )

@@ -92,10 +92,9 @@ class PeriodicConv2D(OnePassLogDet, ImageBijector):
     followed by `inverse_log_det_jacobian(y)`, as in
     `TransformedDistribution.log_prob`, factorises once.
 
-  Linear in `x`, so its Jacobian is the same at every `x`: the layer
-  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
-  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
-  a `mode()`, the layer applied to the base distribution's.
+  Linear in `x`: a constant Jacobian (`is_constant_jacobian=True`), so a
+  `tfd.TransformedDistribution` through it has a `mean()` and a `mode()`
+  (`ImageBijector`).
 
   Examples:
     >>> import tensorflow as tf
@@ -174,13 +173,7 @@ class PeriodicConv2D(OnePassLogDet, ImageBijector):
       )
       self._kernel_size = kernel_size
       self._forward_path = forward_path
-      super().__init__(
-        channels,
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
-      )
+      super().__init__(parameters, channels, dtype, name)
 
   @staticmethod
   def _initial_kernel(channels, kernel_size, seed, dtype):
@@ -262,16 +255,19 @@ class PeriodicConv2D(OnePassLogDet, ImageBijector):
       self._kernel_size, self._channels, height, width
     )
 
-  def _augmented_forward(self, x):
+  def _convolve(self, x, kernel):
+    """`x` convolved with `kernel` by the forward path (`_use_spatial`)."""
     images, shape = self._as_images(x, "x")
-    kernel = tf.convert_to_tensor(self._kernel)
     if self._use_spatial(x):
       y = fourier.circular_conv2d(images, kernel)
     else:
       y = fourier.fft_conv2d(images, kernel)
+    return tf.reshape(y, shape)
+
+  def _augmented_forward(self, x):
     # The log-det needs the factorisation the forward does not: computed on
     # demand by `_forward_log_det_jacobian`.
-    return tf.reshape(y, shape), {}
+    return self._convolve(x, tf.convert_to_tensor(self._kernel)), {}
 
   def _augmented_inverse(self, y):
     images, shape = self._as_images(y, "y")
@@ -365,12 +361,7 @@ class FrozenPeriodicConv2D(FrozenBijector):
     return self._inverse_spectrum(height, width)
 
   def _forward(self, x):
-    images, shape = self._layer._as_images(x, "x")
-    if self._layer._use_spatial(x):
-      y = fourier.circular_conv2d(images, self._kernel)
-    else:
-      y = fourier.fft_conv2d(images, self._kernel)
-    return tf.reshape(y, shape)
+    return self._layer._convolve(x, self._kernel)
 
   def _inverse(self, y):
     images, shape = self._layer._as_images(y, "y")

@@ -204,12 +204,7 @@ class Glow(OnePassLogDet, ImageFlow):
         dtype=dtype,
         validate_args=validate_args,
       )
-      super().__init__(
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
-      )
+      super().__init__(parameters, dtype, name)
 
   def get_config(self) -> dict[str, Any]:
     """The constructor's arguments as JSON values (dtype by name).
@@ -476,10 +471,10 @@ class FrozenGlow(Glow):
     self._priors = glow.priors
     ImageFlow.__init__(
       self,
-      dtype=glow.dtype,
+      dict(glow=glow),
+      glow.dtype,
+      f"{glow.name}/",  # exactly glow's name (kwargs route by name)
       validate_args=glow.validate_args,
-      parameters=dict(glow=glow),
-      name=f"{glow.name}/",  # exactly glow's name (kwargs route by name)
     )
 
   @property
@@ -500,13 +495,7 @@ class FrozenGlow(Glow):
       "freeze it again after loading."
     )
 
-  def initialize(
-    self,
-    images: tf.Tensor | np.ndarray,
-    conditional_input: (
-      tf.Tensor | np.ndarray | Sequence[int] | int | None
-    ) = None,
-  ) -> None:
+  def initialize(self, *args: Any, **kwargs: Any) -> None:
     """Raises `ValueError`: initialise the original flow and freeze again."""
     raise ValueError(
       "A FrozenGlow holds the weights it was frozen with: initialise the "

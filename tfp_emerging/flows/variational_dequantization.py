@@ -261,12 +261,7 @@ class VariationalDequantizer(OnePassLogDet, ImageFlow):
             name=f"coupling_{step}",
           )
         )
-      super().__init__(
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
-      )
+      super().__init__(parameters, dtype, name)
 
   def get_config(self) -> dict[str, Any]:
     """The constructor's arguments as JSON values (for `.keras` files)."""
