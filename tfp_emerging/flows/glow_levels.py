@@ -134,8 +134,9 @@ def build_levels(
   the mixing, `AffineCoupling`, in name scopes `level_l/step_s`);
   `priors[l]` is its split prior (`priors.ConditionalNormalPrior` of `h_2`,
   the first half, given `h_1`), or, at the last level, the top prior
-  (`priors.LearnedNormalPrior`). Layer `i` takes the seed
-  `seed + i * _SEED_STRIDE`. Cost: creating the variables.
+  (`priors.LearnedNormalPrior`). The mixing and the coupling of every step,
+  in order, take the seeds `seed`, `seed + _SEED_STRIDE`, ... (`None`
+  without `seed`). Cost: creating the variables.
   """
   height, width, channels = image_shape
   layer_seed = iter(range(0, 10**9, _SEED_STRIDE))

@@ -142,7 +142,7 @@ NONZERO_PIVOTS = (
 QR (`diag R`, which an inverse through the QR divides by) nonzero."""
 
 
-def check_invertible(matrix, channels):
+def check_invertible(matrix: tf.Tensor | npt.ArrayLike, channels: int) -> None:
   """Raises `ValueError` unless `matrix`, where its value is known now (an
   array, an eager tensor or variable), is finite and of full rank to working
   precision (`numpy.linalg.matrix_rank`)."""
