@@ -175,7 +175,8 @@ def test_sample_writes_requested_grid(trained_run, tmp_path):
 
 @pytest.mark.slow
 def test_resume_wiring_and_changed_options(trained_run, digits_npz, capsys):
-  # (Resuming itself: tests/unit/training/test_run_training.py; here the options.)
+  # (Resuming itself: tests/unit/training/test_run_training.py; here the
+  # options.)
   capsys.readouterr()
   resume = ["train", "--out", trained_run, "--resume"]
   assert (

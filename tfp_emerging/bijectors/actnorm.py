@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import numpy.typing as npt
 import tensorflow as tf
-import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import tensor_util
 
 from tfp_emerging.bijectors.freezing import FrozenLayer
+from tfp_emerging.bijectors.image_bijector import ImageBijector
+from tfp_emerging.bijectors.image_bijector import PixelwiseLogDet
+from tfp_emerging.bijectors.image_bijector import parameter_table
+from tfp_emerging.bijectors.image_bijector import stored_parameter
 from tfp_emerging.ops import checks
 
 __all__ = ["ActNorm", "FrozenActNorm"]
 
 
-class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
+class ActNorm(PixelwiseLogDet, ImageBijector):
   """A per-channel affine map, `y = (x + bias) * exp(log_scale)` (Kingma 2018).
 
   On events `[H, W, C]` with `bias` and `log_scale` of shape `[C]`:
@@ -120,62 +122,32 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
           trainable=False,
           name="initialized",
         )
-      checks.matrix_shape(bias, [channels], "bias")
-      checks.matrix_shape(log_scale, [channels], "log_scale")
-      parameters.update(bias=bias, log_scale=log_scale, initialized=initialized)
-      self._bias = tensor_util.convert_nonref_to_tensor(
-        bias, dtype=dtype, name="bias"
+      self._bias = stored_parameter(parameters, "bias", bias, [channels], dtype)
+      self._log_scale = stored_parameter(
+        parameters, "log_scale", log_scale, [channels], dtype
       )
-      self._log_scale = tensor_util.convert_nonref_to_tensor(
-        log_scale, dtype=dtype, name="log_scale"
-      )
+      parameters["initialized"] = initialized
       self._initialized = tensor_util.convert_nonref_to_tensor(
         initialized, dtype=tf.bool, name="initialized"
       )
-      self._channels = channels
-      super().__init__(
-        forward_min_event_ndims=3,
-        is_constant_jacobian=True,
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
-      )
+      super().__init__(parameters, channels, dtype, name)
 
   @classmethod
   def _parameter_properties(cls, dtype):
     # Unconstrained reals (`log_scale` is a log); the flag is state, not a
     # parameter TFP may transform or create.
-    vector = parameter_properties.ParameterProperties(
-      event_ndims=1, shape_fn=checks.channel_vector_shape
-    )
-    return dict(
-      bias=vector,
-      log_scale=vector,
-      initialized=parameter_properties.ParameterProperties(
-        event_ndims=0,
-        shape_fn=checks.bijector_shape,
-        default_constraining_bijector_fn=(
-          parameter_properties.BIJECTOR_NOT_IMPLEMENTED
-        ),
-        is_preferred=False,
+    return parameter_table(
+      dict(
+        bias=(1, checks.channel_vector_shape),
+        log_scale=(1, checks.channel_vector_shape),
+        initialized=(0, checks.bijector_shape),
       ),
+      fixed=["initialized"],
     )
 
   def _parameter_control_dependencies(self, is_init):
     """`bias` and `log_scale` finite (`checks.parameter_assertions`)."""
-    return checks.parameter_assertions(
-      [
-        (name, getattr(self, "_" + name), [checks.FINITE])
-        for name in ("bias", "log_scale")
-      ],
-      is_init,
-      self.validate_args,
-    )
-
-  @property
-  def channels(self) -> int:
-    return self._channels
+    return self._parameter_checks(is_init, ("bias", "log_scale"))
 
   @property
   def bias(self) -> tf.Variable | tf.Tensor:
@@ -292,36 +264,18 @@ class ActNorm(tfp.bijectors.AutoCompositeTensorBijector):
         tf.where(initialized, self._log_scale, nan),
       )
 
-  def _check(self, x, name):
-    return checks.image_event(
-      x, self._channels, self.dtype, name, self.validate_args
-    )
-
   def _forward(self, x):
-    with tf.control_dependencies(self._check(x, "x")):
-      bias, log_scale = self._checked_parameters(x)
-      return (x + bias) * tf.exp(log_scale)
+    x = self._checked(x, "x")
+    bias, log_scale = self._checked_parameters(x)
+    return (x + bias) * tf.exp(log_scale)
 
   def _inverse(self, y):
-    with tf.control_dependencies(self._check(y, "y")):
-      bias, log_scale = self._checked_parameters()
-      return y * tf.exp(-log_scale) - bias
+    y = self._checked(y, "y")
+    bias, log_scale = self._checked_parameters()
+    return y * tf.exp(-log_scale) - bias
 
-  def _log_det(self, z, name, log_scale):
-    return checks.pixelwise_log_det(
-      z,
-      self._channels,
-      self.dtype,
-      name,
-      tf.reduce_sum(log_scale),
-      self.validate_args,
-    )
-
-  def _forward_log_det_jacobian(self, x):
-    return self._log_det(x, "x", self._checked_parameters(x)[1])
-
-  def _inverse_log_det_jacobian(self, y):
-    return -self._log_det(y, "y", self._checked_parameters()[1])
+  def _per_pixel_log_det(self, x=None):
+    return tf.reduce_sum(self._checked_parameters(x)[1])
 
   def _frozen(self) -> ActNorm | FrozenActNorm:
     """This layer with its weights as they are now (`freeze`): the scales
@@ -351,9 +305,7 @@ class FrozenActNorm(FrozenLayer):
     super().__init__(layer, tf.reduce_sum(log_scale))
 
   def _forward(self, x):
-    with tf.control_dependencies(self._layer._check(x, "x")):
-      return (x + self._bias) * self._scale
+    return (self._layer._checked(x, "x") + self._bias) * self._scale
 
   def _inverse(self, y):
-    with tf.control_dependencies(self._layer._check(y, "y")):
-      return y * self._inverse_scale - self._bias
+    return self._layer._checked(y, "y") * self._inverse_scale - self._bias

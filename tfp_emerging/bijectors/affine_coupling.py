@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
-import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import prefer_static as ps
-from tensorflow_probability.python.internal import tensor_util
 
+from tfp_emerging.bijectors.image_bijector import ImageBijector
+from tfp_emerging.bijectors.image_bijector import parameter_table
+from tfp_emerging.bijectors.image_bijector import stored_parameter
 from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import conditions
@@ -71,7 +71,7 @@ def _output_bias_shape(output_shape):
   return ps.concat([shape[:-1], 2 * (shape[-1:] - shape[-1:] // 2)], axis=0)
 
 
-class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
+class AffineCoupling(OnePassLogDet, ImageBijector):
   """Affine coupling: `y_b = (x_b + t(x_a)) * sigmoid(h(x_a) + 2)` (Glow).
 
   The `C` channels of the events `[H, W, C]` split into `x_a` (the first
@@ -227,19 +227,11 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       output_kernel=[k, k, hidden, 2 * c_b],
       output_bias=[2 * c_b],
     )
-    given = dict(
-      hidden_kernel=hidden_kernel,
-      hidden_bias=hidden_bias,
-      middle_kernel=middle_kernel,
-      middle_bias=middle_bias,
-      output_kernel=output_kernel,
-      output_bias=output_bias,
-    )
     if conditional_size is not None:
       shapes["condition_kernel"] = [conditional_size, hidden]
-      given["condition_kernel"] = condition_kernel
     elif condition_kernel is not None:
       raise ValueError("`condition_kernel` needs `conditional_size`.")
+    given = {key: parameters[key] for key in shapes}
     if network is not None:
       if not callable(network):
         raise ValueError(f"`network` must be callable; got {network!r}.")
@@ -274,10 +266,8 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
             defaults[key]() if key in defaults else tf.zeros(shapes[key], dtype)
           )
           value = tf.Variable(initial, name=key)
-        checks.matrix_shape(value, shapes[key], key)
-        parameters[key] = value
-        weights[key] = tensor_util.convert_nonref_to_tensor(
-          value, dtype=dtype, name=key
+        weights[key] = stored_parameter(
+          parameters, key, value, shapes[key], dtype
         )
       self._weights = weights
       self._network = network
@@ -290,15 +280,10 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       parameters["network_variables"] = network_variables
       self._conditional_size = conditional_size
       self._compute_dtype = compute_dtype
-      self._channels = channels
       self._hidden_channels = hidden
       self._kernel_size = k
       super().__init__(
-        forward_min_event_ndims=3,
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
+        parameters, channels, dtype, name, is_constant_jacobian=False
       )
 
   @classmethod
@@ -307,28 +292,18 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     # on `hidden_channels` and `kernel_size`, which the outputs' shape does
     # not give, except `output_bias`'s, `[2 C_b]`. A custom network's
     # variables (`network_variables`) have no batch semantics.
-    def properties(event_ndims, shape_fn=None):
-      return parameter_properties.ParameterProperties(
-        event_ndims=event_ndims,
-        shape_fn=shape_fn or parameter_properties.SHAPE_FN_NOT_IMPLEMENTED,
-      )
-
-    return dict(
-      hidden_kernel=properties(4),
-      hidden_bias=properties(1),
-      middle_kernel=properties(4),
-      middle_bias=properties(1),
-      output_kernel=properties(4),
-      output_bias=properties(1, _output_bias_shape),
-      condition_kernel=properties(2),
-      network_variables=parameter_properties.ParameterProperties(
-        event_ndims=None,
-        shape_fn=parameter_properties.SHAPE_FN_NOT_IMPLEMENTED,
-        default_constraining_bijector_fn=(
-          parameter_properties.BIJECTOR_NOT_IMPLEMENTED
-        ),
-        is_preferred=False,
+    return parameter_table(
+      dict(
+        hidden_kernel=(4, None),
+        hidden_bias=(1, None),
+        middle_kernel=(4, None),
+        middle_bias=(1, None),
+        output_kernel=(4, None),
+        output_bias=(1, _output_bias_shape),
+        condition_kernel=(2, None),
+        network_variables=(None, None),
       ),
+      fixed=["network_variables"],
     )
 
   def _parameter_control_dependencies(self, is_init):
@@ -342,10 +317,6 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       is_init,
       self.validate_args,
     )
-
-  @property
-  def channels(self) -> int:
-    return self._channels
 
   @property
   def hidden_channels(self) -> int:
@@ -429,12 +400,22 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     out = self._network_output(x_a, condition)
     return out[..., 0::2], tf.math.log_sigmoid(out[..., 1::2] + SCALE_OFFSET)
 
-  def _split(self, z, name):
-    images, shape = checks.as_images(
-      z, self._channels, self.dtype, name, self.validate_args
-    )
+  def _coupled(self, z, name, conditional_input, inverse):
+    """`(y, forward log-det)` of the forward (`x -> y`) or, `inverse`, the
+    inverse (`y -> x`) coupling of `z`: both read `z_a`, the same in `x` and
+    `y`, so the log-det is that of the pair."""
+    images, shape = self._as_images(z, name)
     c_a = self._channels // 2
-    return images[..., :c_a], images[..., c_a:], shape
+    z_a, z_b = images[..., :c_a], images[..., c_a:]
+    condition = self._condition(conditional_input, z)
+    shift, log_scale = self.shift_and_log_scale(z_a, condition)
+    if inverse:
+      out_b = z_b * tf.exp(-log_scale) - shift
+    else:
+      out_b = (z_b + shift) * tf.exp(log_scale)
+    out = tf.reshape(tf.concat([z_a, out_b], axis=-1), shape)
+    fldj = tf.reshape(tf.reduce_sum(log_scale, axis=[1, 2, 3]), shape[:-3])
+    return out, fldj
 
   def _condition(self, conditional_input, z):
     """The `[N, M]` condition rows of events `z`, or `None` (unconditional)."""
@@ -452,19 +433,9 @@ class AffineCoupling(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     )
 
   def _augmented_forward(self, x, conditional_input=None):
-    x_a, x_b, shape = self._split(x, "x")
-    condition = self._condition(conditional_input, x)
-    shift, log_scale = self.shift_and_log_scale(x_a, condition)
-    y_b = (x_b + shift) * tf.exp(log_scale)
-    y = tf.reshape(tf.concat([x_a, y_b], axis=-1), shape)
-    fldj = tf.reshape(tf.reduce_sum(log_scale, axis=[1, 2, 3]), shape[:-3])
-    return y, {"fldj": fldj, "ildj": -fldj}
+    y, fldj = self._coupled(x, "x", conditional_input, inverse=False)
+    return y, self._log_dets(fldj)
 
   def _augmented_inverse(self, y, conditional_input=None):
-    y_a, y_b, shape = self._split(y, "y")
-    condition = self._condition(conditional_input, y)
-    shift, log_scale = self.shift_and_log_scale(y_a, condition)
-    x_b = y_b * tf.exp(-log_scale) - shift
-    x = tf.reshape(tf.concat([y_a, x_b], axis=-1), shape)
-    ildj = -tf.reshape(tf.reduce_sum(log_scale, axis=[1, 2, 3]), shape[:-3])
-    return x, {"ildj": ildj, "fldj": -ildj}
+    x, fldj = self._coupled(y, "y", conditional_input, inverse=True)
+    return x, self._log_dets(fldj)

@@ -8,11 +8,12 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import parameter_properties
-from tensorflow_probability.python.internal import tensor_util
 
 from tfp_emerging.bijectors.freezing import FrozenLayer
+from tfp_emerging.bijectors.image_bijector import ImageBijector
+from tfp_emerging.bijectors.image_bijector import PixelwiseLogDet
+from tfp_emerging.bijectors.image_bijector import parameter_table
+from tfp_emerging.bijectors.image_bijector import stored_parameter
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import fft_inverse
@@ -33,7 +34,7 @@ def quadrant_size(kernel_size: int) -> int:
   return (kernel_size + 1) // 2
 
 
-class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
+class AutoregressiveConv2D(PixelwiseLogDet, ImageBijector):
   """An invertible `k x k` convolution with a quadrant mask (triangular
   Jacobian).
 
@@ -78,10 +79,9 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     solve's steps, so they compile with XLA too.
   * log-det: `H W sum_c s[c]`, `O(C)`, shaped like the batch.
 
-  Linear in `x`, so its Jacobian is the same at every `x`: the layer
-  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
-  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
-  a `mode()`, the layer applied to the base distribution's.
+  Linear in `x`: a constant Jacobian (`is_constant_jacobian=True`), so a
+  `tfd.TransformedDistribution` through it has a `mean()` and a `mode()`
+  (`ImageBijector`).
 
   Examples:
     >>> import tensorflow as tf
@@ -166,16 +166,12 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
         log_diagonal = tf.Variable(
           tf.zeros([channels], dtype), name="log_diagonal"
         )
-      checks.matrix_shape(kernel, [m, m, channels, channels], "kernel")
-      checks.matrix_shape(log_diagonal, [channels], "log_diagonal")
-      parameters.update(kernel=kernel, log_diagonal=log_diagonal)
-      self._kernel = tensor_util.convert_nonref_to_tensor(
-        kernel, dtype=dtype, name="kernel"
+      self._kernel = stored_parameter(
+        parameters, "kernel", kernel, [m, m, channels, channels], dtype
       )
-      self._log_diagonal = tensor_util.convert_nonref_to_tensor(
-        log_diagonal, dtype=dtype, name="log_diagonal"
+      self._log_diagonal = stored_parameter(
+        parameters, "log_diagonal", log_diagonal, [channels], dtype
       )
-      self._channels = channels
       self._kernel_size = kernel_size
       self._order = order
       self._dilation = dilation
@@ -189,27 +185,15 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       self._mask = 1.0 - centre
       self._mask[centre_index, centre_index] = strict
       self._centre_selector = centre
-      super().__init__(
-        forward_min_event_ndims=3,
-        is_constant_jacobian=True,
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
-      )
+      super().__init__(parameters, channels, dtype, name)
 
   @classmethod
   def _parameter_properties(cls, dtype):
     # Both unconstrained: the centre tap's strict triangle and diagonal come
     # from them through a mask and a bound (`masked_kernel`). The kernel's
     # shape depends on `kernel_size`, which the outputs' shape does not give.
-    return dict(
-      kernel=parameter_properties.ParameterProperties(
-        event_ndims=4, shape_fn=parameter_properties.SHAPE_FN_NOT_IMPLEMENTED
-      ),
-      log_diagonal=parameter_properties.ParameterProperties(
-        event_ndims=1, shape_fn=checks.channel_vector_shape
-      ),
+    return parameter_table(
+      dict(kernel=(4, None), log_diagonal=(1, checks.channel_vector_shape))
     )
 
   def _parameter_control_dependencies(self, is_init):
@@ -221,18 +205,9 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     That is all invertibility needs: the centre tap's diagonal, `exp` of a
     bounded `log_diagonal`, is never zero.
     """
-    return checks.parameter_assertions(
-      [
-        (name, getattr(self, "_" + name), [checks.FINITE])
-        for name in ("kernel", "log_diagonal")
-      ],
-      is_init,
-      validate_args,
+    return self._parameter_checks(
+      is_init, ("kernel", "log_diagonal"), validate_args=validate_args
     )
-
-  @property
-  def channels(self) -> int:
-    return self._channels
 
   @property
   def kernel_size(self) -> int:
@@ -291,20 +266,16 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       [[before, k - m - before], [before, k - m - before], [0, 0], [0, 0]],
     )
 
-  def _as_images(self, x, name):
-    return checks.as_images(
-      x, self._channels, self.dtype, name, self.validate_args
-    )
-
-  def _forward(self, x):
+  def _convolve(self, x, kernel):
+    """`x` convolved with the masked quadrant `kernel` (`quadrant_conv`)."""
     images, shape = self._as_images(x, "x")
     y = masked_conv.quadrant_conv(
-      images,
-      self.masked_kernel(),
-      self._dilation,
-      top_left=self._order == "top_left",
+      images, kernel, self._dilation, top_left=self._order == "top_left"
     )
     return tf.reshape(y, shape)
+
+  def _forward(self, x):
+    return self._convolve(x, self.masked_kernel())
 
   def _inverse(self, y):
     images, shape = self._as_images(y, "y")
@@ -317,21 +288,9 @@ class AutoregressiveConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     )
     return tf.reshape(x, shape)
 
-  def _log_det(self, z, name):
-    return checks.pixelwise_log_det(
-      z,
-      self._channels,
-      self.dtype,
-      name,
-      tf.reduce_sum(self.bounded_log_diagonal()),
-      self.validate_args,
-    )
-
-  def _forward_log_det_jacobian(self, x):
-    return self._log_det(x, "x")
-
-  def _inverse_log_det_jacobian(self, y):
-    return -self._log_det(y, "y")
+  def _per_pixel_log_det(self, x=None):
+    del x
+    return tf.reduce_sum(self.bounded_log_diagonal())
 
   def _frozen(self) -> FrozenAutoregressiveConv2D:
     """This layer with its weights as they are now, for sampling (`freeze`).
@@ -415,11 +374,7 @@ class FrozenAutoregressiveConv2D(FrozenLayer):
     return False
 
   def _forward(self, x):
-    images, shape = self._layer._as_images(x, "x")
-    y = masked_conv.quadrant_conv(
-      images, self._kernel, self._layer.dilation, top_left=self._top_left
-    )
-    return tf.reshape(y, shape)
+    return self._layer._convolve(x, self._kernel)
 
   def _inverse(self, y):
     images, shape = self._layer._as_images(y, "y")

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import typing
 
-import numpy as np
-import numpy.typing as npt
 import tensorflow as tf
-import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import tensor_util
 
 from tfp_emerging.bijectors.freezing import FrozenLayer
+from tfp_emerging.bijectors.image_bijector import ImageBijector
+from tfp_emerging.bijectors.image_bijector import PixelwiseLogDet
+from tfp_emerging.bijectors.image_bijector import parameter_table
+from tfp_emerging.bijectors.image_bijector import stored_parameter
 from tfp_emerging.ops import checks
+from tfp_emerging.ops import factorizations
 from tfp_emerging.ops import initializers
+from tfp_emerging.ops.factorizations import householder_product
+from tfp_emerging.ops.factorizations import householder_qr
 
 __all__ = [
   "PARAMETERIZATIONS",
@@ -32,94 +35,23 @@ FACTORS = {
   "lu": ("permutation", "lower", "upper", "log_abs_s", "sign"),
   "plain": ("matrix",),
 }
+# The constructor's factor arguments but `matrix`, in its order.
+_FACTOR_ARGUMENTS = (
+  "householder",
+  "lower",
+  "upper",
+  "log_abs_s",
+  "sign",
+  "permutation",
+)
+# The factors of shape `[C]`; the others are `[C, C]`.
+_VECTORS = ("log_abs_s", "sign", "permutation")
 # Fixed at construction, never trained, but part of the model's state:
 # non-trainable variables, so that checkpoints and saved weights hold them.
 _FIXED = ("sign", "permutation")
 
 
-def householder_product(vectors: tf.Tensor) -> tf.Tensor:
-  """`Q = H_1 H_2 ... H_C`, `H_i = I - 2 v_i v_i^T / (v_i^T v_i)`,
-  `v_i = vectors[i]`.
-
-  Orthogonal for any nonzero rows of `vectors` (`[C, C]`, or `[K, C]` for
-  `K` reflections). In compact WY form (Schreiber & Van Loan 1989; the
-  triangular factor as in Joffrain et al. 2006): with `V` the matrix whose
-  columns are the `v_i`,
-
-      Q = I - V S^{-1} V^T,   S = triu(V^T V) - diag(V^T V) / 2,
-
-  `S` upper triangular. One Gram matmul, one triangular solve and one matmul,
-  `O(C^3)`, instead of `C` sequential rank-one updates.
-  """
-  gram = tf.matmul(vectors, vectors, transpose_b=True)
-  s = tf.linalg.band_part(gram, 0, -1) - 0.5 * tf.linalg.diag(
-    tf.linalg.diag_part(gram)
-  )
-  channels = vectors.shape[-1]
-  return tf.eye(channels, dtype=vectors.dtype) - tf.matmul(
-    vectors,
-    tf.linalg.triangular_solve(s, vectors, lower=False),
-    transpose_a=True,
-  )
-
-
-def householder_qr(
-  matrix: tf.Tensor | npt.ArrayLike,
-) -> tuple[tf.Tensor, tf.Tensor]:
-  """Householder vectors `V` and upper triangular `R` with `matrix = Q(V) R`.
-
-  `Q(V)` is `householder_product(V)`. Classic Householder QR: step `i`
-  reflects column `i` below the diagonal onto `e_i`, with the vector
-  `v_i = x + sign(x_0) |x| e_0` (zeros above row `i`). `matrix` must be
-  invertible. `O(C^3)`; used at construction only.
-  """
-  a = tf.convert_to_tensor(matrix)
-  channels = a.shape[0]
-  vectors = []
-  for i in range(channels):
-    x = a[i:, i]
-    sign = tf.where(x[0] < 0, -tf.ones_like(x[0]), tf.ones_like(x[0]))
-    v = tf.concat(
-      [tf.zeros([i], a.dtype), [x[0] + sign * tf.norm(x)], x[1:]], axis=0
-    )
-    a -= 2.0 * v[:, None] * tf.matmul(v[None, :], a) / tf.reduce_sum(v * v)
-    vectors.append(v)
-  return tf.stack(vectors), tf.linalg.band_part(a, 0, -1)
-
-
-_NONZERO_PIVOTS = (
-  lambda t: tf.reduce_all(tf.linalg.diag_part(tf.linalg.qr(t)[1]) != 0),
-  "be invertible (the diagonal of R in its QR factorisation nonzero)",
-)
-
-
-def _check_invertible(matrix, channels):
-  """Raises `ValueError` unless `matrix`, where its value is known now (an
-  array, an eager tensor or variable), is finite and of full rank to working
-  precision (`numpy.linalg.matrix_rank`)."""
-  known = tf.get_static_value(tf.convert_to_tensor(matrix))
-  if known is None:
-    return
-  if not np.all(np.isfinite(known)):
-    raise ValueError("`matrix` must be finite; got one with NaN or inf.")
-  rank = np.linalg.matrix_rank(known)
-  if rank < channels:
-    raise ValueError(
-      f"`matrix` must be invertible; got one of rank {rank} < {channels}."
-    )
-
-
-def _solve_upper_right(rows, upper):
-  """`rows @ upper^{-1}` for `[M, C]` rows: `upper^T z^T = rows^T`,
-  `O(M C^2)`."""
-  return tf.transpose(
-    tf.linalg.triangular_solve(
-      upper, tf.transpose(rows), lower=False, adjoint=True
-    )
-  )
-
-
-class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
+class Conv1x1(PixelwiseLogDet, ImageBijector):
   """An invertible 1x1 convolution `y[i, j] = x[i, j] @ W`, `W` `C x C`.
 
   On events `[H, W, C]` every pixel's channels are multiplied by the same
@@ -160,10 +92,9 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
   * log-det: `H W sum log_abs_s`, `O(C)` (`"qr"`, `"lu"`); `O(C^3)` for the QR
     of `W` (`"plain"`). Shaped like the batch.
 
-  Linear in `x`, so its Jacobian is the same at every `x`: the layer
-  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
-  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
-  a `mode()`, the layer applied to the base distribution's.
+  Linear in `x`: a constant Jacobian (`is_constant_jacobian=True`), so a
+  `tfd.TransformedDistribution` through it has a `mean()` and a `mode()`
+  (`ImageBijector`).
 
   Examples:
     >>> import numpy as np
@@ -245,14 +176,7 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
         f"`parameterization` must be one of {PARAMETERIZATIONS}"
         f"; got {parameterization!r}."
       )
-    given = dict(
-      householder=householder,
-      lower=lower,
-      upper=upper,
-      log_abs_s=log_abs_s,
-      sign=sign,
-      permutation=permutation,
-    )
+    given = {f: parameters[f] for f in _FACTOR_ARGUMENTS}
     for argument, value in given.items():
       if value is not None and argument not in FACTORS[parameterization]:
         raise ValueError(
@@ -267,7 +191,7 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
         # Decomposed now, or the weight itself as a value: a variable
         # `"plain"` weight is checked as TFP checks variables (at each call,
         # with `validate_args`).
-        _check_invertible(matrix, channels)
+        factorizations.check_invertible(matrix, channels)
       if parameterization != "plain" and not missing:
         raise ValueError(
           "`matrix` would be ignored: every factor of the "
@@ -277,11 +201,12 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       if missing:
         if matrix is None:
           matrix = initializers.random_rotation(channels, seed, dtype)
-        decomposed = (
-          dict(matrix=matrix)
-          if parameterization == "plain"
-          else self._decompose(tf.cast(matrix, dtype), parameterization)
-        )
+        decompose = dict(
+          plain=lambda m: dict(matrix=m),
+          qr=factorizations.qr_factors,
+          lu=factorizations.lu_factors,
+        )[parameterization]
+        decomposed = decompose(tf.cast(matrix, dtype))
         for factor in missing:
           factors[factor] = tf.Variable(
             decomposed[factor], name=factor, trainable=factor not in _FIXED
@@ -289,57 +214,16 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       if parameterization != "plain":
         parameters["matrix"] = None
       for factor, value in factors.items():
-        shape = (
-          [channels]
-          if factor in ("log_abs_s", "sign", "permutation")
-          else [channels, channels]
+        stored = stored_parameter(
+          parameters,
+          factor,
+          value,
+          [channels] if factor in _VECTORS else [channels, channels],
+          tf.int32 if factor == "permutation" else dtype,
         )
-        checks.matrix_shape(value, shape, factor)
-        parameters[factor] = value
-        setattr(
-          self,
-          "_" + factor,
-          tensor_util.convert_nonref_to_tensor(
-            value,
-            dtype=tf.int32 if factor == "permutation" else dtype,
-            name=factor,
-          ),
-        )
-      self._channels = channels
+        setattr(self, "_" + factor, stored)
       self._parameterization = parameterization
-      super().__init__(
-        forward_min_event_ndims=3,
-        is_constant_jacobian=True,
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
-      )
-
-  @staticmethod
-  def _decompose(matrix, parameterization):
-    """The factors of an invertible `matrix` (eager, at construction)."""
-    if parameterization == "qr":
-      householder, r = householder_qr(matrix)
-      s = tf.linalg.diag_part(r)
-      return dict(
-        householder=householder,
-        upper=r - tf.linalg.diag(s),
-        log_abs_s=tf.math.log(tf.abs(s)),
-        sign=tf.sign(s),
-      )
-    # tf.linalg.lu: gather(matrix, permutation) = L U, so matrix = P L U with
-    # P the transpose of that row permutation: x @ P = gather(x, permutation,
-    # axis=-1).
-    lower_upper, permutation = tf.linalg.lu(matrix)
-    s = tf.linalg.diag_part(lower_upper)
-    return dict(
-      permutation=permutation,
-      lower=tf.linalg.band_part(lower_upper, -1, 0) - tf.linalg.diag(s),
-      upper=tf.linalg.band_part(lower_upper, 0, -1) - tf.linalg.diag(s),
-      log_abs_s=tf.math.log(tf.abs(s)),
-      sign=tf.sign(s),
-    )
+      super().__init__(parameters, channels, dtype, name)
 
   @classmethod
   def _parameter_properties(cls, dtype):
@@ -348,33 +232,15 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     # create): the free factors of the default "qr" parameterisation, which
     # exclude `matrix` and `lower`. `sign` and `permutation` are fixed
     # discrete values: no bijector maps reals onto them.
-    def properties(event_ndims, is_preferred=True, fixed=False):
-      shape_fn = (
-        checks.channel_matrix_shape
-        if event_ndims == 2
-        else checks.channel_vector_shape
-      )
-      if not fixed:
-        return parameter_properties.ParameterProperties(
-          event_ndims=event_ndims, shape_fn=shape_fn, is_preferred=is_preferred
-        )
-      return parameter_properties.ParameterProperties(
-        event_ndims=event_ndims,
-        shape_fn=shape_fn,
-        default_constraining_bijector_fn=(
-          parameter_properties.BIJECTOR_NOT_IMPLEMENTED
-        ),
-        is_preferred=False,
-      )
-
-    return dict(
-      matrix=properties(2, is_preferred=False),
-      householder=properties(2),
-      lower=properties(2, is_preferred=False),
-      upper=properties(2),
-      log_abs_s=properties(1),
-      sign=properties(1, fixed=True),
-      permutation=properties(1, fixed=True),
+    return parameter_table(
+      {
+        factor: (1, checks.channel_vector_shape)
+        if factor in _VECTORS
+        else (2, checks.channel_matrix_shape)
+        for factor in ("matrix", *_FACTOR_ARGUMENTS)
+      },
+      not_preferred=["matrix", "lower"],
+      fixed=_FIXED,
     )
 
   def _parameter_control_dependencies(self, is_init):
@@ -382,28 +248,16 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
     `sign` in {-1, 1}, `permutation` one, the Householder vectors nonzero, and
     for `"plain"` the pivots of `W`'s QR (`diag R_W`, which the inverse divides
     by) nonzero."""
-    conditions = dict(
-      matrix=[checks.FINITE, _NONZERO_PIVOTS],
-      householder=[checks.FINITE, checks.NONZERO_ROWS],
-      sign=[checks.SIGNS],
-      permutation=[checks.PERMUTATION],
-    )
-    return checks.parameter_assertions(
-      [
-        (
-          factor,
-          getattr(self, "_" + factor),
-          conditions.get(factor, [checks.FINITE]),
-        )
-        for factor in FACTORS[self._parameterization]
-      ],
+    return self._parameter_checks(
       is_init,
-      self.validate_args,
+      FACTORS[self._parameterization],
+      dict(
+        matrix=[checks.FINITE, factorizations.NONZERO_PIVOTS],
+        householder=[checks.FINITE, checks.NONZERO_ROWS],
+        sign=[checks.SIGNS],
+        permutation=[checks.PERMUTATION],
+      ),
     )
-
-  @property
-  def channels(self) -> int:
-    return self._channels
 
   @property
   def parameterization(self) -> Parameterization:
@@ -426,19 +280,16 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
 
   def _upper_with_s(self):
     """`U`: the strict upper triangle of `upper` plus `diag(s)`."""
-    upper = tf.convert_to_tensor(self._upper)
-    return (
-      tf.linalg.band_part(upper, 0, -1)
-      - tf.linalg.band_part(upper, 0, 0)
-      + tf.linalg.diag(self._s())
+    return factorizations.with_diagonal(
+      tf.convert_to_tensor(self._upper), self._s()
     )
 
   def _unit_lower(self):
-    lower = tf.convert_to_tensor(self._lower)
-    return (
-      tf.linalg.band_part(lower, -1, 0)
-      - tf.linalg.band_part(lower, 0, 0)
-      + tf.eye(self._channels, dtype=self.dtype)
+    """`L`: the strict lower triangle of `lower` plus the identity."""
+    return factorizations.with_diagonal(
+      tf.convert_to_tensor(self._lower),
+      tf.ones([self._channels], self.dtype),
+      lower=True,
     )
 
   def _inverse_permutation(self):
@@ -460,37 +311,38 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       axis=0,
     )
 
-  def _check(self, z, name):
-    """`(z, shape)`: `z` once checked (`checks.checked`), its dynamic shape."""
-    z = checks.checked(z, self._channels, self.dtype, name, self.validate_args)
-    return z, tf.shape(z)
+  def _pixels_times(self, z, name, matrix_of_rows):
+    """`z` `[..., H, W, C]`, once checked, with its pixels' channel rows
+    `[M, C]` mapped by `matrix_of_rows`."""
+    z = self._checked(z, name)
+    rows = matrix_of_rows(tf.reshape(z, [-1, self._channels]))
+    return tf.reshape(rows, tf.shape(z))
 
   def _forward(self, x):
-    x, shape = self._check(x, "x")
-    rows = tf.reshape(x, [-1, self._channels])
-    return tf.reshape(tf.matmul(rows, self.weight()), shape)
+    return self._pixels_times(
+      x, "x", lambda rows: tf.matmul(rows, self.weight())
+    )
 
   def _inverse(self, y):
-    y, shape = self._check(y, "y")
-    rows = tf.reshape(y, [-1, self._channels])
+    return self._pixels_times(y, "y", self._inverse_rows)
+
+  def _inverse_rows(self, rows):
+    """`rows W^{-1}` by triangular solves, `O(M C^2)` (plus `O(C^3)` for
+    `Q`, or the QR of `W` for `"plain"`)."""
     if self._parameterization == "lu":
       # x P L U = y: undo U, then L, then P.
-      rows = _solve_upper_right(rows, self._upper_with_s())
-      rows = tf.transpose(
-        tf.linalg.triangular_solve(
-          self._unit_lower(), tf.transpose(rows), lower=True, adjoint=True
-        )
-      )
-      x = tf.gather(rows, self._inverse_permutation(), axis=1)
+      rows = factorizations.solve_right(rows, self._upper_with_s(), False)
+      rows = factorizations.solve_right(rows, self._unit_lower(), True)
+      return tf.gather(rows, self._inverse_permutation(), axis=1)
+    # x Q U = y: x = (y U^{-1}) Q^T.
+    if self._parameterization == "qr":
+      q = householder_product(tf.convert_to_tensor(self._householder))
+      upper = self._upper_with_s()
     else:
-      # x Q U = y: x = (y U^{-1}) Q^T.
-      if self._parameterization == "qr":
-        q = householder_product(tf.convert_to_tensor(self._householder))
-        upper = self._upper_with_s()
-      else:
-        q, upper = tf.linalg.qr(tf.convert_to_tensor(self._matrix))
-      x = tf.matmul(_solve_upper_right(rows, upper), q, transpose_b=True)
-    return tf.reshape(x, shape)
+      q, upper = tf.linalg.qr(tf.convert_to_tensor(self._matrix))
+    return tf.matmul(
+      factorizations.solve_right(rows, upper, False), q, transpose_b=True
+    )
 
   def log_abs_det_weight(self) -> tf.Tensor:
     """`log|det W|`: `sum log_abs_s`, or `sum log|diag R_W|` for `"plain"`."""
@@ -499,21 +351,9 @@ class Conv1x1(tfp.bijectors.AutoCompositeTensorBijector):
       return tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(r))))
     return tf.reduce_sum(tf.convert_to_tensor(self._log_abs_s))
 
-  def _log_det(self, z, name):
-    return checks.pixelwise_log_det(
-      z,
-      self._channels,
-      self.dtype,
-      name,
-      self.log_abs_det_weight(),
-      self.validate_args,
-    )
-
-  def _forward_log_det_jacobian(self, x):
-    return self._log_det(x, "x")
-
-  def _inverse_log_det_jacobian(self, y):
-    return -self._log_det(y, "y")
+  def _per_pixel_log_det(self, x=None):
+    del x
+    return self.log_abs_det_weight()
 
   def _frozen(self) -> FrozenConv1x1:
     """This layer with its weights as they are now (`freeze`): `W`, `W^{-1}`
@@ -533,23 +373,18 @@ class FrozenConv1x1(FrozenLayer):
   """
 
   def __init__(self, layer: Conv1x1):
-    channels = layer.channels
     self._weight = tf.identity(layer.weight())
-    identity_rows = tf.reshape(
-      tf.eye(channels, dtype=layer.dtype), [channels, 1, 1, channels]
-    )
-    self._inverse_weight = tf.reshape(
-      layer._inverse(identity_rows), [channels, channels]
+    self._inverse_weight = layer._inverse_rows(
+      tf.eye(layer.channels, dtype=layer.dtype)
     )
     super().__init__(layer, layer.log_abs_det_weight())
 
-  def _matmul(self, z, matrix, name):
-    z, shape = self._layer._check(z, name)
-    rows = tf.reshape(z, [-1, self._layer.channels])
-    return tf.reshape(tf.matmul(rows, matrix), shape)
-
   def _forward(self, x):
-    return self._matmul(x, self._weight, "x")
+    return self._layer._pixels_times(
+      x, "x", lambda rows: tf.matmul(rows, self._weight)
+    )
 
   def _inverse(self, y):
-    return self._matmul(y, self._inverse_weight, "y")
+    return self._layer._pixels_times(
+      y, "y", lambda rows: tf.matmul(rows, self._inverse_weight)
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typing
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal.implementation_selection import (
   is_xla,
@@ -16,6 +15,8 @@ from tfp_emerging.bijectors.autoregressive_conv2d import (
   FrozenAutoregressiveConv2D,
 )
 from tfp_emerging.bijectors.freezing import FrozenLayer
+from tfp_emerging.bijectors.image_bijector import ImageBijector
+from tfp_emerging.bijectors.image_bijector import PixelwiseLogDet
 from tfp_emerging.ops import autoregressive
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import masked_conv
@@ -52,7 +53,7 @@ def equivalent_is_cheaper(
   return False
 
 
-class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
+class EmergingConv2D(PixelwiseLogDet, ImageBijector):
   """An invertible `k x k` convolution: `y = f_2(f_1(x))` (Hoogeboom et al.
   2019).
 
@@ -75,10 +76,9 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     images of at most 64 pixels (`AutoregressiveConv2D`).
   * log-det: the sum of the two, `H W sum_c (log_diagonal_1 + log_diagonal_2)`.
 
-  Linear in `x`, so its Jacobian is the same at every `x`: the layer
-  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
-  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
-  a `mode()`, the layer applied to the base distribution's.
+  Linear in `x`: a constant Jacobian (`is_constant_jacobian=True`), so a
+  `tfd.TransformedDistribution` through it has a `mean()` and a `mode()`
+  (`ImageBijector`).
 
   Examples:
     >>> import tensorflow as tf
@@ -192,14 +192,7 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     parameters.update(first=first, second=second)
     self._first = first
     self._second = second
-    super().__init__(
-      forward_min_event_ndims=3,
-      is_constant_jacobian=True,
-      dtype=first.dtype,
-      validate_args=validate_args,
-      parameters=parameters,
-      name=name,
-    )
+    super().__init__(parameters, channels, first.dtype, name)
 
   @classmethod
   def _parameter_properties(cls, dtype):
@@ -256,10 +249,6 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
     return (self._first, self._second)
 
   @property
-  def channels(self) -> int:
-    return self._first.channels
-
-  @property
   def kernel_size(self) -> int:
     return self._first.kernel_size
 
@@ -293,12 +282,6 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
       self._first.masked_kernel(), self._second.masked_kernel()
     )
 
-  def _checked(self, z, name):
-    """`z` once checked with this layer's `validate_args` (`checks.checked`)."""
-    return checks.checked(
-      z, self.channels, self.dtype, name, self.validate_args
-    )
-
   def _forward(self, x):
     x = self._checked(x, "x")
     if self.uses_equivalent_kernel(x):
@@ -313,19 +296,9 @@ class EmergingConv2D(tfp.bijectors.AutoCompositeTensorBijector):
   def _inverse(self, y):
     return self._first.inverse(self._second.inverse(self._checked(y, "y")))
 
-  def _log_det(self, z, name):
-    per_pixel = sum(
-      tf.reduce_sum(part.bounded_log_diagonal()) for part in self.bijectors
-    )
-    return checks.pixelwise_log_det(
-      z, self.channels, self.dtype, name, per_pixel, self.validate_args
-    )
-
-  def _forward_log_det_jacobian(self, x):
-    return self._log_det(x, "x")
-
-  def _inverse_log_det_jacobian(self, y):
-    return -self._log_det(y, "y")
+  def _per_pixel_log_det(self, x=None):
+    del x
+    return sum(part._per_pixel_log_det() for part in self.bijectors)
 
   def _frozen(self) -> FrozenEmergingConv2D:
     """This layer with its weights as they are now (`freeze`): both parts
@@ -344,7 +317,6 @@ class FrozenEmergingConv2D(FrozenLayer):
   """
 
   def __init__(self, layer: EmergingConv2D):
-    self._layer = layer
     first, second = layer.bijectors
     self._parts = (first._frozen(), second._frozen())
     self._kernel = tf.identity(layer.equivalent_kernel())

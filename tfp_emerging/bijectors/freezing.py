@@ -12,9 +12,9 @@ from tensorflow_probability import bijectors as tfb
 from tensorflow_probability.python.bijectors import chain as chain_lib
 from tensorflow_probability.python.bijectors import invert as invert_lib
 
-from tfp_emerging.ops import checks
+from tfp_emerging.bijectors.image_bijector import PixelwiseLogDet
 
-__all__ = ["FrozenFunction", "FrozenLayer", "freeze"]
+__all__ = ["FrozenBijector", "FrozenFunction", "FrozenLayer", "freeze"]
 
 
 def freeze(bijector: tfb.Bijector) -> tfb.Bijector:
@@ -227,19 +227,14 @@ def _same_name(bijector):
   return f"{bijector.name}/"
 
 
-class FrozenLayer(tfb.Bijector):
-  """Base of a frozen layer whose every pixel has the same log-det.
+class FrozenBijector(tfb.Bijector):
+  """Base of a layer with frozen weights (`freeze`): holds the layer
+  (`layer`) and takes its dtype, `validate_args` and name (`frozen_` and
+  the layer's); its Jacobian is constant, as the layer's. A subclass
+  computes its frozen values before calling `__init__`."""
 
-  Holds the layer (`layer`) and `per_pixel`, its log-det per pixel computed
-  when frozen: `log|det J|` of events `[..., H, W, C]` is `H W per_pixel`,
-  shaped like the batch, `O(1)` per call; the Jacobian is constant, as the
-  layer's. A subclass computes its other frozen values before calling
-  `__init__` and defines `_forward` and `_inverse`.
-  """
-
-  def __init__(self, layer: tfb.Bijector, per_pixel: tf.Tensor):
+  def __init__(self, layer: tfb.Bijector):
     self._layer = layer
-    self._per_pixel = tf.identity(per_pixel)
     super().__init__(
       forward_min_event_ndims=3,
       is_constant_jacobian=True,
@@ -254,18 +249,26 @@ class FrozenLayer(tfb.Bijector):
     """The layer frozen (its variables, read when frozen)."""
     return self._layer
 
-  def _log_det(self, z, name):
-    return checks.pixelwise_log_det(
-      z,
-      self._layer.channels,
-      self.dtype,
-      name,
-      self._per_pixel,
-      self.validate_args,
-    )
 
-  def _forward_log_det_jacobian(self, x):
-    return self._log_det(x, "x")
+class FrozenLayer(PixelwiseLogDet, FrozenBijector):
+  """Base of a frozen layer whose every pixel has the same log-det.
 
-  def _inverse_log_det_jacobian(self, y):
-    return -self._log_det(y, "y")
+  Holds `per_pixel`, the layer's log-det per pixel computed when frozen:
+  `log|det J|` of events `[..., H, W, C]` is `H W per_pixel`, shaped like
+  the batch, `O(1)` per call (`PixelwiseLogDet`). A subclass computes its
+  other frozen values before calling `__init__` and defines `_forward` and
+  `_inverse`.
+  """
+
+  def __init__(self, layer: tfb.Bijector, per_pixel: tf.Tensor):
+    self._per_pixel = tf.identity(per_pixel)
+    super().__init__(layer)
+
+  @property
+  def channels(self) -> int:
+    """The layer's channels `C`."""
+    return self._layer.channels
+
+  def _per_pixel_log_det(self, x=None):
+    del x
+    return self._per_pixel

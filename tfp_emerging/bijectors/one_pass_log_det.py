@@ -32,6 +32,12 @@ class OnePassLogDet:
   _augmented_forward: Callable[..., tuple[Any, dict[str, Any]]]
   _augmented_inverse: Callable[..., tuple[Any, dict[str, Any]]]
 
+  @staticmethod
+  def _log_dets(fldj):
+    """The dict an `_augmented_*` method returns for the pair whose
+    forward log-det is `fldj`: `{"fldj": fldj, "ildj": -fldj}`."""
+    return {"fldj": fldj, "ildj": -fldj}
+
   def _forward(self, x, **kwargs):
     return self._augmented_forward(x, **kwargs)[0]
 

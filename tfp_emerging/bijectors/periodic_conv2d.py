@@ -7,10 +7,11 @@ import typing
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import parameter_properties
-from tensorflow_probability.python.internal import tensor_util
 
+from tfp_emerging.bijectors.freezing import FrozenBijector
+from tfp_emerging.bijectors.image_bijector import ImageBijector
+from tfp_emerging.bijectors.image_bijector import parameter_table
+from tfp_emerging.bijectors.image_bijector import stored_parameter
 from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import fourier
@@ -34,7 +35,7 @@ def _image_size(static_shape, shape):
   )
 
 
-class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
+class PeriodicConv2D(OnePassLogDet, ImageBijector):
   """A `k x k` convolution with periodic boundaries, inverted in Fourier space.
 
   On events `x` of shape `[H, W, C]`, with `p = (k - 1) // 2`,
@@ -91,10 +92,9 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     followed by `inverse_log_det_jacobian(y)`, as in
     `TransformedDistribution.log_prob`, factorises once.
 
-  Linear in `x`, so its Jacobian is the same at every `x`: the layer
-  declares `is_constant_jacobian=True`, and a `tfd.TransformedDistribution`
-  through it (either way round, e.g. `sampling_direction`) has a `mean()` and
-  a `mode()`, the layer applied to the base distribution's.
+  Linear in `x`: a constant Jacobian (`is_constant_jacobian=True`), so a
+  `tfd.TransformedDistribution` through it has a `mean()` and a `mode()`
+  (`ImageBijector`).
 
   Examples:
     >>> import tensorflow as tf
@@ -164,24 +164,16 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
           self._initial_kernel(channels, kernel_size, seed, dtype),
           name="kernel",
         )
-      checks.matrix_shape(
-        kernel, [kernel_size, kernel_size, channels, channels], "kernel"
+      self._kernel = stored_parameter(
+        parameters,
+        "kernel",
+        kernel,
+        [kernel_size, kernel_size, channels, channels],
+        dtype,
       )
-      parameters.update(kernel=kernel)
-      self._kernel = tensor_util.convert_nonref_to_tensor(
-        kernel, dtype=dtype, name="kernel"
-      )
-      self._channels = channels
       self._kernel_size = kernel_size
       self._forward_path = forward_path
-      super().__init__(
-        forward_min_event_ndims=3,
-        is_constant_jacobian=True,
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
-      )
+      super().__init__(parameters, channels, dtype, name)
 
   @staticmethod
   def _initial_kernel(channels, kernel_size, seed, dtype):
@@ -202,22 +194,12 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
   def _parameter_properties(cls, dtype):
     # Unconstrained; its shape depends on `kernel_size`, which the outputs'
     # shape does not give.
-    return dict(
-      kernel=parameter_properties.ParameterProperties(
-        event_ndims=4, shape_fn=parameter_properties.SHAPE_FN_NOT_IMPLEMENTED
-      )
-    )
+    return parameter_table(dict(kernel=(4, None)))
 
   def _parameter_control_dependencies(self, is_init):
     """`kernel` finite (`checks.parameter_assertions`). Whether each `G(u, v)`
     is invertible depends on the image size: not checked."""
-    return checks.parameter_assertions(
-      [("kernel", self._kernel, [checks.FINITE])], is_init, self.validate_args
-    )
-
-  @property
-  def channels(self) -> int:
-    return self._channels
+    return self._parameter_checks(is_init, ["kernel"])
 
   @property
   def kernel_size(self) -> int:
@@ -240,7 +222,7 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       tf.convert_to_tensor(self._kernel), height, width
     )
 
-  def _kernel_fits(self, z, name):
+  def _event_assertions(self, z, name):
     """Checks `kernel_size <= H, W`: statically, else a run-time assertion.
 
     The assertion (whatever `validate_args` is) exists only in graphs traced
@@ -263,16 +245,6 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       )
     ]
 
-  def _as_images(self, z, name):
-    return checks.as_images(
-      z,
-      self._channels,
-      self.dtype,
-      name,
-      self.validate_args,
-      assertions=self._kernel_fits(z, name),
-    )
-
   def _use_spatial(self, z):
     if self._forward_path != "auto":
       return self._forward_path == "spatial"
@@ -283,16 +255,19 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
       self._kernel_size, self._channels, height, width
     )
 
-  def _augmented_forward(self, x):
+  def _convolve(self, x, kernel):
+    """`x` convolved with `kernel` by the forward path (`_use_spatial`)."""
     images, shape = self._as_images(x, "x")
-    kernel = tf.convert_to_tensor(self._kernel)
     if self._use_spatial(x):
       y = fourier.circular_conv2d(images, kernel)
     else:
       y = fourier.fft_conv2d(images, kernel)
+    return tf.reshape(y, shape)
+
+  def _augmented_forward(self, x):
     # The log-det needs the factorisation the forward does not: computed on
     # demand by `_forward_log_det_jacobian`.
-    return tf.reshape(y, shape), {}
+    return self._convolve(x, tf.convert_to_tensor(self._kernel)), {}
 
   def _augmented_inverse(self, y):
     images, shape = self._as_images(y, "y")
@@ -301,23 +276,10 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     )
     x = tf.reshape(fourier.spectral_product(images, inverse), shape)
     log_det = tf.fill(shape[:-3], log_det)
-    return x, {"ildj": -log_det, "fldj": log_det}
-
-  def _checked_shape(self, z, name):
-    """`tf.shape(z)` once `z` passed the checks of a log-det's input."""
-    return tf.shape(
-      checks.checked(
-        z,
-        self._channels,
-        self.dtype,
-        name,
-        self.validate_args,
-        assertions=self._kernel_fits(z, name),
-      )
-    )
+    return x, self._log_dets(log_det)
 
   def _log_det(self, z, name):
-    shape = self._checked_shape(z, name)
+    shape = tf.shape(self._checked(z, name))
     log_det = fourier.log_abs_det(
       tf.convert_to_tensor(self._kernel), *_image_size(z.shape, shape)
     )
@@ -343,7 +305,7 @@ class PeriodicConv2D(OnePassLogDet, tfp.bijectors.AutoCompositeTensorBijector):
     return FrozenPeriodicConv2D(self)
 
 
-class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
+class FrozenPeriodicConv2D(FrozenBijector):
   """A `PeriodicConv2D` with frozen weights (`PeriodicConv2D._frozen`).
 
   Holds a copy of the kernel, taken when frozen, and per image size `H x W`
@@ -363,23 +325,13 @@ class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
   later `kernel.assign` changes the layer, not this bijector (freeze again).
   """
 
+  _layer: PeriodicConv2D
+
   def __init__(self, layer: PeriodicConv2D):
-    self._layer = layer
     self._eager = tf.executing_eagerly()
     self._kernel = tf.identity(tf.convert_to_tensor(layer.kernel))
     self._spectra: dict[typing.Any, typing.Any] = {}
-    super().__init__(
-      forward_min_event_ndims=3,
-      is_constant_jacobian=True,
-      dtype=layer.dtype,
-      validate_args=layer.validate_args,
-      parameters=dict(layer=layer),
-      name=f"frozen_{layer.name}",
-    )
-
-  @property
-  def layer(self) -> PeriodicConv2D:
-    return self._layer
+    super().__init__(layer)
 
   def _inverse_spectrum(self, height, width):
     """`(G^{-1} [H, W // 2 + 1, C, C], log|det J|, real embedding of
@@ -409,12 +361,7 @@ class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
     return self._inverse_spectrum(height, width)
 
   def _forward(self, x):
-    images, shape = self._layer._as_images(x, "x")
-    if self._layer._use_spatial(x):
-      y = fourier.circular_conv2d(images, self._kernel)
-    else:
-      y = fourier.fft_conv2d(images, self._kernel)
-    return tf.reshape(y, shape)
+    return self._layer._convolve(x, self._kernel)
 
   def _inverse(self, y):
     images, shape = self._layer._as_images(y, "y")
@@ -423,7 +370,7 @@ class FrozenPeriodicConv2D(tfp.bijectors.Bijector):
     return tf.reshape(x, shape)
 
   def _log_det(self, z, name):
-    shape = self._layer._checked_shape(z, name)
+    shape = tf.shape(self._layer._checked(z, name))
     log_det = self._sized_spectrum(z.shape, shape)[1]
     return tf.fill(shape[:-3], log_det)
 

@@ -12,12 +12,13 @@ from tensorflow_probability import distributions as tfd
 
 from tfp_emerging.bijectors.actnorm import ActNorm
 from tfp_emerging.bijectors.affine_coupling import AffineCoupling
-from tfp_emerging.bijectors.conv1x1 import Conv1x1
-from tfp_emerging.bijectors.emerging_conv2d import EmergingConv2D
 from tfp_emerging.bijectors.freezing import freeze
+from tfp_emerging.bijectors.image_bijector import ImageFlow
 from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
-from tfp_emerging.bijectors.periodic_conv2d import PeriodicConv2D
+from tfp_emerging.flows import glow_levels
 from tfp_emerging.flows import priors
+from tfp_emerging.flows.glow_levels import squeeze
+from tfp_emerging.flows.glow_levels import unsqueeze
 from tfp_emerging.ops import checks
 from tfp_emerging.ops import conditions
 
@@ -29,96 +30,8 @@ convolution, its `"lu"` and `"qr"` parameterisations (`Conv1x1`), the
 `"emerging"` `k x k` convolution after a QR 1x1 (`EmergingConv2D`) and
 the `"periodic"` one (`PeriodicConv2D`)."""
 
-# Seeds of consecutive layers are this far apart (a layer may use a few).
-_SEED_STRIDE = 10
 
-
-def _dimensions(x):
-  """`[N, H, W, C]` of `x`: Python ints where static, else scalar tensors."""
-  dynamic = tf.shape(x)
-  return [
-    size if size is not None else dynamic[i]
-    for i, size in enumerate(x.shape.as_list())
-  ]
-
-
-def squeeze(x: tf.Tensor) -> tf.Tensor:
-  """`[N, H, W, C]` -> `[N, H/2, W/2, 4C]`: each 2x2 block becomes channels.
-
-  Output channel `(2a + b) C + c` of pixel `(i, j)` is input pixel
-  `(2i + a, 2j + b)`, channel `c`. A permutation: no log-det. Static sizes
-  stay static.
-  """
-  n, h, w, c = _dimensions(x)
-  x = tf.reshape(x, [n, h // 2, 2, w // 2, 2, c])
-  x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
-  return tf.reshape(x, [n, h // 2, w // 2, 4 * c])
-
-
-def unsqueeze(x: tf.Tensor) -> tf.Tensor:
-  """Inverse of `squeeze`: `[N, H, W, 4C]` -> `[N, 2H, 2W, C]`."""
-  n, h, w, c = _dimensions(x)
-  c //= 4
-  x = tf.reshape(x, [n, h, w, 2, 2, c])
-  x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
-  return tf.reshape(x, [n, 2 * h, 2 * w, c])
-
-
-def _mixing_layers(mixing, channels, kernel_size, seed, dtype, validate_args):
-  """The mixing layers of one step, in the density (convolution) direction."""
-  seed_2 = None if seed is None else seed + _SEED_STRIDE // 2
-  common = dict(dtype=dtype, validate_args=validate_args)
-  if callable(mixing):
-    return [mixing(channels=channels, seed=seed, dtype=dtype)]
-  if mixing == "1x1":
-    return [Conv1x1(channels, "plain", seed=seed, **common)]
-  if mixing in ("lu", "qr"):
-    return [Conv1x1(channels, mixing, seed=seed, **common)]
-  if mixing == "emerging":
-    return [
-      Conv1x1(channels, "qr", seed=seed, **common),
-      EmergingConv2D(channels, kernel_size, seed=seed_2, **common),
-    ]
-  return [PeriodicConv2D(channels, kernel_size, seed=seed, **common)]
-
-
-def _custom_coupling_network(
-  coupling_network_fn,
-  input_shape,
-  output_channels,
-  conditional_size,
-  dtype,
-  name,
-):
-  """Makes a coupling network with `coupling_network_fn` and builds it.
-
-  Calls the network once on zeros (and a zero condition), which creates the
-  variables of a Keras layer built on first call, and checks the shape of
-  its output early, with a `ValueError`.
-  """
-  network = coupling_network_fn(
-    input_shape=input_shape, output_channels=output_channels, name=name
-  )
-  if not callable(network):
-    raise ValueError(
-      f"`coupling_network_fn` must return a callable network; got {network!r}."
-    )
-  x_a = tf.zeros([1, *input_shape], dtype)
-  if conditional_size is None:
-    out = network(x_a)
-  else:
-    out = network(x_a, conditional_input=tf.zeros([1, conditional_size], dtype))
-  expected = [1, *input_shape[:2], output_channels]
-  if list(tf.convert_to_tensor(out).shape) != expected:
-    raise ValueError(
-      f"`coupling_network_fn`'s network must map [N, H, W, C_a] = "
-      f"{[1, *input_shape]} to [N, H, W, 2 C_b] = {expected}; got shape "
-      f"{list(out.shape)}."
-    )
-  return network
-
-
-class Glow(OnePassLogDet, tfb.Bijector):
+class Glow(OnePassLogDet, ImageFlow):
   """Glow's multi-scale flow, latent -> image, with a standard normal base.
 
   The direction matches TFP's `tfb.Glow`: `forward` maps a latent `z` of the
@@ -126,120 +39,32 @@ class Glow(OnePassLogDet, tfb.Bijector):
 
       distribution = tfd.TransformedDistribution(glow.base_distribution(), glow)
 
-  is the density model, and `log_prob` runs `inverse` (image -> latent).
+  is the density model, and `log_prob` runs `inverse` (image -> latent):
+  every layer's cheap `forward`, never a solve, with the log-det from the
+  same pass (TFP's bijector cache). `forward` (sampling, at temperature `T`
+  `forward(T * base.sample())`) runs the layers' inverses.
 
-  Architecture, in the density direction (image -> latent), as in the paper:
-  `L = num_levels` levels; level `l` receives `h` of shape
-  `[H / 2^l, W / 2^l, C_l]` (`C_0 = C`) and
+  In the density direction, each of the `L = num_levels` levels squeezes
+  (`squeeze`), runs `K = num_steps` steps of `ActNorm` -> mixing ->
+  `AffineCoupling`, then standardises half of its channels under a learned
+  conditional prior (`priors.ConditionalNormalPrior`) and hands the other
+  half on; the last level standardises all under a learned
+  `priors.LearnedNormalPrior`, so the base is `N(0, I)`. `mixing` is one of
+  `MIXINGS` or a callable `mixing(channels=, seed=, dtype=)` returning a
+  bijector on `[H, W, channels]` events (its `forward` is used in the
+  density direction). With `num_classes=K` every call takes the label as
+  `conditional_input` (class ids `[...]` or vectors `[..., K]`), which
+  conditions the priors and (`condition_couplings`) the coupling networks;
+  `coupling_network_fn(input_shape, output_channels, name)` replaces the
+  coupling networks. The first density evaluation (or `initialize`)
+  initialises every ActNorm from data, in order; sampling an uninitialised
+  flow raises `InvalidArgumentError`. `trainable_variables` lists every
+  layer's variables (custom coupling networks' too) and the priors';
+  `variables` adds each ActNorm's `initialized` flag.
 
-  1. squeezes it to `[H / 2^(l+1), W / 2^(l+1), 4 C_l]`;
-  2. applies `K = num_steps` steps, each
-     `ActNorm` (data-dependent initialisation, `initialize`) -> mixing ->
-     `AffineCoupling` (`hidden_channels` wide, last layer zero-initialised,
-     scale `sigmoid(h + 2)`);
-  3. if not the last level, splits the channels in halves `h_1, h_2`,
-     standardises `h_2` under the learned conditional prior
-     `N(mu(h_1), sigma(h_1)^2)` (`priors.ConditionalNormalPrior`) and passes
-     `h_1` (`2 C_l` channels) to level `l + 1`; the last level standardises
-     all of `h` under a learned per-channel `N(mu, sigma^2)`
-     (`priors.LearnedNormalPrior`).
-
-  The standardised noise of each level, concatenated with the latent coming
-  back from the next level and unsqueezed, fills the latent `z` of shape
-  `[H, W, C]`. Because every prior is an affine map of a standard normal,
-  the base distribution is `N(0, I)` and sampling at temperature `T` (Glow's
-  temperature: every prior's `sigma` scaled by `T`) is
-  `forward(T * base.sample())`.
-
-  Mixing (`mixing`, see `MIXINGS`), each layer initialised as in the paper:
-  `"1x1"`: Glow's plain 1x1 convolution (`Conv1x1`, `"plain"`); `"lu"`,
-  `"qr"`: the LU and QR parameterised 1x1; `"emerging"`: a QR 1x1 followed by
-  an emerging `k x k` (`EmergingConv2D`); `"periodic"`: a periodic `k x k`
-  (`PeriodicConv2D`, which needs `k <= min(H, W) / 2^L`). A callable
-  `mixing(channels=, seed=, dtype=)` returning
-  a bijector on `[H, W, channels]` events plugs in any other layer; its
-  `forward` is used in the density direction.
-
-  Class-conditional flow (`num_classes=K`, the Glow paper's
-  class-conditional model): every call takes the label `y` as
-  `conditional_input`, TFP's convention for conditional bijectors,
-
-      x = glow.forward(z, conditional_input=y)
-      z = glow.inverse(x, conditional_input=y)
-      glow.forward_log_det_jacobian(z, event_ndims=3, conditional_input=y)
-      dist.log_prob(x, bijector_kwargs={"conditional_input": y})
-      dist.sample(n, bijector_kwargs={"conditional_input": y})
-      tfb.Chain([..., glow, ...]).forward(
-          z, **{glow.name: {"conditional_input": y}})
-
-  `y` is either integer class ids `[...]` in `0..K-1` or floating vectors
-  `[..., K]` (one-hot, or class weights that mix the classes' terms
-  linearly); its batch shape `[...]` broadcasts to that of the events (one
-  label may serve a whole batch). The label enters as its one-hot vector
-  `e_y`:
-
-  * the top prior: `mu = mu_0 + e_y E_mu`, `log sigma = log sigma_0 +
-    e_y E_sigma` per channel (`E` `[K, C_L]`): a learned per-class mean
-    and scale;
-  * each split prior: `[mu, log sigma] = conv(h_1) + b + e_y E` (`E`
-    `[K, 2 C_2]`, the same for every pixel);
-  * with `condition_couplings=True` (the default with `num_classes`),
-    every coupling network too: the
-    default one adds `e_y W_c` (`[K, F]`, a per-class bias) to its first
-    hidden layer; a custom one gets `conditional_input=e_y` (`[N, K]`).
-
-  Every such `E` and `W_c` starts at zero, so a new conditional Glow is the
-  unconditional one, `N(0, I)` for every label after the data-dependent
-  initialisation. The base stays `N(0, I)`: sampling class `y` is
-  `forward(T * base.sample(n), conditional_input=y)`. A conditional Glow
-  called without `conditional_input`, or an unconditional one given one,
-  raises a `ValueError`. TFP's bijector cache keys include
-  `conditional_input` (tensors by identity), so a result or log-det is
-  reused only for the same input and the same label tensor.
-
-  Coupling network (`coupling_network_fn`): by default each step's
-  coupling is `AffineCoupling`'s network of three convolutions. A callable
-
-      coupling_network_fn(input_shape, output_channels, name) -> network
-
-  called with keywords, `input_shape = (H_l, W_l, C_a)` (the level's
-  squeezed size and the `C_a = C_l // 2` channels the network reads) and
-  `output_channels = 2 C_b` (`C_b = C_l - C_a`), replaces it; compare
-  `tfb.Glow`'s `coupling_bijector_fn`. `network(x_a)` (or
-  `network(x_a, conditional_input=e_y)` with `condition_couplings`) maps
-  `[N, H_l, W_l, C_a]` to `[N, H_l, W_l, 2 C_b]`: the shift `t` in
-  channels `0::2`, the pre-sigmoid scale `h` in `1::2` (see
-  `AffineCoupling`). `network` is a Keras layer (Keras 3 or tf_keras, e.g. a
-  `keras.Sequential` of `Conv2D`s) or a `tf.Module`; the Glow calls it once
-  on zeros when it is built, which creates its variables and checks the
-  output shape, and lists the `tf.Variable`s behind them in
-  `trainable_variables`, so `FlowModel` and any `tf.GradientTape` train
-  them. Zero-initialise its last layer, as Glow does.
-
-  Directions and cost. `inverse` (density) runs every layer's `forward`: the
-  convolutions, never a solve. With `N` images, `D = H W C`, `F` hidden
-  channels and `k x k` kernels, one step at level `l` costs about
-  `O(N (D / 4^l) (k^2 F / 2 + F^2 / (4 C_l) + k^2 F / 2))` for the coupling
-  network (dominant for Glow's widths) plus the mixing's convolutions,
-  `O(N D C_l)` (1x1) or `O(N D k^2 C_l)` (emerging, periodic). `forward`
-  (sampling) runs every layer's `inverse`: the same network passes plus the
-  mixings' solves (triangular solves; `H / 2^l + W / 2^l - 1` sequential
-  wavefront steps per emerging layer; FFT solves for periodic). The log-det
-  comes out of the same pass: `inverse` puts it in TFP's bijector cache, so
-  `TransformedDistribution.log_prob` evaluates the flow once.
-
-  Data-dependent initialisation: the first density evaluation of a new flow
-  (`log_prob`, or `inverse`) initialises every ActNorm from that batch, in
-  order, each from the activations its initialised predecessors produce
-  (Glow's scheme, as in TFP's `tfb.Glow`); `initialize(images)` does the same
-  explicitly and re-initialises. It works eagerly, in `tf.function` and under
-  XLA; in a `tf.distribute` replica context, initialise beforehand (see
-  `ActNorm`). Sampling (`forward`) from an uninitialised flow raises
-  `InvalidArgumentError`: a latent is no data to initialise from.
-
-  Variables: every layer's (custom coupling networks' included), plus the
-  priors'; `trainable_variables` lists them all, `variables` adds each
-  ActNorm's `initialized` flag.
+  docs/layers.md, "The Glow flow", gives the architecture's shapes, the
+  label's terms, the custom network's contract and the costs of each
+  direction; docs/conditioning.md the class-conditional flow's use.
 
   #### Example
 
@@ -364,84 +189,22 @@ class Glow(OnePassLogDet, tfb.Bijector):
     self._mixing = mixing
     self._num_classes = num_classes
     self._condition_couplings = condition_couplings
-    coupling_conditions = num_classes if condition_couplings else None
-    layer_seed = iter(range(0, 10**9, _SEED_STRIDE))
-
-    def next_seed():
-      offset = next(layer_seed)
-      return None if seed is None else seed + offset
-
     with tf.name_scope(name) as name:
-      self._steps = []
-      self._priors = []
-      level_channels = channels
-      for level in range(num_levels):
-        c = 4 * level_channels
-        size = (height // 2 ** (level + 1), width // 2 ** (level + 1))
-        layers = []
-        with tf.name_scope(f"level_{level}"):
-          for step in range(num_steps):
-            with tf.name_scope(f"step_{step}"):
-              layers.append(
-                ActNorm(c, dtype=dtype, validate_args=validate_args)
-              )
-              layers.extend(
-                _mixing_layers(
-                  mixing, c, kernel_size, next_seed(), dtype, validate_args
-                )
-              )
-              network = None
-              if coupling_network_fn is not None:
-                network = _custom_coupling_network(
-                  coupling_network_fn,
-                  (*size, c // 2),
-                  2 * (c - c // 2),
-                  coupling_conditions,
-                  dtype,
-                  f"coupling_network_{level}_{step}",
-                )
-              layers.append(
-                AffineCoupling(
-                  c,
-                  hidden_channels,
-                  kernel_size,
-                  network=network,
-                  conditional_size=coupling_conditions,
-                  seed=next_seed(),
-                  dtype=dtype,
-                  validate_args=validate_args,
-                )
-              )
-          if level < num_levels - 1:
-            self._priors.append(
-              priors.ConditionalNormalPrior(
-                c - c // 2,
-                c // 2,
-                kernel_size,
-                num_classes=num_classes,
-                dtype=dtype,
-                name="split_prior",
-              )
-            )
-          else:
-            self._priors.append(
-              priors.LearnedNormalPrior(
-                c, num_classes=num_classes, dtype=dtype, name="top_prior"
-              )
-            )
-        self._steps.append(layers)
-        level_channels = c - c // 2
-      super().__init__(
-        forward_min_event_ndims=3,
+      self._steps, self._priors = glow_levels.build_levels(
+        self._image_shape,
+        num_levels,
+        num_steps,
+        mixing=mixing,
+        hidden_channels=hidden_channels,
+        kernel_size=kernel_size,
+        num_classes=num_classes,
+        coupling_conditions=num_classes if condition_couplings else None,
+        coupling_network_fn=coupling_network_fn,
+        seed=seed,
         dtype=dtype,
         validate_args=validate_args,
-        parameters=parameters,
-        name=name,
       )
-
-  @classmethod
-  def _parameter_properties(cls, dtype):
-    return {}
+      super().__init__(parameters, dtype, name)
 
   def get_config(self) -> dict[str, Any]:
     """The constructor's arguments as JSON values (dtype by name).
@@ -472,11 +235,6 @@ class Glow(OnePassLogDet, tfb.Bijector):
   def from_config(cls, config: dict[str, Any]) -> Glow:
     """A new `Glow` from `get_config()`'s arguments."""
     return cls(**config)
-
-  @property
-  def image_shape(self) -> tuple[int, int, int]:
-    """`(H, W, C)`."""
-    return self._image_shape
 
   @property
   def num_levels(self) -> int:
@@ -657,35 +415,33 @@ class Glow(OnePassLogDet, tfb.Bijector):
       h = h_next
     return unsqueeze(h), log_det
 
-  def _no_events(self, events, batch_shape):
-    """The outputs of a batch known to hold no events: `events` as they
-    are (empty) and empty log-dets of `batch_shape`. TF's convolutions
-    return wrongly shaped results for an empty batch, so no layer runs."""
-    empty = tf.zeros(batch_shape, self.dtype)
-    return tf.identity(events), {"fldj": empty, "ildj": empty}
-
   def _frozen(self) -> FrozenGlow:
     """This flow with its weights as they are now, for sampling (`freeze`):
     every step's layers frozen, the couplings and priors as they are."""
     return FrozenGlow(self)
 
-  def _augmented_forward(self, z, conditional_input=None):
-    images, batch_shape = self._as_images(z, "z")
-    labels = self._labels(conditional_input, z)
+  def _augmented(self, events, name, conditional_input, transform):
+    """`(result, log-det)` of `transform(images, labels)` (`_generate` or
+    `_normalize`) on `events` `[..., H, W, C]`, shaped back. A batch known
+    to hold no events returns them as they are (empty) with empty log-dets:
+    TF's convolutions return wrongly shaped results for an empty batch, so
+    no layer runs."""
+    images, batch_shape = self._as_images(events, name)
+    labels = self._labels(conditional_input, events)
     if images.shape[0] == 0:
-      return self._no_events(z, batch_shape)
-    x, fldj = self._generate(images, labels)
-    fldj = tf.reshape(fldj, batch_shape)
-    return tf.reshape(x, tf.shape(z)), {"fldj": fldj, "ildj": -fldj}
+      return tf.identity(events), tf.zeros(batch_shape, self.dtype)
+    result, log_det = transform(images, labels)
+    return tf.reshape(result, tf.shape(events)), tf.reshape(
+      log_det, batch_shape
+    )
+
+  def _augmented_forward(self, z, conditional_input=None):
+    x, fldj = self._augmented(z, "z", conditional_input, self._generate)
+    return x, self._log_dets(fldj)
 
   def _augmented_inverse(self, x, conditional_input=None):
-    images, batch_shape = self._as_images(x, "x")
-    labels = self._labels(conditional_input, x)
-    if images.shape[0] == 0:
-      return self._no_events(x, batch_shape)
-    z, ildj = self._normalize(images, labels)
-    ildj = tf.reshape(ildj, batch_shape)
-    return tf.reshape(z, tf.shape(x)), {"ildj": ildj, "fldj": -ildj}
+    z, ildj = self._augmented(x, "x", conditional_input, self._normalize)
+    return z, self._log_dets(-ildj)
 
 
 class FrozenGlow(Glow):
@@ -713,13 +469,12 @@ class FrozenGlow(Glow):
     self._condition_couplings = glow.condition_couplings
     self._steps = [[freeze(layer) for layer in layers] for layers in glow.steps]
     self._priors = glow.priors
-    tfb.Bijector.__init__(
+    ImageFlow.__init__(
       self,
-      forward_min_event_ndims=3,
-      dtype=glow.dtype,
+      dict(glow=glow),
+      glow.dtype,
+      f"{glow.name}/",  # exactly glow's name (kwargs route by name)
       validate_args=glow.validate_args,
-      parameters=dict(glow=glow),
-      name=f"{glow.name}/",  # exactly glow's name (kwargs route by name)
     )
 
   @property
@@ -740,13 +495,7 @@ class FrozenGlow(Glow):
       "freeze it again after loading."
     )
 
-  def initialize(
-    self,
-    images: tf.Tensor | np.ndarray,
-    conditional_input: (
-      tf.Tensor | np.ndarray | Sequence[int] | int | None
-    ) = None,
-  ) -> None:
+  def initialize(self, *args: Any, **kwargs: Any) -> None:
     """Raises `ValueError`: initialise the original flow and freeze again."""
     raise ValueError(
       "A FrozenGlow holds the weights it was frozen with: initialise the "

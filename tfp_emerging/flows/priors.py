@@ -52,7 +52,38 @@ def _class_term(embedding, labels):
   return tf.reshape(term, [-1, 1, 1, embedding.shape[-1]])
 
 
-class ConditionalNormalPrior(tf.Module):
+class _AffinePrior(tf.Module):
+  """A prior `h = mu + sigma eps`: both directions from the subclass's
+  `_affine(h, condition, labels)`, which gives `(mu, log sigma, log-det of
+  unstandardize)` for events `h` (or `eps`) `[N, H, W, C]`."""
+
+  def _affine(self, h, condition, labels):
+    raise NotImplementedError
+
+  def standardize(
+    self,
+    h: tf.Tensor,
+    condition: tf.Tensor | None = None,
+    labels: tf.Tensor | None = None,
+  ) -> tuple[tf.Tensor, tf.Tensor]:
+    """`eps = (h - mu) / sigma` and its log-det, `-sum log sigma` over the
+    event."""
+    loc, log_scale, log_det = self._affine(h, condition, labels)
+    return (h - loc) * tf.exp(-log_scale), -log_det
+
+  def unstandardize(
+    self,
+    eps: tf.Tensor,
+    condition: tf.Tensor | None = None,
+    labels: tf.Tensor | None = None,
+  ) -> tuple[tf.Tensor, tf.Tensor]:
+    """`h = mu + sigma eps` and its log-det, `+sum log sigma` over the
+    event."""
+    loc, log_scale, log_det = self._affine(eps, condition, labels)
+    return loc + eps * tf.exp(log_scale), log_det
+
+
+class ConditionalNormalPrior(_AffinePrior):
   """Glow's split prior `N(mu(h_1, y), sigma(h_1, y)^2)` on the split-off `h_2`.
 
   `[mu, log sigma] = conv_{k x k}(h_1; W) + b (+ y E)`, with `W` (`[k, k,
@@ -99,22 +130,18 @@ class ConditionalNormalPrior(tf.Module):
       out += _class_term(self.class_bias, labels)
     return out[..., 0::2], out[..., 1::2]
 
-  def standardize(
-    self, h: tf.Tensor, condition: tf.Tensor, labels: tf.Tensor | None = None
-  ) -> tuple[tf.Tensor, tf.Tensor]:
-    """`eps = (h_2 - mu) / sigma` and its log-det `-sum log sigma`."""
+  def _affine(self, h, condition, labels):
+    """`h_2`'s `mu`, `log sigma` given `h_1` (`condition`, required)."""
+    del h  # Its prior depends on h_1 only.
+    if condition is None:
+      raise ValueError(
+        "`condition` (h_1, the channels kept) must be given to a split prior."
+      )
     mean, log_scale = self.mean_and_log_scale(condition, labels)
-    return (h - mean) * tf.exp(-log_scale), -_sum_over_event(log_scale)
-
-  def unstandardize(
-    self, eps: tf.Tensor, condition: tf.Tensor, labels: tf.Tensor | None = None
-  ) -> tuple[tf.Tensor, tf.Tensor]:
-    """`h_2 = mu + sigma eps` and its log-det `+sum log sigma`."""
-    mean, log_scale = self.mean_and_log_scale(condition, labels)
-    return mean + eps * tf.exp(log_scale), _sum_over_event(log_scale)
+    return mean, log_scale, _sum_over_event(log_scale)
 
 
-class LearnedNormalPrior(tf.Module):
+class LearnedNormalPrior(_AffinePrior):
   """Glow's top prior: `N(mu (+ y E_mu), exp(log sigma (+ y E_sigma))^2)`.
 
   `mu` (`loc`) and `log sigma` (`log_scale`) are `[C]` variables shared by
@@ -147,8 +174,9 @@ class LearnedNormalPrior(tf.Module):
         num_classes, self.channels, dtype, "class_log_scale"
       )
 
-  def _loc_and_log_scale(self, h, labels):
+  def _affine(self, h, condition, labels):
     """`(mu, log sigma, log-det)`: `[C]`, `[C]`, `[N]`, or per image."""
+    del condition  # The top prior has no h_1.
     shape = tf.shape(h)
     pixels = tf.cast(shape[-3] * shape[-2], h.dtype)
     if self.class_loc is None and labels is None:
@@ -160,25 +188,3 @@ class LearnedNormalPrior(tf.Module):
     loc = self.loc + _class_term(self.class_loc, labels)
     log_scale = self.log_scale + _class_term(self.class_log_scale, labels)
     return loc, log_scale, pixels * _sum_over_event(log_scale)
-
-  def standardize(
-    self,
-    h: tf.Tensor,
-    condition: tf.Tensor | None = None,
-    labels: tf.Tensor | None = None,
-  ) -> tuple[tf.Tensor, tf.Tensor]:
-    """`eps = (h - mu) / sigma` and its log-det `-H W sum log sigma`."""
-    del condition  # The top prior has no h_1.
-    loc, log_scale, log_det = self._loc_and_log_scale(h, labels)
-    return (h - loc) * tf.exp(-log_scale), -log_det
-
-  def unstandardize(
-    self,
-    eps: tf.Tensor,
-    condition: tf.Tensor | None = None,
-    labels: tf.Tensor | None = None,
-  ) -> tuple[tf.Tensor, tf.Tensor]:
-    """`h = mu + sigma eps` and its log-det `+H W sum log sigma`."""
-    del condition  # The top prior has no h_1.
-    loc, log_scale, log_det = self._loc_and_log_scale(eps, labels)
-    return loc + eps * tf.exp(log_scale), log_det

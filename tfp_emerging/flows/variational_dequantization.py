@@ -61,9 +61,9 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_probability import bijectors as tfb
 
 from tfp_emerging.bijectors.affine_coupling import AffineCoupling
+from tfp_emerging.bijectors.image_bijector import ImageFlow
 from tfp_emerging.bijectors.one_pass_log_det import OnePassLogDet
 from tfp_emerging.flows import glow as glow_lib
 from tfp_emerging.ops import checks
@@ -129,7 +129,7 @@ class _ContextCouplingNetwork(tf.Module):
     return _conv(g, self.output_kernel, self.output_bias)
 
 
-class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
+class VariationalDequantizer(OnePassLogDet, ImageFlow):
   """`q(u | k)`'s flow: logistic noise `eps` -> `v`, `u = sigmoid(v)` in
   `(0, 1)`.
 
@@ -262,17 +262,7 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
             name=f"coupling_{step}",
           )
         )
-      super().__init__(
-        forward_min_event_ndims=3,
-        dtype=dtype,
-        validate_args=validate_args,
-        parameters=parameters,
-        name=name,
-      )
-
-  @classmethod
-  def _parameter_properties(cls, dtype):
-    return {}
+      super().__init__(parameters, dtype, name)
 
   def get_config(self) -> dict[str, Any]:
     """The constructor's arguments as JSON values (for `.keras` files)."""
@@ -287,11 +277,6 @@ class VariationalDequantizer(OnePassLogDet, tfb.Bijector):
     config = dict(config)
     config["image_shape"] = tuple(config["image_shape"])
     return cls(**config)
-
-  @property
-  def image_shape(self) -> tuple[int, int, int]:
-    """`(H, W, C)`."""
-    return self._image_shape
 
   @property
   def num_bins(self) -> int:
