@@ -44,9 +44,16 @@ def trained_record(config, samples):
   return record
 
 
-def sample_std(values):
-  """The standard deviation with ddof 1; NaN for a single value."""
-  return values.std(ddof=1) if len(values) > 1 else float("nan")
+def spread(values):
+  """`"mean ± std"` of `values` over the seeds, 4 decimals (the standard
+  deviation with ddof 1; NaN for a single value)."""
+  std = values.std(ddof=1) if len(values) > 1 else float("nan")
+  return f"{values.mean():.4f} ± {std:.4f}"
+
+
+def per_seed(values):
+  """`values`, one per seed, as the table's last cell: `"a, b, c"`."""
+  return ", ".join(f"{v:.4f}" for v in values)
 
 
 def run(seed, epochs, samples):
@@ -69,10 +76,7 @@ def summarize(records, samples):
     bits = np.array([r[f"bits_per_dim_k{k}"] for r in records])
     gain = single - bits
     lines.append(
-      f"| {k} | {bits.mean():.4f} ± {sample_std(bits):.4f} | "
-      f"{gain.mean():.4f} ± {sample_std(gain):.4f} | "
-      + ", ".join(f"{b:.4f}" for b in bits)
-      + " |"
+      f"| {k} | {spread(bits)} | {spread(gain)} | {per_seed(bits)} |"
     )
   return "\n".join(lines) + "\n"
 

@@ -59,7 +59,7 @@ def run(seed, dequantization, epochs, samples, hidden_channels=None):
 def summarize(records, samples):
   """The Markdown table: per dequantisation and K, the mean test bits/dim
   over the seeds and the paired gain of the variational model."""
-  std = importance_weighted.sample_std
+  spread = importance_weighted.spread
   kinds = list(dict.fromkeys(r["dequantization"] for r in records))
   by_kind = {
     kind: sorted(
@@ -77,16 +77,11 @@ def summarize(records, samples):
     for k in sorted({1, samples}):
       bits = np.array([r[f"bits_per_dim_k{k}"] for r in by_kind[kind]])
       uniform = np.array([r[f"bits_per_dim_k{k}"] for r in by_kind["uniform"]])
-      gain = (
-        f"{(uniform - bits).mean():.4f} ± {std(uniform - bits):.4f}"
-        if kind != "uniform"
-        else "-"
-      )
+      gain = spread(uniform - bits) if kind != "uniform" else "-"
       lines.append(
         f"| {kind} | {by_kind[kind][0]['parameters']} | {k} | "
-        f"{bits.mean():.4f} ± {std(bits):.4f} | {gain} | "
-        + ", ".join(f"{b:.4f}" for b in bits)
-        + " |"
+        f"{spread(bits)} | {gain} | "
+        f"{importance_weighted.per_seed(bits)} |"
       )
   return "\n".join(lines) + "\n"
 

@@ -308,27 +308,11 @@ class FlowModel(keras.Model):
   def metrics(self) -> list[keras.metrics.Metric]:
     return [self._loss_tracker, self._bits_tracker]
 
-  def _check_labels_given(self, given, caller):
-    """`ValueError` unless labels are `given` exactly when the flow is
-    class-conditional."""
-    if self._num_classes is None and given:
-      raise ValueError(
-        f"{caller}: this FlowModel's flow is not class-conditional, so it "
-        f"takes no labels (drop them from the batches, or y=); build it from "
-        f"e.g. Glow(..., num_classes=K) to condition on them."
-      )
-    if self._num_classes is not None and not given:
-      raise ValueError(
-        f"{caller}: this FlowModel is class-conditional ({self._num_classes} "
-        f"classes) and needs the labels: (images, labels) batches for fit "
-        f"and evaluate, labels= for the other methods."
-      )
-
   def _conditions(self, labels, caller):
     """The flow's keyword arguments that carry `labels` (`{}` for an
     unconditional flow); `ValueError` unless `labels` is given exactly
     when the flow is class-conditional."""
-    self._check_labels_given(labels is not None, caller)
+    input_checks.labels_given(self._num_classes, labels is not None, caller)
     if labels is None:
       return {}
     return conditions.route(self._flow, labels)
@@ -347,72 +331,11 @@ class FlowModel(keras.Model):
       )
     return labels
 
-  def _check_batch_shape(self, images_shape, labels_shape, caller):
-    """`ValueError` now, before any tracing, unless images of
-    `images_shape` are `[B, *event_shape]` and labels of `labels_shape`
-    (`None`: none) hold `B` classes; dimensions not known yet pass."""
-    images_shape = tf.TensorShape(images_shape)
-    wanted = tf.TensorShape([None, *self._event_shape])
-    if not images_shape.is_compatible_with(wanted):
-      raise ValueError(
-        f"{caller}: images must have shape [batch, "
-        f"{', '.join(map(str, self._event_shape))}], the flow's event shape "
-        f"{list(self._event_shape)}; got shape {images_shape.as_list()}."
-      )
-    if labels_shape is None:
-      return
-    labels_shape = tf.TensorShape(labels_shape)
-    if labels_shape.rank is None:
-      return
-    batch = images_shape[0] if images_shape.rank else None
-    if labels_shape.rank == 0 or (
-      batch is not None
-      and labels_shape[0] is not None
-      and labels_shape[0] != batch
-    ):
-      raise ValueError(
-        f"{caller}: `labels` must give one class per image ({batch} "
-        f"images of shape {list(self._event_shape)}); got labels of shape "
-        f"{labels_shape.as_list()}."
-      )
-
-  def _check_keras_input(self, x, y, caller):
-    """Checks what `fit` or `evaluate` gets, before any tracing: integer
-    image arrays (and `y=` labels) or a dataset of images, `(images,
-    labels)` or `(images, labels, sample_weight)` batches. `ValueError` for
-    an empty input (a dataset of no batches, an array of no images), labels
-    given to an unconditional model (or none to a conditional one), labels
-    that are neither integer ids nor floating vectors, and what
-    `_check_batch_shape` refuses. Images of other kinds (the pipeline's
-    `{LEVELS: k, NOISE: u}` batches) pass the shape check."""
-    if isinstance(x, tf.data.Dataset):
-      if int(x.cardinality()) == 0:
-        raise input_checks.empty_input_error(caller, "the dataset")
-      spec = x.element_spec
-      images = spec[0] if isinstance(spec, tuple) else spec
-      labels = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else None
-      given = isinstance(labels, tf.TensorSpec)
-      self._check_labels_given(given, caller)
-      if given and labels is not None:
-        input_checks.labels_dtype(labels.dtype, caller)
-      if isinstance(images, tf.TensorSpec):
-        self._check_batch_shape(images.shape, None, caller)
-    elif isinstance(x, (np.ndarray, tf.Tensor)):
-      if np.shape(x)[:1] == (0,):
-        raise input_checks.empty_input_error(caller, "the image array")
-      self._check_labels_given(y is not None, caller)
-      if y is not None:
-        dtype = y.dtype if hasattr(y, "dtype") else np.asarray(y).dtype
-        input_checks.labels_dtype(dtype, caller)
-      self._check_batch_shape(
-        np.shape(x), None if y is None else np.shape(y), caller
-      )
-
   def _bits(self, images, noise, labels, caller, seed=None, num_samples=1):
     """Bits/dim `[B]` of integer `images` (`DiscreteFlow.bits_per_dim`:
     dequantised from `noise`, or from `num_samples` fresh or `seed`ed draws
     when `noise` is `None`), after the checks of the labels and the range."""
-    self._check_labels_given(labels is not None, caller)
+    input_checks.labels_given(self._num_classes, labels is not None, caller)
     images = input_checks.pixel_levels(images, self.num_bins, caller)
     return self._discrete_flow.bits_per_dim(
       images, noise, labels, seed=seed, num_samples=num_samples
@@ -562,7 +485,9 @@ class FlowModel(keras.Model):
         images that are not whole numbers in `[0, num_bins)` (checked in
         every training step).
     """
-    self._check_keras_input(x, y, "FlowModel.fit")
+    input_checks.keras_input(
+      x, y, self._num_classes, self._event_shape, "FlowModel.fit"
+    )
     if not self.is_initialized():
       images, labels = _first_batch(x, y, batch_size)
       # Every worker of a multi-worker run must draw the same noise.
@@ -604,7 +529,9 @@ class FlowModel(keras.Model):
         `num_samples` not an integer >= 1.
     """
     num_samples = checks.positive_int(num_samples, "num_samples")
-    self._check_keras_input(x, y, "FlowModel.evaluate")
+    input_checks.keras_input(
+      x, y, self._num_classes, self._event_shape, "FlowModel.evaluate"
+    )
     y = _weighted_targets(x, y, kwargs)
     with input_checks.pixel_level_errors(), self._draws(num_samples):
       return super().evaluate(x, y, **kwargs)
@@ -717,7 +644,8 @@ class FlowModel(keras.Model):
     labels = self._checked_labels(labels, "FlowModel.initialize")
     conditions = self._conditions(labels, "FlowModel.initialize")
     images = tf.convert_to_tensor(images)
-    self._check_batch_shape(
+    input_checks.batch_shape(
+      self._event_shape,
       images.shape,
       None if labels is None else np.shape(labels),
       "FlowModel.initialize",
@@ -759,7 +687,8 @@ class FlowModel(keras.Model):
     labels = self._checked_labels(labels, "FlowModel.bits_per_dim")
     num_samples = checks.positive_int(num_samples, "num_samples")
     images = tf.convert_to_tensor(images)
-    self._check_batch_shape(
+    input_checks.batch_shape(
+      self._event_shape,
       images.shape,
       None if labels is None else labels.shape,
       "FlowModel.bits_per_dim",

@@ -3,7 +3,10 @@
 `FlowModel` (`tfp_emerging.keras.FlowModel`) checks what its methods get
 before any work: images must be whole pixel levels in `[0, num_bins)`
 (`pixel_levels`), labels integer class ids or floating vectors
-(`labels_dtype`), and an input must hold batches (`empty_input_error`).
+(`labels_dtype`) given exactly when the flow is class-conditional
+(`labels_given`), images and labels of matching shapes (`batch_shape`),
+and an input must hold batches (`empty_input_error`); `keras_input`
+applies these to what `fit` and `evaluate` get.
 Each error is a `ValueError` whose message starts with the method called
 (`"FlowModel.fit: ..."`).
 
@@ -16,10 +19,11 @@ wherever it is found.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 import contextlib
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 # The words that mark the failed range check of pixel levels (an assert op
@@ -157,3 +161,97 @@ def empty_input_error(caller: str, what: str) -> ValueError:
     f"is nothing to train on or evaluate; check how the data was loaded, "
     f"filtered or split."
   )
+
+
+def labels_given(num_classes: int | None, given: bool, caller: str) -> None:
+  """`ValueError` unless labels are `given` exactly when the flow is
+  class-conditional (`num_classes` classes; `None`: unconditional)."""
+  if num_classes is None and given:
+    raise ValueError(
+      f"{caller}: this FlowModel's flow is not class-conditional, so it "
+      f"takes no labels (drop them from the batches, or y=); build it from "
+      f"e.g. Glow(..., num_classes=K) to condition on them."
+    )
+  if num_classes is not None and not given:
+    raise ValueError(
+      f"{caller}: this FlowModel is class-conditional ({num_classes} "
+      f"classes) and needs the labels: (images, labels) batches for fit "
+      f"and evaluate, labels= for the other methods."
+    )
+
+
+def batch_shape(
+  event_shape: Sequence[int],
+  images_shape: Any,
+  labels_shape: Any,
+  caller: str,
+) -> None:
+  """`ValueError` now, before any tracing, unless images of
+  `images_shape` are `[B, *event_shape]` and labels of `labels_shape`
+  (`None`: none) hold `B` classes; dimensions not known yet pass."""
+  images_shape = tf.TensorShape(images_shape)
+  wanted = tf.TensorShape([None, *event_shape])
+  if not images_shape.is_compatible_with(wanted):
+    raise ValueError(
+      f"{caller}: images must have shape [batch, "
+      f"{', '.join(map(str, event_shape))}], the flow's event shape "
+      f"{list(event_shape)}; got shape {images_shape.as_list()}."
+    )
+  if labels_shape is None:
+    return
+  labels_shape = tf.TensorShape(labels_shape)
+  if labels_shape.rank is None:
+    return
+  batch = images_shape[0] if images_shape.rank else None
+  if labels_shape.rank == 0 or (
+    batch is not None
+    and labels_shape[0] is not None
+    and labels_shape[0] != batch
+  ):
+    raise ValueError(
+      f"{caller}: `labels` must give one class per image ({batch} "
+      f"images of shape {list(event_shape)}); got labels of shape "
+      f"{labels_shape.as_list()}."
+    )
+
+
+def keras_input(
+  x: Any,
+  y: Any,
+  num_classes: int | None,
+  event_shape: Sequence[int],
+  caller: str,
+) -> None:
+  """Checks what `fit` or `evaluate` gets, before any tracing: integer
+  image arrays `x` (and `y` labels) or a dataset of images, `(images,
+  labels)` or `(images, labels, sample_weight)` batches.
+
+  `ValueError` for an empty input (a dataset of no batches, an array of no
+  images), labels given to an unconditional model or none to a conditional
+  one (`labels_given`), labels that are neither integer ids nor floating
+  vectors (`labels_dtype`), and what `batch_shape` refuses. Images of
+  other kinds (the pipeline's `{LEVELS: k, NOISE: u}` batches) pass the
+  shape check.
+  """
+  if isinstance(x, tf.data.Dataset):
+    if int(x.cardinality()) == 0:
+      raise empty_input_error(caller, "the dataset")
+    spec = x.element_spec
+    images = spec[0] if isinstance(spec, tuple) else spec
+    labels = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else None
+    given = isinstance(labels, tf.TensorSpec)
+    labels_given(num_classes, given, caller)
+    if given and labels is not None:
+      labels_dtype(labels.dtype, caller)
+    if isinstance(images, tf.TensorSpec):
+      batch_shape(event_shape, images.shape, None, caller)
+  elif isinstance(x, (np.ndarray, tf.Tensor)):
+    if np.shape(x)[:1] == (0,):
+      raise empty_input_error(caller, "the image array")
+    labels_given(num_classes, y is not None, caller)
+    if y is not None:
+      dtype = y.dtype if hasattr(y, "dtype") else np.asarray(y).dtype
+      labels_dtype(dtype, caller)
+    batch_shape(
+      event_shape, np.shape(x), None if y is None else np.shape(y), caller
+    )

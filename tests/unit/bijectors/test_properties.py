@@ -668,16 +668,10 @@ def periodic_arguments(draw):
 def conv1x1_arguments(draw):
   c = draw(CHANNELS)
   p = draw(st.sampled_from(conv1x1_module.PARAMETERIZATIONS))
+  # The factor arguments that parameterisation `p` does not take.
   unused = [
     f
-    for f in (
-      "householder",
-      "lower",
-      "upper",
-      "log_abs_s",
-      "sign",
-      "permutation",
-    )
+    for f in conv1x1_module._FACTOR_ARGUMENTS
     if f not in conv1x1_module.FACTORS[p]
   ]
   bad = dict(

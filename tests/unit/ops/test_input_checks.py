@@ -1,6 +1,7 @@
 """tfp_emerging.ops.input_checks: pixel levels eagerly and in traced steps,
-the labels' dtype, empty inputs. The messages are written out here, not
-built with the code under test."""
+the labels' dtype, labels given exactly when conditional, batch shapes,
+empty inputs, what fit and evaluate get. The messages are written out here,
+not built with the code under test."""
 
 import re
 
@@ -111,3 +112,98 @@ def test_empty_input_error_names_the_caller_and_the_input():
     "FlowModel.fit: the dataset holds no batches (an empty dataset or "
     "array): there is nothing to train on or evaluate"
   )
+
+
+def test_labels_are_given_exactly_when_the_flow_is_conditional():
+  input_checks.labels_given(None, False, "FlowModel.fit")
+  input_checks.labels_given(10, True, "FlowModel.fit")
+  with pytest.raises(
+    ValueError,
+    match=re.escape(
+      "FlowModel.fit: this FlowModel's flow is not class-conditional, so it "
+      "takes no labels"
+    ),
+  ):
+    input_checks.labels_given(None, True, "FlowModel.fit")
+  with pytest.raises(
+    ValueError,
+    match=re.escape(
+      "FlowModel.sample: this FlowModel is class-conditional (10 classes) "
+      "and needs the labels"
+    ),
+  ):
+    input_checks.labels_given(10, False, "FlowModel.sample")
+
+
+@pytest.mark.parametrize(
+  "images_shape, labels_shape",
+  [
+    ([4, 8, 8, 1], None),
+    ([None, 8, 8, 1], [None]),
+    ([4, 8, 8, 1], [4]),
+    ([4, 8, 8, 1], [4, 10]),  # one-hot or soft labels
+    ([4, 8, 8, 1], tf.TensorShape(None)),  # rank not known yet
+  ],
+)
+def test_matching_batch_shapes_pass(images_shape, labels_shape):
+  input_checks.batch_shape((8, 8, 1), images_shape, labels_shape, "f")
+
+
+@pytest.mark.parametrize(
+  "images_shape, labels_shape, message",
+  [
+    (
+      [4, 8, 8, 3],
+      None,
+      "f: images must have shape [batch, 8, 8, 1], the flow's event shape "
+      "[8, 8, 1]; got shape [4, 8, 8, 3].",
+    ),
+    (
+      [8, 8, 1],
+      None,
+      "f: images must have shape [batch, 8, 8, 1], the flow's event shape "
+      "[8, 8, 1]; got shape [8, 8, 1].",
+    ),
+    (
+      [4, 8, 8, 1],
+      [3],
+      "f: `labels` must give one class per image (4 images of shape "
+      "[8, 8, 1]); got labels of shape [3].",
+    ),
+    (
+      [4, 8, 8, 1],
+      [],
+      "f: `labels` must give one class per image (4 images of shape "
+      "[8, 8, 1]); got labels of shape [].",
+    ),
+  ],
+)
+def test_mismatched_batch_shapes_are_refused(
+  images_shape, labels_shape, message
+):
+  with pytest.raises(ValueError, match=re.escape(message)):
+    input_checks.batch_shape((8, 8, 1), images_shape, labels_shape, "f")
+
+
+def test_keras_input_checks_datasets_and_arrays():
+  images = np.zeros([4, 8, 8, 1], np.uint8)
+  labels = np.arange(4)
+  input_checks.keras_input(images, None, None, (8, 8, 1), "FlowModel.fit")
+  input_checks.keras_input(images, labels, 10, (8, 8, 1), "FlowModel.fit")
+  pairs = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
+  input_checks.keras_input(pairs, None, 10, (8, 8, 1), "FlowModel.fit")
+  with pytest.raises(ValueError, match=r"FlowModel\.fit: .*the dataset"):
+    input_checks.keras_input(
+      pairs.take(0), None, 10, (8, 8, 1), "FlowModel.fit"
+    )
+  with pytest.raises(ValueError, match=r"FlowModel\.fit: .*the image array"):
+    input_checks.keras_input(images[:0], None, None, (8, 8, 1), "FlowModel.fit")
+  with pytest.raises(ValueError, match="not class-conditional"):
+    input_checks.keras_input(pairs, None, None, (8, 8, 1), "FlowModel.fit")
+  with pytest.raises(ValueError, match=r"class-conditional \(10 classes\)"):
+    input_checks.keras_input(images, None, 10, (8, 8, 1), "FlowModel.evaluate")
+  with pytest.raises(ValueError, match=r"\[batch, 4, 4, 1\]"):
+    input_checks.keras_input(images, None, None, (4, 4, 1), "FlowModel.fit")
+  strings = np.array(["a", "b", "c", "d"])
+  with pytest.raises(ValueError, match="labels"):
+    input_checks.keras_input(images, strings, 10, (8, 8, 1), "FlowModel.fit")
