@@ -139,15 +139,9 @@ class ImageBijector(tfb.AutoCompositeTensorBijector):
     )
 
   def _as_images(self, z: tf.Tensor, name: str) -> tuple[tf.Tensor, Any]:
-    """`(images [N, H, W, C], shape of z)` once checked (`checks.as_images`)."""
-    return checks.as_images(
-      z,
-      self._channels,
-      self.dtype,
-      name,
-      self.validate_args,
-      assertions=self._event_assertions(z, name),
-    )
+    """`(images [N, H, W, C], shape of z)` once checked (`_checked`, then
+    `checks.as_images`)."""
+    return checks.as_images(self._checked(z, name), self._channels)
 
   def _parameter_checks(
     self,

@@ -331,6 +331,20 @@ class FlowModel(keras.Model):
       )
     return labels
 
+  def _checked_batch(self, images, labels, caller):
+    """`(images, labels)` as tensors (`labels` `None` when not given),
+    checked now: the labels (`_checked_labels`) and the batch's shapes
+    (`input_checks.batch_shape`)."""
+    labels = self._checked_labels(labels, caller)
+    images = tf.convert_to_tensor(images)
+    input_checks.batch_shape(
+      self._event_shape,
+      images.shape,
+      None if labels is None else labels.shape,
+      caller,
+    )
+    return images, labels
+
   def _bits(self, images, noise, labels, caller, seed=None, num_samples=1):
     """Bits/dim `[B]` of integer `images` (`DiscreteFlow.bits_per_dim`:
     dequantised from `noise`, or from `num_samples` fresh or `seed`ed draws
@@ -641,15 +655,8 @@ class FlowModel(keras.Model):
         "(MultiWorkerMirroredStrategy), so that every worker draws the "
         "same noise; got None."
       )
-    labels = self._checked_labels(labels, "FlowModel.initialize")
+    images, labels = self._checked_batch(images, labels, "FlowModel.initialize")
     conditions = self._conditions(labels, "FlowModel.initialize")
-    images = tf.convert_to_tensor(images)
-    input_checks.batch_shape(
-      self._event_shape,
-      images.shape,
-      None if labels is None else np.shape(labels),
-      "FlowModel.initialize",
-    )
     with input_checks.pixel_level_errors():
       images = input_checks.pixel_levels(
         images, self.num_bins, "FlowModel.initialize"
@@ -684,14 +691,9 @@ class FlowModel(keras.Model):
         image or not integer ids or floating vectors; integer images that
         are not whole numbers in `[0, num_bins)`.
     """
-    labels = self._checked_labels(labels, "FlowModel.bits_per_dim")
     num_samples = checks.positive_int(num_samples, "num_samples")
-    images = tf.convert_to_tensor(images)
-    input_checks.batch_shape(
-      self._event_shape,
-      images.shape,
-      None if labels is None else labels.shape,
-      "FlowModel.bits_per_dim",
+    images, labels = self._checked_batch(
+      images, labels, "FlowModel.bits_per_dim"
     )
     if images.shape[0] == 0:
       input_checks.pixel_levels(images, self.num_bins, "FlowModel.bits_per_dim")

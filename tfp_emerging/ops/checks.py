@@ -183,23 +183,12 @@ def checked(
     return tf.identity(x)
 
 
-def as_images(
-  x: tf.Tensor,
-  channels: int,
-  dtype: tf.dtypes.DType,
-  name: str,
-  validate_args: bool,
-  assertions: Sequence[tf.Operation] = (),
-) -> tuple[tf.Tensor, tf.Tensor]:
-  """Checks `x` (`checked`) and flattens `[..., H, W, C]` to `[N, H, W, C]`.
+def as_images(x: tf.Tensor, channels: int) -> tuple[tf.Tensor, tf.Tensor]:
+  """Flattens a checked `x` (`checked`) `[..., H, W, C]` to `[N, H, W, C]`.
 
   Args:
-    x: the `Tensor` given to a bijector, `[..., H, W, C]`.
-    channels: the expected size of the last axis, `C`.
-    dtype: the bijector's dtype.
-    name: the argument's name in messages (`"x"` or `"y"`).
-    validate_args: whether to assert finiteness at run time.
-    assertions: further run-time assertions the reshape must wait for.
+    x: the `Tensor` given to a bijector, `[..., H, W, C]`, once `checked`.
+    channels: the size of its last axis, `C`.
 
   Returns:
     `(images, shape)`: `images` `[N, H, W, C]`, with `C = channels` static
@@ -207,7 +196,6 @@ def as_images(
     `shape`, the dynamic shape of `x`, to reshape results back with
     `tf.reshape(result, shape)`.
   """
-  x = checked(x, channels, dtype, name, validate_args, assertions)
   shape = tf.shape(x)
   return tf.reshape(x, [-1, shape[-3], shape[-2], channels]), shape
 
