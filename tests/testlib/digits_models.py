@@ -13,7 +13,6 @@ from sklearn.datasets import load_digits
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_emerging import data
 from tfp_emerging import flows
 from tfp_emerging import keras as tfe_keras
 
@@ -66,14 +65,6 @@ def make_model(mixing="emerging", seed=0, learning_rate=2e-3):
     optimizer=keras.optimizers.Adam(tfe_keras.WarmupSchedule(learning_rate, 10))
   )
   return model
-
-
-def train_digits(count=64):
-  """The first `count` training images of `data.load("digits")` (the
-  package's own split), uint8 `[count, 8, 8, 1]`."""
-  return np.stack(
-    list(data.load("digits").images("train").take(count).as_numpy_iterator())
-  )
 
 
 def small_model(optimizer=None, num_classes=None):

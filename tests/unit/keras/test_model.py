@@ -33,8 +33,8 @@ from tests.testlib.digits_models import make_model
 from tests.testlib.digits_models import part_sizes
 from tests.testlib.digits_models import small_model
 from tests.testlib.digits_models import tfp_glow_model
-from tests.testlib.digits_models import train_digits
 from tests.testlib.digits_models import trained
+from tests.testlib.runs import first_examples
 from tests.testlib.runs import tiny_config
 from tfp_emerging import bijectors
 from tfp_emerging import data
@@ -457,7 +457,8 @@ LABEL_DTYPE = r"`labels` must be integer class ids \(an integer dtype"
 
 @pytest.fixture(scope="module")
 def first_digits():
-  return train_digits(64)
+  """The first 64 training digits of `data.load("digits")`."""
+  return first_examples(64)[0]
 
 
 @pytest.mark.slow
