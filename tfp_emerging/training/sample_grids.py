@@ -14,6 +14,7 @@ import numpy as np
 
 from tfp_emerging.image_grid import image_grid
 from tfp_emerging.keras import FlowModel
+from tfp_emerging.training.config import ArgumentError
 
 __all__ = [
   "NUM_SAMPLES",
@@ -46,15 +47,15 @@ def sample_grid(
   the row; `columns` must then be `None` or `n`.
 
   Raises:
-    ValueError: `classes` for an unconditional model, class ids outside
-      `0..K-1`, or a `columns` that breaks the rows of classes; the message
-      begins with the argument's name (the command line puts `--` before
-      it).
+    ArgumentError: (a `ValueError`) `classes` for an unconditional model,
+      class ids outside `0..K-1`, or a `columns` that breaks the rows of
+      classes; the message begins with the argument's name, which the
+      command line spells as its flag.
   """
   if model.num_classes is None:
     if classes is not None:
-      raise ValueError(
-        "classes: the model is not class-conditional (train "
+      raise ArgumentError(
+        "{classes}: the model is not class-conditional (train "
         "it with --conditional)."
       )
     samples = model.sample(n, temperature=temperature, seed=seed)
@@ -62,15 +63,17 @@ def sample_grid(
   classes = list(range(model.num_classes) if classes is None else classes)
   wrong = [c for c in classes if not 0 <= c < model.num_classes]
   if wrong or not classes:
-    raise ValueError(
-      f"classes must lie in 0..{model.num_classes - 1}; got "
-      f"{','.join(map(str, classes))}."
+    raise ArgumentError(
+      "{classes} must lie in 0..{last}; got {given}.",
+      last=model.num_classes - 1,
+      given=",".join(map(str, classes)),
     )
   if columns not in (None, n):
-    raise ValueError(
-      f"columns: a class-conditional grid has one row per "
-      f"class of {n} samples; columns must be {n}, got "
-      f"{columns}."
+    raise ArgumentError(
+      "{columns}: a class-conditional grid has one row per class of {n} "
+      "samples; columns must be {n}, got {given}.",
+      n=n,
+      given=columns,
     )
   labels = np.repeat(np.asarray(classes, np.int32), n)
   samples = model.sample(

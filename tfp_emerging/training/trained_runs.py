@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 import math
 import os
-import re
 import shutil
 import tempfile
 from typing import Any
@@ -220,19 +219,15 @@ def _sample_run(run_dir, out, n, temperature, seed, columns, classes):
   temperature = (
     config.sample_temperature if temperature is None else temperature
   )
-  try:
-    grid = sample_grids.sample_grid(
-      model,
-      n,
-      temperature,
-      seed=config.seed if seed is None else seed,
-      columns=columns,
-      classes=classes,
-    )
-  except ValueError as e:  # its message begins with the argument's name
-    name = re.split(r"\W", str(e), maxsplit=1)[0]
-    rest = str(e)[len(name) :]
-    raise ArgumentError("{" + name + "}{rest}", rest=rest) from e
+  # Bad `classes` or `columns`: sample_grid's ArgumentError, naming them.
+  grid = sample_grids.sample_grid(
+    model,
+    n,
+    temperature,
+    seed=config.seed if seed is None else seed,
+    columns=columns,
+    classes=classes,
+  )
   try:
     with run_dir_lib.writing(out, "the samples", output=True):
       os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

@@ -5,6 +5,7 @@ class-conditional grids: tests/unit/training/test_conditional.py)."""
 import numpy as np
 import pytest
 
+from tfp_emerging import training
 from tfp_emerging.image_grid import image_grid
 from tfp_emerging.training import sample_grids
 
@@ -62,8 +63,13 @@ def test_sample_grid_names_the_argument_it_refuses(
   num_classes, kwargs, message
 ):
   model = _Model(num_classes)
-  with pytest.raises(ValueError, match=message):
+  with pytest.raises(training.ArgumentError, match=message) as info:
     sample_grids.sample_grid(model, 3, 1.0, seed=1, **kwargs)
+  # The command line spells the parameter as its flag (`--classes`).
+  assert info.value.parameters == tuple(kwargs)
+  assert info.value.spelled(lambda name: "--" + name).startswith(
+    "--" + next(iter(kwargs))
+  )
   assert model.calls == []  # refused before drawing anything
 
 
