@@ -299,11 +299,11 @@ class DiscreteFlow(tf.Module):
     noise = tf.convert_to_tensor(noise, self._dtype)
     rank = tf.TensorShape(noise.shape).rank
     if rank == 4:
-      x, log_q = self.dequantize(levels, noise)
-      log_p = self.log_prob(x, labels)
-      if log_q is not None:
-        log_p -= log_q
-      return dequantization.bits_per_dim(log_p, self._num_dims, self._num_bins)
+      return dequantization.bits_per_dim(
+        self._log_weights(levels, noise, labels),
+        self._num_dims,
+        self._num_bins,
+      )
     if rank is not None and rank != 5:
       raise ValueError(
         f"DiscreteFlow.bits_per_dim: `noise` must be [B, H, W, C] or K "
@@ -316,10 +316,17 @@ class DiscreteFlow(tf.Module):
     draws = tf.shape(flat_noise)[0] // batch
     if labels is not None:
       labels = tf.repeat(labels, draws, axis=0)
-    x, log_q = self.dequantize(tf.repeat(levels, draws, axis=0), flat_noise)
-    log_p = self.log_prob(x, labels)
-    if log_q is not None:
-      log_p -= log_q
-    return dequantization.importance_weighted_bits_per_dim(
-      tf.reshape(log_p, [batch, draws]), self._num_dims, self._num_bins
+    log_weights = self._log_weights(
+      tf.repeat(levels, draws, axis=0), flat_noise, labels
     )
+    return dequantization.importance_weighted_bits_per_dim(
+      tf.reshape(log_weights, [batch, draws]), self._num_dims, self._num_bins
+    )
+
+  def _log_weights(self, levels, noise, labels):
+    """`log p(x) - log q(u | k)` `[N]` of `levels` `[N, H, W, C]`
+    dequantised from `noise` of their shape (`dequantize`; `log q = 0` for
+    uniform noise), `labels` one per image or `None`."""
+    x, log_q = self.dequantize(levels, noise)
+    log_p = self.log_prob(x, labels)
+    return log_p if log_q is None else log_p - log_q

@@ -177,7 +177,6 @@ class FlowModel(keras.Model):
         layers and the remedy.
     """
     super().__init__(name=name, **kwargs)
-    self.num_bins = checks.positive_int(num_bins, "num_bins", minimum=2)
     if not isinstance(flow, tfb.Bijector):
       raise ValueError(f"`flow` must be a TFP bijector; got {flow!r}.")
     if direction not in direction_lib.DIRECTIONS:
@@ -203,6 +202,7 @@ class FlowModel(keras.Model):
     self._discrete_flow = discrete.DiscreteFlow(
       flow, num_bins, base_distribution, dequantizer
     )
+    self.num_bins = self._discrete_flow.num_bins
     self._flow = flow
     self._num_classes = self._discrete_flow.num_classes
     self._density = self._discrete_flow.distribution
